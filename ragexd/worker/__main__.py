@@ -1,0 +1,62 @@
+"""``python -m ragexd.worker serve|oneshot …`` — see ragexd/worker/__init__.py."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Set before anything can import huggingface/transformers: nothing may download
+# weights at run time, and chromadb must not phone home.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ragexd.worker",
+                                     description="ragex per-project worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve one project over ZeroMQ until stopped")
+    serve.add_argument("--root", required=True, type=Path)
+    serve.add_argument("--index-dir", required=True, type=Path)
+    serve.add_argument("--endpoint", required=True, help="ipc:// endpoint to bind")
+    serve.add_argument("--project-id", default="")
+    serve.add_argument("--no-watch", action="store_true", help="no live re-indexing on save")
+    serve.add_argument("--orphan-timeout", type=float, default=60.0,
+                       help="exit after this many seconds without any message (0 = never)")
+    one = sub.add_parser("oneshot", help="answer one JSON request from stdin, then exit")
+    one.add_argument("--root", required=True, type=Path)
+    one.add_argument("--index-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=os.environ.get("RAGEX_LOG_LEVEL", "info").upper(),
+                        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    root = Path(os.path.realpath(args.root))
+    if not root.is_dir():
+        print(f"ragex worker: project root {root} is not a directory", file=sys.stderr)
+        return 2
+
+    if args.command == "oneshot":
+        from .oneshot import run_oneshot
+
+        # Keep stdout for protocol lines only: anything a library prints goes to stderr.
+        out = sys.stdout
+        sys.stdout = sys.stderr
+        return run_oneshot(root, args.index_dir, sys.stdin.read(), out)
+
+    from .server import WorkerServer, install_signal_handlers
+    from .service import WorkerService
+
+    service = WorkerService(root, args.index_dir, args.project_id)
+    server = WorkerServer(service, args.endpoint, orphan_timeout=args.orphan_timeout)
+    install_signal_handlers(server)
+    return server.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

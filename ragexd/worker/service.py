@@ -1,0 +1,236 @@
+"""What a worker does with a request, independent of how the request arrived.
+
+The ZeroMQ server (``server.py``) and the one-shot path (``oneshot.py``) share
+this class, so ``ragexctl --no-daemon`` runs exactly the code the warm worker
+runs; only the transport differs.  It maps protocol messages onto the engine
+and engine errors onto protocol error codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..protocol import ErrorCode, Progress, RagexError, SearchArgs
+
+log = logging.getLogger("ragex.worker")
+
+ProgressSink = Callable[[Progress], None]
+
+#: Progress messages are throttled to this interval: a fast index must not
+#: flood the client's terminal (or the wire) with thousands of updates.
+PROGRESS_INTERVAL = 0.25
+
+
+def _to_ragex_error(exc: Exception) -> RagexError:
+    """Engine errors carry protocol code values; anything else is a bug."""
+    from ..engine.types import EngineError
+
+    if isinstance(exc, RagexError):
+        return exc
+    if isinstance(exc, EngineError):
+        try:
+            code = ErrorCode(exc.code)
+        except ValueError:
+            code = ErrorCode.INTERNAL
+        return RagexError(code, exc.message, **{k: _jsonable(v) for k, v in exc.detail.items()})
+    log.exception("internal error")
+    return RagexError(ErrorCode.INTERNAL, f"internal error in the worker: {type(exc).__name__}: {exc}")
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+
+
+class WorkerService:
+    """One project's engine plus the bookkeeping the protocol needs.
+
+    The engine is created in a background thread (``start_loading``) because
+    importing chromadb and the model takes seconds: the server must answer
+    heartbeats, and regex/symbol searches, before that finishes.
+    """
+
+    def __init__(self, root: Path, index_dir: Path, project_id: str = "") -> None:
+        self.root = root
+        self.index_dir = index_dir
+        self.project_id = project_id
+        self.started_at = time.time()
+        self._engine: Any = None
+        self._engine_ready = threading.Event()
+        self._engine_error: RagexError | None = None
+        self._model_ready = threading.Event()
+        self._index_lock = threading.Lock()
+        self.cancel_index = threading.Event()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def open_engine(self) -> None:
+        """Open the index (fast-ish: imports chromadb).  Errors are kept and reported
+        to every request rather than killing the worker, so the user sees why."""
+        try:
+            from ..engine import Engine
+
+            self._engine = Engine(self.root, self.index_dir)
+        except Exception as exc:  # noqa: BLE001 - reported to requests
+            self._engine_error = _to_ragex_error(exc)
+            log.error("cannot open the index: %s", self._engine_error.message)
+        finally:
+            self._engine_ready.set()
+
+    def load_model(self) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        try:
+            t0 = time.monotonic()
+            engine.load_model()
+            _set_torch_threads(1)
+            log.info("model loaded in %.1f s", time.monotonic() - t0)
+        except Exception:  # noqa: BLE001 - semantic searches will retry and report it
+            log.exception("model failed to load")
+        finally:
+            self._model_ready.set()
+
+    def start_loading(self) -> threading.Thread:
+        def run() -> None:
+            self.open_engine()
+            self.load_model()
+
+        thread = threading.Thread(target=run, name="engine-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def engine(self, timeout: float | None = None) -> Any:
+        if not self._engine_ready.wait(timeout):
+            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
+                             "the worker is still opening the index; try again in a moment")
+        if self._engine_error is not None:
+            raise self._engine_error
+        return self._engine
+
+    def close(self) -> None:
+        self.cancel_index.set()
+        if self._engine is not None:
+            with self._index_lock:  # let a running index stop at a safe point first
+                try:
+                    self._engine.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("error while closing the engine")
+
+    # --- state ---------------------------------------------------------------------
+
+    @property
+    def model_loaded(self) -> bool:
+        return bool(self._engine is not None and self._engine.model_loaded)
+
+    @property
+    def indexing(self) -> bool:
+        return self._index_lock.locked()
+
+    def hello(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "version": __version__, "project_id": self.project_id,
+                "root": str(self.root), "model_loaded": self.model_loaded,
+                "capabilities": ["search", "index", "worker_status", "progress", "auto_index"]}
+
+    def status(self) -> dict[str, Any]:
+        index: dict[str, Any] | None = None
+        error = None
+        if self._engine_ready.is_set():
+            try:
+                index = dataclasses.asdict(self.engine().status())
+                if self.indexing:
+                    index["state"] = "indexing"
+            except RagexError as exc:
+                error = exc.message
+        return {"pid": os.getpid(), "rss": _rss(), "uptime_s": time.time() - self.started_at,
+                "model_loaded": self.model_loaded, "index": index, "indexing": self.indexing,
+                "error": error}
+
+    # --- requests ------------------------------------------------------------------
+
+    def search(self, request_id: str, raw_args: dict[str, Any],
+               progress: ProgressSink | None = None) -> dict[str, Any]:
+        from ..engine.types import SearchQuery
+
+        args = SearchArgs.from_wire(raw_args)
+        engine = self.engine(timeout=120)
+        notes: list[str] = []
+        if args.auto_index and engine.status().state == "empty" and not self.indexing:
+            summary = self.index(request_id, {"rebuild": False, "paths": None}, progress)
+            notes.append("indexed {files_indexed} files ({chunks_total} chunks) first".format(
+                **summary["summary"]))
+        query = SearchQuery(text=args.query, mode=args.mode, limit=args.limit,
+                            path_globs=tuple(args.paths), languages=tuple(args.languages))
+        t0 = time.perf_counter()
+        try:
+            outcome = engine.search(query)
+        except Exception as exc:  # noqa: BLE001
+            raise _to_ragex_error(exc) from None
+        took = (time.perf_counter() - t0) * 1000
+        return {"hits": [dataclasses.asdict(h) for h in outcome.hits], "mode": outcome.mode,
+                "partial": outcome.partial or self.indexing, "took_ms": round(took, 2),
+                "notes": notes + list(outcome.notes)}
+
+    def index(self, request_id: str, raw_args: dict[str, Any],
+              progress: ProgressSink | None = None) -> dict[str, Any]:
+        rebuild = bool(raw_args.get("rebuild", False))
+        paths = raw_args.get("paths")
+        if paths is not None and (not isinstance(paths, list)
+                                  or not all(isinstance(p, str) for p in paths)):
+            raise RagexError(ErrorCode.BAD_REQUEST, "'paths' must be a list of relative paths")
+        if not self._index_lock.acquire(blocking=False):
+            raise RagexError(ErrorCode.BUSY, "this project is already being indexed; "
+                             "wait for it to finish (see `ragexctl status`)")
+        try:
+            self.cancel_index.clear()
+            engine = self.engine(timeout=120)
+            last = [0.0]
+
+            def on_progress(p: Any) -> None:
+                now = time.monotonic()
+                if progress is None or (now - last[0] < PROGRESS_INTERVAL and p.phase != "done"):
+                    return
+                last[0] = now
+                progress(Progress(id=request_id, phase=p.phase, files_done=p.files_done,
+                                  files_total=p.files_total, chunks_embedded=p.chunks_embedded,
+                                  eta_seconds=p.eta_seconds, message=p.message))
+
+            _set_torch_threads(os.cpu_count() or 1)
+            try:
+                summary = engine.index(rebuild=rebuild, paths=paths, progress=on_progress,
+                                       cancel=self.cancel_index)
+            except Exception as exc:  # noqa: BLE001
+                raise _to_ragex_error(exc) from None
+            finally:
+                _set_torch_threads(1)
+            return {"summary": dataclasses.asdict(summary)}
+        finally:
+            self._index_lock.release()
+
+
+def _set_torch_threads(n: int) -> None:
+    """Queries use one torch thread (low latency, no oversubscription with other
+    requests); indexing uses every core.  Only touch torch if it is loaded."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            torch.set_num_threads(max(1, n))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _rss() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001
+        return None
