@@ -30,11 +30,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib  # Python 3.11+: tomli, merged into the stdlib
-except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from . import __version__, paths
 
 RUNTIMES = ("auto", "process", "docker")
@@ -161,6 +156,12 @@ def load(env: dict[str, str] | None = None, config_file: Path | None = None) -> 
     cfg = Config()
     path = config_file or cfg.config_file
     if path.exists():
+        # Imported only when there is a file to read: every ragexctl run loads the
+        # config, and most users have none.
+        try:
+            import tomllib  # Python 3.11+: tomli, merged into the stdlib
+        except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
+            import tomli as tomllib  # type: ignore[no-redef]
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)

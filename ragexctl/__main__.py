@@ -1,0 +1,8 @@
+"""``python -m ragexctl`` — the same as the ``ragexctl`` script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""Turning replies into text for people and JSON Lines for programs.
+
+Pure functions over plain data (plus one small progress renderer that owns a
+stream), shared by the daemon and the ``--no-daemon`` paths so both print
+exactly the same thing.  Output follows ripgrep: ``path:line:text``, path in
+magenta and line number in green, colour only on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Iterable, TextIO
+
+from ragexd.config import format_size
+
+# ripgrep's default colours.
+PATH_COLOR = "\x1b[35m"     # magenta
+LINE_COLOR = "\x1b[32m"     # green
+NOTE_COLOR = "\x1b[33m"     # yellow
+RESET = "\x1b[0m"
+
+
+def use_color(choice: str, stream: TextIO) -> bool:
+    """``auto`` means a terminal that is not dumb and no NO_COLOR (no-color.org)."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def path_base(root: str, cwd: str) -> str | None:
+    """Directory hit paths are shown relative to: the cwd when it lies inside the
+    project (as ripgrep does), else None, meaning relative to the root."""
+    if cwd == root or cwd.startswith(root.rstrip(os.sep) + os.sep):
+        return cwd
+    return None
+
+
+def display_path(rel: str, root: str, base: str | None) -> str:
+    if base is None or base == root:
+        return rel
+    return os.path.relpath(os.path.join(root, rel), base)
+
+
+def first_line(text: str) -> str:
+    line = text.split("\n", 1)[0]
+    return line.rstrip("\r")
+
+
+def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
+    """``path:line:text`` with the snippet's first line (a regex hit's snippet
+    starts at its matching line, a symbol's at its definition)."""
+    text = first_line(str(hit.get("text") or ""))
+    if not text.strip():
+        # An empty first line says nothing; name the symbol instead.
+        text = " ".join(p for p in (str(hit.get("kind") or ""), str(hit.get("name") or "")) if p)
+    line = hit.get("line", 0)
+    if color:
+        return f"{PATH_COLOR}{path}{RESET}:{LINE_COLOR}{line}{RESET}:{text}"
+    return f"{path}:{line}:{text}"
+
+
+def render_hits(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, color: bool) -> str:
+    base = path_base(root, cwd)
+    lines = [format_hit(h, display_path(str(h.get("path", "")), root, base), color) for h in hits]
+    return "".join(line + "\n" for line in lines)
+
+
+def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
+    """One Hit wire dict per line, paths relative to the project root (stable for
+    programs whatever the cwd)."""
+    return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":")) + "\n" for h in hits)
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+def format_error(code: str, message: str, *, as_json: bool,
+                 detail: dict[str, Any] | None = None) -> str:
+    if as_json:
+        return json.dumps({"error": {"code": code, "message": message, "detail": detail or {}}},
+                          ensure_ascii=False) + "\n"
+    return f"ragexctl: {message}\n"
+
+
+# --- humane numbers ---------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(max(0.0, float(seconds))))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def format_bytes(n: Any) -> str:
+    if n is None:
+        return "-"
+    try:
+        return format_size(int(n))
+    except (TypeError, ValueError):
+        return "-"
+
+
+def format_ago(timestamp: Any, now: float | None = None) -> str:
+    if not timestamp:
+        return "never"
+    delta = (now if now is not None else time.time()) - float(timestamp)
+    return format_duration(delta) + " ago"
+
+
+# --- progress ---------------------------------------------------------------------
+
+
+class ProgressRenderer:
+    """Progress of an index on stderr.
+
+    On a terminal: one line redrawn in place (``\\r``), files done/total, chunks
+    embedded and ETA.  Otherwise (a log, a CI job): a plain line when the phase
+    changes and at most every ``interval`` seconds, so logs stay short.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
+                 interval: float = 5.0, prefix: str = "ragexctl: ") -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if tty is None:
+            try:
+                tty = self.stream.isatty()
+            except (AttributeError, ValueError):
+                tty = False
+        self.tty = tty
+        self.interval = interval
+        self.prefix = prefix
+        self._last_phase = ""
+        self._last_time = 0.0
+        self._drawn = 0
+        self.updates = 0
+
+    def _width(self) -> int:
+        """Like shutil.get_terminal_size: $COLUMNS, else the terminal's, else 80
+        (a terminal may report 0 columns: a fresh pty, a serial console)."""
+        try:
+            cols = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            cols = 0
+        if cols <= 0:
+            try:
+                cols = os.get_terminal_size(self.stream.fileno()).columns
+            except (OSError, AttributeError, ValueError):
+                cols = 0
+        return max(20, (cols if cols > 0 else 80) - 1)
+
+    @staticmethod
+    def describe(p: Any, bar_width: int = 0) -> str:
+        """``embedding [#####---] 120/480 files, 1530 chunks, ETA 42s`` (ASCII only:
+        stderr may not be UTF-8)."""
+        phase = getattr(p, "phase", "") or "working"
+        done = int(getattr(p, "files_done", 0) or 0)
+        total = int(getattr(p, "files_total", 0) or 0)
+        head = phase
+        if bar_width and total:
+            filled = int(bar_width * min(done, total) / total)
+            head += " [" + "#" * filled + "-" * (bar_width - filled) + "]"
+        details = []
+        if total:
+            details.append(f"{done}/{total} files")
+        chunks = int(getattr(p, "chunks_embedded", 0) or 0)
+        if chunks:
+            details.append(f"{chunks} chunks")
+        eta = getattr(p, "eta_seconds", None)
+        if eta is not None and phase not in ("done", "scanning"):
+            details.append(f"ETA {format_duration(eta)}")
+        message = str(getattr(p, "message", "") or "").strip()
+        # "scanning"/"scanning", "loading-model"/"loading the model": say it once.
+        if message and message.split()[0].lower() != phase.replace("-", " ").split()[0].lower():
+            details.append(message)
+        return head + (" " + ", ".join(details) if details else "")
+
+    def update(self, p: Any) -> None:
+        self.updates += 1
+        now = time.monotonic()
+        if self.tty:
+            line = (self.prefix + self.describe(p, bar_width=20))[: self._width()]
+            pad = " " * max(0, self._drawn - len(line))
+            self.stream.write("\r" + line + pad)
+            self.stream.flush()
+            self._drawn = len(line)
+            return
+        phase = getattr(p, "phase", "")
+        if phase != self._last_phase or now - self._last_time >= self.interval:
+            self._last_phase, self._last_time = phase, now
+            self.stream.write(self.prefix + self.describe(p) + "\n")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        """Erase the in-place line before other output is written."""
+        if self.tty and self._drawn:
+            self.stream.write("\r" + " " * self._drawn + "\r")
+            self.stream.flush()
+            self._drawn = 0
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """``indexed 12 files (30 unchanged, 1 removed), 340 chunks in 4.2 s``."""
+    g = lambda k: int(summary.get(k) or 0)  # noqa: E731
+    text = (f"indexed {g('files_indexed')} files ({g('files_unchanged')} unchanged, "
+            f"{g('files_removed')} removed), {g('chunks_total')} chunks in "
+            f"{float(summary.get('seconds') or 0.0):.1f} s")
+    skipped = summary.get("skipped") or []
+    if skipped:
+        text += f"; {len(skipped)} files skipped"
+    return text
+
+
+# --- tables -----------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart, like ``docker ps``; the last column
+    is not padded so long errors do not create trailing blanks."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    out = []
+    for row in [headers] + rows:
+        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out) + "\n"
+
+
+def short_root(root: str, home: str | None = None) -> str:
+    home = home if home is not None else os.path.expanduser("~")
+    if home and home != "/" and (root == home or root.startswith(home.rstrip("/") + "/")):
+        return "~" + root[len(home.rstrip("/")):]
+    return root
+
+
+def render_status(result: dict[str, Any], now: float | None = None) -> str:
+    daemon = result.get("daemon") or {}
+    runtime = daemon.get("runtime") or {}
+    rt_name = runtime.get("runtime") or "-"
+    reason = runtime.get("reason")
+    lines = [
+        f"ragexd {daemon.get('version', '?')}: running, pid {daemon.get('pid', '?')}, "
+        f"up {format_duration(daemon.get('uptime_s'))}, RSS {format_bytes(daemon.get('rss'))}"
+        + (f", CPU {float(daemon['cpu_percent']):.1f}%" if daemon.get("cpu_percent") is not None
+           else ""),
+        f"runtime: {rt_name}" + (f" ({reason})" if reason else ""),
+        f"socket: {daemon.get('socket', '?')}",
+    ]
+    workers = result.get("workers") or []
+    if not workers:
+        lines.append("no workers")
+        return "\n".join(lines) + "\n"
+    rows = []
+    for w in workers:
+        ident = w.get("pid") or w.get("ident") or "-"
+        if w.get("runtime") == "docker" and w.get("ident"):
+            ident = str(w["ident"])[:12]
+        index = w.get("index") or {}
+        idx_text = format_bytes(w.get("index_size"))
+        if index.get("files"):
+            idx_text += f" ({index.get('files')} files, {index.get('chunks', 0)} chunks)"
+        rows.append([
+            short_root(str(w.get("root") or w.get("project_id") or "?")),
+            str(w.get("state") or "?"),
+            str(w.get("runtime") or "-"),
+            str(ident),
+            format_bytes(w.get("rss")),
+            format_duration(w.get("uptime_s")) if w.get("uptime_s") is not None else "-",
+            format_duration(w.get("idle_s")) if w.get("idle_s") is not None else "-",
+            idx_text,
+            str(w.get("last_error") or "-"),
+        ])
+    lines.append("")
+    body = table(["PROJECT", "STATE", "RUNTIME", "PID/CONTAINER", "RSS", "UPTIME", "IDLE",
+                  "INDEX", "LAST ERROR"], rows)
+    return "\n".join(lines) + "\n" + body
+
+
+def render_projects(projects: list[dict[str, Any]], now: float | None = None) -> str:
+    if not projects:
+        return "no indexed projects\n"
+    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?"))),
+             format_bytes(p.get("size_bytes")), format_ago(p.get("last_used"), now),
+             "running" if p.get("running") else "-"] for p in projects]
+    return table(["ID", "ROOT", "SIZE", "LAST USED", "WORKER"], rows)

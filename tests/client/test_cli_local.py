@@ -1,0 +1,233 @@
+"""The client on its own: arguments, exit codes, errors, and the commands that
+work without ragexd (status, stop, ls, rm, logs, --version).  No ragexd runs
+here; each test checks that none was started behind its back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ragexctl import cli
+from ragexd.paths import PROJECT_FILE
+
+from .conftest import RxEnv
+
+
+def _no_daemon_started(env: RxEnv) -> None:
+    assert not env.socket.exists(), "a ragexd was started by a command that must not start it"
+
+
+# --- parsing ----------------------------------------------------------------------
+
+
+def _parse(*argv: str):
+    return cli.build_parser().parse_args(cli._preprocess(list(argv)))
+
+
+def test_flag_shaped_queries_are_patterns():
+    assert _parse("search", "--", "--pre=sh").query == ["--pre=sh"]
+    args = _parse("search", "--mode", "regex", "--", "--pre=sh")
+    assert args.query == ["--pre=sh"] and args.mode == "regex"
+    assert _parse("search", "-e", "--pre=sh").patterns == ["--pre=sh"]
+    assert _parse("search", "--regexp", "-x", "-n", "3").patterns == ["-x"]
+    # After `--`, -e is a pattern, not an option.
+    assert _parse("search", "--", "-e").query == ["-e"]
+
+
+def test_options_anywhere_and_repeatable_filters():
+    a = _parse("search", "retry", "uploads", "-n", "3", "-g", "src/**", "--path", "!*.md",
+               "-t", "py", "--lang", "go", "--json", "--no-daemon", "--timeout", "90s")
+    assert a.query == ["retry", "uploads"] and a.limit == 3
+    assert a.paths == ["src/**", "!*.md"] and a.languages == ["py", "go"]
+    assert a.json and a.no_daemon and a.timeout == 90.0
+
+
+@pytest.mark.parametrize("argv", [["search", "x", "--mode", "fuzzy"], ["search", "x", "-n", "ten"],
+                                  ["search", "x", "--timeout", "0"], ["frobnicate"]])
+def test_usage_errors_exit_2(rx_env: RxEnv, argv):
+    r = rx_env.ctl(*argv)
+    assert r.returncode == 2
+    assert "ragexctl: " in r.stderr and r.stdout == ""
+    _no_daemon_started(rx_env)
+
+
+def test_query_errors_are_caught_before_any_round_trip(rx_env: RxEnv):
+    r = rx_env.ctl("search")
+    assert r.returncode == 2 and "a query is required" in r.stderr
+    r = rx_env.ctl("search", "x" * 100_000)
+    assert r.returncode == 2
+    assert r.stderr.startswith("ragexctl: the query is 100000 bytes; the limit is")
+    assert r.stderr.count("\n") == 1  # one clear sentence, no traceback
+    r = rx_env.ctl("search", "x", "-n", "0", "--json")
+    assert r.returncode == 2 and r.stdout == ""
+    err = json.loads(r.stderr)
+    assert err["error"]["code"] == "bad_query" and "--limit" in err["error"]["message"]
+    r = rx_env.ctl("search", "x", "--project", str(rx_env.base / "nope"))
+    assert r.returncode == 2 and "no such file or directory" in r.stderr
+    _no_daemon_started(rx_env)
+
+
+def test_bad_configuration_is_one_clear_error(rx_env: RxEnv):
+    env = dict(rx_env.env, RAGEX_DAEMON_ENABLED="maybe")
+    r = rx_env.ctl("search", "x", env=env)
+    assert r.returncode == 2
+    assert "bad configuration" in r.stderr and "RAGEX_DAEMON_ENABLED" in r.stderr
+    rx_env.config.mkdir()
+    (rx_env.config / "config.toml").write_text("[daemon]\nmemory_limit = 'lots'\n")
+    r = rx_env.ctl("search", "x")
+    assert r.returncode == 2 and "memory_limit" in r.stderr
+
+
+def test_auto_start_off_says_how_to_proceed(rx_env: RxEnv, tree: Path):
+    env = dict(rx_env.env, RAGEX_DAEMON_AUTO_START="false")
+    r = rx_env.ctl("search", "retry", cwd=tree, env=env)
+    assert r.returncode == 2
+    assert "ragexd is not running and auto-start is off" in r.stderr
+    assert "--no-daemon" in r.stderr
+    r = rx_env.ctl("search", "retry", "--json", cwd=tree, env=env)
+    assert json.loads(r.stderr)["error"]["code"] == "worker_unavailable"
+    _no_daemon_started(rx_env)
+
+
+# --- commands that never start ragexd --------------------------------------------------
+
+
+def test_status_without_ragexd_exits_3(rx_env: RxEnv):
+    r = rx_env.ctl("status")
+    assert r.returncode == 3 and "ragexd is not running" in r.stdout
+    r = rx_env.ctl("status", "--json")
+    assert r.returncode == 3 and json.loads(r.stdout) == {"daemon": None, "workers": []}
+    _no_daemon_started(rx_env)
+
+
+def test_stale_socket_is_not_a_running_ragexd(rx_env: RxEnv):
+    """A socket file left by a killed ragexd: nothing listens, so "not running"."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(rx_env.socket))
+    s.close()
+    t0 = time.monotonic()
+    r = rx_env.ctl("status")
+    assert r.returncode == 3 and time.monotonic() - t0 < 10
+
+
+def test_stop_and_version_without_ragexd(rx_env: RxEnv):
+    r = rx_env.ctl("stop", "--all")
+    assert r.returncode == 0 and "ragexd is not running" in r.stdout
+    r = rx_env.ctl("stop")
+    assert r.returncode == 2 and "stop --all" in r.stderr
+    r = rx_env.ctl("--version")
+    assert r.returncode == 0
+    assert r.stdout.splitlines() == [f"ragexctl {cli.__version__}", "ragexd: not running"]
+    _no_daemon_started(rx_env)
+
+
+def _fake_index(env: RxEnv, root: Path, last_used: float = 1000.0) -> str:
+    from ragexd import paths
+
+    old = os.environ.get("RAGEX_DATA_DIR")
+    os.environ["RAGEX_DATA_DIR"] = str(env.data)
+    try:
+        pid = paths.project_id_for(root)
+        d = paths.index_dir(pid)
+    finally:
+        if old is None:
+            del os.environ["RAGEX_DATA_DIR"]
+        else:
+            os.environ["RAGEX_DATA_DIR"] = old
+    d.mkdir(parents=True)
+    (d / PROJECT_FILE).write_text(json.dumps({"id": pid, "root": os.path.realpath(root),
+                                              "created": 1.0, "last_used": last_used}))
+    (d / "vectors.bin").write_bytes(b"\0" * 5000)
+    return pid
+
+
+def test_ls_and_rm_work_without_ragexd(rx_env: RxEnv, tree: Path):
+    r = rx_env.ctl("ls")
+    assert r.returncode == 0 and r.stdout == "no indexed projects\n"
+    other = rx_env.base / "other"
+    (other / ".git").mkdir(parents=True)
+    pid1 = _fake_index(rx_env, tree, last_used=time.time() - 60)
+    pid2 = _fake_index(rx_env, other, last_used=time.time() - 7200)
+    r = rx_env.ctl("ls", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [p["id"] for p in rows] == [pid1, pid2]  # most recently used first
+    assert rows[0]["root"] == os.path.realpath(tree) and rows[0]["size_bytes"] >= 5000
+    assert rows[0]["running"] is False
+    r = rx_env.ctl("ls")
+    assert pid1 in r.stdout and "LAST USED" in r.stdout
+    # By id.
+    r = rx_env.ctl("rm", pid2)
+    assert r.returncode == 0 and "removed the index of" in r.stdout
+    assert not (rx_env.data / "projects" / pid2).exists()
+    # By path, from a subdirectory of the project.
+    r = rx_env.ctl("rm", "--json", str(tree / "shop"))
+    assert r.returncode == 0 and json.loads(r.stdout)["removed"] == pid1
+    assert not (rx_env.data / "projects" / pid1).exists()
+    r = rx_env.ctl("rm", pid1)
+    assert r.returncode == 2 and "no indexed project" in r.stderr
+    _no_daemon_started(rx_env)
+
+
+def test_rm_by_path_of_a_deleted_project(rx_env: RxEnv, tree: Path):
+    pid = _fake_index(rx_env, tree)
+    real = os.path.realpath(tree)
+    import shutil
+
+    shutil.rmtree(tree)
+    r = rx_env.ctl("rm", real)
+    assert r.returncode == 0, r.stderr
+    assert not (rx_env.data / "projects" / pid).exists()
+
+
+def test_logs_without_ragexd(rx_env: RxEnv):
+    r = rx_env.ctl("logs")
+    assert r.returncode == 1 and "no log yet" in r.stderr
+    logs = rx_env.state / "logs"
+    logs.mkdir(parents=True)
+    (logs / "ragexd.log").write_text("".join(f"line {i}\n" for i in range(100)))
+    r = rx_env.ctl("logs", "-n", "3")
+    assert r.returncode == 0 and r.stdout == "line 97\nline 98\nline 99\n"
+
+
+def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: RxEnv):
+    logs = rx_env.state / "logs"
+    logs.mkdir(parents=True)
+    log = logs / "ragexd.log"
+    log.write_text("old\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ragexctl", "logs", "-f", "-n", "1"],
+                            env=rx_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=str(rx_env.base))
+    try:
+        time.sleep(1.5)
+        with open(log, "a") as fh:
+            fh.write("new 1\nnew 2\n")
+        time.sleep(1.0)
+        # Rotation: the file is replaced; -f follows the new one.
+        log.rename(logs / "ragexd.log.1")
+        log.write_text("rotated\n")
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out == "old\nnew 1\nnew 2\nrotated\n"
+
+
+def test_missing_plugin_is_a_clear_message(capsys):
+    cli.PLUGINS["nosuchplugin"] = "test"
+    try:
+        assert cli.main(["nosuchplugin", "x"]) == 2
+    finally:
+        del cli.PLUGINS["nosuchplugin"]
+    assert "not available in this installation" in capsys.readouterr().err

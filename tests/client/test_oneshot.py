@@ -1,0 +1,89 @@
+"""``--no-daemon``: the same commands through a one-shot worker process.
+
+Real worker, real model, real index; no ragexd may be started.  The first
+search must index first (a user's first search just works) and print exactly
+what the daemon path prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import RxEnv, _pids_of_ragexd, make_tree
+
+
+@pytest.fixture(scope="module")
+def one():
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="rx-", dir="/tmp"))
+    env = RxEnv(base)
+    tree = make_tree(base / "proj")
+    yield env, tree
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _no_ragexd(env: RxEnv) -> None:
+    assert not env.socket.exists() and not _pids_of_ragexd(env)
+
+
+def test_first_search_indexes_then_finds(one):
+    env, tree = one
+    r = env.ctl("search", "--no-daemon", "retry failed uploads with backoff", "-n", "3",
+                cwd=tree)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "shop/upload.py:4:def retry_upload(client, path, attempts=5):"
+    assert "embedding" in r.stderr and "indexed 5 files" in r.stderr
+    _no_ragexd(env)
+    # ragexctl recorded the project, so ls (and rm) know about it without ragexd.
+    rows = [json.loads(x) for x in env.ctl("ls", "--json").stdout.splitlines()]
+    assert [p["root"] for p in rows] == [os.path.realpath(tree)]
+
+
+def test_daemon_disabled_by_environment_uses_the_same_path(one):
+    env, tree = one
+    e = dict(env.env, RAGEX_DAEMON_ENABLED="false")
+    r = env.ctl("search", "--mode", "regex", "--json", "--", "--pre=sh", cwd=tree, env=e)
+    assert r.returncode == 0, r.stderr
+    (hit,) = [json.loads(x) for x in r.stdout.splitlines()]
+    assert (hit["path"], hit["line"], hit["kind"]) == ("tools.sh", 3, "match")
+    assert {"path", "line", "end_line", "kind", "name", "score", "text"} <= set(hit)
+    r = env.ctl("search", "--mode", "regex", "zzqqxx_never_there", cwd=tree, env=e)
+    assert r.returncode == 1 and r.stdout == ""
+    r = env.ctl("search", "--mode", "regex", "(", "--json", cwd=tree, env=e)
+    assert r.returncode == 2 and json.loads(r.stderr)["error"]["code"] == "invalid_regex"
+    _no_ragexd(env)
+
+
+def test_index_no_daemon_reports_a_summary(one):
+    env, tree = one
+    r = env.ctl("index", "--no-daemon", str(tree))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("indexed 0 files (5 unchanged, 0 removed)")
+    r = env.ctl("search", "--no-daemon", "--mode", "symbol", "add_item", "--json", cwd=tree)
+    (hit,) = [json.loads(x) for x in r.stdout.splitlines()][:1]
+    assert (hit["path"], hit["name"], hit["parent"]) == ("shop/cart.py", "add_item", "Cart")
+    _no_ragexd(env)
+
+
+def test_a_worker_that_dies_is_a_clear_error(one, tmp_path):
+    """The one-shot worker crashing without a reply: exit 2 and its last words."""
+    env, tree = one
+    fake = tmp_path / "fakepy"
+    fake.mkdir()
+    # Only the worker process (its argv holds "oneshot") dies, at start-up.
+    (fake / "sitecustomize.py").write_text(
+        "import sys, os\n"
+        "if 'oneshot' in sys.argv:\n"
+        "    sys.stderr.write('worker: cannot open the index: disk on fire\\n')\n"
+        "    os._exit(3)\n")
+    e = dict(env.env, PYTHONPATH=str(fake) + os.pathsep + env.env["PYTHONPATH"])
+    r = env.ctl("search", "--no-daemon", "--mode", "regex", "x", cwd=tree, env=e)
+    assert r.returncode == 2
+    assert "one-shot worker exited with code 3 without answering" in r.stderr
+    assert "disk on fire" in r.stderr
