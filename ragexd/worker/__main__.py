@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in worker logs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from .server import WorkerServer, install_signal_handlers
     from .service import WorkerService
 
-    service = WorkerService(root, args.index_dir, args.project_id)
+    service = WorkerService(root, args.index_dir, args.project_id, watch=not args.no_watch)
     server = WorkerServer(service, args.endpoint, orphan_timeout=args.orphan_timeout)
     install_signal_handlers(server)
     return server.serve()

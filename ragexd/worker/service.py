@@ -56,8 +56,11 @@ class WorkerService:
     heartbeats, and regex/symbol searches, before that finishes.
     """
 
-    def __init__(self, root: Path, index_dir: Path, project_id: str = "") -> None:
+    def __init__(self, root: Path, index_dir: Path, project_id: str = "", *,
+                 watch: bool = False) -> None:
         self.root = root
+        self.watch = watch
+        self._watcher: Any = None
         self.index_dir = index_dir
         self.project_id = project_id
         self.started_at = time.time()
@@ -101,6 +104,8 @@ class WorkerService:
         def run() -> None:
             self.open_engine()
             self.load_model()
+            if self.watch and self._engine is not None:
+                self.start_watching()
 
         thread = threading.Thread(target=run, name="engine-loader", daemon=True)
         thread.start()
@@ -114,7 +119,65 @@ class WorkerService:
             raise self._engine_error
         return self._engine
 
+    def start_watching(self) -> None:
+        """Watch the tree, then catch up on what changed while no worker ran."""
+        from .watcher import TreeWatcher
+
+        self._watcher = TreeWatcher(self.root, self.reindex_changed,
+                                    exclude=(self.index_dir,))
+        if not self._watcher.start():
+            self._watcher = None
+            return
+        try:
+            if self._engine.status().state != "empty":
+                # Through the flusher, not directly: if an INDEX request holds the
+                # lock right now, the flusher retries instead of skipping the catch-up.
+                self._watcher.request_full_scan()
+        except Exception:  # noqa: BLE001
+            log.exception("catch-up index failed")
+
+    def reindex_changed(self, paths: list[str] | None) -> bool:
+        """Re-index changed files for the watcher; False when an index already runs."""
+        if self._engine.status().state == "empty" and not self.indexing:
+            # Never indexed: a run over a few saved files would mark the index
+            # complete with just those files, and the first search would then skip
+            # its full auto-index.  That full index will see these files.  (Checked
+            # before taking the lock, so a first search never finds it held.)
+            log.debug("ignoring %s changed files: the project is not indexed yet",
+                      "all" if paths is None else len(paths))
+            return True
+        if not self._index_lock.acquire(blocking=False):
+            return False
+        big = False
+        try:
+            state = self._engine.status().state
+            if state == "empty":
+                return True
+            if state == "partial" and paths is not None:
+                # An interrupted run left files unindexed; a run over just these
+                # paths would clear the interrupted marker and hide that.
+                paths = None
+            # A burst or a full re-scan may embed many chunks: use every core
+            # (queries go back to one thread afterwards, as after an INDEX).
+            big = paths is None or len(paths) > 32
+            t0 = time.monotonic()
+            if big:
+                _set_torch_threads(os.cpu_count() or 1)
+            summary = self._engine.index(paths=paths, cancel=self.cancel_index)
+            if summary.files_indexed or summary.files_removed:
+                log.info("re-indexed %d changed and %d removed files in %.2f s",
+                         summary.files_indexed, summary.files_removed, time.monotonic() - t0)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("live re-index failed: %s", _to_ragex_error(exc).message)
+        finally:
+            if big:
+                _set_torch_threads(1)
+            self._index_lock.release()
+        return True
+
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         self.cancel_index.set()
         if self._engine is not None:
             with self._index_lock:  # let a running index stop at a safe point first
@@ -146,11 +209,13 @@ class WorkerService:
                 index = dataclasses.asdict(self.engine().status())
                 if self.indexing:
                     index["state"] = "indexing"
+                if self._watcher is not None:
+                    index["pending_files"] = index.get("pending_files", 0) + self._watcher.pending
             except RagexError as exc:
                 error = exc.message
         return {"pid": os.getpid(), "rss": _rss(), "uptime_s": time.time() - self.started_at,
                 "model_loaded": self.model_loaded, "index": index, "indexing": self.indexing,
-                "error": error}
+                "watch": self._watcher is not None, "error": error}
 
     # --- requests ------------------------------------------------------------------
 
