@@ -56,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     service = WorkerService(root, args.index_dir, args.project_id, watch=not args.no_watch)
     server = WorkerServer(service, args.endpoint, orphan_timeout=args.orphan_timeout)
     install_signal_handlers(server)
-    return server.serve()
+    code = server.serve()
+    # Skip interpreter teardown: garbage-collecting torch and chromadb objects
+    # takes seconds, which ragexd would see as a worker slow to stop.  Everything
+    # that matters (index writes, sockets) is already closed by serve().
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
