@@ -1,0 +1,652 @@
+"""``ragexctl mcp``: ragex as tools for coding agents, over the Model Context Protocol.
+
+A coding agent (Claude Code, Cursor, Codex, VS Code...) starts one MCP server per
+session, often several at once, and restarts them freely.  A server that loaded
+the embedding model itself would pay seconds per session and a few hundred MiB
+per copy.  This one is a thin stdio front: every tool call becomes one request to
+ragexd over ZeroMQ (starting ragexd when needed), so all sessions on a project
+share ONE warm worker, and a fresh session answers as fast as a warm
+``ragexctl search``.  The engine is never imported here.
+
+stdout carries the protocol and nothing else (the SDK's stdio transport diverts
+fd 1 to stderr while it serves; our logs go to stderr).
+
+Results are written for a model's context window: one header line, then per hit
+``path:first-last kind name (score)`` and a short snippet, under a character
+budget; ``detail=true`` gives whole snippets.  Bad arguments come back as tool
+errors (``isError``) carrying ragex's own sentence, never as a dead server.
+"""
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import sysconfig
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ragexd import config as rconfig
+from ragexd import paths
+from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, Request,
+                             SearchArgs)
+from ragexd.protocol.messages import MAX_LIMIT
+
+from . import __version__
+
+log = logging.getLogger("ragex.mcp")
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+SERVER_NAME = "ragex"
+
+#: Deadlines, in seconds.  A search's deadline is long because the first search
+#: of a never-indexed project indexes it first (streaming progress, which we
+#: relay as MCP progress notifications) and ragexd's deadline does not move with
+#: progress; a hung worker is still caught by ragexd's heartbeats within seconds.
+SEARCH_TIMEOUT = 600.0
+INDEX_SILENCE_TIMEOUT = 300.0
+STATUS_TIMEOUT = 30.0
+#: ragexd answers TIMEOUT itself at the hint; we wait a little longer so its
+#: clearer sentence wins the race.
+SERVER_GRACE = 5.0
+
+#: Output budgets, in characters (~4 characters a token).  Compact output keeps
+#: a 10-hit answer around 1-2k tokens; detail allows whole functions.
+COMPACT_BUDGET = 8_000
+DETAIL_BUDGET = 40_000
+SNIPPET_LINES = 3
+LINE_WIDTH = 160
+DETAIL_LINES = 200
+DETAIL_HIT_CHARS = 10_000
+
+CONFIG_TARGETS = ("claude", "cursor", "codex", "vscode", "generic")
+
+INSTRUCTIONS = """\
+ragex searches this project's code instantly, by meaning, regex or symbol name, \
+from an index that follows saved edits within a second or two.
+- search_code: natural-language questions ("where is the retry backoff computed"), \
+regexes (mode="regex"), or identifiers. mode="auto" picks from the query's shape.
+- find_symbol: where a function/class/method is defined, by name.
+- index_status: is the index complete, pending changes, last update.
+- reindex: force an update (normally unnecessary: saved files are re-indexed automatically).
+Results are compact (path:lines, symbol, score, 3-line snippet); pass detail=true for whole snippets. \
+Narrow with paths (gitignore-style globs, relative to the project root) and languages."""
+
+
+# --- the bridge to ragexd ---------------------------------------------------------
+
+
+class Backend:
+    """Sends one request per tool call to ragexd (or a one-shot worker when the
+    daemon is disabled in the configuration).
+
+    A fresh DaemonClient per call: a ZeroMQ socket must not be shared between
+    threads, tool calls run on a thread pool and may overlap, and connecting a
+    DEALER to a local ipc socket costs well under a millisecond.
+    """
+
+    def __init__(self, root: Path, cfg: rconfig.Config) -> None:
+        self.root = root
+        self.cfg = cfg
+
+    def refusal(self) -> str | None:
+        """Why this root must not be indexed, or None.  An agent launched from the
+        home directory (or /) without --project would otherwise index all of it."""
+        home = os.path.realpath(os.path.expanduser("~"))
+        if str(self.root) in (home, os.path.sep):
+            what = "your home directory" if str(self.root) == home else "the root directory"
+            return (f"no project: the MCP server was started in {self.root}, {what}, and will "
+                    "not index all of it. Start it with `ragexctl mcp --project PATH`, or "
+                    "from inside the project's directory.")
+        return None
+
+    def call(self, op: Op, args: dict[str, Any], *, timeout: float,
+             on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+        """The result of one request to the project's worker; raises RagexError."""
+        why = self.refusal()
+        if why:
+            raise RagexError(ErrorCode.NOT_FOUND, why)
+        if not self.cfg.enabled:
+            return self._oneshot(op, args, timeout=timeout, on_progress=on_progress)
+        from .autostart import ensure_daemon
+        from .client import DaemonClient
+
+        hello = ensure_daemon(auto_start=self.cfg.auto_start)
+        if hello is not None:
+            log.info("started ragexd (pid %s)", hello.get("pid", "?"))
+            theirs = str(hello.get("version", ""))
+            if theirs and theirs != __version__:
+                log.warning("ragexd is version %s but ragexctl is %s; restart it with "
+                            "`ragexctl stop --all`", theirs, __version__)
+        client = DaemonClient(on_dead=self._restart if self.cfg.auto_start else None)
+        try:
+            reply = client.call(op, args, project=str(self.root), timeout=timeout + SERVER_GRACE,
+                                server_timeout=timeout, on_progress=on_progress)
+        finally:
+            client.close()
+        return reply.raise_for_error()
+
+    def daemon_call(self, op: Op, args: dict[str, Any] | None = None, *,
+                    timeout: float = 10.0) -> dict[str, Any]:
+        """A ragexd-level request (STATUS, START) on a running ragexd."""
+        from .client import DaemonClient
+
+        client = DaemonClient()
+        try:
+            reply = client.call(op, args or {}, project=str(self.root), timeout=timeout,
+                                attempt_timeout=timeout / 3)
+        finally:
+            client.close()
+        return reply.raise_for_error()
+
+    @staticmethod
+    def _restart() -> bool:
+        from .autostart import start_daemon
+
+        try:
+            start_daemon()
+            return True
+        except RagexError:
+            return False
+
+    def _oneshot(self, op: Op, args: dict[str, Any], *, timeout: float,
+                 on_progress: Callable[[Progress], None] | None) -> dict[str, Any]:
+        from .oneshot import call_oneshot
+
+        request = Request(op=op, args=args, project=str(self.root), client_version=__version__,
+                          timeout=timeout)
+        index_dir = paths.index_dir(paths.project_id_for(self.root))
+        reply = call_oneshot(request, str(self.root), str(index_dir), timeout=max(timeout, 180.0),
+                             on_progress=on_progress)
+        return reply.raise_for_error()
+
+    def prewarm(self) -> None:
+        """Start the project's worker now, so the model loads while the agent is
+        still reading its tool list.  Best effort, never an error."""
+        if self.refusal() or not self.cfg.enabled:
+            return
+        try:
+            from .autostart import ensure_daemon
+
+            ensure_daemon(auto_start=self.cfg.auto_start)
+            self.daemon_call(Op.START, timeout=15.0)
+        except Exception as exc:  # noqa: BLE001 - the first real call reports problems
+            log.info("could not pre-start the worker: %s", exc)
+
+
+# --- rendering for a model's context window ---------------------------------------
+
+
+def _shorten(line: str, width: int = LINE_WIDTH) -> str:
+    line = line.rstrip()
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _snippet(text: str, detail: bool) -> list[str]:
+    lines = text.replace("\r\n", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if detail:
+        shown = lines[:DETAIL_LINES]
+        body = textwrap.dedent("\n".join(shown)).split("\n")
+        out = ["    " + ln.rstrip() for ln in body]
+        text_out = "\n".join(out)
+        if len(text_out) > DETAIL_HIT_CHARS:
+            out = text_out[:DETAIL_HIT_CHARS].split("\n")[:-1]
+            out.append("    … (snippet truncated)")
+        elif len(lines) > DETAIL_LINES:
+            out.append(f"    … ({len(lines) - DETAIL_LINES} more lines)")
+        return out
+    # Compact: the first few non-blank lines, dedented and clipped.
+    kept = [ln for ln in lines if ln.strip()]
+    shown = kept[:SNIPPET_LINES]
+    body = textwrap.dedent("\n".join(shown)).split("\n") if shown else []
+    out = ["    " + _shorten(ln) for ln in body]
+    if len(kept) > SNIPPET_LINES:
+        out.append(f"    … (+{len(kept) - SNIPPET_LINES} lines)")
+    return out
+
+
+def _hit_head(hit: dict[str, Any]) -> str:
+    path = str(hit.get("path", ""))
+    line, end = int(hit.get("line") or 0), int(hit.get("end_line") or 0)
+    where = f"{path}:{line}" if end <= line else f"{path}:{line}-{end}"
+    kind = str(hit.get("kind") or "")
+    name = str(hit.get("name") or "")
+    parent = str(hit.get("parent") or "")
+    if name:
+        what = " ".join(p for p in (kind, f"{parent}.{name}" if parent else name) if p)
+    else:  # a regex match: name the definition it falls in
+        what = kind + (f" in {parent}" if parent else "")
+    score = hit.get("score")
+    parts = [where]
+    if what:
+        parts.append(what)
+    if isinstance(score, (int, float)):
+        parts.append(f"(score {score:.3f})")
+    if hit.get("stale"):
+        parts.append("[stale: file changed since it was indexed]")
+    return " ".join(parts)
+
+
+def full_text(root: str, hit: dict[str, Any]) -> str:
+    """The hit's whole line range, read from the file now (the engine's snippet
+    is capped at a few lines).  Falls back to the engine's snippet."""
+    text = str(hit.get("text") or "")
+    line, end = int(hit.get("line") or 0), int(hit.get("end_line") or 0)
+    if line < 1 or end <= line:
+        return text
+    base = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(base, str(hit.get("path", ""))))
+    if not path.startswith(base + os.sep):
+        return text
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(16 * 1024 * 1024)
+    except OSError:
+        return text
+    lines = data.decode("utf-8", "replace").splitlines()
+    picked = lines[line - 1:min(end, line - 1 + DETAIL_LINES + 1)]
+    return "\n".join(picked) if picked else text
+
+
+def render_search(result: dict[str, Any], *, root: str, detail: bool,
+                  what: str = "result") -> str:
+    """The answer to search_code/find_symbol: compact, budgeted text."""
+    hits = list(result.get("hits") or [])
+    budget = DETAIL_BUDGET if detail else COMPACT_BUDGET
+    mode = result.get("mode", "")
+    took = float(result.get("took_ms") or 0.0)
+    n = len(hits)
+    head = f"{n} {what}{'' if n == 1 else 's'} (mode {mode}, {took:.0f} ms) in {root}"
+    lines = [head]
+    if result.get("partial"):
+        lines.append("note: the index is still being built or updated; results may be incomplete")
+    for note in result.get("notes") or []:
+        lines.append(f"note: {note}")
+    used = sum(len(x) + 1 for x in lines)
+    for i, hit in enumerate(hits):
+        text = full_text(root, hit) if detail else str(hit.get("text") or "")
+        block = [_hit_head(hit), *_snippet(text, detail)]
+        size = sum(len(x) + 1 for x in block)
+        if used + size > budget and i > 0:
+            lines.append(f"… {n - i} more not shown (output budget); lower limit, narrow "
+                         "paths/languages, or ask for fewer with detail=false")
+            break
+        lines.extend(block)
+        used += size
+    return "\n".join(lines)
+
+
+def render_status(status: dict[str, Any], *, root: str, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    index = status.get("index") or {}
+    lines = [f"project: {root}"]
+    if not index:
+        lines.append("index: not open yet (the worker is starting)"
+                     + (f"; {status['error']}" if status.get("error") else ""))
+    else:
+        state = str(index.get("state", "?"))
+        meaning = {"ready": "complete", "partial": "partial (an index run was interrupted; "
+                   "run reindex)", "empty": "never indexed (the first search indexes it)",
+                   "indexing": "being updated now", "corrupt": "corrupt (run reindex with "
+                   "rebuild=true)"}.get(state, state)
+        size = index.get("size_bytes")
+        size_text = f", {rconfig.format_size(int(size))}" if isinstance(size, int) else ""
+        lines.append(f"index: {state} — {meaning}; {index.get('files', 0)} files, "
+                     f"{index.get('chunks', 0)} chunks{size_text}")
+        last = index.get("last_indexed")
+        if last:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(last)))
+            lines.append(f"last update: {stamp} ({_ago(now - float(last))} ago)")
+        else:
+            lines.append("last update: never")
+        pending = int(index.get("pending_files") or 0)
+        lines.append(f"pending: {pending} changed file{'' if pending == 1 else 's'} not yet "
+                     "re-indexed")
+    watch = status.get("watch")
+    lines.append("watching for changes: " + ("yes (saved files are re-indexed within ~2 s)"
+                                             if watch else "no"))
+    lines.append(f"indexing now: {'yes' if status.get('indexing') else 'no'}; model loaded: "
+                 f"{'yes' if status.get('model_loaded') else 'no'}; worker pid "
+                 f"{status.get('pid', '?')}")
+    return "\n".join(lines)
+
+
+def _ago(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    g = lambda k: int(summary.get(k) or 0)  # noqa: E731
+    text = (f"indexed {g('files_indexed')} files ({g('files_unchanged')} unchanged, "
+            f"{g('files_removed')} removed), {g('chunks_total')} chunks in "
+            f"{float(summary.get('seconds') or 0.0):.1f} s")
+    skipped = summary.get("skipped") or []
+    if skipped:
+        text += f"; {len(skipped)} files skipped"
+        for item in skipped[:5]:
+            text += f"\n  skipped {item.get('path')}: {item.get('reason')}"
+        if len(skipped) > 5:
+            text += f"\n  … and {len(skipped) - 5} more"
+    if summary.get("cancelled"):
+        text += "\nthe run was cancelled: the index is partial"
+    return text
+
+
+# --- argument checks (before any round trip) ------------------------------------
+
+
+def search_args(query: Any, mode: Any, limit: Any, paths_: Any, languages: Any) -> SearchArgs:
+    """Validated SearchArgs, or a RagexError with the sentence a model can act on."""
+    if paths_ is None:
+        paths_ = []
+    if languages is None:
+        languages = []
+    if isinstance(paths_, str):
+        paths_ = [paths_]
+    if isinstance(languages, str):
+        languages = [languages]
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise RagexError(ErrorCode.BAD_QUERY,
+                         f"limit must be an integer between 1 and {MAX_LIMIT}, not {limit!r}")
+    args = SearchArgs(query=query if isinstance(query, str) else "", mode=str(mode), limit=limit,
+                      paths=list(paths_), languages=list(languages), auto_index=True)
+    args.validate()
+    return args
+
+
+# --- the MCP server -------------------------------------------------------------
+
+
+def tool_error(exc: RagexError) -> Exception:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    return ToolError(f"ragex error [{exc.code.value}]: {exc.message}")
+
+
+def build_server(backend: Backend) -> Any:
+    """The MCPServer with ragex's four tools, bound to ``backend``."""
+    import anyio
+    import anyio.from_thread
+    import anyio.to_thread
+    from mcp.server.mcpserver import Context, MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
+
+    server = MCPServer(name=SERVER_NAME, version=__version__, instructions=INSTRUCTIONS,
+                       log_level="WARNING")
+    root = str(backend.root)
+
+    async def forward(op: Op, args: dict[str, Any], timeout: float,
+                      on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: backend.call(op, args, timeout=timeout, on_progress=on_progress))
+        except RagexError as exc:
+            raise tool_error(exc) from None
+        except ToolError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a tool error, never a dead server
+            log.exception("%s failed", op.value)
+            raise ToolError(f"ragex error [internal]: {type(exc).__name__}: {exc}") from None
+
+    read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+    def relay(ctx: Context) -> Callable[[Progress], None]:
+        """Progress messages (an index run) → MCP progress notifications, at most
+        two a second, so an agent's client sees the call is alive."""
+        last = [0.0]
+
+        def on_progress(p: Progress) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 and p.phase != "done":
+                return
+            last[0] = now
+            total = float(p.files_total) if p.files_total else None
+            message = (f"indexing: {p.phase} {p.files_done}/{p.files_total} files"
+                       + (f", ~{p.eta_seconds:.0f} s left" if p.eta_seconds else ""))
+            try:
+                anyio.from_thread.run(ctx.report_progress, float(p.files_done), total, message)
+            except Exception:  # noqa: BLE001 - progress is a courtesy
+                pass
+
+        return on_progress
+
+    @server.tool(
+        description=(
+            "Search this project's code. `query`: a natural-language description, a regex, or "
+            "an identifier. `mode`: one of " + ", ".join(SEARCH_MODES) + " (auto: chosen from "
+            "the query's shape; semantic: by meaning; regex: ripgrep over the live files; "
+            "symbol: definitions by name; hybrid: meaning + keywords). `limit`: 1-"
+            f"{MAX_LIMIT} (default 10). `paths`: gitignore-style globs relative to the project "
+            "root, e.g. [\"src/**\", \"!**/tests/**\"]. `languages`: e.g. [\"python\", \"go\"]. "
+            "`detail`: whole snippets instead of 3 lines."),
+        annotations=read_only, structured_output=False)
+    async def search_code(ctx: Context, query: str, mode: str = "auto", limit: int = 10,
+                          paths: list[str] | None = None, languages: list[str] | None = None,
+                          detail: bool = False) -> str:
+        try:
+            args = search_args(query, mode, limit, paths, languages)
+        except RagexError as exc:
+            raise tool_error(exc) from None
+        result = await forward(Op.SEARCH, args.to_wire(), SEARCH_TIMEOUT, relay(ctx))
+        return render_search(result, root=root, detail=detail)
+
+    @server.tool(
+        description=(
+            "Find where a function, method, class or other symbol is defined, by name "
+            "(exact names rank first, then close matches). Returns path:lines, kind, and the "
+            "definition's first lines (detail=true: the whole definition)."),
+        annotations=read_only, structured_output=False)
+    async def find_symbol(ctx: Context, name: str, limit: int = 10,
+                          paths: list[str] | None = None, languages: list[str] | None = None,
+                          detail: bool = False) -> str:
+        try:
+            args = search_args(name, "symbol", limit, paths, languages)
+        except RagexError as exc:
+            if exc.code is ErrorCode.BAD_QUERY and not (isinstance(name, str) and name.strip()):
+                exc = RagexError(ErrorCode.BAD_QUERY, "the symbol name is empty")
+            raise tool_error(exc) from None
+        result = await forward(Op.SEARCH, args.to_wire(), SEARCH_TIMEOUT, relay(ctx))
+        if not result.get("hits"):
+            return f"no definition named {name!r} found in {root}" + "".join(
+                f"\nnote: {n}" for n in result.get("notes") or [])
+        return render_search(result, root=root, detail=detail, what="definition")
+
+    @server.tool(
+        description=(
+            "State of this project's index: complete / partial / being updated, number of "
+            "files and chunks, last update, and changed files still waiting to be re-indexed."),
+        annotations=read_only, structured_output=False)
+    async def index_status() -> str:
+        status = await forward(Op.WORKER_STATUS, {}, STATUS_TIMEOUT)
+        return render_status(status, root=root)
+
+    @server.tool(
+        description=(
+            "Update the index now (only changed files are re-embedded). Rarely needed: saved "
+            "files are re-indexed automatically within ~2 s. `rebuild=true` discards the index "
+            "and builds it from scratch (slow; for a corrupt index)."),
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                    idempotent_hint=True, open_world_hint=False),
+        structured_output=False)
+    async def reindex(ctx: Context, rebuild: bool = False) -> str:
+        result = await forward(Op.INDEX, {"rebuild": bool(rebuild), "paths": None},
+                               INDEX_SILENCE_TIMEOUT, relay(ctx))
+        return render_summary(result.get("summary") or {})
+
+    return server
+
+
+def serve(root: Path, cfg: rconfig.Config) -> int:
+    backend = Backend(root, cfg)
+    server = build_server(backend)
+    threading.Thread(target=backend.prewarm, name="prewarm", daemon=True).start()
+    log.info("ragex MCP server for %s (ragexctl %s)", root, __version__)
+    server.run("stdio")
+    # The session is over (stdin closed).  Skip the interpreter's teardown of
+    # the SDK's many modules (~0.3 s): agents often wait for the process to exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_OK)
+
+
+# --- `ragexctl mcp config TARGET` ------------------------------------------------
+
+
+def ragexctl_executable() -> str:
+    """Absolute real path of the ragexctl script that runs this, so the snippet
+    works from an agent's environment (which rarely has our venv on PATH)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0).startswith("ragexctl") and os.path.isfile(argv0):
+        return os.path.realpath(argv0)
+    candidates = [os.path.join(os.path.dirname(sys.executable), "ragexctl"),
+                  os.path.join(sysconfig.get_path("scripts") or "", "ragexctl")]
+    for cand in candidates:
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return os.path.realpath(cand)
+    found = shutil.which("ragexctl")
+    return os.path.realpath(found) if found else ""
+
+
+def server_command(project: str | None) -> tuple[str, list[str]]:
+    exe = ragexctl_executable()
+    args = ["mcp"] + (["--project", project] if project else [])
+    if not exe:  # not installed as a script: run the module with this interpreter
+        return os.path.realpath(sys.executable), ["-m", "ragexctl", *args]
+    return exe, args
+
+
+def config_snippet(target: str, project: str | None) -> str:
+    """Text to register ragex with an agent.  Printed, never written: other tools'
+    config files are theirs to edit."""
+    exe, args = server_command(project)
+    entry = {"command": exe, "args": args}
+    argv_text = " ".join(shlex.quote(x) for x in [exe, *args])
+    if target == "claude":
+        scope = "local" if project else "user"
+        return (
+            "# Claude Code: run this once"
+            + (" (in any directory):\n" if scope == "user" else ":\n")
+            + f"claude mcp add --scope {scope} {SERVER_NAME} -- {argv_text}\n"
+            + ("# ragex then serves whichever project Claude Code runs in.\n" if not project else "")
+            + "\n# or put this in the project's .mcp.json:\n"
+            + json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2) + "\n")
+    if target == "cursor":
+        proj = project or str(paths.find_project_root(Path(os.getcwd())))
+        exe2, args2 = server_command(proj)
+        return ("// Cursor: add to <project>/.cursor/mcp.json (per project: Cursor does not "
+                "start MCP servers in the project directory)\n"
+                + json.dumps({"mcpServers": {SERVER_NAME: {"command": exe2, "args": args2}}},
+                             indent=2) + "\n")
+    if target == "vscode":
+        proj_arg = project or "${workspaceFolder}"
+        exe2, args2 = server_command(proj_arg)
+        return ("// VS Code (Copilot agent mode): add to .vscode/mcp.json in the workspace\n"
+                + json.dumps({"servers": {SERVER_NAME: {"type": "stdio", "command": exe2,
+                                                        "args": args2}}}, indent=2) + "\n")
+    if target == "codex":
+        return ("# Codex CLI: add to ~/.codex/config.toml (ragex serves the directory codex "
+                "runs in)\n"
+                f"[mcp_servers.{SERVER_NAME}]\n"
+                f"command = {json.dumps(exe)}\n"
+                f"args = [{', '.join(json.dumps(a) for a in args)}]\n"
+                f"\n# or run: codex mcp add {SERVER_NAME} -- {argv_text}\n")
+    # generic
+    return ("# Any MCP client: a stdio server; run it in the project directory"
+            + (" (or keep --project)" if project else " or add --project PATH") + "\n"
+            + f"# command line: {argv_text}\n"
+            + json.dumps({"mcpServers": {SERVER_NAME: {"type": "stdio", **entry}}}, indent=2)
+            + "\n")
+
+
+# --- ragexctl's plugin hooks ---------------------------------------------------------
+
+
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
+               ) -> argparse.ArgumentParser:
+    """Register ``mcp [--project PATH]`` and ``mcp config TARGET``."""
+    parser = subparsers.add_parser(
+        "mcp", help="serve ragex to AI coding agents over the Model Context Protocol (stdio)",
+        description="Run a stdio MCP server whose tools (search_code, find_symbol, "
+                    "index_status, reindex) are answered by ragexd's warm worker for the "
+                    "project. `ragexctl mcp config TARGET` prints how to register it.")
+    parser.add_argument("--project", metavar="PATH",
+                        help="the project to serve (default: the one containing the current "
+                             "directory)")
+    sub = parser.add_subparsers(dest="mcp_command", metavar="{config}")
+    cfg = sub.add_parser("config", help="print the snippet that registers ragex with an agent",
+                         description="Print (never write) the configuration that registers "
+                                     "this ragexctl as an MCP server.")
+    cfg.add_argument("target", choices=CONFIG_TARGETS, help="which agent")
+    cfg.add_argument("--project", dest="config_project", metavar="PATH",
+                     help="pin the server to this project instead of the agent's directory")
+    return parser
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("RAGEX_LOG_LEVEL", "warning").upper()
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s ragexctl-mcp[%(process)d] "
+                                               "%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    try:
+        root.setLevel(level)
+    except ValueError:
+        root.setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "mcp_command", None) == "config":
+        project = getattr(args, "config_project", None) or getattr(args, "project", None)
+        if project:
+            if not os.path.isdir(project):
+                sys.stderr.write(f"ragexctl: no such directory: {project}\n")
+                return EXIT_ERROR
+            project = str(paths.find_project_root(Path(project)))
+        sys.stdout.write(config_snippet(args.target, project))
+        sys.stdout.flush()
+        return EXIT_OK
+    _setup_logging()
+    start = Path(args.project) if getattr(args, "project", None) else Path(os.getcwd())
+    if not start.exists():
+        sys.stderr.write(f"ragexctl mcp: no such file or directory: {start}\n")
+        return EXIT_ERROR
+    try:
+        cfg = rconfig.load()
+    except rconfig.ConfigError as exc:
+        sys.stderr.write(f"ragexctl mcp: bad configuration: {exc}\n")
+        return EXIT_ERROR
+    root = paths.find_project_root(start)
+    try:
+        return serve(root, cfg)
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ragexctl.mcp ...`` works without the full CLI."""
+    parser = argparse.ArgumentParser(prog="ragexctl")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["mcp", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""TreeWatcher alone: real inotify events, a recording re-index callback.
+
+Fast (no model, no engine): what batches does the watcher hand to the
+re-index for editor saves, bursts, directory moves and ignore-file edits?
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ragexd.worker.watcher import TreeWatcher  # noqa: E402
+
+
+class Recorder:
+    """The re-index callback: records batches; can refuse (an index is running)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str] | None] = []
+        self.refuse = 0
+        self.cond = threading.Condition()
+
+    def __call__(self, batch: list[str] | None) -> bool:
+        with self.cond:
+            if self.refuse > 0:
+                self.refuse -= 1
+                return False
+            self.batches.append(batch)
+            self.cond.notify_all()
+            return True
+
+    def wait(self, n: int = 1, timeout: float = 5.0) -> list[list[str] | None]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.batches) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"only {len(self.batches)} batches: {self.batches}")
+                self.cond.wait(left)
+            return list(self.batches)
+
+    def quiet(self, seconds: float = 1.0) -> list[list[str] | None]:
+        time.sleep(seconds)
+        with self.cond:
+            return list(self.batches)
+
+
+@pytest.fixture
+def tree():
+    root = Path(os.path.realpath(tempfile.mkdtemp(prefix="rx-w-", dir="/tmp")))
+    (root / "src").mkdir()
+    (root / "src" / "a.py").write_text("a = 1\n")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def watch(tree: Path):
+    made: list[TreeWatcher] = []
+
+    def start(**kw) -> tuple[TreeWatcher, Recorder]:
+        rec = Recorder()
+        w = TreeWatcher(tree, rec, **kw)
+        assert w.start()
+        made.append(w)
+        time.sleep(0.2)  # inotify watches are in place
+        return w, rec
+
+    yield start
+    for w in made:
+        w.stop()
+
+
+def test_a_save_is_one_debounced_batch(tree: Path, watch) -> None:
+    w, rec = watch()
+    t0 = time.monotonic()
+    # an editor's save: temp file, rename over the original, touch
+    (tree / "src" / ".a.py.swp").write_text("a = 2\n")
+    os.replace(tree / "src" / ".a.py.swp", tree / "src" / "a.py")
+    os.utime(tree / "src" / "a.py")
+    deadline = time.monotonic() + 0.25  # inotify delivery takes a moment
+    while not w.pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert w.pending >= 1 and not rec.batches  # held back: the debounce
+    batches = rec.wait(1)
+    waited = time.monotonic() - t0
+    assert batches == [["src/.a.py.swp", "src/a.py"]]
+    assert 0.3 <= waited < 1.0, waited  # the debounce, not more
+    assert rec.quiet(0.6) == batches and w.pending == 0
+
+
+def test_a_burst_is_one_batch(tree: Path, watch) -> None:
+    w, rec = watch()
+    (tree / "burst").mkdir()
+    for i in range(500):
+        (tree / "burst" / f"f{i:03d}.py").write_text(f"x = {i}\n")
+    batches = rec.wait(1)
+    assert rec.quiet(0.8) == batches
+    assert len(batches) == 1
+    assert batches[0] == sorted(f"burst/f{i:03d}.py" for i in range(500))
+
+
+def test_events_that_never_stop_are_flushed_by_max_delay(tree: Path, watch) -> None:
+    w, rec = watch(debounce=0.3, max_delay=1.0)
+    t0 = time.monotonic()
+    first_at = None
+    i = 0
+    while time.monotonic() - t0 < 2.5:
+        (tree / "src" / f"busy{i % 5}.py").write_text(f"x = {i}\n")
+        i += 1
+        time.sleep(0.1)  # never quiet for 0.3 s
+        if first_at is None and rec.batches:
+            first_at = time.monotonic() - t0
+    assert first_at is not None and first_at < 1.5, first_at
+
+
+def test_directory_moved_out_or_deleted_rescans_the_tree(tree: Path, watch) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="rx-o-", dir="/tmp"))
+    try:
+        w, rec = watch()
+        shutil.move(str(tree / "src"), str(outside / "src"))
+        assert rec.wait(1) == [None]  # None = re-scan the whole tree
+        (tree / "lib").mkdir()
+        (tree / "lib" / "b.py").write_text("b = 1\n")
+        rec.wait(2)
+        shutil.rmtree(tree / "lib")
+        batches = rec.wait(3)
+        assert batches[2] is None
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_directory_moved_in_or_renamed_lists_its_files(tree: Path, watch) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="rx-o-", dir="/tmp"))
+    try:
+        (outside / "pkg" / "sub").mkdir(parents=True)
+        (outside / "pkg" / "m.py").write_text("m = 1\n")
+        (outside / "pkg" / "sub" / "n.py").write_text("n = 1\n")
+        w, rec = watch()
+        shutil.move(str(outside / "pkg"), str(tree / "pkg"))
+        assert rec.wait(1) == [["pkg/m.py", "pkg/sub/n.py"]]
+        os.rename(tree / "pkg", tree / "renamed")
+        batches = rec.wait(2)
+        # old paths (gone: the index drops them) and new ones, no directory entries
+        assert set(batches[1]) >= {"pkg/m.py", "pkg/sub/n.py", "renamed/m.py",
+                                   "renamed/sub/n.py"}
+        assert not {"pkg", "renamed", "pkg/sub", "renamed/sub"} & set(batches[1])
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_ignore_file_edits_rescan_the_tree(tree: Path, watch) -> None:
+    w, rec = watch()
+    (tree / ".gitignore").write_text("build/\n")
+    assert rec.wait(1) == [None]
+    (tree / "src" / ".ragexignore").write_text("*.tmp\n")
+    assert rec.wait(2)[1] is None
+
+
+def test_noise_and_excluded_directories_are_ignored(tree: Path, watch) -> None:
+    index_dir = tree / ".ragex-index"
+    index_dir.mkdir()
+    w, rec = watch(exclude=(index_dir,))
+    (tree / ".git").mkdir()
+    (tree / ".git" / "index").write_text("x")
+    (tree / "node_modules" / "lib").mkdir(parents=True)
+    (tree / "node_modules" / "lib" / "i.js").write_text("x")
+    (index_dir / "catalog.sqlite").write_text("x")
+    assert rec.quiet(1.0) == [] and w.pending == 0
+    (tree / "src" / "real.py").write_text("r = 1\n")
+    assert rec.wait(1) == [["src/real.py"]]
+
+
+def test_a_refused_batch_is_kept_and_merged(tree: Path, watch) -> None:
+    w, rec = watch()
+    rec.refuse = 2  # an index is running: the watcher must retry, not drop
+    (tree / "src" / "one.py").write_text("1\n")
+    time.sleep(0.7)
+    (tree / "src" / "two.py").write_text("2\n")
+    batches = rec.wait(1, timeout=6.0)
+    assert batches == [["src/one.py", "src/two.py"]]
+
+
+def test_request_full_scan(tree: Path, watch) -> None:
+    w, rec = watch()
+    t0 = time.monotonic()
+    w.request_full_scan()
+    assert rec.wait(1) == [None]
+    assert time.monotonic() - t0 < 0.5  # no debounce wait for the catch-up
