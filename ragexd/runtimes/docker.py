@@ -44,7 +44,7 @@ import docker.errors
 from docker.types import Mount
 
 from .. import __version__, paths
-from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
+from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec, rotate_log
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker.models.containers import Container
@@ -77,7 +77,6 @@ WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABL
               "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
               "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache", "PYTHONUNBUFFERED": "1",
               "PYTHONDONTWRITEBYTECODE": "1"}
-LOG_ROTATE_BYTES = 10 * 1024 * 1024
 LOG_TAIL_LINES = 20
 #: Without an event stream, or as a safety net with one, inspect this often.
 INSPECT_INTERVAL = 5.0
@@ -347,14 +346,6 @@ class DockerRuntime(Runtime):
             opts["nano_cpus"] = int(spec.cpus * 1e9)
         return opts
 
-    @staticmethod
-    def _rotate_log(path: Path) -> None:
-        try:
-            if path.stat().st_size > LOG_ROTATE_BYTES:
-                os.replace(path, path.with_name(path.name + ".1"))
-        except FileNotFoundError:
-            pass
-
     def _clear_name(self, spec: WorkerSpec) -> None:
         """Remove a leftover container holding this project's name, unless another live
         ragexd owns it (then refuse: two supervisors must not fight over one worker)."""
@@ -433,7 +424,7 @@ class DockerRuntime(Runtime):
                 pass
             spec.index_dir.mkdir(parents=True, exist_ok=True)
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._rotate_log(spec.log_path)
+            rotate_log(spec.log_path)
         except OSError as exc:
             raise RuntimeError(f"cannot prepare the worker for {spec.root}: {exc}") from None
         image_id = self.image_id()

@@ -28,7 +28,7 @@ import psutil
 
 from .. import paths
 from ..supervisor.logs import tail as tail_file
-from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
+from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec, rotate_log
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config
@@ -37,7 +37,6 @@ log = logging.getLogger("ragexd.runtime.process")
 
 PID_FILE = "worker.pid"
 #: A worker log above this size is moved aside (to ``.1``) when the worker starts.
-LOG_ROTATE_BYTES = 10 * 1024 * 1024
 LOG_TAIL_LINES = 20
 WORKER_MODULE = "ragexd.worker"
 
@@ -131,14 +130,6 @@ class ProcessRuntime(Runtime):
             cmd.append("--no-watch")
         return cmd
 
-    @staticmethod
-    def _rotate_log(path: Path) -> None:
-        try:
-            if path.stat().st_size > LOG_ROTATE_BYTES:
-                os.replace(path, path.with_name(path.name + ".1"))
-        except FileNotFoundError:
-            pass
-
     def _reap_recorded(self, socket_dir: Path, project_id: str | None = None) -> int | None:
         """Kill a live worker recorded in ``socket_dir/worker.pid`` (an orphan); returns its pid."""
         pid_path = socket_dir / PID_FILE
@@ -178,7 +169,7 @@ class ProcessRuntime(Runtime):
                     pass
             spec.index_dir.mkdir(parents=True, exist_ok=True)
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._rotate_log(spec.log_path)
+            rotate_log(spec.log_path)
             logfh = open(spec.log_path, "ab")
         except OSError as exc:
             raise RuntimeError(f"cannot prepare the worker for {spec.root}: {exc}") from None

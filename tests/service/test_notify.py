@@ -14,7 +14,6 @@ NotifyAccess=main, it knows which pid sent each message.  Then:
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import struct
