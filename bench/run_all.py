@@ -1,0 +1,72 @@
+"""Run every benchmark and assemble BENCHMARKS.md from their result sections.
+
+Each benchmark writes its own section to bench/results/<name>.md (with the
+machine it ran on); this script runs them in turn and concatenates the
+sections, so one benchmark can be re-run alone and the file rebuilt.
+
+    python bench/run_all.py [--only search,docker,mcp,quality] [--assemble-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+
+BENCHES = {
+    "search": [sys.executable, str(HERE / "bench_search.py")],
+    "docker": [sys.executable, str(HERE / "bench_docker.py")],
+    "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
+    "quality": [sys.executable, str(HERE / "eval_quality.py")],
+}
+ORDER = ["search", "quality", "docker", "mcp"]
+
+
+def assemble() -> None:
+    parts = ["# Benchmarks", "",
+             "Produced by `make bench` (`bench/run_all.py`); every figure is a median measured side by "
+             "side with its baseline in the same run, on the machine named in its section. "
+             "Re-run one benchmark alone and `python bench/run_all.py --assemble-only` to rebuild this file.",
+             ""]
+    for name in ORDER:
+        f = RESULTS / f"{name}.md"
+        if name == "quality" and not f.exists():
+            f = HERE / "QUALITY.md"  # eval_quality.py's own output file
+        if f.exists():
+            parts += [f.read_text().strip(), ""]
+        else:
+            parts += [f"## {name}", "", "_not run yet_", ""]
+    (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=",".join(ORDER))
+    ap.add_argument("--assemble-only", action="store_true")
+    args = ap.parse_args()
+    failed = []
+    if not args.assemble_only:
+        for name in args.only.split(","):
+            cmd = BENCHES[name]
+            if not Path(cmd[1]).exists():
+                print(f"skipping {name}: {cmd[1]} does not exist")
+                continue
+            t0 = time.time()
+            print(f"== {name}", flush=True)
+            if subprocess.run(cmd, cwd=REPO).returncode != 0:
+                failed.append(name)
+            print(f"== {name} took {time.time() - t0:.0f} s", flush=True)
+    assemble()
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
