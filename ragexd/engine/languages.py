@@ -73,7 +73,8 @@ SPECS: dict[str, LangSpec] = {
     "go": LangSpec(
         "go", "go",
         defs={"function_declaration": "function", "method_declaration": "method",
-              "type_spec": "type"}),
+              "type_spec": "type"},
+        wrappers=("type_declaration",)),
     "rust": LangSpec(
         "rust", "rust",
         defs={"function_item": "function", "function_signature_item": "function",

@@ -81,11 +81,13 @@ class IndexSummary:
     chunks_total: int = 0
     seconds: float = 0.0
     skipped: list[SkippedFile] = field(default_factory=list)
+    chunks_embedded: int = 0    # vectors computed this run (unchanged chunks keep theirs)
+    cancelled: bool = False     # stopped early by the cancel event: the index is partial
 
 
 @dataclass
 class IndexStatus:
-    state: str                  # empty | partial | ready | indexing
+    state: str                  # empty | partial | ready | indexing | corrupt
     files: int = 0
     chunks: int = 0
     size_bytes: int = 0

@@ -1,0 +1,416 @@
+"""Cutting a file into searchable pieces.
+
+One chunk per definition (function, method, class, ...) because that is the
+unit a person asks for; a class chunk carries its header, its own lines (class
+attributes, docstring) and its member names, not the bodies of its methods,
+which have chunks of their own.  Module-level code outside any definition
+(imports, constants, ``if __name__ == "__main__"`` blocks) becomes ``block``
+chunks so it stays findable.  Files without a grammar, and code whose parse
+found no definition at all, fall back to overlapping line windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import languages as L
+
+log = logging.getLogger(__name__)
+
+WINDOW_LINES = 40
+WINDOW_OVERLAP = 10
+BLOCK_MAX_LINES = 40
+MAX_SIGNATURE = 300
+MAX_DOC = 1200
+_COMMENT_LINE = re.compile(r"^\s*(#|//|/\*|\*|--|;)")
+
+
+@dataclass
+class Chunk:
+    path: str
+    start: int          # 1-based, inclusive
+    end: int            # 1-based, inclusive
+    kind: str           # function | method | class | ... | block | window
+    name: str
+    parent: str
+    signature: str
+    doc: str
+    language: str
+    code: str           # the text this chunk stands for (a class: without member bodies)
+    members: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        """Deterministic: the same code at the same place always gets the same id,
+        so re-indexing an unchanged file is an idempotent upsert."""
+        content = hashlib.sha1(self.code.encode("utf-8", "surrogatepass")).hexdigest()
+        key = "\0".join((self.path, str(self.start), str(self.end), self.kind, self.name,
+                         self.parent, content))
+        return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def chunk_file(path: str, text: str, language: str) -> list[Chunk]:
+    """All chunks of one file, in line order.  Never raises on odd input."""
+    lines = text.splitlines()
+    if not lines:
+        return []
+    chunks: list[Chunk] = []
+    spec = L.SPECS.get(language)
+    if spec is not None:
+        try:
+            chunks = _chunk_tree(path, text, lines, language, spec)
+        except Exception as exc:  # a grammar bug must not stop indexing
+            log.warning("could not parse %s as %s (%s); indexing it as text", path, language, exc)
+            chunks = []
+        if chunks:
+            chunks.extend(_module_blocks(path, lines, language, chunks))
+    if not chunks:
+        chunks = _windows(path, lines, language)
+    chunks.sort(key=lambda c: (c.start, -c.end, c.kind))
+    unique: dict[str, Chunk] = {}
+    for c in chunks:
+        unique.setdefault(c.id, c)
+    return list(unique.values())
+
+
+# --- tree-sitter ------------------------------------------------------------------
+
+
+_BODY_TYPES = frozenset({
+    "block", "compound_statement", "declaration_list", "field_declaration_list", "class_body",
+    "body_statement", "statement_block", "enum_body", "interface_body", "function_body",
+    "enum_variant_list", "enumerator_list", "object_type", "struct_type", "interface_type",
+    "constructor_body", "record_body", "annotation_type_body", "enum_member_declaration_list",
+    "enum_class_body",
+})
+_NAME_TYPES = ("identifier", "type_identifier", "simple_identifier", "constant", "name",
+               "property_identifier", "field_identifier", "scope_resolution")
+_FUNC_VALUE_TYPES = frozenset({"arrow_function", "function", "function_expression",
+                               "generator_function"})
+
+
+class _Walker:
+    def __init__(self, path: str, src: bytes, lines: list[str], language: str,
+                 spec: L.LangSpec) -> None:
+        self.path, self.src, self.lines, self.language, self.spec = (
+            path, src, lines, language, spec)
+        self.chunks: list[Chunk] = []
+
+    def text(self, node: Any) -> str:
+        return self.src[node.start_byte:node.end_byte].decode("utf-8", "replace")
+
+    # -- names --------------------------------------------------------------------
+
+    def name_of(self, node: Any) -> tuple[str, str]:
+        """(name, qualifier) — the qualifier is a class named in the definition
+        itself, as in C++ ``void Foo::bar() {}``."""
+        n = node.child_by_field_name("name")
+        if n is not None:
+            return self._split_qualified(self.text(n))
+        d = node.child_by_field_name("declarator")
+        while d is not None:
+            if d.type in ("identifier", "field_identifier", "type_identifier",
+                          "destructor_name", "operator_name"):
+                return self.text(d), ""
+            if d.type == "qualified_identifier":
+                return self._split_qualified(self.text(d))
+            nxt = d.child_by_field_name("declarator")
+            if nxt is None:
+                for c in d.named_children:
+                    if c.type in ("identifier", "field_identifier", "qualified_identifier",
+                                  "destructor_name", "operator_name"):
+                        nxt = c
+                        break
+            d = nxt
+        for c in node.named_children:
+            if c.type in _NAME_TYPES:
+                return self._split_qualified(self.text(c))
+        return "", ""
+
+    @staticmethod
+    def _split_qualified(name: str) -> tuple[str, str]:
+        name = re.sub(r"\s+", "", name)
+        parts = [p for p in re.split(r"::|\.", name) if p]
+        if len(parts) >= 2:
+            return parts[-1], parts[-2]
+        return name, ""
+
+    # -- pieces -------------------------------------------------------------------
+
+    def body_of(self, node: Any) -> Any | None:
+        b = node.child_by_field_name("body")
+        if b is not None:
+            return b
+        for c in node.named_children:
+            if c.type in _BODY_TYPES:
+                return c
+        return None
+
+    def signature_of(self, node: Any, body: Any | None) -> str:
+        end = body.start_byte if body is not None else node.end_byte
+        sig = self.src[node.start_byte:end].decode("utf-8", "replace")
+        if body is None:
+            sig = sig.split("\n", 1)[0]
+        if self.language in ("python", "ruby"):
+            sig = re.sub(r"(?m)\s#[^\n'\"]*$", "", sig)
+        else:
+            sig = re.sub(r"(?m)\s//[^\n'\"]*$", "", sig)
+        sig = " ".join(sig.split()).rstrip("{:= ").strip()
+        return sig[:MAX_SIGNATURE]
+
+    def doc_of(self, node: Any, outer: Any, body: Any | None) -> str:
+        if self.spec.python_docstrings and body is not None:
+            first = next(iter(body.named_children), None)
+            if first is not None and first.type == "expression_statement":
+                s = next(iter(first.named_children), None)
+                if s is not None and s.type == "string":
+                    return _clean_docstring(self.text(s))[:MAX_DOC]
+        # leading comments, contiguous with the definition
+        parts: list[str] = []
+        cur = outer
+        prev = cur.prev_named_sibling
+        while prev is not None and prev.type in self.spec.comment_types \
+                and prev.end_point[0] >= cur.start_point[0] - 1:
+            parts.append(self.text(prev))
+            cur = prev
+            prev = cur.prev_named_sibling
+        if not parts:
+            return ""
+        return _clean_comment("\n".join(reversed(parts)))[:MAX_DOC]
+
+    def kind_for(self, node: Any, kind: str) -> str:
+        if node.type == "type_spec":
+            t = node.child_by_field_name("type")
+            if t is not None and t.type == "struct_type":
+                return "struct"
+            if t is not None and t.type == "interface_type":
+                return "interface"
+        if self.language == "kotlin" and node.type == "class_declaration":
+            if any(c.type == "interface" for c in node.children):
+                return "interface"
+            if any(c.type == "enum" for c in node.children):
+                return "enum"
+        return kind
+
+    # -- walk ---------------------------------------------------------------------
+
+    def walk(self, node: Any, parent: str, parent_kind: str) -> list[str]:
+        """Chunk the definitions under ``node``; return the names of the direct ones."""
+        names: list[str] = []
+        for child in node.named_children:
+            t = child.type
+            if t in self.spec.transparent:
+                tnode = child.child_by_field_name(self.spec.transparent[t])
+                tname = self._split_qualified(self.text(tnode))[0] if tnode is not None else ""
+                tname = re.sub(r"<.*", "", tname)
+                self.walk(child, tname or parent, "impl")
+                continue
+            kind = self.spec.defs.get(t)
+            if kind is None:
+                fn = self._function_value(child)
+                if fn is not None:
+                    decl, name = fn
+                    names.append(name)
+                    self._emit_function_value(child, decl, name, parent, parent_kind)
+                    continue
+                names.extend(self.walk(child, parent, parent_kind))
+                continue
+            emitted = self.emit(child, kind, parent, parent_kind)
+            if emitted:
+                names.append(emitted)
+        return names
+
+    def _function_value(self, node: Any) -> tuple[Any, str] | None:
+        """``const f = () => ...`` and class fields holding a function."""
+        if self.language not in ("javascript", "typescript", "tsx"):
+            return None
+        if node.type in ("lexical_declaration", "variable_declaration"):
+            decls = [c for c in node.named_children if c.type == "variable_declarator"]
+            if len(decls) == 1:
+                value = decls[0].child_by_field_name("value")
+                name = decls[0].child_by_field_name("name")
+                if value is not None and name is not None and value.type in _FUNC_VALUE_TYPES:
+                    return value, self.text(name)
+        if node.type in ("field_definition", "public_field_definition"):
+            value = node.child_by_field_name("value")
+            name = node.child_by_field_name("name") or node.child_by_field_name("property")
+            if value is not None and name is not None and value.type in _FUNC_VALUE_TYPES:
+                return value, self.text(name)
+        return None
+
+    def _emit_function_value(self, node: Any, value: Any, name: str, parent: str,
+                             parent_kind: str) -> None:
+        outer = self._outer(node)
+        kind = "method" if parent_kind in L.CONTAINER_KINDS else "function"
+        body = value.child_by_field_name("body")
+        sig = self.signature_of(node, body)
+        doc = self.doc_of(node, outer, body)
+        start, end = outer.start_point[0] + 1, outer.end_point[0] + 1
+        self.chunks.append(Chunk(self.path, start, end, kind, name, parent, sig, doc,
+                                 self.language, self._lines(start, end)))
+        self.walk(value, name, kind)
+
+    def _outer(self, node: Any) -> Any:
+        """The node whose span the definition owns: decorators, ``export``,
+        ``template<>``, Go's ``type`` keyword — unless the wrapper groups several
+        definitions (``type ( A struct{}; B int )``)."""
+        outer = node
+        while outer.parent is not None and outer.parent.type in self.spec.wrappers:
+            siblings = [c for c in outer.parent.named_children if c.type == outer.type]
+            if len(siblings) > 1:
+                break
+            outer = outer.parent
+        return outer
+
+    def _lines(self, start: int, end: int) -> str:
+        return "\n".join(self.lines[start - 1:end])
+
+    def emit(self, node: Any, kind: str, parent: str, parent_kind: str) -> str | None:
+        name, qualifier = self.name_of(node)
+        kind = self.kind_for(node, kind)
+        body = self.body_of(node)
+        if kind in L.CONTAINER_KINDS and body is None and self.language in ("c", "cpp"):
+            return None  # `struct foo x;` names a type, it does not define one
+        if node.type == "method_declaration" and self.language == "go":
+            recv = node.child_by_field_name("receiver")
+            if recv is not None:
+                m = re.findall(r"[A-Za-z_]\w*", self.text(recv))
+                qualifier = m[-1] if m else ""
+                # `(s *Server)` -> Server; generics `(l *List[T])` -> List
+                tm = re.search(r"\*?\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*\)\s*$",
+                               self.text(recv))
+                if tm:
+                    qualifier = tm.group(1)
+        if qualifier and kind in L.FUNCTION_KINDS:
+            parent = qualifier
+            kind = "method"
+        elif kind == "function" and parent_kind in L.CONTAINER_KINDS:
+            kind = "method"
+        if kind == "function" and node.type in ("singleton_method",):
+            kind = "method" if parent else "function"
+        outer = self._outer(node)
+        start, end = outer.start_point[0] + 1, outer.end_point[0] + 1
+        sig = self.signature_of(node, body)
+        if node.type == "type_spec":
+            sig = f"type {sig} {kind}" if kind in ("struct", "interface") else f"type {sig}"
+        doc = self.doc_of(node, outer, body)
+        before = len(self.chunks)
+        chunk = Chunk(self.path, start, end, kind, name, parent, sig, doc, self.language, "")
+        self.chunks.append(chunk)
+        inner_kind = kind if kind in L.CONTAINER_KINDS else ("function" if kind in
+                                                             L.FUNCTION_KINDS else kind)
+        members = self.walk(node, name if name else parent, inner_kind)
+        if kind in L.CONTAINER_KINDS:
+            chunk.members = members
+            covered: set[int] = set()
+            for c in self.chunks[before + 1:]:
+                if c.parent == name:
+                    covered.update(range(c.start, c.end + 1))
+            own = [self.lines[i - 1] for i in range(start, end + 1) if i not in covered]
+            chunk.code = "\n".join(own)
+        else:
+            chunk.code = self._lines(start, end)
+        return name
+
+
+def _chunk_tree(path: str, text: str, lines: list[str], language: str,
+                spec: L.LangSpec) -> list[Chunk]:
+    parser = L.parser_for(language)
+    if parser is None:
+        return []
+    src = text.encode("utf-8", "surrogatepass")
+    tree = parser.parse(src)
+    walker = _Walker(path, src, lines, language, spec)
+    walker.walk(tree.root_node, "", "")
+    return walker.chunks
+
+
+def _module_blocks(path: str, lines: list[str], language: str,
+                   chunks: list[Chunk]) -> list[Chunk]:
+    """Runs of lines outside every definition, cut into blocks of <= 40 lines."""
+    covered = [False] * (len(lines) + 2)
+    for c in chunks:
+        for i in range(c.start, min(c.end, len(lines)) + 1):
+            covered[i] = True
+    out: list[Chunk] = []
+    run: list[int] = []
+
+    def flush() -> None:
+        while run and not lines[run[0] - 1].strip():
+            run.pop(0)
+        while run and not lines[run[-1] - 1].strip():
+            run.pop()
+        for i in range(0, len(run), BLOCK_MAX_LINES):
+            part = run[i:i + BLOCK_MAX_LINES]
+            body = [lines[j - 1] for j in part]
+            code = [b for b in body if b.strip() and not _COMMENT_LINE.match(b)]
+            if sum(1 for b in body if b.strip()) < 2 or not code:
+                continue  # a lone line or a comment banner is not worth a vector
+            out.append(Chunk(path, part[0], part[-1], "block", "", "", "", "", language,
+                             "\n".join(body)))
+        run.clear()
+
+    for i in range(1, len(lines) + 1):
+        if covered[i]:
+            flush()
+        else:
+            run.append(i)
+    flush()
+    return out
+
+
+def _windows(path: str, lines: list[str], language: str) -> list[Chunk]:
+    out: list[Chunk] = []
+    step = WINDOW_LINES - WINDOW_OVERLAP
+    n = len(lines)
+    i = 0
+    while i < n:
+        j = min(n, i + WINDOW_LINES)
+        body = lines[i:j]
+        if any(b.strip() for b in body):
+            title = ""
+            if language in ("markdown", "rst"):
+                title = next((b.lstrip("#").strip() for b in body if b.startswith("#")), "")
+            out.append(Chunk(path, i + 1, j, "window", title[:120], "", "", "", language,
+                             "\n".join(body)))
+        if j >= n:
+            break
+        i += step
+    return out
+
+
+# --- comment cleaning ---------------------------------------------------------------
+
+
+def _clean_docstring(literal: str) -> str:
+    s = literal.strip()
+    m = re.match(r"^[rRbBuUfF]*('''|\"\"\"|'|\")", s)
+    if m:
+        q = m.group(1)
+        s = s[m.end():]
+        if s.endswith(q):
+            s = s[:-len(q)]
+    return _dedent(s)
+
+
+def _clean_comment(text: str) -> str:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        line = re.sub(r"^(/\*\*?|\*/|\*|///?|//!|#+|--|;+)", "", line)
+        line = re.sub(r"\*/$", "", line).strip()
+        out.append(line)
+    return "\n".join(out).strip()
+
+
+def _dedent(s: str) -> str:
+    lines = s.expandtabs().splitlines()
+    if not lines:
+        return ""
+    rest = [ln for ln in lines[1:] if ln.strip()]
+    indent = min((len(ln) - len(ln.lstrip()) for ln in rest), default=0)
+    return "\n".join([lines[0].strip()] + [ln[indent:] for ln in lines[1:]]).strip()

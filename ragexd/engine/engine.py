@@ -1,0 +1,308 @@
+"""The facade the worker wraps: one Engine per project.
+
+Opening is fast (SQLite only); chroma is opened on first need and the model is
+loaded only by ``load_model`` (or the first semantic search / index run), so a
+fresh worker answers regex and symbol queries while the model loads.
+
+Thread-safety: one indexing thread at a time (``index`` holds a lock) while any
+number of threads call ``search``/``status``.  Readers see each committed batch
+of the running index (SQLite WAL), flagged ``partial=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import discovery
+from .embedding import Embedder, embedder_id
+from .indexer import LAST_INDEXED, RUN_MARKER, Indexer
+from .query_shape import shape
+from .search import (AUTO_NATURAL, Searcher, compile_globs, normalise_languages,
+                     validate_text)
+from .store import REBUILD_HINT, Catalog, Vectors, is_unwritable
+from .types import (EngineError, IndexProgress, IndexStatus, IndexSummary, SearchOutcome,
+                    SearchQuery)
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "semantic", "regex", "symbol", "hybrid")
+MAX_LIMIT = 1000
+CATALOG_FILE = "catalog.sqlite"
+CHROMA_DIR = "chroma"
+EMBEDDER_KEY = "embedder"
+
+
+class Engine:
+    def __init__(self, root: Path, index_dir: Path, *,
+                 max_file_bytes: int = discovery.MAX_FILE_BYTES) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.index_dir = Path(index_dir)
+        self.max_file_bytes = max_file_bytes
+        self._embedder = Embedder()
+        self._index_lock = threading.Lock()
+        self._indexing = False
+        self._indexer: Indexer | None = None
+        self._open_error: EngineError | None = None
+        self._catalog: Catalog | None = None
+        self._vectors: Vectors | None = None
+        self._searcher: Searcher | None = None
+        #: fault injection for tests: called between the chroma and sqlite writes
+        self._fault_hook: Callable[[int], None] | None = None
+        self._open()
+
+    # -- stores -----------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self._open_error = None
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._open_error = EngineError(
+                "index_unwritable", f"cannot create the index directory {self.index_dir}: "
+                f"{exc.strerror or exc}")
+            return
+        try:
+            self._catalog = Catalog(self.index_dir / CATALOG_FILE)
+        except EngineError as exc:
+            self._catalog = None
+            self._open_error = exc
+            return
+        self._vectors = Vectors(self.index_dir / CHROMA_DIR)
+        self._searcher = Searcher(self.root, self._catalog, self._vectors, self._embedder,
+                                  self._rules)
+
+    def _close_stores(self) -> None:
+        if self._vectors is not None:
+            self._vectors.close()
+        if self._catalog is not None:
+            self._catalog.close()
+        self._catalog = self._vectors = self._searcher = None
+
+    def _rules(self) -> discovery.IgnoreRules:
+        # fresh per call: ignore files may have been edited since the last search
+        return discovery.IgnoreRules(self.root, (self.index_dir,))
+
+    def _require_open(self) -> tuple[Catalog, Vectors, Searcher]:
+        if self._open_error is not None:
+            raise self._open_error
+        assert self._catalog and self._vectors and self._searcher
+        return self._catalog, self._vectors, self._searcher
+
+    def _rebuild_stores(self) -> None:
+        """Drop every file of the index (not project.json) and start empty."""
+        self._close_stores()
+        try:
+            for name in os.listdir(self.index_dir) if self.index_dir.exists() else []:
+                path = self.index_dir / name
+                if name.startswith(CATALOG_FILE) or name == CHROMA_DIR:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+        except OSError as exc:
+            raise EngineError("index_unwritable",
+                              f"cannot delete the old index in {self.index_dir}: "
+                              f"{exc.strerror or exc}") from exc
+        self._open()
+        if self._open_error is not None:
+            raise self._open_error
+
+    # -- model ------------------------------------------------------------------------
+
+    def load_model(self) -> None:
+        self._embedder.load()
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._embedder.loaded
+
+    # -- indexing ---------------------------------------------------------------------
+
+    def index(self, *, rebuild: bool = False, paths: Sequence[str] | None = None,
+              progress: Callable[[IndexProgress], None] | None = None,
+              cancel: threading.Event | None = None) -> IndexSummary:
+        with self._index_lock:
+            self._indexing = True
+            try:
+                if not rebuild and self._catalog is not None and self._open_error is None:
+                    made_with = self._catalog.get_meta(EMBEDDER_KEY)
+                    if made_with is not None and made_with != embedder_id():
+                        log.warning("the index was embedded with %s, this engine uses %s: "
+                                    "rebuilding it", made_with, embedder_id())
+                        rebuild, paths = True, None
+                if rebuild:
+                    self._rebuild_stores()
+                catalog, vectors, _ = self._require_open()
+                if catalog.read_only:
+                    raise EngineError("index_unwritable",
+                                      f"the index directory {self.index_dir} is on a read-only "
+                                      "file system; make it writable, then index again. The "
+                                      "existing index is still searchable.")
+                if catalog.get_meta(EMBEDDER_KEY) is None:
+                    Indexer._write(lambda: catalog.set_meta(EMBEDDER_KEY, embedder_id()))
+                if not self.model_loaded:
+                    if progress is not None:
+                        progress(IndexProgress("loading-model", message="loading the model"))
+                    self.load_model()
+                self._indexer = Indexer(self.root, catalog, vectors, self._embedder,
+                                        excluded=(self.index_dir,),
+                                        max_file_bytes=self.max_file_bytes)
+                try:
+                    return self._indexer.run(paths=paths, progress=progress, cancel=cancel,
+                                             chunk_hook=self._fault_hook)
+                except sqlite3.DatabaseError as exc:
+                    if is_unwritable(exc):
+                        raise EngineError("index_unwritable",
+                                          f"cannot write the index ({exc}); free disk space or "
+                                          "make the index directory writable") from exc
+                    raise EngineError("index_corrupt",
+                                      f"the index catalog cannot be read ({exc}); "
+                                      f"{REBUILD_HINT}") from exc
+            finally:
+                self._indexing = False
+
+    # -- search -----------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchOutcome:
+        text = validate_text(query.text)
+        if query.mode not in MODES:
+            raise EngineError("bad_query", f"unknown search mode {query.mode!r}; use one of "
+                              + ", ".join(MODES))
+        if not isinstance(query.limit, int) or not 1 <= query.limit <= MAX_LIMIT:
+            raise EngineError("bad_query",
+                              f"the limit must be between 1 and {MAX_LIMIT}, not {query.limit!r}")
+        globs, match = compile_globs(self.root, query.path_globs)
+        languages = normalise_languages(query.languages)
+        for attempt in range(2):
+            try:
+                return self._search(text, query.mode, query.limit, globs, match, languages)
+            except sqlite3.ProgrammingError:
+                if attempt:  # the stores were swapped by a rebuild mid-query: retry once
+                    raise EngineError("index_corrupt", "the index changed during the search; "
+                                      "retry") from None
+            except sqlite3.DatabaseError as exc:
+                raise EngineError("index_corrupt", f"the index cannot be read ({exc}); "
+                                  f"{REBUILD_HINT}") from exc
+        raise AssertionError("unreachable")
+
+    def _search(self, text: str, mode: str, limit: int, globs: list[str],
+                match: Callable[[str], bool], languages: list[str]) -> SearchOutcome:
+        notes: list[str] = []
+        if mode == "regex" or (mode == "auto" and shape(text) == "regex"):
+            searcher = self._searcher
+            if searcher is None:  # a broken index must not stop a grep
+                searcher = Searcher(self.root, _NullCatalog(), None,  # type: ignore[arg-type]
+                                    self._embedder, self._rules)
+            try:
+                hits, notes = searcher.regex_hits(text, limit, globs, languages, match)
+                if hits or mode == "regex" or self._open_error is not None:
+                    return SearchOutcome(hits, "regex", self._partial(), notes)
+                notes = ["no line matches it as a regex; searched by meaning instead"]
+                mode = "hybrid"
+            except EngineError as exc:
+                if mode == "regex" or exc.code != "invalid_regex":
+                    raise
+                notes.append(f"not a valid regex ({exc.message.splitlines()[-1]}); "
+                             "searched by meaning instead")
+                mode = "hybrid"
+        catalog, vectors, searcher = self._require_open()
+        partial = self._partial()
+        if mode == "auto":
+            if shape(text) == "symbol":
+                ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
+                if ranked:
+                    return SearchOutcome(searcher.to_hits(ranked), "symbol", partial, notes)
+                notes.append("no symbol by that name; searched by meaning instead")
+            mode = AUTO_NATURAL
+        if mode == "symbol":
+            ranked = searcher.symbol_ranked(text, limit, languages, match)
+        elif mode == "semantic":
+            self.load_model()
+            ranked = searcher.semantic_ranked(text, limit, languages, match)
+        else:
+            self.load_model()
+            mode = "hybrid"
+            try:
+                ranked = searcher.hybrid_ranked(text, limit, languages, match)
+            except EngineError as exc:
+                if exc.code != "index_unwritable":
+                    raise
+                # vectors unreadable on read-only media: keywords and symbols still work
+                notes.append("the vector store cannot be opened (read-only index directory); "
+                             "ranked by keywords only")
+                ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
+        if not ranked and catalog.stats()[1] == 0:
+            notes.append("the index is empty; run `ragexctl index` first")
+        return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes)
+
+    def _partial(self) -> bool:
+        if self._indexing:
+            return True
+        if self._catalog is None:
+            return False
+        try:
+            if self._catalog.get_meta(RUN_MARKER) is not None:
+                return True
+            return self._catalog.get_meta(LAST_INDEXED) is None and \
+                self._catalog.stats()[0] > 0
+        except sqlite3.Error:
+            return False
+
+    # -- status -----------------------------------------------------------------------
+
+    def status(self) -> IndexStatus:
+        size = _dir_size(self.index_dir)
+        if self._open_error is not None:
+            state = "corrupt" if self._open_error.code == "index_corrupt" else "empty"
+            return IndexStatus(state=state, size_bytes=size, model_loaded=self.model_loaded)
+        catalog = self._catalog
+        assert catalog is not None
+        try:
+            files, chunks = catalog.stats()
+            marker = catalog.get_meta(RUN_MARKER)
+            last = catalog.get_meta(LAST_INDEXED)
+        except sqlite3.DatabaseError:
+            return IndexStatus(state="corrupt", size_bytes=size, model_loaded=self.model_loaded)
+        if self._indexing:
+            state = "indexing"
+        elif marker is not None or (files and last is None):
+            state = "partial"   # interrupted, or only some paths were ever indexed
+        elif last is not None:
+            state = "ready"
+        else:
+            state = "empty"
+        pending = self._indexer.pending_files if (self._indexing and self._indexer) else 0
+        return IndexStatus(state=state, files=files, chunks=chunks, size_bytes=size,
+                           last_indexed=float(last) if last else None,
+                           model_loaded=self.model_loaded, pending_files=pending)
+
+    def close(self) -> None:
+        with self._index_lock:
+            self._close_stores()
+
+
+class _NullCatalog:
+    """Stands in for a broken catalog so regex search still works."""
+
+    def chunks_of(self, path: str) -> list:
+        return []
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+__all__ = ["Engine", "MODES"]

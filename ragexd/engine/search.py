@@ -1,0 +1,284 @@
+"""The search modes and how they combine.
+
+* semantic: cosine similarity in chroma, oversampled then filtered (unknown ids,
+  path globs) so a filter never silently shrinks the answer;
+* lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
+* symbol: the catalog's definition names (symbols.py);
+* regex: ripgrep (ripgrep.py);
+* hybrid: reciprocal rank fusion of semantic + lexical (+ symbol when the
+  question contains identifiers); weights measured by bench/eval_quality.py.
+* auto: by the query's shape (query_shape.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, Sequence
+
+import pathspec
+
+from . import ripgrep
+from .discovery import IgnoreRules
+from .embedding import Embedder
+from .languages import extensions_for, known_languages, language_for, normalise_language
+from .query_shape import is_code_token, shape
+from .store import Catalog, ChunkRow, FileRow, Vectors
+from .symbols import SymbolIndex
+from .tokens import query_terms
+from .types import EngineError, SearchHit
+
+MAX_QUERY_BYTES = 8 * 1024   # == ragexd.protocol.messages.MAX_QUERY_BYTES
+SNIPPET_LINES = 8
+
+
+@dataclass
+class Weights:
+    """Ranking knobs, all measured with bench/eval_quality.py (see bench/QUALITY.md).
+
+    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25``,
+    plus a small bonus for exact symbol hits of identifiers in the question.
+    (Reciprocal rank fusion was measured too and lost to semantic alone.)
+    ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
+    a question is usually answered by a function; module-level blocks and class
+    summaries are kept but ranked a little lower.
+    """
+
+    alpha: float = 0.8
+    symbol_bonus: float = 0.1
+    bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
+    block_prior: float = 0.8
+    class_prior: float = 0.9
+    fusion: str = "linear"      # linear | rrf
+    depth: int = 100            # candidates taken from each list
+
+    def prior(self, kind: str) -> float:
+        if kind in ("block", "window"):
+            return self.block_prior
+        if kind in ("class", "interface", "struct", "enum", "trait", "module", "object",
+                    "record", "type"):
+            return self.class_prior
+        return 1.0
+
+
+WEIGHTS = Weights()
+#: What ``auto`` uses for natural-language questions (set from the eval; QUALITY.md).
+AUTO_NATURAL = os.environ.get("RAGEX_AUTO_NATURAL", "hybrid")
+
+
+def validate_text(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise EngineError("bad_query", "the query is empty")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_QUERY_BYTES:
+        raise EngineError("too_large", f"the query is {size} bytes; the limit is "
+                          f"{MAX_QUERY_BYTES} bytes. Search for a distinctive part of it instead.",
+                          size=size, limit=MAX_QUERY_BYTES)
+    if "\0" in text:
+        raise EngineError("bad_query", "the query contains a NUL byte")
+    return text
+
+
+def compile_globs(root: Path, globs: Sequence[str]) -> tuple[list[str], Callable[[str], bool]]:
+    """Validate path globs (relative to the root, gitignore style) and return a
+    matcher.  ``../x`` or an absolute path outside the root is refused."""
+    cleaned: list[str] = []
+    root_real = os.path.realpath(root)
+    for g in globs:
+        if not isinstance(g, str) or not g.strip():
+            raise EngineError("bad_query", "an empty path glob was given")
+        glob = g.strip().replace("\\", "/")
+        if glob.startswith("/") or (len(glob) > 1 and glob[1] == ":"):
+            real = os.path.realpath(glob)
+            if real == root_real:
+                glob = "**"
+            elif real.startswith(root_real + os.sep):
+                glob = os.path.relpath(real, root_real).replace(os.sep, "/")
+            else:
+                raise EngineError("path_outside_project",
+                                  f"the path {g!r} is outside the project {root}; "
+                                  "give paths relative to the project root",
+                                  path=g)
+        parts = PurePosixPath(glob.lstrip("!")).parts
+        if ".." in parts:
+            raise EngineError("path_outside_project",
+                              f"the path {g!r} leaves the project {root}; "
+                              "give paths inside the project", path=g)
+        while glob.startswith("./"):
+            glob = glob[2:]
+        cleaned.append(glob or "**")
+    if not cleaned:
+        return [], lambda p: True
+    try:
+        spec = pathspec.GitIgnoreSpec.from_lines(cleaned)
+    except Exception as exc:
+        raise EngineError("bad_query", f"invalid path glob: {exc}") from exc
+    return cleaned, spec.match_file
+
+
+def normalise_languages(languages: Sequence[str]) -> list[str]:
+    out = []
+    known = set(known_languages())
+    for lang in languages:
+        name = normalise_language(lang)
+        if name not in known:
+            raise EngineError("bad_query", f"unknown language {lang!r}; known: "
+                              + ", ".join(sorted(known)))
+        out.append(name)
+    return out
+
+
+class Searcher:
+    def __init__(self, root: Path, catalog: Catalog, vectors: Vectors, embedder: Embedder,
+                 rules: Callable[[], "IgnoreRules"]) -> None:
+        self.root = root
+        self.catalog = catalog
+        self.vectors = vectors
+        self.embedder = embedder
+        self.symbols = SymbolIndex(catalog)
+        self.rules = rules   # fresh ignore rules per regex search (files may have changed)
+        self.weights = WEIGHTS
+
+    # -- ranked id lists -----------------------------------------------------------
+
+    def semantic_ranked(self, text: str, n: int, languages: Sequence[str],
+                        match: Callable[[str], bool], *, prior: bool = True
+                        ) -> list[tuple[ChunkRow, float]]:
+        vec = self.embedder.encode_query(text)
+        got = self._semantic(vec, n, languages, match)
+        if prior:
+            got = [(r, s * self.weights.prior(r.kind)) for r, s in got]
+            got.sort(key=lambda x: -x[1])
+        return got
+
+    def _semantic(self, vec: "object", n: int, languages: Sequence[str],
+                  match: Callable[[str], bool]) -> list[tuple[ChunkRow, float]]:
+        """Raw cosine neighbours known to the catalog and inside the filters."""
+        total = max(1, self.vectors.count())
+        want = min(total, n * 2 + 20)
+        while True:
+            got = self.vectors.query(vec, want, languages)
+            rows = self.catalog.chunks_by_id([i for i, _ in got])
+            out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
+            if len(out) >= n or want >= total or len(got) < want:
+                return out[:n]
+            want = min(total, want * 4)
+
+    def lexical_ranked(self, text: str, n: int, languages: Sequence[str],
+                       match: Callable[[str], bool]) -> list[tuple[ChunkRow, float]]:
+        terms = query_terms(text)
+        if not terms:
+            terms = query_terms(text, keep_stopwords=True)
+        if not terms:
+            return []
+        expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:64])
+        want = n * 3 + 20
+        got = self.catalog.fts_search(expr, want, self.weights.bm25, languages)
+        rows = self.catalog.chunks_by_id([i for i, _ in got])
+        out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
+        return out[:n]
+
+    def symbol_ranked(self, text: str, n: int, languages: Sequence[str],
+                      match: Callable[[str], bool], *, fuzzy: bool = True
+                      ) -> list[tuple[ChunkRow, float]]:
+        return [(r, s) for r, s, _ in self.symbols.search(text, n, languages=languages,
+                                                          accept=match, fuzzy=fuzzy)]
+
+    def hybrid_ranked(self, text: str, n: int, languages: Sequence[str],
+                      match: Callable[[str], bool], *, semantic: bool = True
+                      ) -> list[tuple[ChunkRow, float]]:
+        w = self.weights
+        depth = max(n * 2, w.depth)
+        vec = self.embedder.encode_query(text) if semantic else None
+        sem = self._semantic(vec, depth, languages, match) if semantic else []
+        lex = self.lexical_ranked(text, depth, languages, match)
+        sym: list[tuple[ChunkRow, float]] = []
+        for tok in text.split():
+            tok = tok.strip(",;:'\"`()[]{}")
+            if is_code_token(tok):
+                sym.extend(self.symbol_ranked(tok, 10, languages, match, fuzzy=False))
+        rows: dict[str, ChunkRow] = {}
+        for r, _ in (*sem, *lex, *sym):
+            rows[r.id] = r
+        if w.fusion == "rrf":
+            scores: dict[str, float] = {}
+            for weight, ranked in ((w.alpha, sem), (1 - w.alpha, lex), (w.symbol_bonus, sym)):
+                for rank, (row, _s) in enumerate(ranked):
+                    scores[row.id] = scores.get(row.id, 0.0) + weight * 60 / (60 + rank + 1)
+        else:
+            cos = {r.id: s for r, s in sem}
+            missing = [i for i in rows if i not in cos]
+            if missing and vec is not None:  # lexical/symbol candidates the vector list did not reach
+                cos.update(self.vectors.similarities(vec, missing))
+            top = max((s for _, s in lex), default=0.0) or 1.0
+            bm = {r.id: s / top for r, s in lex}
+            scores = {i: w.alpha * cos.get(i, 0.0) + (1 - w.alpha) * bm.get(i, 0.0)
+                      for i in rows}
+            for r, s in sym:
+                scores[r.id] += w.symbol_bonus * s
+        for i, r in rows.items():
+            scores[i] *= w.prior(r.kind)
+        best = sorted(scores, key=lambda i: -scores[i])[:n]
+        return [(rows[i], scores[i]) for i in best]
+
+    # -- hits -----------------------------------------------------------------------
+
+    def to_hits(self, ranked: list[tuple[ChunkRow, float]]) -> list[SearchHit]:
+        files: dict[str, tuple[list[str] | None, bool]] = {}
+        hits = []
+        for row, score in ranked:
+            if row.path not in files:
+                files[row.path] = self._read(row.path)
+            lines, stale = files[row.path]
+            snippet = ""
+            if lines is not None:
+                snippet = "\n".join(lines[row.start - 1:min(row.end, row.start + SNIPPET_LINES - 1)])
+            hits.append(SearchHit(path=row.path, line=row.start, end_line=row.end, kind=row.kind,
+                                  name=row.name, score=round(float(score), 4), text=snippet,
+                                  language=row.language, parent=row.parent, stale=stale))
+        return hits
+
+    def _read(self, rel: str) -> tuple[list[str] | None, bool]:
+        """A file's lines now, and whether it changed since it was indexed."""
+        from . import discovery
+
+        manifest: FileRow | None = self.catalog.file(rel)
+        try:
+            data, st = discovery.read_bytes(self.root / rel, 16 * 1024 * 1024)
+        except discovery.Unreadable:
+            return None, True
+        stale = manifest is None or manifest.size != st.st_size or \
+            manifest.mtime_ns != st.st_mtime_ns
+        return data.decode("utf-8", "replace").splitlines(), stale
+
+    def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
+                   languages: Sequence[str], match: Callable[[str], bool]
+                   ) -> tuple[list[SearchHit], list[str]]:
+        type_globs: list[str] = []
+        for lang in languages:
+            type_globs.extend(extensions_for(lang))
+        if languages and not type_globs:
+            return [], []
+
+        rules = self.rules()
+
+        def accept(path: str) -> bool:
+            return match(path) and not rules.is_ignored(path)
+        matches, notes = ripgrep.search(self.root, pattern, limit=limit, globs=globs,
+                                        type_globs=type_globs, accept=accept)
+        hits = []
+        enclosing: dict[str, list[ChunkRow]] = {}
+        for m in matches:
+            if m.path not in enclosing:
+                enclosing[m.path] = self.catalog.chunks_of(m.path)
+            owner = None
+            for c in enclosing[m.path]:
+                if c.start <= m.line <= c.end and c.kind not in ("block", "window"):
+                    if owner is None or c.start >= owner.start:
+                        owner = c
+            lang = owner.language if owner else language_for(m.path)
+            hits.append(SearchHit(path=m.path, line=m.line, end_line=m.line, kind="match",
+                                  name="", score=1.0, text=m.text, language=lang,
+                                  parent=owner.name if owner else ""))
+        return hits, notes

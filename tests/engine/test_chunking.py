@@ -1,0 +1,328 @@
+"""Every supported language cuts a small sample into the expected definitions.
+
+Expected values are written by hand from the samples (1-based inclusive line
+spans, decorators/exports included), so a grammar or walker regression shows up
+as a precise diff.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from ragexd.engine.chunking import WINDOW_LINES, chunk_file
+from ragexd.engine.languages import language_for
+
+SAMPLES: dict[str, tuple[str, str, list[tuple[str, str, str, int, int]]]] = {
+    "python": ("pkg/mod.py", '''\
+        import os
+
+        @decorator
+        def top_level(a, b=1) -> int:
+            """Add two numbers."""
+            def inner():
+                return a
+            return a + b
+
+
+        class Greeter(Base):
+            """Says hello."""
+            greeting = "hi"
+
+            def greet(self, name):
+                # leading comment
+                return self.greeting + name
+
+            async def later(self):
+                pass
+        ''', [("function", "top_level", "", 3, 8), ("function", "inner", "top_level", 6, 7),
+              ("class", "Greeter", "", 11, 20), ("method", "greet", "Greeter", 15, 17),
+              ("method", "later", "Greeter", 19, 20)]),
+    "javascript": ("web/app.js", '''\
+        // Adds numbers.
+        function add(a, b) {
+          return a + b;
+        }
+
+        class Cart {
+          constructor() {
+            this.items = [];
+          }
+          total() {
+            return this.items.length;
+          }
+        }
+
+        const double = (x) => {
+          return x * 2;
+        };
+        ''', [("function", "add", "", 2, 4), ("class", "Cart", "", 6, 13),
+              ("method", "constructor", "Cart", 7, 9), ("method", "total", "Cart", 10, 12),
+              ("function", "double", "", 15, 17)]),
+    "typescript": ("web/svc.ts", '''\
+        export interface Shape {
+          area(): number;
+        }
+
+        export class Circle implements Shape {
+          constructor(private r: number) {}
+          area(): number {
+            return Math.PI * this.r ** 2;
+          }
+        }
+
+        export function makeCircle(r: number): Circle {
+          return new Circle(r);
+        }
+        ''', [("interface", "Shape", "", 1, 3), ("method", "area", "Shape", 2, 2),
+              ("class", "Circle", "", 5, 10), ("method", "constructor", "Circle", 6, 6),
+              ("method", "area", "Circle", 7, 9), ("function", "makeCircle", "", 12, 14)]),
+    "tsx": ("web/view.tsx", '''\
+        export function Button(props: { label: string }) {
+          return <button>{props.label}</button>;
+        }
+
+        export class Panel extends React.Component {
+          render() {
+            return <div />;
+          }
+        }
+        ''', [("function", "Button", "", 1, 3), ("class", "Panel", "", 5, 9),
+              ("method", "render", "Panel", 6, 8)]),
+    "go": ("srv/server.go", '''\
+        package srv
+
+        // Server serves.
+        type Server struct {
+        	addr string
+        }
+
+        func (s *Server) Start(port int) error {
+        	return nil
+        }
+
+        func NewServer() *Server {
+        	return &Server{}
+        }
+        ''', [("struct", "Server", "", 4, 6), ("method", "Start", "Server", 8, 10),
+              ("function", "NewServer", "", 12, 14)]),
+    "rust": ("src/lib.rs", '''\
+        /// A point.
+        pub struct Point {
+            x: i32,
+        }
+
+        impl Point {
+            pub fn new(x: i32) -> Self {
+                Point { x }
+            }
+        }
+
+        pub trait Shape {
+            fn area(&self) -> f64;
+        }
+
+        pub fn origin() -> Point {
+            Point::new(0)
+        }
+        ''', [("struct", "Point", "", 2, 4), ("method", "new", "Point", 7, 9),
+              ("trait", "Shape", "", 12, 14), ("method", "area", "Shape", 13, 13),
+              ("function", "origin", "", 16, 18)]),
+    "java": ("src/Main.java", '''\
+        package demo;
+
+        /** The app. */
+        public class Main {
+            private int count;
+
+            public Main() {
+                count = 0;
+            }
+
+            public int increment(int by) {
+                return count += by;
+            }
+        }
+        ''', [("class", "Main", "", 4, 14), ("method", "Main", "Main", 7, 9),
+              ("method", "increment", "Main", 11, 13)]),
+    "c": ("src/util.c", '''\
+        #include <stdio.h>
+
+        struct point {
+            int x;
+        };
+
+        /* Adds. */
+        static int add(int a, int b) {
+            return a + b;
+        }
+
+        char *name(void) {
+            return "x";
+        }
+        ''', [("struct", "point", "", 3, 5), ("function", "add", "", 8, 10),
+              ("function", "name", "", 12, 14)]),
+    "cpp": ("src/shape.cpp", '''\
+        namespace geo {
+        class Shape {
+        public:
+            double area() const {
+                return 0;
+            }
+            void draw();
+        };
+        }
+
+        void geo::Shape::draw() {
+        }
+
+        template <typename T>
+        T biggest(T a, T b) {
+            return a > b ? a : b;
+        }
+        ''', [("class", "Shape", "", 2, 8), ("method", "area", "Shape", 4, 6),
+              ("method", "draw", "Shape", 11, 12), ("function", "biggest", "", 14, 17)]),
+    "c_sharp": ("src/Bank.cs", '''\
+        namespace Bank {
+            public class Account {
+                public decimal Balance { get; set; }
+
+                public Account() {
+                }
+
+                public void Deposit(decimal amount) {
+                    Balance += amount;
+                }
+            }
+
+            interface IAudit {
+                void Log(string msg);
+            }
+        }
+        ''', [("class", "Account", "", 2, 11), ("method", "Account", "Account", 5, 6),
+              ("method", "Deposit", "Account", 8, 10), ("interface", "IAudit", "", 13, 15),
+              ("method", "Log", "IAudit", 14, 14)]),
+    "ruby": ("lib/shop.rb", '''\
+        module Shop
+          class Cart < Base
+            def add(item)
+              @items << item
+            end
+
+            def self.build
+              new
+            end
+          end
+        end
+
+        def helper
+          1
+        end
+        ''', [("module", "Shop", "", 1, 11), ("class", "Cart", "Shop", 2, 10),
+              ("method", "add", "Cart", 3, 5), ("method", "build", "Cart", 7, 9),
+              ("function", "helper", "", 13, 15)]),
+    "php": ("src/user.php", '''\
+        <?php
+        function greet($name) {
+            return "hi " . $name;
+        }
+
+        class User {
+            public function name() {
+                return $this->name;
+            }
+        }
+        ''', [("function", "greet", "", 2, 4), ("class", "User", "", 6, 10),
+              ("method", "name", "User", 7, 9)]),
+    "kotlin": ("src/App.kt", '''\
+        package app
+
+        class Greeter(val name: String) {
+            fun greet(): String {
+                return "hi " + name
+            }
+        }
+
+        interface Shape {
+            fun area(): Double
+        }
+
+        fun main() {
+            println(Greeter("x").greet())
+        }
+        ''', [("class", "Greeter", "", 3, 7), ("method", "greet", "Greeter", 4, 6),
+              ("interface", "Shape", "", 9, 11), ("method", "area", "Shape", 10, 10),
+              ("function", "main", "", 13, 15)]),
+}
+
+
+@pytest.mark.parametrize("language", sorted(SAMPLES))
+def test_language_sample_chunks(language: str) -> None:
+    path, src, expected = SAMPLES[language]
+    assert language_for(path) == language
+    chunks = chunk_file(path, textwrap.dedent(src), language)
+    got = sorted((c.kind, c.name, c.parent, c.start, c.end) for c in chunks
+                 if c.kind not in ("block", "window"))
+    assert got == sorted(expected)
+
+
+def test_python_details() -> None:
+    path, src, _ = SAMPLES["python"]
+    chunks = {c.name: c for c in chunk_file(path, textwrap.dedent(src), "python")}
+    top = chunks["top_level"]
+    assert top.signature == "def top_level(a, b=1) -> int"
+    assert top.doc == "Add two numbers."
+    cls = chunks["Greeter"]
+    assert cls.members == ["greet", "later"]
+    # a class chunk holds its header and attributes, not its methods' bodies
+    assert "greeting = " in cls.code and "self.greeting + name" not in cls.code
+    assert chunks["greet"].doc == ""  # the comment is inside the body, not before it
+    blocks = [c for c in chunk_file(path, textwrap.dedent(src), "python") if c.kind == "block"]
+    assert blocks == []  # a lone import line is not worth a chunk
+
+
+def test_leading_comment_is_documentation() -> None:
+    path, src, _ = SAMPLES["go"]
+    chunks = {c.name: c for c in chunk_file(path, textwrap.dedent(src), "go")}
+    assert chunks["Server"].doc == "Server serves."
+    assert chunks["Server"].signature == "type Server struct"
+    js = {c.name: c for c in chunk_file("a.js", textwrap.dedent(SAMPLES["javascript"][1]),
+                                        "javascript")}
+    assert js["add"].doc == "Adds numbers."
+
+
+def test_module_level_code_becomes_blocks() -> None:
+    src = "import os\nimport sys\n\nCONFIG = {'a': 1}\n\ndef f():\n    return 1\n\n" \
+          "if __name__ == '__main__':\n    f()\n"
+    chunks = chunk_file("m.py", src, "python")
+    kinds = [(c.kind, c.start, c.end) for c in chunks]
+    assert ("block", 1, 4) in kinds and ("function", 6, 7) in kinds and ("block", 9, 10) in kinds
+
+
+def test_text_files_and_unparsable_code_use_windows() -> None:
+    text = "\n".join(f"line {i}" for i in range(1, 101))
+    chunks = chunk_file("notes.txt", text, "text")
+    assert [c.kind for c in chunks] == ["window"] * len(chunks)
+    assert chunks[0].start == 1 and chunks[0].end == WINDOW_LINES
+    assert chunks[-1].end == 100
+    # consecutive windows overlap so a match near a boundary keeps its context
+    assert chunks[1].start <= chunks[0].end
+    garbage = chunk_file("bad.py", "))) ((( ???\n" * 5, "python")
+    assert garbage and all(c.kind == "window" for c in garbage)
+
+
+def test_ids_are_deterministic_and_content_sensitive() -> None:
+    src = "def f():\n    return 1\n"
+    a = chunk_file("x.py", src, "python")
+    b = chunk_file("x.py", src, "python")
+    c = chunk_file("x.py", src.replace("1", "2"), "python")
+    assert [x.id for x in a] == [x.id for x in b]
+    assert a[0].id != c[0].id
+    assert chunk_file("y.py", src, "python")[0].id != a[0].id
+
+
+def test_empty_and_odd_input_never_raises() -> None:
+    assert chunk_file("e.py", "", "python") == []
+    chunk_file("weird.py", "\ufffd\ufffd def (:\n\0\n", "python")
+    chunk_file("x.rs", "fn", "rust")

@@ -1,0 +1,137 @@
+"""Which files get indexed: ignore files at every level, defaults, odd files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ragexd.engine import discovery
+from ragexd.engine.discovery import IgnoreRules, walk
+
+
+def make(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content)
+
+
+def rels(root: Path) -> set[str]:
+    files, _ = walk(root, IgnoreRules(root))
+    return {f.rel for f in files}
+
+
+def test_nested_gitignore_and_ragexignore(tmp_path: Path) -> None:
+    make(tmp_path, {
+        ".gitignore": "*.log\n/generated/\n",
+        ".ragexignore": "secret*.py\n",
+        "a.py": "x = 1\n", "a.log": "log\n", "generated/g.py": "g\n",
+        "sub/generated/kept.py": "k\n",          # /generated/ is anchored to the root
+        "sub/.gitignore": "local.py\n!keep.log\n",
+        "sub/local.py": "l\n", "sub/keep.log": "kept by negation\n", "sub/ok.py": "o\n",
+        "sub/deeper/local.py": "also ignored: no slash means any depth below sub/\n",
+        "sub/deeper/.ragexignore": "*.txt\n",
+        "sub/deeper/notes.txt": "n\n", "sub/notes.txt": "kept: rule lives in deeper/\n",
+        "secret_keys.py": "s\n", "sub/secret2.py": "s\n",
+    })
+    assert rels(tmp_path) == {
+        ".gitignore", ".ragexignore", "a.py", "sub/.gitignore", "sub/generated/kept.py",
+        "sub/keep.log", "sub/ok.py", "sub/deeper/.ragexignore", "sub/notes.txt"}
+    rules = IgnoreRules(tmp_path)
+    assert rules.is_ignored("sub/deeper/notes.txt")
+    assert rules.is_ignored("generated/g.py")
+    assert not rules.is_ignored("sub/keep.log")
+
+
+def test_ragexignore_overrides_gitignore_in_same_dir(tmp_path: Path) -> None:
+    make(tmp_path, {".gitignore": "*.md\n", ".ragexignore": "!README.md\n",
+                    "README.md": "r\n", "other.md": "o\n"})
+    assert {"README.md"} <= rels(tmp_path) and "other.md" not in rels(tmp_path)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    make(tmp_path, {
+        "node_modules/x/index.js": "x", ".git/config": "c", "pkg/__pycache__/a.pyc": "c",
+        ".venv/lib/site.py": "s", "build/out.js": "o", "dist/x.js": "d", "target/t.rs": "t",
+        "app.min.js": "m", "Cargo.lock": "l", "package-lock.json": "{}", "src/main.py": "m",
+        ".github/workflows/ci.yml": "on: push\n",
+    })
+    assert rels(tmp_path) == {"src/main.py", ".github/workflows/ci.yml"}
+
+
+def test_gitignore_can_reinclude_a_default(tmp_path: Path) -> None:
+    make(tmp_path, {".gitignore": "!build/\n", "build/gen.py": "g\n"})
+    assert "build/gen.py" in rels(tmp_path)
+
+
+def test_size_cap_fifo_socket_and_outside_symlink(tmp_path: Path) -> None:
+    outside = Path(tempfile.mkdtemp(prefix="rx-out-"))
+    (outside / "secret.py").write_text("password = 1\n")
+    make(tmp_path, {"big.py": "x" * 2000, "small.py": "y = 1\n"})
+    os.mkfifo(tmp_path / "pipe")
+    sock_dir = Path(tempfile.mkdtemp(prefix="rx-"))  # short path for AF_UNIX
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(sock_dir / "s"))
+        (tmp_path / "link_out.py").symlink_to(outside / "secret.py")
+        (tmp_path / "dir_out").symlink_to(outside)
+        (tmp_path / "link_in.py").symlink_to(tmp_path / "small.py")
+        files, skipped = walk(tmp_path, IgnoreRules(tmp_path), max_size=1000)
+        names = {f.rel for f in files}
+        reasons = {s.path: s.reason for s in skipped}
+        assert names == {"small.py"}
+        assert "larger than" in reasons["big.py"]
+        assert "not a regular file" in reasons["pipe"]
+        assert "outside" in reasons["link_out.py"] and "outside" in reasons["dir_out"]
+    finally:
+        sock.close()
+        shutil.rmtree(outside, ignore_errors=True)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_socket_in_tree_is_skipped(tmp_path: Path) -> None:
+    short = Path(tempfile.mkdtemp(prefix="rx-"))
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(str(short / "sock"))
+        (short / "a.py").write_text("a = 1\n")
+        files, skipped = walk(short, IgnoreRules(short))
+        assert [f.rel for f in files] == ["a.py"]
+        assert [x.path for x in skipped] == ["sock"]
+        assert discovery.stat_one(short, "sock", IgnoreRules(short)).reason.startswith("not a")
+    finally:
+        s.close()
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_read_bytes_never_blocks_on_a_fifo(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "f")
+    with pytest.raises(discovery.Unreadable, match="not a regular file"):
+        discovery.read_bytes(tmp_path / "f")
+
+
+def test_binary_and_bad_utf8(tmp_path: Path) -> None:
+    with pytest.raises(discovery.Unreadable, match="binary"):
+        discovery.decode(b"abc\0def")
+    assert discovery.decode("caf\xe9".encode("latin-1")) == "caf\ufffd"
+    assert discovery.decode(b"\xef\xbb\xbfx = 1") == "x = 1"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
+def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
+    make(tmp_path, {"locked/a.py": "a\n", "ok.py": "o\n"})
+    (tmp_path / "locked").chmod(0)
+    try:
+        files, skipped = walk(tmp_path, IgnoreRules(tmp_path))
+        assert {f.rel for f in files} == {"ok.py"}
+        assert skipped[0].path == "locked" and "cannot read directory" in skipped[0].reason
+    finally:
+        (tmp_path / "locked").chmod(0o755)

@@ -1,0 +1,305 @@
+"""Incremental indexing, deletions, ignore files, rebuild, corruption, odd files,
+concurrent searches — on a small real tree (stdlib json + a few email modules)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ragexd.engine import Engine, EngineError, IndexProgress, SearchQuery
+from ragexd.engine.store import Catalog
+
+from engine_helpers import STDLIB, copy_stdlib
+
+EMAIL_FILES = ("base64mime.py", "quoprimime.py", "encoders.py", "charset.py", "errors.py")
+
+
+def make_tree(base: Path) -> Path:
+    root = copy_stdlib(base, "json")
+    (root / "email").mkdir()
+    for name in EMAIL_FILES:
+        (root / "email" / name).write_bytes((STDLIB / "email" / name).read_bytes())
+    return root
+
+
+def sym(engine: Engine, name: str, **kw):
+    return engine.search(SearchQuery(name, mode="symbol", **kw)).hits
+
+
+def ids_of(engine: Engine) -> tuple[set[str], set[str]]:
+    return engine._catalog.chunk_ids(), engine._vectors.all_ids()
+
+
+@pytest.fixture(scope="module")
+def project():
+    base = Path(tempfile.mkdtemp(prefix="rx-inc-"))
+    root = make_tree(base / "tree")
+    engine = Engine(root, base / "index")
+    first = engine.index()
+    yield engine, root, base, first
+    engine.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_first_index_then_nothing_to_do(project) -> None:
+    engine, root, _, first = project
+    assert first.files_indexed == first.files_scanned >= 10
+    assert first.chunks_embedded == first.chunks_added == first.chunks_total > 100
+    again = engine.index()
+    assert (again.files_indexed, again.chunks_embedded, again.chunks_added) == (0, 0, 0)
+    assert again.files_unchanged == first.files_scanned
+    cat, vec = ids_of(engine)
+    assert cat == vec and len(cat) == first.chunks_total
+
+
+def test_edit_is_picked_up_and_only_it_is_reembedded(project) -> None:
+    engine, root, _, _ = project
+    path = root / "json" / "decoder.py"
+    before = path.read_text()
+    assert "def py_scanstring(" in before
+    path.write_text(before.replace("def py_scanstring(", "def py_scanstring_renamed("))
+    # the snippet is read from disk now, and flagged stale until re-indexed
+    hit = sym(engine, "py_scanstring")[0]
+    assert hit.stale
+    s = engine.index()
+    assert s.files_indexed == 1 and s.files_unchanged == s.files_scanned - 1
+    # one function changed: its own vector is recomputed, plus at most the
+    # module blocks whose lines moved; every other chunk keeps its vector
+    assert 1 <= s.chunks_embedded <= 3, s
+    hit = sym(engine, "py_scanstring_renamed")[0]
+    assert hit.path == "json/decoder.py" and not hit.stale
+    assert not [h for h in sym(engine, "py_scanstring") if h.name == "py_scanstring"]
+    cat, vec = ids_of(engine)
+    assert cat == vec
+
+
+def test_touch_without_change_costs_no_embedding(project) -> None:
+    engine, root, _, _ = project
+    p = root / "json" / "encoder.py"
+    os.utime(p, ns=(time.time_ns(), time.time_ns() + 10**9))
+    s = engine.index()
+    assert s.files_indexed == 0 and s.chunks_embedded == 0
+    assert engine._catalog.file("json/encoder.py").mtime_ns == p.stat().st_mtime_ns
+
+
+def test_deleted_file_disappears(project) -> None:
+    engine, root, _, _ = project
+    assert sym(engine, "encode_base64")
+    (root / "email" / "encoders.py").unlink()
+    s = engine.index()
+    assert s.files_removed == 1 and s.chunks_removed > 0
+    assert not [h for h in sym(engine, "encode_base64") if h.path == "email/encoders.py"]
+    assert not engine.search(SearchQuery("encode the message payload in base64",
+                                         mode="semantic", path_globs=("email/encoders.py",))).hits
+    cat, vec = ids_of(engine)
+    assert cat == vec
+
+
+def test_paths_mode_reindexes_only_those(project) -> None:
+    engine, root, _, _ = project
+    (root / "json" / "extra_mod.py").write_text("def brand_new_helper(x):\n    return x * 2\n")
+    s = engine.index(paths=["json/extra_mod.py"])
+    assert (s.files_scanned, s.files_indexed) == (1, 1)
+    assert sym(engine, "brand_new_helper")[0].path == "json/extra_mod.py"
+    (root / "json" / "extra_mod.py").unlink()
+    s = engine.index(paths=[str(root / "json" / "extra_mod.py")])  # absolute paths work too
+    assert s.files_removed == 1 and not sym(engine, "brand_new_helper")
+
+
+def test_gitignore_added_later_removes_files(project) -> None:
+    engine, root, _, _ = project
+    (root / "email" / ".gitignore").write_text("charset.py\n")
+    try:
+        s = engine.index()
+        assert s.files_removed == 1
+        assert not [h for h in sym(engine, "Charset") if h.path == "email/charset.py"]
+        assert not engine.search(SearchQuery("ALIASES", mode="regex",
+                                             path_globs=("email/charset.py",))).hits
+    finally:
+        (root / "email" / ".gitignore").unlink()
+    assert engine.index().files_indexed == 1
+    assert sym(engine, "Charset")[0].path == "email/charset.py"
+
+
+def test_fifo_socket_vanishing_file_do_not_hang(project) -> None:
+    engine, root, _, _ = project
+    os.mkfifo(root / "fifo.py")
+    short = Path(tempfile.mkdtemp(prefix="rx-"))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(short / "s"))
+    os.rename(short / "s", root / "sock.py")  # a socket inside the tree
+    for i in range(3):
+        (root / f"zz_new_{i}.py").write_text(f"def vanishing_{i}():\n    return {i}\n")
+    victim = root / "zz_new_2.py"
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "embedding" and p.files_done == 0 and victim.exists():
+            victim.unlink()  # vanishes after the scan, before it is read
+
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(s=engine.index(progress=progress)))
+    t.start()
+    t.join(120)
+    try:
+        assert not t.is_alive(), "indexing hung on a FIFO or socket"
+        s = result["s"]
+        reasons = {k.path: k.reason for k in s.skipped}
+        assert "not a regular file" in reasons["fifo.py"]
+        assert "not a regular file" in reasons["sock.py"]
+        assert "vanished" in reasons["zz_new_2.py"]
+        names = {h.name for h in sym(engine, "vanishing_", limit=20)}
+        assert names == {"vanishing_0", "vanishing_1"}
+    finally:
+        sock.close()
+        shutil.rmtree(short, ignore_errors=True)
+        for p in ("fifo.py", "sock.py", "zz_new_0.py", "zz_new_1.py"):
+            (root / p).unlink()
+        engine.index()
+
+
+def generated(dest: Path, files: int = 30) -> None:
+    """Small real-looking modules: several batches of quick-to-embed chunks."""
+    dest.mkdir(parents=True)
+    for i in range(files):
+        body = "\n\n".join(f"def helper_{i}_{j}(value):\n    return value + {j}\n"
+                           for j in range(4))
+        (dest / f"gen_{i:02d}.py").write_text(body)
+
+
+def test_search_during_indexing_is_partial(project) -> None:
+    engine, root, base, _ = project
+    extra = base / "tree" / "more"
+    generated(extra)
+    seen: dict = {}
+    done = threading.Event()
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "embedding" and p.files_done > 0 and "out" not in seen:
+            def probe() -> None:
+                seen["out"] = engine.search(SearchQuery("dumps", mode="symbol"))
+                seen["status"] = engine.status()
+                seen["semantic"] = engine.search(SearchQuery("encode json", mode="semantic"))
+            th = threading.Thread(target=probe)
+            th.start()
+            th.join(60)
+    s = engine.index(progress=progress)
+    done.set()
+    try:
+        assert s.files_indexed >= 3
+        assert seen["out"].partial and seen["out"].hits
+        assert seen["semantic"].partial and seen["semantic"].hits
+        assert seen["status"].state == "indexing" and seen["status"].pending_files > 0
+        assert not engine.search(SearchQuery("dumps", mode="symbol")).partial
+        assert engine.status().state == "ready"
+    finally:
+        import shutil
+        shutil.rmtree(extra)
+        engine.index()
+
+
+def test_cancel_leaves_a_partial_index_that_converges(project) -> None:
+    engine, root, base, _ = project
+    generated(base / "tree" / "more2")
+    cancel = threading.Event()
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "embedding" and p.files_done > 0:
+            cancel.set()
+    try:
+        s = engine.index(progress=progress, cancel=cancel)
+        assert s.cancelled
+        assert engine.status().state == "partial"
+        assert engine.search(SearchQuery("dumps", mode="symbol")).partial
+        s2 = engine.index()
+        assert not s2.cancelled and s2.files_indexed >= 1
+        assert engine.status().state == "ready"
+        cat, vec = ids_of(engine)
+        assert cat == vec
+    finally:
+        import shutil
+        shutil.rmtree(base / "tree" / "more2")
+        engine.index()
+
+
+def test_rebuild_yields_the_same_chunks(project) -> None:
+    engine, _, _, _ = project
+    before = ids_of(engine)
+    s = engine.index(rebuild=True)
+    assert s.chunks_embedded == s.chunks_total == len(before[0])
+    assert ids_of(engine) == before
+
+
+def test_corrupt_catalog_is_reported_and_rebuild_recovers() -> None:
+    base = Path(tempfile.mkdtemp(prefix="rx-cor-"))
+    root = base / "tree"
+    root.mkdir()
+    (root / "a.py").write_text("def alpha_function():\n    return 1\n")
+    idx = base / "index"
+    e = Engine(root, idx)
+    e.index()
+    e.close()
+    (idx / "project.json").write_text("{}")  # not ours: rebuild must leave it alone
+    for name in os.listdir(idx):
+        if name.startswith("catalog.sqlite"):
+            os.unlink(idx / name)
+    (idx / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    e = Engine(root, idx)  # opening is fine ...
+    try:
+        with pytest.raises(EngineError) as err:
+            e.search(SearchQuery("alpha_function", mode="symbol"))
+        assert err.value.code == "index_corrupt" and "--rebuild" in err.value.message
+        assert e.status().state == "corrupt"
+        # a grep does not need the index
+        assert e.search(SearchQuery("alpha", mode="regex")).hits
+        with pytest.raises(EngineError) as err:
+            e.index()
+        assert err.value.code == "index_corrupt"
+        e.index(rebuild=True)
+        assert e.search(SearchQuery("alpha_function", mode="symbol")).hits
+        assert e.status().state == "ready"
+        assert (idx / "project.json").read_text() == "{}"
+    finally:
+        e.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_corrupt_vector_store_is_reported() -> None:
+    base = Path(tempfile.mkdtemp(prefix="rx-cor-"))
+    root = base / "tree"
+    root.mkdir()
+    (root / "a.py").write_text("def alpha_function():\n    return 1\n")
+    e = Engine(root, base / "index")
+    e.index()
+    e.close()
+    (base / "index" / "chroma" / "chroma.sqlite3").write_bytes(b"garbage" * 1000)
+    e = Engine(root, base / "index")
+    try:
+        assert e.search(SearchQuery("alpha_function", mode="symbol")).hits
+        with pytest.raises(EngineError) as err:
+            e.search(SearchQuery("a function returning one", mode="semantic"))
+        assert err.value.code == "index_corrupt"
+        e.index(rebuild=True)
+        assert e.search(SearchQuery("a function returning one", mode="semantic")).hits
+    finally:
+        e.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_catalog_format_version_is_checked(tmp_path: Path) -> None:
+    db = tmp_path / "catalog.sqlite"
+    Catalog(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE meta SET value='999' WHERE key='format'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(EngineError) as err:
+        Catalog(db)
+    assert err.value.code == "index_corrupt"

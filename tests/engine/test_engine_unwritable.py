@@ -1,0 +1,124 @@
+"""A full disk or a read-only index directory: a clear index_unwritable error,
+and the previous index stays searchable.  Uses real tmpfs mounts (root only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ragexd.engine import Engine, EngineError, SearchQuery
+
+
+def _mount(size: str) -> Path | None:
+    mnt = Path(tempfile.mkdtemp(prefix="rx-mnt-"))
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode != 0:
+        mnt.rmdir()
+        return None
+    return mnt
+
+
+@pytest.fixture
+def small_fs(request) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = _mount(request.param if hasattr(request, "param") else "4M")
+    if mnt is None:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        try:
+            mnt.rmdir()
+        except OSError:
+            pass
+
+
+def small_tree(root: Path, n: int = 5) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / f"f{i}.py").write_text(f"def small_func_{i}(x):\n    return x + {i}\n")
+
+
+def assert_old_index_searchable(engine: Engine) -> None:
+    hits = engine.search(SearchQuery("small_func_1", mode="symbol")).hits
+    assert hits[0].name == "small_func_1" and hits[0].path == "f1.py"
+    assert engine.search(SearchQuery("add a number to x", mode="semantic")).hits
+    assert engine.search(SearchQuery("small_func_2", mode="regex")).hits
+
+
+@pytest.mark.parametrize("small_fs", ["4M"], indirect=True)
+def test_disk_full_is_unwritable_and_old_index_survives(small_fs: Path, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    small_tree(root)
+    engine = Engine(root, small_fs / "index")
+    try:
+        assert engine.index().chunks_total == 5
+        for i in range(1500):  # far more than 4 MiB of index
+            (root / f"g{i}.py").write_text(
+                f"def generated_function_{i}(x):\n    return x * {i} + len(str(x))\n" * 3)
+        with pytest.raises(EngineError) as err:
+            engine.index()
+        assert err.value.code == "index_unwritable"
+        assert "disk" in err.value.message and "searchable" in err.value.message
+        assert_old_index_searchable(engine)
+        assert engine.status().state == "partial"
+        # once there is room again, the next run converges
+        for i in range(1500):
+            (root / f"g{i}.py").unlink()
+        engine.index(rebuild=True)
+        assert engine.status().state == "ready"
+        assert engine._catalog.chunk_ids() == engine._vectors.all_ids()
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("small_fs", ["64M"], indirect=True)
+def test_read_only_index_dir(small_fs: Path, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    small_tree(root)
+    engine = Engine(root, small_fs / "index")
+    engine.index()
+    engine.close()  # Linux refuses to remount read-only while files are open for writing
+    (root / "new.py").write_text("def fresh_function():\n    return 0\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    try:
+        engine = Engine(root, small_fs / "index")
+        try:
+            with pytest.raises(EngineError) as err:
+                engine.index()
+            assert err.value.code == "index_unwritable" and "read-only" in err.value.message
+            hits = engine.search(SearchQuery("small_func_1", mode="symbol")).hits
+            assert hits[0].name == "small_func_1"
+            assert engine.search(SearchQuery("small_func_2", mode="regex")).hits
+            out = engine.search(SearchQuery("small func 3 adds a number", mode="hybrid"))
+            assert out.hits and out.notes  # keywords only: the vectors cannot be opened
+            assert engine.status().state == "ready"
+        finally:
+            engine.close()
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], check=True)
+    engine = Engine(root, small_fs / "index")
+    try:
+        engine.index()
+        assert engine.search(SearchQuery("fresh_function", mode="symbol")).hits
+    finally:
+        engine.close()
+
+
+def test_uncreatable_index_dir_is_unwritable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    engine = Engine(tmp_path, blocker / "index")
+    with pytest.raises(EngineError) as err:
+        engine.index()
+    assert err.value.code == "index_unwritable"
+    # a grep still works without any index
+    assert engine.search(SearchQuery("not a directory", mode="regex")).hits
