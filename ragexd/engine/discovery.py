@@ -220,6 +220,11 @@ def stat_one(root: Path, rel: str, rules: IgnoreRules, max_size: int = MAX_FILE_
     if rules.is_ignored(rel):
         return None
     path = root / rel
+    if _through_symlink(root, rel):
+        # The walk never descends into symlinked directories; an explicit path
+        # (a watcher batch, INDEX paths=...) must not either, or `link/passwd`
+        # would index a file outside the project.
+        return None
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -233,6 +238,15 @@ def stat_one(root: Path, rel: str, rules: IgnoreRules, max_size: int = MAX_FILE_
     if st.st_size > max_size:
         return SkippedFile(rel, f"larger than {max_size} bytes ({st.st_size})")
     return FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(rel))
+
+
+def _through_symlink(root: Path, rel: str) -> bool:
+    """Whether a directory on the way from ``root`` to ``rel`` is a symlink."""
+    parent = os.path.dirname(rel)
+    if not parent:
+        return False
+    real_root = os.path.realpath(root)
+    return os.path.realpath(os.path.join(real_root, parent)) != os.path.join(real_root, parent)
 
 
 class Unreadable(Exception):

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,7 +43,10 @@ class WorkerServer:
         self._stop = threading.Event()
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="search")
-        self._index_thread: threading.Thread | None = None
+        # One long-lived index thread: the catalog keeps a SQLite connection per
+        # thread, so a new thread per INDEX request leaked two descriptors each.
+        self._index_pool = ThreadPoolExecutor(1, thread_name_prefix="index")
+        self._index_future: Future[None] | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
 
@@ -114,8 +117,9 @@ class WorkerServer:
         finally:
             self.service.cancel_index.set()
             self._pool.shutdown(wait=False, cancel_futures=True)
-            if self._index_thread is not None:
-                self._index_thread.join(timeout=10)
+            self._index_pool.shutdown(wait=False, cancel_futures=True)
+            if self._index_future is not None:
+                wait([self._index_future], timeout=10)
             self.service.close()
             router.close(0)
             pull.close(0)
@@ -154,12 +158,9 @@ class WorkerServer:
                     message.id, ErrorCode.BUSY, "this project is already being indexed; wait "
                     "for it to finish (see `ragexctl status`)")))
                 return
-            thread = threading.Thread(target=self._run, name="index", daemon=True,
-                                      args=(envelope, message, lambda: self.service.index(
-                                          message.id, message.args,
-                                          lambda p: self._send(envelope, p))))
-            self._index_thread = thread
-            thread.start()
+            self._index_future = self._index_pool.submit(
+                self._run, envelope, message, lambda: self.service.index(
+                    message.id, message.args, lambda p: self._send(envelope, p)))
         else:
             router.send_multipart(envelope + encode(Reply.failure(
                 message.id, ErrorCode.BAD_REQUEST,
