@@ -164,6 +164,17 @@ class Engine:
                     raise EngineError("index_corrupt",
                                       f"the index catalog cannot be read ({exc}); "
                                       f"{REBUILD_HINT}") from exc
+                except EngineError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the vector store's own errors
+                    # chromadb reports a full or read-only disk as its own InternalError;
+                    # that is the user's to fix, not a bug, and the old index still serves.
+                    if is_unwritable(exc):
+                        raise EngineError("index_unwritable",
+                                          f"cannot write the index ({exc}); free disk space or "
+                                          "make the index directory writable, then index "
+                                          "again. The previous index is still searchable.") from exc
+                    raise
             finally:
                 self._indexing = False
 

@@ -93,7 +93,10 @@ def is_unwritable(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(s in text for s in ("disk is full", "database or disk is full", "readonly",
                                    "read-only", "no space left", "disk i/o error",
-                                   "permission denied", "file too large", "quota"))
+                                   "permission denied", "file too large", "quota",
+                                   # chromadb's Rust sqlite layer, on a read-only or vanished dir
+                                   "(code: 14)", "unable to open database file",
+                                   "(code: 8)", "(code: 13)"))
 
 
 class Catalog:
