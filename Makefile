@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/ragexctl index --project $(DEMO_TREE)
+	$(VENV)/bin/ragexctl index $(DEMO_TREE)
 	$(VENV)/bin/ragexctl search --project $(DEMO_TREE) "$(QUERY)"
 	$(VENV)/bin/ragexctl status
 

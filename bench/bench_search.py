@@ -91,7 +91,7 @@ def daemon_part(tree: Path, runs: int) -> dict[str, float]:
     with private_ragex_env() as env:
         ctl = [PY, "-m", "ragexctl"]
         t0 = time.perf_counter()
-        subprocess.run(ctl + ["index", "--project", str(tree)], env=env, check=True,
+        subprocess.run(ctl + ["index", str(tree)], env=env, check=True,
                        capture_output=True, timeout=1800)
         out["cold_index_s"] = time.perf_counter() - t0
         # One search to make sure the model is loaded, then measure warm calls.
