@@ -8,7 +8,9 @@ VENV      ?= .venv
 VPY       := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 STDLIB    := $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
-DEMO_TREE ?= $(STDLIB)/email
+# A copy outside any git checkout: the stdlib may itself sit inside one (pyenv is a git
+# clone), and ragex would rightly take that whole checkout as the project.
+DEMO_TREE ?= $(or $(TMPDIR),/tmp)/ragex-demo/email
 QUERY     ?= parse an email address into its display name and address
 
 .PHONY: install demo test test-fast bench image clean
@@ -25,6 +27,7 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 	touch $(STAMP)
 
 demo: install
+	test -d $(DEMO_TREE) || { mkdir -p $(dir $(DEMO_TREE)) && cp -r $(STDLIB)/email $(DEMO_TREE); }
 	$(VENV)/bin/ragexctl index $(DEMO_TREE)
 	$(VENV)/bin/ragexctl search --project $(DEMO_TREE) "$(QUERY)"
 	$(VENV)/bin/ragexctl status

@@ -59,11 +59,22 @@ def first_line(text: str) -> str:
 def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
     """``path:line:text`` with the snippet's first line (a regex hit's snippet
     starts at its matching line, a symbol's at its definition)."""
-    text = first_line(str(hit.get("text") or ""))
+    snippet = str(hit.get("text") or "")
+    line = hit.get("line", 0)
+    if hit.get("kind") != "match":
+        # A definition's span starts at its decorators; `@property` says nothing, so
+        # show the line that names it (and that line's number, to stay grep-true).
+        lines = snippet.split("\n")
+        skip = 0
+        while skip < len(lines) - 1 and lines[skip].lstrip().startswith("@"):
+            skip += 1
+        snippet = "\n".join(lines[skip:])
+        if isinstance(line, int):
+            line += skip
+    text = first_line(snippet)
     if not text.strip():
         # An empty first line says nothing; name the symbol instead.
         text = " ".join(p for p in (str(hit.get("kind") or ""), str(hit.get("name") or "")) if p)
-    line = hit.get("line", 0)
     if color:
         return f"{PATH_COLOR}{path}{RESET}:{LINE_COLOR}{line}{RESET}:{text}"
     return f"{path}:{line}:{text}"

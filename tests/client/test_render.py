@@ -150,3 +150,14 @@ def test_projects_table():
     assert "c" * 16 in text and "/src/shop" in text and "2 KiB" in text
     assert "1m00s ago" in text and "running" in text
     assert render.render_projects([]) == "no indexed projects\n"
+
+
+def test_a_decorated_definition_shows_its_def_line_with_that_line_number() -> None:
+    """`@property` says nothing about a hit: the line shown is the one naming it."""
+    from ragexctl.render import format_hit
+
+    hit = {"path": "a.py", "line": 10, "kind": "method", "name": "size",
+           "text": "    @property\n    @cached\n    def size(self):\n        return 1"}
+    assert format_hit(hit, "a.py", color=False) == "a.py:12:    def size(self):"
+    match = {"path": "a.py", "line": 3, "kind": "match", "name": "", "text": "@app.route('/')"}
+    assert format_hit(match, "a.py", color=False) == "a.py:3:@app.route('/')"
