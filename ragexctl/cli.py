@@ -48,7 +48,8 @@ QUICK_TIMEOUT = 10.0
 STOP_TIMEOUT = 45.0
 
 PLUGINS = {"service": "manage ragexd as a user service (systemd, launchd)",
-           "mcp": "serve ragex to AI assistants over the Model Context Protocol"}
+           "mcp": "serve ragex to AI assistants over the Model Context Protocol",
+           "doctor": "check ragex's set-up (socket dir, ragexd, Docker, image) and print fixes"}
 
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 

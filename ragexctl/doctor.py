@@ -1,0 +1,183 @@
+"""``ragexctl doctor``: check what ragex depends on and print the fix for each problem.
+
+Stdlib only, like the rest of the client: the Docker engine is asked over its
+unix socket with plain HTTP (``/_ping``, ``/images/<name>/json``) rather than
+through the docker SDK, so a diagnosis costs milliseconds and imports nothing
+heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import sys
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragexd import __version__, config as rconfig, paths
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    #: A failed optional check (Docker) only means the process runtime is used.
+    optional: bool = False
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 2.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+def _docker_get(path: str, sock_path: str) -> tuple[int, bytes]:
+    conn = _UnixHTTPConnection(sock_path)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _docker_socket() -> str | None:
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    if host:
+        return None  # tcp:// and friends: not checked here
+    return DOCKER_SOCKET
+
+
+def check_config() -> tuple[Check, rconfig.Config | None]:
+    try:
+        cfg = rconfig.load()
+    except rconfig.ConfigError as exc:
+        return Check("config", False, str(exc), "fix the setting named above"), None
+    where = ", ".join(cfg.source) or "defaults"
+    return Check("config", True, f"runtime={cfg.runtime}, memory limit "
+                 f"{rconfig.format_size(cfg.memory_limit)} per worker (from {where})"), cfg
+
+
+def check_runtime_dir() -> Check:
+    rt = paths.runtime_dir()
+    problem = paths.check_private_dir(rt)
+    if problem:
+        what, _, fix = problem.partition(". ")
+        return Check("runtime dir", False, what, fix)
+    state = "exists, private (0700)" if rt.exists() else "will be created 0700 by ragexd"
+    return Check("runtime dir", True, f"{rt}: {state}")
+
+
+def check_daemon() -> Check:
+    from .client import daemon_alive
+
+    sock = paths.daemon_socket_path()
+    if daemon_alive(str(sock)):
+        return Check("ragexd", True, f"running, socket {sock}")
+    if sock.exists():
+        return Check("ragexd", False, f"stale socket {sock}: nothing answers",
+                     "ragexctl removes it when it starts ragexd; or `ragexctl start`")
+    return Check("ragexd", True, "not running (ragexctl starts it on demand)")
+
+
+def check_data_dir() -> Check:
+    data = paths.data_dir()
+    probe = data if data.exists() else next((p for p in data.parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK):
+        return Check("index dir", False, f"{data} is not writable",
+                     f"make {probe} writable or set RAGEX_DATA_DIR")
+    free = shutil.disk_usage(probe).free
+    if free < 512 * 1024**2:
+        return Check("index dir", False, f"{data}: only {rconfig.format_size(free)} free",
+                     "free some disk space: indexing needs room for vectors and the catalog")
+    return Check("index dir", True, f"{data}: writable, {rconfig.format_size(free)} free")
+
+
+def check_ripgrep() -> Check:
+    rg = Path(sys.executable).parent / "rg"
+    found = str(rg) if rg.exists() else shutil.which("rg")
+    if not found:
+        return Check("ripgrep", False, "no rg binary next to Python or on PATH",
+                     "pip install ripgrep==14.1.0 (regex search needs it)")
+    return Check("ripgrep", True, found)
+
+
+def check_docker(cfg: rconfig.Config | None) -> list[Check]:
+    wanted = cfg.runtime if cfg else "auto"
+    optional = wanted != "docker"
+    sock = _docker_socket()
+    if sock is None:
+        return [Check("docker engine", False, f"DOCKER_HOST={os.environ['DOCKER_HOST']} is "
+                      "not a unix socket; not checked", optional=True)]
+    try:
+        status, _ = _docker_get("/_ping", sock)
+    except OSError as exc:
+        fix = ("start the Docker engine (`sudo systemctl start docker`) or use "
+               "runtime = \"process\"" if not optional else
+               "optional: without Docker, workers run as local processes")
+        return [Check("docker engine", False, f"nothing answers at {sock} ({exc})", fix,
+                      optional=optional)]
+    if status != 200:
+        return [Check("docker engine", False, f"{sock} answered HTTP {status}",
+                      "check `docker info`", optional=optional)]
+    checks = [Check("docker engine", True, f"answers at {sock}")]
+    image = cfg.docker_image if cfg else f"ragex-worker:{__version__}"
+    status, body = _docker_get(f"/images/{urllib.parse.quote(image, safe='')}/json", sock)
+    if status == 404:
+        checks.append(Check("worker image", False, f"{image} is not built",
+                            "make image (packaging/build-image.sh)", optional=optional))
+        return checks
+    try:
+        labels = (json.loads(body).get("Config") or {}).get("Labels") or {}
+    except ValueError:
+        labels = {}
+    version = labels.get("ragex.version", "?")
+    if version != __version__:
+        checks.append(Check("worker image", False, f"{image} is ragex {version}, this is "
+                            f"{__version__}", "rebuild it: make image", optional=optional))
+    else:
+        checks.append(Check("worker image", True, f"{image} (ragex {version})"))
+    return checks
+
+
+def diagnose() -> list[Check]:
+    cfg_check, cfg = check_config()
+    return [cfg_check, check_runtime_dir(), check_daemon(), check_data_dir(), check_ripgrep(),
+            *check_docker(cfg)]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("doctor", help="check ragex's set-up and print the fix for "
+                              "each problem", description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when everything needed works, 1 when something must be fixed."""
+    checks = diagnose()
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks]))
+    else:
+        for c in checks:
+            mark = "ok " if c.ok else ("-- " if c.optional else "XX ")
+            print(f"{mark} {c.name:<14} {c.detail}")
+            if not c.ok and c.fix:
+                print(f"    {'':<14} fix: {c.fix}")
+    return 0 if all(c.ok or c.optional for c in checks) else 1

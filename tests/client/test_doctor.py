@@ -1,0 +1,44 @@
+"""`ragexctl doctor`, run as a real subprocess against real directories and sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _doctor(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = Path(tempfile.mkdtemp(prefix="rx-doc-"))
+    env = dict(os.environ, RAGEX_DATA_DIR=str(base / "data"), RAGEX_STATE_DIR=str(base / "state"),
+               RAGEX_CONFIG_DIR=str(base / "config"), RAGEX_RUNTIME_DIR=str(base / "run"))
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "ragexctl", "doctor", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_open_runtime_dir_is_a_problem_with_its_fix() -> None:
+    open_dir = tempfile.mkdtemp(prefix="rx-open-")
+    os.chmod(open_dir, 0o777)
+    proc = _doctor({"RAGEX_RUNTIME_DIR": open_dir, "RAGEX_RUNTIME": "process"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"chmod 700 {open_dir}" in proc.stdout
+    assert "XX  runtime dir" in proc.stdout
+
+
+def test_without_docker_the_process_runtime_is_fine_and_docker_is_optional() -> None:
+    proc = _doctor({"RAGEX_RUNTIME": "auto", "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+                   "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert checks["runtime dir"]["ok"] and checks["ripgrep"]["ok"]
+    docker = checks["docker engine"]
+    assert not docker["ok"] and docker["optional"], docker
+
+
+def test_docker_required_but_absent_fails_with_the_fix() -> None:
+    proc = _doctor({"RAGEX_RUNTIME": "docker", "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 1, proc.stdout
+    assert "docker engine" in proc.stdout and "fix:" in proc.stdout
