@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..paths import dir_size
 from . import discovery
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_MARKER, Indexer
@@ -268,7 +269,7 @@ class Engine:
     # -- status -----------------------------------------------------------------------
 
     def status(self) -> IndexStatus:
-        size = _dir_size(self.index_dir)
+        size = dir_size(self.index_dir)
         if self._open_error is not None:
             state = "corrupt" if self._open_error.code == "index_corrupt" else "empty"
             return IndexStatus(state=state, size_bytes=size, model_loaded=self.model_loaded)
@@ -303,17 +304,6 @@ class _NullCatalog:
 
     def chunks_of(self, path: str) -> list:
         return []
-
-
-def _dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 __all__ = ["Engine", "MODES"]

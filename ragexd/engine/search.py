@@ -23,7 +23,7 @@ from . import ripgrep
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import extensions_for, known_languages, language_for, normalise_language
-from .query_shape import is_code_token, shape
+from .query_shape import is_code_token
 from .store import Catalog, ChunkRow, FileRow, Vectors
 from .symbols import SymbolIndex
 from .tokens import query_terms
