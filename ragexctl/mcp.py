@@ -38,6 +38,7 @@ from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, 
 from ragexd.protocol.messages import MAX_LIMIT
 
 from . import __version__
+from .render import format_duration, format_summary
 
 log = logging.getLogger("ragex.mcp")
 
@@ -305,7 +306,7 @@ def render_status(status: dict[str, Any], *, root: str, now: float | None = None
         last = index.get("last_indexed")
         if last:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(last)))
-            lines.append(f"last update: {stamp} ({_ago(now - float(last))} ago)")
+            lines.append(f"last update: {stamp} ({format_duration(now - float(last))} ago)")
         else:
             lines.append("last update: never")
         pending = int(index.get("pending_files") or 0)
@@ -320,25 +321,12 @@ def render_status(status: dict[str, Any], *, root: str, now: float | None = None
     return "\n".join(lines)
 
 
-def _ago(seconds: float) -> str:
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
-
-
 def render_summary(summary: dict[str, Any]) -> str:
-    g = lambda k: int(summary.get(k) or 0)  # noqa: E731
-    text = (f"indexed {g('files_indexed')} files ({g('files_unchanged')} unchanged, "
-            f"{g('files_removed')} removed), {g('chunks_total')} chunks in "
-            f"{float(summary.get('seconds') or 0.0):.1f} s")
+    """The CLI's summary line, plus which files were skipped and why (an agent
+    cannot run `ragexctl logs` to find out)."""
+    text = format_summary(summary)
     skipped = summary.get("skipped") or []
     if skipped:
-        text += f"; {len(skipped)} files skipped"
         for item in skipped[:5]:
             text += f"\n  skipped {item.get('path')}: {item.get('reason')}"
         if len(skipped) > 5:
