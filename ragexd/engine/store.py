@@ -7,6 +7,9 @@
   documents: snippets are read back from the files so they are never stale
   copies).  It may briefly hold vectors the catalog does not know (a run killed
   between the two writes); ``Indexer`` reconciles that at the start of each run.
+* ``pending`` (in the catalog) lists the chunks whose vector is not stored yet,
+  with the text to embed: a first index catalogues every file (symbols, FTS)
+  before it embeds anything, and a killed run resumes from this table.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .types import EngineError
 
@@ -47,7 +51,13 @@ CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     names, doc, body, tokenize = "porter unicode61 tokenchars '_'");
+CREATE TABLE IF NOT EXISTS pending (
+    rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, priority INTEGER NOT NULL,
+    text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_order ON pending(priority, rid);
 """
+# An index written before ``pending`` existed simply has none: every chunk it
+# catalogued has its vector, which is what an empty table says.
 
 CHUNK_COLUMNS = 'id, path, start, "end", kind, name, parent, signature, language'
 
@@ -63,6 +73,17 @@ class ChunkRow:
     parent: str
     signature: str
     language: str
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    """A catalogued chunk still waiting for its vector, with what to embed."""
+
+    id: str
+    text: str
+    path: str
+    language: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,33 @@ class Catalog:
             self._all.clear()
         self._local = threading.local()
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (the connections autocommit each statement, so
+        ``with conn:`` alone would not group them).  IMMEDIATE takes the write
+        lock up front: two writer threads (cataloguing, embedding) then wait
+        for each other instead of failing to upgrade a read lock."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (a thread that ends must not
+        leave its descriptors open until the catalog closes)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
     # -- meta -----------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -209,14 +257,16 @@ class Catalog:
 
     def replace_files(self, rows: Sequence[FileRow], chunks: Sequence["Chunk"],
                       fts_rows: Sequence[tuple[str, str, str]],
-                      removed: Iterable[str] = ()) -> None:
+                      removed: Iterable[str] = (),
+                      pending: Sequence[tuple[str, int, str]] = ()) -> None:
         """In ONE transaction: forget everything about the files in ``rows`` and
-        ``removed``, then record ``rows`` with their ``chunks``.  Either all of a
-        batch is visible or none of it is, whatever kills the process."""
+        ``removed``, then record ``rows`` with their ``chunks`` and the
+        ``pending`` (chunk id, priority, text to embed) of those without a stored
+        vector.  Either all of a batch is visible or none of it is, whatever
+        kills the process."""
         now = time.time()
-        conn = self.conn()
         paths = [r.path for r in rows] + list(removed)
-        with conn:
+        with self.transaction() as conn:
             self._forget(conn, paths)
             for c, fts in zip(chunks, fts_rows):
                 cur = conn.execute(
@@ -230,11 +280,12 @@ class Catalog:
                 "indexed_at, chunks, note) VALUES (?,?,?,?,?,?,?,?)",
                 [(r.path, r.size, r.mtime_ns, r.sha256, r.language, now, r.chunks, r.note)
                  for r in rows])
+            conn.executemany("INSERT OR REPLACE INTO pending (id, priority, text) VALUES (?,?,?)",
+                             pending)
         self.generation += 1
 
     def forget_files(self, paths: Sequence[str]) -> None:
-        conn = self.conn()
-        with conn:
+        with self.transaction() as conn:
             self._forget(conn, paths)
         self.generation += 1
 
@@ -245,6 +296,8 @@ class Catalog:
             marks = ",".join("?" * len(part))
             conn.execute(f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks "
                          f"WHERE path IN ({marks}))", part)
+            conn.execute(f"DELETE FROM pending WHERE id IN (SELECT id FROM chunks "
+                         f"WHERE path IN ({marks}))", part)
             conn.execute(f"DELETE FROM chunks WHERE path IN ({marks})", part)
             conn.execute(f"DELETE FROM files WHERE path IN ({marks})", part)
 
@@ -252,6 +305,40 @@ class Catalog:
 
     def chunk_ids(self) -> set[str]:
         return {r[0] for r in self.conn().execute("SELECT id FROM chunks")}
+
+    # -- vectors still to compute -------------------------------------------------
+
+    def pending_count(self) -> int:
+        return int(self.conn().execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    def pending_files(self) -> int:
+        """Files with at least one chunk still waiting for its vector."""
+        return int(self.conn().execute(
+            "SELECT count(DISTINCT c.path) FROM pending p JOIN chunks c ON c.id = p.id"
+        ).fetchone()[0])
+
+    def pending_ids(self) -> set[str]:
+        return {r[0] for r in self.conn().execute("SELECT id FROM pending")}
+
+    def next_pending(self, limit: int) -> list[PendingChunk]:
+        """The next chunks to embed, most wanted first (lowest priority number,
+        then the order they were catalogued in)."""
+        return [PendingChunk(*r) for r in self.conn().execute(
+            "SELECT p.id, p.text, c.path, c.language, c.kind FROM pending p "
+            "JOIN chunks c ON c.id = p.id ORDER BY p.priority, p.rid LIMIT ?", (limit,))]
+
+    def mark_embedded(self, ids: Sequence[str]) -> set[str]:
+        """Record that ``ids`` have their vectors; returns those the catalog still
+        had pending (the others were replaced meanwhile: their vectors are stale)."""
+        done: set[str] = set()
+        with self.transaction() as conn:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i:i + 500])
+                marks = ",".join("?" * len(part))
+                done.update(r[0] for r in conn.execute(
+                    f"SELECT id FROM pending WHERE id IN ({marks})", part))
+                conn.execute(f"DELETE FROM pending WHERE id IN ({marks})", part)
+        return done
 
     def paths_of_ids(self, ids: Iterable[str]) -> set[str]:
         out: set[str] = set()
