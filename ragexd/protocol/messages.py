@@ -248,14 +248,20 @@ class SearchResult:
     partial: bool = False      # the index was still being built
     took_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: What the answer covers (files/chunks indexed and embedded of the total, ETA):
+    #: the engine's Coverage as a dict; None from a worker that predates it.
+    coverage: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {"hits": [h.to_wire() for h in self.hits], "mode": self.mode,
-                "partial": self.partial, "took_ms": self.took_ms, "notes": list(self.notes)}
+                "partial": self.partial, "took_ms": self.took_ms, "notes": list(self.notes),
+                "coverage": self.coverage}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "SearchResult":
+        coverage = data.get("coverage")
         return cls(hits=[Hit.from_wire(h) for h in data.get("hits", [])],
                    mode=str(data.get("mode", "")), partial=bool(data.get("partial")),
                    took_ms=float(data.get("took_ms", 0.0)),
-                   notes=list(data.get("notes", [])))
+                   notes=list(data.get("notes", [])),
+                   coverage=coverage if isinstance(coverage, dict) else None)

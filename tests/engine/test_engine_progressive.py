@@ -157,3 +157,52 @@ def test_first_index_resumes_after_kill_without_re_embedding(tree: Path) -> None
     finally:
         engine.close()
 
+
+def test_concurrent_first_searches_attach_to_one_index(tree: Path) -> None:
+    """Five agents search a never-indexed project at once: one index runs, every
+    one of them gets an answer (none 'the index is empty'), with its coverage."""
+    from ragexd.worker.service import WorkerService
+
+    service = WorkerService(tree, tree.parent / "idx")
+    service.open_engine()
+    runs: list[int] = []
+    real_index = service._engine.index
+
+    def counted(**kw):   # the real index, counted
+        runs.append(1)
+        return real_index(**kw)
+    service._engine.index = counted
+    answers: list[dict] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(5)
+
+    def ask(i: int) -> None:
+        go.wait()
+        try:
+            answers.append(service.search(f"agent-{i}", {
+                "query": "late_helper" if i % 2 else "JSONDecoder", "mode": "symbol",
+                "auto_index": True}, timeout=60))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    agents = [threading.Thread(target=ask, args=(i,)) for i in range(5)]
+    for a in agents:
+        a.start()
+    for a in agents:
+        a.join(300)
+    try:
+        assert not errors, errors
+        assert len(answers) == 5 and len(runs) == 1
+        for answer in answers:
+            assert answer["hits"], answer
+            assert not any("empty" in n for n in answer["notes"]), answer["notes"]
+            assert answer["coverage"]["catalog_complete"], answer["coverage"]
+        assert service._first_index is not None
+        service._first_index.join(600)
+        status = service.status()["index"]
+        assert status["state"] == "ready" and status["coverage"]["complete"], status
+        again = service.search("later", {"query": "late_helper", "mode": "symbol",
+                                         "auto_index": True}, timeout=60)
+        assert again["hits"] and len(runs) == 1   # a complete index is not re-run
+    finally:
+        service.close()
