@@ -72,7 +72,7 @@ FOLLOW_WAIT = 0.2
 ENCODE_SLICE = 16
 #: The longest the embedding thread defers to queries before each slice (a
 #: steady stream of queries slows an index down; it never stops it).
-QUERY_YIELD_MAX = 2.0
+QUERY_YIELD_MAX = 0.5
 
 
 class QueryGate:

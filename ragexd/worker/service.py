@@ -291,8 +291,9 @@ class WorkerService:
         if thread is not None and thread.is_alive():
             return True
         status = engine.status()
-        return status.state == "empty" or (status.state == "partial"
-                                           and status.last_indexed is None)
+        # "indexing": another search's run (or an INDEX request) just got going
+        return status.last_indexed is None and status.state in ("empty", "partial",
+                                                                 "indexing")
 
     def _start_first_index(self, engine: Any) -> None:
         """Start the first index unless one runs: concurrent first searches all

@@ -210,6 +210,31 @@ def test_concurrent_first_searches_attach_to_one_index(rx_env: RxEnv, tree: Path
     assert logs.stdout.count("first index:") == 1, logs.stdout
 
 
+def test_first_search_of_a_larger_tree_answers_within_its_deadline(rx_env: RxEnv, tree: Path):
+    """A first search does not wait for the whole index: it answers within its
+    --timeout, and says how much of the project the answer covers."""
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in ("email", "http", "json"):   # ~1,100 chunks: minutes to embed here
+        shutil.copytree(stdlib / name, tree / "vendor_copy" / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    t0 = time.monotonic()
+    r = rx_env.ctl("search", "--timeout", "40", "--json", "retry failed uploads with backoff",
+                   cwd=tree)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert took < 40, took
+    assert "shop/upload.py" in r.stdout.splitlines()[0]
+    coverage = [json.loads(line.removeprefix("ragexctl: ")) for line in r.stderr.splitlines()
+                if '"type": "coverage"' in line]
+    if coverage:   # answered before the index was complete: says so, honestly
+        (cov,) = coverage
+        assert not cov["complete"] and cov["chunks_embedded"] < cov["chunks_indexed"], cov
+    else:          # a fast machine finished first and said that instead
+        assert "indexed " in r.stderr and " files (" in r.stderr, r.stderr
+
+
 def test_ragexd_that_cannot_start_shows_its_own_error(rx_env: RxEnv, tree: Path):
     os.chmod(rx_env.run_dir, 0o755)  # too open: ragexd refuses to start
     t0 = time.monotonic()
