@@ -28,7 +28,7 @@ from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, Quer
 from .query_shape import shape
 from .search import (AUTO_NATURAL, Searcher, compile_globs, normalise_languages,
                      validate_text)
-from .store import REBUILD_HINT, Catalog, Vectors, is_unwritable
+from .store import HEAVY_IMPORTS, REBUILD_HINT, Catalog, Vectors, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery)
 
@@ -120,7 +120,9 @@ class Engine:
     # -- model ------------------------------------------------------------------------
 
     def load_model(self) -> None:
-        self._embedder.load()
+        if not self._embedder.loaded:
+            with HEAVY_IMPORTS:
+                self._embedder.load()
 
     @property
     def model_loaded(self) -> bool:
@@ -156,7 +158,7 @@ class Engine:
                 self._indexer = Indexer(self.root, catalog, vectors, self._embedder,
                                         excluded=(self.index_dir,),
                                         max_file_bytes=self.max_file_bytes,
-                                        gate=self._gate)
+                                        gate=self._gate, load_model=self.load_model)
                 try:
                     return self._indexer.run(paths=paths, progress=progress, cancel=cancel,
                                              chunk_hook=self._fault_hook)

@@ -151,9 +151,11 @@ class Indexer:
     def __init__(self, root: Path, catalog: Catalog, vectors: Vectors, embedder: Embedder,
                  *, excluded: tuple[Path, ...] = (),
                  max_file_bytes: int = discovery.MAX_FILE_BYTES,
-                 gate: QueryGate | None = None) -> None:
+                 gate: QueryGate | None = None,
+                 load_model: Callable[[], None] | None = None) -> None:
         self.root = root
         self.gate = gate or QueryGate()
+        self.load_model = load_model or embedder.load
         self.catalog = catalog
         self.vectors = vectors
         self.embedder = embedder
@@ -427,11 +429,13 @@ class Indexer:
                 if not cataloguing:
                     return
                 if not loaded:   # nothing to embed yet: load the model meanwhile
-                    self.embedder.load()
+                    self.load_model()
                     loaded = True
                 time.sleep(FOLLOW_WAIT)
                 continue
-            loaded = True
+            if not loaded:
+                self.load_model()
+                loaded = True
             t0 = time.monotonic()
             if live.embed_started is None:
                 live.embed_started = t0

@@ -386,6 +386,13 @@ class Catalog:
         return [(r[0], float(r[1])) for r in self.conn().execute(sql, params)]
 
 
+#: One heavy import at a time.  chromadb and the model's stack (torch or
+#: onnxruntime, numpy...) share modules; imported from two threads at once (the
+#: worker loading its model while an index run opens the vector store) one of
+#: them found numpy partially initialised and the index failed as corrupt.
+HEAVY_IMPORTS = threading.RLock()
+
+
 class Vectors:
     """The chroma collection, opened lazily (importing chromadb costs ~0.8 s and
     regex/symbol searches never need it)."""
@@ -404,8 +411,9 @@ class Vectors:
         with self._lock:
             if self._col is None:
                 try:
-                    import chromadb
-                    from chromadb.config import Settings
+                    with HEAVY_IMPORTS:
+                        import chromadb
+                        from chromadb.config import Settings
 
                     self.path.mkdir(parents=True, exist_ok=True)
                     client = chromadb.PersistentClient(

@@ -87,7 +87,7 @@ class SearchOutcome:
 
 @dataclass
 class IndexProgress:
-    phase: str                # scanning | embedding | writing | done
+    phase: str                # scanning | cataloguing | embedding | done
     files_done: int = 0
     files_total: int = 0
     chunks_embedded: int = 0
