@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..vocabulary import (DEFAULT_LIMIT, DEFAULT_MODE, MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES,
+                          Problem, limit_problem, mode_problem, query_problem)
 from .errors import ErrorCode, ErrorInfo, RagexError
 
 
@@ -43,12 +45,8 @@ IDEMPOTENT_OPS = frozenset({Op.HELLO, Op.PING, Op.STATUS, Op.LIST, Op.LOGS,
 #: Ops that ragexd forwards to the project's worker.
 WORKER_OPS = frozenset({Op.SEARCH, Op.INDEX, Op.WORKER_STATUS})
 
-SEARCH_MODES = ("auto", "semantic", "regex", "symbol", "hybrid")
-
-#: Longest query accepted, in bytes of UTF-8.  Longer ones are a clear TOO_LARGE
-#: error rather than a slow, useless embedding of a pasted file.
-MAX_QUERY_BYTES = 8 * 1024
-MAX_LIMIT = 1000
+# SEARCH_MODES, MAX_LIMIT and MAX_QUERY_BYTES live in ``ragexd.vocabulary`` and are
+# re-exported here (and by the package) because every front-end imports the protocol.
 
 
 def new_request_id() -> str:
@@ -170,13 +168,19 @@ class Reply:
 # --- Search payloads -------------------------------------------------------------
 
 
+def problem_error(problem: Problem) -> RagexError:
+    """A vocabulary check's finding as a wire error naming the field at fault."""
+    return RagexError(ErrorCode(problem.code), problem.message, field=problem.field,
+                      **problem.detail)
+
+
 @dataclass
 class SearchArgs:
     """``args`` of a SEARCH request."""
 
     query: str
-    mode: str = "auto"
-    limit: int = 10
+    mode: str = DEFAULT_MODE
+    limit: int = DEFAULT_LIMIT
     paths: list[str] = field(default_factory=list)      # path globs, relative to root
     languages: list[str] = field(default_factory=list)
     #: Index the project first when it has never been indexed, streaming
@@ -185,24 +189,14 @@ class SearchArgs:
 
     def validate(self) -> None:
         """Raise a RagexError for arguments no engine could serve."""
-        if not isinstance(self.query, str) or not self.query.strip():
-            raise RagexError(ErrorCode.BAD_QUERY, "the query is empty")
-        size = len(self.query.encode("utf-8", "surrogatepass"))
-        if size > MAX_QUERY_BYTES:
-            raise RagexError(ErrorCode.TOO_LARGE,
-                             f"the query is {size} bytes; the limit is {MAX_QUERY_BYTES} bytes. "
-                             "Search for a distinctive part of it instead.",
-                             size=size, limit=MAX_QUERY_BYTES)
-        if self.mode not in SEARCH_MODES:
-            raise RagexError(ErrorCode.BAD_QUERY,
-                             f"unknown search mode {self.mode!r}; use one of "
-                             + ", ".join(SEARCH_MODES))
-        if not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_LIMIT:
-            raise RagexError(ErrorCode.BAD_QUERY,
-                             f"--limit must be between 1 and {MAX_LIMIT}, not {self.limit!r}")
+        for problem in (query_problem(self.query), mode_problem(self.mode),
+                        limit_problem(self.limit)):
+            if problem is not None:
+                raise problem_error(problem)
         for name, value in (("paths", self.paths), ("languages", self.languages)):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise RagexError(ErrorCode.BAD_QUERY, f"'{name}' must be a list of strings")
+                raise RagexError(ErrorCode.BAD_QUERY, f"'{name}' must be a list of strings",
+                                 field=name)
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "SearchArgs":
