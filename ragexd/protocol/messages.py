@@ -11,10 +11,11 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar
 
-from ..vocabulary import (DEFAULT_LIMIT, DEFAULT_MODE, MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES,
-                          Problem, limit_problem, mode_problem, query_problem)
+from ..vocabulary import MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES
+from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs)
 from .errors import ErrorCode, ErrorInfo, RagexError
 
 
@@ -49,6 +50,15 @@ WORKER_OPS = frozenset({Op.SEARCH, Op.INDEX, Op.WORKER_STATUS})
 # re-exported here (and by the package) because every front-end imports the protocol.
 
 
+#: The shape of each operation's ``args``: decoded once, when a request is decoded.
+ARGS_BY_OP: dict[Op, type[OpArgs]] = {
+    Op.SEARCH: SearchArgs, Op.INDEX: IndexArgs, Op.STOP: StopArgs, Op.REMOVE: RemoveArgs,
+    Op.LOGS: LogsArgs,
+}
+
+A = TypeVar("A", bound=OpArgs)
+
+
 def new_request_id() -> str:
     return os.urandom(8).hex()  # cheaper to import than uuid; 64 random bits suffice
 
@@ -59,8 +69,48 @@ def _check_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+def _text(name: str, value: Any, *, required: bool) -> None:
+    """Check an envelope string: NUL bytes make unusable paths and ids."""
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or (required and not value):
+        raise RagexError(ErrorCode.BAD_REQUEST, f"'{name}' must be a "
+                         f"{'non-empty ' if required else ''}string", field=name)
+    if "\0" in value:
+        raise RagexError(ErrorCode.BAD_REQUEST, f"'{name}' contains a NUL byte", field=name)
+
+
+def _check_no_lone_surrogates(data: Any) -> None:
+    """Refuse strings that are not Unicode text (a JSON ``"\\ud800"`` escape).
+
+    Nothing can be done with one (no path, no reply can be encoded with it), so
+    it is a bad request up front rather than a failure deep inside ragex.
+    """
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RagexError(ErrorCode.BAD_REQUEST, "the request holds a string that is "
+                                 "not valid Unicode (a lone surrogate)") from None
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
 @dataclass
 class Request:
+    """The envelope every request travels in; ``args`` is its op's arguments as JSON.
+
+    ``params`` is ``args`` decoded into the op's typed class (``ARGS_BY_OP``);
+    ``from_wire`` decodes it, so a request that got past decoding is valid and
+    the code serving it reads ``args_as(SearchArgs).limit``, never the dict.
+    """
+
     op: Op
     args: dict[str, Any] = field(default_factory=dict)
     #: Absolute real path of the project root (None for ragexd-level ops).
@@ -72,13 +122,13 @@ class Request:
     timeout: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["op"] = self.op.value
-        data["type"] = "request"
-        return data
+        return {"op": self.op.value, "args": self.args, "project": self.project, "id": self.id,
+                "client_version": self.client_version, "timeout": self.timeout,
+                "type": "request"}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "Request":
+        """Decode and validate the envelope and the op's arguments, once."""
         raw = dict(_check_keys(cls, data))
         try:
             raw["op"] = Op(raw.get("op"))
@@ -86,16 +136,36 @@ class Request:
             raise RagexError(ErrorCode.BAD_REQUEST,
                              f"unknown operation {data.get('op')!r}",
                              known=[o.value for o in Op]) from None
+        _check_no_lone_surrogates(raw)
         if not isinstance(raw.get("args", {}), dict):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'args' must be an object")
-        if raw.get("project") is not None and not isinstance(raw["project"], str):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'project' must be a path string")
-        if not isinstance(raw.get("id", ""), str) or not raw.get("id"):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'id' must be a non-empty string")
+            raise RagexError(ErrorCode.BAD_REQUEST, "'args' must be an object", field="args")
+        _text("project", raw.get("project"), required=False)
+        _text("id", raw.get("id"), required=True)
+        if not isinstance(raw.get("client_version", ""), str):
+            raise RagexError(ErrorCode.BAD_REQUEST, "'client_version' must be a string",
+                             field="client_version")
         timeout = raw.get("timeout")
-        if timeout is not None and not isinstance(timeout, (int, float)):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'timeout' must be a number")
-        return cls(**raw)
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, (int, float))
+                                    or not 0 <= timeout):
+            raise RagexError(ErrorCode.BAD_REQUEST,
+                             "'timeout' must be a number of seconds, 0 or more", field="timeout")
+        request = cls(**raw)
+        request.params  # noqa: B018 - decode the arguments now: bad ones fail here
+        return request
+
+    @cached_property
+    def params(self) -> OpArgs:
+        """``args`` decoded into the op's typed arguments (computed once)."""
+        return ARGS_BY_OP.get(self.op, NoArgs).from_wire(self.args or {})
+
+    def args_as(self, kind: type[A]) -> A:
+        """The typed arguments, as the class the caller serves (a bug if it differs)."""
+        params = self.params
+        if not isinstance(params, kind):
+            raise TypeError(f"{self.op.value!r} takes {type(params).__name__}, "
+                            f"not {kind.__name__}")
+        return params
 
     @property
     def idempotent(self) -> bool:
@@ -166,48 +236,6 @@ class Reply:
 
 
 # --- Search payloads -------------------------------------------------------------
-
-
-def problem_error(problem: Problem) -> RagexError:
-    """A vocabulary check's finding as a wire error naming the field at fault."""
-    return RagexError(ErrorCode(problem.code), problem.message, field=problem.field,
-                      **problem.detail)
-
-
-@dataclass
-class SearchArgs:
-    """``args`` of a SEARCH request."""
-
-    query: str
-    mode: str = DEFAULT_MODE
-    limit: int = DEFAULT_LIMIT
-    paths: list[str] = field(default_factory=list)      # path globs, relative to root
-    languages: list[str] = field(default_factory=list)
-    #: Index the project first when it has never been indexed, streaming
-    #: progress, so a user's very first search just works.
-    auto_index: bool = False
-
-    def validate(self) -> None:
-        """Raise a RagexError for arguments no engine could serve."""
-        for problem in (query_problem(self.query), mode_problem(self.mode),
-                        limit_problem(self.limit)):
-            if problem is not None:
-                raise problem_error(problem)
-        for name, value in (("paths", self.paths), ("languages", self.languages)):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise RagexError(ErrorCode.BAD_QUERY, f"'{name}' must be a list of strings",
-                                 field=name)
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "SearchArgs":
-        args = cls(**_check_keys(cls, data)) if "query" in data else None
-        if args is None:
-            raise RagexError(ErrorCode.BAD_QUERY, "a search needs a 'query'")
-        args.validate()
-        return args
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -36,8 +36,9 @@ import zmq
 
 from .. import __version__, paths
 from ..config import Config, as_dict, format_size
-from ..protocol import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, ErrorCode, Op, Progress, RagexError,
-                        Reply, Request, SearchArgs, decode, encode, request_id_of)
+from ..protocol import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, ErrorCode, LogsArgs, Op, Progress,
+                        RagexError, RemoveArgs, Reply, Request, StopArgs, decode, encode,
+                        request_id_of)
 from ..runtimes.base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 from . import project as st
 from .backoff import RestartTracker
@@ -67,7 +68,6 @@ STATUS_FRESH = 1.0
 PRESTART_MIN_AVAILABLE = 1536 * 1024**2
 PRESTART_PER_WORKER = 512 * 1024**2
 MAX_BATCH = 500               # messages drained from one socket per loop iteration
-LOG_LINES_MAX = 10_000
 
 _PROJECT_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -331,7 +331,14 @@ class Daemon:
         if not envelope or self.frontend is None:
             return
         try:
-            self.frontend.send_multipart(envelope + encode(message), zmq.NOBLOCK)
+            frames = encode(message)
+        except Exception as exc:  # noqa: BLE001 - a client waiting for an answer gets one
+            log.exception("cannot encode a message to a client")
+            frames = encode(Reply.failure(
+                message.id if message.id.isascii() else "", ErrorCode.INTERNAL,
+                f"ragexd could not encode its answer ({type(exc).__name__}); this is a bug"))
+        try:
+            self.frontend.send_multipart(envelope + frames, zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # client gone or not reading: its loss, not ours
             log.debug("dropping a message to a client: %s", exc)
 
@@ -446,8 +453,6 @@ class Daemon:
     def _forward(self, envelope: list[bytes], req: Request) -> None:
         now = time.monotonic()
         proj = self._project_for(req)
-        if req.op is Op.SEARCH:
-            SearchArgs.from_wire(req.args)  # refuse a bad query without starting a worker
         if proj.removing:
             raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
                              f"the index of {proj.root} is being removed; try again")
@@ -1045,7 +1050,7 @@ class Daemon:
                                                     "state": proj.display_state()}))
 
     def _stop_op(self, envelope: list[bytes], req: Request) -> None:
-        if req.args.get("all"):
+        if req.args_as(StopArgs).all:
             targets = [p for p in self.projects.values()
                        if p.handle is not None or p.start_pending or p.start_at is not None]
         else:
@@ -1219,8 +1224,8 @@ class Daemon:
         self._submit(done, scan)
 
     def _remove_op(self, envelope: list[bytes], req: Request) -> None:
-        target = req.args.get("target") or req.project
-        if not isinstance(target, str) or not target:
+        target = req.args_as(RemoveArgs).target or req.project
+        if not target:
             raise RagexError(ErrorCode.BAD_REQUEST,
                              "'rm' needs a target: a project id or an absolute path")
         pid, _root = self._target_id(target)
@@ -1269,21 +1274,14 @@ class Daemon:
             stopped(None)  # type: ignore[arg-type]
 
     def _logs_op(self, envelope: list[bytes], req: Request) -> None:
-        target = req.args.get("target")
-        try:
-            lines = int(req.args.get("lines", 50))
-        except (TypeError, ValueError):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'lines' must be a number") from None
-        lines = max(0, min(lines, LOG_LINES_MAX))
-        if target in (None, "", "ragexd"):
+        args = req.args_as(LogsArgs)
+        if args.target is None:
             path = paths.log_dir() / "ragexd.log"
             pid = None
-        elif isinstance(target, str):
-            pid, _root = self._target_id(target)
-            path = paths.log_dir() / f"{pid}.log"
         else:
-            raise RagexError(ErrorCode.BAD_REQUEST, "'target' must be a project id or path")
-        result: dict[str, Any] = {"path": str(path), "lines": tail(path, lines),
+            pid, _root = self._target_id(args.target)
+            path = paths.log_dir() / f"{pid}.log"
+        result: dict[str, Any] = {"path": str(path), "lines": tail(path, args.lines),
                                   "project_id": pid, "exists": path.exists()}
         self._send(envelope, Reply.success(req.id, result))
 
