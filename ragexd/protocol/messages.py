@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any, TypeVar
 
-from ..vocabulary import MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES
+from ..vocabulary import MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES  # noqa: F401 - re-exported
 from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs)
 from .errors import ErrorCode, ErrorInfo, RagexError
 
