@@ -15,6 +15,7 @@ know.  Stdlib only, like the rest of the protocol package.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
@@ -28,6 +29,12 @@ LOG_LINES_MAX = 10_000
 LOG_LINES_DEFAULT = 50
 
 
+@functools.cache
+def field_names(cls: type) -> frozenset[str]:
+    """The fields of a message class (cached: decoding runs for every request)."""
+    return frozenset(f.name for f in fields(cls))
+
+
 def field_error(name: str, message: str, code: ErrorCode = ErrorCode.BAD_REQUEST,
                 **detail: Any) -> RagexError:
     """A wire error about one field of ``args``."""
@@ -39,9 +46,25 @@ def problem_error(problem: Problem) -> RagexError:
     return field_error(problem.field, problem.message, ErrorCode(problem.code), **problem.detail)
 
 
+def check_text(name: str, value: str) -> None:
+    """Refuse a NUL byte or a string that is not Unicode text (a JSON ``"\\ud800"``
+    escape): no path can hold one, and a lone surrogate could not even be
+    echoed back in a reply.  A bad request up front, not a failure deep inside."""
+    if "\0" in value:
+        raise field_error(name, f"'{name}' contains a NUL byte")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise field_error(name, f"'{name}' is not valid Unicode text "
+                              "(it holds a lone surrogate)") from None
+
+
 def _strings(name: str, value: Any, code: ErrorCode) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise field_error(name, f"'{name}' must be a list of strings", code)
+    for item in value:
+        check_text(name, item)
     return list(value)
 
 
@@ -57,8 +80,7 @@ def _target(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise field_error("target", "'target' must be a project id or an absolute path")
-    if "\0" in value:
-        raise field_error("target", "'target' contains a NUL byte")
+    check_text("target", value)
     return value
 
 
@@ -72,7 +94,7 @@ class OpArgs:
     @classmethod
     def from_wire(cls: type[A], data: dict[str, Any]) -> A:
         """Decode and validate ``args``; raise RagexError naming the field at fault."""
-        known = {f.name for f in fields(cls)}
+        known = field_names(cls)
         return cls._decode({k: v for k, v in data.items() if k in known})
 
     @classmethod
@@ -107,6 +129,7 @@ class SearchArgs(OpArgs):
                         limit_problem(self.limit)):
             if problem is not None:
                 raise problem_error(problem)
+        check_text("query", self.query)
         _strings("paths", self.paths, ErrorCode.BAD_QUERY)
         _strings("languages", self.languages, ErrorCode.BAD_QUERY)
         _flag("auto_index", self.auto_index)

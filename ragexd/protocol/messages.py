@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
 from ..vocabulary import MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES  # noqa: F401 - re-exported
-from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs)
+from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs,
+                   check_text, field_names)
 from .errors import ErrorCode, ErrorInfo, RagexError
 
 
@@ -65,41 +66,18 @@ def new_request_id() -> str:
 
 def _check_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """Keep known keys only: newer peers may add fields we must ignore."""
-    names = {f.name for f in fields(cls)}
+    names = field_names(cls)
     return {k: v for k, v in data.items() if k in names}
 
 
 def _text(name: str, value: Any, *, required: bool) -> None:
-    """Check an envelope string: NUL bytes make unusable paths and ids."""
+    """Check an envelope string: NUL bytes and lone surrogates make unusable paths and ids."""
     if value is None and not required:
         return
     if not isinstance(value, str) or (required and not value):
         raise RagexError(ErrorCode.BAD_REQUEST, f"'{name}' must be a "
                          f"{'non-empty ' if required else ''}string", field=name)
-    if "\0" in value:
-        raise RagexError(ErrorCode.BAD_REQUEST, f"'{name}' contains a NUL byte", field=name)
-
-
-def _check_no_lone_surrogates(data: Any) -> None:
-    """Refuse strings that are not Unicode text (a JSON ``"\\ud800"`` escape).
-
-    Nothing can be done with one (no path, no reply can be encoded with it), so
-    it is a bad request up front rather than a failure deep inside ragex.
-    """
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise RagexError(ErrorCode.BAD_REQUEST, "the request holds a string that is "
-                                 "not valid Unicode (a lone surrogate)") from None
-        elif isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
+    check_text(name, value)
 
 
 @dataclass
@@ -136,14 +114,11 @@ class Request:
             raise RagexError(ErrorCode.BAD_REQUEST,
                              f"unknown operation {data.get('op')!r}",
                              known=[o.value for o in Op]) from None
-        _check_no_lone_surrogates(raw)
         if not isinstance(raw.get("args", {}), dict):
             raise RagexError(ErrorCode.BAD_REQUEST, "'args' must be an object", field="args")
         _text("project", raw.get("project"), required=False)
         _text("id", raw.get("id"), required=True)
-        if not isinstance(raw.get("client_version", ""), str):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'client_version' must be a string",
-                             field="client_version")
+        _text("client_version", raw.get("client_version", ""), required=False)
         timeout = raw.get("timeout")
         if timeout is not None and (isinstance(timeout, bool)
                                     or not isinstance(timeout, (int, float))
