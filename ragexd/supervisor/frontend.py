@@ -27,8 +27,8 @@ import zmq
 
 from .. import __version__, paths
 from ..config import Config, as_dict
-from ..protocol import (PROTOCOL_MAJOR, ErrorCode, Op, Progress, RagexError, Reply, Request,
-                        StopArgs, decode, encode, request_id_of)
+from ..protocol import (PROTOCOL_MAJOR, WORKER_OPS, ErrorCode, Op, Progress, RagexError, Reply,
+                        Request, StopArgs, decode, encode, request_id_of)
 from ..runtimes.base import Runtime
 from . import project as st
 from .project import Pending, Project
@@ -124,7 +124,7 @@ class ClientFrontEnd:
             self._send(envelope, Reply.success(req.id, self._hello()))
         elif op is Op.STATUS:
             self._status(envelope, req)
-        elif op in (Op.SEARCH, Op.INDEX, Op.WORKER_STATUS):
+        elif op in WORKER_OPS:
             self._forward(envelope, req)
         elif op is Op.START:
             self._start_op(envelope, req)
