@@ -161,6 +161,7 @@ def test_first_index_resumes_after_kill_without_re_embedding(tree: Path) -> None
 def test_concurrent_first_searches_attach_to_one_index(tree: Path) -> None:
     """Five agents search a never-indexed project at once: one index runs, every
     one of them gets an answer (none 'the index is empty'), with its coverage."""
+    from ragexd.protocol import SearchArgs
     from ragexd.worker.service import WorkerService
 
     service = WorkerService(tree, tree.parent / "idx")
@@ -179,9 +180,9 @@ def test_concurrent_first_searches_attach_to_one_index(tree: Path) -> None:
     def ask(i: int) -> None:
         go.wait()
         try:
-            answers.append(service.search(f"agent-{i}", {
-                "query": "late_helper" if i % 2 else "JSONDecoder", "mode": "symbol",
-                "auto_index": True}, timeout=60))
+            answers.append(service.search(f"agent-{i}", SearchArgs(
+                query="late_helper" if i % 2 else "JSONDecoder", mode="symbol",
+                auto_index=True), timeout=60))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -201,8 +202,8 @@ def test_concurrent_first_searches_attach_to_one_index(tree: Path) -> None:
         service._first_index.join(600)
         status = service.status()["index"]
         assert status["state"] == "ready" and status["coverage"]["complete"], status
-        again = service.search("later", {"query": "late_helper", "mode": "symbol",
-                                         "auto_index": True}, timeout=60)
+        again = service.search("later", SearchArgs(query="late_helper", mode="symbol",
+                                                   auto_index=True), timeout=60)
         assert again["hits"] and len(runs) == 1   # a complete index is not re-run
     finally:
         service.close()
