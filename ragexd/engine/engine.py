@@ -194,9 +194,7 @@ class Engine:
         languages = normalise_languages(query.languages)
         for attempt in range(2):
             try:
-                with self._gate.query():
-                    return self._search(text, query.mode, query.limit, globs, match,
-                                        languages)
+                return self._search(text, query.mode, query.limit, globs, match, languages)
             except sqlite3.ProgrammingError:
                 if attempt:  # the stores were swapped by a rebuild mid-query: retry once
                     raise EngineError("index_corrupt", "the index changed during the search; "
@@ -247,7 +245,8 @@ class Engine:
                 notes.extend(self._not_found_note(cov, "no definition by that name"))
         elif mode == "semantic":
             self.load_model()
-            ranked = searcher.semantic_ranked(text, limit, languages, match)
+            with self._gate.query():   # the model is ours before the index's next slice
+                ranked = searcher.semantic_ranked(text, limit, languages, match)
             semantic_used = True
         elif self._indexing and not self.model_loaded:
             # A first index loads the model beside its cataloguing: do not make the
@@ -260,7 +259,8 @@ class Engine:
             mode = "hybrid"
             semantic_used = True
             try:
-                ranked = searcher.hybrid_ranked(text, limit, languages, match)
+                with self._gate.query():
+                    ranked = searcher.hybrid_ranked(text, limit, languages, match)
             except EngineError as exc:
                 if exc.code != "index_unwritable":
                     raise
