@@ -207,3 +207,19 @@ def test_concurrent_first_searches_attach_to_one_index(tree: Path) -> None:
         assert again["hits"] and len(runs) == 1   # a complete index is not re-run
     finally:
         service.close()
+
+
+def test_repeated_index_runs_leave_no_connection_behind(tree: Path) -> None:
+    """Each run embeds on a thread of its own; its catalog connection is closed
+    when it ends, so a long-lived worker's descriptors and memory do not creep."""
+    engine = Engine(tree, tree.parent / "idx")
+    try:
+        engine.index()
+        held = len(engine._catalog._all)
+        for i in range(3):
+            (tree / "json" / "edited.py").write_text(f"def edited_{i}(value):\n    return {i}\n")
+            summary = engine.index()
+            assert summary.chunks_embedded >= 1
+            assert len(engine._catalog._all) == held
+    finally:
+        engine.close()
