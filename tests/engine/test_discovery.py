@@ -135,3 +135,73 @@ def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
         assert skipped[0].path == "locked" and "cannot read directory" in skipped[0].reason
     finally:
         (tmp_path / "locked").chmod(0o755)
+
+
+@pytest.mark.parametrize("bad", ["!", "\\", "!\n\\"])
+def test_an_invalid_ignore_line_is_skipped_like_git_and_the_rest_still_applies(
+        tmp_path: Path, bad: str, caplog: pytest.LogCaptureFixture) -> None:
+    # a vendored library's .gitignore with a line git itself silently ignores
+    make(tmp_path, {".gitignore": f"{bad}\n*.log\n", "vendor/lib/.gitignore": f"{bad}\n*.tmp\n",
+                    "a.py": "a = 1\n", "a.log": "l\n", "vendor/lib/x.tmp": "t\n",
+                    "vendor/lib/x.py": "x = 1\n"})
+    with caplog.at_level("WARNING"):
+        got = rels(tmp_path)
+    assert got == {".gitignore", "a.py", "vendor/lib/.gitignore", "vendor/lib/x.py"}
+    assert any("invalid ignore pattern" in r.getMessage() for r in caplog.records)
+    assert IgnoreRules(tmp_path).is_ignored("vendor/lib/x.tmp")
+
+
+def test_names_that_are_not_utf8_are_skipped_with_a_readable_reason(tmp_path: Path) -> None:
+    base = os.fsencode(tmp_path)
+    open(os.path.join(base, b"caf\xe9.py"), "wb").write(b"def f(): pass\n")
+    os.mkdir(os.path.join(base, b"d\xff"))
+    open(os.path.join(base, b"d\xff", b"inside.py"), "wb").write(b"x = 1\n")
+    make(tmp_path, {"ok.py": "ok = 1\n"})
+    files, skipped = walk(tmp_path, IgnoreRules(tmp_path))
+    assert [f.rel for f in files] == ["ok.py"]
+    reasons = {s.path: s.reason for s in skipped}
+    assert set(reasons) == {"caf\\xe9.py", "d\\xff"}  # escaped: printable, encodable
+    assert "not valid UTF-8" in reasons["caf\\xe9.py"]
+    for s in skipped:
+        s.path.encode("utf-8")  # what goes on the wire must encode
+    got = discovery.stat_one(tmp_path, os.fsdecode(b"caf\xe9.py"), IgnoreRules(tmp_path))
+    assert isinstance(got, discovery.SkippedFile) and got.path == "caf\\xe9.py"
+
+
+def test_minified_and_generated_text_is_recognised_and_source_is_not() -> None:
+    bundle = ";".join(f"var a{i}=function(x){{return x*{i}}}" for i in range(7000))
+    assert "a line of" in (discovery.looks_generated(bundle) or "")
+    dense = "\n".join(["x" * 900] * 10)     # 10 lines of 900 characters
+    assert "10 lines" in (discovery.looks_generated(dense) or "")
+    source = (discovery.__file__ and Path(discovery.__file__).read_text())
+    assert discovery.looks_generated(source) is None
+    assert discovery.looks_generated("a" * 2000) is None   # short: just a long line
+    assert discovery.looks_generated("") is None
+
+
+def test_a_deep_tree_is_walked_without_recursion_limits_in_linear_time(tmp_path: Path) -> None:
+    # deeper than Python's recursion limit would allow a recursive walk; each level
+    # holds a file; past PATH_MAX the rest is skipped with a reason, not a crash
+    depth = 2100
+    here = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for i in range(depth):
+            with open(os.open("f.py", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=here), "w") as fh:
+                fh.write(f"level = {i}\n")
+            os.mkdir("d", dir_fd=here)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=here)
+            os.close(here)
+            here = nxt
+    finally:
+        os.close(here)
+    import subprocess
+    import time
+    try:
+        t0 = time.monotonic()
+        files, skipped = walk(tmp_path, IgnoreRules(tmp_path))
+        took = time.monotonic() - t0
+    finally:  # shutil.rmtree recurses: GNU rm does not
+        subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)
+    assert len(files) > 1900 and all(s.reason.startswith("cannot ") for s in skipped)
+    assert skipped, "the levels beyond PATH_MAX must be reported, not dropped silently"
+    assert took < 20, f"walking {len(files)} levels took {took:.1f} s"
