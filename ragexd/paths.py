@@ -3,8 +3,9 @@
 Shared by ragexctl and ragexd so both agree on the socket path and on project
 identity without talking first.  Follows XDG through platformdirs:
 
-* runtime (sockets, pid file): ``$XDG_RUNTIME_DIR/ragex`` (0700), falling back
-  to ``/tmp/ragex-<uid>`` when there is no runtime dir (containers, cron);
+* runtime (sockets, pid file): ``$XDG_RUNTIME_DIR/ragex`` (0700); without
+  XDG_RUNTIME_DIR, ``/run/user/<uid>/ragex`` when systemd made that directory,
+  else ``/tmp/ragex-<uid>`` (containers, cron);
 * data (indexes): ``$XDG_DATA_HOME/ragex/projects/<project-id>/``;
 * state (logs, recently-used list): ``$XDG_STATE_HOME/ragex/``;
 * config: ``$XDG_CONFIG_HOME/ragex/config.toml``.
@@ -36,13 +37,28 @@ def _override(var: str) -> Path | None:
     return Path(value) if value else None
 
 
+#: Where systemd-logind (and elogind) lay out each user's runtime directory.
+SYSTEMD_RUNTIME_BASE = Path("/run/user")
+
+
 def runtime_dir() -> Path:
+    """The directory of ragexd's socket: one per user whatever the environment.
+
+    A process started with a stripped environment must find the same ragexd as
+    the user's shell: the MCP SDK's stdio client starts ``ragexctl mcp`` with
+    only HOME, PATH, SHELL, TERM, USER and LOGNAME, so without XDG_RUNTIME_DIR
+    we look where systemd would have pointed it (``/run/user/<uid>``, when it
+    exists and is ours and private) before falling back to ``/tmp``.
+    """
     over = _override("RAGEX_RUNTIME_DIR")
     if over:
         return over
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
         return Path(xdg) / APP
+    systemd = SYSTEMD_RUNTIME_BASE / str(os.getuid())
+    if systemd.is_dir() and check_private_dir(systemd) is None:  # exists, ours, private
+        return systemd / APP
     return Path("/tmp") / f"{APP}-{os.getuid()}"
 
 
