@@ -288,6 +288,10 @@ def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES
                         if not rules._decide(rel, False, holders):
                             skipped.append(SkippedFile(display_name(rel),
                                                        "symlink to outside the project"))
+                    elif not os.path.exists(entry.path) and not rules._decide(rel, False,
+                                                                              holders):
+                        skipped.append(SkippedFile(display_name(rel), "broken symlink (its "
+                                                   "target is missing, or it loops)"))
                     # symlinks inside the project are indexed at their real path
                     continue
                 if entry.is_dir(follow_symlinks=False):
