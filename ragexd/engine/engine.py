@@ -93,6 +93,8 @@ class Engine:
         return discovery.IgnoreRules(self.root, (self.index_dir,))
 
     def _require_open(self) -> tuple[Catalog, Vectors, Searcher]:
+        if self._open_error is not None and self._open_error.code == "index_unwritable":
+            self._open()  # space freed, or the directory writable again since?
         if self._open_error is not None:
             raise self._open_error
         assert self._catalog and self._vectors and self._searcher
@@ -143,10 +145,16 @@ class Engine:
                 if rebuild:
                     self._rebuild_stores()
                 catalog, vectors, _ = self._require_open()
-                if catalog.read_only:
+                if catalog.read_only or vectors.read_only:
+                    # opened read-only (full disk, read-only directory): maybe no longer
+                    self._close_stores()
+                    self._open()
+                    catalog, vectors, _ = self._require_open()
+                if catalog.read_only or vectors.read_only:
                     raise EngineError("index_unwritable",
-                                      f"the index directory {self.index_dir} is on a read-only "
-                                      "file system; make it writable, then index again. The "
+                                      f"the index directory {self.index_dir} cannot be written "
+                                      "(a read-only file system or a full disk); make it "
+                                      "writable or free some space, then index again. The "
                                       "existing index is still searchable.")
                 if catalog.get_meta(EMBEDDER_KEY) is None:
                     Indexer._write(lambda: catalog.set_meta(EMBEDDER_KEY, embedder_id()))
@@ -183,9 +191,20 @@ class Engine:
                     raise
             except BaseException as exc:
                 self._note_failure(exc)
+                if isinstance(exc, EngineError) and exc.code == "index_unwritable":
+                    self._reopen_after_failed_write()
                 raise
             finally:
                 self._indexing = False
+
+    def _reopen_after_failed_write(self) -> None:
+        """Never reuse a vector store whose write failed: after a full disk,
+        chroma's next upsert on the same client could block forever holding the
+        GIL (the worker froze until ragexd killed it as hung).  Close both stores
+        (which drops chroma's cached system for the path) and open them afresh;
+        searches meanwhile retry once on the swapped stores, as after a rebuild."""
+        self._close_stores()
+        self._open()
 
     def _note_failure(self, exc: BaseException | None) -> None:
         """Remember why the last index run failed (None: it did not), in memory
