@@ -201,24 +201,13 @@ class IgnoreRules:
         self._specs[rel_dir] = specs
         return specs
 
-    def holders(self, rel: str) -> list[tuple[str, list[pathspec.GitIgnoreSpec]]]:
-        """The directories from the root down to ``rel`` (a directory) that hold
-        ignore files, with their specs: what ``_decide`` consults for its entries."""
-        out = []
-        cuts = [i for i, ch in enumerate(rel) if ch == "/"]
-        for rel_dir in [""] + [rel[:i] for i in cuts] + ([rel] if rel else []):
-            specs = self.specs_for(rel_dir)
-            if specs:
-                out.append((rel_dir, specs))
-        return out
-
     def _decide(self, rel: str, is_dir: bool,
-                holders: list[tuple[str, list[pathspec.GitIgnoreSpec]]] | None = None) -> bool:
+                holders: list[tuple[str, list[pathspec.GitIgnoreSpec]]]) -> bool:
         """Ignore state of ``rel`` itself, its ancestors assumed not ignored.
 
-        ``holders``: the directories above ``rel`` holding ignore files (from
-        ``holders``), which the walk keeps per directory so a deep tree costs
-        time linear in its size, not in the square of its depth."""
+        ``holders``: the directories above ``rel`` that hold ignore files, with
+        their specs, which callers build as they descend: a deep tree then costs
+        time linear in its size, not in the cube of its depth."""
         name = rel.rsplit("/", 1)[-1]
         if is_dir and name in ALWAYS_SKIP_DIRS:
             return True
@@ -226,8 +215,6 @@ class IgnoreRules:
         # The defaults each name one path component (no inner slash), so they are
         # matched against the name alone: no cost that grows with the depth.
         result = self.defaults.check_file(name + suffix).include
-        if holders is None:
-            holders = self.holders(rel.rsplit("/", 1)[0] if "/" in rel else "")
         for rel_dir, specs in holders:
             sub = (rel[len(rel_dir) + 1:] if rel_dir else rel) + suffix
             for spec in specs:
