@@ -2,13 +2,13 @@
 
 ragexctl runs ``python -m ragexd`` in a new session: ragexd daemonizes itself
 and its first process exits only once the daemon listens (0), or with the
-reason it cannot (1, the sentence on its stderr).  Using that readiness
+reason it cannot (2, the sentence on its stderr).  Using that readiness
 handshake, rather than ``--foreground`` with our own polling, means failures
 are reported at once and in ragexd's own words, and the daemon's logs go to
 its rotated log file only — not, forever, to a start log nobody rotates.
 
 Racing ragexctl processes are fine: each may start a ragexd, ragexd's lock
-lets exactly one win, the losers exit "already running" (3), and every
+lets exactly one win, the losers exit "already running" (5), and every
 client simply waits for the socket.  The start log keeps what ragexd printed
 while starting: the end of it is shown when it fails.
 """
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ragexd import paths
+from ragexd import exitcodes, paths
 from ragexd.protocol import ErrorCode, Op, RagexError
 
 from .client import DaemonClient, daemon_alive
@@ -30,7 +30,7 @@ START_DEADLINE = 15.0
 POLL_INTERVAL = 0.05
 START_LOG = "ragexd.start.log"
 #: ragexd's exit code when another ragexd holds the lock.
-EXIT_ALREADY_RUNNING = 3
+EXIT_ALREADY_RUNNING = exitcodes.ALREADY_RUNNING
 #: The start log is cut back when it grows past this (it holds start-ups only).
 START_LOG_MAX = 256 * 1024
 

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ragexd import config as rconfig
-from ragexd import paths
+from ragexd import exitcodes, paths
 
-EXIT_OK = 0
-EXIT_ERROR = 2
+EXIT_OK = exitcodes.OK
+EXIT_ERROR = exitcodes.ERROR
 
 UNIT_NAME = "ragexd.service"
 LAUNCHD_LABEL = "io.ragex.ragexd"
@@ -836,7 +836,7 @@ def run(args: argparse.Namespace) -> int:
         con.err(f"ragexctl: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

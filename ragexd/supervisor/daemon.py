@@ -21,8 +21,6 @@ import itertools
 import logging
 import math
 import os
-import re
-import shutil
 import signal
 import time
 from collections import deque
@@ -34,7 +32,7 @@ from typing import Any, Callable
 import psutil
 import zmq
 
-from .. import __version__, paths
+from .. import __version__, paths, projects
 from ..config import Config, as_dict, format_size
 from ..protocol import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, ErrorCode, Op, Progress, RagexError,
                         Reply, Request, SearchArgs, decode, encode, request_id_of)
@@ -68,8 +66,6 @@ PRESTART_MIN_AVAILABLE = 1536 * 1024**2
 PRESTART_PER_WORKER = 512 * 1024**2
 MAX_BATCH = 500               # messages drained from one socket per loop iteration
 LOG_LINES_MAX = 10_000
-
-_PROJECT_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass
@@ -1168,38 +1164,16 @@ class Daemon:
 
     def _target_id(self, target: str) -> tuple[str, str | None]:
         """A project id or path (as given to rm/logs) → (project id, root if known)."""
-        if _PROJECT_ID.fullmatch(target):
-            proj = self.projects.get(target)
-            if proj is not None:
-                return target, proj.root
-            if paths.index_dir(target).exists():
-                record = paths.ProjectRecord.load(paths.index_dir(target))
-                return target, record.root if record else None
-            if not os.path.isabs(target):
-                raise RagexError(ErrorCode.NOT_FOUND, f"there is no project with id {target}",
-                                 target=target)
-        if not os.path.isabs(target):
+        proj = self.projects.get(target)
+        if proj is not None:
+            return target, proj.root
+        if not projects.is_project_id(target) and not os.path.isabs(target):
+            # Our cwd is /: a relative path would mean something else to the user.
             raise RagexError(ErrorCode.BAD_REQUEST,
                              f"{target!r} is neither a project id nor an absolute path")
-        real = os.path.realpath(target)
-        return paths.project_id_for(Path(real)), real
+        return projects.resolve(target)
 
     def _list_op(self, envelope: list[bytes], req: Request) -> None:
-        def scan() -> list[dict[str, Any]]:
-            out = []
-            try:
-                dirs = sorted(paths.projects_dir().iterdir())
-            except FileNotFoundError:
-                return out
-            for directory in dirs:
-                record = paths.ProjectRecord.load(directory)
-                if record is None:
-                    continue
-                out.append({"id": record.id, "root": record.root,
-                            "size_bytes": paths.dir_size(directory),
-                            "last_used": record.last_used, "created": record.created})
-            return out
-
         def done(future: Future[Any]) -> None:
             try:
                 items = future.result()
@@ -1216,7 +1190,7 @@ class Daemon:
             items.sort(key=lambda i: -float(i["last_used"] or 0))
             self._send(envelope, Reply.success(req.id, {"projects": items}))
 
-        self._submit(done, scan)
+        self._submit(done, projects.list_projects)
 
     def _remove_op(self, envelope: list[bytes], req: Request) -> None:
         target = req.args.get("target") or req.project
@@ -1233,19 +1207,15 @@ class Daemon:
             raise RagexError(ErrorCode.BUSY, f"{target} is already being removed")
 
         def delete() -> int:
-            size = paths.dir_size(directory) if directory.exists() else 0
-            shutil.rmtree(directory, ignore_errors=False) if directory.exists() else None
-            return size
+            return projects.remove(pid, target) if directory.exists() else 0
 
         def deleted(future: Future[Any]) -> None:
             if proj is not None:
                 proj.removing = False
             try:
                 freed = future.result()
-            except OSError as exc:
-                self._send(envelope, Reply.failure(
-                    req.id, ErrorCode.INDEX_UNWRITABLE,
-                    f"could not delete {directory}: {exc}", path=str(directory)))
+            except RagexError as exc:
+                self._send(envelope, Reply.from_exception(req.id, exc))
                 return
             self.recent.remove(pid)
             current = self.projects.get(pid)
