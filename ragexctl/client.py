@@ -125,6 +125,15 @@ class DaemonClient:
         """Lazy pirate: a socket that timed out may hold a half-sent request or
         a late reply; the only clean state is a new socket (new identity)."""
         if self.monitor is not None:
+            if self.sock is not None:
+                # Stop the events first: libzmq sends them from its I/O thread
+                # without DONTWAIT, so an event for a closed monitor socket
+                # (ragexd leaving just now) hangs that thread, and with it
+                # every later connect in this process.
+                try:
+                    self.sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
             self.monitor.close(linger=0)
             self.monitor = None
         if self.sock is not None:
