@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from ragexd import config as rconfig
-from ragexd import exitcodes, paths, projects
+from ragexd import exitcodes, logfile, paths, projects
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs)
 
@@ -513,7 +513,7 @@ def cmd_logs(app: App) -> int:
         lines = [str(x) for x in result.get("lines") or []]
     else:
         path = _log_path(target)
-        lines = _tail_file(path, lines_wanted)
+        lines = logfile.tail(path, lines_wanted)
     if lines:
         app.write("".join(line.rstrip("\n") + "\n" for line in lines))
     if args.follow:
@@ -526,20 +526,6 @@ def cmd_logs(app: App) -> int:
 
 def _log_path(project_id: str | None) -> Path:
     return paths.log_dir() / (f"{project_id}.log" if project_id else "ragexd.log")
-
-
-def _tail_file(path: Path, n: int) -> list[str]:
-    if n <= 0:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 256 * 1024))
-            data = fh.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-n:]
 
 
 def _follow(app: App, path: Path) -> int:

@@ -44,7 +44,9 @@ import docker.errors
 from docker.types import Mount
 
 from .. import __version__, paths
-from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec, rotate_log
+from ..logfile import rotate as rotate_log
+from ..logfile import tail as _tail_file
+from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker.models.containers import Container
@@ -156,23 +158,6 @@ def _parse_docker_time(text: str | None) -> float | None:
         return secs + (float("0." + frac[:6]) if frac else 0.0)
     except ValueError:
         return None
-
-
-def _tail_file(path: Path, lines: int) -> list[str]:
-    try:
-        from ..supervisor.logs import tail
-    except ImportError:  # pragma: no cover - supervisor always ships with the runtimes
-        tail = None
-    if tail is not None:
-        return tail(path, lines)
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64 * 1024))
-            data = fh.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
 class DockerRuntime(Runtime):

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING
 import psutil
 
 from .. import paths
-from ..supervisor.logs import tail as tail_file
-from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec, rotate_log
+from ..logfile import rotate as rotate_log
+from ..logfile import tail as tail_file
+from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config

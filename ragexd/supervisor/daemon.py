@@ -39,7 +39,7 @@ from ..protocol import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, ErrorCode, Op, Progre
 from ..runtimes.base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 from . import project as st
 from .backoff import RestartTracker
-from .logs import tail
+from ..logfile import tail
 from .notify import Notifier
 from .project import Pending, Project
 from .recent import RecentProjects
