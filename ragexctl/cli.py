@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -517,7 +516,11 @@ def cmd_logs(app: App) -> int:
     if lines:
         app.write("".join(line.rstrip("\n") + "\n" for line in lines))
     if args.follow:
-        return _follow(app, path)
+        try:
+            logfile.follow(path, app.write)
+        except KeyboardInterrupt:
+            pass  # how one stops following: not an interruption of anything
+        return EXIT_OK
     if not lines and not path.exists():
         app.note(f"no log yet at {path}")
         return EXIT_NONE
@@ -526,48 +529,6 @@ def cmd_logs(app: App) -> int:
 
 def _log_path(project_id: str | None) -> Path:
     return paths.log_dir() / (f"{project_id}.log" if project_id else "ragexd.log")
-
-
-def _follow(app: App, path: Path) -> int:
-    """``tail -F``: print what is appended, reopen after rotation, until Ctrl-C."""
-    fh = None
-    ino = None
-    try:
-        while True:
-            if fh is None:
-                try:
-                    fh = open(path, "rb")
-                    st = os.fstat(fh.fileno())
-                    ino = st.st_ino
-                    fh.seek(0, os.SEEK_END)
-                except OSError:
-                    fh = None
-                    time.sleep(0.25)
-                    continue
-            data = fh.read()
-            if data:
-                app.write(data.decode("utf-8", "replace"))
-                continue
-            try:
-                st = os.stat(path)
-                rotated = st.st_ino != ino or st.st_size < fh.tell()
-            except OSError:
-                rotated = True
-            if rotated:
-                fh.close()
-                fh = None
-                try:
-                    fh = open(path, "rb")  # the new file: read it from its start
-                    ino = os.fstat(fh.fileno()).st_ino
-                except OSError:
-                    fh = None
-                continue
-            time.sleep(0.25)
-    except KeyboardInterrupt:
-        return EXIT_OK
-    finally:
-        if fh is not None:
-            fh.close()
 
 
 def cmd_version(app: App) -> int:

@@ -14,8 +14,9 @@ others.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 #: A log past this size is moved aside (one generation kept) by ``rotate``.
 ROTATE_BYTES = 10 * 1024 * 1024
@@ -68,3 +69,43 @@ def rotate(path: Path, max_bytes: int = ROTATE_BYTES) -> None:
             os.replace(path, path.with_name(path.name + ".1"))
     except FileNotFoundError:
         pass
+
+
+def follow(path: Path, write: Callable[[str], None], poll: float = 0.25) -> None:
+    """``tail -F``: pass on what is appended to ``path``, reopening it after a
+    rotation (and reading the new file from its start), until KeyboardInterrupt."""
+    fh: BinaryIO | None = None
+    ino = None
+    try:
+        while True:
+            if fh is None:
+                try:
+                    fh = open(path, "rb")
+                    ino = os.fstat(fh.fileno()).st_ino
+                    fh.seek(0, os.SEEK_END)
+                except OSError:
+                    fh = None
+                    time.sleep(poll)
+                    continue
+            data = fh.read()
+            if data:
+                write(data.decode("utf-8", "replace"))
+                continue
+            try:
+                st = os.stat(path)
+                rotated = st.st_ino != ino or st.st_size < fh.tell()
+            except OSError:
+                rotated = True
+            if rotated:
+                fh.close()
+                fh = None
+                try:
+                    fh = open(path, "rb")  # the new file: read it from its start
+                    ino = os.fstat(fh.fileno()).st_ino
+                except OSError:
+                    fh = None
+                continue
+            time.sleep(poll)
+    finally:
+        if fh is not None:
+            fh.close()

@@ -44,6 +44,7 @@ import docker.errors
 from docker.types import Mount
 
 from .. import __version__, paths
+from ..config import format_size
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as _tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -109,12 +110,6 @@ def container_name(project_id: str) -> str:
 def scope_id() -> str:
     """This ragexd's identity among those sharing an engine: its runtime directory."""
     return hashlib.sha256(str(paths.runtime_dir()).encode()).hexdigest()[:12]
-
-
-def _format_size(n: int) -> str:
-    from ..config import format_size
-
-    return format_size(n)
 
 
 def _engine_problem(exc: BaseException) -> str:
@@ -465,7 +460,7 @@ class DockerRuntime(Runtime):
             oom = oom or cid in self._oom
         limit = handle.spec.memory_limit
         if oom and not stopping:
-            message = (f"stopped: memory limit {_format_size(limit)} exceeded" if limit
+            message = (f"stopped: memory limit {format_size(limit)} exceeded" if limit
                        else "stopped: out of memory")
             info = ExitInfo(code, "memory_limit", message, tail)
         elif stopping:
