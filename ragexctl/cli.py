@@ -297,6 +297,27 @@ def _cwd() -> str:
 # --- commands -------------------------------------------------------------------
 
 
+def _project_request(app: App, op: Op, args: dict[str, Any], root: Path,
+                     progress: render.ProgressRenderer, *, timeout: float,
+                     on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+    """SEARCH or INDEX with a progress line on stderr; the result, or its error.
+
+    Ctrl-C stops this process, not the worker's indexing: say so when some was
+    under way (a search indexes first only the first time)."""
+    try:
+        reply = app.session.project_call(op, args, root, timeout=timeout,
+                                         on_progress=on_progress or progress.update)
+    except KeyboardInterrupt:
+        progress.clear()
+        if app.session.daemon_enabled and (op is Op.INDEX or progress.updates):
+            app.note("interrupted; the worker goes on indexing in the background "
+                     "(see `ragexctl status`)")
+        raise
+    finally:
+        progress.clear()
+    return reply.raise_for_error()
+
+
 def cmd_search(app: App) -> int:
     args = app.args
     words = list(args.patterns) + ([" ".join(args.query)] if args.query else [])
@@ -312,19 +333,8 @@ def cmd_search(app: App) -> int:
     root = project_root(args.project)
     progress = render.ProgressRenderer(app.err)
     default = SEARCH_TIMEOUT if app.session.daemon_enabled else ONESHOT_SEARCH_TIMEOUT
-    try:
-        reply = app.session.project_call(Op.SEARCH, sargs.to_wire(), root,
-                                         timeout=app.timeout(default),
-                                         on_progress=progress.update)
-    except KeyboardInterrupt:
-        progress.clear()
-        if progress.updates and app.session.daemon_enabled:
-            app.note("interrupted; the worker goes on indexing in the background "
-                     "(see `ragexctl status`)")
-        raise
-    finally:
-        progress.clear()
-    result = reply.raise_for_error()
+    result = _project_request(app, Op.SEARCH, sargs.to_wire(), root, progress,
+                              timeout=app.timeout(default))
     hits = [h for h in result.get("hits") or [] if isinstance(h, dict)]
     for note in result.get("notes") or []:
         app.note(f"note: {note}")
@@ -349,21 +359,9 @@ def cmd_index(app: App) -> int:
         else:
             progress.update(p)
 
-    daemon = app.session.daemon_enabled
-    try:
-        reply = app.session.project_call(Op.INDEX,
-                                         {"rebuild": bool(app.args.rebuild), "paths": None},
-                                         root, timeout=app.timeout(INDEX_SILENCE_TIMEOUT),
-                                         on_progress=on_progress)
-    except KeyboardInterrupt:
-        progress.clear()
-        if daemon:
-            app.note("interrupted; the worker goes on indexing in the background "
-                     "(see `ragexctl status`)")
-        raise
-    finally:
-        progress.clear()
-    result = reply.raise_for_error()
+    result = _project_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
+                              root, progress, timeout=app.timeout(INDEX_SILENCE_TIMEOUT),
+                              on_progress=on_progress)
     summary = result.get("summary") or {}
     if app.json:
         app.write(json.dumps({"type": "summary", "root": str(root), **summary},
