@@ -44,9 +44,7 @@ def daemon_pid() -> int | None:
     Lets a message about an unanswered request name the process (and tell a
     frozen ragexd from a stopped one) without a round trip.
     """
-    from ragexd.supervisor.lock import read_pid
-
-    pid = read_pid(paths.daemon_pid_path())
+    pid = paths.read_pid(paths.daemon_pid_path())
     if pid is None or pid <= 0:
         return None
     try:
