@@ -164,6 +164,12 @@ class Session:
                                attempt_timeout=QUICK_TIMEOUT / 3).raise_for_error()
             theirs = str(hello.get("version", ""))
             if not theirs or theirs == __version__:
+                # Same version (an edited checkout, a reinstall): remember that this
+                # ragexd was checked, so the next commands skip the round trip.
+                try:
+                    os.utime(paths.daemon_socket_path())
+                except OSError:
+                    pass
                 return
             if not allowed:
                 self.check_version(hello)  # auto-start is off: not ours to replace

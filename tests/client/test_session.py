@@ -161,3 +161,19 @@ def test_a_frozen_ragexd_is_named_with_its_pid_and_never_called_stopped(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert rx_env.ctl("status").returncode == 0  # resumed: answering again
+
+
+def test_a_ragexd_of_our_version_is_asked_once_after_the_code_changed(
+        rx_env: RxEnv, tree: Path) -> None:
+    """An edited checkout or a reinstall of the same version: one HELLO, then none."""
+    def same(req: Request) -> list:
+        if req.op is Op.HELLO:
+            return [Reply.success(req.id, hello_result(ragexd.__version__))]
+        return stale(req)
+
+    with FakeDaemon(rx_env.endpoint, same) as fake:
+        bound_before_the_upgrade(rx_env)
+        for _ in range(2):
+            r = rx_env.ctl("search", "--mode", "regex", "x", cwd=tree)
+            assert r.returncode == 1 and r.stderr == "", r.stderr
+    assert fake.ops() == ["hello", "search", "search"]
