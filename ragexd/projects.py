@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +82,8 @@ def remove(project_id: str, what: str | None = None) -> int:
         raise RagexError(ErrorCode.NOT_FOUND,
                          f"{what or project_id} has no index (see `ragexctl ls`)",
                          target=what or project_id)
+    import shutil  # here: it pulls in bz2 and lzma, a cost every ragexctl run would pay
+
     freed = paths.dir_size(directory)
     try:
         shutil.rmtree(directory)
