@@ -237,19 +237,22 @@ class DaemonClient:
         if outcome == "frozen":
             raise RagexError(ErrorCode.TIMEOUT, frozen_message(pid, grace),
                              timeout=grace, pid=pid, frozen=True)
-        if outcome in ("dead", "restarted") and pid is None:
+        not_resent = ("" if idempotent else
+                      " (not resent: repeating it is not harmless; run it again)")
+        if outcome == "restarted":
+            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
+                             f"ragexd was replaced by another one while handling the "
+                             f"{op.value} request{not_resent}. See `ragexctl logs`.", pid=pid)
+        if outcome == "dead" and pid is None:
             raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
                              f"ragexd stopped while handling the {op.value} request"
-                             + ("" if idempotent else
-                                " (not resent: repeating it is not harmless; run it again)")
-                             + ". See `ragexctl logs`.")
-        if outcome in ("dead", "restarted"):
+                             f"{not_resent}. See `ragexctl logs`.")
+        if outcome == "dead":
             # Its process lives on: never say "stopped" about a ragexd that has not.
             raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
-                             f"ragexd (pid {pid}) dropped the connection while handling the "
-                             f"{op.value} request and does not answer on its socket"
-                             + ("" if idempotent else " (not resent: run it again)")
-                             + ". See `ragexctl doctor`.", pid=pid)
+                             f"ragexd (pid {pid}) no longer accepts connections on its socket "
+                             f"but is still running; it was handling the {op.value} request"
+                             f"{not_resent}. See `ragexctl doctor`.", pid=pid)
         what = "ragexd" if op not in (Op.SEARCH, Op.INDEX, Op.WORKER_STATUS) else \
             "ragexd (or the project's worker)"
         if pid is not None:

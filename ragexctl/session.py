@@ -142,15 +142,13 @@ class Session:
             self._client = DaemonClient()
         return self._client
 
-    def check_version(self, hello: dict[str, Any]) -> bool:
-        """Warn when ragexd is another version than ours; True when it is ours."""
+    def check_version(self, hello: dict[str, Any]) -> None:
+        """Warn when ragexd is another version than ours (and is not ours to replace)."""
         theirs = str(hello.get("version", ""))
         if theirs and theirs != __version__:
             self.warn(f"warning: ragexd is version {theirs} but ragexctl is {__version__}: "
                       "a stale ragexd from before an upgrade is running. Restart it with "
                       "`ragexctl stop --all` (the next command starts the new one).")
-            return False
-        return True
 
     def _replace_if_stale(self, allowed: bool) -> None:
         """The Bazel client's handshake: ask the version; if it is not ours, stop
