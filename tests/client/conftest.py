@@ -21,10 +21,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# The source tree first: an editable install made before ragexctl/ existed maps
-# it as a namespace package (no __init__), which would hide ragexctl.__version__.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 _DROP = ("XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
          "RAGEX_RUNTIME_DIR", "RAGEX_DATA_DIR", "RAGEX_STATE_DIR", "RAGEX_CONFIG_DIR",

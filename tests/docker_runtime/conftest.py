@@ -7,10 +7,8 @@ label differs), ``packaging/build-image.sh`` rebuilds it first (seconds: only th
 ragex layer changes), so the containers run the code under test.  Set
 RAGEX_DOCKER_NO_BUILD=1 to test the image as it is.
 
-This directory deliberately has NO ``__init__.py``: as a package it would be named
-``docker`` (pytest puts ``tests/`` on sys.path for the sibling packages) and shadow the
-Docker SDK that ragexd.runtimes.docker imports.  Hence also the unique module names
-(``docker_support``, ``test_docker_*``).
+The folder is ``docker_runtime``, not ``docker``: a package named ``docker`` would
+shadow the Docker SDK that ragexd.runtimes.docker imports.
 """
 
 from __future__ import annotations

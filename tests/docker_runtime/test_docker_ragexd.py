@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import (Ragexd, containers, docker, inspect, remove_containers_under,
+from .docker_support import (Ragexd, containers, docker, inspect, remove_containers_under,
                             short_tmp, wait_for, write_tree)
 from ragexd.protocol import ErrorCode, Op
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import Client, containers, docker, inspect, short_tmp, wait_for, write_tree
+from .docker_support import Client, containers, docker, inspect, short_tmp, wait_for, write_tree
 from ragexd import __version__
 from ragexd.protocol import Op
 from ragexd.runtimes.base import WorkerSpec

@@ -1,4 +1,4 @@
-"""Helpers shared by the engine tests (importable: tests/engine is on sys.path)."""
+"""Helpers shared by the engine tests (tests/engine is a package)."""
 
 from __future__ import annotations
 

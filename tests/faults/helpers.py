@@ -28,9 +28,7 @@ import psutil
 
 from ragexd import paths
 from ragexd.protocol import Op, Reply, Request
-from supervisor.support import REPO, Client, Ragexd, kill_workers_under, pid_alive
-
-TESTS = REPO / "tests"
+from tests.supervisor.support import REPO, Client, Ragexd, kill_workers_under, pid_alive
 
 
 # --- figures ------------------------------------------------------------------------
@@ -294,11 +292,8 @@ def cleanup_base(base: Path) -> None:
 
 
 def docker_support() -> Any:
-    """tests/docker_runtime/docker_support.py (that directory is not a package)."""
-    path = str(TESTS / "docker_runtime")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import docker_support as module  # noqa: PLC0415
+    """tests/docker_runtime/docker_support.py, imported only by the tests that use Docker."""
+    from tests.docker_runtime import docker_support as module  # noqa: PLC0415
 
     return module
 
@@ -310,14 +305,9 @@ def docker_problem() -> str | None:
     """None when the Docker tests can run, else why not — tests/docker_runtime's own check
     (engine answers, image present and rebuilt from these sources)."""
     if not _docker_problem:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("rx_docker_conftest",
-                                                      TESTS / "docker_runtime" / "conftest.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
         try:
-            spec.loader.exec_module(module)
+            from tests.docker_runtime import conftest as module  # noqa: PLC0415
+
             _docker_problem.append(module._check())
         except Exception as exc:  # noqa: BLE001 - any failure means: skip, with the reason
             _docker_problem.append(f"checking Docker failed: {type(exc).__name__}: {exc}")

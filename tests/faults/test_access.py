@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from ragexd.protocol import Op
-from supervisor.support import Ragexd, short_tmp, wait_for, write_tree
+from tests.supervisor.support import Ragexd, short_tmp, wait_for, write_tree
 
 from .helpers import cleanup_base, docker_support, figure, ragexctl
 

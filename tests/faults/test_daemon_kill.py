@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from ragexd.protocol import Op
-from supervisor.support import Client, Ragexd, pid_alive, short_tmp, wait_for, write_tree
+from tests.supervisor.support import Client, Ragexd, pid_alive, short_tmp, wait_for, write_tree
 
 from .helpers import (cleanup_base, daemon_pid, docker_support, figure, ragexctl_popen,
                       workers_under, write_corpus)

@@ -23,7 +23,7 @@ import pytest
 
 from ragexd import paths
 from ragexd.protocol import ErrorCode, Op, Progress, Reply, Request
-from supervisor.support import Client, Ragexd, index_oneshot, pid_alive, short_tmp, wait_for, \
+from tests.supervisor.support import Client, Ragexd, index_oneshot, pid_alive, short_tmp, wait_for, \
     write_tree
 
 from .helpers import (HeartbeatProbe, figure, fill_disk, free_bytes, index_contents,

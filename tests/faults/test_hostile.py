@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from ragexd import paths
 from ragexd.protocol import PROTOCOL_TAG, ErrorCode, Op, Progress, Reply, Request, decode
-from supervisor.support import Client, Ragexd, short_tmp, write_tree
+from tests.supervisor.support import Client, Ragexd, short_tmp, write_tree
 
 from .helpers import figure, ragexctl
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ragexd.protocol import Op, Progress, Reply, Request
-from supervisor.support import Client, Ragexd, short_tmp, wait_for, write_tree
+from tests.supervisor.support import Client, Ragexd, short_tmp, wait_for, write_tree
 
 from .helpers import HeartbeatProbe, figure, percentiles, write_corpus
 

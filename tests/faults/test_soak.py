@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from ragexd.protocol import Op
-from supervisor.support import Client, Ragexd, short_tmp, write_tree
+from tests.supervisor.support import Client, Ragexd, short_tmp, write_tree
 
 from .helpers import figure, percentiles
 

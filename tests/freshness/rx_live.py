@@ -21,13 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[2]
-# The source tree first: an editable install made before ragexctl/ had an
-# __init__ maps it as a namespace package, which would hide ragexctl.__version__.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from ragexd.protocol import Op, RagexError
 
-from ragexd.protocol import Op, RagexError  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 _DROP_PREFIXES = ("RAGEX_", "XDG_")
 _DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "DOCKER_HOST")

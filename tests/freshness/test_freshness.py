@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from rx_live import (LiveRagex, assert_no_duplicates, make_project, median, poll, write)
+from .rx_live import (LiveRagex, assert_no_duplicates, make_project, median, poll, write)
 
 from ragexd.protocol import Op
 

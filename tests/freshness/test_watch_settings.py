@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rx_live import LiveRagex, make_project, poll, write
+from .rx_live import LiveRagex, make_project, poll, write
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import anyio
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from rx_live import LiveRagex, make_project
+from tests.freshness.rx_live import LiveRagex, make_project
 
 COMPACT_BUDGET = 8_000
 
