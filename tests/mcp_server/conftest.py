@@ -1,5 +1,5 @@
-"""Fixtures for the MCP tests: a private ragexd (the freshness suite's helper,
-so both suites share one implementation) and a small project.
+"""Fixtures for the MCP tests: a private ragexd auto-started by ragexctl
+(tests.harness.live, shared with the freshness suite) and a small project.
 
 The folder is ``mcp_server``, not ``mcp``: a package named ``mcp`` would shadow
 the MCP SDK itself.
@@ -8,26 +8,22 @@ the MCP SDK itself.
 from __future__ import annotations
 
 import shutil
-import tempfile
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from tests.freshness.rx_live import LiveRagex, make_project
+from tests.harness import make_project, short_tmp
+from tests.harness.live import LiveRagex, live_ragex
 
 
 @pytest.fixture(scope="module")
-def live():
-    rx = LiveRagex().open()
-    try:
+def live() -> Iterator[LiveRagex]:
+    with live_ragex() as rx:
         yield rx
-    finally:
-        left = rx.close()
-    assert not left, f"processes left after SHUTDOWN: {left}"
 
 
 @pytest.fixture(scope="module")
 def proj(live: LiveRagex):
-    root = make_project(Path(tempfile.mkdtemp(prefix="rx-proj-", dir="/tmp")))
+    root = make_project(short_tmp("rx-proj-"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
