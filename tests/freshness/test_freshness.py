@@ -221,7 +221,7 @@ def test_delete_removes_results(live: LiveRagex, proj: Path) -> None:
 
 
 def test_directory_moves_and_deletions(live: LiveRagex, proj: Path) -> None:
-    outside = Path(tempfile.mkdtemp(prefix="rx-out-", dir="/tmp"))
+    outside = short_tmp("rx-out-")
     try:
         pkg = proj / "plugins"
         pkg.mkdir()
