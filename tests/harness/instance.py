@@ -23,6 +23,10 @@ from .client import Client
 from .env import REPO, PrivateEnv
 from .procs import kill_pids, kill_workers_under
 
+#: Every instance started in this test process, newest last: tests/conftest.py puts
+#: the log of each one still running, or started by the failing test, in its report.
+STARTED: list["RagexInstance"] = []
+
 
 class RagexInstance(PrivateEnv):
     """One ``python -m ragexd --foreground`` in a private environment under ``base``.
@@ -38,6 +42,7 @@ class RagexInstance(PrivateEnv):
         self.proc: subprocess.Popen[bytes] | None = None
         self.out_path = self.base / "ragexd.out"
         self.clients: list[Client] = []
+        self._final_output = ""
 
     @property
     def pid(self) -> int:
@@ -57,6 +62,7 @@ class RagexInstance(PrivateEnv):
         if timeout is None:
             timeout = 60.0 if self.runtime == "docker" else 30.0
         self.proc = self.popen("--foreground", *self.args)
+        STARTED.append(self)
         deadline = time.monotonic() + timeout
         probe = Client(self.endpoint)
         try:
@@ -86,7 +92,7 @@ class RagexInstance(PrivateEnv):
         try:
             return self.out_path.read_text(errors="replace")[-6000:]
         except OSError:
-            return ""
+            return self._final_output  # base removed by cleanup(): what it held last
 
     def worker_pids(self) -> list[int]:
         """Live worker processes started by this ragexd (children)."""
@@ -146,6 +152,7 @@ class RagexInstance(PrivateEnv):
             from .containers import remove_containers_under
 
             remove_containers_under(self.base)
+        self._final_output = self.output()
         return super().cleanup()
 
 
