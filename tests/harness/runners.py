@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from .env import REPO
 
 def ragexctl(env: dict[str, str], *args: str, cwd: Path | str | None = None,
              timeout: float = 180.0, input: str | None = None,
-             prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+             prefix: Sequence[str] | None = None) -> subprocess.CompletedProcess[str]:
     """``[PREFIX] python -m ragexctl ARGS`` in ``env``, from ``cwd`` (the repository
     by default); ``prefix`` wraps it (``setpriv``, ``unshare``…)."""
     return subprocess.run([*(prefix or []), sys.executable, "-m", "ragexctl", *args],
