@@ -18,11 +18,11 @@ import psutil
 
 from ragexd.protocol import ErrorCode, Op
 
-from .support import Client, Ragexd, make_env, pid_alive, wait_for, write_tree
+from tests.harness import Client, RagexInstance, make_env, pid_alive, wait_for, write_tree
 
 
-def _start(factory: list[Ragexd], base: Path, **env: str) -> Ragexd:
-    daemon = Ragexd(base, RAGEX_WATCH="0", **env)
+def _start(factory: list[RagexInstance], base: Path, **env: str) -> RagexInstance:
+    daemon = RagexInstance(base, RAGEX_WATCH="0", **env)
     factory.append(daemon)
     return daemon.start()
 
@@ -113,7 +113,7 @@ def test_a_too_open_runtime_dir_is_refused_with_the_fix(rx_base):
     run = rx_base / "run"
     run.mkdir(mode=0o755)
     os.chmod(run, 0o755)
-    rx = Ragexd(rx_base)
+    rx = RagexInstance(rx_base)
     proc = rx.popen("--foreground")
     assert proc.wait(30) == 2  # ragex-wide ERROR (ragexd.exitcodes)
     out = rx.output()
