@@ -10,7 +10,7 @@ import pytest
 
 from ragexd import config, exitcodes
 
-from .conftest import RxEnv
+from tests.harness import PrivateEnv
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -61,7 +61,7 @@ def test_old_environment_names_still_work_and_the_new_name_wins() -> None:
     assert config.load({"RAGEX_RUNTIME": "process"}).runtime == "process"
 
 
-def test_a_bad_value_is_refused_in_the_name_the_user_wrote(rx_env: RxEnv) -> None:
+def test_a_bad_value_is_refused_in_the_name_the_user_wrote(rx_env: PrivateEnv) -> None:
     env = dict(rx_env.env, RAGEX_DAEMON_IDLE_TIMEOUT="lots")
     r = rx_env.ctl("ls", env=env)
     assert r.returncode == exitcodes.ERROR

@@ -23,7 +23,7 @@ import pytest
 import ragexd
 from ragexd.protocol import Op, Reply, Request
 
-from .conftest import RxEnv, cleanup_daemon
+from tests.harness import PrivateEnv
 from .fakedaemon import Die, FakeDaemon, hello_result
 
 OLD = "0.0.9"
@@ -50,7 +50,7 @@ else:
 """
 
 
-def mcp_backend(env: RxEnv, root: Path, op: Op, args: dict, kind: str,
+def mcp_backend(env: PrivateEnv, root: Path, op: Op, args: dict, kind: str,
                 extra: dict[str, str] | None = None) -> tuple[dict, str]:
     proc = subprocess.run([sys.executable, "-c", MCP_CALL, str(root), op.value, json.dumps(args),
                            kind], env={**env.env, **(extra or {})}, capture_output=True,
@@ -69,13 +69,13 @@ def stale(req: Request) -> list:
                                    "took_ms": 1.0, "notes": []})]
 
 
-def bound_before_the_upgrade(env: RxEnv) -> None:
+def bound_before_the_upgrade(env: PrivateEnv) -> None:
     """Make the socket look older than the installed code, as after `pip install -U`."""
     then = os.stat(ragexd.__file__).st_mtime - 3600
     os.utime(env.socket, (then, then))
 
 
-def our_ragexd(env: RxEnv) -> dict:
+def our_ragexd(env: PrivateEnv) -> dict:
     r = env.ctl("--version")
     assert r.returncode == 0, r.stderr
     return {"line": r.stdout.splitlines()[1], "stderr": r.stderr}
@@ -83,7 +83,7 @@ def our_ragexd(env: RxEnv) -> dict:
 
 @pytest.mark.parametrize("front", ["cli", "mcp"])
 def test_both_front_ends_replace_a_ragexd_older_than_the_installed_code(
-        rx_env: RxEnv, tree: Path, front: str) -> None:
+        rx_env: PrivateEnv, tree: Path, front: str) -> None:
     with FakeDaemon(rx_env.endpoint, stale) as fake:
         bound_before_the_upgrade(rx_env)
         if front == "cli":
@@ -98,10 +98,10 @@ def test_both_front_ends_replace_a_ragexd_older_than_the_installed_code(
         now = our_ragexd(rx_env)
         assert now["line"].startswith(f"ragexd {ragexd.__version__} (pid ")
         assert now["stderr"] == ""  # no stale-version warning any more
-        cleanup_daemon(rx_env)  # before the fake's teardown removes the socket path
+        rx_env.stop_everything()  # before the fake's teardown removes the socket path
 
 
-def test_a_fresh_ragexd_costs_no_version_round_trip(rx_env: RxEnv, tree: Path) -> None:
+def test_a_fresh_ragexd_costs_no_version_round_trip(rx_env: PrivateEnv, tree: Path) -> None:
     with FakeDaemon(rx_env.endpoint, stale) as fake:
         r = rx_env.ctl("search", "--mode", "regex", "x", cwd=tree)
     assert r.returncode == 1, r.stderr  # no hits
@@ -109,7 +109,7 @@ def test_a_fresh_ragexd_costs_no_version_round_trip(rx_env: RxEnv, tree: Path) -
 
 
 def test_with_auto_start_off_a_stale_ragexd_is_warned_about_not_replaced(
-        rx_env: RxEnv, tree: Path) -> None:
+        rx_env: PrivateEnv, tree: Path) -> None:
     env = dict(rx_env.env, RAGEX_DAEMON_AUTO_START="false")
     with FakeDaemon(rx_env.endpoint, stale) as fake:
         bound_before_the_upgrade(rx_env)
@@ -120,7 +120,7 @@ def test_with_auto_start_off_a_stale_ragexd_is_warned_about_not_replaced(
 
 
 def test_the_mcp_one_shot_path_records_the_project_as_the_clis_does(
-        rx_env: RxEnv, tree: Path) -> None:
+        rx_env: PrivateEnv, tree: Path) -> None:
     args = {"query": "retry_upload", "mode": "regex", "limit": 5, "paths": [],
             "languages": [], "auto_index": False}
     result, err = mcp_backend(rx_env, tree, Op.SEARCH, args, "project",
@@ -131,12 +131,12 @@ def test_the_mcp_one_shot_path_records_the_project_as_the_clis_does(
     assert [p["root"] for p in rows] == [os.path.realpath(tree)]
 
 
-def _ragexd_pid(env: RxEnv) -> int:
+def _ragexd_pid(env: PrivateEnv) -> int:
     return int((env.run_dir / "ragexd.pid").read_text().strip())
 
 
 def test_a_frozen_ragexd_is_named_with_its_pid_and_never_called_stopped(
-        rx_env: RxEnv, tree: Path) -> None:
+        rx_env: PrivateEnv, tree: Path) -> None:
     r = rx_env.ctl("start")
     assert r.returncode == 0, r.stderr
     pid = _ragexd_pid(rx_env)
@@ -164,7 +164,7 @@ def test_a_frozen_ragexd_is_named_with_its_pid_and_never_called_stopped(
 
 
 def test_a_ragexd_of_our_version_is_asked_once_after_the_code_changed(
-        rx_env: RxEnv, tree: Path) -> None:
+        rx_env: PrivateEnv, tree: Path) -> None:
     """An edited checkout or a reinstall of the same version: one HELLO, then none."""
     def same(req: Request) -> list:
         if req.op is Op.HELLO:
