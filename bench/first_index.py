@@ -32,10 +32,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import PY, REPO, copy_stdlib_package, machine, median  # noqa: E402
+from bench.common import PY, REPO, machine, median  # noqa: E402
+from tests.harness import copy_stdlib  # noqa: E402
 
 CHILD = r"""
 import json, os, sys, threading, time
@@ -109,7 +109,7 @@ def main() -> int:
                             ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
             name = args.site_package
         else:
-            tree = copy_stdlib_package(args.package, work / "tree")
+            tree = copy_stdlib(work / "tree", args.package)
             name = f"stdlib {args.package}"
         base = work / "baseline"
         base.mkdir()

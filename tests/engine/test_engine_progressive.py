@@ -22,7 +22,7 @@ import pytest
 from ragexd.engine import Engine, IndexProgress, SearchQuery, indexer
 from ragexd.engine.priority import DOCS, EXAMPLES, RECENT, SOURCE, TESTS, VENDORED, classify
 
-from engine_helpers import STDLIB, copy_stdlib
+from tests.harness import STDLIB, copy_stdlib
 
 
 def make_tree(base: Path) -> Path:
