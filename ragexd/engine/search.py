@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -50,16 +51,46 @@ class Weights:
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
     class_prior: float = 0.9
+    test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
     fusion: str = "linear"      # linear | rrf
     depth: int = 100            # candidates taken from each list
 
-    def prior(self, kind: str) -> float:
+    def prior(self, kind: str, path: str = "", tests_wanted: bool = True) -> float:
+        """How much a chunk of this kind, in this file, is likely to be the answer."""
+        if not tests_wanted and is_test_path(path):
+            return self.test_prior * self.prior(kind)
         if kind in ("block", "window"):
             return self.block_prior
         if kind in ("class", "interface", "struct", "enum", "trait", "module", "object",
                     "record", "type"):
             return self.class_prior
         return 1.0
+
+
+_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "fixtures",
+                        "fixture", "testdata", "__mocks__", "mocks", "e2e", "examples",
+                        "example", "benchmarks"})
+_TEST_FILE = re.compile(r"^(test_.*\.py|conftest\.py)$|_tests?\.(py|go|rb|rs|exs?)$"
+                        r"|\.(test|spec)\.[cm]?[jt]sx?$|_spec\.rb$|Tests?\.(java|kt|cs|swift)$")
+#: "test" alone is not one of them: "split arrays into train and test subsets" is not
+#: a question about tests.
+_TEST_WORDS = frozenset({"tests", "testing", "tested", "unittest", "pytest", "fixture",
+                         "fixtures", "mock", "mocks", "spec", "specs", "example", "examples",
+                         "benchmark", "benchmarks"})
+
+
+def is_test_path(path: str) -> bool:
+    """Tests, fixtures, examples and benchmarks: code that *uses* the code a question
+    is usually about, and repeats its words (a test of ``train_test_split`` says
+    "split" as often as the function does)."""
+    parts = path.split("/")
+    return any(p in _TEST_DIRS for p in parts[:-1]) or bool(_TEST_FILE.search(parts[-1]))
+
+
+def asks_for_tests(text: str) -> bool:
+    """Whether a question is about tests ("where is the timeout tested"), which then
+    rank like any other code."""
+    return any(w in _TEST_WORDS for w in re.findall(r"[a-z]+", text.lower()))
 
 
 WEIGHTS = Weights()
@@ -148,7 +179,8 @@ class Searcher:
         vec = self.embedder.encode_query(text)
         got = self._semantic(vec, n, languages, match)
         if prior:
-            got = [(r, s * self.weights.prior(r.kind)) for r, s in got]
+            tests = asks_for_tests(text)
+            got = [(r, s * self.weights.prior(r.kind, r.path, tests)) for r, s in got]
             got.sort(key=lambda x: -x[1])
         return got
 
@@ -217,8 +249,9 @@ class Searcher:
                       for i in rows}
             for r, s in sym:
                 scores[r.id] += w.symbol_bonus * s
+        tests = asks_for_tests(text)
         for i, r in rows.items():
-            scores[i] *= w.prior(r.kind)
+            scores[i] *= w.prior(r.kind, r.path, tests)
         best = sorted(scores, key=lambda i: -scores[i])[:n]
         return [(rows[i], scores[i]) for i in best]
 
@@ -232,11 +265,13 @@ class Searcher:
                 files[row.path] = self._read(row.path)
             lines, stale = files[row.path]
             snippet = ""
+            line = row.def_line  # what a person calls the definition's line, not its decorator
             if lines is not None:
-                snippet = "\n".join(lines[row.start - 1:min(row.end, row.start + SNIPPET_LINES - 1)])
-            hits.append(SearchHit(path=row.path, line=row.start, end_line=row.end, kind=row.kind,
+                snippet = "\n".join(lines[line - 1:min(row.end, line + SNIPPET_LINES - 1)])
+            hits.append(SearchHit(path=row.path, line=line, end_line=row.end, kind=row.kind,
                                   name=row.name, score=round(float(score), 4), text=snippet,
-                                  language=row.language, parent=row.parent, stale=stale))
+                                  language=row.language, parent=row.parent, stale=stale,
+                                  start_line=row.start))
         return hits
 
     def _read(self, rel: str) -> tuple[list[str] | None, bool]:
@@ -280,5 +315,5 @@ class Searcher:
             lang = owner.language if owner else language_for(m.path)
             hits.append(SearchHit(path=m.path, line=m.line, end_line=m.line, kind="match",
                                   name="", score=1.0, text=m.text, language=lang,
-                                  parent=owner.name if owner else ""))
+                                  parent=owner.name if owner else "", start_line=m.line))
         return hits, notes
