@@ -93,6 +93,14 @@ def asks_for_tests(text: str) -> bool:
     return any(w in _TEST_WORDS for w in re.findall(r"[a-z]+", text.lower()))
 
 
+#: Below this best cosine, nothing in the index is about the query: noise (``aaaaaaa``,
+#: emoji, keyboard mashing) gets no semantic hits instead of the least-bad chunks.
+#: Measured with ``bench/eval_quality.py --noise`` (QUALITY.md): under every real
+#: query's best cosine but one in a hundred, above every noise query's.
+NOISE_COSINE = 0.30
+NOTHING_MEANINGFUL = ("nothing in the index is close to this query in meaning "
+                      "(it looks like noise); try other words, a symbol name or a regex")
+
 WEIGHTS = Weights()
 #: What ``auto`` uses for natural-language questions (set from the eval; QUALITY.md).
 AUTO_NATURAL = os.environ.get("RAGEX_AUTO_NATURAL", "hybrid")
@@ -178,6 +186,8 @@ class Searcher:
                         ) -> list[tuple[ChunkRow, float]]:
         vec = self.embedder.encode_query(text)
         got = self._semantic(vec, n, languages, match)
+        if got and got[0][1] < NOISE_COSINE:
+            return []
         if prior:
             tests = asks_for_tests(text)
             got = [(r, s * self.weights.prior(r.kind, r.path, tests)) for r, s in got]
@@ -225,6 +235,8 @@ class Searcher:
         vec = self.embedder.encode_query(text) if semantic else None
         sem = self._semantic(vec, depth, languages, match) if semantic else []
         lex = self.lexical_ranked(text, depth, languages, match)
+        if sem and sem[0][1] < NOISE_COSINE and not lex:
+            return []  # noise: no meaning and no word of it in the code
         sym: list[tuple[ChunkRow, float]] = []
         for tok in text.split():
             tok = tok.strip(",;:'\"`()[]{}")

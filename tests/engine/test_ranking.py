@@ -109,3 +109,18 @@ def test_test_paths(path: str, expected: bool) -> None:
 ])
 def test_which_questions_ask_for_tests(text: str, expected: bool) -> None:
     assert asks_for_tests(text) is expected
+
+
+@pytest.mark.parametrize("text", ["aaaaaaaaaaaa", "\U0001F642\U0001F642\U0001F642",
+                                  "zzzz zzzz zzzz zzzz", "!!!!! ?????"])
+def test_noise_finds_nothing_meaningful_and_says_so(engine: Engine, text: str) -> None:
+    out = engine.search(SearchQuery(text, mode="auto", limit=5))
+    assert out.hits == []
+    assert search_mod.NOTHING_MEANINGFUL in out.notes
+    assert engine.search(SearchQuery(text, mode="semantic", limit=5)).hits == []
+
+
+def test_a_real_question_clears_the_noise_floor(engine: Engine) -> None:
+    out = engine.search(SearchQuery("combine two ordered runs", mode="auto", limit=5))
+    assert out.hits and out.hits[0].name == "merge_runs"
+    assert search_mod.NOTHING_MEANINGFUL not in out.notes
