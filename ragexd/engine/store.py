@@ -503,6 +503,8 @@ class _ExactIndex:
         self.langs: list[str] = []
         self.row: dict[str, int] = {}
         self.n = 0
+        self.codes: Any = None    # numpy int32 per row: the language's code in lang_code
+        self.lang_code: dict[str, int] = {}
 
     def count(self) -> int:
         return len(self.row)
@@ -520,6 +522,7 @@ class _ExactIndex:
             if self.mat is None or self.mat.shape[1] != vecs.shape[1]:
                 self.mat = np.zeros((0, vecs.shape[1]), dtype=np.float32)
                 self.alive = np.zeros(0, dtype=bool)
+                self.codes = np.zeros(0, dtype=np.int32)
                 self.n, self.ids, self.paths, self.langs, self.row = 0, [], [], [], {}
             need = self.n + sum(1 for i in ids if i not in self.row)
             if need > len(self.mat):
@@ -528,7 +531,9 @@ class _ExactIndex:
                 mat[:self.n] = self.mat[:self.n]
                 alive = np.zeros(cap, dtype=bool)
                 alive[:self.n] = self.alive[:self.n]
-                self.mat, self.alive = mat, alive
+                codes = np.zeros(cap, dtype=np.int32)
+                codes[:self.n] = self.codes[:self.n]
+                self.mat, self.alive, self.codes = mat, alive, codes
             for k, cid in enumerate(ids):
                 meta = metadatas[k] if k < len(metadatas) and metadatas[k] else {}
                 r = self.row.get(cid)
@@ -544,6 +549,7 @@ class _ExactIndex:
                     self.langs[r] = str(meta.get("language", self.langs[r]))
                 self.mat[r] = vecs[k]
                 self.alive[r] = True
+                self.codes[r] = self.lang_code.setdefault(self.langs[r], len(self.lang_code))
 
     def drop_ids(self, ids: Iterable[str]) -> None:
         with self.lock:
@@ -571,6 +577,7 @@ class _ExactIndex:
         keep = np.flatnonzero(self.alive[:self.n])
         self.mat = np.ascontiguousarray(self.mat[keep])
         self.alive = np.ones(len(keep), dtype=bool)
+        self.codes = np.ascontiguousarray(self.codes[keep])
         self.ids = [self.ids[r] for r in keep]
         self.paths = [self.paths[r] for r in keep]
         self.langs = [self.langs[r] for r in keep]
@@ -587,12 +594,15 @@ class _ExactIndex:
             if not self.row or n <= 0:
                 return []
             sims = self.mat[:self.n] @ v
-            ok = self.alive[:self.n].copy()
-            if languages:
-                want = set(languages)
-                ok &= np.fromiter((lang in want for lang in self.langs), bool, self.n)
-            sims = np.where(ok, sims, -np.inf)
-            k = min(n, int(ok.sum()))
+            if languages or len(self.row) < self.n:   # filter: dead rows, other languages
+                ok = self.alive[:self.n].copy()
+                if languages:
+                    ok &= np.isin(self.codes[:self.n],
+                                  [self.lang_code.get(x, -1) for x in languages])
+                sims[~ok] = -np.inf
+                k = min(n, int(ok.sum()))
+            else:
+                k = min(n, self.n)
             if k <= 0:
                 return []
             top = np.argpartition(-sims, k - 1)[:k] if k < self.n else np.arange(self.n)
