@@ -58,6 +58,11 @@ GRID: list[dict[str, Any]] = [
     {"test_prior": 1.0},
     {"test_prior": 0.6},
     {"alpha": 0.7, "test_prior": 0.6},
+    {"alpha": 0.85},
+    {"bm25": (8.0, 2.0, 1.0)},
+    {"bm25": (2.0, 2.0, 1.0)},
+    {"alpha": 0.9, "bm25": (8.0, 2.0, 1.0)},
+    {"depth": 200},
 ]
 
 
@@ -260,6 +265,39 @@ def best_cosines(engine: Any, texts: list[str]) -> list[float]:
     return out
 
 
+def two_vectors(engine: Any, cache: VectorCache, weight: float) -> None:
+    """Diagnostic: score each chunk by ``(1 - weight) * cos(context) + weight * cos(raw
+    code)``.  The raw vectors are the ones the minilm-fn baseline cached for the same
+    function text (chunks without one keep their context cosine), so trying a second
+    representation costs no extra embedding; shipping it would double indexing time."""
+    import numpy as np
+
+    searcher = engine._searcher
+    vectors = searcher.vectors
+    exact = vectors._exact_index()
+    raw = np.zeros_like(exact.mat[:exact.n])
+    has = np.zeros(exact.n, dtype=bool)
+    rows = engine._catalog.chunks_by_id(exact.ids[:exact.n])
+    lines_of: dict[str, list[str]] = {}
+    keys = {}
+    for r, cid in enumerate(exact.ids[:exact.n]):
+        row = rows.get(cid)
+        if row is None or row.kind in ("block", "window", "class"):
+            continue
+        if row.path not in lines_of:
+            lines_of[row.path] = (engine.root / row.path).read_text(encoding="utf-8").splitlines()
+        keys[r] = cache.key("\n".join(lines_of[row.path][row.start - 1:row.end]))
+    for r, k in keys.items():
+        got = cache.db.execute("SELECT b FROM v WHERE k=?", (k,)).fetchone()
+        if got:
+            raw[r] = np.frombuffer(got[0], dtype=np.float32)
+            has[r] = True
+    mixed = exact.mat[:exact.n].copy()
+    mixed[has] = (1 - weight) * mixed[has] + weight * raw[has]   # cosine is linear in it
+    exact.mat = mixed
+    print(f"  two vectors: {int(has.sum())} of {exact.n} chunks have a raw vector", flush=True)
+
+
 def label(over: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(over.items())) or "default"
 
@@ -270,6 +308,9 @@ def main() -> int:
     ap.add_argument("--modes", default="semantic,lexical,auto")
     ap.add_argument("--loo", action="store_true", help="leave-one-corpus-out over GRID")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--two-vectors", type=float, default=0.0,
+                    help="diagnostic: mix in this share of the raw-code cosine "
+                    "(indexes of an earlier run)")
     ap.add_argument("--noise", action="store_true",
                     help="only measure the noise floor on the indexes of an earlier run")
     ap.add_argument("--out", default="/tmp/ragex-eval3p")
@@ -304,6 +345,19 @@ def main() -> int:
               f"R@5={recall(rk, 5):.2f}" + (f" {ms:.1f} ms/q" if ms is not None else ""),
               flush=True)
 
+    if args.two_vectors:
+        for name in names:
+            tree, queries = corpora_mod.build(corpora_mod.CORPORA[name], out, out / "_cache")
+            nq[name], langs[name] = len(queries), corpora_mod.CORPORA[name].language
+            engine = Engine(tree, out / name / "index")
+            res, ms = engine_results(engine, queries, "auto")
+            record(name, "ragex auto", res, queries, ms)
+            two_vectors(engine, cache, args.two_vectors)
+            res, ms = engine_results(engine, queries, "auto")
+            record(name, f"auto, two vectors w={args.two_vectors}", res, queries, ms)
+            engine.close()
+        print(markdown(per, names, nq, langs))
+        return 0
     if args.noise:
         real: list[float] = []
         noise: list[float] = []
