@@ -265,6 +265,13 @@ def best_cosines(engine: Any, texts: list[str]) -> list[float]:
     return out
 
 
+def dropped(engine: Any, texts: list[str]) -> int:
+    """How many of ``texts`` the engine answers with nothing (the noise floor)."""
+    from ragexd.engine import SearchQuery
+
+    return sum(not engine.search(SearchQuery(t, mode="semantic", limit=10)).hits for t in texts)
+
+
 def two_vectors(engine: Any, cache: VectorCache, weight: float) -> None:
     """Diagnostic: score each chunk by ``(1 - weight) * cos(context) + weight * cos(raw
     code)``.  The raw vectors are the ones the minilm-fn baseline cached for the same
@@ -308,6 +315,8 @@ def main() -> int:
     ap.add_argument("--modes", default="semantic,lexical,auto")
     ap.add_argument("--loo", action="store_true", help="leave-one-corpus-out over GRID")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--reuse-index", action="store_true",
+                    help="keep the indexes of an earlier run (an unchanged tree re-indexes in 0 s)")
     ap.add_argument("--two-vectors", type=float, default=0.0,
                     help="diagnostic: mix in this share of the raw-code cosine "
                     "(indexes of an earlier run)")
@@ -361,11 +370,14 @@ def main() -> int:
     if args.noise:
         real: list[float] = []
         noise: list[float] = []
+        lost = kept = 0
         for name in names:
             tree, queries = corpora_mod.build(corpora_mod.CORPORA[name], out, out / "_cache")
             engine = Engine(tree, out / name / "index")
             r = best_cosines(engine, [q["query"] for q in queries])
             z = best_cosines(engine, NOISE)
+            lost += dropped(engine, [q["query"] for q in queries])
+            kept += len(NOISE) - dropped(engine, NOISE)
             engine.close()
             real += r
             noise += z
@@ -375,9 +387,9 @@ def main() -> int:
         real.sort()
         print(f"all: {len(real)} real queries, p1 {real[len(real) // 100]:.3f}, "
               f"min {real[0]:.3f}; noise max {max(noise):.3f}; "
-              f"floor {search.NOISE_COSINE} keeps out "
-              f"{sum(z < search.NOISE_COSINE for z in noise)}/{len(noise)} noise per corpus "
-              f"and drops {sum(x < search.NOISE_COSINE for x in real)} real queries")
+              f"under the floor {search.NOISE_COSINE}: {sum(x < search.NOISE_COSINE for x in real)}"
+              f" real queries; the engine answers {lost} real queries with nothing and "
+              f"{kept} of {len(noise)} noise queries with something")
         return 0
     for name in names:
         corpus = corpora_mod.CORPORA[name]
@@ -391,7 +403,8 @@ def main() -> int:
             record(name, "baseline minilm-fn", baseline_minilm(funcs, queries, embedder),
                    queries)
         idx = out / name / "index"
-        shutil.rmtree(idx, ignore_errors=True)
+        if not args.reuse_index:
+            shutil.rmtree(idx, ignore_errors=True)
         engine = Engine(tree, idx)
         summary = engine.index()
         print(f"  indexed {summary.chunks_total} chunks in {summary.seconds:.1f}s", flush=True)

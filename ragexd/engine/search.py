@@ -93,11 +93,12 @@ def asks_for_tests(text: str) -> bool:
     return any(w in _TEST_WORDS for w in re.findall(r"[a-z]+", text.lower()))
 
 
-#: Below this best cosine, nothing in the index is about the query: noise (``aaaaaaa``,
-#: emoji, keyboard mashing) gets no semantic hits instead of the least-bad chunks.
-#: Measured with ``bench/eval_quality.py --noise`` (QUALITY.md): under every real
-#: query's best cosine but one in a hundred, above every noise query's.
-NOISE_COSINE = 0.30
+#: Below this best cosine, and with no word of it in the lexical index, nothing in the
+#: index is about the query: noise (``aaaaaaa``, emoji, keyboard mashing) gets no hits
+#: instead of the least-bad chunks.  Measured with ``bench/eval_quality.py --noise``
+#: (QUALITY.md): above every noise query's best cosine on nine corpora; real queries
+#: can score lower (0.20 on requests) but always share a word with the code.
+NOISE_COSINE = 0.35
 NOTHING_MEANINGFUL = ("nothing in the index is close to this query in meaning "
                       "(it looks like noise); try other words, a symbol name or a regex")
 
@@ -186,8 +187,9 @@ class Searcher:
                         ) -> list[tuple[ChunkRow, float]]:
         vec = self.embedder.encode_query(text)
         got = self._semantic(vec, n, languages, match)
-        if got and got[0][1] < NOISE_COSINE:
-            return []
+        if got and got[0][1] < NOISE_COSINE and not self.lexical_ranked(text, 1, languages,
+                                                                         match):
+            return []  # noise: no meaning and no word of it in the code
         if prior:
             tests = asks_for_tests(text)
             got = [(r, s * self.weights.prior(r.kind, r.path, tests)) for r, s in got]
