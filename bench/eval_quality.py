@@ -54,7 +54,7 @@ GRID: list[dict[str, Any]] = [
     {"alpha": 0.9},
     {"alpha": 0.6},
     {"block_prior": 1.0, "class_prior": 1.0},
-    {"class_prior": 0.8},
+    {"class_prior": 0.9},
     {"test_prior": 1.0},
     {"test_prior": 0.6},
     {"alpha": 0.7, "test_prior": 0.6},

@@ -1,13 +1,18 @@
 """The search modes and how they combine.
 
-* semantic: cosine similarity in chroma, oversampled then filtered (unknown ids,
-  path globs) so a filter never silently shrinks the answer;
+* semantic: exact cosine over every stored vector (store.Vectors; HNSW only above
+  200k chunks), oversampled then filtered (unknown ids, path globs) so a filter
+  never silently shrinks the answer;
 * lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
 * symbol: the catalog's definition names (symbols.py);
 * regex: ripgrep (ripgrep.py);
-* hybrid: reciprocal rank fusion of semantic + lexical (+ symbol when the
-  question contains identifiers); weights measured by bench/eval_quality.py.
+* hybrid: a linear fusion of the semantic cosine and the normalised bm25 (+ a
+  bonus for symbols the question names); weights chosen leave-one-corpus-out by
+  bench/eval_quality.py on third-party code (bench/QUALITY.md);
 * auto: by the query's shape (query_shape.py).
+
+Both semantic and hybrid rank tests, fixtures and examples below the code they
+exercise unless the question asks about tests, and answer noise with nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ class Weights:
     symbol_bonus: float = 0.1
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
-    class_prior: float = 0.9
+    class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
     fusion: str = "linear"      # linear | rrf
     depth: int = 100            # candidates taken from each list
