@@ -314,7 +314,7 @@ def _add_line_column(conn: sqlite3.Connection) -> None:
         with conn:
             conn.execute("ALTER TABLE chunks ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
             # the next index run re-chunks every file (same chunk ids: no re-embedding)
-            conn.execute("UPDATE files SET size = -1")
+            conn.execute("UPDATE files SET size = -1, sha256 = ''")
 
 
 class Vectors:

@@ -124,3 +124,29 @@ def test_a_real_question_clears_the_noise_floor(engine: Engine) -> None:
     out = engine.search(SearchQuery("combine two ordered runs", mode="auto", limit=5))
     assert out.hits and out.hits[0].name == "merge_runs"
     assert search_mod.NOTHING_MEANINGFUL not in out.notes
+
+
+def test_an_index_from_before_definition_lines_is_migrated_without_re_embedding(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "tree"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "split.py").write_text(textwrap.dedent(FILES["pkg/split.py"]))
+    index = tmp_path / "index"
+    eng = Engine(root, index)
+    first = eng.index()
+    eng.close()
+    # what an older ragex wrote: no line column
+    with sqlite3.connect(index / "catalog.sqlite") as db:
+        db.execute("ALTER TABLE chunks DROP COLUMN line")
+    eng = Engine(root, index)
+    try:
+        before = eng.search(SearchQuery("shuffle_split", mode="symbol")).hits[0]
+        assert (before.line, before.start_line) == (4, 4)   # still answers: the span's start
+        again = eng.index()
+        assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
+        after = eng.search(SearchQuery("shuffle_split", mode="symbol")).hits[0]
+        assert (after.start_line, after.line, after.end_line) == (4, 7, 10)
+    finally:
+        eng.close()
