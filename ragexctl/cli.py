@@ -761,6 +761,17 @@ COMMANDS: dict[str, Callable[[App], int]] = {
 }
 
 
+#: Wire errors name the request field at fault (``detail["field"]``); people at a
+#: terminal know the flag that sets it.
+FIELD_FLAGS = {"limit": "--limit", "mode": "--mode", "paths": "--path", "languages": "--lang"}
+
+
+def flag_sentence(exc: RagexError) -> str:
+    """The error's sentence with the field at fault spoken of as its flag."""
+    flag = FIELD_FLAGS.get(str(exc.detail.get("field", "")))
+    return exc.message.replace(f"'{exc.detail['field']}'", flag, 1) if flag else exc.message
+
+
 def main(argv: list[str] | None = None) -> int:
     """The program.  Called without ``argv`` (the console script, ``python -m
     ragexctl``), it ends the process itself once the output is flushed: the
@@ -809,7 +820,7 @@ def _main(argv: list[str]) -> int:
             return EXIT_ERROR
         return COMMANDS[args.command](app)
     except RagexError as exc:
-        return app.error(exc.code.value, exc.message, dict(exc.detail))
+        return app.error(exc.code.value, flag_sentence(exc), dict(exc.detail))
     except rconfig.ConfigError as exc:
         return app.error(ErrorCode.BAD_REQUEST.value, f"bad configuration: {exc}")
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..paths import dir_size
+from ..vocabulary import limit_problem, mode_problem
 from . import discovery
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_MARKER, Indexer
@@ -32,8 +33,6 @@ from .types import (EngineError, IndexProgress, IndexStatus, IndexSummary, Searc
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "semantic", "regex", "symbol", "hybrid")
-MAX_LIMIT = 1000
 CATALOG_FILE = "catalog.sqlite"
 CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
@@ -183,12 +182,9 @@ class Engine:
 
     def search(self, query: SearchQuery) -> SearchOutcome:
         text = validate_text(query.text)
-        if query.mode not in MODES:
-            raise EngineError("bad_query", f"unknown search mode {query.mode!r}; use one of "
-                              + ", ".join(MODES))
-        if not isinstance(query.limit, int) or not 1 <= query.limit <= MAX_LIMIT:
-            raise EngineError("bad_query",
-                              f"the limit must be between 1 and {MAX_LIMIT}, not {query.limit!r}")
+        for problem in (mode_problem(query.mode), limit_problem(query.limit)):
+            if problem is not None:
+                raise EngineError(problem.code, problem.message, **problem.detail)
         globs, match = compile_globs(self.root, query.path_globs)
         languages = normalise_languages(query.languages)
         for attempt in range(2):
@@ -308,4 +304,4 @@ class _NullCatalog:
         return []
 
 
-__all__ = ["Engine", "MODES"]
+__all__ = ["Engine"]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
-from ..protocol import ErrorCode, Progress, RagexError, SearchArgs
+from ..protocol import (ErrorCode, Hit, IndexArgs, Progress, RagexError, SearchArgs,
+                        SearchResult)
 
 log = logging.getLogger("ragex.worker")
 
@@ -219,15 +220,15 @@ class WorkerService:
 
     # --- requests ------------------------------------------------------------------
 
-    def search(self, request_id: str, raw_args: dict[str, Any],
+    def search(self, request_id: str, args: SearchArgs,
                progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Serve a SEARCH whose arguments were validated when the request was decoded."""
         from ..engine.types import SearchQuery
 
-        args = SearchArgs.from_wire(raw_args)
         engine = self.engine(timeout=120)
         notes: list[str] = []
         if args.auto_index and engine.status().state == "empty" and not self.indexing:
-            summary = self.index(request_id, {"rebuild": False, "paths": None}, progress)
+            summary = self.index(request_id, IndexArgs(), progress)
             notes.append("indexed {files_indexed} files ({chunks_total} chunks) first".format(
                 **summary["summary"]))
         query = SearchQuery(text=args.query, mode=args.mode, limit=args.limit,
@@ -238,17 +239,14 @@ class WorkerService:
         except Exception as exc:  # noqa: BLE001
             raise _to_ragex_error(exc) from None
         took = (time.perf_counter() - t0) * 1000
-        return {"hits": [dataclasses.asdict(h) for h in outcome.hits], "mode": outcome.mode,
-                "partial": outcome.partial or self.indexing, "took_ms": round(took, 2),
-                "notes": notes + list(outcome.notes)}
+        return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
+                            mode=outcome.mode, partial=outcome.partial or self.indexing,
+                            took_ms=round(took, 2),
+                            notes=notes + list(outcome.notes)).to_wire()
 
-    def index(self, request_id: str, raw_args: dict[str, Any],
+    def index(self, request_id: str, args: IndexArgs,
               progress: ProgressSink | None = None) -> dict[str, Any]:
-        rebuild = bool(raw_args.get("rebuild", False))
-        paths = raw_args.get("paths")
-        if paths is not None and (not isinstance(paths, list)
-                                  or not all(isinstance(p, str) for p in paths)):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'paths' must be a list of relative paths")
+        """Serve an INDEX whose arguments were validated when the request was decoded."""
         if not self._index_lock.acquire(blocking=False):
             raise RagexError(ErrorCode.BUSY, "this project is already being indexed; "
                              "wait for it to finish (see `ragexctl status`)")
@@ -268,7 +266,7 @@ class WorkerService:
 
             _set_torch_threads(os.cpu_count() or 1)
             try:
-                summary = engine.index(rebuild=rebuild, paths=paths, progress=on_progress,
+                summary = engine.index(rebuild=args.rebuild, paths=args.paths, progress=on_progress,
                                        cancel=self.cancel_index)
             except Exception as exc:  # noqa: BLE001
                 raise _to_ragex_error(exc) from None
