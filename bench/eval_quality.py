@@ -63,6 +63,10 @@ GRID: list[dict[str, Any]] = [
     {"bm25": (2.0, 2.0, 1.0)},
     {"alpha": 0.9, "bm25": (8.0, 2.0, 1.0)},
     {"depth": 200},
+    {"fusion": "linear-norm"},
+    {"fusion": "linear-norm", "alpha": 0.7},
+    {"fusion": "linear-norm", "alpha": 0.6},
+    {"fusion": "rrf", "alpha": 0.7},
 ]
 
 

@@ -57,7 +57,7 @@ class Weights:
     block_prior: float = 0.8
     class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
-    fusion: str = "linear"      # linear | rrf
+    fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
 
     def prior(self, kind: str, path: str = "", tests_wanted: bool = True) -> float:
@@ -258,6 +258,9 @@ class Searcher:
                 cos.update(self.vectors.similarities(vec, missing))
             top = max((s for _, s in lex), default=0.0) or 1.0
             bm = {r.id: s / top for r, s in lex}
+            if w.fusion == "linear-norm":   # both on the same 0..1 scale, per query
+                best = max(cos.values(), default=0.0) or 1.0
+                cos = {i: c / best for i, c in cos.items()}
             scores = {i: w.alpha * cos.get(i, 0.0) + (1 - w.alpha) * bm.get(i, 0.0)
                       for i in rows}
             for r, s in sym:
