@@ -98,12 +98,16 @@ def asks_for_tests(text: str) -> bool:
     return any(w in _TEST_WORDS for w in re.findall(r"[a-z]+", text.lower()))
 
 
-#: Below this best cosine, and with no word of it in the lexical index, nothing in the
-#: index is about the query: noise (``aaaaaaa``, emoji, keyboard mashing) gets no hits
-#: instead of the least-bad chunks.  Measured with ``bench/eval_quality.py --noise``
-#: (QUALITY.md): above every noise query's best cosine on nine corpora; real queries
-#: can score lower (0.20 on requests) but always share a word with the code.
-NOISE_COSINE = 0.35
+#: Strings that mean nothing.  How close the index comes to *them* is how close it comes
+#: to noise: a query whose best cosine is no better (plus NOISE_MARGIN) and which shares
+#: no word with the code gets no hits instead of the least-bad chunks.  An absolute
+#: floor does not work: noise reaches cosine 0.31 on one eval corpus while a real
+#: question about a two-line function scores 0.26 on a small tree.  Measured with
+#: ``bench/eval_quality.py --noise``, whose noise strings are different ones.
+NOISE_PROBES = ("xxxxxxxxxx", "qqqq wwww eeee rrrr", "\U0001F389\U0001F389\U0001F389",
+                "###### $$$$$ %%%%%", "lkjhgf poiuyt mnbvcx", "0000 1111 2222 3333",
+                "\u00ff\u00fe\u00a4\u00a7\u00ac", "ooo ooo ooo")
+NOISE_MARGIN = 0.03
 NOTHING_MEANINGFUL = ("nothing in the index is close to this query in meaning "
                       "(it looks like noise); try other words, a symbol name or a regex")
 
@@ -178,6 +182,20 @@ class Searcher:
         self.symbols = SymbolIndex(catalog)
         self.rules = rules   # fresh ignore rules per regex search (files may have changed)
         self.weights = WEIGHTS
+        self._probes: "object | None" = None         # NOISE_PROBES' vectors, encoded once
+        self._floor: tuple[int, float] | None = None  # (vector count, floor) of this index
+
+    def noise_floor(self) -> float:
+        """The best cosine this index gives to meaningless strings, plus a margin;
+        recomputed when the index has grown or shrunk by more than 5%."""
+        count = self.vectors.count()
+        if self._floor is None or abs(count - self._floor[0]) > 0.05 * max(1, self._floor[0]):
+            if self._probes is None:
+                self._probes = self.embedder.encode(list(NOISE_PROBES))
+            best = max((got[0][1] for vec in self._probes  # type: ignore[attr-defined]
+                        if (got := self.vectors.query(vec, 1))), default=0.0)
+            self._floor = (count, best + NOISE_MARGIN)
+        return self._floor[1]
 
     # -- ranked id lists -----------------------------------------------------------
 
@@ -186,8 +204,8 @@ class Searcher:
                         ) -> list[tuple[ChunkRow, float]]:
         vec = self.embedder.encode_query(text)
         got = self._semantic(vec, n, languages, match)
-        if got and got[0][1] < NOISE_COSINE and not self.lexical_ranked(text, 1, languages,
-                                                                         match):
+        if got and got[0][1] < self.noise_floor() and not self.lexical_ranked(text, 1,
+                                                                             languages, match):
             return []  # noise: no meaning and no word of it in the code
         if prior:
             tests = asks_for_tests(text)
@@ -236,7 +254,7 @@ class Searcher:
         vec = self.embedder.encode_query(text) if semantic else None
         sem = self._semantic(vec, depth, languages, match) if semantic else []
         lex = self.lexical_ranked(text, depth, languages, match)
-        if sem and sem[0][1] < NOISE_COSINE and not lex:
+        if sem and sem[0][1] < self.noise_floor() and not lex:
             return []  # noise: no meaning and no word of it in the code
         sym: list[tuple[ChunkRow, float]] = []
         for tok in text.split():
