@@ -308,7 +308,9 @@ class ClientFrontEnd:
             "idle_s": (round(now - proj.last_activity, 1)
                        if worker and not worker.inflight else (0.0 if worker else None)),
             "index_size": self._index_size(proj, now),
-            "last_error": proj.last_error,
+            # the worker's own failure (a failed index) when it did not crash
+            "last_error": proj.last_error or (index.get("last_error", "") if isinstance(
+                index, dict) else ""),
             "restarts": proj.restart_count,
             "queue": proj.load,
             "inflight": len(proj.inflight),

@@ -28,6 +28,9 @@ ProgressSink = Callable[[Progress], None]
 #: flood the client's terminal (or the wire) with thousands of updates.
 PROGRESS_INTERVAL = 0.25
 
+#: In every index directory: flock-ed by the one worker that owns the index.
+INDEX_LOCK_FILE = "owner.lock"
+
 
 def _to_ragex_error(exc: Exception) -> RagexError:
     """Engine errors carry protocol code values; anything else is a bug."""
@@ -71,8 +74,40 @@ class WorkerService:
         self._model_ready = threading.Event()
         self._index_lock = threading.Lock()
         self.cancel_index = threading.Event()
+        self._reopen_lock = threading.Lock()
+        self._index_owner: Any = None  # the index directory's lock (supervisor.lock.InstanceLock)
 
     # --- lifecycle -----------------------------------------------------------------
+
+    def _own_index(self) -> None:
+        """Take the index directory's own lock, or raise INDEX_LOCKED naming its holder.
+
+        The lock lives in the index directory, not the runtime directory, so it
+        holds whichever ragexd started this worker: two ragexd with different
+        runtime directories (an MCP client strips XDG_RUNTIME_DIR), a
+        ``--no-daemon`` run, or a container and a process, never write one
+        index together.  The kernel drops it when the worker dies, however.
+        """
+        from ..supervisor.lock import AlreadyRunning, InstanceLock
+
+        lock = InstanceLock(self.index_dir / INDEX_LOCK_FILE)
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except AlreadyRunning as exc:
+            who = f"pid {exc.pid}" if exc.pid else "another process"
+            raise RagexError(
+                ErrorCode.INDEX_LOCKED,
+                f"the index {self.index_dir} is in use by another ragex worker ({who}), "
+                "probably started by a second ragexd; stop that one (`ragexctl stop` in its "
+                f"environment, or `kill {exc.pid or '<pid>'}`) and try again",
+                holder_pid=exc.pid) from None
+        except OSError as exc:
+            # A read-only or full index directory: nothing can write it anyway, and
+            # the engine reports that; the index is still searchable.
+            log.warning("cannot lock the index directory %s: %s", self.index_dir, exc)
+            return
+        self._index_owner = lock
 
     def open_engine(self) -> None:
         """Open the index (fast-ish: imports chromadb).  Errors are kept and reported
@@ -80,6 +115,7 @@ class WorkerService:
         try:
             from ..engine import Engine
 
+            self._own_index()
             self._engine = Engine(self.root, self.index_dir)
         except Exception as exc:  # noqa: BLE001 - reported to requests
             self._engine_error = _to_ragex_error(exc)
@@ -116,6 +152,14 @@ class WorkerService:
         if not self._engine_ready.wait(timeout):
             raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
                              "the worker is still opening the index; try again in a moment")
+        if self._engine_error is not None and self._engine_error.code is ErrorCode.INDEX_LOCKED:
+            with self._reopen_lock:  # the other owner may have gone: try again
+                if self._engine_error is not None \
+                        and self._engine_error.code is ErrorCode.INDEX_LOCKED:
+                    self._engine_error = None
+                    self.open_engine()
+                    if self.watch and self._engine is not None and self._watcher is None:
+                        self.start_watching()
         if self._engine_error is not None:
             raise self._engine_error
         return self._engine
@@ -186,6 +230,9 @@ class WorkerService:
                     self._engine.close()
                 except Exception:  # noqa: BLE001
                     log.exception("error while closing the engine")
+        if self._index_owner is not None:
+            self._index_owner.release(remove=False)  # unlinking a lock file races its next taker
+            self._index_owner = None
 
     # --- state ---------------------------------------------------------------------
 
