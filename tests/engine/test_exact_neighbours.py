@@ -17,7 +17,7 @@ import pytest
 from ragexd.engine import Engine, SearchQuery
 from ragexd.engine.store import Vectors
 
-from engine_helpers import copy_stdlib
+from tests.harness import copy_stdlib
 
 FLUX = '''
 
