@@ -27,8 +27,8 @@ from . import discovery
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
 from .query_shape import shape
-from .search import (AUTO_NATURAL, Searcher, compile_globs, normalise_languages,
-                     validate_text)
+from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
+                     normalise_languages, validate_text)
 from .store import HEAVY_IMPORTS, REBUILD_HINT, Catalog, Vectors, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery)
@@ -340,6 +340,8 @@ class Engine:
             notes.extend(self._not_found_note(cov, "nothing found"))
         if not ranked and cov.chunks_indexed == 0 and not self._indexing:
             notes.append("the index is empty; run `ragexctl index` first")
+        elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
+            notes.append(NOTHING_MEANINGFUL)
         return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes, cov)
 
     def _not_found_note(self, cov: Coverage, what: str) -> list[str]:
