@@ -131,11 +131,20 @@ class Engine:
         with self._index_lock:
             self._indexing = True
             try:
+                # The model first: if its files are missing or broken, fail before an
+                # embedder change below wipes vectors that could not be rebuilt.
+                if not self.model_loaded:
+                    if progress is not None:
+                        progress(IndexProgress("loading-model", message="loading the model"))
+                    self.load_model()
                 if not rebuild and self._catalog is not None and self._open_error is None:
                     made_with = self._catalog.get_meta(EMBEDDER_KEY)
                     if made_with is not None and made_with != embedder_id():
-                        log.warning("the index was embedded with %s, this engine uses %s: "
-                                    "rebuilding it", made_with, embedder_id())
+                        why = (f"the index was embedded with {made_with}, this engine uses "
+                               f"{embedder_id()}: rebuilding it (vectors are never mixed)")
+                        log.warning("%s", why)
+                        if progress is not None:
+                            progress(IndexProgress("rebuilding", message=why))
                         rebuild, paths = True, None
                 if rebuild:
                     self._rebuild_stores()
@@ -147,10 +156,6 @@ class Engine:
                                       "existing index is still searchable.")
                 if catalog.get_meta(EMBEDDER_KEY) is None:
                     Indexer._write(lambda: catalog.set_meta(EMBEDDER_KEY, embedder_id()))
-                if not self.model_loaded:
-                    if progress is not None:
-                        progress(IndexProgress("loading-model", message="loading the model"))
-                    self.load_model()
                 self._indexer = Indexer(self.root, catalog, vectors, self._embedder,
                                         excluded=(self.index_dir,),
                                         max_file_bytes=self.max_file_bytes)
