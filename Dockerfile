@@ -29,8 +29,10 @@ RUN --mount=type=bind,source=.cache/wheelhouse/deps,target=/wheels set -eu; \
     # Nothing below is used at run time: test suites of the numeric libraries;
     # setuptools (no builds happen in here); the kubernetes client, which chromadb
     # imports only for its distributed mode (its metadata stays, so `pip check` still
-    # vouches for the rest).
+    # vouches for the rest); hf_xet, huggingface_hub's download backend (nothing is
+    # downloaded at run time: HF_HUB_OFFLINE=1).
     rm -rf "$sp"/kubernetes "$sp"/chromadb/test "$sp"/numpy/*/tests "$sp"/numpy/tests \
+           "$sp"/hf_xet \
            "$sp"/setuptools "$sp"/_distutils_hack "$sp"/distutils-precedence.pth; \
     # Byte-code now, in parallel, for what is left: the root filesystem is read-only at
     # run time, so byte-code not compiled here would be recompiled by every worker start.
@@ -49,7 +51,7 @@ RUN --mount=type=bind,source=.cache/wheelhouse/app,target=/app set -eu; \
     /opt/venv/bin/python -m pip check; \
     rm -rf /root/.cache; \
     /opt/venv/bin/python -c 'import importlib.util as u, ragexd.worker, chromadb, zmq, tree_sitter_languages; \
-from ragexd import modelfiles; modelfiles.locate("fp32"); modelfiles.locate("int8"); \
+from ragexd import modelfiles; modelfiles.locate("fp32"); \
 assert not any(u.find_spec(m) for m in ("torch", "transformers", "sentence_transformers"))'; \
     /opt/venv/bin/rg --version >/dev/null; \
     mkdir -p /workspace /index /run/ragex; \

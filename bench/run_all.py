@@ -4,7 +4,7 @@ Each benchmark writes its own section to bench/results/<name>.md (with the
 machine it ran on); this script runs them in turn and concatenates the
 sections, so one benchmark can be re-run alone and the file rebuilt.
 
-    python bench/run_all.py [--only search,docker,mcp,quality] [--assemble-only]
+    python bench/run_all.py [--only search,docker,mcp,quality,large] [--assemble-only]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ BENCHES = {
     "docker": [sys.executable, str(HERE / "bench_docker.py")],
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
     "quality": [sys.executable, str(HERE / "eval_quality.py")],
+    "large": [sys.executable, str(HERE / "bench_large.py")],
 }
-ORDER = ["search", "quality", "docker", "mcp"]
+ORDER = ["search", "quality", "docker", "mcp", "large"]
 
 
 def assemble() -> None:

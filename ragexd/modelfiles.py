@@ -160,7 +160,13 @@ def locate(want: str | None = None, *, hashes: bool = True) -> ModelFiles:
         if source != "RAGEX_MODEL_DIR" and not (directory / MANIFEST).exists():
             tried.append(f"{source} {directory}")
             continue
-        return check_dir(directory, want, hashes=hashes, source=source)
+        try:
+            return check_dir(directory, want, hashes=hashes, source=source)
+        except ModelFilesError as exc:
+            if source != "RAGEX_MODEL_DIR":
+                raise
+            raise ModelFilesError(exc.problem, "unset RAGEX_MODEL_DIR, or export into it: "
+                                  f"python -m ragexd.engine.onnx_export --out {directory}") from exc
     raise ModelFilesError("no exported ONNX model found (looked in " + "; ".join(tried) + ")")
 
 

@@ -323,9 +323,6 @@ class DockerRuntime(Runtime):
         """Everything passed to ``containers.run``: the hardening lives here."""
         env = dict(WORKER_ENV)
         env["RAGEX_LOG_LEVEL"] = self.cfg.log_level
-        # The same graph as a process worker, or the index would be rebuilt each switch.
-        if os.environ.get("RAGEX_EMBEDDER_PRECISION"):
-            env["RAGEX_EMBEDDER_PRECISION"] = os.environ["RAGEX_EMBEDDER_PRECISION"]
         env.update(dict(spec.env))
         labels = {LABEL_MANAGED: "1", LABEL_OWNER: str(self.uid), LABEL_PROJECT: spec.project_id,
                   LABEL_CONFIG: self.config_hash(spec, image_id), LABEL_VERSION: __version__,

@@ -72,7 +72,8 @@ def test_a_corrupted_model_file_is_caught_by_its_hash_with_the_fix() -> None:
     proc = _doctor({"RAGEX_MODEL_DIR": str(model), "RAGEX_RUNTIME": "process"})
     assert proc.returncode == 1, proc.stdout
     assert "XX  model" in proc.stdout and "sha256" in proc.stdout
-    assert "fix: run `make install`, or `python -m ragexd.engine.onnx_export`" in proc.stdout
+    assert ("fix: unset RAGEX_MODEL_DIR, or export into it: "
+            f"python -m ragexd.engine.onnx_export --out {model}") in proc.stdout
 
 
 def test_a_missing_model_is_optional_when_workers_run_only_in_docker() -> None:
