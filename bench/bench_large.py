@@ -145,6 +145,22 @@ def probe_name(tree: Path) -> str:
     raise SystemExit(f"no top-level function in {tree}")
 
 
+def semantic_searches(env: dict[str, str], tree: Path, queries: list[str], *,
+                      before: tuple[str, ...] = (), flags: tuple[str, ...] = ()) -> float:
+    """Median wall time of ``ragexctl search`` (semantic) over ``queries``; ``before``
+    is a ragexctl command run, untimed, ahead of each one."""
+    times = []
+    for q in queries:
+        if before:
+            ctl(env, *before)
+        t = time.perf_counter()
+        r = ctl(env, "search", *flags, "--project", str(tree), "--mode", "semantic", q)
+        times.append(time.perf_counter() - t)
+        if r.returncode != 0:
+            raise RuntimeError(f"search {q!r} exited {r.returncode}: {r.stderr[-1000:]}")
+    return median(times)
+
+
 def first_index(tree: Path, embedder: str) -> dict[str, float]:
     out: dict[str, float] = {}
     with private_ragex_env() as env:
@@ -194,27 +210,12 @@ def first_index(tree: Path, embedder: str) -> dict[str, float]:
 
         out["disk_per_chunk_kb"] = (sum(dir_size(d) for d in index_dirs) / 1000
                                     / max(1, out["chunks"]))
-        # warm search p50
-        warm = []
-        for q in QUERIES * 3:
-            t = time.perf_counter()
-            ctl(env, "search", "--project", str(tree), "--mode", "semantic", q)
-            warm.append(time.perf_counter() - t)
-        out["warm_search_p50_s"] = median(warm)
-        # cold worker: stop it, then the first semantic answer (ragexd stays up)
-        cold = []
-        for q in QUERIES[:3]:
-            ctl(env, "stop", str(tree))
-            t = time.perf_counter()
-            ctl(env, "search", "--project", str(tree), "--mode", "semantic", q)
-            cold.append(time.perf_counter() - t)
-        out["cold_worker_semantic_s"] = median(cold)
-        oneshot = []
-        for q in QUERIES[:3]:
-            t = time.perf_counter()
-            ctl(env, "search", "--no-daemon", "--project", str(tree), "--mode", "semantic", q)
-            oneshot.append(time.perf_counter() - t)
-        out["oneshot_search_s"] = median(oneshot)
+        out["warm_search_p50_s"] = semantic_searches(env, tree, QUERIES * 3)
+        # cold worker: stop it before each search (ragexd stays up)
+        out["cold_worker_semantic_s"] = semantic_searches(env, tree, QUERIES[:3],
+                                                          before=("stop", str(tree)))
+        out["oneshot_search_s"] = semantic_searches(env, tree, QUERIES[:3],
+                                                    flags=("--no-daemon",))
     return out
 
 
