@@ -30,9 +30,12 @@ RUN --mount=type=bind,source=.cache/wheelhouse/deps,target=/wheels set -eu; \
     # setuptools (no builds happen in here); the kubernetes client, which chromadb
     # imports only for its distributed mode (its metadata stays, so `pip check` still
     # vouches for the rest); hf_xet, huggingface_hub's download backend (nothing is
-    # downloaded at run time: HF_HUB_OFFLINE=1).
+    # downloaded at run time: HF_HUB_OFFLINE=1); uvloop, for chromadb's HTTP server,
+    # which a worker never runs (it opens the store in-process); onnxruntime's
+    # quantisation, model-conversion and profiling tools (the graph is built on the host).
     rm -rf "$sp"/kubernetes "$sp"/chromadb/test "$sp"/numpy/*/tests "$sp"/numpy/tests \
-           "$sp"/hf_xet \
+           "$sp"/hf_xet "$sp"/uvloop "$sp"/onnxruntime/transformers "$sp"/onnxruntime/tools \
+           "$sp"/onnxruntime/quantization "$sp"/onnxruntime/datasets \
            "$sp"/setuptools "$sp"/_distutils_hack "$sp"/distutils-precedence.pth; \
     # Byte-code now, in parallel, for what is left: the root filesystem is read-only at
     # run time, so byte-code not compiled here would be recompiled by every worker start.
@@ -51,7 +54,7 @@ RUN --mount=type=bind,source=.cache/wheelhouse/app,target=/app set -eu; \
     /opt/venv/bin/python -m pip check; \
     rm -rf /root/.cache; \
     /opt/venv/bin/python -c 'import importlib.util as u, ragexd.worker, chromadb, zmq, tree_sitter_languages; \
-from ragexd import modelfiles; modelfiles.locate("fp32"); \
+from ragexd.engine.embedding import Embedder; assert Embedder().encode_query("x").shape == (384,); \
 assert not any(u.find_spec(m) for m in ("torch", "transformers", "sentence_transformers"))'; \
     /opt/venv/bin/rg --version >/dev/null; \
     mkdir -p /workspace /index /run/ragex; \
