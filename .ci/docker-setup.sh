@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make Docker usable for the Docker tests (tests/docker, marked `docker`):
+# Make Docker usable for the Docker tests (tests/docker_runtime, marked `docker`):
 #   1. apt-get install docker.io + debootstrap when missing (root only);
 #   2. start dockerd when no engine answers, and wait for it (with a deadline);
 #   3. build the worker image, or reuse it when its labels match the sources

@@ -370,11 +370,37 @@ class App:
         return reply.raise_for_error()
 
 
-def project_root(path: str | None) -> Path:
+def project_root(path: str | None, *, may_index: bool = False) -> Path:
+    """The project of ``path`` (else the current directory) by ``paths.choose_project_root``:
+    says which root it chose when no VCS root did, refuses what the policy refuses
+    and, when this command may start a first index (``may_index``) of a large tree
+    nobody called a project, asks on a terminal and refuses without one."""
     start = Path(path) if path else Path(os.getcwd())
     if not start.exists():
         raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {path}")
-    return paths.find_project_root(start)
+    choice = paths.choose_project_root(start, explicit=path is not None)
+    if choice.refusal:
+        raise RagexError(ErrorCode.BAD_REQUEST, choice.refusal)
+    if choice.sentence:
+        sys.stderr.write(f"ragexctl: note: {choice.sentence}\n")
+    large = paths.large_tree_refusal(choice) if may_index else None
+    if large and not _confirmed(f"{large}. Index it all? [y/N] "):
+        raise RagexError(ErrorCode.BAD_REQUEST,
+                         f"{large}; not indexing it. Run `ragexctl index PATH` to index it "
+                         f"anyway, or put an empty {paths.ROOT_MARKER} file at the project's root")
+    return choice.root
+
+
+def _confirmed(question: str) -> bool:
+    """A yes from the person at the terminal; never from a pipe or an agent."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    try:
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+    except (OSError, KeyboardInterrupt):
+        return False
 
 
 def _cwd() -> str:
@@ -399,7 +425,7 @@ def cmd_search(app: App) -> int:
     sargs = SearchArgs(query=words[0], mode=args.mode, limit=args.limit, paths=list(args.paths),
                        languages=list(args.languages), auto_index=True)
     sargs.validate()  # a 1 MB query or a bad limit fails here, without a round trip
-    root = project_root(args.project)
+    root = project_root(args.project, may_index=True)
     progress = render.ProgressRenderer(app.err)
     default = SEARCH_TIMEOUT if app.daemon_enabled() else ONESHOT_SEARCH_TIMEOUT
     try:
@@ -761,6 +787,17 @@ COMMANDS: dict[str, Callable[[App], int]] = {
 }
 
 
+#: Wire errors name the request field at fault (``detail["field"]``); people at a
+#: terminal know the flag that sets it.
+FIELD_FLAGS = {"limit": "--limit", "mode": "--mode", "paths": "--path", "languages": "--lang"}
+
+
+def flag_sentence(exc: RagexError) -> str:
+    """The error's sentence with the field at fault spoken of as its flag."""
+    flag = FIELD_FLAGS.get(str(exc.detail.get("field", "")))
+    return exc.message.replace(f"'{exc.detail['field']}'", flag, 1) if flag else exc.message
+
+
 def main(argv: list[str] | None = None) -> int:
     """The program.  Called without ``argv`` (the console script, ``python -m
     ragexctl``), it ends the process itself once the output is flushed: the
@@ -809,7 +846,7 @@ def _main(argv: list[str]) -> int:
             return EXIT_ERROR
         return COMMANDS[args.command](app)
     except RagexError as exc:
-        return app.error(exc.code.value, exc.message, dict(exc.detail))
+        return app.error(exc.code.value, flag_sentence(exc), dict(exc.detail))
     except rconfig.ConfigError as exc:
         return app.error(ErrorCode.BAD_REQUEST.value, f"bad configuration: {exc}")
     except KeyboardInterrupt:

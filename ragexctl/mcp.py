@@ -100,9 +100,8 @@ class Backend:
     def refusal(self) -> str | None:
         """Why this root must not be indexed, or None.  An agent launched from the
         home directory (or /) without --project would otherwise index all of it."""
-        home = os.path.realpath(os.path.expanduser("~"))
-        if str(self.root) in (home, os.path.sep):
-            what = "your home directory" if str(self.root) == home else "the root directory"
+        what = paths.forbidden_root(self.root)
+        if what is not None:
             return (f"no project: the MCP server was started in {self.root}, {what}, and will "
                     "not index all of it. Start it with `ragexctl mcp --project PATH`, or "
                     "from inside the project's directory.")

@@ -262,7 +262,7 @@ def short_root(root: str, home: str | None = None) -> str:
     return root
 
 
-def render_status(result: dict[str, Any], now: float | None = None) -> str:
+def render_status(result: dict[str, Any]) -> str:
     daemon = result.get("daemon") or {}
     runtime = daemon.get("runtime") or {}
     rt_name = runtime.get("runtime") or "-"

@@ -3,8 +3,9 @@
 Shared by ragexctl and ragexd so both agree on the socket path and on project
 identity without talking first.  Follows XDG through platformdirs:
 
-* runtime (sockets, pid file): ``$XDG_RUNTIME_DIR/ragex`` (0700), falling back
-  to ``/tmp/ragex-<uid>`` when there is no runtime dir (containers, cron);
+* runtime (sockets, pid file): ``$XDG_RUNTIME_DIR/ragex`` (0700); without
+  XDG_RUNTIME_DIR, ``/run/user/<uid>/ragex`` when systemd made that directory,
+  else ``/tmp/ragex-<uid>`` (containers, cron);
 * data (indexes): ``$XDG_DATA_HOME/ragex/projects/<project-id>/``;
 * state (logs, recently-used list): ``$XDG_STATE_HOME/ragex/``;
 * config: ``$XDG_CONFIG_HOME/ragex/config.toml``.
@@ -36,13 +37,28 @@ def _override(var: str) -> Path | None:
     return Path(value) if value else None
 
 
+#: Where systemd-logind (and elogind) lay out each user's runtime directory.
+SYSTEMD_RUNTIME_BASE = Path("/run/user")
+
+
 def runtime_dir() -> Path:
+    """The directory of ragexd's socket: one per user whatever the environment.
+
+    A process started with a stripped environment must find the same ragexd as
+    the user's shell: the MCP SDK's stdio client starts ``ragexctl mcp`` with
+    only HOME, PATH, SHELL, TERM, USER and LOGNAME, so without XDG_RUNTIME_DIR
+    we look where systemd would have pointed it (``/run/user/<uid>``, when it
+    exists and is ours and private) before falling back to ``/tmp``.
+    """
     over = _override("RAGEX_RUNTIME_DIR")
     if over:
         return over
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
         return Path(xdg) / APP
+    systemd = SYSTEMD_RUNTIME_BASE / str(os.getuid())
+    if systemd.is_dir() and check_private_dir(systemd) is None:  # exists, ours, private
+        return systemd / APP
     return Path("/tmp") / f"{APP}-{os.getuid()}"
 
 
@@ -139,21 +155,120 @@ def _username() -> str:
         return str(os.getuid())
 
 
-def find_project_root(start: Path) -> Path:
-    """The nearest ancestor of ``start`` holding ``.git`` or an existing ragex index.
+#: Directories that mark the root of a version-controlled tree.
+VCS_MARKERS = (".git", ".hg", ".svn", ".bzr", "_darcs", ".jj")
+#: An empty file a user puts at the root they want, where there is no VCS root.
+ROOT_MARKER = ".ragexroot"
+#: A root chosen only because it is the current directory, holding more files
+#: than this, is confirmed on a terminal and refused without one.
+LARGE_TREE_FILES = 20_000
+#: Never counted towards LARGE_TREE_FILES: VCS metadata and dependency trees.
+_UNCOUNTED_DIRS = frozenset(VCS_MARKERS) | {"node_modules", "__pycache__", ".venv", "venv"}
 
-    Falls back to ``start`` itself, so any directory can be searched.  Searching
-    from a subdirectory therefore uses the project's own index.
+
+@dataclass(frozen=True)
+class RootChoice:
+    """Which project a directory belongs to, and why: the policy users can predict.
+
+    ``how`` is ``vcs`` (nearest version-control root), ``marker`` (nearest
+    ``.ragexroot``), ``index`` (an ancestor already indexed: a subdirectory of
+    an indexed project uses that project), ``explicit`` (a path given on the
+    command line with nothing above it) or ``cwd`` (nothing above it at all).
+    ``sentence`` says the choice out loud when it is not obvious; ``refusal``,
+    when set, says why ragex will not index it and what to do instead.
     """
+
+    root: Path
+    how: str
+    sentence: str | None = None
+    refusal: str | None = None
+
+
+def forbidden_root(root: Path) -> str | None:
+    """What ``root`` is, when indexing it by accident would be harmful: ``/``,
+    the home directory, or one of ragex's own directories (or inside one)."""
+    real = os.path.realpath(root)
+    if real == os.path.sep:
+        return "the root directory"
+    if real == os.path.realpath(os.path.expanduser("~")):
+        return "your home directory"
+    for what, own in (("data", data_dir()), ("state", state_dir()),
+                      ("runtime", runtime_dir()), ("configuration", config_dir())):
+        mine = os.path.realpath(own)
+        if real == mine or real.startswith(mine + os.sep):
+            return f"ragex's own {what} directory ({mine})"
+    return None
+
+
+def choose_project_root(start: Path, *, explicit: bool = False) -> RootChoice:
+    """The project of ``start``: the nearest ancestor (``start`` included)
+    holding ``.ragexroot``, a VCS root or an existing ragex index; else
+    ``start`` itself, said out loud.  Refuses ``/``, the home directory and
+    ragex's own directories unless ``explicit`` (a path given on the command
+    line) or a ``.ragexroot`` marker chose them."""
     here = Path(os.path.realpath(start))
     if here.is_file():
         here = here.parent
     for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
+        if (candidate / ROOT_MARKER).exists():
+            return RootChoice(candidate, "marker")
+        if any((candidate / m).exists() for m in VCS_MARKERS):
+            choice = RootChoice(candidate, "vcs")
+            break
         if (index_dir(project_id_for(candidate)) / PROJECT_FILE).exists():
-            return candidate
-    return here
+            choice = RootChoice(candidate, "index")
+            break
+    else:
+        if explicit:
+            return RootChoice(here, "explicit")
+        choice = RootChoice(here, "cwd", sentence=(
+            f"no version-control root or {ROOT_MARKER} file above {here}: using it as the "
+            f"project root (put an empty {ROOT_MARKER} file where the project starts to "
+            "choose another)"))
+    what = None if explicit else forbidden_root(choice.root)
+    if what is not None:
+        return RootChoice(choice.root, choice.how, choice.sentence, refusal=(
+            f"will not index {choice.root}, {what}, without being asked: give the project "
+            f"with `--project PATH`, or put an empty {ROOT_MARKER} file at its root"))
+    return choice
+
+
+def count_files(root: Path, limit: int) -> int:
+    """Files under ``root``, counting stops past ``limit`` (a guard, not a census):
+    VCS metadata and dependency trees are not counted, symlinks not followed."""
+    total = 0
+    stack = [str(root)]
+    while stack and total <= limit:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if entry.name not in _UNCOUNTED_DIRS:
+                                stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            total += 1
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+def large_tree_refusal(choice: RootChoice, *, limit: int = LARGE_TREE_FILES) -> str | None:
+    """Why a first index of ``choice`` needs the user's yes, or None: only a root
+    picked because it was the current directory, and only above ``limit`` files."""
+    if choice.how != "cwd" or (index_dir(project_id_for(choice.root)) / PROJECT_FILE).exists():
+        return None
+    if count_files(choice.root, limit) <= limit:
+        return None
+    return (f"{choice.root} has more than {limit:,} files and no version-control root or "
+            f"{ROOT_MARKER} file says it is a project")
+
+
+def find_project_root(start: Path) -> Path:
+    """The project root ``choose_project_root`` picks for ``start`` (whatever it refuses)."""
+    return choose_project_root(start).root
 
 
 @dataclass

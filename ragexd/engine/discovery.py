@@ -9,6 +9,11 @@ Matching is ``pathspec``'s GitIgnoreSpec, not a home-made glob engine.
 Never opens anything but regular files: a FIFO or socket in the tree must not
 hang the indexer, so files are opened with O_NONBLOCK|O_NOFOLLOW and re-checked
 with fstat.
+
+No single file, name or ignore line may abort a project: an ignore line git
+would not accept is skipped with a warning (as git does), a name that is not
+valid UTF-8 and a file that looks minified or generated are skipped with a
+reason the user sees in the index summary.
 """
 
 from __future__ import annotations
@@ -92,6 +97,70 @@ go.sum
 *.db
 .DS_Store
 """.split()
+#: IgnoreRules._decide matches the defaults against a name alone: keep each to one component.
+assert not any("/" in p.rstrip("/") for p in DEFAULT_IGNORES)
+
+#: A file whose longest line is this long was not written by hand (a bundle, a
+#: minified file, an embedded blob): chunking it by lines would give every chunk
+#: the whole line, so indexing it costs quadratic time and space.
+MAX_LINE_CHARS = 20_000
+#: Above this size, an average line this long marks a minified or generated file
+#: (hand-written code averages 30-60 characters a line).
+GENERATED_MIN_BYTES = 4096
+GENERATED_MEAN_LINE = 300
+
+
+def display_name(name: str | bytes) -> str:
+    """A path as people and the wire can read it: invalid UTF-8 bytes (which
+    ``os.fsdecode`` turns into lone surrogates) become ``\\xNN`` escapes."""
+    raw = name if isinstance(name, bytes) else os.fsencode(name)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _invalid_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+BAD_NAME_REASON = "its name is not valid UTF-8; rename it to index it"
+
+
+def compile_ignore(lines: list[str], source: str) -> pathspec.GitIgnoreSpec:
+    """A GitIgnoreSpec of every valid line; each line git would not accept
+    either (``!`` alone, a lone ``\\``) is skipped with a warning naming it."""
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception:  # noqa: BLE001 - pathspec raises its own error types
+        pass
+    good: list[str] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s line %d: skipping invalid ignore pattern %r (%s)",
+                        source, number, line, exc)
+            continue
+        good.append(line)
+    return pathspec.GitIgnoreSpec.from_lines(good)
+
+
+def looks_generated(text: str) -> str | None:
+    """Why ``text`` looks minified or generated, or None when it looks written by hand."""
+    if not text:
+        return None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    longest = max(len(line) for line in text.split("\n"))
+    if longest > MAX_LINE_CHARS:
+        return (f"looks minified or generated (a line of {longest} characters); "
+                "searched by regex only")
+    mean = len(text) / lines
+    if len(text) >= GENERATED_MIN_BYTES and mean > GENERATED_MEAN_LINE:
+        return (f"looks minified or generated ({lines} lines for {len(text)} characters); "
+                "searched by regex only")
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,7 +178,7 @@ class IgnoreRules:
 
     def __init__(self, root: Path, extra_excluded: tuple[Path, ...] = ()) -> None:
         self.root = root
-        self.defaults = pathspec.GitIgnoreSpec.from_lines(DEFAULT_IGNORES)
+        self.defaults = compile_ignore(DEFAULT_IGNORES, "ragex's default ignores")
         self._specs: dict[str, list[pathspec.GitIgnoreSpec]] = {}
         self._excluded = tuple(os.path.realpath(p) for p in extra_excluded)
 
@@ -119,30 +188,36 @@ class IgnoreRules:
         if cached is not None:
             return cached
         specs: list[pathspec.GitIgnoreSpec] = []
-        base = self.root / rel_dir if rel_dir else self.root
+        base = os.path.join(self.root, rel_dir) if rel_dir else str(self.root)
         for name in IGNORE_FILES:
-            path = base / name
+            path = os.path.join(base, name)
             try:
-                if not path.is_file():
+                if not os.path.isfile(path):
                     continue
                 with open(path, encoding="utf-8", errors="replace") as fh:
-                    specs.append(pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines()))
+                    specs.append(compile_ignore(fh.read().splitlines(), str(path)))
             except OSError as exc:
                 log.warning("cannot read %s: %s", path, exc)
         self._specs[rel_dir] = specs
         return specs
 
-    def _decide(self, rel: str, is_dir: bool) -> bool:
-        """Ignore state of ``rel`` itself, its ancestors assumed not ignored."""
-        parts = rel.split("/")
-        if is_dir and parts[-1] in ALWAYS_SKIP_DIRS:
+    def _decide(self, rel: str, is_dir: bool,
+                holders: list[tuple[str, list[pathspec.GitIgnoreSpec]]]) -> bool:
+        """Ignore state of ``rel`` itself, its ancestors assumed not ignored.
+
+        ``holders``: the directories above ``rel`` that hold ignore files, with
+        their specs, which callers build as they descend: a deep tree then costs
+        time linear in its size, not in the cube of its depth."""
+        name = rel.rsplit("/", 1)[-1]
+        if is_dir and name in ALWAYS_SKIP_DIRS:
             return True
         suffix = "/" if is_dir else ""
-        result = self.defaults.check_file(rel + suffix).include
-        for depth in range(len(parts)):
-            rel_dir = "/".join(parts[:depth])
-            sub = "/".join(parts[depth:]) + suffix
-            for spec in self.specs_for(rel_dir):
+        # The defaults each name one path component (no inner slash), so they are
+        # matched against the name alone: no cost that grows with the depth.
+        result = self.defaults.check_file(name + suffix).include
+        for rel_dir, specs in holders:
+            sub = (rel[len(rel_dir) + 1:] if rel_dir else rel) + suffix
+            for spec in specs:
                 r = spec.check_file(sub).include
                 if r is not None:
                     result = r
@@ -157,10 +232,17 @@ class IgnoreRules:
     def is_ignored(self, rel: str, is_dir: bool = False) -> bool:
         """Whether ``rel`` or any directory above it is ignored."""
         parts = rel.split("/")
-        for i in range(1, len(parts)):
-            if self._decide("/".join(parts[:i]), True):
+        own = self.specs_for("")
+        holders = [("", own)] if own else []
+        prefix = ""
+        for part in parts[:-1]:
+            prefix = f"{prefix}/{part}" if prefix else part
+            if self._decide(prefix, True, holders):
                 return True
-        return self._decide(rel, is_dir)
+            own = self.specs_for(prefix)
+            if own:
+                holders = holders + [(prefix, own)]
+        return self._decide(rel, is_dir, holders)
 
 
 def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES
@@ -169,9 +251,11 @@ def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES
     files: list[FileInfo] = []
     skipped: list[SkippedFile] = []
     root_real = os.path.realpath(root)
-    stack = [""]
+    stack: list[tuple[str, list[tuple[str, list[pathspec.GitIgnoreSpec]]]]] = [("", [])]
     while stack:
-        rel_dir = stack.pop()
+        rel_dir, above = stack.pop()
+        own = rules.specs_for(rel_dir)
+        holders = above + [(rel_dir, own)] if own else above
         absdir = os.path.join(root, rel_dir) if rel_dir else str(root)
         try:
             with os.scandir(absdir) as it:
@@ -188,15 +272,29 @@ def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if target != root_real and not target.startswith(root_real + os.sep):
-                        if not rules._decide(rel, False):
-                            skipped.append(SkippedFile(rel, "symlink to outside the project"))
+                        if not rules._decide(rel, False, holders):
+                            skipped.append(SkippedFile(display_name(rel),
+                                                       "symlink to outside the project"))
+                    elif not os.path.exists(entry.path) and not rules._decide(rel, False,
+                                                                              holders):
+                        skipped.append(SkippedFile(display_name(rel), "broken symlink (its "
+                                                   "target is missing, or it loops)"))
                     # symlinks inside the project are indexed at their real path
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if not rules._decide(rel, True):
-                        subdirs.append(rel)
+                    if rules._decide(rel, True, holders):
+                        continue
+                    if _invalid_name(entry.name):
+                        skipped.append(SkippedFile(
+                            display_name(rel), "directory " + BAD_NAME_REASON
+                            + " (nothing under it is indexed)"))
+                        continue
+                    subdirs.append(rel)
                     continue
-                if rules._decide(rel, False):
+                if rules._decide(rel, False, holders):
+                    continue
+                if _invalid_name(entry.name):
+                    skipped.append(SkippedFile(display_name(rel), BAD_NAME_REASON))
                     continue
                 if not entry.is_file(follow_symlinks=False):
                     skipped.append(SkippedFile(rel, "not a regular file (socket, FIFO or device)"))
@@ -209,7 +307,7 @@ def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES
                 skipped.append(SkippedFile(rel, f"larger than {max_size} bytes ({st.st_size})"))
                 continue
             files.append(FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(rel)))
-        stack.extend(reversed(subdirs))
+        stack.extend((sub, holders) for sub in reversed(subdirs))
     files.sort(key=lambda f: f.rel)
     return files, skipped
 
@@ -219,6 +317,8 @@ def stat_one(root: Path, rel: str, rules: IgnoreRules, max_size: int = MAX_FILE_
     """One path, checked as the walk would: None when it is gone or ignored."""
     if rules.is_ignored(rel):
         return None
+    if _invalid_name(rel):
+        return SkippedFile(display_name(rel), BAD_NAME_REASON)
     path = root / rel
     if _through_symlink(root, rel):
         # The walk never descends into symlinked directories; an explicit path

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..paths import dir_size
+from ..vocabulary import limit_problem, mode_problem
 from . import discovery
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_MARKER, Indexer
@@ -32,11 +33,11 @@ from .types import (EngineError, IndexProgress, IndexStatus, IndexSummary, Searc
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "semantic", "regex", "symbol", "hybrid")
-MAX_LIMIT = 1000
 CATALOG_FILE = "catalog.sqlite"
 CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
+#: catalog meta key: why the last index run failed (absent when it did not)
+LAST_ERROR = "last_index_error"
 
 
 class Engine:
@@ -50,6 +51,7 @@ class Engine:
         self._indexing = False
         self._indexer: Indexer | None = None
         self._open_error: EngineError | None = None
+        self._last_error: str | None = None  # None: not known in memory, read the catalog
         self._catalog: Catalog | None = None
         self._vectors: Vectors | None = None
         self._searcher: Searcher | None = None
@@ -90,6 +92,8 @@ class Engine:
         return discovery.IgnoreRules(self.root, (self.index_dir,))
 
     def _require_open(self) -> tuple[Catalog, Vectors, Searcher]:
+        if self._open_error is not None and self._open_error.code == "index_unwritable":
+            self._open()  # space freed, or the directory writable again since?
         if self._open_error is not None:
             raise self._open_error
         assert self._catalog and self._vectors and self._searcher
@@ -149,10 +153,16 @@ class Engine:
                 if rebuild:
                     self._rebuild_stores()
                 catalog, vectors, _ = self._require_open()
-                if catalog.read_only:
+                if catalog.read_only or vectors.read_only:
+                    # opened read-only (full disk, read-only directory): maybe no longer
+                    self._close_stores()
+                    self._open()
+                    catalog, vectors, _ = self._require_open()
+                if catalog.read_only or vectors.read_only:
                     raise EngineError("index_unwritable",
-                                      f"the index directory {self.index_dir} is on a read-only "
-                                      "file system; make it writable, then index again. The "
+                                      f"the index directory {self.index_dir} cannot be written "
+                                      "(a read-only file system or a full disk); make it "
+                                      "writable or free some space, then index again. The "
                                       "existing index is still searchable.")
                 if catalog.get_meta(EMBEDDER_KEY) is None:
                     Indexer._write(lambda: catalog.set_meta(EMBEDDER_KEY, embedder_id()))
@@ -160,8 +170,10 @@ class Engine:
                                         excluded=(self.index_dir,),
                                         max_file_bytes=self.max_file_bytes)
                 try:
-                    return self._indexer.run(paths=paths, progress=progress, cancel=cancel,
-                                             chunk_hook=self._fault_hook)
+                    summary = self._indexer.run(paths=paths, progress=progress, cancel=cancel,
+                                                chunk_hook=self._fault_hook)
+                    self._note_failure(None)
+                    return summary
                 except sqlite3.DatabaseError as exc:
                     if is_unwritable(exc):
                         raise EngineError("index_unwritable",
@@ -181,24 +193,71 @@ class Engine:
                                           "make the index directory writable, then index "
                                           "again. The previous index is still searchable.") from exc
                     raise
+            except BaseException as exc:
+                self._note_failure(exc)
+                if isinstance(exc, EngineError) and exc.code == "index_unwritable":
+                    self._reopen_after_failed_write()
+                raise
             finally:
                 self._indexing = False
+
+    def _reopen_after_failed_write(self) -> None:
+        """Never reuse a vector store whose write failed: after a full disk,
+        chroma's next upsert on the same client could block forever holding the
+        GIL (the worker froze until ragexd killed it as hung).  Close both stores
+        (which drops chroma's cached system for the path) and open them afresh;
+        searches meanwhile retry once on the swapped stores, as after a rebuild."""
+        self._close_stores()
+        self._open()
+
+    def _note_failure(self, exc: BaseException | None) -> None:
+        """Remember why the last index run failed (None: it did not), in memory
+        and, when the catalog still takes writes, in it: a failed run must not
+        look like one still being built, in this worker or the next."""
+        if exc is None:
+            message = None
+        elif isinstance(exc, EngineError):
+            message = exc.message
+        elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            message = "interrupted"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        self._last_error = message or ""
+        catalog = self._catalog
+        if catalog is None or catalog.read_only:
+            return
+        try:
+            if catalog.get_meta(LAST_ERROR) != message:
+                catalog.set_meta(LAST_ERROR, message)
+        except Exception:  # noqa: BLE001 - a full disk: the memory copy still tells
+            log.debug("cannot record the index failure in the catalog", exc_info=True)
+
+    def last_error(self) -> str:
+        """Why the last index run failed, or "" (it succeeded, or none ran)."""
+        if self._last_error is not None:
+            return self._last_error
+        try:
+            return (self._catalog.get_meta(LAST_ERROR) or "") if self._catalog else ""
+        except sqlite3.Error:
+            return ""
 
     # -- search -----------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> SearchOutcome:
         text = validate_text(query.text)
-        if query.mode not in MODES:
-            raise EngineError("bad_query", f"unknown search mode {query.mode!r}; use one of "
-                              + ", ".join(MODES))
-        if not isinstance(query.limit, int) or not 1 <= query.limit <= MAX_LIMIT:
-            raise EngineError("bad_query",
-                              f"the limit must be between 1 and {MAX_LIMIT}, not {query.limit!r}")
+        for problem in (mode_problem(query.mode), limit_problem(query.limit)):
+            if problem is not None:
+                raise EngineError(problem.code, problem.message, **problem.detail)
         globs, match = compile_globs(self.root, query.path_globs)
         languages = normalise_languages(query.languages)
         for attempt in range(2):
             try:
-                return self._search(text, query.mode, query.limit, globs, match, languages)
+                outcome = self._search(text, query.mode, query.limit, globs, match, languages)
+                failed = "" if self._indexing else self.last_error()
+                if failed:
+                    outcome.notes.append(f"the last index failed ({failed}); results may be "
+                                         "incomplete: fix that, then run `ragexctl index`")
+                return outcome
             except sqlite3.ProgrammingError:
                 if attempt:  # the stores were swapped by a rebuild mid-query: retry once
                     raise EngineError("index_corrupt", "the index changed during the search; "
@@ -265,7 +324,9 @@ class Engine:
             return False
         try:
             if self._catalog.get_meta(RUN_MARKER) is not None:
-                return True
+                # unfinished: being built, or killed mid-run (the next run completes
+                # it); a run that failed is not "being built", and search says why
+                return not self.last_error()
             return self._catalog.get_meta(LAST_INDEXED) is None and \
                 self._catalog.stats()[0] > 0
         except sqlite3.Error:
@@ -297,7 +358,8 @@ class Engine:
         pending = self._indexer.pending_files if (self._indexing and self._indexer) else 0
         return IndexStatus(state=state, files=files, chunks=chunks, size_bytes=size,
                            last_indexed=float(last) if last else None,
-                           model_loaded=self.model_loaded, pending_files=pending)
+                           model_loaded=self.model_loaded, pending_files=pending,
+                           last_error="" if self._indexing else self.last_error())
 
     def close(self) -> None:
         with self._index_lock:
@@ -311,4 +373,4 @@ class _NullCatalog:
         return []
 
 
-__all__ = ["Engine", "MODES"]
+__all__ = ["Engine"]

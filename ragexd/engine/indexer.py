@@ -249,6 +249,10 @@ class Indexer:
         except discovery.Unreadable as exc:
             summary.skipped.append(SkippedFile(info.rel, exc.reason))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, exc.reason), [], None
+        generated = discovery.looks_generated(text)
+        if generated is not None:
+            summary.skipped.append(SkippedFile(info.rel, generated))
+            return FileRow(info.rel, size, mtime, sha, info.language, 0, generated), [], None
         chunks = chunk_file(info.rel, text, info.language)
         summary.files_indexed += 1
         return FileRow(info.rel, size, mtime, sha, info.language, len(chunks)), chunks, None

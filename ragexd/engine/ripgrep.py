@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .discovery import DEFAULT_IGNORES, MAX_FILE_BYTES
+from .discovery import DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
 from .types import EngineError
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
             if msg.get("type") != "match":
                 continue
             data = msg["data"]
-            path = _text(data.get("path", {}))
+            path = _path_text(data.get("path", {}))
             if path is None:
                 continue
             while path.startswith("./"):
@@ -187,6 +187,17 @@ def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
     if capped:
         notes.append(f"showing the first {limit} matches")
     return matches, notes
+
+
+def _path_text(obj: dict) -> str | None:
+    """A path rg reports as bytes (not valid UTF-8) shown with ``\\xNN`` escapes,
+    exactly as the index summary names it, never mangled into U+FFFD."""
+    if "bytes" in obj:
+        try:
+            return display_name(base64.b64decode(obj["bytes"]))
+        except ValueError:
+            return None
+    return _text(obj)
 
 
 def _text(obj: dict) -> str | None:

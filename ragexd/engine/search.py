@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import pathspec
 
+from ..vocabulary import query_problem
 from . import ripgrep
 from .discovery import IgnoreRules
 from .embedding import Embedder
@@ -29,7 +30,6 @@ from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
 
-MAX_QUERY_BYTES = 8 * 1024   # == ragexd.protocol.messages.MAX_QUERY_BYTES
 SNIPPET_LINES = 8
 
 
@@ -68,15 +68,9 @@ AUTO_NATURAL = os.environ.get("RAGEX_AUTO_NATURAL", "hybrid")
 
 
 def validate_text(text: str) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise EngineError("bad_query", "the query is empty")
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_QUERY_BYTES:
-        raise EngineError("too_large", f"the query is {size} bytes; the limit is "
-                          f"{MAX_QUERY_BYTES} bytes. Search for a distinctive part of it instead.",
-                          size=size, limit=MAX_QUERY_BYTES)
-    if "\0" in text:
-        raise EngineError("bad_query", "the query contains a NUL byte")
+    problem = query_problem(text)
+    if problem is not None:
+        raise EngineError(problem.code, problem.message, **problem.detail)
     return text
 
 

@@ -83,6 +83,10 @@ def _on_read_only_fs(path: Path) -> bool:
         return False
 
 
+def _writable_dir(path: Path) -> bool:
+    return os.access(path, os.W_OK) and not _on_read_only_fs(path)
+
+
 def is_unwritable(exc: BaseException) -> bool:
     """Disk full, read-only or permission problems: the user's to fix."""
     import errno
@@ -115,28 +119,41 @@ class Catalog:
             # immutable connection still reads the index, so searches keep working.
             self.read_only = True
         try:
-            conn = self.conn()
-            if not self.read_only:
-                conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-            if row is None and self.read_only:
-                raise sqlite3.DatabaseError("no format row")
-            if row is None:
-                with conn:
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)",
-                                 (FORMAT_VERSION,))
-            elif row[0] != FORMAT_VERSION:
-                raise EngineError("index_corrupt",
-                                  f"the index at {path.parent} has format {row[0]}, this ragex "
-                                  f"reads format {FORMAT_VERSION}; {REBUILD_HINT}")
+            self._check_format()
         except sqlite3.DatabaseError as exc:
             self.close()
-            if is_unwritable(exc) and path.exists():
+            if not (path.exists() and (is_unwritable(exc) or not _writable_dir(path.parent))):
+                raise EngineError("index_corrupt",
+                                  f"the index catalog {path} cannot be read ({exc}); "
+                                  f"{REBUILD_HINT}") from exc
+            # A full disk or a read-only directory: opening in WAL mode needs to
+            # write, reading does not.  Serve the index read-only (searches work,
+            # INDEX says index_unwritable) rather than refuse it or call it corrupt.
+            log.warning("cannot open %s for writing (%s): serving it read-only", path, exc)
+            self.read_only = True
+            try:
+                self._check_format()
+            except sqlite3.DatabaseError as exc2:
+                self.close()
                 raise EngineError("index_unwritable",
-                                  f"cannot open the index catalog {path}: {exc}") from exc
+                                  f"cannot open the index catalog {path}: {exc}") from exc2
+
+    def _check_format(self) -> None:
+        """Create the schema (when writable) and check the format version."""
+        conn = self.conn()
+        if not self.read_only:
+            conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None and self.read_only:
+            raise sqlite3.DatabaseError("no format row")
+        if row is None:
+            with conn:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)",
+                             (FORMAT_VERSION,))
+        elif row[0] != FORMAT_VERSION:
             raise EngineError("index_corrupt",
-                              f"the index catalog {path} cannot be read ({exc}); "
-                              f"{REBUILD_HINT}") from exc
+                              f"the index at {self.path.parent} has format {row[0]}, this ragex "
+                              f"reads format {FORMAT_VERSION}; {REBUILD_HINT}")
 
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -310,6 +327,9 @@ class Vectors:
         self._client: Any = None
         self._col: Any = None
         self._lock = threading.Lock()
+        #: a private copy served when ``path`` cannot be opened for writing (full
+        #: disk, read-only directory): chroma cannot open a store read-only
+        self._copy: Path | None = None
 
     def collection(self) -> Any:
         if self._col is not None:
@@ -317,30 +337,61 @@ class Vectors:
         with self._lock:
             if self._col is None:
                 try:
-                    import chromadb
-                    from chromadb.config import Settings
-
-                    self.path.mkdir(parents=True, exist_ok=True)
-                    client = chromadb.PersistentClient(
-                        path=str(self.path),
-                        settings=Settings(anonymized_telemetry=False, allow_reset=True))
-                    col = client.get_or_create_collection(
-                        self.COLLECTION, configuration={"hnsw": {"space": "cosine"}},
-                        embedding_function=None)
-                    col.count()
+                    client, col = self._open(self.path)
                 except EngineError:
                     raise
                 except Exception as exc:
                     _forget_broken_system(self.path)
                     if is_unwritable(exc):
-                        raise EngineError("index_unwritable",
-                                          f"cannot open the vector store {self.path}: {exc}"
-                                          ) from exc
-                    raise EngineError("index_corrupt",
-                                      f"the vector store {self.path} cannot be read ({exc}); "
-                                      f"{REBUILD_HINT}") from exc
+                        client, col = self._open_copy(exc)
+                    else:
+                        raise EngineError("index_corrupt",
+                                          f"the vector store {self.path} cannot be read ({exc}); "
+                                          f"{REBUILD_HINT}") from exc
                 self._client, self._col = client, col
         return self._col
+
+    @property
+    def read_only(self) -> bool:
+        """Serving a private copy: writes would be lost, so the engine refuses them."""
+        return self._copy is not None
+
+    def _open(self, path: Path) -> tuple[Any, Any]:
+        import chromadb
+        from chromadb.config import Settings
+
+        path.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(
+            path=str(path), settings=Settings(anonymized_telemetry=False, allow_reset=True))
+        col = client.get_or_create_collection(
+            self.COLLECTION, configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None)
+        col.count()
+        return client, col
+
+    def _open_copy(self, why: Exception) -> tuple[Any, Any]:
+        """Open a private copy of a store that cannot be opened in place (chroma
+        writes on open), so search by meaning survives a full disk or a read-only
+        index directory; raise index_unwritable when even that fails."""
+        import shutil
+        import tempfile
+
+        copy: Path | None = None
+        try:
+            if not (self.path / "chroma.sqlite3").exists():
+                raise FileNotFoundError("no vector store yet")
+            copy = Path(tempfile.mkdtemp(prefix="ragex-vectors-"))
+            shutil.copytree(self.path, copy / "chroma")
+            client, col = self._open(copy / "chroma")
+        except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+            if copy is not None:
+                _forget_broken_system(copy / "chroma")
+                shutil.rmtree(copy, ignore_errors=True)
+            raise EngineError("index_unwritable",
+                              f"cannot open the vector store {self.path}: {why}") from exc
+        log.warning("cannot open %s for writing (%s): searching a read-only copy", self.path, why)
+        self._copy = copy
+        return client, col
 
     def close(self) -> None:
         with self._lock:
@@ -350,6 +401,14 @@ class Vectors:
                 client.close()  # the last client of a path stops chroma's System for it
             except Exception:  # pragma: no cover - best effort
                 pass
+            # and the next client must get a fresh one, never a system whose write
+            # failed (after a full disk its next upsert could block forever)
+            _forget_broken_system(self.path)
+        copy, self._copy = self._copy, None
+        if copy is not None:
+            import shutil
+
+            shutil.rmtree(copy, ignore_errors=True)
 
     def count(self) -> int:
         return int(self.collection().count())

@@ -94,3 +94,4 @@ class IndexStatus:
     last_indexed: float | None = None   # unix time of the last completed index run
     model_loaded: bool = False
     pending_files: int = 0      # known to have changed, not yet re-indexed
+    last_error: str = ""        # why the last index run failed ("" when it did not)

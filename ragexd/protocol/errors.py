@@ -36,6 +36,7 @@ class ErrorCode(str, enum.Enum):
     MEMORY_LIMIT = "memory_limit"        # the worker was stopped for exceeding its memory limit
     INDEX_CORRUPT = "index_corrupt"      # the on-disk index cannot be read; rebuild it
     INDEX_UNWRITABLE = "index_unwritable"  # disk full or read-only index directory
+    INDEX_LOCKED = "index_locked"        # another worker (another ragexd) owns this index
     RUNTIME_ERROR = "runtime_error"      # the runtime (process/docker) could not start a worker
     MODEL_UNAVAILABLE = "model_unavailable"  # embedding model files missing or broken: ragexctl doctor
     INTERNAL = "internal"                # a bug: please report it

@@ -26,9 +26,19 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 Message = Request | Reply | Progress
 
 
+def encode_body(message: Message) -> bytes:
+    """A message as UTF-8 JSON.  Never fails on text: a string that is not valid
+    Unicode (a file name's undecodable bytes, a lone surrogate) travels as a JSON
+    ``\\uXXXX`` escape instead of making the message unsendable."""
+    data = message.to_wire()
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def encode(message: Message) -> list[bytes]:
-    body = json.dumps(message.to_wire(), separators=(",", ":"), ensure_ascii=False)
-    return [PROTOCOL_TAG, body.encode("utf-8")]
+    return [PROTOCOL_TAG, encode_body(message)]
 
 
 def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -71,8 +81,10 @@ def decode_body(frames: list[bytes]) -> dict[str, Any]:
                          f"message of {len(body)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:   # not UTF-8, not JSON, or a number of more than 4,300 digits
         raise RagexError(ErrorCode.BAD_REQUEST, f"message body is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise RagexError(ErrorCode.BAD_REQUEST, "message body is nested too deeply") from None
     if not isinstance(data, dict):
         raise RagexError(ErrorCode.BAD_REQUEST, "message body must be a JSON object")
     return data
@@ -100,6 +112,9 @@ def request_id_of(frames: list[bytes]) -> str:
     try:
         data = json.loads(frames[-1].decode("utf-8"))
         rid = data.get("id") if isinstance(data, dict) else None
-        return rid if isinstance(rid, str) else ""
-    except Exception:
+        if isinstance(rid, str) and "\0" not in rid:
+            rid.encode("utf-8")   # a lone surrogate cannot be echoed back
+            return rid
+        return ""
+    except Exception:  # noqa: BLE001 - best effort by definition
         return ""

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, TypeVar
 
+from ..vocabulary import MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES  # noqa: F401 - re-exported
+from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs,
+                   check_text, field_names)
 from .errors import ErrorCode, ErrorInfo, RagexError
 
 
@@ -43,12 +47,17 @@ IDEMPOTENT_OPS = frozenset({Op.HELLO, Op.PING, Op.STATUS, Op.LIST, Op.LOGS,
 #: Ops that ragexd forwards to the project's worker.
 WORKER_OPS = frozenset({Op.SEARCH, Op.INDEX, Op.WORKER_STATUS})
 
-SEARCH_MODES = ("auto", "semantic", "regex", "symbol", "hybrid")
+# SEARCH_MODES, MAX_LIMIT and MAX_QUERY_BYTES live in ``ragexd.vocabulary`` and are
+# re-exported here (and by the package) because every front-end imports the protocol.
 
-#: Longest query accepted, in bytes of UTF-8.  Longer ones are a clear TOO_LARGE
-#: error rather than a slow, useless embedding of a pasted file.
-MAX_QUERY_BYTES = 8 * 1024
-MAX_LIMIT = 1000
+
+#: The shape of each operation's ``args``: decoded once, when a request is decoded.
+ARGS_BY_OP: dict[Op, type[OpArgs]] = {
+    Op.SEARCH: SearchArgs, Op.INDEX: IndexArgs, Op.STOP: StopArgs, Op.REMOVE: RemoveArgs,
+    Op.LOGS: LogsArgs,
+}
+
+A = TypeVar("A", bound=OpArgs)
 
 
 def new_request_id() -> str:
@@ -57,12 +66,29 @@ def new_request_id() -> str:
 
 def _check_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """Keep known keys only: newer peers may add fields we must ignore."""
-    names = {f.name for f in fields(cls)}
+    names = field_names(cls)
     return {k: v for k, v in data.items() if k in names}
+
+
+def _text(name: str, value: Any, *, required: bool) -> None:
+    """Check an envelope string: NUL bytes and lone surrogates make unusable paths and ids."""
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or (required and not value):
+        raise RagexError(ErrorCode.BAD_REQUEST, f"'{name}' must be a "
+                         f"{'non-empty ' if required else ''}string", field=name)
+    check_text(name, value)
 
 
 @dataclass
 class Request:
+    """The envelope every request travels in; ``args`` is its op's arguments as JSON.
+
+    ``params`` is ``args`` decoded into the op's typed class (``ARGS_BY_OP``);
+    ``from_wire`` decodes it, so a request that got past decoding is valid and
+    the code serving it reads ``args_as(SearchArgs).limit``, never the dict.
+    """
+
     op: Op
     args: dict[str, Any] = field(default_factory=dict)
     #: Absolute real path of the project root (None for ragexd-level ops).
@@ -74,13 +100,13 @@ class Request:
     timeout: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["op"] = self.op.value
-        data["type"] = "request"
-        return data
+        return {"op": self.op.value, "args": self.args, "project": self.project, "id": self.id,
+                "client_version": self.client_version, "timeout": self.timeout,
+                "type": "request"}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "Request":
+        """Decode and validate the envelope and the op's arguments, once."""
         raw = dict(_check_keys(cls, data))
         try:
             raw["op"] = Op(raw.get("op"))
@@ -89,15 +115,32 @@ class Request:
                              f"unknown operation {data.get('op')!r}",
                              known=[o.value for o in Op]) from None
         if not isinstance(raw.get("args", {}), dict):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'args' must be an object")
-        if raw.get("project") is not None and not isinstance(raw["project"], str):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'project' must be a path string")
-        if not isinstance(raw.get("id", ""), str) or not raw.get("id"):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'id' must be a non-empty string")
+            raise RagexError(ErrorCode.BAD_REQUEST, "'args' must be an object", field="args")
+        _text("project", raw.get("project"), required=False)
+        _text("id", raw.get("id"), required=True)
+        _text("client_version", raw.get("client_version", ""), required=False)
         timeout = raw.get("timeout")
-        if timeout is not None and not isinstance(timeout, (int, float)):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'timeout' must be a number")
-        return cls(**raw)
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, (int, float))
+                                    or not 0 <= timeout):
+            raise RagexError(ErrorCode.BAD_REQUEST,
+                             "'timeout' must be a number of seconds, 0 or more", field="timeout")
+        request = cls(**raw)
+        request.params  # noqa: B018 - decode the arguments now: bad ones fail here
+        return request
+
+    @cached_property
+    def params(self) -> OpArgs:
+        """``args`` decoded into the op's typed arguments (computed once)."""
+        return ARGS_BY_OP.get(self.op, NoArgs).from_wire(self.args or {})
+
+    def args_as(self, kind: type[A]) -> A:
+        """The typed arguments, as the class the caller serves (a bug if it differs)."""
+        params = self.params
+        if not isinstance(params, kind):
+            raise TypeError(f"{self.op.value!r} takes {type(params).__name__}, "
+                            f"not {kind.__name__}")
+        return params
 
     @property
     def idempotent(self) -> bool:
@@ -168,52 +211,6 @@ class Reply:
 
 
 # --- Search payloads -------------------------------------------------------------
-
-
-@dataclass
-class SearchArgs:
-    """``args`` of a SEARCH request."""
-
-    query: str
-    mode: str = "auto"
-    limit: int = 10
-    paths: list[str] = field(default_factory=list)      # path globs, relative to root
-    languages: list[str] = field(default_factory=list)
-    #: Index the project first when it has never been indexed, streaming
-    #: progress, so a user's very first search just works.
-    auto_index: bool = False
-
-    def validate(self) -> None:
-        """Raise a RagexError for arguments no engine could serve."""
-        if not isinstance(self.query, str) or not self.query.strip():
-            raise RagexError(ErrorCode.BAD_QUERY, "the query is empty")
-        size = len(self.query.encode("utf-8", "surrogatepass"))
-        if size > MAX_QUERY_BYTES:
-            raise RagexError(ErrorCode.TOO_LARGE,
-                             f"the query is {size} bytes; the limit is {MAX_QUERY_BYTES} bytes. "
-                             "Search for a distinctive part of it instead.",
-                             size=size, limit=MAX_QUERY_BYTES)
-        if self.mode not in SEARCH_MODES:
-            raise RagexError(ErrorCode.BAD_QUERY,
-                             f"unknown search mode {self.mode!r}; use one of "
-                             + ", ".join(SEARCH_MODES))
-        if not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_LIMIT:
-            raise RagexError(ErrorCode.BAD_QUERY,
-                             f"--limit must be between 1 and {MAX_LIMIT}, not {self.limit!r}")
-        for name, value in (("paths", self.paths), ("languages", self.languages)):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise RagexError(ErrorCode.BAD_QUERY, f"'{name}' must be a list of strings")
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "SearchArgs":
-        args = cls(**_check_keys(cls, data)) if "query" in data else None
-        if args is None:
-            raise RagexError(ErrorCode.BAD_QUERY, "a search needs a 'query'")
-        args.validate()
-        return args
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -1,7 +1,12 @@
 """One project as ragexd sees it: its worker, its queue, its history.
 
 The daemon loop owns every ``Project`` and is the only code that mutates one,
-so there are no locks here.  A project moves through these states::
+so there are no locks here.  Everything about one running worker lives in an
+``Incarnation``, made new at each start and dropped when that worker exits, so
+nothing is reset by hand and a late callback for an earlier worker is told
+apart by identity.  The state is derived, never stored twice: from the
+incarnation while one exists, else from the outcome of the last one.  A
+project moves through these states::
 
     stopped/idle-stopped/crashed/memory-limit --request--> starting --HELLO--> ready
     ready --idle timeout / stop / shutdown--> stopping --exit--> idle-stopped | stopped
@@ -33,7 +38,7 @@ CRASHED = "crashed"
 CRASH_LOOP = "crash-loop"
 MEMORY_LIMIT = "memory-limit"
 
-#: Why ragexd itself stopped a worker (``Project.stop_reason``).
+#: Why ragexd itself stopped a worker (``Incarnation.stop_reason``).
 STOP_IDLE = "idle"
 STOP_BUDGET = "budget"
 STOP_USER = "user"
@@ -48,41 +53,25 @@ class Pending:
 
     envelope: list[bytes]     # the client's routing identity (and REQ delimiter, if any)
     request: Request
-    received: float           # monotonic
     deadline: float | None    # monotonic; from Request.timeout
     retried: bool = False     # already re-sent once after a worker crash
     wid: str = ""             # the id used on the worker socket
 
 
 @dataclass
-class Project:
-    id: str
-    root: str
-    spec: WorkerSpec
-    restarts: RestartTracker
-    state: str = STOPPED
+class Incarnation:
+    """One start of a project's worker: created by ``attach``, dropped at its exit."""
 
-    # The current worker incarnation.
-    handle: WorkerHandle | None = None
-    dealer: zmq.Socket | None = None
-    incarnation: int = 0
-    ready: bool = False
-    hello: dict[str, Any] | None = None
-    started_mono: float = 0.0
+    handle: WorkerHandle
+    dealer: zmq.Socket
+    started_mono: float                   # monotonic
+    ready: bool = False                   # answered HELLO
     ready_after: float | None = None      # seconds from start to HELLO answered
 
-    # Requests.
-    queue: deque[Pending] = field(default_factory=deque)      # waiting for a ready worker
-    inflight: dict[str, Pending] = field(default_factory=dict)  # worker id -> request
+    #: worker id -> the client request it forwards
+    inflight: dict[str, Pending] = field(default_factory=dict)
     #: worker id -> (kind: "hello"|"ping"|"status"|"shutdown", monotonic time sent)
     internal: dict[str, tuple[str, float]] = field(default_factory=dict)
-    last_activity: float = 0.0            # monotonic: last completed request (or start)
-    last_touch: float = -1e9              # monotonic: last ProjectRecord/recent.json update
-
-    # Starting.
-    start_pending: bool = False           # a runtime.start job is running
-    start_at: float | None = None         # a start is scheduled (backoff) at this time
-    stop_after_start: str | None = None   # stop as soon as the pending start completes
 
     # Health.
     last_seen: float = 0.0                # monotonic: last message from the worker
@@ -100,13 +89,46 @@ class Project:
     status_at: float = -1e9
     status_sent_at: float | None = None   # the newest unanswered WORKER_STATUS
     status_cached_sent: float = -1e9      # when the question behind ``last_status`` was sent
-    index_size: tuple[float, int | None] = (-1e9, None)   # (monotonic time, bytes) cache
 
     # Stopping.
     stop_reason: str | None = None
     stop_deadline: float | None = None
     force_stop_pending: bool = False
     hung_message: str = ""
+
+    @property
+    def serving(self) -> bool:
+        """Ready and not being stopped: requests may be sent to it."""
+        return self.ready and self.stop_reason is None
+
+    @property
+    def status_pending(self) -> bool:
+        return self.status_sent_at is not None
+
+
+@dataclass
+class Project:
+    id: str
+    root: str
+    spec: WorkerSpec
+    restarts: RestartTracker
+    #: The running worker, if any.
+    worker: Incarnation | None = None
+    #: How the last worker ended (or STOPPED): the state while none runs.
+    outcome: str = STOPPED
+
+    # Requests.
+    queue: deque[Pending] = field(default_factory=deque)      # waiting for a ready worker
+    last_activity: float = 0.0            # monotonic: last completed request (or start)
+    last_touch: float = -1e9              # monotonic: last ProjectRecord/recent.json update
+    index_size: tuple[float, int | None] = (-1e9, None)   # (monotonic time, bytes) cache
+
+    # Starting.
+    start_pending: bool = False           # a runtime.start job is running
+    start_at: float | None = None         # a start is scheduled (backoff) at this time
+    stop_after_start: str | None = None   # stop as soon as the pending start completes
+
+    # Stopping.
     stop_waiters: list[Callable[["Project"], None]] = field(default_factory=list)
     removing: bool = False
 
@@ -116,19 +138,29 @@ class Project:
     restart_count: int = 0
 
     @property
+    def state(self) -> str:
+        worker = self.worker
+        if worker is not None:
+            if worker.stop_reason is not None:
+                return STOPPING
+            return READY if worker.ready else STARTING
+        return STARTING if self.start_pending else self.outcome
+
+    @property
+    def busy(self) -> bool:
+        """A worker runs or is being started: there is something to stop."""
+        return self.worker is not None or self.start_pending
+
+    @property
+    def inflight(self) -> dict[str, Pending]:
+        return self.worker.inflight if self.worker is not None else {}
+
+    @property
     def load(self) -> int:
         """In-flight plus queued client requests: what the queue bound counts."""
         return len(self.queue) + len(self.inflight)
 
-    @property
-    def running(self) -> bool:
-        return self.handle is not None
-
-    @property
-    def status_pending(self) -> bool:
-        return self.status_sent_at is not None
-
     def display_state(self) -> str:
-        if self.state == READY and self.indexing:
+        if self.worker is not None and self.worker.serving and self.worker.indexing:
             return INDEXING
         return self.state

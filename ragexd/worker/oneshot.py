@@ -15,19 +15,20 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from ..protocol import ErrorCode, Op, Progress, RagexError, Reply, Request
+from ..protocol import ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs
+from ..protocol.frames import encode_body
 from .service import WorkerService
 
 
 def _emit(out: IO[str], message: Reply | Progress) -> None:
-    out.write(json.dumps(message.to_wire(), ensure_ascii=False) + "\n")
+    out.write(encode_body(message).decode("utf-8") + "\n")
     out.flush()
 
 
 def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout) -> int:
     try:
         request = Request.from_wire(json.loads(raw))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         _emit(out, Reply.failure("", ErrorCode.BAD_REQUEST, f"request is not valid JSON: {exc}"))
         return 0
     except RagexError as exc:
@@ -42,9 +43,9 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
 
     try:
         if request.op is Op.SEARCH:
-            result = service.search(request.id, request.args, progress)
+            result = service.search(request.id, request.args_as(SearchArgs), progress)
         elif request.op is Op.INDEX:
-            result = service.index(request.id, request.args, progress)
+            result = service.index(request.id, request.args_as(IndexArgs), progress)
         elif request.op in (Op.WORKER_STATUS, Op.STATUS):
             result = service.status()
         elif request.op in (Op.HELLO, Op.PING):

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import zmq
 
-from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, Op, Progress, RagexError, Reply, Request,
-                        decode, encode, request_id_of, split_envelope)
+from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
+                        Request, SearchArgs, decode, encode, request_id_of, split_envelope)
 from .service import WorkerService
 
 log = logging.getLogger("ragex.worker")
@@ -149,7 +149,7 @@ class WorkerServer:
             self._stop.set()
         elif op is Op.SEARCH:
             self._submit(envelope, message, lambda: self.service.search(
-                message.id, message.args, lambda p: self._send(envelope, p)))
+                message.id, message.args_as(SearchArgs), lambda p: self._send(envelope, p)))
         elif op is Op.WORKER_STATUS:
             self._submit(envelope, message, self.service.status)
         elif op is Op.INDEX:
@@ -160,7 +160,7 @@ class WorkerServer:
                 return
             self._index_future = self._index_pool.submit(
                 self._run, envelope, message, lambda: self.service.index(
-                    message.id, message.args, lambda p: self._send(envelope, p)))
+                    message.id, message.args_as(IndexArgs), lambda p: self._send(envelope, p)))
         else:
             router.send_multipart(envelope + encode(Reply.failure(
                 message.id, ErrorCode.BAD_REQUEST,

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
-from ..protocol import ErrorCode, Progress, RagexError, SearchArgs
+from ..protocol import (ErrorCode, Hit, IndexArgs, Progress, RagexError, SearchArgs,
+                        SearchResult)
 
 log = logging.getLogger("ragex.worker")
 
@@ -26,6 +27,9 @@ ProgressSink = Callable[[Progress], None]
 #: Progress messages are throttled to this interval: a fast index must not
 #: flood the client's terminal (or the wire) with thousands of updates.
 PROGRESS_INTERVAL = 0.25
+
+#: In every index directory: flock-ed by the one worker that owns the index.
+INDEX_LOCK_FILE = "owner.lock"
 
 
 def _to_ragex_error(exc: Exception) -> RagexError:
@@ -70,8 +74,40 @@ class WorkerService:
         self._model_ready = threading.Event()
         self._index_lock = threading.Lock()
         self.cancel_index = threading.Event()
+        self._reopen_lock = threading.Lock()
+        self._index_owner: Any = None  # the index directory's lock (supervisor.lock.InstanceLock)
 
     # --- lifecycle -----------------------------------------------------------------
+
+    def _own_index(self) -> None:
+        """Take the index directory's own lock, or raise INDEX_LOCKED naming its holder.
+
+        The lock lives in the index directory, not the runtime directory, so it
+        holds whichever ragexd started this worker: two ragexd with different
+        runtime directories (an MCP client strips XDG_RUNTIME_DIR), a
+        ``--no-daemon`` run, or a container and a process, never write one
+        index together.  The kernel drops it when the worker dies, however.
+        """
+        from ..supervisor.lock import AlreadyRunning, InstanceLock
+
+        lock = InstanceLock(self.index_dir / INDEX_LOCK_FILE)
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except AlreadyRunning as exc:
+            who = f"pid {exc.pid}" if exc.pid else "another process"
+            raise RagexError(
+                ErrorCode.INDEX_LOCKED,
+                f"the index {self.index_dir} is in use by another ragex worker ({who}), "
+                "probably started by a second ragexd; stop that one (`ragexctl stop` in its "
+                f"environment, or `kill {exc.pid or '<pid>'}`) and try again",
+                holder_pid=exc.pid) from None
+        except OSError as exc:
+            # A read-only or full index directory: nothing can write it anyway, and
+            # the engine reports that; the index is still searchable.
+            log.warning("cannot lock the index directory %s: %s", self.index_dir, exc)
+            return
+        self._index_owner = lock
 
     def open_engine(self) -> None:
         """Open the index (fast-ish: imports chromadb).  Errors are kept and reported
@@ -79,6 +115,7 @@ class WorkerService:
         try:
             from ..engine import Engine
 
+            self._own_index()
             self._engine = Engine(self.root, self.index_dir)
         except Exception as exc:  # noqa: BLE001 - reported to requests
             self._engine_error = _to_ragex_error(exc)
@@ -115,6 +152,14 @@ class WorkerService:
         if not self._engine_ready.wait(timeout):
             raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
                              "the worker is still opening the index; try again in a moment")
+        if self._engine_error is not None and self._engine_error.code is ErrorCode.INDEX_LOCKED:
+            with self._reopen_lock:  # the other owner may have gone: try again
+                if self._engine_error is not None \
+                        and self._engine_error.code is ErrorCode.INDEX_LOCKED:
+                    self._engine_error = None
+                    self.open_engine()
+                    if self.watch and self._engine is not None and self._watcher is None:
+                        self.start_watching()
         if self._engine_error is not None:
             raise self._engine_error
         return self._engine
@@ -185,6 +230,9 @@ class WorkerService:
                     self._engine.close()
                 except Exception:  # noqa: BLE001
                     log.exception("error while closing the engine")
+        if self._index_owner is not None:
+            self._index_owner.release(remove=False)  # unlinking a lock file races its next taker
+            self._index_owner = None
 
     # --- state ---------------------------------------------------------------------
 
@@ -219,15 +267,15 @@ class WorkerService:
 
     # --- requests ------------------------------------------------------------------
 
-    def search(self, request_id: str, raw_args: dict[str, Any],
+    def search(self, request_id: str, args: SearchArgs,
                progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Serve a SEARCH whose arguments were validated when the request was decoded."""
         from ..engine.types import SearchQuery
 
-        args = SearchArgs.from_wire(raw_args)
         engine = self.engine(timeout=120)
         notes: list[str] = []
         if args.auto_index and engine.status().state == "empty" and not self.indexing:
-            summary = self.index(request_id, {"rebuild": False, "paths": None}, progress)
+            summary = self.index(request_id, IndexArgs(), progress)
             notes.append("indexed {files_indexed} files ({chunks_total} chunks) first".format(
                 **summary["summary"]))
         query = SearchQuery(text=args.query, mode=args.mode, limit=args.limit,
@@ -238,17 +286,14 @@ class WorkerService:
         except Exception as exc:  # noqa: BLE001
             raise _to_ragex_error(exc) from None
         took = (time.perf_counter() - t0) * 1000
-        return {"hits": [dataclasses.asdict(h) for h in outcome.hits], "mode": outcome.mode,
-                "partial": outcome.partial or self.indexing, "took_ms": round(took, 2),
-                "notes": notes + list(outcome.notes)}
+        return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
+                            mode=outcome.mode, partial=outcome.partial or self.indexing,
+                            took_ms=round(took, 2),
+                            notes=notes + list(outcome.notes)).to_wire()
 
-    def index(self, request_id: str, raw_args: dict[str, Any],
+    def index(self, request_id: str, args: IndexArgs,
               progress: ProgressSink | None = None) -> dict[str, Any]:
-        rebuild = bool(raw_args.get("rebuild", False))
-        paths = raw_args.get("paths")
-        if paths is not None and (not isinstance(paths, list)
-                                  or not all(isinstance(p, str) for p in paths)):
-            raise RagexError(ErrorCode.BAD_REQUEST, "'paths' must be a list of relative paths")
+        """Serve an INDEX whose arguments were validated when the request was decoded."""
         if not self._index_lock.acquire(blocking=False):
             raise RagexError(ErrorCode.BUSY, "this project is already being indexed; "
                              "wait for it to finish (see `ragexctl status`)")
@@ -268,7 +313,7 @@ class WorkerService:
 
             _set_torch_threads(os.cpu_count() or 1)
             try:
-                summary = engine.index(rebuild=rebuild, paths=paths, progress=on_progress,
+                summary = engine.index(rebuild=args.rebuild, paths=args.paths, progress=on_progress,
                                        cancel=self.cancel_index)
             except Exception as exc:  # noqa: BLE001
                 raise _to_ragex_error(exc) from None

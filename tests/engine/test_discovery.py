@@ -135,3 +135,53 @@ def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
         assert skipped[0].path == "locked" and "cannot read directory" in skipped[0].reason
     finally:
         (tmp_path / "locked").chmod(0o755)
+
+
+@pytest.mark.parametrize("bad", ["!", "\\", "!\n\\"])
+def test_an_invalid_ignore_line_is_skipped_like_git_and_the_rest_still_applies(
+        tmp_path: Path, bad: str, caplog: pytest.LogCaptureFixture) -> None:
+    # a vendored library's .gitignore with a line git itself silently ignores
+    make(tmp_path, {".gitignore": f"{bad}\n*.log\n", "vendor/lib/.gitignore": f"{bad}\n*.tmp\n",
+                    "a.py": "a = 1\n", "a.log": "l\n", "vendor/lib/x.tmp": "t\n",
+                    "vendor/lib/x.py": "x = 1\n"})
+    with caplog.at_level("WARNING"):
+        got = rels(tmp_path)
+    assert got == {".gitignore", "a.py", "vendor/lib/.gitignore", "vendor/lib/x.py"}
+    assert any("invalid ignore pattern" in r.getMessage() for r in caplog.records)
+    assert IgnoreRules(tmp_path).is_ignored("vendor/lib/x.tmp")
+
+
+def test_names_that_are_not_utf8_are_skipped_with_a_readable_reason(tmp_path: Path) -> None:
+    base = os.fsencode(tmp_path)
+    open(os.path.join(base, b"caf\xe9.py"), "wb").write(b"def f(): pass\n")
+    os.mkdir(os.path.join(base, b"d\xff"))
+    open(os.path.join(base, b"d\xff", b"inside.py"), "wb").write(b"x = 1\n")
+    make(tmp_path, {"ok.py": "ok = 1\n"})
+    files, skipped = walk(tmp_path, IgnoreRules(tmp_path))
+    assert [f.rel for f in files] == ["ok.py"]
+    reasons = {s.path: s.reason for s in skipped}
+    assert set(reasons) == {"caf\\xe9.py", "d\\xff"}  # escaped: printable, encodable
+    assert "not valid UTF-8" in reasons["caf\\xe9.py"]
+    for s in skipped:
+        s.path.encode("utf-8")  # what goes on the wire must encode
+    got = discovery.stat_one(tmp_path, os.fsdecode(b"caf\xe9.py"), IgnoreRules(tmp_path))
+    assert isinstance(got, discovery.SkippedFile) and got.path == "caf\\xe9.py"
+
+
+def test_minified_and_generated_text_is_recognised_and_source_is_not() -> None:
+    bundle = ";".join(f"var a{i}=function(x){{return x*{i}}}" for i in range(7000))
+    assert "a line of" in (discovery.looks_generated(bundle) or "")
+    dense = "\n".join(["x" * 900] * 10)     # 10 lines of 900 characters
+    assert "10 lines" in (discovery.looks_generated(dense) or "")
+    source = Path(discovery.__file__).read_text()
+    assert discovery.looks_generated(source) is None
+    assert discovery.looks_generated("a" * 2000) is None   # short: just a long line
+    assert discovery.looks_generated("") is None
+
+
+def test_regex_output_names_a_non_utf8_file_as_the_index_summary_does(tmp_path: Path) -> None:
+    from ragexd.engine import ripgrep
+
+    open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.py"), "wb").write(b"needle = 1\n")
+    matches, _ = ripgrep.search(tmp_path, "needle", limit=5)
+    assert [m.path for m in matches] == ["caf\\xe9.py"]  # not "caf\ufffd.py"

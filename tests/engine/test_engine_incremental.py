@@ -303,3 +303,37 @@ def test_catalog_format_version_is_checked(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as err:
         Catalog(db)
     assert err.value.code == "index_corrupt"
+
+
+def test_a_failed_index_sets_last_error_and_is_not_reported_as_still_being_built(
+        project) -> None:
+    engine, root, base, _ = project
+    (root / "failing.py").write_text("def fails_to_store():\n    return 'boom'\n")
+
+    def broken_store(n: int) -> None:
+        raise RuntimeError("the store broke")
+    engine._fault_hook = broken_store
+    try:
+        with pytest.raises(RuntimeError):
+            engine.index()
+    finally:
+        engine._fault_hook = None
+    try:
+        status = engine.status()
+        assert "the store broke" in status.last_error
+        outcome = engine.search(SearchQuery("dumps", mode="symbol"))
+        assert not outcome.partial, "nothing is being built: the run failed"
+        assert any("the last index failed" in n and "the store broke" in n
+                   for n in outcome.notes), outcome.notes
+        # the next worker (a new engine on the same index) knows it too
+        other = Engine(root, base / "index")
+        try:
+            assert "the store broke" in other.status().last_error
+        finally:
+            other.close()
+        engine.index()  # a run that succeeds clears it
+        assert engine.status().last_error == ""
+        assert not engine.search(SearchQuery("dumps", mode="symbol")).notes
+    finally:
+        (root / "failing.py").unlink(missing_ok=True)
+        engine.index()

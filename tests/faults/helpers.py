@@ -1,7 +1,7 @@
 """Helpers for the fault, load and hostile-input suite (issue 6).
 
 Builds on tests/supervisor/support.py (a private ragexd, a protocol client,
-process helpers) and tests/docker/docker_support.py (containers); adds what
+process helpers) and tests/docker_runtime/docker_support.py (containers); adds what
 only this suite needs: generated corpora, reading an index's chunk ids from
 another process, mounts (tmpfs for "disk full", read-only bind mounts — chmod
 does not stop root), ragexctl as a subprocess and figure recording for
@@ -290,12 +290,12 @@ def cleanup_base(base: Path) -> None:
     kill_workers_under(base)
 
 
-# --- Docker (tests/docker's helpers and its availability check) --------------------------
+# --- Docker (tests/docker_runtime's helpers and its availability check) --------------------------
 
 
 def docker_support() -> Any:
-    """tests/docker/docker_support.py (that directory is not a package)."""
-    path = str(TESTS / "docker")
+    """tests/docker_runtime/docker_support.py (that directory is not a package)."""
+    path = str(TESTS / "docker_runtime")
     if path not in sys.path:
         sys.path.insert(0, path)
     import docker_support as module  # noqa: PLC0415
@@ -307,13 +307,13 @@ _docker_problem: list[str | None] = []
 
 
 def docker_problem() -> str | None:
-    """None when the Docker tests can run, else why not — tests/docker's own check
+    """None when the Docker tests can run, else why not — tests/docker_runtime's own check
     (engine answers, image present and rebuilt from these sources)."""
     if not _docker_problem:
         import importlib.util
 
         spec = importlib.util.spec_from_file_location("rx_docker_conftest",
-                                                      TESTS / "docker" / "conftest.py")
+                                                      TESTS / "docker_runtime" / "conftest.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         try:

@@ -305,9 +305,6 @@ def test_after_a_disk_full_error_a_restarted_worker_indexes_and_lost_nothing(
         _remove_added(root)
 
 
-@pytest.mark.xfail(strict=True, reason="open gap: after a disk-full error, once space is free "
-                   "again, the next INDEX usually freezes the worker: chromadb's upsert blocks "
-                   "forever holding the GIL; ragexd kills it as hung (worker_crashed)")
 def test_indexing_again_after_a_disk_full_error_succeeds(world: World) -> None:
     """The freeze depends on where the write failed, so up to four rounds of
     fill / fail / free / index again are tried: observed, ~3 of 4 rounds freeze."""
@@ -341,9 +338,6 @@ def _index_again_after_disk_full(world: World, client: Client, root: Path) -> No
         assert worst_ping < MODULE_HEARTBEAT_TIMEOUT, worst_ping
 
 
-@pytest.mark.xfail(strict=True, reason="open gap: a worker (re)started while the disk is full "
-                   "cannot open its index (catalog.sqlite in WAL mode: 'disk I/O error', "
-                   "index_unwritable), so no search by meaning works until space is freed")
 def test_disk_full_when_a_worker_restarts_the_index_stays_searchable(world: World) -> None:
     client, root = world.client, world.small
     world.indexed(root)
@@ -384,9 +378,6 @@ def test_read_only_index_dir_during_indexing_is_a_clear_error(world: World) -> N
            "the previous index answered the same top hit from the same worker", seconds=took)
 
 
-@pytest.mark.xfail(strict=True, reason="open gap: a worker started on a read-only index "
-                   "directory reports index_corrupt (and tells the user to rebuild) instead of "
-                   "searching the index read-only and refusing only writes (index_unwritable)")
 def test_read_only_index_dir_at_worker_start_still_searchable(world: World) -> None:
     client, root = world.client, world.small
     world.indexed(root)

@@ -305,9 +305,6 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="open gap: some malformed values get no answer at all "
-                   "(lone surrogates: the reply cannot be encoded) or INTERNAL ('a bug') instead "
-                   "of bad_request")
 def test_malformed_values_get_a_clear_error_not_silence_or_internal(hostile: Hostile) -> None:
     problems = []
     for what, body in MALFORMED:

@@ -1,6 +1,6 @@
 """A private, real ragexd for a test module, and a protocol client to it.
 
-Shared by tests/freshness and tests/mcp (which loads this file by path).  Real
+Shared by tests/freshness and tests/mcp_server (which loads this file by path).  Real
 processes throughout: ``python -m ragexd --foreground`` started the way users
 get it (ragexctl's auto-start), real workers with the real model and a real
 inotify watcher.  The ragex directories live under a short /tmp path (ipc://

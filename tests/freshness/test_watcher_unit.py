@@ -198,3 +198,41 @@ def test_request_full_scan(tree: Path, watch) -> None:
     w.request_full_scan()
     assert rec.wait(1) == [None]
     assert time.monotonic() - t0 < 0.5  # no debounce wait for the catch-up
+
+
+def _inotify_watches() -> int:
+    """Inotify watches this process holds now, counted from /proc (one
+    ``inotify wd:`` line per watch in the fdinfo of each inotify descriptor)."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as fh:
+                total += sum(1 for line in fh if line.startswith("inotify wd:"))
+        except OSError:
+            continue
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts inotify watches")
+def test_ignored_directories_are_never_watched(tree: Path, watch) -> None:
+    # the issue's case: 2 files, and an ignored dependency folder of 300 packages
+    # (3,000 took 8,013 watches); plus a directory ignored by the project's own rules
+    for i in range(300):
+        (tree / "node_modules" / f"pkg{i}" / "lib").mkdir(parents=True)
+    (tree / ".gitignore").write_text("generated/\n")
+    for i in range(50):
+        (tree / "generated" / f"g{i}").mkdir(parents=True)
+    before = _inotify_watches()
+    w, rec = watch()
+    watches = _inotify_watches() - before
+    assert watches <= 3, f"{watches} watches for a tree of 2 real directories"
+    # a directory created later is judged by the same rules...
+    (tree / "generated" / "new").mkdir()
+    (tree / "src" / "pkg").mkdir()
+    (tree / "src" / "pkg" / "m.py").write_text("m = 1\n")
+    batches = rec.wait(1)
+    assert _inotify_watches() - before == watches + 1, "only src/pkg gained a watch"
+    # ... and what it holds is still seen
+    assert ["src/pkg/m.py"] in batches or any(b and "src/pkg/m.py" in b for b in batches)

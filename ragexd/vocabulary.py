@@ -1,0 +1,72 @@
+"""Search vocabulary and limits: the one place they are defined.
+
+The wire protocol (``ragexd.protocol``), the engine (``ragexd.engine``) and the
+client (``ragexctl``) all speak of search modes, result limits and query sizes.
+They used to keep their own copies, with a comment asking them to agree; now
+they import this module.  It is stdlib only and imports nothing from ragex, so
+the engine can use it without knowing of ZeroMQ and the thin client can use it
+without paying for the engine.
+
+The checks return a :class:`Problem` (a wire error code value, a sentence and
+the field at fault) instead of raising, because each caller raises its own
+error type: ``RagexError`` on the wire, ``EngineError`` in the engine.  The
+sentences speak of fields (``'limit'``), never of a command-line flag: a
+front-end that has flags translates the field to its flag (``--limit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Every search mode, ``auto`` (chosen from the query's shape) first.
+SEARCH_MODES: tuple[str, ...] = ("auto", "semantic", "regex", "symbol", "hybrid")
+DEFAULT_MODE = "auto"
+
+#: Results per search: at least one, at most ``MAX_LIMIT``.
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1000
+
+#: Longest query accepted, in bytes of UTF-8.  Longer ones are a clear
+#: ``too_large`` error rather than a slow, useless embedding of a pasted file.
+MAX_QUERY_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a search argument cannot be served: ``code`` is a protocol ErrorCode value."""
+
+    code: str
+    message: str
+    field: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def query_problem(text: object) -> Problem | None:
+    """An empty, oversized or NUL-holding query, or None when it is fine."""
+    if not isinstance(text, str) or not text.strip():
+        return Problem("bad_query", "the query is empty", "query")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_QUERY_BYTES:
+        return Problem("too_large", f"the query is {size} bytes; the limit is {MAX_QUERY_BYTES} "
+                       "bytes. Search for a distinctive part of it instead.", "query",
+                       {"size": size, "limit": MAX_QUERY_BYTES})
+    if "\0" in text:
+        return Problem("bad_query", "the query contains a NUL byte", "query")
+    return None
+
+
+def mode_problem(mode: object) -> Problem | None:
+    if mode not in SEARCH_MODES:
+        return Problem("bad_query", f"unknown search mode {mode!r}; use one of "
+                       + ", ".join(SEARCH_MODES), "mode")
+    return None
+
+
+def limit_problem(limit: object) -> Problem | None:
+    # bool is an int in Python, but `"limit": true` is a mistake, not a 1.
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        return Problem("bad_query",
+                       f"'limit' must be an integer between 1 and {MAX_LIMIT}, not {limit!r}",
+                       "limit")
+    return None

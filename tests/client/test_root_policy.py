@@ -1,0 +1,110 @@
+"""The project-root policy (issue #13): which directory is the project, said out
+loud when it is not obvious, and refused when indexing it would be an accident.
+
+The policy is pure functions in ``ragexd.paths``; the last tests run the real
+client to show that a refusal comes before anything starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ragexd import paths
+
+from .conftest import RxEnv
+
+
+@pytest.fixture
+def dirs(rx_env: RxEnv, monkeypatch: pytest.MonkeyPatch) -> RxEnv:
+    for key in ("HOME", "RAGEX_RUNTIME_DIR", "RAGEX_DATA_DIR", "RAGEX_STATE_DIR",
+                "RAGEX_CONFIG_DIR"):
+        monkeypatch.setenv(key, rx_env.env[key])
+    return rx_env
+
+
+def test_the_nearest_vcs_root_or_ragexroot_is_the_project(dirs: RxEnv) -> None:
+    repo = dirs.base / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "src" / "inner").mkdir(parents=True)
+    assert paths.choose_project_root(repo / "src" / "inner") == paths.RootChoice(repo, "vcs")
+    (repo / "src" / paths.ROOT_MARKER).touch()
+    assert paths.choose_project_root(repo / "src" / "inner") == \
+        paths.RootChoice(repo / "src", "marker")
+    hg = dirs.base / "hg"
+    (hg / ".hg").mkdir(parents=True)
+    assert paths.choose_project_root(hg).how == "vcs"
+
+
+def test_without_a_vcs_root_the_choice_is_said_out_loud(dirs: RxEnv) -> None:
+    plain = dirs.base / "plain" / "sub"
+    plain.mkdir(parents=True)
+    choice = paths.choose_project_root(plain)
+    assert (choice.root, choice.how, choice.refusal) == (plain, "cwd", None)
+    assert str(plain) in (choice.sentence or "") and paths.ROOT_MARKER in choice.sentence
+
+
+def test_a_subdirectory_of_an_indexed_project_uses_that_project(dirs: RxEnv) -> None:
+    parent = dirs.base / "notes"
+    (parent / "2026" / "march").mkdir(parents=True)
+    paths.ProjectRecord.touch(parent)  # what indexing it left behind
+    choice = paths.choose_project_root(parent / "2026" / "march")
+    assert (choice.root, choice.how) == (parent, "index")
+
+
+@pytest.mark.parametrize("where", ["root", "home", "data", "state", "runtime", "config"])
+def test_root_home_and_ragex_own_directories_are_refused_unless_asked(
+        dirs: RxEnv, where: str) -> None:
+    place = {"root": Path("/"), "home": Path(dirs.env["HOME"]),
+             "data": paths.projects_dir() / "0123456789abcdef", "state": paths.log_dir(),
+             "runtime": paths.runtime_dir(), "config": paths.config_dir()}[where]
+    place.mkdir(parents=True, exist_ok=True)
+    choice = paths.choose_project_root(place)
+    assert choice.refusal and "--project PATH" in choice.refusal, choice
+    assert paths.choose_project_root(place, explicit=True).refusal is None
+    if where == "home":  # a .ragexroot marker is asking too
+        (place / paths.ROOT_MARKER).touch()
+        assert paths.choose_project_root(place) == paths.RootChoice(place, "marker")
+
+
+def test_a_dotfiles_repository_in_home_is_still_refused_without_asking(dirs: RxEnv) -> None:
+    home = Path(dirs.env["HOME"])
+    (home / ".git").mkdir()
+    (home / "Downloads").mkdir()
+    assert paths.choose_project_root(home / "Downloads").refusal
+
+
+def test_a_large_tree_nobody_called_a_project_needs_a_yes(dirs: RxEnv) -> None:
+    big = dirs.base / "big"
+    (big / "node_modules").mkdir(parents=True)
+    for i in range(60):
+        (big / f"f{i}.txt").touch()
+        (big / "node_modules" / f"n{i}.js").touch()  # not counted
+    choice = paths.choose_project_root(big)
+    assert paths.large_tree_refusal(choice, limit=100) is None
+    assert "more than 50 files" in (paths.large_tree_refusal(choice, limit=50) or "")
+    (big / ".git").mkdir()  # a repository is a project, whatever its size
+    assert paths.large_tree_refusal(paths.choose_project_root(big), limit=50) is None
+
+
+def test_searching_from_home_is_refused_before_anything_starts(rx_env: RxEnv) -> None:
+    home = Path(rx_env.env["HOME"])
+    (home / "notes.txt").write_text("find me\n")
+    res = rx_env.ctl("search", "find me", cwd=home, timeout=60)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "your home directory" in res.stderr and "--project PATH" in res.stderr
+    assert not rx_env.socket.exists(), "ragexd was started for a refused root"
+    assert not rx_env.data.exists() or not any((rx_env.data / "projects").glob("*"))
+
+
+def test_a_large_tree_without_a_terminal_is_refused_with_the_way_out(rx_env: RxEnv) -> None:
+    big = rx_env.base / "downloads"
+    big.mkdir()
+    for i in range(paths.LARGE_TREE_FILES + 1):
+        os.close(os.open(big / f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+    res = rx_env.ctl("search", "anything", cwd=big, timeout=60)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "more than 20,000 files" in res.stderr and "ragexctl index PATH" in res.stderr
+    assert f"using it as the project root" in res.stderr  # which root, said out loud
+    assert not rx_env.socket.exists()

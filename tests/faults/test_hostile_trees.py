@@ -1,0 +1,320 @@
+"""Hostile trees (issue #13): no file, name, ignore line or directory may break a project.
+
+Each case is a generated tree indexed for real (``ragexctl index --json``
+through a private ragexd, one worker per tree, stopped afterwards). Every tree
+must index with exit 0, and every file left out must be named in the summary
+with a reason. ``-s`` prints one ``[figure]`` line per tree for RELIABILITY.md.
+
+What root cannot be denied is tested with root's DAC capabilities dropped
+(``setpriv``); what cannot be provoked deterministically (a file vanishing or
+changing type between the listing and the stat) is raced against the walk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragexd.engine.discovery import IgnoreRules, walk
+from supervisor.support import REPO, Ragexd, short_tmp
+
+from .helpers import figure
+
+pytestmark = pytest.mark.faults
+
+GOOD = "def {name}(value):\n    \"\"\"A function a search must find.\"\"\"\n    return value + 1\n"
+
+
+def _write(root: Path, rel: str | bytes, content: str | bytes = b"") -> None:
+    path = os.path.join(os.fsencode(root), rel if isinstance(rel, bytes) else os.fsencode(rel))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(content.encode() if isinstance(content, str) else content)
+
+
+def _good(root: Path, rel: str, name: str) -> None:
+    _write(root, rel, GOOD.format(name=name))
+
+
+# --- the trees: each returns {path as the summary names it: a word its reason holds} --------
+
+
+def tree_ignore_lines(root: Path) -> dict[str, str]:
+    """Invalid lines (git skips them), CRLF, a BOM, and a .gitignore in every directory."""
+    _write(root, ".gitignore", "!\n\\\n*.log\r\n/build-out/\n")
+    _write(root, "vendor/lib/.gitignore", "\ufeff!\n*.tmp\n")
+    for depth in range(1, 6):
+        base = "/".join(f"d{i}" for i in range(depth))
+        _write(root, f"{base}/.gitignore", f"!\nskip{depth}.py\n")
+        _good(root, f"{base}/kept{depth}.py", f"kept_at_depth_{depth}")
+        _good(root, f"{base}/skip{depth}.py", f"ignored_at_depth_{depth}")
+    _good(root, "vendor/lib/lib.py", "vendored_function")
+    _write(root, "vendor/lib/cache.tmp", "tmp")
+    _write(root, "debug.log", "log")
+    _good(root, "build-out/gen.py", "never_indexed")
+    return {}
+
+
+def tree_names(root: Path) -> dict[str, str]:
+    """Names that are not UTF-8, case-only clashes, and names that look like flags."""
+    _write(root, b"caf\xe9.py", GOOD.format(name="latin1_named"))
+    _write(root, b"bad\xffdir/inside.py", GOOD.format(name="under_bad_dir"))
+    _good(root, "Clash.py", "upper_clash")
+    _good(root, "clash.py", "lower_clash")
+    _good(root, "-rf.py", "flag_named")
+    _good(root, "with space/and\\backslash.py", "odd_named")
+    _good(root, "new\nline.py", "newline_named")
+    return {"caf\\xe9.py": "UTF-8", "bad\\xffdir": "UTF-8"}
+
+
+def tree_contents(root: Path) -> dict[str, str]:
+    """Minified and generated text, binary with a source extension, CRLF, BOMs,
+    sparse and huge files, an empty file."""
+    bundle = ";".join(f"var a{i}=function(x){{return x*{i}}}" for i in range(7000))
+    _write(root, "dist2/bundle.js", bundle[:200_000] + "\n")
+    _write(root, "gen/table.py", "\n".join("T = [" + ", ".join(["12345"] * 150) + "]"
+                                          for _ in range(40)))
+    _write(root, "fake.py", b"\x7fELF\x02\x01\x01\0" + os.urandom(4096))
+    _write(root, "crlf.py", GOOD.format(name="crlf_function").replace("\n", "\r\n"))
+    _write(root, "bom.py", b"\xef\xbb\xbf" + GOOD.format(name="bom_function").encode())
+    _write(root, "utf16.py", "def utf16_function():\n    return 1\n".encode("utf-16"))
+    _write(root, "latin1.py", "# caf\xe9\n".encode("latin-1") + GOOD.format(
+        name="latin1_content").encode())
+    _write(root, "empty.py", b"")
+    with open(root / "sparse.py", "wb") as fh:
+        fh.truncate(10 * 1024 ** 3)          # 10 GiB, no blocks: must not be read
+    _write(root, "huge.py", b"x = 1\n" * (1024 * 1024 // 6 + 10))
+    return {"dist2/bundle.js": "minified", "gen/table.py": "minified", "fake.py": "binary",
+            "utf16.py": "binary", "sparse.py": "larger than", "huge.py": "larger than"}
+
+
+def tree_symlinks(root: Path) -> dict[str, str]:
+    """Symlinks in every position: loops, dangling, outside, inside, chains, dirs."""
+    outside = root.parent / f"{root.name}-outside"
+    outside.mkdir()
+    _good(outside, "secret.py", "outside_secret")
+    _good(root, "real/real.py", "real_function")
+    (root / "self_loop").symlink_to("self_loop")
+    (root / "loop_a").symlink_to("loop_b")
+    (root / "loop_b").symlink_to("loop_a")
+    (root / "real" / "up").symlink_to("..", target_is_directory=True)
+    (root / "dangling.py").symlink_to("nowhere.py")
+    (root / "out_file.py").symlink_to(outside / "secret.py")
+    (root / "out_dir").symlink_to(outside, target_is_directory=True)
+    (root / "etc").symlink_to("/etc", target_is_directory=True)
+    (root / "in_file.py").symlink_to("real/real.py")
+    (root / "chain.py").symlink_to("in_file.py")
+    (root / "in_dir").symlink_to("real", target_is_directory=True)
+    (root / ".gitignore").symlink_to(outside / "secret.py")  # an ignore file through a link
+    return {"self_loop": "loops", "loop_a": "loops", "loop_b": "loops",
+            "dangling.py": "missing", "out_file.py": "outside", "out_dir": "outside",
+            "etc": "outside", ".gitignore": "outside"}
+
+
+def _deep_chain(root: Path, depth: int) -> None:
+    """``d/d/d/…`` ``depth`` levels below ``root``, a small module at each level;
+    made through directory descriptors, so it may go past PATH_MAX."""
+    here = os.open(root, os.O_RDONLY)
+    try:
+        for i in range(depth):
+            fd = os.open("m.py", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=here)
+            os.write(fd, f"LEVEL_{i} = {i}\n".encode())
+            os.close(fd)
+            os.mkdir("d", dir_fd=here)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=here)
+            os.close(here)
+            here = nxt
+    finally:
+        os.close(here)
+
+
+def tree_deep_and_wide(root: Path) -> dict[str, str]:
+    """600 levels deep, and one directory of 3,000 files."""
+    _deep_chain(root, 600)
+    for i in range(3000):
+        _write(root, f"wide/w{i:04d}.txt", "")
+    return {}
+
+
+def tree_ignored_dependencies(root: Path) -> dict[str, str]:
+    """The issue's watcher case: 2 files, and node_modules/ of 3,000 packages."""
+    _good(root, "index.py", "entry_point")
+    _good(root, "lib.py", "library_function")
+    for i in range(3000):
+        _write(root, f"node_modules/pkg{i}/index.js", "module.exports = 1\n")
+    return {}
+
+
+TREES: dict[str, Callable[[Path], dict[str, str]]] = {
+    "ignore lines": tree_ignore_lines, "names": tree_names, "contents": tree_contents,
+    "symlinks": tree_symlinks, "deep and wide": tree_deep_and_wide,
+    "ignored dependencies": tree_ignored_dependencies,
+}
+
+
+@pytest.fixture(scope="module")
+def rx() -> Iterator[Ragexd]:
+    base = short_tmp()
+    daemon = Ragexd(base, RAGEX_WATCH="0")
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.cleanup()
+        subprocess.run(["rm", "-rf", str(base)], check=False)  # deep trees: not shutil
+
+
+def _ctl(env: dict[str, str], *args: str, prefix: tuple[str, ...] = (),
+         timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "ragexctl", *args], env=env,
+                          cwd=str(REPO), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def _summary(stdout: str) -> dict[str, Any]:
+    for line in reversed(stdout.splitlines()):
+        msg = json.loads(line)
+        if msg.get("type") == "summary":
+            return msg
+    raise AssertionError(f"no summary in {stdout[-2000:]}")
+
+
+def _check_reasons(summary: dict[str, Any], expected: dict[str, str]) -> dict[str, str]:
+    reasons = {s["path"]: s["reason"] for s in summary["skipped"]}
+    for path, word in expected.items():
+        assert path in reasons, f"{path!r} skipped without a reason: {reasons}"
+        assert word in reasons[path], (path, reasons[path])
+    for path, reason in reasons.items():
+        assert reason.strip(), f"{path!r} has an empty reason"
+        path.encode("utf-8")  # printable, and carried on the wire
+    return reasons
+
+
+@pytest.mark.parametrize("case", list(TREES))
+def test_every_hostile_tree_indexes_with_exit_0_and_a_reason_for_each_skipped_file(
+        rx: Ragexd, case: str) -> None:
+    root = rx.base / case.replace(" ", "_")
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    expected = TREES[case](root)
+    t0 = time.monotonic()
+    res = _ctl(rx.env, "index", str(root), "--json")
+    took = time.monotonic() - t0
+    assert res.returncode == 0, (case, res.stderr[-3000:])
+    summary = _summary(res.stdout)
+    reasons = _check_reasons(summary, expected)
+    # what should be found is found; what is ignored or outside is not
+    probe = {"ignore lines": ("kept_at_depth_5", "ignored_at_depth_5"),
+             "names": ("upper_clash", "latin1_named"),
+             "contents": ("bom_function", None),
+             "symlinks": ("real_function", "outside_secret"),
+             "deep and wide": (None, None),
+             "ignored dependencies": ("entry_point", None)}[case]
+    found, absent = probe
+    if found:
+        hit = _ctl(rx.env, "search", "--project", str(root), "--mode", "symbol", found, "--json")
+        assert hit.returncode == 0 and found in hit.stdout, (found, hit.stdout, hit.stderr)
+    if absent:
+        miss = _ctl(rx.env, "search", "--project", str(root), "--mode", "symbol", absent, "--json")
+        assert absent not in miss.stdout, (absent, miss.stdout)
+    _ctl(rx.env, "stop", str(root), timeout=120)
+    figure(f"T:{case}", f"{case}: exit 0 in {took:.1f} s, {summary['files_indexed']} files "
+           f"indexed, {len(reasons)} skipped, each with a reason",
+           seconds=took, indexed=summary["files_indexed"], skipped=len(reasons))
+
+
+def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: Ragexd) -> None:
+    """Root reads everything, so the one-shot index runs with root's DAC
+    capabilities dropped: then mode 000 means what it means for a user."""
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("as root, needs setpriv(1) to drop CAP_DAC_OVERRIDE; not testable here")
+    root = rx.base / "permissions"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    _good(root, "open.py", "readable_function")
+    _good(root, "locked_dir/inside.py", "behind_a_locked_dir")
+    _good(root, "locked.py", "unreadable_function")
+    os.chmod(root / "locked_dir", 0)
+    os.chmod(root / "locked.py", 0)
+    prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+              "--inh-caps", "-all") if os.geteuid() == 0 else ()
+    try:
+        res = _ctl(rx.env, "index", str(root), "--json", "--no-daemon", prefix=prefix)
+    finally:
+        os.chmod(root / "locked_dir", 0o755)
+        os.chmod(root / "locked.py", 0o644)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = _summary(res.stdout)
+    _check_reasons(summary, {"locked_dir": "cannot read directory", "locked.py": "cannot open"})
+    assert summary["files_indexed"] >= 1
+    figure("T:permissions", f"mode-000 file and directory: exit 0, {len(summary['skipped'])} "
+           "skipped with 'cannot read directory' / 'cannot open: Permission denied'")
+
+
+def test_files_that_vanish_or_change_type_mid_walk_never_break_it(tmp_path: Path) -> None:
+    """A churner deletes, recreates and swaps files for directories (and back)
+    while the walk runs again and again: every walk must finish."""
+    for i in range(200):
+        _good(tmp_path, f"churn/f{i}.py", f"churn_{i}")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            path = tmp_path / "churn" / f"f{i % 200}.py"
+            try:
+                if path.is_dir():
+                    path.rmdir()
+                    path.write_text("x = 1\n")
+                else:
+                    path.unlink(missing_ok=True)
+                    path.mkdir()
+            except OSError:
+                pass
+            i += 1
+
+    thread = threading.Thread(target=churn, daemon=True)
+    thread.start()
+    walks = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 5.0:
+            try:
+                walk(tmp_path, IgnoreRules(tmp_path))
+            except BaseException as exc:  # noqa: BLE001 - any escape is the failure
+                errors.append(exc)
+            walks += 1
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not errors, errors[:3]
+    figure("T:churn", f"{walks} walks while files vanished and turned into directories: "
+           "0 errors", walks=walks)
+
+
+def test_a_deep_tree_is_walked_without_recursion_limits_in_linear_time(tmp_path: Path) -> None:
+    """Deeper than a recursive walk could go; past PATH_MAX the rest is skipped
+    with a reason, not a crash.  Cubic before: 218 s for 2,200 levels."""
+    _deep_chain(tmp_path, 2100)
+    try:
+        t0 = time.monotonic()
+        files, skipped = walk(tmp_path, IgnoreRules(tmp_path))
+        took = time.monotonic() - t0
+    finally:  # shutil.rmtree recurses: GNU rm does not
+        subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)
+    assert len(files) > 1900 and all(s.reason.startswith("cannot ") for s in skipped)
+    assert skipped, "the levels beyond PATH_MAX must be reported, not dropped silently"
+    assert took < 20, f"walking {len(files)} levels took {took:.1f} s"
+    figure("T:deep", f"{len(files)} levels walked in {took:.1f} s, {len(skipped)} past PATH_MAX "
+           "reported", seconds=took)
