@@ -29,12 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (PY, REPO, copy_stdlib_package, machine, median, ms,  # noqa: E402
-                    pct, private_ragex_env, time_cmd)
+from bench.common import (PY, REPO, machine, median, ms, pct, private_ragex_env,  # noqa: E402
+                          time_cmd)
+from tests.harness import Client, copy_stdlib  # noqa: E402
+from tests.harness.containers import DOCKER, docker_config  # noqa: E402
 
-DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 QUERY = "parse an email address into its display name and address"
 RESULTS = REPO / "bench" / "results" / "docker.md"
 
@@ -56,34 +57,18 @@ def docker_version() -> str:
 
 
 def _roundtrip(env: dict[str, str], project: Path, runs: int, Op) -> list[float]:  # noqa: ANN001
-    import zmq
-
-    from ragexd.protocol import Request, decode, encode
-    from ragexd.protocol import Reply
-
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect("ipc://" + str(Path(env["RAGEX_RUNTIME_DIR"]) / "ragexd.sock"))
+    """Warm search round trips over the protocol (the first two untimed)."""
+    client = Client("ipc://" + str(Path(env["RAGEX_RUNTIME_DIR"]) / "ragexd.sock"))
     out = []
     try:
         for i in range(runs + 2):
-            request = Request(op=Op.SEARCH, project=str(project.resolve()),
-                              args={"query": QUERY, "limit": 10})
             t0 = time.perf_counter()
-            sock.send_multipart(encode(request))
-            while True:
-                if not sock.poll(60_000):
-                    raise SystemExit("no reply from ragexd within 60 s")
-                message = decode(sock.recv_multipart())
-                if isinstance(message, Reply) and message.id == request.id:
-                    break
+            reply = client.call(Op.SEARCH, project.resolve(), 60.0, query=QUERY, limit=10)
             if i >= 2:
                 out.append(time.perf_counter() - t0)
-            assert message.ok, message.error
+            assert reply.ok, reply.error
     finally:
-        sock.close(0)
-        ctx.term()
+        client.close()
     return out
 
 
@@ -93,12 +78,10 @@ def main() -> int:
     parser.add_argument("--run-runs", type=int, default=5, help="timed docker run --rm")
     args = parser.parse_args()
 
-    from ragexd import config
     from ragexd.protocol import Op, Request
     from ragexd.runtimes.docker import DockerRuntime
 
-    cfg = config.load(env={k: v for k, v in os.environ.items() if k == "RAGEX_DOCKER_IMAGE"},
-                      config_file=Path("/nonexistent/config.toml"))
+    cfg = docker_config()
     problem = DockerRuntime.probe(cfg)
     if problem:
         print(f"bench_docker: cannot run: {problem}", file=sys.stderr)
@@ -108,7 +91,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="rxbd-"))
     try:
-        project = copy_stdlib_package("email", work)
+        project = copy_stdlib(work, "email") / "email"
         (project / ".git").mkdir()
         files = sum(1 for p in project.rglob("*.py"))
         with private_ragex_env("docker") as env, private_ragex_env("process") as penv:

@@ -30,10 +30,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
-from common import PY, REPO, copy_stdlib_package, machine, median, ms, pct  # noqa: E402
-from common import private_ragex_env  # noqa: E402
+from bench.common import PY, REPO, machine, median, ms, pct, private_ragex_env  # noqa: E402
+from tests.harness import copy_stdlib  # noqa: E402
 
 RESULTS = HERE / "results" / "mcp.md"
 QUERY = "parse an email address into its display name and address"
@@ -165,7 +164,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rxb-mcp-"))
     corpus = work / "corpus"
     corpus.mkdir()
-    copy_stdlib_package("email", corpus)
+    copy_stdlib(corpus, "email")
     (corpus / ".git").mkdir()
     n_files = len(list(corpus.rglob("*.py")))
     cache = work / "baseline.npz"

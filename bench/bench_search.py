@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (PY, copy_stdlib_package, machine, median, ms, pct,  # noqa: E402
-                          private_ragex_env, time_cmd)
+from bench.common import PY, machine, median, ms, pct, private_ragex_env, time_cmd  # noqa: E402
+from tests.harness import copy_stdlib  # noqa: E402
 
 QUERIES = [
     "parse an email address into name and address",
@@ -130,7 +130,7 @@ def main() -> int:
     tree = work / "corpus"
     tree.mkdir()
     for pkg in args.packages.split(","):
-        copy_stdlib_package(pkg, tree)
+        copy_stdlib(tree, pkg)
 
     e = engine_part(tree, args.runs)
     d = daemon_part(tree, args.runs)

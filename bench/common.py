@@ -2,25 +2,26 @@
 
 Benchmarks compare side by side in one run (warm vs one-shot, ragex vs a plain
 baseline) and report medians; absolute numbers move with the machine, ratios
-measured together much less.
+measured together much less.  The private environment, the protocol client and
+the stdlib copies are the tests' own (tests.harness): a benchmark measures what
+the tests check.  Run a benchmark from the repository root (``python bench/X.py``):
+each script puts that root first on sys.path.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.harness import REPO, PrivateEnv  # noqa: F401 - REPO: the scripts' too
+
 PY = sys.executable
 
 
@@ -85,32 +86,11 @@ def ms(x: float) -> str:
 
 @contextmanager
 def private_ragex_env(runtime: str = "process") -> Iterator[dict[str, str]]:
-    """Temp dirs for one private ragexd; stops it (and its workers) on exit."""
-    base = Path(tempfile.mkdtemp(prefix="rxb-"))
-    env = dict(os.environ)
-    env.update({
-        "RAGEX_RUNTIME_DIR": str(base / "run"), "RAGEX_DATA_DIR": str(base / "data"),
-        "RAGEX_STATE_DIR": str(base / "state"), "RAGEX_CONFIG_DIR": str(base / "config"),
-        "RAGEX_RUNTIME": runtime, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-    })
+    """The environment of one private ragexd (tests.harness.PrivateEnv); on exit
+    ``ragexctl stop --all``, a kill of whatever is left, and its directories removed."""
+    private = PrivateEnv(runtime=runtime)
     try:
-        yield env
+        yield private.env
     finally:
-        subprocess.run([PY, "-m", "ragexctl", "stop", "--all"], env=env, capture_output=True,
-                       timeout=60)
-        pidfile = base / "run" / "ragexd.pid"
-        try:
-            pid = int(pidfile.read_text().split()[0])
-            os.kill(pid, signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            pass
-        shutil.rmtree(base, ignore_errors=True)
+        private.cleanup()
 
-
-def copy_stdlib_package(name: str, dest: Path) -> Path:
-    import sysconfig
-
-    src = Path(sysconfig.get_paths()["stdlib"]) / name
-    target = dest / name
-    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "test", "tests"))
-    return target

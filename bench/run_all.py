@@ -23,7 +23,7 @@ BENCHES = {
     "search": [sys.executable, str(HERE / "bench_search.py")],
     "docker": [sys.executable, str(HERE / "bench_docker.py")],
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
-    "quality": [sys.executable, str(HERE / "eval_quality.py")],
+    "quality": [sys.executable, str(HERE / "eval_quality.py"), "--loo"],
     "large": [sys.executable, str(HERE / "bench_large.py")],
 }
 ORDER = ["search", "quality", "docker", "mcp", "large"]

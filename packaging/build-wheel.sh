@@ -9,10 +9,10 @@
 # runs without isolation, with the setuptools already installed next to PYTHON: it
 # then needs no network, and the result does not depend on whatever setuptools the
 # index serves today.  The wheel holds ragexd and ragexctl (the unit and the launchd
-# agent are rendered by `ragexctl service install`, not shipped as files) and, as
-# package data, the exported ONNX graph + tokenizer (ragexd/_model, git-ignored), so a
-# venv installed from it embeds with onnxruntime and needs no torch.  The export runs
-# here when ragexd/_model is not already sound (it needs torch: the [export] extra).
+# agent templates ship as package data in ragexctl/units/) and, as package data, the
+# exported ONNX graph + tokenizer (ragexd/_model, git-ignored), so a venv installed
+# from it embeds with onnxruntime and needs no torch.  The export runs here when
+# ragexd/_model is not already sound (it needs torch: the [export] extra).
 # Prints the wheel's path as the last line of stdout.
 set -euo pipefail
 

@@ -25,8 +25,8 @@ from . import discovery
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_MARKER, Indexer
 from .query_shape import shape
-from .search import (AUTO_NATURAL, Searcher, compile_globs, normalise_languages,
-                     validate_text)
+from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
+                     normalise_languages, validate_text)
 from .store import REBUILD_HINT, Catalog, Vectors, is_unwritable
 from .types import (EngineError, IndexProgress, IndexStatus, IndexSummary, SearchOutcome,
                     SearchQuery)
@@ -315,6 +315,8 @@ class Engine:
                 ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
         if not ranked and catalog.stats()[1] == 0:
             notes.append("the index is empty; run `ragexctl index` first")
+        elif not ranked and mode in ("semantic", "hybrid"):
+            notes.append(NOTHING_MEANINGFUL)
         return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes)
 
     def _partial(self) -> bool:

@@ -35,8 +35,8 @@ class SearchQuery:
 @dataclass
 class SearchHit:
     path: str          # relative to the project root, '/'-separated
-    line: int          # 1-based
-    end_line: int      # 1-based, inclusive
+    line: int          # 1-based: a definition's own line (after its decorators)
+    end_line: int      # 1-based, inclusive: the last line of the whole span
     kind: str          # function | method | class | match | window | ...
     name: str
     score: float
@@ -44,6 +44,7 @@ class SearchHit:
     language: str = ""
     parent: str = ""
     stale: bool = False  # file changed on disk since it was indexed
+    start_line: int = 0  # 1-based first line of the whole span (decorators included)
 
 
 @dataclass

@@ -218,8 +218,8 @@ class Hit:
     """One search result as shown to users and machines (``--json``)."""
 
     path: str            # relative to the project root, '/'-separated
-    line: int            # 1-based first line
-    end_line: int        # 1-based last line (inclusive)
+    line: int            # 1-based: a definition's own line (after decorators), or the match
+    end_line: int        # 1-based last line of the span (inclusive)
     kind: str            # function | method | class | match | window | ...
     name: str            # symbol name ('' for regex matches and windows)
     score: float
@@ -227,6 +227,7 @@ class Hit:
     language: str = ""
     parent: str = ""     # enclosing class for methods
     stale: bool = False  # the file changed after it was indexed
+    start_line: int = 0  # 1-based first line of the span (decorators included); 0 = line
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)

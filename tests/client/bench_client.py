@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.client.conftest import RxEnv, cleanup_daemon, make_tree  # noqa: E402
+from tests.harness import PrivateEnv, make_tree  # noqa: E402
 
 QUERY = "retry failed uploads with backoff"
 
@@ -74,9 +72,8 @@ def main() -> int:
     ap.add_argument("--oneshot-runs", type=int, default=5)
     args = ap.parse_args()
 
-    base = Path(tempfile.mkdtemp(prefix="rx-", dir="/tmp"))
-    env = RxEnv(base)
-    tree = make_tree(base / "proj")
+    env = PrivateEnv(TERM="dumb")
+    tree = make_tree(env.base / "proj")
     py = sys.executable
     try:
         first = timed([py, "-m", "ragexctl", "search", QUERY], env.env, tree)
@@ -121,8 +118,7 @@ def main() -> int:
         warm = statistics.median(times["ragexctl search --mode semantic (warm)"])
         print(f"\none-shot / warm (p50): {statistics.median(oneshot) / warm:.0f}x")
     finally:
-        cleanup_daemon(env)
-        shutil.rmtree(base, ignore_errors=True)
+        env.cleanup()
     return 0
 
 

@@ -17,10 +17,10 @@ import pytest
 from ragexctl import cli
 from ragexd.paths import PROJECT_FILE
 
-from .conftest import RxEnv
+from tests.harness import PrivateEnv
 
 
-def _no_daemon_started(env: RxEnv) -> None:
+def _no_daemon_started(env: PrivateEnv) -> None:
     assert not env.socket.exists(), "a ragexd was started by a command that must not start it"
 
 
@@ -51,14 +51,14 @@ def test_options_anywhere_and_repeatable_filters():
 
 @pytest.mark.parametrize("argv", [["search", "x", "--mode", "fuzzy"], ["search", "x", "-n", "ten"],
                                   ["search", "x", "--timeout", "0"], ["frobnicate"]])
-def test_usage_errors_exit_2(rx_env: RxEnv, argv):
+def test_usage_errors_exit_2(rx_env: PrivateEnv, argv):
     r = rx_env.ctl(*argv)
     assert r.returncode == 2
     assert "ragexctl: " in r.stderr and r.stdout == ""
     _no_daemon_started(rx_env)
 
 
-def test_query_errors_are_caught_before_any_round_trip(rx_env: RxEnv):
+def test_query_errors_are_caught_before_any_round_trip(rx_env: PrivateEnv):
     r = rx_env.ctl("search")
     assert r.returncode == 2 and "a query is required" in r.stderr
     r = rx_env.ctl("search", "x" * 100_000)
@@ -74,7 +74,7 @@ def test_query_errors_are_caught_before_any_round_trip(rx_env: RxEnv):
     _no_daemon_started(rx_env)
 
 
-def test_bad_configuration_is_one_clear_error(rx_env: RxEnv):
+def test_bad_configuration_is_one_clear_error(rx_env: PrivateEnv):
     env = dict(rx_env.env, RAGEX_DAEMON_ENABLED="maybe")
     r = rx_env.ctl("search", "x", env=env)
     assert r.returncode == 2
@@ -85,7 +85,7 @@ def test_bad_configuration_is_one_clear_error(rx_env: RxEnv):
     assert r.returncode == 2 and "memory_limit" in r.stderr
 
 
-def test_auto_start_off_says_how_to_proceed(rx_env: RxEnv, tree: Path):
+def test_auto_start_off_says_how_to_proceed(rx_env: PrivateEnv, tree: Path):
     env = dict(rx_env.env, RAGEX_DAEMON_AUTO_START="false")
     r = rx_env.ctl("search", "retry", cwd=tree, env=env)
     assert r.returncode == 2
@@ -99,7 +99,7 @@ def test_auto_start_off_says_how_to_proceed(rx_env: RxEnv, tree: Path):
 # --- commands that never start ragexd --------------------------------------------------
 
 
-def test_status_without_ragexd_exits_3(rx_env: RxEnv):
+def test_status_without_ragexd_exits_3(rx_env: PrivateEnv):
     r = rx_env.ctl("status")
     assert r.returncode == 3 and "ragexd is not running" in r.stdout
     r = rx_env.ctl("status", "--json")
@@ -107,7 +107,7 @@ def test_status_without_ragexd_exits_3(rx_env: RxEnv):
     _no_daemon_started(rx_env)
 
 
-def test_stale_socket_is_not_a_running_ragexd(rx_env: RxEnv):
+def test_stale_socket_is_not_a_running_ragexd(rx_env: PrivateEnv):
     """A socket file left by a killed ragexd: nothing listens, so "not running"."""
     import socket
 
@@ -119,7 +119,7 @@ def test_stale_socket_is_not_a_running_ragexd(rx_env: RxEnv):
     assert r.returncode == 3 and time.monotonic() - t0 < 10
 
 
-def test_stop_and_version_without_ragexd(rx_env: RxEnv):
+def test_stop_and_version_without_ragexd(rx_env: PrivateEnv):
     r = rx_env.ctl("stop", "--all")
     assert r.returncode == 0 and "ragexd is not running" in r.stdout
     r = rx_env.ctl("stop")
@@ -130,7 +130,7 @@ def test_stop_and_version_without_ragexd(rx_env: RxEnv):
     _no_daemon_started(rx_env)
 
 
-def _fake_index(env: RxEnv, root: Path, last_used: float = 1000.0) -> str:
+def _fake_index(env: PrivateEnv, root: Path, last_used: float = 1000.0) -> str:
     from ragexd import paths
 
     old = os.environ.get("RAGEX_DATA_DIR")
@@ -150,7 +150,7 @@ def _fake_index(env: RxEnv, root: Path, last_used: float = 1000.0) -> str:
     return pid
 
 
-def test_ls_and_rm_work_without_ragexd(rx_env: RxEnv, tree: Path):
+def test_ls_and_rm_work_without_ragexd(rx_env: PrivateEnv, tree: Path):
     r = rx_env.ctl("ls")
     assert r.returncode == 0 and r.stdout == "no indexed projects\n"
     other = rx_env.base / "other"
@@ -177,7 +177,7 @@ def test_ls_and_rm_work_without_ragexd(rx_env: RxEnv, tree: Path):
     _no_daemon_started(rx_env)
 
 
-def test_rm_by_path_of_a_deleted_project(rx_env: RxEnv, tree: Path):
+def test_rm_by_path_of_a_deleted_project(rx_env: PrivateEnv, tree: Path):
     pid = _fake_index(rx_env, tree)
     real = os.path.realpath(tree)
     import shutil
@@ -188,7 +188,7 @@ def test_rm_by_path_of_a_deleted_project(rx_env: RxEnv, tree: Path):
     assert not (rx_env.data / "projects" / pid).exists()
 
 
-def test_logs_without_ragexd(rx_env: RxEnv):
+def test_logs_without_ragexd(rx_env: PrivateEnv):
     r = rx_env.ctl("logs")
     assert r.returncode == 1 and "no log yet" in r.stderr
     logs = rx_env.state / "logs"
@@ -198,7 +198,7 @@ def test_logs_without_ragexd(rx_env: RxEnv):
     assert r.returncode == 0 and r.stdout == "line 97\nline 98\nline 99\n"
 
 
-def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: RxEnv):
+def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
     logs = rx_env.state / "logs"
     logs.mkdir(parents=True)
     log = logs / "ragexd.log"

@@ -10,39 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import RxEnv, _pids_of_ragexd, cleanup_daemon, make_tree
+from tests.harness import PrivateEnv, make_tree, pid_alive, pids_in_env
 
 
 @pytest.fixture(scope="module")
 def live():
-    base = Path(tempfile.mkdtemp(prefix="rx-", dir="/tmp"))
-    env = RxEnv(base)
-    tree = make_tree(base / "proj")
+    env = PrivateEnv(TERM="dumb")
+    tree = make_tree(env.base / "proj")
     yield env, tree
-    left = cleanup_daemon(env)
-    shutil.rmtree(base, ignore_errors=True)
+    left = env.cleanup()
     assert not left, f"ragexd processes survived `stop --all`: {left}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def test_cold_first_search_starts_ragexd_indexes_and_finds(live):
@@ -57,7 +41,7 @@ def test_cold_first_search_starts_ragexd_indexes_and_finds(live):
     # The index was built first, with progress on stderr (stdout is JSON only).
     assert "indexed 5 files" in r.stderr or "embedding" in r.stderr
     assert env.socket.exists()
-    assert _pids_of_ragexd(env), "no ragexd process is running"
+    assert pids_in_env(env.run_dir, ragexd_only=True), "no ragexd process is running"
 
 
 def test_second_search_is_warm(live):
@@ -100,7 +84,7 @@ def test_status_is_readable(live):
     row = [ln for ln in r.stdout.splitlines() if ln.startswith(str(tree)) or "proj" in ln][-1]
     assert "process" in row and ("ready" in row or "indexing" in row)
     data = json.loads(env.ctl("status", "--json").stdout)
-    assert data["daemon"]["pid"] in _pids_of_ragexd(env)
+    assert data["daemon"]["pid"] in pids_in_env(env.run_dir, ragexd_only=True)
     assert [w["root"] for w in data["workers"]] == [os.path.realpath(tree)]
 
 
@@ -159,15 +143,15 @@ def test_rm_deletes_the_index_through_ragexd(live):
 
 def test_stop_all_leaves_no_ragexd(live):
     env, _ = live
-    pids = _pids_of_ragexd(env)
+    pids = pids_in_env(env.run_dir, ragexd_only=True)
     assert pids
     r = env.ctl("stop", "--all")
     assert r.returncode == 0, r.stderr
     assert r.stdout.endswith("and ragexd\n")
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.1)
-    assert not [p for p in pids if _alive(p)]
+    assert not [p for p in pids if pid_alive(p)]
     assert not env.socket.exists()
     assert env.ctl("status").returncode == 3
 
@@ -175,7 +159,7 @@ def test_stop_all_leaves_no_ragexd(live):
 # --- start-up races and failures (their own environments) ---------------------------
 
 
-def test_two_clients_starting_ragexd_at_once(rx_env: RxEnv, tree: Path):
+def test_two_clients_starting_ragexd_at_once(rx_env: PrivateEnv, tree: Path):
     """Both auto-start; ragexd's lock lets one win; both searches succeed."""
     procs = [subprocess.Popen([sys.executable, "-m", "ragexctl", "search", "--mode", "regex",
                                "retry_upload", "-n", "1"], env=rx_env.env, cwd=str(tree),
@@ -185,12 +169,12 @@ def test_two_clients_starting_ragexd_at_once(rx_env: RxEnv, tree: Path):
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
         assert out.startswith("shop/upload.py:4:")
-    daemons = [pid for pid in _pids_of_ragexd(rx_env)
+    daemons = [pid for pid in pids_in_env(rx_env.run_dir, ragexd_only=True)
                if b"ragexd.worker" not in open(f"/proc/{pid}/cmdline", "rb").read()]
     assert len(daemons) == 1, daemons
 
 
-def test_ragexd_that_cannot_start_shows_its_own_error(rx_env: RxEnv, tree: Path):
+def test_ragexd_that_cannot_start_shows_its_own_error(rx_env: PrivateEnv, tree: Path):
     os.chmod(rx_env.run_dir, 0o755)  # too open: ragexd refuses to start
     t0 = time.monotonic()
     r = rx_env.ctl("search", "retry", cwd=tree)
@@ -200,4 +184,4 @@ def test_ragexd_that_cannot_start_shows_its_own_error(rx_env: RxEnv, tree: Path)
     assert first.startswith("ragexctl: could not start ragexd: ragexd exited with code")
     assert "chmod 700" in r.stderr  # ragexd's own words, with the fix
     assert "ragexd.start.log" in first
-    assert not _pids_of_ragexd(rx_env)
+    assert not pids_in_env(rx_env.run_dir, ragexd_only=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ragexd.protocol import ErrorCode, Op, Progress, Reply, Request
 
-from .conftest import RxEnv
+from tests.harness import PrivateEnv
 from .fakedaemon import Die, FakeDaemon, Raw, Restart, Sleep, hello_result, tag_frames
 
 HITS = [
@@ -37,7 +37,7 @@ def answer(res):
     return lambda req: [Reply.success(req.id, res)]
 
 
-def test_search_request_and_plain_output(rx_env: RxEnv, tree: Path):
+def test_search_request_and_plain_output(rx_env: PrivateEnv, tree: Path):
     with FakeDaemon(rx_env.endpoint, answer(result())) as fake:
         r = rx_env.ctl("search", "retry", "failed", "uploads", "-n", "5", "-g", "shop/**",
                        "-t", "py", "--mode", "semantic", cwd=tree)
@@ -56,7 +56,7 @@ def test_search_request_and_plain_output(rx_env: RxEnv, tree: Path):
     assert req.timeout is None
 
 
-def test_paths_relative_to_a_subdirectory_and_project_option(rx_env: RxEnv, tree: Path):
+def test_paths_relative_to_a_subdirectory_and_project_option(rx_env: PrivateEnv, tree: Path):
     with FakeDaemon(rx_env.endpoint, answer(result())) as fake:
         r = rx_env.ctl("search", "retry", cwd=tree / "shop")
         assert r.stdout.splitlines()[0].startswith("upload.py:4:")
@@ -66,7 +66,7 @@ def test_paths_relative_to_a_subdirectory_and_project_option(rx_env: RxEnv, tree
     assert {q.project for q in fake.requests} == {os.path.realpath(tree)}
 
 
-def test_json_lines_and_nothing_else_on_stdout(rx_env: RxEnv, tree: Path):
+def test_json_lines_and_nothing_else_on_stdout(rx_env: PrivateEnv, tree: Path):
     res = result(partial=True, notes=["indexed 3 files (9 chunks) first"])
     with FakeDaemon(rx_env.endpoint, answer(res)):
         r = rx_env.ctl("search", "retry", "--json", cwd=tree)
@@ -78,7 +78,7 @@ def test_json_lines_and_nothing_else_on_stdout(rx_env: RxEnv, tree: Path):
     assert "indexed 3 files" in r.stderr and "still being built" in r.stderr
 
 
-def test_no_results_exit_1_and_color_always(rx_env: RxEnv, tree: Path):
+def test_no_results_exit_1_and_color_always(rx_env: PrivateEnv, tree: Path):
     with FakeDaemon(rx_env.endpoint, answer(result(hits=[]))):
         r = rx_env.ctl("search", "nothing", cwd=tree)
     assert r.returncode == 1 and r.stdout == "" and r.stderr == ""
@@ -87,7 +87,7 @@ def test_no_results_exit_1_and_color_always(rx_env: RxEnv, tree: Path):
     assert r.stdout.startswith("\x1b[35mshop/upload.py\x1b[0m:\x1b[32m4\x1b[0m:def retry")
 
 
-def test_error_reply_exit_2_one_sentence_and_json_code(rx_env: RxEnv, tree: Path):
+def test_error_reply_exit_2_one_sentence_and_json_code(rx_env: PrivateEnv, tree: Path):
     def handler(req):
         return [Reply.failure(req.id, ErrorCode.INVALID_REGEX,
                               "invalid regex '(': unclosed group", pattern="(")]
@@ -102,7 +102,7 @@ def test_error_reply_exit_2_one_sentence_and_json_code(rx_env: RxEnv, tree: Path
     assert err["code"] == "invalid_regex" and err["detail"] == {"pattern": "("}
 
 
-def test_flag_shaped_pattern_reaches_the_server_as_a_query(rx_env: RxEnv, tree: Path):
+def test_flag_shaped_pattern_reaches_the_server_as_a_query(rx_env: PrivateEnv, tree: Path):
     with FakeDaemon(rx_env.endpoint, answer(result(hits=[]))) as fake:
         rx_env.ctl("search", "--mode", "regex", "--", "--pre=sh", cwd=tree)
         rx_env.ctl("search", "--", "--pre=sh", cwd=tree)
@@ -111,7 +111,7 @@ def test_flag_shaped_pattern_reaches_the_server_as_a_query(rx_env: RxEnv, tree: 
         ("--pre=sh", "regex"), ("--pre=sh", "auto"), ("--pre=sh", "auto")]
 
 
-def test_foreign_ids_are_skipped_and_progress_is_shown(rx_env: RxEnv, tree: Path):
+def test_foreign_ids_are_skipped_and_progress_is_shown(rx_env: PrivateEnv, tree: Path):
     def handler(req):
         return [Reply.success("someone-else", result(hits=[])),
                 Progress(id="someone-else", phase="bogus"),
@@ -128,7 +128,7 @@ def test_foreign_ids_are_skipped_and_progress_is_shown(rx_env: RxEnv, tree: Path
     assert "ragexctl: embedding 1/3 files, 4 chunks, ETA 2s" in r.stderr
 
 
-def test_quick_requests_are_resent_lazy_pirate(rx_env: RxEnv):
+def test_quick_requests_are_resent_lazy_pirate(rx_env: PrivateEnv):
     seen = []
 
     def handler(req):
@@ -149,7 +149,7 @@ def test_quick_requests_are_resent_lazy_pirate(rx_env: RxEnv):
     assert took < 10
 
 
-def test_index_is_never_resent(rx_env: RxEnv, tree: Path):
+def test_index_is_never_resent(rx_env: PrivateEnv, tree: Path):
     with FakeDaemon(rx_env.endpoint, lambda req: None) as fake:
         t0 = time.monotonic()
         r = rx_env.ctl("index", "--timeout", "2", cwd=tree)
@@ -160,7 +160,7 @@ def test_index_is_never_resent(rx_env: RxEnv, tree: Path):
     assert took < 2 + 8  # its timeout + process start-up on a busy machine
 
 
-def test_search_timeout_is_an_error_not_a_hang(rx_env: RxEnv, tree: Path):
+def test_search_timeout_is_an_error_not_a_hang(rx_env: PrivateEnv, tree: Path):
     with FakeDaemon(rx_env.endpoint, lambda req: None) as fake:
         t0 = time.monotonic()
         r = rx_env.ctl("search", "x", "--timeout", "1", cwd=tree)
@@ -173,7 +173,7 @@ def test_search_timeout_is_an_error_not_a_hang(rx_env: RxEnv, tree: Path):
     assert json.loads(r.stderr)["error"]["code"] == "timeout"
 
 
-def test_progress_pushes_the_deadline_back(rx_env: RxEnv, tree: Path):
+def test_progress_pushes_the_deadline_back(rx_env: PrivateEnv, tree: Path):
     """An index that keeps reporting progress outlives --timeout."""
     def handler(req):
         out = []
@@ -193,7 +193,7 @@ def test_progress_pushes_the_deadline_back(rx_env: RxEnv, tree: Path):
     assert r.stdout.startswith("indexed 8 files (0 unchanged, 0 removed), 20 chunks in 4.0 s")
 
 
-def test_ragexd_replaced_mid_search_is_resent_at_once(rx_env: RxEnv, tree: Path):
+def test_ragexd_replaced_mid_search_is_resent_at_once(rx_env: PrivateEnv, tree: Path):
     calls = []
 
     def handler(req):
@@ -213,7 +213,7 @@ def test_ragexd_replaced_mid_search_is_resent_at_once(rx_env: RxEnv, tree: Path)
     assert took < 10  # noticed by the connection events, not by the 60 s timeout
 
 
-def test_ragexd_killed_mid_search_is_noticed_quickly(rx_env: RxEnv, tree: Path):
+def test_ragexd_killed_mid_search_is_noticed_quickly(rx_env: PrivateEnv, tree: Path):
     env = dict(rx_env.env, RAGEX_DAEMON_AUTO_START="false")
     with FakeDaemon(rx_env.endpoint, lambda req: [Die()]):
         t0 = time.monotonic()
@@ -224,7 +224,7 @@ def test_ragexd_killed_mid_search_is_noticed_quickly(rx_env: RxEnv, tree: Path):
     assert took < 10
 
 
-def test_worker_unavailable_is_retried_busy_is_not(rx_env: RxEnv, tree: Path):
+def test_worker_unavailable_is_retried_busy_is_not(rx_env: PrivateEnv, tree: Path):
     n = []
 
     def restarting(req):
@@ -243,7 +243,7 @@ def test_worker_unavailable_is_retried_busy_is_not(rx_env: RxEnv, tree: Path):
     assert fake.ops() == ["search"]
 
 
-def test_protocol_version_mismatch_names_both_versions(rx_env: RxEnv, tree: Path):
+def test_protocol_version_mismatch_names_both_versions(rx_env: PrivateEnv, tree: Path):
     def handler(req):
         return [Raw(tag_frames(json.dumps({"type": "reply", "id": req.id, "ok": True,
                                            "result": {}}).encode(), b"RAGEX/2"))]
@@ -254,7 +254,7 @@ def test_protocol_version_mismatch_names_both_versions(rx_env: RxEnv, tree: Path
     assert "RAGEX/2" in r.stderr and "RAGEX/1" in r.stderr and "stop --all" in r.stderr
 
 
-def test_version_flags_a_stale_ragexd(rx_env: RxEnv):
+def test_version_flags_a_stale_ragexd(rx_env: PrivateEnv):
     with FakeDaemon(rx_env.endpoint, lambda req: [Reply.success(req.id,
                                                                 hello_result("0.0.9"))]) as fake:
         r = rx_env.ctl("--version")
@@ -268,7 +268,7 @@ def test_version_flags_a_stale_ragexd(rx_env: RxEnv):
     assert r.returncode == 0 and r.stderr == ""
 
 
-def test_index_progress_and_summary(rx_env: RxEnv, tree: Path):
+def test_index_progress_and_summary(rx_env: PrivateEnv, tree: Path):
     summary = {"files_scanned": 4, "files_indexed": 3, "files_unchanged": 1, "files_removed": 0,
                "chunks_added": 9, "chunks_removed": 0, "chunks_total": 9, "seconds": 1.5,
                "skipped": [{"path": "big.bin", "reason": "binary file"}]}
@@ -295,7 +295,7 @@ def test_index_progress_and_summary(rx_env: RxEnv, tree: Path):
     assert rows[-1]["files_indexed"] == 3 and rows[-1]["root"] == os.path.realpath(tree)
 
 
-def test_status_ls_rm_logs_through_ragexd(rx_env: RxEnv, tree: Path):
+def test_status_ls_rm_logs_through_ragexd(rx_env: PrivateEnv, tree: Path):
     status = {"daemon": {"pid": 7, "version": "0.1.0", "uptime_s": 5, "rss": 1 << 25,
                          "socket": str(rx_env.socket), "runtime": {"runtime": "process"}},
               "workers": [{"project_id": "a" * 16, "root": str(tree), "state": "indexing",
@@ -333,7 +333,7 @@ def test_status_ls_rm_logs_through_ragexd(rx_env: RxEnv, tree: Path):
         assert fake.requests[-1].args == {"target": None, "lines": 2}
 
 
-def test_stop_all_stops_workers_then_ragexd(rx_env: RxEnv):
+def test_stop_all_stops_workers_then_ragexd(rx_env: PrivateEnv):
     def handler(req):
         if req.op is Op.STOP:
             return [Reply.success(req.id, {"stopped": ["a" * 16, "b" * 16]})]
@@ -348,7 +348,7 @@ def test_stop_all_stops_workers_then_ragexd(rx_env: RxEnv):
     assert fake.ops() == ["stop", "shutdown"] and fake.requests[0].args == {"all": True}
 
 
-def test_on_a_terminal_colour_and_a_redrawn_progress_line(rx_env: RxEnv, tree: Path):
+def test_on_a_terminal_colour_and_a_redrawn_progress_line(rx_env: PrivateEnv, tree: Path):
     """What a person sees: run the client on a pseudo-terminal."""
     import pty
     import subprocess
@@ -386,7 +386,7 @@ def test_on_a_terminal_colour_and_a_redrawn_progress_line(rx_env: RxEnv, tree: P
     assert results.startswith("\x1b[35mshop/upload.py\x1b[0m:\x1b[32m4\x1b[0m:def retry_upload")
 
 
-def test_a_closed_pipe_ends_quietly(rx_env: RxEnv, tree: Path):
+def test_a_closed_pipe_ends_quietly(rx_env: PrivateEnv, tree: Path):
     """`ragexctl search x | head -1`: no traceback, exit 0 (as rg does)."""
     import subprocess
     import sys

@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 
-from .conftest import REPO
+from tests.harness import REPO
 
 HEAVY = ("torch", "sentence_transformers", "chromadb", "tree_sitter", "tree_sitter_languages",
          "docker", "psutil", "watchdog", "pathspec", "mcp", "numpy",

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-from .conftest import RxEnv, _pids_of_ragexd, make_tree
+from tests.harness import PrivateEnv, make_tree, pids_in_env
 
 
 @pytest.fixture(scope="module")
 def one():
-    import shutil
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="rx-", dir="/tmp"))
-    env = RxEnv(base)
-    tree = make_tree(base / "proj")
-    yield env, tree
-    shutil.rmtree(base, ignore_errors=True)
+    env = PrivateEnv(TERM="dumb")
+    yield env, make_tree(env.base / "proj")
+    env.cleanup()
 
 
-def _no_ragexd(env: RxEnv) -> None:
-    assert not env.socket.exists() and not _pids_of_ragexd(env)
+def _no_ragexd(env: PrivateEnv) -> None:
+    assert not env.socket.exists() and not pids_in_env(env.run_dir, ragexd_only=True)
 
 
 def test_first_search_indexes_then_finds(one):

@@ -13,18 +13,18 @@ import pytest
 
 from ragexd import paths
 
-from .conftest import RxEnv
+from tests.harness import PrivateEnv
 
 
 @pytest.fixture
-def dirs(rx_env: RxEnv, monkeypatch: pytest.MonkeyPatch) -> RxEnv:
+def dirs(rx_env: PrivateEnv, monkeypatch: pytest.MonkeyPatch) -> PrivateEnv:
     for key in ("HOME", "RAGEX_RUNTIME_DIR", "RAGEX_DATA_DIR", "RAGEX_STATE_DIR",
                 "RAGEX_CONFIG_DIR"):
         monkeypatch.setenv(key, rx_env.env[key])
     return rx_env
 
 
-def test_the_nearest_vcs_root_or_ragexroot_is_the_project(dirs: RxEnv) -> None:
+def test_the_nearest_vcs_root_or_ragexroot_is_the_project(dirs: PrivateEnv) -> None:
     repo = dirs.base / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / "src" / "inner").mkdir(parents=True)
@@ -37,7 +37,7 @@ def test_the_nearest_vcs_root_or_ragexroot_is_the_project(dirs: RxEnv) -> None:
     assert paths.choose_project_root(hg).how == "vcs"
 
 
-def test_without_a_vcs_root_the_choice_is_said_out_loud(dirs: RxEnv) -> None:
+def test_without_a_vcs_root_the_choice_is_said_out_loud(dirs: PrivateEnv) -> None:
     plain = dirs.base / "plain" / "sub"
     plain.mkdir(parents=True)
     choice = paths.choose_project_root(plain)
@@ -45,7 +45,7 @@ def test_without_a_vcs_root_the_choice_is_said_out_loud(dirs: RxEnv) -> None:
     assert str(plain) in (choice.sentence or "") and paths.ROOT_MARKER in choice.sentence
 
 
-def test_a_subdirectory_of_an_indexed_project_uses_that_project(dirs: RxEnv) -> None:
+def test_a_subdirectory_of_an_indexed_project_uses_that_project(dirs: PrivateEnv) -> None:
     parent = dirs.base / "notes"
     (parent / "2026" / "march").mkdir(parents=True)
     paths.ProjectRecord.touch(parent)  # what indexing it left behind
@@ -55,7 +55,7 @@ def test_a_subdirectory_of_an_indexed_project_uses_that_project(dirs: RxEnv) -> 
 
 @pytest.mark.parametrize("where", ["root", "home", "data", "state", "runtime", "config"])
 def test_root_home_and_ragex_own_directories_are_refused_unless_asked(
-        dirs: RxEnv, where: str) -> None:
+        dirs: PrivateEnv, where: str) -> None:
     place = {"root": Path("/"), "home": Path(dirs.env["HOME"]),
              "data": paths.projects_dir() / "0123456789abcdef", "state": paths.log_dir(),
              "runtime": paths.runtime_dir(), "config": paths.config_dir()}[where]
@@ -68,14 +68,14 @@ def test_root_home_and_ragex_own_directories_are_refused_unless_asked(
         assert paths.choose_project_root(place) == paths.RootChoice(place, "marker")
 
 
-def test_a_dotfiles_repository_in_home_is_still_refused_without_asking(dirs: RxEnv) -> None:
+def test_a_dotfiles_repository_in_home_is_still_refused_without_asking(dirs: PrivateEnv) -> None:
     home = Path(dirs.env["HOME"])
     (home / ".git").mkdir()
     (home / "Downloads").mkdir()
     assert paths.choose_project_root(home / "Downloads").refusal
 
 
-def test_a_large_tree_nobody_called_a_project_needs_a_yes(dirs: RxEnv) -> None:
+def test_a_large_tree_nobody_called_a_project_needs_a_yes(dirs: PrivateEnv) -> None:
     big = dirs.base / "big"
     (big / "node_modules").mkdir(parents=True)
     for i in range(60):
@@ -88,7 +88,7 @@ def test_a_large_tree_nobody_called_a_project_needs_a_yes(dirs: RxEnv) -> None:
     assert paths.large_tree_refusal(paths.choose_project_root(big), limit=50) is None
 
 
-def test_searching_from_home_is_refused_before_anything_starts(rx_env: RxEnv) -> None:
+def test_searching_from_home_is_refused_before_anything_starts(rx_env: PrivateEnv) -> None:
     home = Path(rx_env.env["HOME"])
     (home / "notes.txt").write_text("find me\n")
     res = rx_env.ctl("search", "find me", cwd=home, timeout=60)
@@ -98,7 +98,7 @@ def test_searching_from_home_is_refused_before_anything_starts(rx_env: RxEnv) ->
     assert not rx_env.data.exists() or not any((rx_env.data / "projects").glob("*"))
 
 
-def test_a_large_tree_without_a_terminal_is_refused_with_the_way_out(rx_env: RxEnv) -> None:
+def test_a_large_tree_without_a_terminal_is_refused_with_the_way_out(rx_env: PrivateEnv) -> None:
     big = rx_env.base / "downloads"
     big.mkdir()
     for i in range(paths.LARGE_TREE_FILES + 1):

@@ -14,15 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import (Ragexd, containers, docker, inspect, remove_containers_under,
-                            short_tmp, wait_for, write_tree)
 from ragexd.protocol import ErrorCode, Op
+from tests.harness import RagexInstance, short_tmp, wait_for, write_tree
+from tests.harness.containers import containers, docker, inspect, remove_containers_under
 
 pytestmark = pytest.mark.docker
 
 
+def docker_ragexd(base: Path, **env: str) -> RagexInstance:
+    """A ragexd of the Docker runtime (no pre-start: each test says what runs)."""
+    return RagexInstance(base, runtime="docker", RAGEX_DAEMON_PRESTART="0", **env)
+
+
 class Setup:
-    def __init__(self, base: Path, daemon: Ragexd, project: Path) -> None:
+    def __init__(self, base: Path, daemon: RagexInstance, project: Path) -> None:
         self.base, self.daemon, self.project = base, daemon, project
         self.client = daemon.client()
 
@@ -31,12 +36,12 @@ class Setup:
 def rx() -> Iterator[Setup]:
     base = short_tmp()
     project = write_tree(base / "proj")
-    daemon = Ragexd(base).start()
+    daemon = docker_ragexd(base).start()
     setup = Setup(base, daemon, project)
     reply = setup.client.index(project)
     assert reply.ok, (reply.error, daemon.output())
     yield setup
-    daemon.terminate()
+    daemon.close()
     remove_containers_under(base)
     shutil.rmtree(base, ignore_errors=True)
 
@@ -59,7 +64,7 @@ def test_search_is_answered_from_a_container(rx: Setup) -> None:
     assert info["Mounts"] and any(m["Source"] == str(rx.project) for m in info["Mounts"])
     assert worker["rss"] and worker["rss"] > 50 * 1024**2   # from docker stats: model loaded
     # Both runtimes write worker output to one file per project (`ragexctl logs`).
-    log_path = rx.daemon.state_dir / "logs" / f"{worker['project_id']}.log"
+    log_path = rx.daemon.state / "logs" / f"{worker['project_id']}.log"
     assert "serving /workspace" in log_path.read_text(errors="replace")
     # regex and symbol searches run inside too (rg from the image's venv).
     regex = rx.client.search(rx.project, "re\\.sub", mode="regex")
@@ -121,14 +126,14 @@ def test_switching_runtime_keeps_the_index(rx: Setup) -> None:
     worker = rx.client.worker(rx.project)
     files_before = worker["index"]["files"]
     assert files_before >= 3
-    rx.daemon.terminate()
+    rx.daemon.close()
     # ragexd stopped its worker on the way out, and the container went with it.
     assert containers(**{"ragex.project-id": worker["project_id"]}) == []
     idx_root = rx.base / "data"
     for path in idx_root.rglob("*"):
         st = path.lstat()
         assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), path
-    process = Ragexd(rx.base, RAGEX_RUNTIME="process").start()
+    process = docker_ragexd(rx.base, RAGEX_RUNTIME="process").start()
     try:
         client = process.client()
         reply = client.search(rx.project, "turn a title into a URL slug")
@@ -137,13 +142,13 @@ def test_switching_runtime_keeps_the_index(rx: Setup) -> None:
         assert worker["runtime"] == "process"
         assert worker["index"]["files"] == files_before
     finally:
-        process.terminate()
+        process.close()
 
 
 def test_memory_limit_is_reported_as_such_not_as_a_crash() -> None:
     base = short_tmp()
     project = write_tree(base / "proj")
-    daemon = Ragexd(base, RAGEX_DAEMON_MEMORY_LIMIT="150MiB").start()
+    daemon = docker_ragexd(base, RAGEX_DAEMON_MEMORY_LIMIT="150MiB").start()
     try:
         client = daemon.client()
         reply = client.index(project, timeout=180)     # loading the model needs > 150 MiB
@@ -154,7 +159,7 @@ def test_memory_limit_is_reported_as_such_not_as_a_crash() -> None:
         assert worker["last_error"] == "stopped: memory limit 150 MiB exceeded", worker
         assert worker["exit_code"] == 137
     finally:
-        daemon.terminate()
+        daemon.close()
         remove_containers_under(base)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -164,7 +169,7 @@ def test_after_kill_9_of_ragexd_no_orphan_container_survives_a_restart() -> None
     would start the same way (same image and configuration) and removes the rest."""
     base = short_tmp()
     projects = [write_tree(base / "p1"), write_tree(base / "p2")]
-    daemon = Ragexd(base).start()
+    daemon = docker_ragexd(base).start()
     try:
         client = daemon.client()
         ids = []
@@ -181,7 +186,7 @@ def test_after_kill_9_of_ragexd_no_orphan_container_survives_a_restart() -> None
         daemon.kill9()
         for pid in ids:
             assert containers(**{"ragex.project-id": pid}) == [old[pid]]
-        daemon = Ragexd(base).start()
+        daemon = docker_ragexd(base).start()
         client = daemon.client()
         workers = {w["project_id"]: w for w in client.status()["workers"]}
         assert {pid: workers[pid]["ident"] for pid in ids} == old, workers
@@ -193,7 +198,7 @@ def test_after_kill_9_of_ragexd_no_orphan_container_survives_a_restart() -> None
         # 2. Another memory limit: the old containers no longer fit and are removed.
         daemon.kill9()
         t0 = time.monotonic()
-        daemon = Ragexd(base, RAGEX_DAEMON_MEMORY_LIMIT="1GiB").start()
+        daemon = docker_ragexd(base, RAGEX_DAEMON_MEMORY_LIMIT="1GiB").start()
         client = daemon.client()
 
         def orphans() -> list[str]:
@@ -208,6 +213,6 @@ def test_after_kill_9_of_ragexd_no_orphan_container_survives_a_restart() -> None
         assert len(fresh) == 1 and fresh[0] != old[ids[1]]
         assert inspect(fresh[0])["HostConfig"]["Memory"] == 1024**3
     finally:
-        daemon.terminate()
+        daemon.close()
         remove_containers_under(base)
         shutil.rmtree(base, ignore_errors=True)

@@ -13,26 +13,17 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from docker_support import Client, containers, docker, inspect, short_tmp, wait_for, write_tree
+from tests.harness import Client, short_tmp, wait_for, write_tree
+from tests.harness.containers import containers, docker, docker_config as _config, inspect, \
+    remove_containers_under
 from ragexd import __version__
 from ragexd.protocol import Op
 from ragexd.runtimes.base import WorkerSpec
 
 pytestmark = pytest.mark.docker
-
-
-def _config(**env: str):
-    from ragexd import config
-
-    base = {}
-    if os.environ.get("RAGEX_DOCKER_IMAGE"):
-        base["RAGEX_DOCKER_IMAGE"] = os.environ["RAGEX_DOCKER_IMAGE"]
-    base.update(env)
-    return config.load(env=base, config_file=Path("/nonexistent/ragex-config.toml"))
 
 
 class Scope:
@@ -61,10 +52,7 @@ class Scope:
             os.environ["RAGEX_RUNTIME_DIR"] = self._old
 
     def cleanup(self) -> None:
-        for cid in containers(**{"ragex.managed": "1"}):
-            labels = inspect(cid)["Config"]["Labels"] or {}
-            if labels.get("ragex.root", "").startswith(str(self.base)):
-                docker("rm", "-f", cid, check=False)
+        remove_containers_under(self.base)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

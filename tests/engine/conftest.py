@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from tests.harness import short_tmp
+
 
 @pytest.fixture(scope="session")
 def scratch() -> Iterator[Path]:
     """A short /tmp directory for the whole session (sockets need short paths)."""
-    path = Path(tempfile.mkdtemp(prefix="rx-eng-"))
+    path = short_tmp("rx-eng-")
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -21,7 +21,7 @@ import pytest
 
 from ragexd.engine import Engine, SearchQuery
 
-from engine_helpers import STDLIB, copy_stdlib
+from tests.harness import STDLIB, copy_stdlib
 
 pytestmark = pytest.mark.slow  # three child processes each load the model and index
 

@@ -17,7 +17,7 @@ import pytest
 from ragexd.engine import Engine, EngineError, IndexProgress, SearchQuery
 from ragexd.engine.store import Catalog
 
-from engine_helpers import STDLIB, copy_stdlib
+from tests.harness import STDLIB, copy_stdlib
 
 EMAIL_FILES = ("base64mime.py", "quoprimime.py", "encoders.py", "charset.py", "errors.py")
 

@@ -11,7 +11,7 @@ import pytest
 from ragexd.engine import Engine, EngineError, SearchQuery
 from ragexd.engine.ripgrep import find_rg
 
-from engine_helpers import copy_stdlib
+from tests.harness import copy_stdlib
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helpers import docker_problem
+from tests.harness.containers import docker_problem
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,10 @@
 """Helpers for the fault, load and hostile-input suite (issue 6).
 
-Builds on tests/supervisor/support.py (a private ragexd, a protocol client,
-process helpers) and tests/docker_runtime/docker_support.py (containers); adds what
-only this suite needs: generated corpora, reading an index's chunk ids from
-another process, mounts (tmpfs for "disk full", read-only bind mounts — chmod
-does not stop root), ragexctl as a subprocess and figure recording for
-RELIABILITY.md.
+Builds on tests.harness (a private ragexd, a protocol client, ragexctl as a
+subprocess, processes, containers, generated corpora); adds what only this
+suite needs: reading an index's chunk ids from another process, mounts (tmpfs
+for "disk full", read-only bind mounts — chmod does not stop root), a worker
+heartbeat probe and figure recording for RELIABILITY.md.
 
 Everything stays real: real mounts, real signals, real users.
 """
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,13 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from ragexd import paths
 from ragexd.protocol import Op, Reply, Request
-from supervisor.support import REPO, Client, Ragexd, kill_workers_under, pid_alive
-
-TESTS = REPO / "tests"
+from tests.harness import Client, RagexInstance
 
 
 # --- figures ------------------------------------------------------------------------
@@ -55,34 +49,6 @@ def percentiles(samples: list[float], points: tuple[int, ...] = (50, 90, 99)) ->
         rank = max(1, -(-p * len(ordered) // 100))   # ceil(p/100 * n)
         out[p] = ordered[min(len(ordered), rank) - 1]
     return out
-
-
-# --- corpora --------------------------------------------------------------------------
-
-_VERBS = ("compute", "render", "parse", "validate", "merge", "encode", "schedule", "resolve",
-          "normalise", "compress", "estimate", "persist")
-_NOUNS = ("invoice", "thumbnail", "manifest", "password", "timetable", "checksum", "route",
-          "inventory", "coupon", "forecast", "playlist", "certificate")
-
-
-def write_corpus(root: Path, files: int, funcs: int, prefix: str = "mod") -> Path:
-    """``files`` Python modules of ``funcs`` distinct functions each: one chunk per
-    function, enough chunks that indexing takes seconds, every name unique."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / ".git").mkdir(exist_ok=True)
-    for i in range(files):
-        parts = [f'"""Module {i} of a generated corpus."""\n']
-        for j in range(funcs):
-            verb, noun = _VERBS[(i + j) % len(_VERBS)], _NOUNS[(i * 7 + j) % len(_NOUNS)]
-            parts.append(
-                f"\n\ndef {verb}_{noun}_{i}_{j}(value, factor={j + 1}):\n"
-                f'    """{verb.capitalize()} the {noun} record {i}.{j} and return the result."""\n'
-                f"    total = value * factor + {i}\n"
-                f"    for step in range({j % 5 + 2}):\n"
-                f"        total = (total * {31 + j} + step) % {1000 + i}\n"
-                f"    return total\n")
-        (root / f"{prefix}_{i:03d}.py").write_text("".join(parts))
-    return root
 
 
 # --- the index, read from another process ---------------------------------------------
@@ -179,18 +145,7 @@ def free_bytes(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
-# --- ragexctl as users run it -----------------------------------------------------------
-
-
-def ragexctl(env: dict[str, str], *args: str, timeout: float = 180.0,
-             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ragexctl", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=str(cwd or REPO))
-
-
-def ragexctl_popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "ragexctl", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(REPO))
+# --- ragexctl's output -----------------------------------------------------------
 
 
 def json_error(stderr: str) -> dict[str, Any] | None:
@@ -205,7 +160,7 @@ def json_error(stderr: str) -> dict[str, Any] | None:
     return None
 
 
-# --- processes ---------------------------------------------------------------------------
+# --- a worker's heartbeat -----------------------------------------------------------------
 
 
 class HeartbeatProbe:
@@ -213,7 +168,7 @@ class HeartbeatProbe:
     0.1 s from a thread, and keeps the worst round trip — including one still
     unanswered when the probe stops (a worker that hangs, then is killed)."""
 
-    def __init__(self, rx: Ragexd, root: Path) -> None:
+    def __init__(self, rx: RagexInstance, root: Path) -> None:
         self.endpoint = "ipc://" + str(rx.run_dir / "workers" / paths.project_id_for(root)
                                        / "worker.sock")
         self.worst = 0.0
@@ -245,80 +200,3 @@ class HeartbeatProbe:
         self._stop.set()
         self._thread.join(10)
         return self.worst
-
-
-def daemon_pid(run_dir: Path) -> int | None:
-    try:
-        text = (run_dir / "ragexd.pid").read_text().split()
-        return int(text[0]) if text else None
-    except (OSError, ValueError):
-        return None
-
-
-def workers_under(base: Path) -> list[psutil.Process]:
-    """Live (non-zombie) worker processes whose command line names ``base``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmd = proc.info.get("cmdline") or []
-        if "ragexd.worker" in cmd and "serve" in cmd and any(str(base) in c for c in cmd):
-            if proc.info.get("status") != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
-
-
-def stop_daemon_at(run_dir: Path, timeout: float = 40.0) -> None:
-    """Stop a ragexd we did not start ourselves (auto-started by ragexctl)."""
-    pid = daemon_pid(run_dir)
-    if pid is None or not pid_alive(pid):
-        return
-    try:
-        cmd = psutil.Process(pid).cmdline()
-    except psutil.Error:
-        return
-    if "ragexd" not in " ".join(cmd):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
-def cleanup_base(base: Path) -> None:
-    stop_daemon_at(base / "run")
-    kill_workers_under(base)
-
-
-# --- Docker (tests/docker_runtime's helpers and its availability check) --------------------------
-
-
-def docker_support() -> Any:
-    """tests/docker_runtime/docker_support.py (that directory is not a package)."""
-    path = str(TESTS / "docker_runtime")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import docker_support as module  # noqa: PLC0415
-
-    return module
-
-
-_docker_problem: list[str | None] = []
-
-
-def docker_problem() -> str | None:
-    """None when the Docker tests can run, else why not — tests/docker_runtime's own check
-    (engine answers, image present and rebuilt from these sources)."""
-    if not _docker_problem:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("rx_docker_conftest",
-                                                      TESTS / "docker_runtime" / "conftest.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-            _docker_problem.append(module._check())
-        except Exception as exc:  # noqa: BLE001 - any failure means: skip, with the reason
-            _docker_problem.append(f"checking Docker failed: {type(exc).__name__}: {exc}")
-    return _docker_problem[0]

@@ -14,9 +14,10 @@ import textwrap
 import pytest
 
 from ragexd.protocol import Op
-from supervisor.support import Ragexd, short_tmp, wait_for, write_tree
+from tests.harness import RagexInstance, cleanup_base, ragexctl, short_tmp, wait_for, write_tree
+from tests.harness import containers as ds
 
-from .helpers import cleanup_base, docker_support, figure, ragexctl
+from .helpers import figure
 
 pytestmark = pytest.mark.faults
 
@@ -45,7 +46,7 @@ def test_another_local_user_cannot_connect_or_look_inside(other_user: pwd.struct
         pytest.skip(f"{SYSTEM_PYTHON} is needed to run a probe as another user")
     base = short_tmp()
     os.chmod(base, 0o755)       # the parent is open: only ragexd's own modes protect it
-    rx = Ragexd(base, RAGEX_WATCH="0")
+    rx = RagexInstance(base, RAGEX_WATCH="0")
     try:
         rx.start()
         project = write_tree(base / "proj")
@@ -108,9 +109,9 @@ def test_a_group_or_world_writable_runtime_dir_is_refused(mode: int) -> None:
         run = base / "run"
         run.mkdir()
         os.chmod(run, mode)
-        rx = Ragexd(base)
+        rx = RagexInstance(base)
         proc = rx.popen("--foreground")
-        assert proc.wait(30) == 1
+        assert proc.wait(30) == 2  # ragex-wide ERROR (ragexd.exitcodes)
         out = rx.output()
         assert "refusing to start" in out and f"chmod 700 {run}" in out, out
         assert not rx.socket.exists() and not (run / "ragexd.pid").exists()
@@ -125,9 +126,9 @@ def test_a_runtime_dir_owned_by_another_user_is_refused(other_user: pwd.struct_p
         run = base / "run"
         run.mkdir(mode=0o700)
         os.chown(run, other_user.pw_uid, other_user.pw_gid)
-        rx = Ragexd(base)
+        rx = RagexInstance(base)
         proc = rx.popen("--foreground")
-        assert proc.wait(30) == 1
+        assert proc.wait(30) == 2  # ragex-wide ERROR (ragexd.exitcodes)
         out = rx.output()
         assert "refusing to start" in out and f"owned by uid {other_user.pw_uid}" in out, out
         assert not rx.socket.exists() and not any(run.iterdir())
@@ -143,9 +144,8 @@ def test_a_runtime_dir_owned_by_another_user_is_refused(other_user: pwd.struct_p
 
 
 def test_a_container_is_confined_seen_from_inside(need_docker: None) -> None:
-    ds = docker_support()
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0", RAGEX_RUNTIME="docker", RAGEX_DAEMON_PRESTART="0")
+    rx = RagexInstance(base, RAGEX_WATCH="0", RAGEX_RUNTIME="docker", RAGEX_DAEMON_PRESTART="0")
     try:
         rx.start()
         project = write_tree(base / "proj")

@@ -21,10 +21,12 @@ import psutil
 import pytest
 
 from ragexd.protocol import Op
-from supervisor.support import Client, Ragexd, pid_alive, short_tmp, wait_for, write_tree
+from tests.harness import (Client, RagexInstance, cleanup_base, daemon_pid, pid_alive,
+                           ragexctl_popen, short_tmp, wait_for, workers_under, write_corpus,
+                           write_tree)
+from tests.harness import containers as ds
 
-from .helpers import (cleanup_base, daemon_pid, docker_support, figure, ragexctl_popen,
-                      workers_under, write_corpus)
+from .helpers import figure
 
 pytestmark = pytest.mark.faults
 
@@ -139,7 +141,7 @@ def _assert_clear(code: int, out: str, err: str, what: str) -> str:
 
 def test_kill_9_of_ragexd_mid_request_with_worker_processes() -> None:
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0")
+    rx = RagexInstance(base, RAGEX_WATCH="0")
     try:
         rx.start()
         searched, indexed = _cold_project(base / "searched"), _cold_project(base / "indexed")
@@ -179,7 +181,7 @@ def test_kill_9_of_ragexd_mid_request_with_worker_processes() -> None:
             assert reply.ok and reply.result["hits"], reply
         finally:
             client.close()
-        log = (rx.state_dir / "logs" / "ragexd.log").read_text(errors="replace")
+        log = (rx.state / "logs" / "ragexd.log").read_text(errors="replace")
         assert "reaping orphan worker" in log
         figure("kill -9 ragexd mid-request (processes)",
                f"ragexctl search: {search_result} {search_done:.1f} s after the kill (it "
@@ -193,9 +195,8 @@ def test_kill_9_of_ragexd_mid_request_with_worker_processes() -> None:
 
 
 def test_kill_9_of_ragexd_mid_request_with_containers(need_docker: None) -> None:
-    ds = docker_support()
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0", RAGEX_RUNTIME="docker", RAGEX_DAEMON_PRESTART="0")
+    rx = RagexInstance(base, RAGEX_WATCH="0", RAGEX_RUNTIME="docker", RAGEX_DAEMON_PRESTART="0")
     try:
         rx.start()
         searched = _cold_project(base / "searched")

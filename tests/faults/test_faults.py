@@ -23,11 +23,11 @@ import pytest
 
 from ragexd import paths
 from ragexd.protocol import ErrorCode, Op, Progress, Reply, Request
-from supervisor.support import Client, Ragexd, index_oneshot, pid_alive, short_tmp, wait_for, \
-    write_tree
+from tests.harness import (Client, RagexInstance, index_oneshot, pid_alive, ragexctl, short_tmp,
+                           wait_for, write_corpus, write_tree)
 
 from .helpers import (HeartbeatProbe, figure, fill_disk, free_bytes, index_contents,
-                      json_error, ragexctl, read_only, tmpfs, write_corpus)
+                      json_error, read_only, tmpfs)
 
 pytestmark = pytest.mark.faults
 
@@ -40,7 +40,7 @@ TMPFS_SIZE = "384m"
 
 
 class World:
-    def __init__(self, base: Path, rx: Ragexd) -> None:
+    def __init__(self, base: Path, rx: RagexInstance) -> None:
         self.base = base
         self.rx = rx
         self.data = base / "data"
@@ -88,7 +88,7 @@ class World:
 def world(need_root: None) -> Iterator[World]:
     base = short_tmp()
     with tmpfs(base / "data", TMPFS_SIZE):
-        rx = Ragexd(base, RAGEX_WATCH="0",
+        rx = RagexInstance(base, RAGEX_WATCH="0",
                     RAGEX_HEARTBEAT_TIMEOUT=str(MODULE_HEARTBEAT_TIMEOUT))
         try:
             rx.start()
@@ -201,7 +201,7 @@ def test_a_project_deleted_during_indexing(world: World) -> None:
 
 def test_a_hung_worker_is_detected_and_replaced(need_root: None) -> None:
     """Its own ragexd: a 3 s heartbeat timeout suits a SIGSTOP, not a busy module."""
-    rx = Ragexd(RAGEX_WATCH="0", RAGEX_HEARTBEAT_INTERVAL="1",
+    rx = RagexInstance(RAGEX_WATCH="0", RAGEX_HEARTBEAT_INTERVAL="1",
                 RAGEX_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT))
     try:
         rx.start()

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from ragexd import paths
 from ragexd.protocol import PROTOCOL_TAG, ErrorCode, Op, Progress, Reply, Request, decode
-from supervisor.support import Client, Ragexd, short_tmp, write_tree
+from tests.harness import Client, RagexInstance, ragexctl, short_tmp, write_tree
 
-from .helpers import figure, ragexctl
+from .helpers import figure
 
 pytestmark = pytest.mark.faults
 
@@ -37,7 +37,7 @@ FUZZ_BATCH = 10
 
 
 class Hostile:
-    def __init__(self, base: Path, rx: Ragexd) -> None:
+    def __init__(self, base: Path, rx: RagexInstance) -> None:
         self.base, self.rx = base, rx
         self.client = rx.client()
         self.outside = base / "outside"
@@ -86,7 +86,7 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[Hostile]:
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0")
+    rx = RagexInstance(base, RAGEX_WATCH="0")
     try:
         rx.start()
         world = Hostile(base, rx)

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 
 from ragexd.engine.discovery import IgnoreRules, walk
-from supervisor.support import REPO, Ragexd, short_tmp
+from tests.harness import RagexInstance, ragexctl, short_tmp
 
 from .helpers import figure
 
@@ -163,22 +162,15 @@ TREES: dict[str, Callable[[Path], dict[str, str]]] = {
 
 
 @pytest.fixture(scope="module")
-def rx() -> Iterator[Ragexd]:
+def rx() -> Iterator[RagexInstance]:
     base = short_tmp()
-    daemon = Ragexd(base, RAGEX_WATCH="0")
+    daemon = RagexInstance(base, RAGEX_WATCH="0")
     try:
         daemon.start()
         yield daemon
     finally:
         daemon.cleanup()
         subprocess.run(["rm", "-rf", str(base)], check=False)  # deep trees: not shutil
-
-
-def _ctl(env: dict[str, str], *args: str, prefix: tuple[str, ...] = (),
-         timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-m", "ragexctl", *args], env=env,
-                          cwd=str(REPO), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def _summary(stdout: str) -> dict[str, Any]:
@@ -202,13 +194,13 @@ def _check_reasons(summary: dict[str, Any], expected: dict[str, str]) -> dict[st
 
 @pytest.mark.parametrize("case", list(TREES))
 def test_every_hostile_tree_indexes_with_exit_0_and_a_reason_for_each_skipped_file(
-        rx: Ragexd, case: str) -> None:
+        rx: RagexInstance, case: str) -> None:
     root = rx.base / case.replace(" ", "_")
     root.mkdir()
     (root / ".ragexroot").touch()
     expected = TREES[case](root)
     t0 = time.monotonic()
-    res = _ctl(rx.env, "index", str(root), "--json")
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
     took = time.monotonic() - t0
     assert res.returncode == 0, (case, res.stderr[-3000:])
     summary = _summary(res.stdout)
@@ -222,18 +214,20 @@ def test_every_hostile_tree_indexes_with_exit_0_and_a_reason_for_each_skipped_fi
              "ignored dependencies": ("entry_point", None)}[case]
     found, absent = probe
     if found:
-        hit = _ctl(rx.env, "search", "--project", str(root), "--mode", "symbol", found, "--json")
+        hit = ragexctl(rx.env, "search", "--project", str(root), "--mode", "symbol", found,
+                       "--json", timeout=900)
         assert hit.returncode == 0 and found in hit.stdout, (found, hit.stdout, hit.stderr)
     if absent:
-        miss = _ctl(rx.env, "search", "--project", str(root), "--mode", "symbol", absent, "--json")
+        miss = ragexctl(rx.env, "search", "--project", str(root), "--mode", "symbol", absent,
+                        "--json", timeout=900)
         assert absent not in miss.stdout, (absent, miss.stdout)
-    _ctl(rx.env, "stop", str(root), timeout=120)
+    ragexctl(rx.env, "stop", str(root), timeout=120)
     figure(f"T:{case}", f"{case}: exit 0 in {took:.1f} s, {summary['files_indexed']} files "
            f"indexed, {len(reasons)} skipped, each with a reason",
            seconds=took, indexed=summary["files_indexed"], skipped=len(reasons))
 
 
-def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: Ragexd) -> None:
+def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance) -> None:
     """Root reads everything, so the one-shot index runs with root's DAC
     capabilities dropped: then mode 000 means what it means for a user."""
     if os.geteuid() == 0 and not shutil.which("setpriv"):
@@ -249,7 +243,8 @@ def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: Ragexd) -> Non
     prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
               "--inh-caps", "-all") if os.geteuid() == 0 else ()
     try:
-        res = _ctl(rx.env, "index", str(root), "--json", "--no-daemon", prefix=prefix)
+        res = ragexctl(rx.env, "index", str(root), "--json", "--no-daemon", prefix=prefix,
+                       timeout=900)
     finally:
         os.chmod(root / "locked_dir", 0o755)
         os.chmod(root / "locked.py", 0o644)

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from ragexd.protocol import Op, Progress, Reply, Request
-from supervisor.support import Client, Ragexd, short_tmp, wait_for, write_tree
+from tests.harness import Client, RagexInstance, short_tmp, wait_for, write_corpus, write_tree
 
-from .helpers import HeartbeatProbe, figure, percentiles, write_corpus
+from .helpers import HeartbeatProbe, figure, percentiles
 
 pytestmark = pytest.mark.faults
 
@@ -34,9 +34,9 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def loaded() -> Iterator[tuple[Ragexd, Path]]:
+def loaded() -> Iterator[tuple[RagexInstance, Path]]:
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0", RAGEX_DAEMON_QUEUE_SIZE=str(QUEUE_SIZE))
+    rx = RagexInstance(base, RAGEX_WATCH="0", RAGEX_DAEMON_QUEUE_SIZE=str(QUEUE_SIZE))
     try:
         rx.start()
         root = write_corpus(write_tree(base / "lib", files=4), 32, 8, prefix="lib")
@@ -47,7 +47,7 @@ def loaded() -> Iterator[tuple[Ragexd, Path]]:
         rx.cleanup()
 
 
-def test_20_clients_x_50_searches_while_an_index_runs(loaded: tuple[Ragexd, Path]) -> None:
+def test_20_clients_x_50_searches_while_an_index_runs(loaded: tuple[RagexInstance, Path]) -> None:
     rx, root = loaded
     write_corpus(root / "incoming", 24, 8, prefix="new")       # 192 chunks to embed
     indexer = rx.client()
@@ -129,7 +129,7 @@ def test_20_clients_x_50_searches_while_an_index_runs(loaded: tuple[Ragexd, Path
 
 
 def test_a_burst_beyond_the_queue_bound_gets_busy_and_never_hangs(
-        loaded: tuple[Ragexd, Path]) -> None:
+        loaded: tuple[RagexInstance, Path]) -> None:
     rx, root = loaded
     senders, each, deadline_s = 10, 30, 60.0
     answers: list[tuple[str, float]] = []
@@ -188,7 +188,7 @@ def test_a_burst_beyond_the_queue_bound_gets_busy_and_never_hangs(
            f"ok {max(ok) * 1000:.0f} ms", ok=codes["ok"], busy=codes["busy"])
 
 
-def test_repeated_index_requests_leak_no_descriptors(loaded: tuple[Ragexd, Path]) -> None:
+def test_repeated_index_requests_leak_no_descriptors(loaded: tuple[RagexInstance, Path]) -> None:
     rx, root = loaded
     client = rx.client()
     changing = root / "fd_probe.py"
@@ -221,7 +221,7 @@ PROJECTS = 10
 
 def test_ten_projects_under_a_memory_budget_evict_the_least_recently_used() -> None:
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0", RAGEX_DAEMON_MEMORY_BUDGET=f"{BUDGET_MIB}MiB")
+    rx = RagexInstance(base, RAGEX_WATCH="0", RAGEX_DAEMON_MEMORY_BUDGET=f"{BUDGET_MIB}MiB")
     t_start = time.monotonic()
     try:
         rx.start()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ragexd.protocol import ErrorCode, Op
-from supervisor.support import Ragexd, short_tmp, write_tree
+from tests.harness import RagexInstance, short_tmp, write_tree
 
 from .helpers import figure
 
@@ -21,10 +21,10 @@ pytestmark = pytest.mark.faults
 
 def test_two_ragexd_never_write_one_index_the_second_gets_index_locked() -> None:
     base = short_tmp()
-    first = Ragexd(base / "a", RAGEX_WATCH="0")
+    first = RagexInstance(base / "a", RAGEX_WATCH="0")
     (base / "a").mkdir()
     (base / "b").mkdir()
-    second = Ragexd(base / "b", RAGEX_WATCH="0", RAGEX_DATA_DIR=first.env["RAGEX_DATA_DIR"])
+    second = RagexInstance(base / "b", RAGEX_WATCH="0", RAGEX_DATA_DIR=first.env["RAGEX_DATA_DIR"])
     root = write_tree(base / "project")
     try:
         first.start()
@@ -96,7 +96,7 @@ def test_a_stripped_mcp_environment_finds_the_users_ragexd_through_run_user() ->
     import subprocess
     import sys
 
-    from supervisor.support import REPO
+    from tests.harness import REPO
 
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare(1) for a private /run/user")

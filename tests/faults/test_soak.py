@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from ragexd.protocol import Op
-from supervisor.support import Client, Ragexd, short_tmp, write_tree
+from tests.harness import Client, RagexInstance, short_tmp, write_tree
 
 from .helpers import figure, percentiles
 
@@ -50,7 +50,7 @@ def _quarter_medians(values: list[float]) -> tuple[float, float]:
 
 def test_soak_mixed_requests() -> None:
     base = short_tmp()
-    rx = Ragexd(base, RAGEX_WATCH="0")
+    rx = RagexInstance(base, RAGEX_WATCH="0")
     try:
         rx.start()
         root = write_tree(base / "proj", files=12)

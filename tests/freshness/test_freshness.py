@@ -17,16 +17,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
+import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rx_live import (LiveRagex, assert_no_duplicates, make_project, median, poll, write)
-
 from ragexd.protocol import Op
+from tests.harness import make_project, poll, short_tmp, write
+from tests.harness.live import LiveRagex, live_ragex
 
 #: A change must be visible within this long, or the test fails outright.
 HARD_DEADLINE = 8.0
@@ -38,18 +39,14 @@ LATENCY: dict[str, list[float]] = {"regex": [], "symbol": [], "semantic": []}
 
 
 @pytest.fixture(scope="module")
-def live():
-    rx = LiveRagex().open()
-    try:
+def live() -> Iterator[LiveRagex]:
+    with live_ragex() as rx:
         yield rx
-    finally:
-        left = rx.close()
-    assert not left, f"processes left after SHUTDOWN: {left}"
 
 
 @pytest.fixture(scope="module")
 def proj(live: LiveRagex) -> Path:
-    root = make_project(Path(tempfile.mkdtemp(prefix="rx-proj-", dir="/tmp")))
+    root = make_project(short_tmp("rx-proj-"))
     try:
         summary = live.index(root)
         assert summary["files_indexed"] == 5, summary  # 4 .py + .gitignore
@@ -60,6 +57,20 @@ def proj(live: LiveRagex) -> Path:
 
 
 # --- helpers -----------------------------------------------------------------------
+
+
+def keys_of(hits: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(h["path"], h["line"], h["end_line"], h["kind"], h["name"]) for h in hits]
+
+
+def assert_no_duplicates(hits: list[dict[str, Any]]) -> None:
+    keys = keys_of(hits)
+    dupes = {k for k in keys if keys.count(k) > 1}
+    assert not dupes, f"duplicate results: {sorted(dupes)}"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 def paths_of(hits: list[dict[str, Any]]) -> set[str]:
@@ -210,7 +221,7 @@ def test_delete_removes_results(live: LiveRagex, proj: Path) -> None:
 
 
 def test_directory_moves_and_deletions(live: LiveRagex, proj: Path) -> None:
-    outside = Path(tempfile.mkdtemp(prefix="rx-out-", dir="/tmp"))
+    outside = short_tmp("rx-out-")
     try:
         pkg = proj / "plugins"
         pkg.mkdir()
@@ -325,7 +336,7 @@ def test_saves_before_the_first_index_do_not_fake_a_complete_index(live: LiveRag
     """A worker started on a never-indexed project watches it; a save then must not
     produce an index of just that file marked complete (the first search's full
     auto-index would be skipped, and every other file would be missing)."""
-    root = make_project(Path(tempfile.mkdtemp(prefix="rx-proj-", dir="/tmp")))
+    root = make_project(short_tmp("rx-proj-"))
     try:
         live.call(Op.START, {}, root)
         poll(lambda: live.worker_status(root).get("watch"), 120.0, 0.2)

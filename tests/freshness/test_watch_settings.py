@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from rx_live import LiveRagex, make_project, poll, write
+from tests.harness import make_project, poll, short_tmp, write
+from tests.harness.live import LiveRagex
 
 
 @pytest.fixture
 def proj():
-    root = make_project(Path(tempfile.mkdtemp(prefix="rx-proj-", dir="/tmp")))
+    root = make_project(short_tmp("rx-proj-"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

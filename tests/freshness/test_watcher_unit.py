@@ -16,11 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from ragexd.worker.watcher import TreeWatcher  # noqa: E402
+from ragexd.worker.watcher import TreeWatcher
 
 
 class Recorder:

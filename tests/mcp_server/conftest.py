@@ -1,43 +1,29 @@
-"""Fixtures for the MCP tests: a private ragexd (the freshness suite's helper,
-loaded by path so both suites share one implementation) and a small project.
+"""Fixtures for the MCP tests: a private ragexd auto-started by ragexctl
+(tests.harness.live, shared with the freshness suite) and a small project.
 
-This directory has no __init__.py on purpose: as a package it would be named
-``mcp`` and could shadow the MCP SDK itself.
+The folder is ``mcp_server``, not ``mcp``: a package named ``mcp`` would shadow
+the MCP SDK itself.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-import tempfile
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-_HELPER = Path(__file__).resolve().parents[1] / "freshness" / "rx_live.py"
-if "rx_live" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("rx_live", _HELPER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rx_live"] = module
-    spec.loader.exec_module(module)
-
-from rx_live import LiveRagex, make_project  # noqa: E402
+from tests.harness import make_project, short_tmp
+from tests.harness.live import LiveRagex, live_ragex
 
 
 @pytest.fixture(scope="module")
-def live():
-    rx = LiveRagex().open()
-    try:
+def live() -> Iterator[LiveRagex]:
+    with live_ragex() as rx:
         yield rx
-    finally:
-        left = rx.close()
-    assert not left, f"processes left after SHUTDOWN: {left}"
 
 
 @pytest.fixture(scope="module")
 def proj(live: LiveRagex):
-    root = make_project(Path(tempfile.mkdtemp(prefix="rx-proj-", dir="/tmp")))
+    root = make_project(short_tmp("rx-proj-"))
     yield root
     shutil.rmtree(root, ignore_errors=True)

@@ -21,7 +21,8 @@ import anyio
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from rx_live import LiveRagex, make_project
+from tests.harness import make_project
+from tests.harness.live import LiveRagex
 
 COMPACT_BUDGET = 8_000
 

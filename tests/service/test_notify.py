@@ -23,11 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
-import zmq
 
-from ragexd.protocol import Op, Reply, Request, decode, encode
-
-from .conftest import REPO, isolated_env
+from ragexd.protocol import Op, Reply
+from tests.harness import REPO, Client, make_env
 
 READY_DEADLINE = 60.0
 
@@ -82,22 +80,12 @@ class NotifyListener:
 
 
 def ask(endpoint: str, op: Op, timeout: float = 10.0) -> Reply:
-    ctx = zmq.Context.instance()
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
+    """One request on a fresh protocol client (the endpoint may be a systemd socket)."""
+    client = Client(endpoint)
     try:
-        dealer.connect(endpoint)
-        req = Request(op=op)
-        dealer.send_multipart(encode(req))
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if dealer.poll(int(max(1, (end - time.monotonic()) * 1000))):
-                msg = decode(dealer.recv_multipart())
-                if isinstance(msg, Reply) and msg.id == req.id:
-                    return msg
-        raise AssertionError(f"no reply to {op.value} from {endpoint} within {timeout} s")
+        return client.call(op, timeout=timeout)
     finally:
-        dealer.close()
+        client.close()
 
 
 def tail(path: Path, n: int = 30) -> str:
@@ -109,7 +97,7 @@ def tail(path: Path, n: int = 30) -> str:
 
 @pytest.fixture
 def daemon_env(rx_tmp):
-    env = isolated_env(rx_tmp)
+    env = make_env(rx_tmp, session=True)
     notify = rx_tmp / "notify.sock"
     env.update(NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="1000000")
     return env, notify
@@ -166,7 +154,7 @@ def test_ready_watchdog_stopping(daemon_env, rx_tmp, monkeypatch):
 def test_no_notify_socket_no_messages(rx_tmp):
     """Without NOTIFY_SOCKET (auto-start, a terminal) ragexd must not try to
     notify anyone and must still start: sd_notify is strictly optional."""
-    env = isolated_env(rx_tmp)
+    env = make_env(rx_tmp, session=True)
     out = rx_tmp / "ragexd.out"
     with open(out, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "ragexd", "--foreground"], env=env,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, isolated_env, ragexctl
+from tests.harness import REPO, make_env, ragexctl
 from .test_units import unit_keys
 
 HAVE_SYSTEMCTL = shutil.which("systemctl") is not None
@@ -34,7 +34,7 @@ def unit_path(env: dict[str, str]) -> Path:
 
 
 def test_install_without_a_user_manager(rx_tmp, ragexd_script):
-    env = isolated_env(rx_tmp)
+    env = make_env(rx_tmp, session=True)
     res = ragexctl(env, "service", "install")
     assert res.returncode == 0, res.stderr
     unit = unit_path(env)
@@ -76,7 +76,7 @@ def test_xdg_config_home_and_unreachable_runtime_dir(rx_tmp):
     manager socket is reported as such."""
     run = rx_tmp / "xdg-run"
     run.mkdir(mode=0o700)
-    env = isolated_env(rx_tmp, XDG_CONFIG_HOME=str(rx_tmp / "cfg"), XDG_RUNTIME_DIR=str(run))
+    env = make_env(rx_tmp, session=True, XDG_CONFIG_HOME=str(rx_tmp / "cfg"), XDG_RUNTIME_DIR=str(run))
     res = ragexctl(env, "service", "install")
     assert res.returncode == 0, res.stderr
     assert (rx_tmp / "cfg" / "systemd" / "user" / "ragexd.service").is_file()
@@ -87,7 +87,7 @@ def test_xdg_config_home_and_unreachable_runtime_dir(rx_tmp):
 
 
 def test_dry_run_and_print_change_nothing(rx_tmp, ragexd_script):
-    env = isolated_env(rx_tmp)
+    env = make_env(rx_tmp, session=True)
     dry = ragexctl(env, "service", "install", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would: write" in dry.stdout and f"ExecStart={ragexd_script} --foreground" in dry.stdout
@@ -99,7 +99,7 @@ def test_dry_run_and_print_change_nothing(rx_tmp, ragexd_script):
 
 def test_explicit_ragexd_path(rx_tmp, ragexd_script):
     """--ragexd is made absolute (a service has no working directory) and must exist."""
-    env = isolated_env(rx_tmp)
+    env = make_env(rx_tmp, session=True)
     rel = os.path.relpath(ragexd_script, REPO)  # ragexctl() runs in REPO
     res = ragexctl(env, "service", "install", "--print", "--ragexd", rel)
     assert res.returncode == 0, res.stderr
@@ -110,7 +110,7 @@ def test_explicit_ragexd_path(rx_tmp, ragexd_script):
 
 
 def test_unwritable_unit_dir_is_an_error(rx_tmp):
-    env = isolated_env(rx_tmp)
+    env = make_env(rx_tmp, session=True)
     cfg = Path(env["HOME"]) / ".config"
     cfg.write_text("a file where a directory should be")
     res = ragexctl(env, "service", "install")
@@ -141,7 +141,7 @@ def launchd_env(rx_tmp):
     fake = bindir / "launchctl"
     fake.write_text(FAKE_LAUNCHCTL)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    env = isolated_env(rx_tmp, RAGEX_SERVICE_MANAGER="launchd",
+    env = make_env(rx_tmp, session=True, RAGEX_SERVICE_MANAGER="launchd",
                        DOCKER_HOST="unix:///Users/me/.docker/run/docker.sock",
                        FAKE_LAUNCHCTL_LOG=str(rx_tmp / "launchctl.log"),
                        FAKE_LAUNCHCTL_STATE=str(rx_tmp / "loaded"))

@@ -39,7 +39,7 @@ import pytest
 
 from ragexd.protocol import Op
 
-from .conftest import REPO, isolated_env, ragexctl
+from tests.harness import REPO, make_env, ragexctl
 from .test_notify import ask, tail
 
 SYSTEMD = next((p for p in ("/lib/systemd/systemd", "/usr/lib/systemd/systemd")
@@ -129,7 +129,7 @@ class UserManager:
         self.base = base
         self.runtime = base / "xdg"
         self.runtime.mkdir(mode=0o700)
-        self.env = isolated_env(base, XDG_RUNTIME_DIR=str(self.runtime))
+        self.env = make_env(base, session=True, XDG_RUNTIME_DIR=str(self.runtime))
         self.log = base / "manager.log"
         self.cgroup = PrivateCgroup(base.name)
         # Join the private cgroup, hide a systemd marker in a private /run/systemd, exec.

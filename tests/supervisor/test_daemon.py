@@ -21,7 +21,7 @@ import pytest
 from ragexd import paths
 from ragexd.protocol import ErrorCode, Op, Progress, Request, encode
 
-from .support import Ragexd, index_oneshot, pid_alive, wait_for, write_tree
+from tests.harness import RagexInstance, index_oneshot, pid_alive, wait_for, write_tree
 
 QUEUE_SIZE = 8
 HEARTBEAT_TIMEOUT = 5
@@ -29,7 +29,7 @@ HEARTBEAT_TIMEOUT = 5
 
 @pytest.fixture(scope="module")
 def rx():
-    daemon = Ragexd(RAGEX_DAEMON_QUEUE_SIZE=str(QUEUE_SIZE),
+    daemon = RagexInstance(RAGEX_DAEMON_QUEUE_SIZE=str(QUEUE_SIZE),
                     RAGEX_HEARTBEAT_INTERVAL="1", RAGEX_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
                     RAGEX_WATCH="0")
     daemon.start()

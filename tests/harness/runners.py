@@ -1,0 +1,53 @@
+"""Running ragex as users do: the ``ragexctl`` command, and the one-shot worker.
+
+The client runs as a subprocess (``python -m ragexctl``) so a test sees exactly
+what a user sees: exit code, stdout, stderr.  stdin is /dev/null unless the
+test feeds it, so no command can wait on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragexd.protocol import Op, Request
+
+from .env import REPO
+
+
+def ragexctl(env: dict[str, str], *args: str, cwd: Path | str | None = None,
+             timeout: float = 180.0, input: str | None = None,
+             prefix: Sequence[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``[PREFIX] python -m ragexctl ARGS`` in ``env``, from ``cwd`` (the repository
+    by default); ``prefix`` wraps it (``setpriv``, ``unshare``…)."""
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "ragexctl", *args],
+                          env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=str(cwd or REPO),
+                          stdin=subprocess.DEVNULL if input is None else None, input=input)
+
+
+def ragexctl_popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``python -m ragexctl ARGS`` left running (to kill ragexd under it)."""
+    return subprocess.Popen([sys.executable, "-m", "ragexctl", *args], env=env, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=str(REPO))
+
+
+def index_oneshot(env: dict[str, str], root: Path, timeout: float = 600) -> dict[str, Any]:
+    """Index ``root`` without ragexd (the one-shot worker), so a later ragexd
+    starts cold against an existing index, as after a login or a reboot."""
+    from ragexd.paths import project_id_for
+
+    index_dir = Path(env["RAGEX_DATA_DIR"]) / "projects" / project_id_for(root)
+    request = Request(Op.INDEX, args={"rebuild": False, "paths": None}, project=str(root))
+    out = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root", str(root),
+                          "--index-dir", str(index_dir)], input=json.dumps(request.to_wire()),
+                         capture_output=True, text=True, env=env, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    assert reply["ok"], reply
+    return reply["result"]

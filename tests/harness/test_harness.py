@@ -1,0 +1,79 @@
+"""The harness holds its own promises: a private environment reaches nothing
+outside its directory, and a failing test shows the log of its ragexd."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.harness import REPO, PrivateEnv, RagexInstance, pids_in_env
+
+
+def test_a_private_env_keeps_every_path_under_its_base_and_drops_outside_links(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"XDG_RUNTIME_DIR": "/run/user/0", "XDG_CONFIG_HOME": "/root/.config",
+                        "NOTIFY_SOCKET": "/run/systemd/notify", "DOCKER_HOST": "tcp://x:1",
+                        "RAGEX_DAEMON_TIMEOUT": "1s", "DBUS_SESSION_BUS_ADDRESS": "unix:x"}.items():
+        monkeypatch.setenv(name, value)
+    env = PrivateEnv()
+    try:
+        inside = {k: v for k, v in env.env.items()
+                  if k == "HOME" or k.startswith("RAGEX_") and k.endswith("_DIR")}
+        assert len(inside) == 5 and all(v.startswith(f"{env.base}/") for v in inside.values())
+        assert not [k for k in env.env if k.startswith("XDG_")]
+        for gone in ("NOTIFY_SOCKET", "DOCKER_HOST", "RAGEX_DAEMON_TIMEOUT",
+                     "DBUS_SESSION_BUS_ADDRESS"):
+            assert gone not in env.env, gone
+        assert env.env["HF_HUB_OFFLINE"] == "1" and env.env["RAGEX_RUNTIME"] == "process"
+        assert env.env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
+        assert stat.S_IMODE(env.run_dir.stat().st_mode) == 0o700
+        assert len(env.endpoint) + len("/workers/0123456789abcdef/worker.sock") < 107
+        # The Docker runtime keeps the engine the caller points at.
+        docker = PrivateEnv(runtime="docker")
+        assert docker.env["DOCKER_HOST"] == "tcp://x:1"
+        docker.cleanup()
+    finally:
+        env.cleanup()
+    assert not env.base.exists()
+
+
+def test_an_instance_leaves_its_runtime_dir_to_ragexd_and_reaps_it() -> None:
+    rx = RagexInstance()
+    assert not rx.run_dir.exists()      # ragexd's own way of making it is under test
+    rx.start()
+    pid = rx.pid
+    assert rx.client().status()["daemon"]["pid"] == pid
+    assert stat.S_IMODE(rx.run_dir.stat().st_mode) == 0o700
+    rx.cleanup()
+    assert rx.proc is not None and rx.proc.returncode == 0
+    assert not pids_in_env(rx.run_dir) and not rx.base.exists()
+
+
+def test_a_failing_test_shows_the_log_of_its_ragexd(tmp_path: Path) -> None:
+    inner = tmp_path / "test_inner.py"
+    inner.write_text(textwrap.dedent('''
+        from tests.harness import RagexInstance
+
+        def test_fails_on_purpose():
+            rx = RagexInstance().start()
+            try:
+                assert rx.client().status(), "unreachable"
+                raise AssertionError("failing on purpose")
+            finally:
+                rx.cleanup()
+    '''))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest",
+                          "-p", "no:cacheprovider", "-q", str(inner)],
+                         capture_output=True, text=True, timeout=180, cwd=str(tmp_path),
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "failing on purpose" in out.stdout
+    section = out.stdout.split("ragexd log (", 1)
+    assert len(section) == 2, out.stdout[-3000:]
+    assert "ragexd" in section[1] and "listening" in section[1].lower(), section[1][:3000]
