@@ -70,7 +70,7 @@ def test_a_corrupted_model_file_is_caught_by_its_hash_with_the_fix() -> None:
     data[len(data) // 3] ^= 0xFF       # same size: only the sha256 can tell
     graph.write_bytes(bytes(data))
     proc = _doctor({"RAGEX_MODEL_DIR": str(model), "RAGEX_RUNTIME": "process"})
-    assert proc.returncode == 1, proc.stdout
+    assert proc.returncode == 2, proc.stdout
     assert "XX  model" in proc.stdout and "sha256" in proc.stdout
     assert ("fix: unset RAGEX_MODEL_DIR, or export into it: "
             f"python -m ragexd.engine.onnx_export --out {model}") in proc.stdout
@@ -80,7 +80,7 @@ def test_a_missing_model_is_optional_when_workers_run_only_in_docker() -> None:
     missing = tempfile.mkdtemp(prefix="rx-nomodel-") + "/none"
     proc = _doctor({"RAGEX_MODEL_DIR": missing, "RAGEX_RUNTIME": "process"}, "--json")
     (model,) = [c for c in json.loads(proc.stdout) if c["name"] == "model"]
-    assert not model["ok"] and not model["optional"] and proc.returncode == 1
+    assert not model["ok"] and not model["optional"] and proc.returncode == 2
     assert f"no model directory at {missing}" in model["detail"]
     proc = _doctor({"RAGEX_MODEL_DIR": missing, "RAGEX_RUNTIME": "docker",
                     "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "--json")
