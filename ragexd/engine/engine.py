@@ -144,8 +144,20 @@ class Engine:
                 if not rebuild and self._catalog is not None and self._open_error is None:
                     made_with = self._catalog.get_meta(EMBEDDER_KEY)
                     if made_with is not None and made_with != embedder_id():
-                        log.warning("the index was embedded with %s, this engine uses %s: "
-                                    "rebuilding it", made_with, embedder_id())
+                        # The model first: if its files are missing or broken, fail
+                        # before the rebuild below wipes vectors that could not be
+                        # made again.  (Otherwise the indexer's embedding thread loads
+                        # it while the first files are catalogued.)
+                        if not self.model_loaded:
+                            if progress is not None:
+                                progress(IndexProgress("loading-model",
+                                                       message="loading the model"))
+                            self.load_model()
+                        why = (f"the index was embedded with {made_with}, this engine uses "
+                               f"{embedder_id()}: rebuilding it (vectors are never mixed)")
+                        log.warning("%s", why)
+                        if progress is not None:
+                            progress(IndexProgress("rebuilding", message=why))
                         rebuild, paths = True, None
                 if rebuild:
                     self._rebuild_stores()
