@@ -291,8 +291,9 @@ class Engine:
                 # ripgrep reads the live files: exact whatever the index holds
                 hits, notes = searcher.regex_hits(text, limit, globs, languages, match)
                 if hits or mode == "regex" or self._open_error is not None:
-                    return SearchOutcome(hits, "regex", self._partial(), notes,
-                                         self._coverage_or_none())
+                    # never partial, no coverage to report: ripgrep read every live
+                    # file, whatever the index holds
+                    return SearchOutcome(hits, "regex", False, notes, None)
                 notes = ["no line matches it as a regex; searched by meaning instead"]
                 mode = "hybrid"
             except EngineError as exc:
@@ -470,4 +471,31 @@ class _NullCatalog:
         return []
 
 
-__all__ = ["Engine"]
+def grep_without_index(root: Path, index_dir: Path, query: SearchQuery) -> SearchOutcome:
+    """A regex search that opens no index: ripgrep reads the live files with the
+    project's ignore rules.  Serves a worker whose index another worker owns
+    (``index_locked``): a grep needs no index, so it is never refused for one."""
+    text = validate_text(query.text)
+    problem = limit_problem(query.limit)
+    if problem is not None:
+        raise EngineError(problem.code, problem.message, **problem.detail)
+    real_root = Path(os.path.realpath(root))
+    globs, match = compile_globs(real_root, query.path_globs)
+    languages = normalise_languages(query.languages)
+    catalog: Catalog | None = None
+    try:  # read beside the owner, only to name each match's enclosing definition
+        catalog = Catalog(Path(index_dir) / CATALOG_FILE, reader=True)
+    except (EngineError, sqlite3.Error):
+        catalog = None
+    try:
+        searcher = Searcher(real_root, catalog or _NullCatalog(),  # type: ignore[arg-type]
+                            None, Embedder(),  # type: ignore[arg-type]
+                            lambda: discovery.IgnoreRules(real_root, (Path(index_dir),)))
+        hits, notes = searcher.regex_hits(text, query.limit, globs, languages, match)
+    finally:
+        if catalog is not None:
+            catalog.close()
+    return SearchOutcome(hits, "regex", False, notes, None)
+
+
+__all__ = ["Engine", "grep_without_index"]

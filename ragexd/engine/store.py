@@ -134,14 +134,17 @@ class Catalog:
     """SQLite catalog, one connection per thread (WAL lets readers run beside
     the single indexing writer)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, reader: bool = False) -> None:
         self.path = path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self.generation = 0  # bumped on every write: invalidates read caches
         self.chunk_columns = CHUNK_COLUMNS  # what SELECTs read (see _check_format)
-        self.read_only = False
+        #: a reader beside the worker that owns (and writes) this catalog: opened
+        #: ``mode=ro`` (WAL readers see the owner's commits), never written
+        self.reader = reader
+        self.read_only = reader
         if path.exists() and _on_read_only_fs(path.parent):
             # Read-only media: SQLite cannot create its WAL side files, but an
             # immutable connection still reads the index, so searches keep working.
@@ -190,7 +193,8 @@ class Catalog:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None and self.read_only:
-            conn = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True,
+            mode = "mode=ro" if self.reader else "immutable=1"
+            conn = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30,
                                    check_same_thread=False, isolation_level=None)
             self._local.conn = conn
             with self._all_lock:

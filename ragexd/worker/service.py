@@ -33,6 +33,11 @@ PROGRESS_INTERVAL = 0.25
 #: Half an agent's usual tool-call deadline (about a minute), and long enough
 #: that a small project is complete by then, cold model load included.
 FIRST_ANSWER_WAIT = 30.0
+#: How long an INDEX request waits for an index already running in this worker
+#: (the watcher's re-index of a save, another client's INDEX, a first index)
+#: before it answers ``busy``: the user asked for an up-to-date index, and the
+#: run in progress usually ends within seconds.
+INDEX_WAIT = 300.0
 
 #: In every index directory: flock-ed by the one worker that owns the index.
 INDEX_LOCK_FILE = "owner.lock"
@@ -88,7 +93,7 @@ class WorkerService:
         self._first_lock = threading.Lock()
         self._first_summary: Any = None
         self._first_error: RagexError | None = None
-        self._last_broadcast = 0.0
+        self._broadcast_throttle = ProgressThrottle()
         #: searches attached to the running first index: request id -> progress sink
         self._listeners: dict[str, ProgressSink] = {}
         self._reopen_lock = threading.Lock()
@@ -296,6 +301,13 @@ class WorkerService:
         coverage."""
         from ..engine.types import SearchQuery
 
+        if args.mode == "regex":
+            try:
+                engine = self.engine(timeout=120)
+            except RagexError as exc:
+                if exc.code is not ErrorCode.INDEX_LOCKED:
+                    raise
+                return self._grep_without_index(args)
         engine = self.engine(timeout=120)
         notes: list[str] = []
         if args.auto_index and self._wants_first_index(engine):
@@ -327,10 +339,29 @@ class WorkerService:
         took = (time.perf_counter() - t0) * 1000
         coverage = outcome.coverage
         return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
-                            mode=outcome.mode, partial=outcome.partial or self.indexing,
+                            mode=outcome.mode,
+                            partial=outcome.partial or (self.indexing and outcome.mode != "regex"),
                             took_ms=round(took, 2), notes=notes + list(outcome.notes),
                             coverage=dataclasses.asdict(coverage) if coverage is not None
                             else None).to_wire()
+
+    def _grep_without_index(self, args: SearchArgs) -> dict[str, Any]:
+        """A regex search while another worker owns this index: ripgrep reads the
+        live files, so the answer is as exact as the owner's would be."""
+        from ..engine.engine import grep_without_index
+        from ..engine.types import SearchQuery
+
+        query = SearchQuery(text=args.query, mode="regex", limit=args.limit,
+                            path_globs=tuple(args.paths), languages=tuple(args.languages))
+        t0 = time.perf_counter()
+        try:
+            outcome = grep_without_index(self.root, self.index_dir, query)
+        except Exception as exc:  # noqa: BLE001
+            raise _to_ragex_error(exc) from None
+        return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
+                            mode=outcome.mode, partial=False,
+                            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+                            notes=list(outcome.notes), coverage=None).to_wire()
 
     # --- the first index, shared by every search that needs it ----------------------
 
@@ -378,10 +409,8 @@ class WorkerService:
 
     def _broadcast(self, p: Any) -> None:
         """Index progress → every attached search's client (throttled)."""
-        now = time.monotonic()
-        if now - self._last_broadcast < PROGRESS_INTERVAL and p.phase != "done":
+        if not self._broadcast_throttle.admit(p.phase):
             return
-        self._last_broadcast = now
         with self._first_lock:
             listeners = list(self._listeners.items())
         for request_id, sink in listeners:
@@ -414,19 +443,23 @@ class WorkerService:
               progress: ProgressSink | None = None) -> dict[str, Any]:
         """Serve an INDEX whose arguments were validated when the request was decoded."""
         if not self._index_lock.acquire(blocking=False):
-            raise RagexError(ErrorCode.BUSY, "this project is already being indexed; "
-                             "wait for it to finish (see `ragexctl status`)")
+            # Another run (the watcher's, another client's, a first index) is going:
+            # wait for it, then make our own incremental pass, rather than refuse.
+            if progress is not None:
+                progress(Progress(id=request_id, phase="waiting",
+                                  message="waiting for the index already running"))
+            if not self._index_lock.acquire(timeout=INDEX_WAIT):
+                raise RagexError(ErrorCode.BUSY, "this project has been indexing for over "
+                                 f"{INDEX_WAIT:.0f} s; wait for it to finish (see "
+                                 "`ragexctl status`)")
         try:
             self.cancel_index.clear()
             engine = self.engine(timeout=120)
-            last = [0.0]
+            throttle = ProgressThrottle()
 
             def on_progress(p: Any) -> None:
-                now = time.monotonic()
-                if progress is None or (now - last[0] < PROGRESS_INTERVAL and p.phase != "done"):
-                    return
-                last[0] = now
-                progress(_progress(request_id, p))
+                if progress is not None and throttle.admit(p.phase):
+                    progress(_progress(request_id, p))
 
             _set_torch_threads(os.cpu_count() or 1)
             try:
@@ -439,6 +472,23 @@ class WorkerService:
             return {"summary": dataclasses.asdict(summary)}
         finally:
             self._index_lock.release()
+
+
+class ProgressThrottle:
+    """At most one progress message a ``PROGRESS_INTERVAL``, but a new phase and
+    the last one ("done") always get through: a phase change may carry the one
+    sentence that says why (a rebuild, a model load)."""
+
+    def __init__(self) -> None:
+        self._when = float("-inf")
+        self._phase = ""
+
+    def admit(self, phase: str) -> bool:
+        now = time.monotonic()
+        if now - self._when < PROGRESS_INTERVAL and phase == self._phase and phase != "done":
+            return False
+        self._when, self._phase = now, phase
+        return True
 
 
 def _progress(request_id: str, p: Any) -> Progress:
