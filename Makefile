@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 	# torch first and pinned: a CPU wheel; unpinned, pip would pick a CUDA build.
 	$(VPY) -m pip install -q torch==2.13.0 -c packaging/constraints.txt
 	# compat mode: a plain .pth path entry; the default import-hook finder costs ~30 ms per ragexctl run
-	$(VPY) -m pip install -q -c packaging/constraints.txt --config-settings editable_mode=compat -e '.[dev]'
+	$(VPY) -m pip install -q -c packaging/constraints.txt --config-settings editable_mode=compat -e '.[all,dev]'
 	touch $(STAMP)
 
 demo: install

@@ -110,7 +110,7 @@ if [[ "$(cat "$WH/deps.key" 2>/dev/null)" != "$DEPS_KEY" ]]; then
     # --find-links to the previous wheelhouse: unchanged wheels are reused, not rebuilt.
     "$PYTHON" -m pip wheel -q --progress-bar off -w "$WH/deps.new" \
         --find-links "$WH/deps" --find-links /opt/wheels \
-        -c packaging/constraints.txt "torch==2.13.0" "$APP_WHEEL" >"$WH/pip-wheel.log" 2>&1 || {
+        -c packaging/constraints.txt "torch==2.13.0" "${APP_WHEEL}[engine]" >"$WH/pip-wheel.log" 2>&1 || {
         grep -v '^WARNING: Location' "$WH/pip-wheel.log" | tail -n 20 >&2
         die "pip wheel failed (log: $WH/pip-wheel.log)"
     }

@@ -9,7 +9,7 @@
 # runs without isolation, with the setuptools already installed next to PYTHON: it
 # then needs no network, and the result does not depend on whatever setuptools the
 # index serves today.  The wheel holds ragexd and ragexctl (the unit and the launchd
-# agent are rendered by `ragexctl service install`, not shipped as files).
+# agent templates ship as package data in ragexctl/units/).
 # Prints the wheel's path as the last line of stdout.
 set -euo pipefail
 

@@ -2,13 +2,13 @@
 
 ragexctl runs ``python -m ragexd`` in a new session: ragexd daemonizes itself
 and its first process exits only once the daemon listens (0), or with the
-reason it cannot (1, the sentence on its stderr).  Using that readiness
+reason it cannot (2, the sentence on its stderr).  Using that readiness
 handshake, rather than ``--foreground`` with our own polling, means failures
 are reported at once and in ragexd's own words, and the daemon's logs go to
 its rotated log file only — not, forever, to a start log nobody rotates.
 
 Racing ragexctl processes are fine: each may start a ragexd, ragexd's lock
-lets exactly one win, the losers exit "already running" (3), and every
+lets exactly one win, the losers exit "already running" (5), and every
 client simply waits for the socket.  The start log keeps what ragexd printed
 while starting: the end of it is shown when it fails.
 """
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ragexd import paths
+from ragexd import exitcodes, logfile, paths
 from ragexd.protocol import ErrorCode, Op, RagexError
 
 from .client import DaemonClient, daemon_alive
@@ -30,8 +30,8 @@ START_DEADLINE = 15.0
 POLL_INTERVAL = 0.05
 START_LOG = "ragexd.start.log"
 #: ragexd's exit code when another ragexd holds the lock.
-EXIT_ALREADY_RUNNING = 3
-#: The start log is cut back when it grows past this (it holds start-ups only).
+EXIT_ALREADY_RUNNING = exitcodes.ALREADY_RUNNING
+#: The start log is moved aside when it grows past this (it holds start-ups only).
 START_LOG_MAX = 256 * 1024
 
 
@@ -59,17 +59,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _tail(path: Path, offset: int, lines: int = 15) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except OSError:
-        return []
-    text = data.decode("utf-8", "replace").splitlines()
-    return [line for line in text if line.strip()][-lines:]
-
-
 def start_daemon(deadline: float = START_DEADLINE) -> dict[str, Any]:
     """Start ragexd and wait until it answers HELLO; return HELLO's result.
 
@@ -81,8 +70,7 @@ def start_daemon(deadline: float = START_DEADLINE) -> dict[str, Any]:
     log_path = start_log_path()
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        if log_path.exists() and log_path.stat().st_size > START_LOG_MAX:
-            os.truncate(log_path, 0)
+        logfile.rotate(log_path, START_LOG_MAX)
         offset = log_path.stat().st_size if log_path.exists() else 0
         log = open(log_path, "ab")
     except OSError as exc:
@@ -128,7 +116,7 @@ def start_daemon(deadline: float = START_DEADLINE) -> dict[str, Any]:
     finally:
         client.close()
 
-    tail = _tail(log_path, offset)
+    tail = logfile.tail(log_path, 15, offset=offset, skip_blank=True)
     if code is None:
         why = f"ragexd (pid {proc.pid}) did not answer within {deadline:g} s"
     elif code == EXIT_ALREADY_RUNNING:

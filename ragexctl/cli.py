@@ -1,14 +1,8 @@
 """``ragexctl``: the command line.
 
 ripgrep is the model: results on stdout and nothing else, one clear sentence
-per error on stderr, and exit codes a shell can branch on:
-
-* 0 — success (for ``search``: at least one result);
-* 1 — nothing found (``search`` without results, ``logs`` without a log);
-* 2 — an error (bad arguments, ragexd or the worker failed, a timeout);
-* 3 — ``status`` only: ragexd is not running (the LSB "program is not
-  running" code, as ``systemctl status`` uses it) — not an error;
-* 130 — interrupted (Ctrl-C).
+per error on stderr, and exit codes a shell can branch on (``ragexd.exitcodes``
+is their one table, shared with ragexd).
 
 Everything here is cheap to import: the engine runs in ragexd's workers (or in
 a one-shot worker process with ``--no-daemon``), never in this process.
@@ -19,40 +13,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from ragexd import config as rconfig
-from ragexd import paths
-from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, Reply, Request,
+from ragexd import exitcodes, logfile, paths, projects
+from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs)
 
 from . import __version__, render
+from .session import ONESHOT_TIMEOUT as ONESHOT_SEARCH_TIMEOUT
+from .session import QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet, wait_daemon_gone
 
-EXIT_OK = 0
-EXIT_NONE = 1
-EXIT_ERROR = 2
-EXIT_NOT_RUNNING = 3
-EXIT_INTERRUPTED = 130
+EXIT_OK = exitcodes.OK
+EXIT_NONE = exitcodes.NOTHING
+EXIT_ERROR = exitcodes.ERROR
+EXIT_NOT_RUNNING = exitcodes.NOT_RUNNING
+EXIT_NOT_ANSWERING = exitcodes.NOT_ANSWERING
+EXIT_INTERRUPTED = exitcodes.INTERRUPTED
 
 #: Default deadlines, in seconds.  A search's first reply may need a cold
 #: worker to load the model; an index only fails after this much *silence*
 #: (every progress message restarts the clock).
 SEARCH_TIMEOUT = 60.0
-ONESHOT_SEARCH_TIMEOUT = 180.0
 INDEX_SILENCE_TIMEOUT = 300.0
-QUICK_TIMEOUT = 10.0
-STOP_TIMEOUT = 45.0
 
 PLUGINS = {"service": "manage ragexd as a user service (systemd, launchd)",
            "mcp": "serve ragex to AI assistants over the Model Context Protocol",
            "doctor": "check ragex's set-up (socket dir, ragexd, Docker, image) and print fixes"}
-
-_HEX16 = re.compile(r"[0-9a-f]{16}")
-
 
 # --- the parser --------------------------------------------------------------------
 
@@ -156,7 +145,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str | None, Callable[[argparse.ArgumentPa
               "changed files are re-indexed.", None, _build_index),
     "status": ("ragexd and its workers: state, memory, uptime, errors",
                "Show ragexd and every worker (or only PATH's project). Never starts ragexd.",
-               "Exit codes: 0 ragexd running, 3 ragexd not running, 2 error.", _build_path_cmd),
+               "Exit codes: 0 ragexd running, 3 ragexd not running, 4 ragexd running but not "
+               "answering (frozen), 2 error.", _build_path_cmd),
     "start": ("start ragexd, and PATH's worker if PATH is given",
               "Start ragexd if it is not running; with PATH, also start (warm up) that "
               "project's worker.", None, _build_path_cmd),
@@ -183,8 +173,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """
     p = _Parser(prog="ragexctl",
                 description="Instant local code search by meaning, regex and symbol.",
-                epilog="Exit codes: 0 results/success, 1 no results, 2 error, "
-                       "3 (status) ragexd not running, 130 interrupted.")
+                epilog="Exit codes: " + "; ".join(f"{code} {meaning}"
+                                                  for code, meaning in exitcodes.TABLE) + ".")
     p.add_argument("--version", action="store_true",
                    help="print ragexctl's version, and ragexd's if it is running")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -236,7 +226,7 @@ def _preprocess(argv: list[str]) -> list[str]:
 
 
 class App:
-    """What every command needs: streams, config, and the way to reach ragexd."""
+    """What every command needs: streams, config, and the session that reaches ragexd."""
 
     def __init__(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
         self.args = args
@@ -244,13 +234,22 @@ class App:
         self.err = stderr
         self.json = bool(getattr(args, "json", False))
         self._cfg: rconfig.Config | None = None
-        self._client: Any = None
+        self._session: Session | None = None
 
     @property
     def cfg(self) -> rconfig.Config:
         if self._cfg is None:
             self._cfg = rconfig.load()
         return self._cfg
+
+    @property
+    def session(self) -> Session:
+        """The one path to ragexd shared with the MCP server (ragexctl/session.py)."""
+        if self._session is None:
+            self._session = Session(
+                self.cfg, use_daemon=not getattr(self.args, "no_daemon", False),
+                inform=self.note if self.err.isatty() else quiet, warn=self.note)
+        return self._session
 
     # --- output ------------------------------------------------------------------
 
@@ -270,104 +269,15 @@ class App:
         self.err.flush()
         return EXIT_ERROR
 
-    # --- reaching ragexd ---------------------------------------------------------
-
-    def daemon_enabled(self) -> bool:
-        return not getattr(self.args, "no_daemon", False) and self.cfg.enabled
-
-    def client(self, *, auto_start: bool | None = None) -> Any:
-        """A DaemonClient to a running ragexd, starting ragexd first when allowed."""
-        from .autostart import ensure_daemon
-        from .client import DaemonClient
-
-        if self._client is None:
-            allowed = self.cfg.auto_start if auto_start is None else auto_start
-            hello = ensure_daemon(auto_start=allowed)
-            if hello is not None:
-                self.check_version(hello)
-                if self.err.isatty():
-                    self.note(f"started ragexd (pid {hello.get('pid', '?')})")
-            self._client = DaemonClient(on_dead=self._restart if allowed else None)
-        return self._client
-
-    def _restart(self) -> bool:
-        """ragexd vanished mid-request: bring it back so the request can be resent."""
-        from .autostart import start_daemon
-
-        try:
-            start_daemon()
-            return True
-        except RagexError:
-            return False
-
-    def running_client(self) -> Any | None:
-        """A client if ragexd is running; never starts it."""
-        from .client import DaemonClient, daemon_alive
-
-        if self._client is None:
-            if not daemon_alive():
-                return None
-            self._client = DaemonClient()
-        return self._client
-
-    def check_version(self, hello: dict[str, Any]) -> None:
-        """Like Bazel's client/server handshake: a ragexd of another version is a
-        stale server left from before an upgrade."""
-        theirs = str(hello.get("version", ""))
-        if theirs and theirs != __version__:
-            self.note(f"warning: ragexd is version {theirs} but ragexctl is {__version__}: "
-                      "a stale ragexd from before an upgrade is running. Restart it with "
-                      "`ragexctl stop --all` (the next command starts the new one).")
-
     def timeout(self, default: float) -> float:
         value = getattr(self.args, "timeout", None)
         return float(value) if value else default
 
-    def project_call(self, op: Op, args: dict[str, Any], root: Path, *, timeout: float,
-                     on_progress: Callable[[Progress], None] | None) -> Reply:
-        """SEARCH/INDEX through ragexd, or through a one-shot worker process."""
-        if self.daemon_enabled():
-            client = self.client()
-            # No server-side deadline: ragexd's is absolute, and a first search
-            # may index for minutes while reporting progress; our deadline
-            # restarts with each progress message.  A hung worker is ragexd's
-            # to detect (heartbeats), not this deadline's.
-            reply = client.call(op, args, project=str(root), timeout=timeout,
-                                server_deadline=False, on_progress=on_progress)
-            if (not reply.ok and reply.error is not None
-                    and reply.error.code is ErrorCode.SHUTTING_DOWN and self.cfg.auto_start
-                    and _wait_daemon_gone(30.0)):
-                # We caught ragexd on its way out (`stop --all` elsewhere): the
-                # user asked for a search, not for that race; start a new one.
-                client.close()
-                self._client = None
-                reply = self.client().call(op, args, project=str(root), timeout=timeout,
-                                           server_deadline=False, on_progress=on_progress)
-            return reply
-        from .oneshot import call_oneshot
-
-        # ragexd records projects it serves; without it, record this one ourselves
-        # so that `ls`, `rm` and project-root discovery know the index exists.
-        try:
-            paths.ProjectRecord.touch(root)
-        except OSError as exc:
-            raise RagexError(ErrorCode.INDEX_UNWRITABLE,
-                             f"cannot write to the index directory "
-                             f"{paths.index_dir(paths.project_id_for(root))}: "
-                             f"{exc.strerror or exc}") from None
-        request = Request(op=op, args=args, project=str(root), client_version=__version__,
-                          timeout=timeout)
-        index_dir = paths.index_dir(paths.project_id_for(root))
-        return call_oneshot(request, str(root), str(index_dir), timeout=timeout,
-                            on_progress=on_progress)
-
     def quick_call(self, client: Any, op: Op, args: dict[str, Any] | None = None,
                    project: str | None = None, timeout: float = QUICK_TIMEOUT) -> dict[str, Any]:
-        """A ragexd-level request; returns the result or raises its error."""
-        total = self.timeout(timeout)
-        reply = client.call(op, args or {}, project=project, timeout=total,
-                            attempt_timeout=total / 3)
-        return reply.raise_for_error()
+        """A ragexd-level request, honouring --timeout; returns the result or raises."""
+        return self.session.quick_call(op, args, project=project, timeout=self.timeout(timeout),
+                                       client=client)
 
 
 def project_root(path: str | None, *, may_index: bool = False) -> Path:
@@ -413,6 +323,27 @@ def _cwd() -> str:
 # --- commands -------------------------------------------------------------------
 
 
+def _project_request(app: App, op: Op, args: dict[str, Any], root: Path,
+                     progress: render.ProgressRenderer, *, timeout: float,
+                     on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+    """SEARCH or INDEX with a progress line on stderr; the result, or its error.
+
+    Ctrl-C stops this process, not the worker's indexing: say so when some was
+    under way (a search indexes first only the first time)."""
+    try:
+        reply = app.session.project_call(op, args, root, timeout=timeout,
+                                         on_progress=on_progress or progress.update)
+    except KeyboardInterrupt:
+        progress.clear()
+        if app.session.daemon_enabled and (op is Op.INDEX or progress.updates):
+            app.note("interrupted; the worker goes on indexing in the background "
+                     "(see `ragexctl status`)")
+        raise
+    finally:
+        progress.clear()
+    return reply.raise_for_error()
+
+
 def cmd_search(app: App) -> int:
     args = app.args
     words = list(args.patterns) + ([" ".join(args.query)] if args.query else [])
@@ -427,19 +358,9 @@ def cmd_search(app: App) -> int:
     sargs.validate()  # a 1 MB query or a bad limit fails here, without a round trip
     root = project_root(args.project, may_index=True)
     progress = render.ProgressRenderer(app.err)
-    default = SEARCH_TIMEOUT if app.daemon_enabled() else ONESHOT_SEARCH_TIMEOUT
-    try:
-        reply = app.project_call(Op.SEARCH, sargs.to_wire(), root, timeout=app.timeout(default),
-                                 on_progress=progress.update)
-    except KeyboardInterrupt:
-        progress.clear()
-        if progress.updates and app.daemon_enabled():
-            app.note("interrupted; the worker goes on indexing in the background "
-                     "(see `ragexctl status`)")
-        raise
-    finally:
-        progress.clear()
-    result = reply.raise_for_error()
+    default = SEARCH_TIMEOUT if app.session.daemon_enabled else ONESHOT_SEARCH_TIMEOUT
+    result = _project_request(app, Op.SEARCH, sargs.to_wire(), root, progress,
+                              timeout=app.timeout(default))
     hits = [h for h in result.get("hits") or [] if isinstance(h, dict)]
     for note in result.get("notes") or []:
         app.note(f"note: {note}")
@@ -464,20 +385,9 @@ def cmd_index(app: App) -> int:
         else:
             progress.update(p)
 
-    daemon = app.daemon_enabled()
-    try:
-        reply = app.project_call(Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
-                                 root, timeout=app.timeout(INDEX_SILENCE_TIMEOUT),
-                                 on_progress=on_progress)
-    except KeyboardInterrupt:
-        progress.clear()
-        if daemon:
-            app.note("interrupted; the worker goes on indexing in the background "
-                     "(see `ragexctl status`)")
-        raise
-    finally:
-        progress.clear()
-    result = reply.raise_for_error()
+    result = _project_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
+                              root, progress, timeout=app.timeout(INDEX_SILENCE_TIMEOUT),
+                              on_progress=on_progress)
     summary = result.get("summary") or {}
     if app.json:
         app.write(json.dumps({"type": "summary", "root": str(root), **summary},
@@ -491,7 +401,7 @@ def cmd_index(app: App) -> int:
 
 
 def cmd_status(app: App) -> int:
-    client = app.running_client()
+    client = app.session.running()
     if client is None:
         if app.json:
             app.write(json.dumps({"daemon": None, "workers": []}) + "\n")
@@ -499,7 +409,19 @@ def cmd_status(app: App) -> int:
             app.write("ragexd is not running (the next search starts it)\n")
         return EXIT_NOT_RUNNING
     project = str(project_root(app.args.path)) if app.args.path else None
-    result = app.quick_call(client, Op.STATUS, project=project)
+    try:
+        result = app.quick_call(client, Op.STATUS, project=project)
+    except RagexError as exc:
+        if exc.code is not ErrorCode.TIMEOUT:
+            raise
+        # Its socket accepts connections, so it is not "stopped": say what it is.
+        pid = exc.detail.get("pid")
+        if app.json:
+            app.write(json.dumps({"daemon": {"pid": pid, "state": "not answering",
+                                             "message": exc.message}, "workers": []}) + "\n")
+        else:
+            app.write(f"ragexd is running but not answering: {exc.message}\n")
+        return EXIT_NOT_ANSWERING
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
@@ -508,10 +430,10 @@ def cmd_status(app: App) -> int:
 
 
 def cmd_start(app: App) -> int:
-    client = app.client(auto_start=True)  # an explicit start ignores auto_start=false
+    client = app.session.connect(auto_start=True)  # an explicit start ignores auto_start=false
     if not app.args.path:
         hello = app.quick_call(client, Op.HELLO)
-        app.check_version(hello)
+        app.session.check_version(hello)
         if app.json:
             app.write(json.dumps({"daemon": hello}) + "\n")
         else:
@@ -534,7 +456,7 @@ def cmd_stop(app: App) -> int:
                          "`ragexctl stop --all` (every worker and ragexd)")
     if args.all and args.path:
         return app.error(ErrorCode.BAD_QUERY.value, "give either PATH or --all, not both")
-    client = app.running_client()
+    client = app.session.running()
     if client is None:
         if app.json:
             app.write(json.dumps({"stopped": [], "daemon": False}) + "\n")
@@ -559,7 +481,7 @@ def cmd_stop(app: App) -> int:
         # Already stopping, or gone before its reply reached us: what we asked for.
         if exc.code not in (ErrorCode.SHUTTING_DOWN, ErrorCode.WORKER_UNAVAILABLE):
             raise
-    gone = _wait_daemon_gone(app.timeout(30.0))
+    gone = wait_daemon_gone(app.timeout(30.0))
     if app.json:
         app.write(json.dumps({"stopped": stopped, "daemon": gone}) + "\n")
     else:
@@ -569,70 +491,32 @@ def cmd_stop(app: App) -> int:
     return EXIT_OK if gone else EXIT_ERROR
 
 
-def _wait_daemon_gone(timeout: float) -> bool:
-    from .client import daemon_alive
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not daemon_alive():
-            return True
-        time.sleep(0.05)
-    return not daemon_alive()
-
-
 def cmd_ls(app: App) -> int:
-    client = app.running_client()
+    client = app.session.running()
     if client is not None:
-        projects = app.quick_call(client, Op.LIST).get("projects") or []
+        found = app.quick_call(client, Op.LIST).get("projects") or []
     else:
-        projects = local_projects()
+        found = local_projects()
     if app.json:
-        app.write("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in projects))
+        app.write("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in found))
     else:
-        app.write(render.render_projects(projects))
+        app.write(render.render_projects(found))
     return EXIT_OK
 
 
 def local_projects() -> list[dict[str, Any]]:
     """What LIST would say, read from disk: ragexd is not running, so no worker is."""
-    out = []
-    try:
-        entries = sorted(paths.projects_dir().iterdir())
-    except OSError:
-        return []
-    for d in entries:
-        record = paths.ProjectRecord.load(d)
-        if record is None:
-            continue
-        out.append({"id": record.id, "root": record.root, "size_bytes": paths.dir_size(d),
-                    "last_used": record.last_used, "running": False})
-    out.sort(key=lambda p: p["last_used"], reverse=True)
-    return out
-
-
-def resolve_project(target: str) -> tuple[str, str | None]:
-    """(project id, root or None) of an id or a path — even a deleted project's path."""
-    if _HEX16.fullmatch(target) and paths.index_dir(target).exists():
-        record = paths.ProjectRecord.load(paths.index_dir(target))
-        return target, record.root if record else None
-    if os.path.exists(target):
-        root = paths.find_project_root(Path(target))
-        return paths.project_id_for(root), str(root)
-    wanted = {os.path.abspath(target), os.path.realpath(target)}
-    for p in local_projects():
-        if p["root"] in wanted:
-            return p["id"], p["root"]
-    raise RagexError(ErrorCode.NOT_FOUND,
-                     f"no indexed project {target!r} (see `ragexctl ls` for ids and paths)")
+    return [{**p, "running": False} for p in projects.list_projects()]
 
 
 def cmd_rm(app: App) -> int:
-    project_id, root = resolve_project(app.args.target)
-    client = app.running_client()
+    project_id, root = projects.resolve(app.args.target)
+    client = app.session.running()
     if client is not None:
         result = app.quick_call(client, Op.REMOVE, {"target": project_id}, timeout=STOP_TIMEOUT)
     else:
-        result = remove_local(project_id, root)
+        result = {"removed": project_id,
+                  "freed_bytes": projects.remove(project_id, root)}
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
@@ -641,41 +525,26 @@ def cmd_rm(app: App) -> int:
     return EXIT_OK
 
 
-def remove_local(project_id: str, root: str | None = None) -> dict[str, Any]:
-    """Delete an index directory ourselves (ragexd is not running, so no worker
-    holds it).  Only a direct child of the projects dir with a valid id."""
-    import shutil
-
-    base = paths.projects_dir()
-    directory = paths.index_dir(project_id)
-    if not _HEX16.fullmatch(project_id) or directory.parent != base or not directory.is_dir():
-        raise RagexError(ErrorCode.NOT_FOUND,
-                         f"{root or project_id} has no index (see `ragexctl ls`)")
-    freed = paths.dir_size(directory)
-    try:
-        shutil.rmtree(directory)
-    except OSError as exc:
-        raise RagexError(ErrorCode.INDEX_UNWRITABLE,
-                         f"cannot delete {directory}: {exc.strerror or exc}") from None
-    return {"removed": project_id, "freed_bytes": freed}
-
-
 def cmd_logs(app: App) -> int:
     args = app.args
-    target = resolve_project(args.target)[0] if args.target else None
+    target = projects.resolve(args.target)[0] if args.target else None
     lines_wanted = max(0, int(args.lines))
-    client = app.running_client()
+    client = app.session.running()
     if client is not None:
         result = app.quick_call(client, Op.LOGS, {"target": target, "lines": lines_wanted})
         path = Path(str(result.get("path") or _log_path(target)))
         lines = [str(x) for x in result.get("lines") or []]
     else:
         path = _log_path(target)
-        lines = _tail_file(path, lines_wanted)
+        lines = logfile.tail(path, lines_wanted)
     if lines:
         app.write("".join(line.rstrip("\n") + "\n" for line in lines))
     if args.follow:
-        return _follow(app, path)
+        try:
+            logfile.follow(path, app.write)
+        except KeyboardInterrupt:
+            pass  # how one stops following: not an interruption of anything
+        return EXIT_OK
     if not lines and not path.exists():
         app.note(f"no log yet at {path}")
         return EXIT_NONE
@@ -686,65 +555,9 @@ def _log_path(project_id: str | None) -> Path:
     return paths.log_dir() / (f"{project_id}.log" if project_id else "ragexd.log")
 
 
-def _tail_file(path: Path, n: int) -> list[str]:
-    if n <= 0:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 256 * 1024))
-            data = fh.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-n:]
-
-
-def _follow(app: App, path: Path) -> int:
-    """``tail -F``: print what is appended, reopen after rotation, until Ctrl-C."""
-    fh = None
-    ino = None
-    try:
-        while True:
-            if fh is None:
-                try:
-                    fh = open(path, "rb")
-                    st = os.fstat(fh.fileno())
-                    ino = st.st_ino
-                    fh.seek(0, os.SEEK_END)
-                except OSError:
-                    fh = None
-                    time.sleep(0.25)
-                    continue
-            data = fh.read()
-            if data:
-                app.write(data.decode("utf-8", "replace"))
-                continue
-            try:
-                st = os.stat(path)
-                rotated = st.st_ino != ino or st.st_size < fh.tell()
-            except OSError:
-                rotated = True
-            if rotated:
-                fh.close()
-                fh = None
-                try:
-                    fh = open(path, "rb")  # the new file: read it from its start
-                    ino = os.fstat(fh.fileno()).st_ino
-                except OSError:
-                    fh = None
-                continue
-            time.sleep(0.25)
-    except KeyboardInterrupt:
-        return EXIT_OK
-    finally:
-        if fh is not None:
-            fh.close()
-
-
 def cmd_version(app: App) -> int:
     app.write(f"ragexctl {__version__}\n")
-    client = app.running_client()
+    client = app.session.running()
     if client is None:
         app.write("ragexd: not running\n")
         return EXIT_OK
@@ -757,7 +570,7 @@ def cmd_version(app: App) -> int:
         return EXIT_OK
     app.write(f"ragexd {hello.get('version', '?')} (pid {hello.get('pid', '?')}, "
               f"protocol {hello.get('protocol', '?')})\n")
-    app.check_version(hello)
+    app.session.check_version(hello)
     return EXIT_OK
 
 
@@ -860,8 +673,8 @@ def _main(argv: list[str]) -> int:
             pass
         return EXIT_OK
     finally:
-        if app._client is not None:
-            app._client.close()
+        if app._session is not None:
+            app._session.close()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _socket  # the C module: socket.py's enum wrappers cost milliseconds per run
 import errno
+import os
 import time
 from typing import Callable
 
@@ -31,6 +32,28 @@ LIVENESS_INTERVAL = 1.0
 #: After losing the connection, how long a new ragexd may take to appear
 #: before ours is declared dead (and, with auto-start, started again).
 RESTART_GRACE = 1.0
+#: A ragexd whose ZeroMQ handshake has not completed after this long is frozen
+#: (stopped by a signal, or wedged below Python): ZeroMQ's I/O thread answers
+#: handshakes even while ragexd's loop is busy, so a merely slow ragexd passes.
+HANDSHAKE_GRACE = 5.0
+
+
+def daemon_pid() -> int | None:
+    """The pid ragexd wrote in its lock file, if that process still exists.
+
+    Lets a message about an unanswered request name the process (and tell a
+    frozen ragexd from a stopped one) without a round trip.
+    """
+    pid = paths.read_pid(paths.daemon_pid_path())
+    if pid is None or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, it is just not ours to signal
+    return pid
 
 
 def daemon_alive(socket_path: str | None = None) -> bool:
@@ -71,6 +94,8 @@ class DaemonClient:
         self.sock: zmq.Socket | None = None
         self.monitor: zmq.Socket | None = None
         self.connected = False
+        #: The ZMTP handshake with ragexd completed: something is answering.
+        self.handshaken = False
 
     # --- socket --------------------------------------------------------------------
 
@@ -83,16 +108,30 @@ class DaemonClient:
             # replaced mid-request (our request then died with it), instead of
             # after a timeout; ZeroMQ would silently reconnect to a new ragexd.
             self.monitor = sock.get_monitor_socket(
-                zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+                zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            # A frozen ragexd never completes the handshake; ZeroMQ would drop
+            # such a connection after 30 s and make it look like a ragexd that
+            # went away.  We decide ourselves (HANDSHAKE_GRACE) and say "frozen".
+            sock.setsockopt(zmq.HANDSHAKE_IVL, 0)
             sock.connect(self.endpoint)
             self.sock = sock
             self.connected = False
+            self.handshaken = False
         return self.sock
 
     def _reset(self) -> None:
         """Lazy pirate: a socket that timed out may hold a half-sent request or
         a late reply; the only clean state is a new socket (new identity)."""
         if self.monitor is not None:
+            if self.sock is not None:
+                # Stop the events first: libzmq sends them from its I/O thread
+                # without DONTWAIT, so an event for a closed monitor socket
+                # (ragexd leaving just now) hangs that thread, and with it
+                # every later connect in this process.
+                try:
+                    self.sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
             self.monitor.close(linger=0)
             self.monitor = None
         if self.sock is not None:
@@ -115,6 +154,8 @@ class DaemonClient:
             event = int.from_bytes(frames[0][:2], "little")
             if event == zmq.EVENT_CONNECTED:
                 self.connected = True
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshaken = True
             elif event == zmq.EVENT_DISCONNECTED and self.connected:
                 lost = True
                 self.connected = False
@@ -154,6 +195,9 @@ class DaemonClient:
             attempt_timeout = None  # never resent, so its one attempt gets the whole budget
         per_attempt = min(timeout, attempt_timeout) if attempt_timeout else timeout
         overall = time.monotonic() + timeout
+        # Across attempts: every fresh socket to a frozen ragexd stalls the same way.
+        grace = max(1.0, min(HANDSHAKE_GRACE, timeout / 2))
+        handshake_by = time.monotonic() + grace
         outcome: Reply | str = "timeout"
         backoff = 0.1
         attempt = 0
@@ -161,7 +205,8 @@ class DaemonClient:
             attempt += 1
             sock = self._connect()
             sock.send_multipart(encode(request))
-            outcome = self._await(request.id, sock, per_attempt, overall, on_progress)
+            outcome = self._await(request.id, sock, per_attempt, overall, on_progress,
+                                  handshake_by)
             if isinstance(outcome, Reply):
                 err = outcome.error
                 if (idempotent and not outcome.ok and err is not None
@@ -177,6 +222,8 @@ class DaemonClient:
             self._reset()
             if not idempotent:
                 break
+            if outcome == "frozen":
+                break  # resending to a process that answers nothing cannot help
             if outcome == "timeout":
                 if attempt_timeout is None or time.monotonic() >= overall:
                     break
@@ -186,27 +233,46 @@ class DaemonClient:
                 # ragexd is back: the fresh attempt gets a full allowance.
                 overall = max(overall, time.monotonic() + per_attempt)
             # "restarted": a new ragexd already listens; just resend.
-        if outcome in ("dead", "restarted"):
+        pid = daemon_pid()
+        if outcome == "frozen":
+            raise RagexError(ErrorCode.TIMEOUT, frozen_message(pid, grace),
+                             timeout=grace, pid=pid, frozen=True)
+        not_resent = ("" if idempotent else
+                      " (not resent: repeating it is not harmless; run it again)")
+        if outcome == "restarted":
+            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
+                             f"ragexd was replaced by another one while handling the "
+                             f"{op.value} request{not_resent}. See `ragexctl logs`.", pid=pid)
+        if outcome == "dead" and pid is None:
             raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
                              f"ragexd stopped while handling the {op.value} request"
-                             + ("" if idempotent else
-                                " (not resent: repeating it is not harmless; run it again)")
-                             + ". See `ragexctl logs`.")
+                             f"{not_resent}. See `ragexctl logs`.")
+        if outcome == "dead":
+            # Its process lives on: never say "stopped" about a ragexd that has not.
+            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
+                             f"ragexd (pid {pid}) no longer accepts connections on its socket "
+                             f"but is still running; it was handling the {op.value} request"
+                             f"{not_resent}. See `ragexctl doctor`.", pid=pid)
         what = "ragexd" if op not in (Op.SEARCH, Op.INDEX, Op.WORKER_STATUS) else \
             "ragexd (or the project's worker)"
+        if pid is not None:
+            what = what.replace("ragexd", f"ragexd (pid {pid})", 1)
         raise RagexError(ErrorCode.TIMEOUT,
                          f"{what} did not answer the {op.value} request within "
                          f"{_fmt_s(per_attempt)}"
                          + (f" ({attempt} attempts)" if attempt > 1 else "")
                          + ". Try again with a larger --timeout, or see `ragexctl status`.",
-                         timeout=per_attempt, attempts=attempt)
+                         timeout=per_attempt, attempts=attempt, pid=pid)
 
     def _await(self, request_id: str, sock: zmq.Socket, per_attempt: float, overall: float,
-               on_progress: ProgressCallback | None) -> Reply | str:
+               on_progress: ProgressCallback | None, handshake_by: float) -> Reply | str:
         """Wait for our reply.  Returns the Reply, "timeout", "dead" (nothing
-        listens on the socket any more) or "restarted" (another ragexd does)."""
+        listens on the socket any more), "restarted" (another ragexd does) or
+        "frozen" (a process accepts connections but never completes the
+        ZeroMQ handshake)."""
         deadline = min(time.monotonic() + per_attempt, overall)
-        next_check = time.monotonic() + LIVENESS_INTERVAL
+        next_check = time.monotonic() + min(LIVENESS_INTERVAL,
+                                            max(0.0, handshake_by - time.monotonic()))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         if self.monitor is not None:
@@ -249,6 +315,46 @@ class DaemonClient:
                 next_check = time.monotonic() + LIVENESS_INTERVAL
                 if not self.alive():
                     return "dead"
+                if self.monitor is not None and not self.handshaken:
+                    self._lost_connection()  # drain: the handshake event may be queued
+                    if not self.handshaken and time.monotonic() >= handshake_by:
+                        return "frozen"
+
+
+def frozen_message(pid: int | None, waited: float) -> str:
+    """The sentence for a ragexd that accepts connections but answers nothing:
+    which process, since when it is silent, and how to end it."""
+    if not pid:
+        return (f"ragexd did not answer within {_fmt_s(waited)}: something accepts "
+                "connections on its socket but completes no ZeroMQ handshake. "
+                "See `ragexctl doctor`.")
+    state = _process_state(pid)
+    since = _silent_since()
+    return (f"ragexd did not answer within {_fmt_s(waited)} (pid {pid}): it is running but "
+            f"frozen{f', {state}' if state else ''}"
+            f"{f'; silent since {since}' if since else ''}. "
+            f"`kill -CONT {pid}` resumes a stopped process; `kill -9 {pid}` ends it "
+            "(the next command starts a new ragexd).")
+
+
+def _process_state(pid: int) -> str:
+    """Why a process may not run, from Linux's /proc (empty elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return ""
+    return {"T": "stopped by a signal (SIGSTOP or Ctrl-Z)", "t": "stopped by a debugger",
+            "D": "blocked in the kernel (disk or network I/O)", "Z": "a zombie"}.get(state, "")
+
+
+def _silent_since() -> str:
+    """When ragexd last wrote to its log: the best public sign of life."""
+    try:
+        mtime = os.stat(paths.log_dir() / "ragexd.log").st_mtime
+    except OSError:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
 
 
 def _fmt_s(seconds: float) -> str:

@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragexd import __version__, config as rconfig, paths
+from ragexd import __version__, config as rconfig, exitcodes, paths
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -86,11 +86,30 @@ def check_runtime_dir() -> Check:
 
 
 def check_daemon() -> Check:
-    from .client import daemon_alive
+    """Running and answering, frozen, stale, or stopped: a connect alone cannot
+    tell a frozen ragexd (SIGSTOP) from a working one, so ask its version."""
+    from ragexd.protocol import Op, RagexError
+
+    from .client import DaemonClient, daemon_alive, daemon_pid
 
     sock = paths.daemon_socket_path()
     if daemon_alive(str(sock)):
-        return Check("ragexd", True, f"running, socket {sock}")
+        client = DaemonClient()
+        try:
+            hello = client.call(Op.HELLO, timeout=5.0, retries=0).raise_for_error()
+        except RagexError as exc:
+            pid = exc.detail.get("pid") or daemon_pid()
+            return Check("ragexd", False, f"running but not answering: {exc.message}",
+                         f"`kill -CONT {pid}` if it was stopped, otherwise `kill -9 {pid}`"
+                         if pid else "`ragexctl stop --all`, or kill the ragexd process")
+        finally:
+            client.close()
+        theirs = str(hello.get("version", ""))
+        if theirs != __version__:
+            return Check("ragexd", False, f"version {theirs} (pid {hello.get('pid')}) is older "
+                         f"than ragexctl {__version__}",
+                         "the next search restarts it; or `ragexctl stop --all` now")
+        return Check("ragexd", True, f"running (pid {hello.get('pid')}), socket {sock}")
     if sock.exists():
         return Check("ragexd", False, f"stale socket {sock}: nothing answers",
                      "ragexctl removes it when it starts ragexd; or `ragexctl start`")
@@ -170,7 +189,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when everything needed works, 1 when something must be fixed."""
+    """Exit 0 when everything needed works, 2 (an error, as everywhere in ragex)
+    when something must be fixed."""
     checks = diagnose()
     if args.json:
         print(json.dumps([c.__dict__ for c in checks]))
@@ -180,4 +200,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{mark} {c.name:<14} {c.detail}")
             if not c.ok and c.fix:
                 print(f"    {'':<14} fix: {c.fix}")
-    return 0 if all(c.ok or c.optional for c in checks) else 1
+    return exitcodes.OK if all(c.ok or c.optional for c in checks) else exitcodes.ERROR

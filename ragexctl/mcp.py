@@ -32,31 +32,28 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ragexd import config as rconfig
-from ragexd import paths
-from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, Request,
-                             SearchArgs)
+from ragexd import exitcodes, paths
+from ragexd.protocol import SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs
 from ragexd.protocol.messages import MAX_LIMIT
 
 from . import __version__
 from .render import format_duration, format_summary
+from .session import ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
 
-EXIT_OK = 0
-EXIT_ERROR = 2
+EXIT_OK = exitcodes.OK
+EXIT_ERROR = exitcodes.ERROR
 
 SERVER_NAME = "ragex"
 
-#: Deadlines, in seconds.  A search's deadline is long because the first search
-#: of a never-indexed project indexes it first (streaming progress, which we
-#: relay as MCP progress notifications) and ragexd's deadline does not move with
-#: progress; a hung worker is still caught by ragexd's heartbeats within seconds.
+#: Deadlines (longest silence), in seconds.  A search's is long because the
+#: first search of a never-indexed project indexes it first (streaming progress,
+#: relayed as MCP progress notifications); a hung worker is still caught by
+#: ragexd's heartbeats within seconds.
 SEARCH_TIMEOUT = 600.0
 INDEX_SILENCE_TIMEOUT = 300.0
 STATUS_TIMEOUT = 30.0
-#: ragexd answers TIMEOUT itself at the hint; we wait a little longer so its
-#: clearer sentence wins the race.
-SERVER_GRACE = 5.0
 
 #: Output budgets, in characters (~4 characters a token).  Compact output keeps
 #: a 10-hit answer around 1-2k tokens; detail allows whole functions.
@@ -107,65 +104,29 @@ class Backend:
                     "from inside the project's directory.")
         return None
 
+    def session(self) -> Session:
+        """The path to ragexd the CLI takes too (ragexctl/session.py): one per call,
+        since tool calls run on a thread pool and a ZeroMQ socket must not be shared."""
+        return Session(self.cfg, inform=log.info, warn=log.warning)
+
     def call(self, op: Op, args: dict[str, Any], *, timeout: float,
              on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
         """The result of one request to the project's worker; raises RagexError."""
         why = self.refusal()
         if why:
             raise RagexError(ErrorCode.NOT_FOUND, why)
-        if not self.cfg.enabled:
-            return self._oneshot(op, args, timeout=timeout, on_progress=on_progress)
-        from .autostart import ensure_daemon
-        from .client import DaemonClient
-
-        hello = ensure_daemon(auto_start=self.cfg.auto_start)
-        if hello is not None:
-            log.info("started ragexd (pid %s)", hello.get("pid", "?"))
-            theirs = str(hello.get("version", ""))
-            if theirs and theirs != __version__:
-                log.warning("ragexd is version %s but ragexctl is %s; restart it with "
-                            "`ragexctl stop --all`", theirs, __version__)
-        client = DaemonClient(on_dead=self._restart if self.cfg.auto_start else None)
-        try:
-            reply = client.call(op, args, project=str(self.root), timeout=timeout + SERVER_GRACE,
-                                server_timeout=timeout, on_progress=on_progress)
-        finally:
-            client.close()
+        with self.session() as session:
+            if not session.daemon_enabled:
+                timeout = max(timeout, ONESHOT_TIMEOUT)  # each call loads the model
+            reply = session.project_call(op, args, self.root, timeout=timeout,
+                                         on_progress=on_progress)
         return reply.raise_for_error()
 
     def daemon_call(self, op: Op, args: dict[str, Any] | None = None, *,
                     timeout: float = 10.0) -> dict[str, Any]:
-        """A ragexd-level request (STATUS, START) on a running ragexd."""
-        from .client import DaemonClient
-
-        client = DaemonClient()
-        try:
-            reply = client.call(op, args or {}, project=str(self.root), timeout=timeout,
-                                attempt_timeout=timeout / 3)
-        finally:
-            client.close()
-        return reply.raise_for_error()
-
-    @staticmethod
-    def _restart() -> bool:
-        from .autostart import start_daemon
-
-        try:
-            start_daemon()
-            return True
-        except RagexError:
-            return False
-
-    def _oneshot(self, op: Op, args: dict[str, Any], *, timeout: float,
-                 on_progress: Callable[[Progress], None] | None) -> dict[str, Any]:
-        from .oneshot import call_oneshot
-
-        request = Request(op=op, args=args, project=str(self.root), client_version=__version__,
-                          timeout=timeout)
-        index_dir = paths.index_dir(paths.project_id_for(self.root))
-        reply = call_oneshot(request, str(self.root), str(index_dir), timeout=max(timeout, 180.0),
-                             on_progress=on_progress)
-        return reply.raise_for_error()
+        """A ragexd-level request (START), starting ragexd when allowed."""
+        with self.session() as session:
+            return session.quick_call(op, args, project=str(self.root), timeout=timeout)
 
     def prewarm(self) -> None:
         """Start the project's worker now, so the model loads while the agent is
@@ -173,9 +134,6 @@ class Backend:
         if self.refusal() or not self.cfg.enabled:
             return
         try:
-            from .autostart import ensure_daemon
-
-            ensure_daemon(auto_start=self.cfg.auto_start)
             self.daemon_call(Op.START, timeout=15.0)
         except Exception as exc:  # noqa: BLE001 - the first real call reports problems
             log.info("could not pre-start the worker: %s", exc)
@@ -625,7 +583,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return serve(root, cfg)
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:

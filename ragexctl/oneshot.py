@@ -13,7 +13,9 @@ import json
 import os
 import sys
 import time
+from typing import BinaryIO
 
+from ragexd import logfile
 from ragexd.protocol import ErrorCode, Progress, RagexError, Reply, Request
 
 from .client import ProgressCallback
@@ -109,13 +111,13 @@ def call_oneshot(request: Request, root: str, index_dir: str, *, timeout: float,
     return reply
 
 
-def _read_tail(errlog: object, lines: int = 15) -> list[str]:
+def _read_tail(errlog: BinaryIO | None, lines: int = 15) -> list[str]:
+    """The end of the one-shot worker's stderr (a temporary file), then close it."""
     if errlog is None:
         return []
     try:
-        errlog.seek(0)  # type: ignore[attr-defined]
-        text = errlog.read().decode("utf-8", "replace")  # type: ignore[attr-defined]
-        errlog.close()  # type: ignore[attr-defined]
+        return logfile.tail_of(errlog, lines, skip_blank=True)
     except (OSError, ValueError):
         return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
+    finally:
+        errlog.close()

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ragexd import config as rconfig
-from ragexd import paths
+from ragexd import exitcodes, paths
 
-EXIT_OK = 0
-EXIT_ERROR = 2
+EXIT_OK = exitcodes.OK
+EXIT_ERROR = exitcodes.ERROR
 
 UNIT_NAME = "ragexd.service"
 LAUNCHD_LABEL = "io.ragex.ragexd"
@@ -57,60 +57,16 @@ PASSTHROUGH_ENV = ("RAGEX_RUNTIME_DIR", "RAGEX_DATA_DIR", "RAGEX_STATE_DIR", "RA
 #: systemd user-manager states in which it accepts jobs.
 _MANAGER_UP = {"running", "degraded", "starting", "initializing", "maintenance"}
 
-# The canonical unit.  units/ragexd.service in the source tree is a copy for
-# packagers (a test keeps them identical); this one is what gets installed,
-# because a wheel carries only the Python packages.
-UNIT_TEMPLATE = """\
-# ragexd - the ragex per-user supervisor, as a systemd user service.
-# Written by `ragexctl service install`, which fills in the path of the
-# installed ragexd and the environment below; remove it with
-# `ragexctl service uninstall`.  Logs: journalctl --user -u ragexd
+def _template(name: str) -> str:
+    """A unit template shipped as package data (ragexctl/units/, also reachable
+    as units/ at the top of the source tree for packagers)."""
+    from importlib.resources import files
 
-[Unit]
-Description=ragex code search supervisor (ragexd)
-# A crash loop gives up after 5 failed starts in 2 minutes instead of burning
-# CPU forever; `systemctl --user reset-failed ragexd` re-arms it.
-StartLimitIntervalSec=120
-StartLimitBurst=5
+    return files("ragexctl").joinpath("units", name).read_text(encoding="utf-8")
 
-[Service]
-# ragexd sends READY=1 once its ZeroMQ socket is bound, so `systemctl start`
-# returns only when clients can connect; WATCHDOG=1 comes from its main loop
-# every WatchdogSec/2, so a wedged loop is killed and restarted.
-Type=notify
-NotifyAccess=main
-ExecStart=@RAGEXD@ --foreground
-Environment=PYTHONUNBUFFERED=1
-# A user manager does not read shell profiles: PATH and ragex's location
-# variables are those of the shell that ran `ragexctl service install`.
-Environment=@ENVIRONMENT@
-# `ragexctl stop --all` makes ragexd exit 0 and it stays stopped; crashes,
-# watchdog timeouts and kills are restarted.
-Restart=on-failure
-RestartSec=3
-TimeoutStartSec=60
-WatchdogSec=30
-# SIGTERM goes to ragexd alone: it stops its workers itself (each closes its
-# index cleanly) and exits 0.  Whatever is left when ragexd has exited, or
-# after 30 s, is SIGKILLed.
-KillMode=mixed
-TimeoutStopSec=30
-# Memory: the limit is for the unit's whole cgroup, and with the process
-# runtime every worker is a child of ragexd in this cgroup (Docker workers are
-# not: they live in Docker's cgroups with their own --memory).  The per-worker
-# limit (daemon.memory_limit, 2 GiB by default) is enforced by ragexd itself,
-# which stops the offending worker and says so in `ragexctl status`; this is
-# only a backstop against the sum of all workers crowding out the desktop,
-# hence relative to RAM.  Should the kernel hit it, it kills the largest
-# process - a worker, not the small supervisor - and OOMPolicy=continue keeps
-# ragexd running to report and restart it (stop would take every worker down).
-MemoryMax=75%
-OOMPolicy=continue
-SyslogIdentifier=ragexd
 
-[Install]
-WantedBy=default.target
-"""
+#: The systemd user unit, with @RAGEXD@ and @ENVIRONMENT@ to fill in.
+UNIT_TEMPLATE = _template("ragexd.service")
 
 
 class ServiceError(Exception):
@@ -235,7 +191,8 @@ def render_plist(command: Sequence[str], environment: dict[str, str],
 
 
 def plist_template() -> bytes:
-    """units/io.ragex.ragexd.plist: the agent with placeholders, for packagers and review."""
+    """units/io.ragex.ragexd.plist: the agent with placeholders, for packagers and
+    review (the installed agent is built by render_plist, so it is always valid XML)."""
     return render_plist(["@RAGEXD@"], {"PATH": "@PATH@", "DOCKER_HOST": "@DOCKER_HOST@"},
                         home=Path("@HOME@"))
 
@@ -836,7 +793,7 @@ def run(args: argparse.Namespace) -> int:
         con.err(f"ragexctl: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,17 @@
 Read by both ragexctl (is the daemon enabled? may I auto-start it?) and ragexd
 (timeouts, limits, runtime).  Kept stdlib-only so the client stays lean.
 
+``SETTINGS`` is the one table of settings: field, TOML key, environment name
+(always ``RAGEX_<SECTION>_<KEY>``, older names kept as aliases), parser and
+meaning.  The README's table is generated from it and a test keeps them equal.
+
 Example ``~/.config/ragex/config.toml``::
 
     [daemon]
     enabled = true
     auto_start = true
     idle_timeout = "30m"      # 0 = never stop idle workers
-    memory_limit = "2GiB"     # per worker
+    memory_limit = "2g"       # per worker; 2 GiB, as `docker run -m 2g` reads it
     runtime = "auto"          # auto | process | docker
     queue_size = 32           # per project, beyond it: `busy`
     prestart = 2              # most recently used projects warmed at login
@@ -28,15 +32,18 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__, paths
 
 RUNTIMES = ("auto", "process", "docker")
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
-               "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+#: Sizes are read as Docker reads ``docker run -m`` (go-units' RAMInBytes), since
+#: users copy them from there: every unit is binary, so 2g, 2G, 2gb and 2GiB are
+#: all 2 GiB.
+_SIZE_UNITS = {"": 1, "b": 1,
+               **{p + suffix: 1024 ** (i + 1) for i, p in enumerate("kmgtp")
+                  for suffix in ("", "b", "ib")}}
 _TIME_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
@@ -45,14 +52,14 @@ class ConfigError(ValueError):
 
 
 def parse_size(value: Any, name: str = "size") -> int:
-    """``"2GiB"`` → 2147483648; plain numbers are bytes."""
+    """``"2g"`` and ``"2GiB"`` → 2147483648 (Docker's reading); plain numbers are bytes."""
     if isinstance(value, bool):
         raise ConfigError(f"{name}: expected a size like '2GiB', got {value!r}")
     if isinstance(value, (int, float)):
         return int(value)
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
     if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ConfigError(f"{name}: expected a size like '2GiB' or '512MiB', got {value!r}")
+        raise ConfigError(f"{name}: expected a size like '2g', '2GiB' or '512m', got {value!r}")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
@@ -113,41 +120,109 @@ class Config:
         return paths.config_dir() / "config.toml"
 
 
-#: env var -> (field, parser)
-_ENV = {
-    "RAGEX_DAEMON_ENABLED": ("enabled", parse_bool),
-    "RAGEX_DAEMON_AUTO_START": ("auto_start", parse_bool),
-    "RAGEX_DAEMON_TIMEOUT": ("idle_timeout", parse_duration),
-    "RAGEX_DAEMON_MEMORY_LIMIT": ("memory_limit", parse_size),
-    "RAGEX_DAEMON_MEMORY_BUDGET": ("memory_budget", parse_size),
-    "RAGEX_DAEMON_QUEUE_SIZE": ("queue_size", lambda v, n: int(v)),
-    "RAGEX_DAEMON_PRESTART": ("prestart", lambda v, n: int(v)),
-    "RAGEX_HEARTBEAT_INTERVAL": ("heartbeat_interval", parse_duration),
-    "RAGEX_HEARTBEAT_TIMEOUT": ("heartbeat_timeout", parse_duration),
-    "RAGEX_RUNTIME": ("runtime", lambda v, n: str(v)),
-    "RAGEX_DOCKER_IMAGE": ("docker_image", lambda v, n: str(v)),
-    "RAGEX_DOCKER_CPUS": ("docker_cpus", lambda v, n: float(v)),
-    "RAGEX_WATCH": ("watch", parse_bool),
-    "RAGEX_LOG_LEVEL": ("log_level", lambda v, n: str(v).lower()),
-}
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+    return int(value)
 
-#: config.toml [section] key -> (field, parser)
-_TOML = {
-    ("daemon", "enabled"): ("enabled", parse_bool),
-    ("daemon", "auto_start"): ("auto_start", parse_bool),
-    ("daemon", "idle_timeout"): ("idle_timeout", parse_duration),
-    ("daemon", "memory_limit"): ("memory_limit", parse_size),
-    ("daemon", "memory_budget"): ("memory_budget", parse_size),
-    ("daemon", "runtime"): ("runtime", lambda v, n: str(v)),
-    ("daemon", "queue_size"): ("queue_size", lambda v, n: int(v)),
-    ("daemon", "prestart"): ("prestart", lambda v, n: int(v)),
-    ("daemon", "heartbeat_interval"): ("heartbeat_interval", parse_duration),
-    ("daemon", "heartbeat_timeout"): ("heartbeat_timeout", parse_duration),
-    ("daemon", "log_level"): ("log_level", lambda v, n: str(v).lower()),
-    ("docker", "image"): ("docker_image", lambda v, n: str(v)),
-    ("docker", "cpus"): ("docker_cpus", lambda v, n: float(v)),
-    ("watch", "enabled"): ("watch", parse_bool),
-}
+
+def _float(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _text(value: Any, name: str) -> str:
+    return str(value)
+
+
+def _lower(value: Any, name: str) -> str:
+    return str(value).lower()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it is stored, how it is spelled in config.toml and in
+    the environment, how it is read, and what it means."""
+
+    field: str
+    section: str
+    key: str
+    parse: Callable[[Any, str], Any]
+    doc: str
+    #: Older environment names, still read (the main name wins when both are set).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        """One rule for every setting: ``[daemon] idle_timeout`` is
+        ``RAGEX_DAEMON_IDLE_TIMEOUT``."""
+        return f"RAGEX_{self.section}_{self.key}".upper()
+
+    @property
+    def default(self) -> Any:
+        return getattr(Config(), self.field)
+
+
+#: Every setting, in the order the documentation lists them.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("enabled", "daemon", "enabled", parse_bool,
+            "false: every command runs one-shot, without ragexd"),
+    Setting("auto_start", "daemon", "auto_start", parse_bool,
+            "start ragexd (or replace a stale one) when a command needs it"),
+    Setting("idle_timeout", "daemon", "idle_timeout", parse_duration,
+            "stop a worker idle this long; 0 = never", ("RAGEX_DAEMON_TIMEOUT",)),
+    Setting("memory_limit", "daemon", "memory_limit", parse_size,
+            "per worker; sizes read as Docker reads them: 2g = 2 GiB"),
+    Setting("memory_budget", "daemon", "memory_budget", parse_size,
+            "all workers together; past it the least recently used idle worker stops; "
+            "0 = unlimited"),
+    Setting("runtime", "daemon", "runtime", _text,
+            "where workers run: auto, process or docker", ("RAGEX_RUNTIME",)),
+    Setting("queue_size", "daemon", "queue_size", _int,
+            "requests queued per project; beyond it: an immediate `busy` error"),
+    Setting("prestart", "daemon", "prestart", _int,
+            "most recently used projects warmed when the service manager starts ragexd"),
+    Setting("heartbeat_interval", "daemon", "heartbeat_interval", parse_duration,
+            "how often ragexd pings each worker", ("RAGEX_HEARTBEAT_INTERVAL",)),
+    Setting("heartbeat_timeout", "daemon", "heartbeat_timeout", parse_duration,
+            "a worker silent this long is hung and replaced", ("RAGEX_HEARTBEAT_TIMEOUT",)),
+    Setting("log_level", "daemon", "log_level", _lower,
+            "debug, info, warning or error", ("RAGEX_LOG_LEVEL",)),
+    Setting("docker_image", "docker", "image", _text, "the worker image"),
+    Setting("docker_cpus", "docker", "cpus", _float, "CPUs per worker container; 0 = no limit"),
+    Setting("watch", "watch", "enabled", parse_bool, "re-index saved files live",
+            ("RAGEX_WATCH",)),
+)
+
+
+def _show(setting: Setting) -> str:
+    """A default as one would write it in config.toml."""
+    value = setting.default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if setting.parse is parse_size and value:
+        for unit, size in (("t", 1024**4), ("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+            if value % size == 0:
+                return f'"{value // size}{unit}"'
+    if setting.parse is parse_duration and value:
+        for unit, size in (("h", 3600), ("m", 60)):
+            if value % size == 0:
+                return f'"{int(value // size)}{unit}"'
+        return f'"{value:g}s"'
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from SETTINGS (a test keeps
+    the README equal to it)."""
+    rows = ["| config.toml | environment | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        env = f"`{s.env}`" + "".join(f" (or `{a}`)" for a in s.aliases)
+        rows.append(f"| `[{s.section}] {s.key}` | {env} | `{_show(s)}` | {s.doc} |")
+    return "\n".join(rows) + "\n"
 
 
 def load(env: dict[str, str] | None = None, config_file: Path | None = None) -> Config:
@@ -158,29 +233,30 @@ def load(env: dict[str, str] | None = None, config_file: Path | None = None) -> 
     if path.exists():
         # Imported only when there is a file to read: every ragexctl run loads the
         # config, and most users have none.
-        try:
-            import tomllib  # Python 3.11+: tomli, merged into the stdlib
-        except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
-            import tomli as tomllib  # type: ignore[no-redef]
+        import tomllib
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
-        for (section, key), (attr, parser) in _TOML.items():
-            if key in data.get(section, {}):
+        for s in SETTINGS:
+            section = data.get(s.section, {})
+            if isinstance(section, dict) and s.key in section:
+                where = f"{path} [{s.section}] {s.key}"
                 try:
-                    setattr(cfg, attr, parser(data[section][key], f"{path} [{section}] {key}"))
+                    setattr(cfg, s.field, s.parse(section[s.key], where))
                 except (TypeError, ValueError) as exc:
-                    raise ConfigError(f"{path} [{section}] {key}: {exc}") from None
+                    raise ConfigError(f"{where}: {exc}") from None
         cfg.source.append(str(path))
-    for var, (attr, parser) in _ENV.items():
-        if env.get(var, "") != "":
-            try:
-                setattr(cfg, attr, parser(env[var], var))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{var}={env[var]!r}: {exc}") from None
-            cfg.source.append(var)
+    for s in SETTINGS:
+        var = next((v for v in (s.env, *s.aliases) if env.get(v, "") != ""), None)
+        if var is None:
+            continue
+        try:
+            setattr(cfg, s.field, s.parse(env[var], var))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{var}={env[var]!r}: {exc}") from None
+        cfg.source.append(var)
     if cfg.runtime not in RUNTIMES:
         raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, not {cfg.runtime!r}")
     if cfg.memory_limit < 0 or cfg.idle_timeout < 0 or cfg.queue_size < 1:

@@ -90,6 +90,16 @@ def daemon_pid_path() -> Path:
     return runtime_dir() / "ragexd.pid"
 
 
+def read_pid(path: Path) -> int | None:
+    """The pid written in a pid file (ragexd's lock file), or None.  Here, not in
+    the supervisor, because ragexctl reads it too (to name a frozen ragexd)."""
+    try:
+        text = path.read_text().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
 def worker_socket_dir(project_id: str) -> Path:
     """Directory holding one worker's socket; bind-mounted into its container."""
     return runtime_dir() / "workers" / project_id

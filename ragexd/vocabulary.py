@@ -32,7 +32,7 @@ MAX_LIMIT = 1000
 MAX_QUERY_BYTES = 8 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class Problem:
     """Why a search argument cannot be served: ``code`` is a protocol ErrorCode value."""
 

@@ -87,9 +87,8 @@ def _target(value: Any) -> str | None:
 A = TypeVar("A", bound="OpArgs")
 
 
-@dataclass(frozen=True)
 class OpArgs:
-    """Base of every operation's arguments."""
+    """Base of every operation's arguments (each a dataclass: a value, compared by fields)."""
 
     @classmethod
     def from_wire(cls: type[A], data: dict[str, Any]) -> A:
@@ -105,12 +104,12 @@ class OpArgs:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass
 class NoArgs(OpArgs):
     """HELLO, PING, STATUS, START, SHUTDOWN, WORKER_STATUS: nothing beyond the envelope."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SearchArgs(OpArgs):
     """``args`` of a SEARCH request."""
 
@@ -143,7 +142,7 @@ class SearchArgs(OpArgs):
         return args
 
 
-@dataclass(frozen=True)
+@dataclass
 class IndexArgs(OpArgs):
     """``args`` of an INDEX request: everything again (rebuild), or some paths."""
 
@@ -159,7 +158,7 @@ class IndexArgs(OpArgs):
                                                              ErrorCode.BAD_REQUEST))
 
 
-@dataclass(frozen=True)
+@dataclass
 class StopArgs(OpArgs):
     """``args`` of STOP: every worker (``all``), or the request's project."""
 
@@ -170,7 +169,7 @@ class StopArgs(OpArgs):
         return cls(all=_flag("all", data.get("all", False)))
 
 
-@dataclass(frozen=True)
+@dataclass
 class RemoveArgs(OpArgs):
     """``args`` of REMOVE: a project id or absolute path (else the request's project)."""
 
@@ -181,7 +180,7 @@ class RemoveArgs(OpArgs):
         return cls(target=_target(data.get("target")))
 
 
-@dataclass(frozen=True)
+@dataclass
 class LogsArgs(OpArgs):
     """``args`` of LOGS: whose log (None: ragexd's own) and how many lines of its end."""
 

@@ -12,23 +12,10 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 WORKER_SOCKET_NAME = "worker.sock"
-#: A worker log past this size is moved aside (one generation kept) when the worker starts.
-LOG_ROTATE_BYTES = 10 * 1024 * 1024
-
-
-def rotate_log(path: Path) -> None:
-    """Keep worker logs bounded without a logging framework in the worker's stderr:
-    both runtimes append a worker's output to one file per project."""
-    try:
-        if path.stat().st_size > LOG_ROTATE_BYTES:
-            os.replace(path, path.with_name(path.name + ".1"))
-    except FileNotFoundError:
-        pass
 
 
 @dataclass(frozen=True)

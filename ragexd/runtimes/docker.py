@@ -44,7 +44,10 @@ import docker.errors
 from docker.types import Mount
 
 from .. import __version__, paths
-from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec, rotate_log
+from ..config import format_size
+from ..logfile import rotate as rotate_log
+from ..logfile import tail as _tail_file
+from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from docker.models.containers import Container
@@ -109,12 +112,6 @@ def scope_id() -> str:
     return hashlib.sha256(str(paths.runtime_dir()).encode()).hexdigest()[:12]
 
 
-def _format_size(n: int) -> str:
-    from ..config import format_size
-
-    return format_size(n)
-
-
 def _engine_problem(exc: BaseException) -> str:
     """A sentence for 'the engine does not answer', without a wall of urllib3 text."""
     host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -156,23 +153,6 @@ def _parse_docker_time(text: str | None) -> float | None:
         return secs + (float("0." + frac[:6]) if frac else 0.0)
     except ValueError:
         return None
-
-
-def _tail_file(path: Path, lines: int) -> list[str]:
-    try:
-        from ..supervisor.logs import tail
-    except ImportError:  # pragma: no cover - supervisor always ships with the runtimes
-        tail = None
-    if tail is not None:
-        return tail(path, lines)
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64 * 1024))
-            data = fh.read()
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
 class DockerRuntime(Runtime):
@@ -480,7 +460,7 @@ class DockerRuntime(Runtime):
             oom = oom or cid in self._oom
         limit = handle.spec.memory_limit
         if oom and not stopping:
-            message = (f"stopped: memory limit {_format_size(limit)} exceeded" if limit
+            message = (f"stopped: memory limit {format_size(limit)} exceeded" if limit
                        else "stopped: out of memory")
             info = ExitInfo(code, "memory_limit", message, tail)
         elif stopping:

@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING
 import psutil
 
 from .. import paths
-from ..supervisor.logs import tail as tail_file
-from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec, rotate_log
+from ..config import format_size
+from ..logfile import rotate as rotate_log
+from ..logfile import tail as tail_file
+from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Config
@@ -60,12 +62,6 @@ def describe_exit(code: int | None) -> tuple[str, str]:
     if code == 0:
         return "exited", "exited with code 0"
     return "crashed", f"exited with code {code}"
-
-
-def _format_size(n: int) -> str:
-    from ..config import format_size
-
-    return format_size(n)
 
 
 def _is_worker_cmdline(cmdline: list[str]) -> bool:
@@ -259,8 +255,8 @@ class ProcessRuntime(Runtime):
                 log.warning("worker %s for %s uses %d bytes, over its %d-byte limit: stopping it",
                             handle.ident, handle.spec.root, rss, limit)
                 code = self._kill(handle, signal.SIGKILL, 5.0)
-                message = (f"stopped: memory limit {_format_size(limit)} exceeded "
-                           f"(it used {_format_size(rss)})")
+                message = (f"stopped: memory limit {format_size(limit)} exceeded "
+                           f"(it used {format_size(rss)})")
                 try:
                     with open(handle.spec.log_path, "ab") as fh:
                         fh.write(f"--- ragexd: {message}\n".encode())

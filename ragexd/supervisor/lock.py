@@ -15,6 +15,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from ..paths import read_pid
+
 
 class AlreadyRunning(Exception):
     def __init__(self, pid: int | None) -> None:
@@ -62,11 +64,3 @@ class InstanceLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-        return int(text) if text else None
-    except (OSError, ValueError):
-        return None

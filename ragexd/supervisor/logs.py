@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..logfile import tail  # noqa: F401 - re-exported for the supervisor's tests
+
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 
@@ -60,26 +62,3 @@ def setup(log_file: Path | None, level: str = "info", to_stderr: bool = True) ->
         except OSError as exc:
             logging.getLogger("ragexd").warning("cannot write the log file %s: %s",
                                                 log_file, exc)
-
-
-def tail(path: Path, lines: int = 50, max_bytes: int = 1024 * 1024) -> list[str]:
-    """The last ``lines`` lines of a (possibly huge) text file, read from its end."""
-    if lines <= 0:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            block = 8192
-            data = b""
-            pos = size
-            while pos > 0 and data.count(b"\n") <= lines and size - pos < max_bytes:
-                step = min(block, pos)
-                pos -= step
-                fh.seek(pos)
-                data = fh.read(step) + data
-                block *= 2
-    except OSError:
-        return []
-    text = data.decode("utf-8", "replace").splitlines()
-    return text[-lines:]

@@ -22,14 +22,17 @@ import sys
 import time
 
 from .. import __version__, paths
+from .. import exitcodes
 from ..config import ConfigError, load
 from .lock import AlreadyRunning, InstanceLock
 
 log = logging.getLogger("ragexd")
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_ALREADY_RUNNING = 3
+# One table for every ragex program (it was 1 here and 2 in ragexctl; 3 meant
+# "already running" here and "not running" for `ragexctl status`).
+EXIT_OK = exitcodes.OK
+EXIT_ERROR = exitcodes.ERROR
+EXIT_ALREADY_RUNNING = exitcodes.ALREADY_RUNNING
 #: The parent of a daemonizing ragexd waits at most this long for "listening".
 READY_WAIT = 60.0
 

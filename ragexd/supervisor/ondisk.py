@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import paths, projects
 from ..config import format_size
+from ..logfile import tail
 from ..protocol import ErrorCode, LogsArgs, RagexError, RemoveArgs, Reply, Request
 from . import project as st
-from .logs import tail
 from .project import Project
 from .recent import RecentProjects
 
 log = logging.getLogger("ragexd")
-
-_PROJECT_ID = re.compile(r"[0-9a-f]{16}")
-
 
 class OnDiskProjects:
     projects: dict[str, Project]
@@ -37,38 +31,16 @@ class OnDiskProjects:
 
     def _target_id(self, target: str) -> tuple[str, str | None]:
         """A project id or path (as given to rm/logs) → (project id, root if known)."""
-        if _PROJECT_ID.fullmatch(target):
-            proj = self.projects.get(target)
-            if proj is not None:
-                return target, proj.root
-            if paths.index_dir(target).exists():
-                record = paths.ProjectRecord.load(paths.index_dir(target))
-                return target, record.root if record else None
-            if not os.path.isabs(target):
-                raise RagexError(ErrorCode.NOT_FOUND, f"there is no project with id {target}",
-                                 target=target)
-        if not os.path.isabs(target):
+        proj = self.projects.get(target)
+        if proj is not None:
+            return target, proj.root
+        if not projects.is_project_id(target) and not os.path.isabs(target):
+            # Our cwd is /: a relative path would mean something else to the user.
             raise RagexError(ErrorCode.BAD_REQUEST,
                              f"{target!r} is neither a project id nor an absolute path")
-        real = os.path.realpath(target)
-        return paths.project_id_for(Path(real)), real
+        return projects.resolve(target)
 
     def _list_op(self, envelope: list[bytes], req: Request) -> None:
-        def scan() -> list[dict[str, Any]]:
-            out = []
-            try:
-                dirs = sorted(paths.projects_dir().iterdir())
-            except FileNotFoundError:
-                return out
-            for directory in dirs:
-                record = paths.ProjectRecord.load(directory)
-                if record is None:
-                    continue
-                out.append({"id": record.id, "root": record.root,
-                            "size_bytes": paths.dir_size(directory),
-                            "last_used": record.last_used, "created": record.created})
-            return out
-
         def done(future: Future[Any]) -> None:
             try:
                 items = future.result()
@@ -85,7 +57,7 @@ class OnDiskProjects:
             items.sort(key=lambda i: -float(i["last_used"] or 0))
             self._send(envelope, Reply.success(req.id, {"projects": items}))
 
-        self._submit(done, scan)
+        self._submit(done, projects.list_projects)
 
     def _remove_op(self, envelope: list[bytes], req: Request) -> None:
         target = req.args_as(RemoveArgs).target or req.project
@@ -102,19 +74,15 @@ class OnDiskProjects:
             raise RagexError(ErrorCode.BUSY, f"{target} is already being removed")
 
         def delete() -> int:
-            size = paths.dir_size(directory) if directory.exists() else 0
-            shutil.rmtree(directory, ignore_errors=False) if directory.exists() else None
-            return size
+            return projects.remove(pid, target) if directory.exists() else 0
 
         def deleted(future: Future[Any]) -> None:
             if proj is not None:
                 proj.removing = False
             try:
                 freed = future.result()
-            except OSError as exc:
-                self._send(envelope, Reply.failure(
-                    req.id, ErrorCode.INDEX_UNWRITABLE,
-                    f"could not delete {directory}: {exc}", path=str(directory)))
+            except RagexError as exc:
+                self._send(envelope, Reply.from_exception(req.id, exc))
                 return
             self.recent.remove(pid)
             current = self.projects.get(pid)

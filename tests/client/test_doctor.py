@@ -23,7 +23,7 @@ def test_an_open_runtime_dir_is_a_problem_with_its_fix() -> None:
     open_dir = tempfile.mkdtemp(prefix="rx-open-")
     os.chmod(open_dir, 0o777)
     proc = _doctor({"RAGEX_RUNTIME_DIR": open_dir, "RAGEX_RUNTIME": "process"})
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"chmod 700 {open_dir}" in proc.stdout
     assert "XX  runtime dir" in proc.stdout
 
@@ -40,5 +40,5 @@ def test_without_docker_the_process_runtime_is_fine_and_docker_is_optional() -> 
 
 def test_docker_required_but_absent_fails_with_the_fix() -> None:
     proc = _doctor({"RAGEX_RUNTIME": "docker", "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
-    assert proc.returncode == 1, proc.stdout
+    assert proc.returncode == 2, proc.stdout
     assert "docker engine" in proc.stdout and "fix:" in proc.stdout

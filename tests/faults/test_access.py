@@ -111,7 +111,7 @@ def test_a_group_or_world_writable_runtime_dir_is_refused(mode: int) -> None:
         os.chmod(run, mode)
         rx = RagexInstance(base)
         proc = rx.popen("--foreground")
-        assert proc.wait(30) == 1
+        assert proc.wait(30) == 2  # ragex-wide ERROR (ragexd.exitcodes)
         out = rx.output()
         assert "refusing to start" in out and f"chmod 700 {run}" in out, out
         assert not rx.socket.exists() and not (run / "ragexd.pid").exists()
@@ -128,7 +128,7 @@ def test_a_runtime_dir_owned_by_another_user_is_refused(other_user: pwd.struct_p
         os.chown(run, other_user.pw_uid, other_user.pw_gid)
         rx = RagexInstance(base)
         proc = rx.popen("--foreground")
-        assert proc.wait(30) == 1
+        assert proc.wait(30) == 2  # ragex-wide ERROR (ragexd.exitcodes)
         out = rx.output()
         assert "refusing to start" in out and f"owned by uid {other_user.pw_uid}" in out, out
         assert not rx.socket.exists() and not any(run.iterdir())

@@ -115,7 +115,7 @@ def test_a_too_open_runtime_dir_is_refused_with_the_fix(rx_base):
     os.chmod(run, 0o755)
     rx = RagexInstance(rx_base)
     proc = rx.popen("--foreground")
-    assert proc.wait(30) == 1
+    assert proc.wait(30) == 2  # ragex-wide ERROR (ragexd.exitcodes)
     out = rx.output()
     assert "refusing to start" in out and f"chmod 700 {run}" in out, out
     assert not rx.socket.exists() and not (run / "ragexd.pid").exists()
@@ -150,7 +150,7 @@ def test_without_foreground_ragexd_daemonizes(rx_base):
         print(f"\ndaemonized ragexd listening {time.monotonic() - t0:.2f} s after launch")
         again = subprocess.run([sys.executable, "-m", "ragexd"], env=env, timeout=60,
                                capture_output=True, text=True)
-        assert again.returncode == 3 and f"already running (pid {pid})" in again.stderr
+        assert again.returncode == 5 and f"already running (pid {pid})" in again.stderr
         assert client.call(Op.SHUTDOWN).result == {"stopping": True}
         wait_for(lambda: not pid_alive(pid), 30, what="the daemon to exit")
         assert not (run / "ragexd.sock").exists() and not (run / "ragexd.pid").exists()
