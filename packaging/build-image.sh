@@ -7,9 +7,13 @@
 # Steps, each skipped when its result is already there:
 #   1. base image: BASE_IMAGE if present locally, else ragex-base:bookworm made by
 #      packaging/make-base.sh (debootstrap + docker import; rootfs cached).
-#   2. wheelhouse: `pip wheel` on the host of every dependency (pinned by
-#      packaging/constraints.txt, torch CPU 2.13.0), cached under $RAGEX_BUILD_CACHE and
-#      rebuilt only when pyproject.toml or the constraints change; plus the ragex wheel.
+#   2. model + wheelhouse: the ONNX graph exported on the host into ragexd/_model
+#      (python -m ragexd.engine.onnx_export; needs torch, which the dev venv has, and is
+#      skipped when a sound export is there), so the ragex wheel carries it as package
+#      data; `pip wheel` on the host of every run-time dependency (pinned by
+#      packaging/constraints.txt; no torch: the worker runs onnxruntime), cached under
+#      $RAGEX_BUILD_CACHE and rebuilt only when pyproject.toml or the constraints
+#      change; plus the ragex wheel.
 #   3. image: skipped when an image of this tag carries the same ragex.version and
 #      ragex.source-hash labels (hash of ragexd/, ragexctl/, pyproject.toml, Dockerfile,
 #      .dockerignore, constraints and the base image id).
@@ -44,6 +48,11 @@ log() { printf '[build-image %6ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 cd "$ROOT"
+# The graph first: it is part of the sources the image is hashed from.  Exported on the
+# host rather than in a Dockerfile stage: the host venv already has torch, and a torch
+# install inside the build would cost minutes and ~1 GB of wheels for one 20 s export.
+"$PYTHON" -m ragexd.engine.onnx_export --out ragexd/_model --int8 >&2 \
+    || die "exporting the ONNX model failed (needs the [export] extra: make install)"
 "$DOCKER" info >/dev/null 2>&1 || die "the Docker engine at $DOCKER does not answer (is dockerd running?)"
 # One build at a time (CI setup and a test run may both ask): the second waits, then
 # finds the image up to date.
@@ -100,6 +109,9 @@ mkdir -p "$APP_DIR/src"
 cp -r pyproject.toml ragexd ragexctl "$APP_DIR/src/"
 for f in README.md LICENSE setup.cfg MANIFEST.in; do [[ -e "$f" ]] && cp "$f" "$APP_DIR/src/"; done
 find "$APP_DIR/src" -name __pycache__ -prune -exec rm -rf {} +
+# The image ships the default fp32 graph only: the optional int8 one would add 56 MiB to
+# an image whose budget is 700 MB (a worker asked for int8 says the file is missing).
+rm -f "$APP_DIR/src/ragexd/_model/model.int8.onnx"
 "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$APP_DIR" "$APP_DIR/src" >"$APP_DIR/build.log" 2>&1 \
     || { tail -n 30 "$APP_DIR/build.log" >&2; die "building the ragex wheel failed"; }
 APP_WHEEL=$(ls "$APP_DIR"/ragex-*.whl)
@@ -110,13 +122,14 @@ if [[ "$(cat "$WH/deps.key" 2>/dev/null)" != "$DEPS_KEY" ]]; then
     # --find-links to the previous wheelhouse: unchanged wheels are reused, not rebuilt.
     "$PYTHON" -m pip wheel -q --progress-bar off -w "$WH/deps.new" \
         --find-links "$WH/deps" --find-links /opt/wheels \
-        -c packaging/constraints.txt "torch==2.13.0" "${APP_WHEEL}[engine]" >"$WH/pip-wheel.log" 2>&1 || {
+        -c packaging/constraints.txt "${APP_WHEEL}[engine]" >"$WH/pip-wheel.log" 2>&1 || {
         grep -v '^WARNING: Location' "$WH/pip-wheel.log" | tail -n 20 >&2
         die "pip wheel failed (log: $WH/pip-wheel.log)"
     }
     rm -f "$WH"/deps.new/ragex-*.whl
-    ls "$WH"/deps.new/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 \
-        || die "the wheelhouse has no CPU torch 2.13.0 wheel (a CUDA build would add gigabytes)"
+    if ls "$WH"/deps.new/ | grep -qiE '^(torch|sentence_transformers|transformers)-'; then
+        die "the wheelhouse contains torch or transformers: the worker must not need them"
+    fi
     if ls "$WH"/deps.new/ | grep -qi '^nvidia'; then die "the wheelhouse contains CUDA (nvidia-*) wheels"; fi
     rm -rf "$WH/deps" && mv "$WH/deps.new" "$WH/deps"
     echo "$DEPS_KEY" >"$WH/deps.key"

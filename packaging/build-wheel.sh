@@ -9,7 +9,10 @@
 # runs without isolation, with the setuptools already installed next to PYTHON: it
 # then needs no network, and the result does not depend on whatever setuptools the
 # index serves today.  The wheel holds ragexd and ragexctl (the unit and the launchd
-# agent templates ship as package data in ragexctl/units/).
+# agent templates ship as package data in ragexctl/units/) and, as package data, the
+# exported ONNX graph + tokenizer (ragexd/_model, git-ignored), so a venv installed
+# from it embeds with onnxruntime and needs no torch.  The export runs here when
+# ragexd/_model is not already sound (it needs torch: the [export] extra).
 # Prints the wheel's path as the last line of stdout.
 set -euo pipefail
 
@@ -39,6 +42,10 @@ rm -f "dist/ragex-$version-"*.whl
 # build writes an egg-info and build/ next to the sources (both git-ignored).  A stale
 # build/lib would smuggle modules deleted from the sources into the wheel: start clean.
 rm -rf build/lib build/bdist.*
+"$PYTHON" -m ragexd.engine.onnx_export --out ragexd/_model --int8 >&2 || {
+    echo "build-wheel: exporting the ONNX model failed (needs the [export] extra)" >&2
+    exit 2
+}
 "$PYTHON" -m build "${args[@]}" . >&2
 wheel="$(ls -t "dist/ragex-$version-"*.whl | head -n 1)"
 
@@ -48,13 +55,16 @@ import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
 missing = [f for f in ("ragexd/__init__.py", "ragexd/supervisor/notify.py",
-                       "ragexctl/cli.py", "ragexctl/service.py") if f not in names]
+                       "ragexctl/cli.py", "ragexctl/service.py", "ragexd/_model/manifest.json",
+                       "ragexd/_model/model.onnx", "ragexd/_model/model.int8.onnx",
+                       "ragexd/_model/tokenizer.json") if f not in names]
 entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
 eps = zipfile.ZipFile(sys.argv[1]).read(entry).decode()
 problems = missing + [f"unexpected top-level {t!r}" for t in tops - {"ragexd", "ragexctl"}]
 problems += [f"no console script {s!r}" for s in ("ragexd =", "ragexctl =") if s not in eps]
 if problems:
     sys.exit("build-wheel: bad wheel: " + "; ".join(problems))
-print(f"build-wheel: {sys.argv[1]}: {len(names)} files, ragexd + ragexctl entry points")
+print(f"build-wheel: {sys.argv[1]}: {len(names)} files, ragexd + ragexctl entry points, "
+      "the ONNX model")
 PY
 echo "$ROOT/$wheel"

@@ -367,6 +367,12 @@ def cmd_search(app: App) -> int:
     if result.get("partial"):
         app.note("note: the index is still being built; results may be incomplete "
                  "(see `ragexctl status`)")
+    coverage = render.format_coverage(result.get("coverage"))
+    if coverage is not None:   # stdout stays one hit per line, even with --json
+        if app.json:
+            app.err.write(json.dumps({"type": "coverage", **result["coverage"]}) + "\n")
+        else:
+            app.note(f"note: {coverage}")
     if app.json:
         app.write(render.render_hits_json(hits))
     else:

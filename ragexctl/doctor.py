@@ -3,7 +3,9 @@
 Stdlib only, like the rest of the client: the Docker engine is asked over its
 unix socket with plain HTTP (``/_ping``, ``/images/<name>/json``) rather than
 through the docker SDK, so a diagnosis costs milliseconds and imports nothing
-heavy.
+heavy.  The embedding model's files are hashed against their manifest here
+(ragexd.modelfiles, stdlib); whether onnxruntime can load and run them is asked
+of a child process, since the client never imports the engine.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragexd import __version__, config as rconfig, exitcodes, paths
+from ragexd import __version__, config as rconfig, exitcodes, modelfiles, paths
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -138,6 +141,39 @@ def check_ripgrep() -> Check:
     return Check("ripgrep", True, found)
 
 
+#: Run by check_model in a child: load the graph the workers would load, embed a query.
+_LOAD_PROBE = ("from ragexd.engine.embedding import Embedder; "
+               "v = Embedder().encode_query('parse a config file'); "
+               "assert v.shape == (384,) and abs(float((v * v).sum()) - 1) < 1e-3; print('ok')")
+
+
+def check_model(cfg: rconfig.Config | None) -> list[Check]:
+    """The exported ONNX model: present, matching its manifest's sha256, loadable.
+
+    A host that runs workers only in Docker needs none of it (the image carries
+    its own, checked when the image is built), so there the checks are optional."""
+    optional = bool(cfg and cfg.runtime == "docker")
+    try:
+        found = modelfiles.locate(hashes=True)
+    except modelfiles.ModelFilesError as exc:
+        return [Check("model", False, exc.problem, exc.fix, optional=optional)]
+    checks = [Check("model", True, f"{found.graph.name} in {found.directory} ({found.source}), "
+                    "sha256 matches its manifest")]
+    try:
+        proc = subprocess.run([sys.executable, "-c", _LOAD_PROBE], capture_output=True,
+                              text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return checks + [Check("model load", False, f"the load probe did not finish ({exc})",
+                               "run it again on a quieter machine", optional=optional)]
+    if proc.returncode != 0 or proc.stdout.strip() != "ok":
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        fix = ("pip install onnxruntime tokenizers numpy (the worker's embedding libraries)"
+               if "No module named" in last else modelfiles.EXPORT_FIX)
+        return checks + [Check("model load", False, f"onnxruntime cannot run it: {last}", fix,
+                               optional=optional)]
+    return checks + [Check("model load", True, "onnxruntime loads it and embeds a query")]
+
+
 def check_docker(cfg: rconfig.Config | None) -> list[Check]:
     wanted = cfg.runtime if cfg else "auto"
     optional = wanted != "docker"
@@ -179,7 +215,7 @@ def check_docker(cfg: rconfig.Config | None) -> list[Check]:
 def diagnose() -> list[Check]:
     cfg_check, cfg = check_config()
     return [cfg_check, check_runtime_dir(), check_daemon(), check_data_dir(), check_ripgrep(),
-            *check_docker(cfg)]
+            *check_model(cfg), *check_docker(cfg)]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -37,7 +37,7 @@ from ragexd.protocol import SEARCH_MODES, ErrorCode, Op, Progress, RagexError, S
 from ragexd.protocol.messages import MAX_LIMIT
 
 from . import __version__
-from .render import format_duration, format_summary
+from .render import format_coverage, format_duration, format_summary
 from .session import ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
@@ -229,6 +229,9 @@ def render_search(result: dict[str, Any], *, root: str, detail: bool,
         lines.append("note: the index is still being built or updated; results may be incomplete")
     for note in result.get("notes") or []:
         lines.append(f"note: {note}")
+    coverage = format_coverage(result.get("coverage"))
+    if coverage is not None:
+        lines.append(coverage)
     used = sum(len(x) + 1 for x in lines)
     for i, hit in enumerate(hits):
         text = full_text(root, hit) if detail else str(hit.get("text") or "")
@@ -241,6 +244,22 @@ def render_search(result: dict[str, Any], *, root: str, detail: bool,
         lines.extend(block)
         used += size
     return "\n".join(lines)
+
+
+def render_no_definition(name: str, result: dict[str, Any], *, root: str) -> str:
+    """find_symbol's empty answer.  While a first index is still cataloguing, the
+    name may be in a file not read yet: say how much was searched, never that it
+    does not exist."""
+    cov = result.get("coverage") or {}
+    where = root
+    if not cov.get("catalog_complete", True):
+        total = cov.get("files_total")
+        where = (f"the {cov.get('files_indexed', 0)}"
+                 + (f" of {total}" if total is not None else "")
+                 + f" files of {root} indexed so far (the index is still being built: it "
+                 "may yet be found; ask again shortly)")
+    return f"no definition named {name!r} found in {where}" + "".join(
+        f"\nnote: {n}" for n in result.get("notes") or [])
 
 
 def render_status(status: dict[str, Any], *, root: str, now: float | None = None) -> str:
@@ -266,6 +285,9 @@ def render_status(status: dict[str, Any], *, root: str, now: float | None = None
             lines.append(f"last update: {stamp} ({format_duration(now - float(last))} ago)")
         else:
             lines.append("last update: never")
+        coverage = format_coverage(index.get("coverage"))
+        if coverage is not None:
+            lines.append(coverage)
         pending = int(index.get("pending_files") or 0)
         lines.append(f"pending: {pending} changed file{'' if pending == 1 else 's'} not yet "
                      "re-indexed")
@@ -409,8 +431,7 @@ def build_server(backend: Backend) -> Any:
             raise tool_error(exc) from None
         result = await forward(Op.SEARCH, args.to_wire(), SEARCH_TIMEOUT, relay(ctx))
         if not result.get("hits"):
-            return f"no definition named {name!r} found in {root}" + "".join(
-                f"\nnote: {n}" for n in result.get("notes") or [])
+            return render_no_definition(name, result, root=root)
         return render_search(result, root=root, detail=detail, what="definition")
 
     @server.tool(

@@ -86,6 +86,23 @@ def render_hits(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, color: b
     return "".join(line + "\n" for line in lines)
 
 
+def format_coverage(coverage: dict[str, Any] | None) -> str | None:
+    """``coverage: 165/849 files indexed, 2300/14814 chunks embedded, ETA 4m``, or
+    None when the index covers everything (nothing worth saying)."""
+    if not isinstance(coverage, dict) or coverage.get("complete", True):
+        return None
+    total = coverage.get("files_total")
+    files = f"{coverage.get('files_indexed', 0)}" + (f"/{total}" if total is not None else "")
+    text = (f"coverage: {files} files indexed"
+            + ("" if coverage.get("catalog_complete") else " so far")
+            + f", {coverage.get('chunks_embedded', 0)}/{coverage.get('chunks_indexed', 0)} "
+            "chunks embedded (semantic search sees those)")
+    eta = coverage.get("eta_seconds")
+    if eta is not None:
+        text += f", ETA {format_duration(eta)}"
+    return text
+
+
 def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
     programs whatever the cwd)."""
@@ -287,7 +304,11 @@ def render_status(result: dict[str, Any]) -> str:
         index = w.get("index") or {}
         idx_text = format_bytes(w.get("index_size"))
         if index.get("files"):
-            idx_text += f" ({index.get('files')} files, {index.get('chunks', 0)} chunks)"
+            idx_text += f" ({index.get('files')} files, {index.get('chunks', 0)} chunks"
+            cov = index.get("coverage") or {}
+            if not cov.get("complete", True):
+                idx_text += f", {cov.get('chunks_embedded', 0)} embedded"
+            idx_text += ")"
         rows.append([
             short_root(str(w.get("root") or w.get("project_id") or "?")),
             str(w.get("state") or "?"),

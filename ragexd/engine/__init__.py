@@ -5,8 +5,8 @@ torch, chromadb or tree-sitter; those load inside the functions that need them.
 """
 
 from .engine import Engine
-from .types import (EngineError, IndexProgress, IndexStatus, IndexSummary, SearchHit,
+from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary, SearchHit,
                     SearchOutcome, SearchQuery, SkippedFile)
 
-__all__ = ["Engine", "EngineError", "IndexProgress", "IndexStatus", "IndexSummary",
+__all__ = ["Coverage", "Engine", "EngineError", "IndexProgress", "IndexStatus", "IndexSummary",
            "SearchHit", "SearchOutcome", "SearchQuery", "SkippedFile"]

@@ -42,6 +42,10 @@ class Chunk:
     language: str
     code: str           # the text this chunk stands for (a class: without member bodies)
     members: list[str] = field(default_factory=list)
+    #: the line a person calls "the definition": the one with ``def``/``class``/``fn``/
+    #: ``function`` and the name, after any decorators, attributes or annotations that
+    #: the span (``start``) includes; 0 = same as ``start`` (blocks, windows)
+    line: int = 0
 
     @property
     def id(self) -> str:
@@ -88,7 +92,17 @@ _BODY_TYPES = frozenset({
     "enum_class_body",
 })
 _NAME_TYPES = ("identifier", "type_identifier", "simple_identifier", "constant", "name",
-               "property_identifier", "field_identifier", "scope_resolution")
+               "property_identifier", "field_identifier", "scope_resolution",
+               "value_name", "module_name", "type_constructor", "class_name", "variable",
+               "type", "word", "atom", "symbol")
+#: Elixir defines with macros: ``def name(args) do`` is a call whose target is ``def``.
+_ELIXIR_DEFS = {"def": "function", "defp": "function", "defmacro": "function",
+                "defmacrop": "function", "defguard": "function", "defmodule": "module",
+                "defprotocol": "interface", "defimpl": "module"}
+#: Children that come before a definition's own line: annotations, attributes, modifiers.
+_PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modifiers",
+                           "attribute_list", "attribute_item", "attribute", "comment",
+                           "line_comment", "block_comment"})
 _FUNC_VALUE_TYPES = frozenset({"arrow_function", "function", "function_expression",
                                "generator_function"})
 
@@ -108,7 +122,16 @@ class _Walker:
     def name_of(self, node: Any) -> tuple[str, str]:
         """(name, qualifier) — the qualifier is a class named in the definition
         itself, as in C++ ``void Foo::bar() {}``."""
-        n = node.child_by_field_name("name")
+        if self.language == "hcl" and node.type == "block":  # resource "aws_instance" "web"
+            return " ".join(self.text(c).strip('"') for c in node.named_children
+                            if c.type in ("identifier", "string_lit")), ""
+        n = node.child_by_field_name("name") or node.child_by_field_name("pattern")
+        if n is None and node.type in ("class", "instance", "fun_decl"):
+            for c in node.named_children:   # Haskell class_head / Erlang function_clause
+                if c.type in ("class_head", "instance_head", "function_clause"):
+                    n = c.child_by_field_name("name") or c.child_by_field_name("class") or \
+                        next((g for g in c.named_children if g.type in _NAME_TYPES
+                              or g.type == "class_name"), None)
         if n is not None:
             return self._split_qualified(self.text(n))
         d = node.child_by_field_name("declarator")
@@ -138,6 +161,20 @@ class _Walker:
         if len(parts) >= 2:
             return parts[-1], parts[-2]
         return name, ""
+
+    def def_line(self, node: Any) -> int:
+        """The definition's own line: where its name is written when the grammar
+        names it (Java/C#/TypeScript put annotations and modifiers inside the node),
+        else where the node starts (Python's decorators and Rust's attributes are
+        outside it; ``export`` and ``template<>`` wrap it)."""
+        start = node.start_point[0] + 1
+        n = node.child_by_field_name("name")
+        if n is not None:
+            return max(start, n.start_point[0] + 1)
+        for c in node.children:
+            if c.type not in _PREFIX_TYPES:
+                return c.start_point[0] + 1
+        return start
 
     # -- pieces -------------------------------------------------------------------
 
@@ -210,12 +247,23 @@ class _Walker:
                 self.walk(child, tname or parent, "impl")
                 continue
             kind = self.spec.defs.get(t)
+            if kind is None and self.language == "elixir" and t == "call":
+                emitted = self._elixir_def(child, parent, parent_kind)
+                if emitted is not None:
+                    if emitted:
+                        names.append(emitted)
+                    continue
             if kind is None:
                 fn = self._function_value(child)
                 if fn is not None:
                     decl, name = fn
+                    owner, owner_kind = parent, parent_kind
+                    if child.type == "expression_statement":  # obj.name = function ...
+                        name, qualifier = name
+                        if qualifier:
+                            owner, owner_kind = qualifier, "object"
                     names.append(name)
-                    self._emit_function_value(child, decl, name, parent, parent_kind)
+                    self._emit_function_value(child, decl, name, owner, owner_kind)
                     continue
                 names.extend(self.walk(child, parent, parent_kind))
                 continue
@@ -224,8 +272,9 @@ class _Walker:
                 names.append(emitted)
         return names
 
-    def _function_value(self, node: Any) -> tuple[Any, str] | None:
-        """``const f = () => ...`` and class fields holding a function."""
+    def _function_value(self, node: Any) -> tuple[Any, Any] | None:
+        """``const f = () => ...``, class fields holding a function (value, name), and
+        ``obj.name = function ...`` (value, (name, obj))."""
         if self.language not in ("javascript", "typescript", "tsx"):
             return None
         if node.type in ("lexical_declaration", "variable_declaration"):
@@ -235,12 +284,59 @@ class _Walker:
                 name = decls[0].child_by_field_name("name")
                 if value is not None and name is not None and value.type in _FUNC_VALUE_TYPES:
                     return value, self.text(name)
+        if node.type == "expression_statement" and node.named_child_count == 1:
+            # app.use = function use(fn) {...}, exports.parse = (s) => ..., Foo.prototype.bar = ...
+            assign = node.named_children[0]
+            if assign.type == "assignment_expression":
+                left = assign.child_by_field_name("left")
+                value = assign.child_by_field_name("right")
+                if left is not None and value is not None and value.type in _FUNC_VALUE_TYPES \
+                        and left.type in ("member_expression", "identifier"):
+                    parts = [p for p in self.text(left).replace("?.", ".").split(".")
+                             if p and p != "prototype"]
+                    qualifier = parts[-2] if len(parts) >= 2 else ""
+                    if qualifier in ("exports", "module", "this", "window", "self", "globalThis"):
+                        qualifier = ""
+                    return value, (parts[-1], qualifier)
         if node.type in ("field_definition", "public_field_definition"):
             value = node.child_by_field_name("value")
             name = node.child_by_field_name("name") or node.child_by_field_name("property")
             if value is not None and name is not None and value.type in _FUNC_VALUE_TYPES:
                 return value, self.text(name)
         return None
+
+    def _elixir_def(self, node: Any, parent: str, parent_kind: str) -> str | None:
+        """Chunk ``def``/``defp``/``defmodule``... calls; None when ``node`` is another call."""
+        target = node.child_by_field_name("target")
+        kind = _ELIXIR_DEFS.get(self.text(target)) if target is not None else None
+        if kind is None:
+            return None
+        args = next((c for c in node.named_children if c.type == "arguments"), None)
+        head = args.named_children[0] if args is not None and args.named_children else None
+        if head is not None and head.type == "binary_operator":   # def f(x) when x > 0
+            head = head.child_by_field_name("left") or head
+        if head is not None and head.type == "call":
+            head = head.child_by_field_name("target") or head
+        name = self.text(head) if head is not None else ""
+        if kind == "function" and parent_kind in L.CONTAINER_KINDS:
+            kind = "method"
+        start, end = node.start_point[0] + 1, node.end_point[0] + 1
+        sig = " ".join(self.text(node).split("\n", 1)[0].split()).removesuffix(" do")
+        chunk = Chunk(self.path, start, end, kind, name, parent, sig[:MAX_SIGNATURE],
+                      self.doc_of(node, node, None), self.language, "", line=start)
+        before = len(self.chunks)
+        self.chunks.append(chunk)
+        body = next((c for c in node.named_children if c.type == "do_block"), None)
+        if kind in L.CONTAINER_KINDS and body is not None:
+            chunk.members = self.walk(body, name, kind)
+            covered: set[int] = set()
+            for c in self.chunks[before + 1:]:
+                covered.update(range(c.start, c.end + 1))
+            chunk.code = "\n".join(self.lines[i - 1] for i in range(start, end + 1)
+                                   if i not in covered)
+        else:
+            chunk.code = self._lines(start, end)
+        return name
 
     def _emit_function_value(self, node: Any, value: Any, name: str, parent: str,
                              parent_kind: str) -> None:
@@ -251,7 +347,8 @@ class _Walker:
         doc = self.doc_of(node, outer, body)
         start, end = outer.start_point[0] + 1, outer.end_point[0] + 1
         self.chunks.append(Chunk(self.path, start, end, kind, name, parent, sig, doc,
-                                 self.language, self._lines(start, end)))
+                                 self.language, self._lines(start, end),
+                                 line=self.def_line(node)))
         self.walk(value, name, kind)
 
     def _outer(self, node: Any) -> Any:
@@ -265,6 +362,16 @@ class _Walker:
                 break
             outer = outer.parent
         return outer
+
+    @staticmethod
+    def _first_line(outer: Any) -> int:
+        """Where the span starts: TypeScript puts a method's decorators before it as
+        siblings in the class body, not inside it; they belong to the method."""
+        first = outer
+        prev = outer.prev_named_sibling
+        while prev is not None and prev.type == "decorator":
+            first, prev = prev, prev.prev_named_sibling
+        return first.start_point[0] + 1
 
     def _lines(self, start: int, end: int) -> str:
         return "\n".join(self.lines[start - 1:end])
@@ -293,13 +400,14 @@ class _Walker:
         if kind == "function" and node.type in ("singleton_method",):
             kind = "method" if parent else "function"
         outer = self._outer(node)
-        start, end = outer.start_point[0] + 1, outer.end_point[0] + 1
+        start, end = self._first_line(outer), outer.end_point[0] + 1
         sig = self.signature_of(node, body)
         if node.type == "type_spec":
             sig = f"type {sig} {kind}" if kind in ("struct", "interface") else f"type {sig}"
         doc = self.doc_of(node, outer, body)
         before = len(self.chunks)
-        chunk = Chunk(self.path, start, end, kind, name, parent, sig, doc, self.language, "")
+        chunk = Chunk(self.path, start, end, kind, name, parent, sig, doc, self.language, "",
+                      line=self.def_line(node))
         self.chunks.append(chunk)
         inner_kind = kind if kind in L.CONTAINER_KINDS else ("function" if kind in
                                                              L.FUNCTION_KINDS else kind)

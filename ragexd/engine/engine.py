@@ -4,9 +4,11 @@ Opening is fast (SQLite only); chroma is opened on first need and the model is
 loaded only by ``load_model`` (or the first semantic search / index run), so a
 fresh worker answers regex and symbol queries while the model loads.
 
-Thread-safety: one indexing thread at a time (``index`` holds a lock) while any
+Thread-safety: one index run at a time (``index`` holds a lock) while any
 number of threads call ``search``/``status``.  Readers see each committed batch
-of the running index (SQLite WAL), flagged ``partial=True``.
+of the running index (SQLite WAL), flagged ``partial=True``, and every answer
+carries its ``Coverage``: an empty symbol answer while the catalog is
+incomplete says "not found in the N of M files indexed so far", never "absent".
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from ..paths import dir_size
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery
 from .embedding import Embedder, embedder_id
-from .indexer import LAST_INDEXED, RUN_MARKER, Indexer
+from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
 from .query_shape import shape
-from .search import (AUTO_NATURAL, Searcher, compile_globs, normalise_languages,
-                     validate_text)
-from .store import REBUILD_HINT, Catalog, Vectors, is_unwritable
-from .types import (EngineError, IndexProgress, IndexStatus, IndexSummary, SearchOutcome,
-                    SearchQuery)
+from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
+                     normalise_languages, validate_text)
+from .store import HEAVY_IMPORTS, REBUILD_HINT, Catalog, Vectors, is_unwritable
+from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
+                    SearchOutcome, SearchQuery)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Engine:
         self._index_lock = threading.Lock()
         self._indexing = False
         self._indexer: Indexer | None = None
+        self._gate = QueryGate()   # queries go before the index's next encode
         self._open_error: EngineError | None = None
         self._last_error: str | None = None  # None: not known in memory, read the catalog
         self._catalog: Catalog | None = None
@@ -121,7 +124,9 @@ class Engine:
     # -- model ------------------------------------------------------------------------
 
     def load_model(self) -> None:
-        self._embedder.load()
+        if not self._embedder.loaded:
+            with HEAVY_IMPORTS:
+                self._embedder.load()
 
     @property
     def model_loaded(self) -> bool:
@@ -133,13 +138,26 @@ class Engine:
               progress: Callable[[IndexProgress], None] | None = None,
               cancel: threading.Event | None = None) -> IndexSummary:
         with self._index_lock:
+            self._indexer = None   # coverage must not read the last run's progress
             self._indexing = True
             try:
                 if not rebuild and self._catalog is not None and self._open_error is None:
                     made_with = self._catalog.get_meta(EMBEDDER_KEY)
                     if made_with is not None and made_with != embedder_id():
-                        log.warning("the index was embedded with %s, this engine uses %s: "
-                                    "rebuilding it", made_with, embedder_id())
+                        # The model first: if its files are missing or broken, fail
+                        # before the rebuild below wipes vectors that could not be
+                        # made again.  (Otherwise the indexer's embedding thread loads
+                        # it while the first files are catalogued.)
+                        if not self.model_loaded:
+                            if progress is not None:
+                                progress(IndexProgress("loading-model",
+                                                       message="loading the model"))
+                            self.load_model()
+                        why = (f"the index was embedded with {made_with}, this engine uses "
+                               f"{embedder_id()}: rebuilding it (vectors are never mixed)")
+                        log.warning("%s", why)
+                        if progress is not None:
+                            progress(IndexProgress("rebuilding", message=why))
                         rebuild, paths = True, None
                 if rebuild:
                     self._rebuild_stores()
@@ -157,13 +175,12 @@ class Engine:
                                       "existing index is still searchable.")
                 if catalog.get_meta(EMBEDDER_KEY) is None:
                     Indexer._write(lambda: catalog.set_meta(EMBEDDER_KEY, embedder_id()))
-                if not self.model_loaded:
-                    if progress is not None:
-                        progress(IndexProgress("loading-model", message="loading the model"))
-                    self.load_model()
+                # No model load here: cataloguing needs none, and the indexer's
+                # embedding thread loads it while the first files are catalogued.
                 self._indexer = Indexer(self.root, catalog, vectors, self._embedder,
                                         excluded=(self.index_dir,),
-                                        max_file_bytes=self.max_file_bytes)
+                                        max_file_bytes=self.max_file_bytes,
+                                        gate=self._gate, load_model=self.load_model)
                 try:
                     summary = self._indexer.run(paths=paths, progress=progress, cancel=cancel,
                                                 chunk_hook=self._fault_hook)
@@ -271,9 +288,11 @@ class Engine:
                 searcher = Searcher(self.root, _NullCatalog(), None,  # type: ignore[arg-type]
                                     self._embedder, self._rules)
             try:
+                # ripgrep reads the live files: exact whatever the index holds
                 hits, notes = searcher.regex_hits(text, limit, globs, languages, match)
                 if hits or mode == "regex" or self._open_error is not None:
-                    return SearchOutcome(hits, "regex", self._partial(), notes)
+                    return SearchOutcome(hits, "regex", self._partial(), notes,
+                                         self._coverage_or_none())
                 notes = ["no line matches it as a regex; searched by meaning instead"]
                 mode = "hybrid"
             except EngineError as exc:
@@ -284,23 +303,39 @@ class Engine:
                 mode = "hybrid"
         catalog, vectors, searcher = self._require_open()
         partial = self._partial()
+        cov = self.coverage()
         if mode == "auto":
             if shape(text) == "symbol":
                 ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
                 if ranked:
-                    return SearchOutcome(searcher.to_hits(ranked), "symbol", partial, notes)
-                notes.append("no symbol by that name; searched by meaning instead")
+                    return SearchOutcome(searcher.to_hits(ranked), "symbol", partial, notes, cov)
+                notes.append("no symbol by that name" + (
+                    "" if cov.catalog_complete else f" in {cov.files_note()}")
+                    + "; searched by meaning instead")
             mode = AUTO_NATURAL
+        semantic_used = False
         if mode == "symbol":
             ranked = searcher.symbol_ranked(text, limit, languages, match)
+            if not ranked:
+                notes.extend(self._not_found_note(cov, "no definition by that name"))
         elif mode == "semantic":
             self.load_model()
-            ranked = searcher.semantic_ranked(text, limit, languages, match)
+            with self._gate.query():   # the model is ours before the index's next slice
+                ranked = searcher.semantic_ranked(text, limit, languages, match)
+            semantic_used = True
+        elif self._indexing and not self.model_loaded:
+            # A first index loads the model beside its cataloguing: do not make the
+            # answer wait seconds for it when keywords and symbols can answer now.
+            mode = "hybrid"
+            notes.append("the model is still loading; ranked by keywords and symbols only")
+            ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
         else:
             self.load_model()
             mode = "hybrid"
+            semantic_used = True
             try:
-                ranked = searcher.hybrid_ranked(text, limit, languages, match)
+                with self._gate.query():
+                    ranked = searcher.hybrid_ranked(text, limit, languages, match)
             except EngineError as exc:
                 if exc.code != "index_unwritable":
                     raise
@@ -308,9 +343,63 @@ class Engine:
                 notes.append("the vector store cannot be opened (read-only index directory); "
                              "ranked by keywords only")
                 ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
-        if not ranked and catalog.stats()[1] == 0:
+        if semantic_used and cov.chunks_embedded < cov.chunks_indexed:
+            note = cov.embedded_note()
+            if mode == "hybrid":
+                note += f"; keywords cover {cov.files_note()}"
+            notes.append(note)
+        if mode != "symbol" and not ranked:
+            notes.extend(self._not_found_note(cov, "nothing found"))
+        if not ranked and cov.chunks_indexed == 0 and not self._indexing:
             notes.append("the index is empty; run `ragexctl index` first")
-        return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes)
+        elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
+            notes.append(NOTHING_MEANINGFUL)
+        return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes, cov)
+
+    def _not_found_note(self, cov: Coverage, what: str) -> list[str]:
+        """Why an empty answer does not mean absent, when the catalog is incomplete."""
+        if cov.catalog_complete or (cov.chunks_indexed == 0 and not self._indexing):
+            return []   # complete: absent means absent; empty: the caller says so
+        later = ("the index is still being built, so it may yet be found: ask again shortly"
+                 if self._indexing else "the index is incomplete; `ragexctl index` "
+                 "completes it")
+        return [f"{what} in {cov.files_note()}; {later}"]
+
+    def _coverage_or_none(self) -> Coverage | None:
+        try:
+            return self.coverage()
+        except (EngineError, sqlite3.Error):
+            return None
+
+    def coverage(self) -> Coverage:
+        """What the index covers right now (cheap: three counts and two meta rows)."""
+        catalog = self._catalog
+        if catalog is None or self._open_error is not None:
+            return Coverage(catalog_complete=False, complete=False)
+        files, chunks = catalog.stats()
+        embedded = max(0, chunks - catalog.pending_count())
+        indexer = self._indexer if self._indexing else None
+        # a run that has not started its indexer yet knows nothing: assume the worst
+        live = (indexer.live if indexer is not None else LiveRun()) if self._indexing else None
+        eta = None
+        if live is not None:
+            catalog_complete = live.was_complete or not live.cataloguing
+            total: int | None = live.files_total if live.files_total or \
+                not live.cataloguing else None
+            eta = indexer.eta() if indexer is not None and embedded < chunks else None
+        elif catalog.get_meta(RUN_MARKER) is not None:   # interrupted: resumes on next run
+            catalog_complete = False
+            raw = catalog.get_meta(RUN_FILES)
+            total = int(raw) if raw and raw.isdigit() else None
+        elif catalog.get_meta(LAST_INDEXED) is None:   # never fully indexed: unknown
+            catalog_complete, total = False, None
+        else:
+            catalog_complete, total = True, files
+        if catalog_complete and total is not None:
+            total = max(total, files)
+        return Coverage(files_indexed=files, files_total=total, chunks_indexed=chunks,
+                        chunks_embedded=embedded, catalog_complete=catalog_complete,
+                        complete=catalog_complete and embedded >= chunks, eta_seconds=eta)
 
     def _partial(self) -> bool:
         if self._indexing:
@@ -350,11 +439,24 @@ class Engine:
             state = "ready"
         else:
             state = "empty"
-        pending = self._indexer.pending_files if (self._indexing and self._indexer) else 0
+        pending = 0
+        if self._indexing and self._indexer:
+            # not catalogued yet, plus catalogued but not yet embedded
+            pending = self._indexer.pending_files + catalog.pending_files()
+        try:
+            cov: Coverage | None = self.coverage()
+        except sqlite3.DatabaseError:
+            cov = None
         return IndexStatus(state=state, files=files, chunks=chunks, size_bytes=size,
                            last_indexed=float(last) if last else None,
                            model_loaded=self.model_loaded, pending_files=pending,
+                           coverage=cov,
                            last_error="" if self._indexing else self.last_error())
+
+    def release_thread(self) -> None:
+        """Close the calling thread's catalog connection (for threads that end)."""
+        if self._catalog is not None:
+            self._catalog.release_thread()
 
     def close(self) -> None:
         with self._index_lock:

@@ -1,4 +1,4 @@
-"""Incremental, crash-consistent indexing.
+"""Incremental, crash-consistent, two-phase indexing.
 
 Change detection is size + mtime_ns first (a stat, no read), then sha256 for
 files whose stat changed (a touched-but-identical file costs a read, never an
@@ -6,13 +6,27 @@ embedding).  Inside a changed file, chunks whose id (path, span, kind, name,
 content hash) already has a vector keep it: editing one function of a large
 file re-embeds only what moved.
 
-Write order per batch of files, chosen so a kill -9 anywhere converges:
-  1. delete the files' vectors from chroma, 2. upsert their new vectors,
-  3. ONE sqlite transaction replacing their chunk, FTS and manifest rows.
+A run has two phases that overlap:
+  1. *catalogue* (this thread, no model): read and chunk every changed file, in
+     priority order (priority.py), and commit its chunks, FTS rows, manifest row
+     and the text of each chunk still lacking a vector (``pending``) in batches
+     of files.  Regex, symbol and keyword search are exact for what is committed.
+  2. *embed* (a second thread): take the most wanted pending chunks, encode them
+     (the embedder sorts each batch by length), upsert their vectors into
+     chroma, then drop them from ``pending``.  It starts at once, loads the
+     model while phase 1 runs, and follows phase 1 through the catalog, so
+     chunking and SQLite writes use one core while the model uses the other.
+
+Write order, chosen so a kill -9 anywhere converges: a file's catalog rows are
+committed before its stale vectors are deleted (an extra vector is harmless,
+reconcile drops it); a vector is stored before its chunk leaves ``pending`` (a
+kill between them costs one re-embedding of that batch, never a lost vector).
 A run sets an ``index_run`` marker first and clears it last.  At the start of a
-run after an interrupted one (and of every full run) ``reconcile`` deletes chroma
-ids the catalog does not know and forgets catalog files whose vectors are
-missing, so the next pass re-indexes them: 0 lost, 0 duplicated.
+run after an interrupted one (and of every full run) ``reconcile`` deletes
+chroma ids the catalog does not know, marks pending chunks whose vector did get
+stored, and forgets files whose vectors are missing without being pending, so
+the next pass re-indexes them: 0 lost, 0 duplicated.  A killed first index thus
+resumes: catalogued files are not read again, embedded chunks not re-embedded.
 """
 
 from __future__ import annotations
@@ -23,13 +37,15 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from . import discovery
 from .chunking import Chunk, chunk_file
 from .embedding import Embedder, context_text
+from .priority import Priorities, classify
 from .store import Catalog, FileRow, Vectors, is_unwritable
 from .tokens import split_identifier, words_of
 from .types import EngineError, IndexProgress, IndexSummary, SkippedFile
@@ -39,10 +55,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH_CHUNKS = 64
+#: Chunks per embedding step: one chroma upsert and one catalog commit.  They
+#: are encoded in slices of ENCODE_SLICE, and queries go before each slice.
+BATCH_CHUNKS = 128
+#: Files / chunks per catalogue commit in phase 1.
 BATCH_FILES = 200
+CATALOG_BATCH_CHUNKS = 1000
 RUN_MARKER = "index_run"
 LAST_INDEXED = "last_indexed"
+#: How many files the running (or interrupted) run will hold once catalogued.
+RUN_FILES = "index_run_files"
+#: How long the embedding thread sleeps when it has caught up with phase 1.
+FOLLOW_WAIT = 0.2
+#: Texts per encode call of the embedding thread: between two calls it lets
+#: waiting queries go first, so a query waits for one small encode at most.
+ENCODE_SLICE = 16
+#: The longest the embedding thread defers to queries before each slice (a
+#: steady stream of queries slows an index down; it never stops it).
+QUERY_YIELD_MAX = 0.5
+
+
+class QueryGate:
+    """Queries go before the index's next encode.
+
+    A lock is not fair: the embedding thread, releasing the model between two
+    batches and taking it again at once, kept a waiting query out for many
+    batches (seconds).  Queries announce themselves here instead, and the
+    embedding thread waits for them to finish before its next slice.
+    """
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def query(self) -> Iterator[None]:
+        with self._cond:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def let_queries_pass(self, timeout: float = QUERY_YIELD_MAX) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._active == 0, timeout)
 
 
 def fts_fields(chunk: Chunk) -> tuple[str, str, str]:
@@ -62,19 +121,48 @@ def fts_fields(chunk: Chunk) -> tuple[str, str, str]:
 class _Pending:
     info: discovery.FileInfo
     old: FileRow | None
+    priority: int = 0
+
+
+@dataclass
+class LiveRun:
+    """What a running index has done so far, read by other threads for coverage."""
+
+    files_total: int = 0          # files the index will hold when phase 1 ends
+    cataloguing: bool = True      # phase 1 still running
+    was_complete: bool = False    # a full index had completed before this run
+    embedded: int = 0             # vectors stored by this run
+    embed_started: float | None = None
+    embed_seconds: float = 0.0    # time spent encoding + storing (for the rate)
+    bytes_total: int = 0
+    bytes_done: int = 0
+    chunks_catalogued: int = 0    # by this run's phase 1
+    files_todo: int = 0           # files phase 1 has to read
+    files_done: int = 0
+
+    def embed_rate(self) -> float | None:
+        """Chunks embedded per second so far, or None before the first batch."""
+        if self.embedded <= 0 or self.embed_seconds <= 0:
+            return None
+        return self.embedded / self.embed_seconds
 
 
 class Indexer:
     def __init__(self, root: Path, catalog: Catalog, vectors: Vectors, embedder: Embedder,
                  *, excluded: tuple[Path, ...] = (),
-                 max_file_bytes: int = discovery.MAX_FILE_BYTES) -> None:
+                 max_file_bytes: int = discovery.MAX_FILE_BYTES,
+                 gate: QueryGate | None = None,
+                 load_model: Callable[[], None] | None = None) -> None:
         self.root = root
+        self.gate = gate or QueryGate()
+        self.load_model = load_model or embedder.load
         self.catalog = catalog
         self.vectors = vectors
         self.embedder = embedder
         self.excluded = excluded
         self.max_file_bytes = max_file_bytes
         self.pending_files = 0
+        self.live = LiveRun()
 
     # -- entry point ---------------------------------------------------------------
 
@@ -85,11 +173,17 @@ class Indexer:
         t0 = time.monotonic()
         summary = IndexSummary()
         emit = progress or (lambda p: None)
+        cancel = cancel or threading.Event()
         interrupted = self.catalog.get_meta(RUN_MARKER) is not None
+        self.live = LiveRun(was_complete=not interrupted
+                            and self.catalog.get_meta(LAST_INDEXED) is not None)
         self._write(lambda: self.catalog.set_meta(
             RUN_MARKER, json.dumps({"pid": os.getpid(), "started": time.time()})))
         emit(IndexProgress("scanning", message="reconciling" if interrupted else "scanning"))
-        if paths is None or interrupted:
+        if (paths is None or interrupted) and (self.vectors.path.exists()
+                                               or self.catalog.stats()[1]):
+            # (a brand-new index has nothing to reconcile: do not make the first
+            # symbol answers wait for the vector store to open)
             self._write(self.reconcile)
         rules = discovery.IgnoreRules(self.root, self.excluded)
         manifest = self.catalog.files()
@@ -121,15 +215,29 @@ class Indexer:
                 summary.files_unchanged += 1
             else:
                 todo.append(_Pending(f, old))
+        if paths is None:
+            self.live.files_total = len(files)
+            self._write(lambda: self.catalog.set_meta(RUN_FILES, str(len(files))))
+        else:
+            self.live.files_total = len(set(manifest) - set(removed)
+                                        | {f.rel for f in files})
         if removed:
             n_old = sum(manifest[p].chunks for p in removed if p in manifest)
-            self._write(lambda: self.vectors.delete_paths(removed))
+            stale = [c.id for p in removed for c in self.catalog.chunks_of(p)]
             self._write(lambda: self.catalog.forget_files(removed))
+            self._write(lambda: self.vectors.delete_ids(stale))
             summary.files_removed = len(removed)
             summary.chunks_removed += n_old
+        if todo:
+            # a few saved files need no git history to be ordered
+            rank: Callable[[str, str], int] = Priorities(self.root) if paths is None \
+                else classify
+            for item in todo:
+                item.priority = rank(item.info.rel, item.info.language)
+            todo.sort(key=lambda p: (p.priority, p.info.rel))
 
-        self._process(todo, summary, emit, cancel, chunk_hook)
-        cancelled = bool(cancel is not None and cancel.is_set())
+        self._overlap(todo, summary, emit, cancel, chunk_hook)
+        cancelled = cancel.is_set()
         summary.cancelled = cancelled
         if not cancelled and (paths is None or not interrupted):
             # A run over a few paths completes only itself: after an interrupted
@@ -137,6 +245,7 @@ class Indexer:
             def finish() -> None:
                 if paths is None:
                     self.catalog.set_meta(LAST_INDEXED, str(time.time()))
+                self.catalog.set_meta(RUN_FILES, None)
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
         summary.chunks_total = self.catalog.stats()[1]
@@ -168,64 +277,95 @@ class Indexer:
         files forgotten because their vectors were missing)."""
         vec_ids = self.vectors.all_ids()
         cat_ids = self.catalog.chunk_ids()
+        pending = self.catalog.pending_ids()
         extra = vec_ids - cat_ids
         if extra:
             log.info("reconcile: deleting %d vectors the catalog does not know", len(extra))
             self.vectors.delete_ids(sorted(extra))
-        missing = cat_ids - vec_ids
+        stored = pending & vec_ids
+        if stored:  # killed after chroma took them, before the catalog heard of it
+            self.catalog.mark_embedded(sorted(stored))
+        missing = cat_ids - vec_ids - pending
         lost_paths: list[str] = []
         if missing:
             lost_paths = sorted(self.catalog.paths_of_ids(missing))
             log.info("reconcile: %d chunks lack vectors; re-indexing %d files",
                      len(missing), len(lost_paths))
-            self.vectors.delete_paths(lost_paths)
             self.catalog.forget_files(lost_paths)
+            self.vectors.delete_paths(lost_paths)
         return len(extra), len(lost_paths)
 
-    # -- the work --------------------------------------------------------------------
+    # -- the two phases ----------------------------------------------------------------
 
-    def _process(self, todo: list[_Pending], summary: IndexSummary,
-                 emit: Callable[[IndexProgress], None], cancel: threading.Event | None,
+    def _overlap(self, todo: list[_Pending], summary: IndexSummary,
+                 emit: Callable[[IndexProgress], None], cancel: threading.Event,
                  chunk_hook: Callable[[int], None] | None) -> None:
-        total_bytes = sum(p.info.size for p in todo) or 1
-        done_bytes = 0
+        """Phase 1 here, phase 2 on a thread that follows it through the catalog."""
+        errors: list[BaseException] = []
+        stop = threading.Event()   # phase 1 failed: the embedder must not wait for it
+
+        def embed_thread() -> None:
+            try:
+                self._embed_pending(summary, emit, cancel, stop, chunk_hook)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                errors.append(exc)
+            finally:
+                self.catalog.release_thread()
+
+        worker = threading.Thread(target=embed_thread, name="index-embed", daemon=True)
+        worker.start()
+        try:
+            self._catalogue(todo, summary, emit, cancel)
+        except BaseException:
+            stop.set()   # the embedder stops after its current batch
+            raise
+        finally:
+            self.live.cataloguing = False
+            self.pending_files = 0
+            worker.join()
+        if errors:
+            raise errors[0]
+
+    def _catalogue(self, todo: list[_Pending], summary: IndexSummary,
+                   emit: Callable[[IndexProgress], None], cancel: threading.Event) -> None:
+        """Phase 1: chunk and commit every changed file (no model needed)."""
+        live = self.live
+        live.bytes_total = sum(p.info.size for p in todo) or 1
+        live.files_todo = len(todo)
         files_done = 0
         self.pending_files = len(todo)
-        t_start = time.monotonic()
-        batch: list[tuple[FileRow, list[Chunk]]] = []
+        batch: list[tuple[FileRow, list[Chunk], int]] = []
         batch_chunks = 0
-        emit(IndexProgress("embedding", 0, len(todo), 0, None,
+        emit(IndexProgress("cataloguing", 0, len(todo), 0, None,
                            f"{len(todo)} files to index"))
 
         def flush() -> None:
             nonlocal batch, batch_chunks
             if batch:
-                self._write_batch(batch, summary, chunk_hook)
+                self._commit_files(batch, summary)
+                live.chunks_catalogued += batch_chunks
                 batch, batch_chunks = [], 0
 
         for item in todo:
-            if cancel is not None and cancel.is_set():
+            if cancel.is_set():
                 break
             row, chunks, touch_only = self._prepare(item, summary)
             files_done += 1
-            done_bytes += item.info.size
-            self.pending_files = len(todo) - files_done
+            live.files_done = files_done
+            live.bytes_done += item.info.size
             if touch_only is not None:
                 self._write(lambda: self.catalog.touch_files([touch_only]))
                 summary.files_unchanged += 1
-                continue
-            if row is None:
-                continue
-            batch.append((row, chunks))
-            batch_chunks += len(chunks)
-            if batch_chunks >= BATCH_CHUNKS or len(batch) >= BATCH_FILES:
+            elif row is not None:
+                batch.append((row, chunks, item.priority))
+                batch_chunks += len(chunks)
+            if batch_chunks >= CATALOG_BATCH_CHUNKS or len(batch) >= BATCH_FILES:
                 flush()
-                elapsed = time.monotonic() - t_start
-                rate = done_bytes / elapsed if elapsed > 0 else 0.0
-                eta = (total_bytes - done_bytes) / rate if rate > 0 else None
-                emit(IndexProgress("embedding", files_done, len(todo), summary.chunks_embedded,
-                                   round(eta, 1) if eta is not None else None, item.info.rel))
+                self.pending_files = len(todo) - files_done
+                emit(IndexProgress("cataloguing", files_done, len(todo),
+                                   summary.chunks_embedded, self.eta(), item.info.rel))
         flush()
+        self.pending_files = 0
 
     def _prepare(self, item: _Pending, summary: IndexSummary
                  ) -> tuple[FileRow | None, list[Chunk], FileRow | None]:
@@ -257,45 +397,98 @@ class Indexer:
         summary.files_indexed += 1
         return FileRow(info.rel, size, mtime, sha, info.language, len(chunks)), chunks, None
 
-    def _write_batch(self, batch: list[tuple[FileRow, list[Chunk]]], summary: IndexSummary,
-                     chunk_hook: Callable[[int], None] | None) -> None:
+    def _commit_files(self, batch: list[tuple[FileRow, list[Chunk], int]],
+                      summary: IndexSummary) -> None:
+        """Catalogue a batch of files in one transaction; their chunks that kept
+        the same id keep their stored vector, the others become pending."""
+        rows = [r for r, _, _ in batch]
+        chunks = [c for _, cs, _ in batch for c in cs]
+        old_ids: set[str] = set()
+        for r in rows:
+            old_ids.update(c.id for c in self.catalog.chunks_of(r.path))
+        had_vector = old_ids - self.catalog.pending_ids() if old_ids else set()
+        pending = [(c.id, prio, context_text(c))
+                   for _, cs, prio in batch for c in cs if c.id not in had_vector]
+        fts = [fts_fields(c) for c in chunks]
+        self._write(lambda: self.catalog.replace_files(rows, chunks, fts, pending=pending))
+        new_ids = {c.id for c in chunks}
+        stale = sorted(old_ids - new_ids)
+        if stale:   # after the catalog forgot them: a kill here leaves extras, never holes
+            self._write(lambda: self.vectors.delete_ids(stale))
+        summary.chunks_added += len(new_ids - old_ids)
+        summary.chunks_removed += len(old_ids - new_ids)
+
+    def _embed_pending(self, summary: IndexSummary, emit: Callable[[IndexProgress], None],
+                       cancel: threading.Event, stop: threading.Event,
+                       chunk_hook: Callable[[int], None] | None) -> None:
+        """Phase 2: embed what the catalog lists as pending until phase 1 is over
+        and nothing is left.  Stores each batch's vectors before it leaves
+        ``pending``."""
+        live = self.live
+        loaded = False
+        while not (cancel.is_set() or stop.is_set()):
+            cataloguing = live.cataloguing   # read before the batch: no lost wake-up
+            batch = self.catalog.next_pending(BATCH_CHUNKS)
+            if not batch:
+                if not cataloguing:
+                    return
+                if not loaded:   # nothing to embed yet: load the model meanwhile
+                    self.load_model()
+                    loaded = True
+                time.sleep(FOLLOW_WAIT)
+                continue
+            if not loaded:
+                self.load_model()
+                loaded = True
+            t0 = time.monotonic()
+            if live.embed_started is None:
+                live.embed_started = t0
+            batch.sort(key=lambda p: len(p.text))   # each slice pads little
+            vectors = self._encode([p.text for p in batch])
+            ids = [p.id for p in batch]
+            metas = [{"path": p.path, "language": p.language, "kind": p.kind} for p in batch]
+
+            def store() -> None:
+                self.vectors.upsert(ids, vectors, metas)
+                if chunk_hook is not None:
+                    chunk_hook(len(ids))  # tests: a kill between the two stores
+                done = self.catalog.mark_embedded(ids)
+                gone = [i for i in ids if i not in done]
+                if gone:   # their file was re-catalogued meanwhile: vectors of old text
+                    self.vectors.delete_ids(gone)
+            self._write(store)
+            live.embedded += len(ids)
+            live.embed_seconds += time.monotonic() - t0
+            summary.chunks_embedded += len(ids)
+            emit(IndexProgress("embedding", live.files_done, live.files_todo,
+                               summary.chunks_embedded, self.eta(), batch[-1].path))
+
+    def _encode(self, texts: list[str]) -> "np.ndarray":
+        """Encode in small slices, letting waiting queries go before each one."""
         import numpy as np
 
-        rows = [r for r, _ in batch]
-        chunks = [c for _, cs in batch for c in cs]
-        paths = [r.path for r in rows]
-        old_ids: set[str] = set()
-        for p in paths:
-            old_ids.update(c.id for c in self.catalog.chunks_of(p))
-        ids = [c.id for c in chunks]
-        reuse = [i for i in ids if i in old_ids]
-        vectors = np.zeros((len(chunks), 384), dtype=np.float32)
-        have: dict[str, "np.ndarray"] = {}
-        if reuse:
-            got = self.vectors.collection().get(ids=reuse, include=["embeddings"])
-            for cid, emb in zip(got["ids"], got["embeddings"]):
-                have[cid] = np.asarray(emb, dtype=np.float32)
-        need = [k for k, c in enumerate(chunks) if c.id not in have]
-        if need:
-            enc = self.embedder.encode([context_text(chunks[k]) for k in need])
-            for row_i, k in enumerate(need):
-                vectors[k] = enc[row_i]
-        for k, c in enumerate(chunks):
-            if c.id in have:
-                vectors[k] = have[c.id]
-        metas = [{"path": c.path, "language": c.language, "kind": c.kind} for c in chunks]
-        fts = [fts_fields(c) for c in chunks]
+        parts = []
+        for i in range(0, len(texts), ENCODE_SLICE):
+            self.gate.let_queries_pass()
+            parts.append(self.embedder.encode(texts[i:i + ENCODE_SLICE]))
+        return np.vstack(parts)
 
-        def write() -> None:
-            self.vectors.delete_paths(paths)
-            self.vectors.upsert(ids, vectors, metas)
-            if chunk_hook is not None:
-                chunk_hook(len(chunks))  # tests: a kill between the two stores
-            self.catalog.replace_files(rows, chunks, fts)
-        self._write(write)
-        summary.chunks_embedded += len(need)
-        summary.chunks_added += sum(1 for i in ids if i not in old_ids)
-        summary.chunks_removed += len(old_ids - set(ids))
+    def eta(self) -> float | None:
+        """Seconds until every chunk has its vector, from this run's embedding
+        rate (None until the first batch is stored).  While phase 1 runs, the
+        chunks not catalogued yet are estimated from the bytes still to read."""
+        live = self.live
+        rate = live.embed_rate()
+        if rate is None:
+            return None
+        try:
+            left = self.catalog.pending_count()
+        except Exception:  # noqa: BLE001 - an estimate is not worth a failure
+            return None
+        if live.cataloguing and live.bytes_done > 0:
+            per_byte = live.chunks_catalogued / live.bytes_done
+            left += int(per_byte * max(0, live.bytes_total - live.bytes_done))
+        return round(left / rate, 1)
 
     @staticmethod
     def _write(fn: Callable[[], object]) -> object:

@@ -4,7 +4,7 @@ The chunker is generic: it walks a syntax tree and cuts one chunk per node whose
 type is listed here.  Adding a language is therefore a table entry, not code.
 Grammars come from ``tree_sitter_languages`` 1.10.2 (tree-sitter 0.21 API);
 Swift is not usable from that wheel (its symbol is missing from the shared
-library), so Kotlin is the JVM/mobile representative.
+library) and its Lua grammar parses nothing: both are indexed as line windows.
 """
 
 from __future__ import annotations
@@ -120,6 +120,43 @@ SPECS: dict[str, LangSpec] = {
         defs={"function_declaration": "function", "class_declaration": "class",
               "object_declaration": "object"},
         comment_types=("comment", "multiline_comment", "line_comment")),
+    # More grammars of the wheel, by the same generic rule: the node types that define
+    # functions, methods, classes, modules and types (checked on real code in
+    # tests/engine/test_chunking.py).  Lua's grammar in the wheel parses nothing, Swift's
+    # does not load: both stay line windows.
+    "scala": LangSpec(
+        "scala", "scala",
+        defs={"function_definition": "function", "function_declaration": "function",
+              "class_definition": "class", "object_definition": "object",
+              "trait_definition": "trait", "enum_definition": "enum"},
+        comment_types=("comment", "block_comment")),
+    "shell": LangSpec("shell", "bash", defs={"function_definition": "function"}),
+    "haskell": LangSpec(
+        "haskell", "haskell",
+        defs={"function": "function", "adt": "type", "newtype": "type", "class": "class",
+              "instance": "class"}),
+    "ocaml": LangSpec(
+        "ocaml", "ocaml",
+        defs={"let_binding": "function", "module_binding": "module", "type_binding": "type",
+              "class_binding": "class", "method_definition": "method"}),
+    "sql": LangSpec(
+        "sql", "sql",
+        defs={"create_function_statement": "function", "create_table_statement": "type",
+              "create_view_statement": "type"},
+        comment_types=("comment", "marginalia")),
+    "hcl": LangSpec("hcl", "hcl", defs={"block": "object"}),
+    "elixir": LangSpec("elixir", "elixir", defs={}),   # def/defmodule are calls: chunking.py
+    "julia": LangSpec(
+        "julia", "julia",
+        defs={"function_definition": "function", "short_function_definition": "function",
+              "macro_definition": "function", "struct_definition": "struct",
+              "module_definition": "module", "abstract_definition": "type"},
+        comment_types=("comment", "line_comment", "block_comment")),
+    "perl": LangSpec("perl", "perl", defs={"function_definition": "function"}),
+    "elisp": LangSpec(
+        "elisp", "elisp", defs={"function_definition": "function",
+                                "macro_definition": "function"}),
+    "erlang": LangSpec("erlang", "erlang", defs={"fun_decl": "function"}),
 }
 
 #: Extension (lower case, with dot) -> engine language name.  Languages without a
@@ -144,7 +181,9 @@ EXTENSIONS: dict[str, str] = {
     ".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".txt": "text",
     ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".ini": "ini",
     ".cfg": "ini", ".html": "html", ".htm": "html", ".css": "css", ".scss": "css",
-    ".sql": "sql", ".xml": "xml", ".proto": "proto", ".el": "elisp", ".vim": "vim",
+    ".sql": "sql", ".xml": "xml", ".hs": "haskell", ".lhs": "haskell", ".ml": "ocaml",
+    ".mli": "ocaml", ".tf": "hcl", ".hcl": "hcl", ".ex": "elixir", ".exs": "elixir",
+    ".jl": "julia", ".pl": "perl", ".pm": "perl", ".erl": "erlang", ".hrl": "erlang", ".proto": "proto", ".el": "elisp", ".vim": "vim",
 }
 FILENAMES: dict[str, str] = {
     "Makefile": "make", "makefile": "make", "GNUmakefile": "make", "Dockerfile": "docker",
@@ -155,7 +194,8 @@ FILENAMES: dict[str, str] = {
 ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "golang": "go",
            "rs": "rust", "c++": "cpp", "cxx": "cpp", "csharp": "c_sharp", "cs": "c_sharp",
            "c#": "c_sharp", "rb": "ruby", "kt": "kotlin", "sh": "shell", "bash": "shell",
-           "md": "markdown", "yml": "yaml"}
+           "md": "markdown", "yml": "yaml", "hs": "haskell", "ml": "ocaml", "tf": "hcl",
+           "terraform": "hcl", "ex": "elixir", "jl": "julia", "pl": "perl", "erl": "erlang"}
 
 
 def language_for(path: str) -> str:

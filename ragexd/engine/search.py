@@ -1,18 +1,24 @@
 """The search modes and how they combine.
 
-* semantic: cosine similarity in chroma, oversampled then filtered (unknown ids,
-  path globs) so a filter never silently shrinks the answer;
+* semantic: exact cosine over every stored vector (store.Vectors; HNSW only above
+  200k chunks), oversampled then filtered (unknown ids, path globs) so a filter
+  never silently shrinks the answer;
 * lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
 * symbol: the catalog's definition names (symbols.py);
 * regex: ripgrep (ripgrep.py);
-* hybrid: reciprocal rank fusion of semantic + lexical (+ symbol when the
-  question contains identifiers); weights measured by bench/eval_quality.py.
+* hybrid: a linear fusion of the semantic cosine and the normalised bm25 (+ a
+  bonus for symbols the question names); weights chosen leave-one-corpus-out by
+  bench/eval_quality.py on third-party code (bench/QUALITY.md);
 * auto: by the query's shape (query_shape.py).
+
+Both semantic and hybrid rank tests, fixtures and examples below the code they
+exercise unless the question asks about tests, and answer noise with nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -49,11 +55,15 @@ class Weights:
     symbol_bonus: float = 0.1
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
-    class_prior: float = 0.9
-    fusion: str = "linear"      # linear | rrf
+    class_prior: float = 0.8
+    test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
+    fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
 
-    def prior(self, kind: str) -> float:
+    def prior(self, kind: str, path: str = "", tests_wanted: bool = True) -> float:
+        """How much a chunk of this kind, in this file, is likely to be the answer."""
+        if not tests_wanted and is_test_path(path):
+            return self.test_prior * self.prior(kind)
         if kind in ("block", "window"):
             return self.block_prior
         if kind in ("class", "interface", "struct", "enum", "trait", "module", "object",
@@ -61,6 +71,45 @@ class Weights:
             return self.class_prior
         return 1.0
 
+
+_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "fixtures",
+                        "fixture", "testdata", "__mocks__", "mocks", "e2e", "examples",
+                        "example", "benchmarks"})
+_TEST_FILE = re.compile(r"^(test_.*\.py|conftest\.py)$|_tests?\.(py|go|rb|rs|exs?)$"
+                        r"|\.(test|spec)\.[cm]?[jt]sx?$|_spec\.rb$|Tests?\.(java|kt|cs|swift)$")
+#: "test" alone is not one of them: "split arrays into train and test subsets" is not
+#: a question about tests.
+_TEST_WORDS = frozenset({"tests", "testing", "tested", "unittest", "pytest", "fixture",
+                         "fixtures", "mock", "mocks", "spec", "specs", "example", "examples",
+                         "benchmark", "benchmarks"})
+
+
+def is_test_path(path: str) -> bool:
+    """Tests, fixtures, examples and benchmarks: code that *uses* the code a question
+    is usually about, and repeats its words (a test of ``train_test_split`` says
+    "split" as often as the function does)."""
+    parts = path.split("/")
+    return any(p in _TEST_DIRS for p in parts[:-1]) or bool(_TEST_FILE.search(parts[-1]))
+
+
+def asks_for_tests(text: str) -> bool:
+    """Whether a question is about tests ("where is the timeout tested"), which then
+    rank like any other code."""
+    return any(w in _TEST_WORDS for w in re.findall(r"[a-z]+", text.lower()))
+
+
+#: Strings that mean nothing.  How close the index comes to *them* is how close it comes
+#: to noise: a query whose best cosine is no better (plus NOISE_MARGIN) and which shares
+#: no word with the code gets no hits instead of the least-bad chunks.  An absolute
+#: floor does not work: noise reaches cosine 0.31 on one eval corpus while a real
+#: question about a two-line function scores 0.26 on a small tree.  Measured with
+#: ``bench/eval_quality.py --noise``, whose noise strings are different ones.
+NOISE_PROBES = ("xxxxxxxxxx", "qqqq wwww eeee rrrr", "\U0001F389\U0001F389\U0001F389",
+                "###### $$$$$ %%%%%", "lkjhgf poiuyt mnbvcx", "0000 1111 2222 3333",
+                "\u00ff\u00fe\u00a4\u00a7\u00ac", "ooo ooo ooo")
+NOISE_MARGIN = 0.03
+NOTHING_MEANINGFUL = ("nothing in the index is close to this query in meaning "
+                      "(it looks like noise); try other words, a symbol name or a regex")
 
 WEIGHTS = Weights()
 #: What ``auto`` uses for natural-language questions (set from the eval; QUALITY.md).
@@ -133,6 +182,20 @@ class Searcher:
         self.symbols = SymbolIndex(catalog)
         self.rules = rules   # fresh ignore rules per regex search (files may have changed)
         self.weights = WEIGHTS
+        self._probes: "object | None" = None         # NOISE_PROBES' vectors, encoded once
+        self._floor: tuple[int, float] | None = None  # (vector count, floor) of this index
+
+    def noise_floor(self) -> float:
+        """The best cosine this index gives to meaningless strings, plus a margin;
+        recomputed when the index has grown or shrunk by more than 5%."""
+        count = self.vectors.count()
+        if self._floor is None or abs(count - self._floor[0]) > 0.05 * max(1, self._floor[0]):
+            if self._probes is None:
+                self._probes = self.embedder.encode(list(NOISE_PROBES))
+            best = max((got[0][1] for vec in self._probes  # type: ignore[attr-defined]
+                        if (got := self.vectors.query(vec, 1))), default=0.0)
+            self._floor = (count, best + NOISE_MARGIN)
+        return self._floor[1]
 
     # -- ranked id lists -----------------------------------------------------------
 
@@ -141,8 +204,12 @@ class Searcher:
                         ) -> list[tuple[ChunkRow, float]]:
         vec = self.embedder.encode_query(text)
         got = self._semantic(vec, n, languages, match)
+        if got and got[0][1] < self.noise_floor() and not self.lexical_ranked(text, 1,
+                                                                             languages, match):
+            return []  # noise: no meaning and no word of it in the code
         if prior:
-            got = [(r, s * self.weights.prior(r.kind)) for r, s in got]
+            tests = asks_for_tests(text)
+            got = [(r, s * self.weights.prior(r.kind, r.path, tests)) for r, s in got]
             got.sort(key=lambda x: -x[1])
         return got
 
@@ -187,6 +254,8 @@ class Searcher:
         vec = self.embedder.encode_query(text) if semantic else None
         sem = self._semantic(vec, depth, languages, match) if semantic else []
         lex = self.lexical_ranked(text, depth, languages, match)
+        if sem and sem[0][1] < self.noise_floor() and not lex:
+            return []  # noise: no meaning and no word of it in the code
         sym: list[tuple[ChunkRow, float]] = []
         for tok in text.split():
             tok = tok.strip(",;:'\"`()[]{}")
@@ -207,12 +276,16 @@ class Searcher:
                 cos.update(self.vectors.similarities(vec, missing))
             top = max((s for _, s in lex), default=0.0) or 1.0
             bm = {r.id: s / top for r, s in lex}
+            if w.fusion == "linear-norm":   # both on the same 0..1 scale, per query
+                best = max(cos.values(), default=0.0) or 1.0
+                cos = {i: c / best for i, c in cos.items()}
             scores = {i: w.alpha * cos.get(i, 0.0) + (1 - w.alpha) * bm.get(i, 0.0)
                       for i in rows}
             for r, s in sym:
                 scores[r.id] += w.symbol_bonus * s
+        tests = asks_for_tests(text)
         for i, r in rows.items():
-            scores[i] *= w.prior(r.kind)
+            scores[i] *= w.prior(r.kind, r.path, tests)
         best = sorted(scores, key=lambda i: -scores[i])[:n]
         return [(rows[i], scores[i]) for i in best]
 
@@ -226,11 +299,13 @@ class Searcher:
                 files[row.path] = self._read(row.path)
             lines, stale = files[row.path]
             snippet = ""
+            line = row.def_line  # what a person calls the definition's line, not its decorator
             if lines is not None:
-                snippet = "\n".join(lines[row.start - 1:min(row.end, row.start + SNIPPET_LINES - 1)])
-            hits.append(SearchHit(path=row.path, line=row.start, end_line=row.end, kind=row.kind,
+                snippet = "\n".join(lines[line - 1:min(row.end, line + SNIPPET_LINES - 1)])
+            hits.append(SearchHit(path=row.path, line=line, end_line=row.end, kind=row.kind,
                                   name=row.name, score=round(float(score), 4), text=snippet,
-                                  language=row.language, parent=row.parent, stale=stale))
+                                  language=row.language, parent=row.parent, stale=stale,
+                                  start_line=row.start))
         return hits
 
     def _read(self, rel: str) -> tuple[list[str] | None, bool]:
@@ -274,5 +349,5 @@ class Searcher:
             lang = owner.language if owner else language_for(m.path)
             hits.append(SearchHit(path=m.path, line=m.line, end_line=m.line, kind="match",
                                   name="", score=1.0, text=m.text, language=lang,
-                                  parent=owner.name if owner else ""))
+                                  parent=owner.name if owner else "", start_line=m.line))
         return hits, notes

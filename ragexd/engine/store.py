@@ -7,6 +7,9 @@
   documents: snippets are read back from the files so they are never stale
   copies).  It may briefly hold vectors the catalog does not know (a run killed
   between the two writes); ``Indexer`` reconciles that at the start of each run.
+* ``pending`` (in the catalog) lists the chunks whose vector is not stored yet,
+  with the text to embed: a first index catalogues every file (symbols, FTS)
+  before it embeds anything, and a killed run resumes from this table.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .types import EngineError
 
@@ -41,15 +45,22 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS chunks (
     rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    parent TEXT NOT NULL, signature TEXT NOT NULL, language TEXT NOT NULL);
+    parent TEXT NOT NULL, signature TEXT NOT NULL, language TEXT NOT NULL,
+    line INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     names, doc, body, tokenize = "porter unicode61 tokenchars '_'");
+CREATE TABLE IF NOT EXISTS pending (
+    rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, priority INTEGER NOT NULL,
+    text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_order ON pending(priority, rid);
 """
+# An index written before ``pending`` existed simply has none: every chunk it
+# catalogued has its vector, which is what an empty table says.
 
-CHUNK_COLUMNS = 'id, path, start, "end", kind, name, parent, signature, language'
+CHUNK_COLUMNS = 'id, path, start, "end", kind, name, parent, signature, language, line'
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,22 @@ class ChunkRow:
     parent: str
     signature: str
     language: str
+    line: int = 0       # the definition's own line (after decorators); 0 = ``start``
+
+    @property
+    def def_line(self) -> int:
+        return self.line or self.start
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    """A catalogued chunk still waiting for its vector, with what to embed."""
+
+    id: str
+    text: str
+    path: str
+    language: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,7 @@ class Catalog:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self.generation = 0  # bumped on every write: invalidates read caches
+        self.chunk_columns = CHUNK_COLUMNS  # what SELECTs read (see _check_format)
         self.read_only = False
         if path.exists() and _on_read_only_fs(path.parent):
             # Read-only media: SQLite cannot create its WAL side files, but an
@@ -143,6 +171,7 @@ class Catalog:
         conn = self.conn()
         if not self.read_only:
             conn.executescript(_SCHEMA)
+            _add_line_column(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         if row is None and self.read_only:
             raise sqlite3.DatabaseError("no format row")
@@ -154,6 +183,9 @@ class Catalog:
             raise EngineError("index_corrupt",
                               f"the index at {self.path.parent} has format {row[0]}, this ragex "
                               f"reads format {FORMAT_VERSION}; {REBUILD_HINT}")
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+        if "line" not in cols:  # an older index served read-only: no definition lines
+            self.chunk_columns = CHUNK_COLUMNS.replace(", line", ", 0 AS line")
 
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -183,6 +215,33 @@ class Catalog:
                     pass
             self._all.clear()
         self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (the connections autocommit each statement, so
+        ``with conn:`` alone would not group them).  IMMEDIATE takes the write
+        lock up front: two writer threads (cataloguing, embedding) then wait
+        for each other instead of failing to upgrade a read lock."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (a thread that ends must not
+        leave its descriptors open until the catalog closes)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
 
     # -- meta -----------------------------------------------------------------------
 
@@ -226,20 +285,22 @@ class Catalog:
 
     def replace_files(self, rows: Sequence[FileRow], chunks: Sequence["Chunk"],
                       fts_rows: Sequence[tuple[str, str, str]],
-                      removed: Iterable[str] = ()) -> None:
+                      removed: Iterable[str] = (),
+                      pending: Sequence[tuple[str, int, str]] = ()) -> None:
         """In ONE transaction: forget everything about the files in ``rows`` and
-        ``removed``, then record ``rows`` with their ``chunks``.  Either all of a
-        batch is visible or none of it is, whatever kills the process."""
+        ``removed``, then record ``rows`` with their ``chunks`` and the
+        ``pending`` (chunk id, priority, text to embed) of those without a stored
+        vector.  Either all of a batch is visible or none of it is, whatever
+        kills the process."""
         now = time.time()
-        conn = self.conn()
         paths = [r.path for r in rows] + list(removed)
-        with conn:
+        with self.transaction() as conn:
             self._forget(conn, paths)
             for c, fts in zip(chunks, fts_rows):
                 cur = conn.execute(
-                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (c.id, c.path, c.start, c.end, c.kind, c.name, c.parent, c.signature,
-                     c.language))
+                     c.language, c.line))
                 conn.execute("INSERT INTO fts (rowid, names, doc, body) VALUES (?,?,?,?)",
                              (cur.lastrowid, *fts))
             conn.executemany(
@@ -247,11 +308,12 @@ class Catalog:
                 "indexed_at, chunks, note) VALUES (?,?,?,?,?,?,?,?)",
                 [(r.path, r.size, r.mtime_ns, r.sha256, r.language, now, r.chunks, r.note)
                  for r in rows])
+            conn.executemany("INSERT OR REPLACE INTO pending (id, priority, text) VALUES (?,?,?)",
+                             pending)
         self.generation += 1
 
     def forget_files(self, paths: Sequence[str]) -> None:
-        conn = self.conn()
-        with conn:
+        with self.transaction() as conn:
             self._forget(conn, paths)
         self.generation += 1
 
@@ -262,6 +324,8 @@ class Catalog:
             marks = ",".join("?" * len(part))
             conn.execute(f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks "
                          f"WHERE path IN ({marks}))", part)
+            conn.execute(f"DELETE FROM pending WHERE id IN (SELECT id FROM chunks "
+                         f"WHERE path IN ({marks}))", part)
             conn.execute(f"DELETE FROM chunks WHERE path IN ({marks})", part)
             conn.execute(f"DELETE FROM files WHERE path IN ({marks})", part)
 
@@ -269,6 +333,40 @@ class Catalog:
 
     def chunk_ids(self) -> set[str]:
         return {r[0] for r in self.conn().execute("SELECT id FROM chunks")}
+
+    # -- vectors still to compute -------------------------------------------------
+
+    def pending_count(self) -> int:
+        return int(self.conn().execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    def pending_files(self) -> int:
+        """Files with at least one chunk still waiting for its vector."""
+        return int(self.conn().execute(
+            "SELECT count(DISTINCT c.path) FROM pending p JOIN chunks c ON c.id = p.id"
+        ).fetchone()[0])
+
+    def pending_ids(self) -> set[str]:
+        return {r[0] for r in self.conn().execute("SELECT id FROM pending")}
+
+    def next_pending(self, limit: int) -> list[PendingChunk]:
+        """The next chunks to embed, most wanted first (lowest priority number,
+        then the order they were catalogued in)."""
+        return [PendingChunk(*r) for r in self.conn().execute(
+            "SELECT p.id, p.text, c.path, c.language, c.kind FROM pending p "
+            "JOIN chunks c ON c.id = p.id ORDER BY p.priority, p.rid LIMIT ?", (limit,))]
+
+    def mark_embedded(self, ids: Sequence[str]) -> set[str]:
+        """Record that ``ids`` have their vectors; returns those the catalog still
+        had pending (the others were replaced meanwhile: their vectors are stale)."""
+        done: set[str] = set()
+        with self.transaction() as conn:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i:i + 500])
+                marks = ",".join("?" * len(part))
+                done.update(r[0] for r in conn.execute(
+                    f"SELECT id FROM pending WHERE id IN ({marks})", part))
+                conn.execute(f"DELETE FROM pending WHERE id IN ({marks})", part)
+        return done
 
     def paths_of_ids(self, ids: Iterable[str]) -> set[str]:
         out: set[str] = set()
@@ -286,17 +384,17 @@ class Catalog:
             part = list(ids[i:i + 500])
             marks = ",".join("?" * len(part))
             for r in self.conn().execute(
-                    f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+                    f"SELECT {self.chunk_columns} FROM chunks WHERE id IN ({marks})", part):
                 out[r[0]] = ChunkRow(*r)
         return out
 
     def chunks_of(self, path: str) -> list[ChunkRow]:
         return [ChunkRow(*r) for r in self.conn().execute(
-            f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE path=? ORDER BY start", (path,))]
+            f"SELECT {self.chunk_columns} FROM chunks WHERE path=? ORDER BY start", (path,))]
 
     def query_chunks(self, where: str, params: Sequence[Any], limit: int) -> list[ChunkRow]:
         return [ChunkRow(*r) for r in self.conn().execute(
-            f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE {where} LIMIT ?", (*params, limit))]
+            f"SELECT {self.chunk_columns} FROM chunks WHERE {where} LIMIT ?", (*params, limit))]
 
     def names(self) -> list[str]:
         return [r[0] for r in self.conn().execute(
@@ -316,17 +414,46 @@ class Catalog:
         return [(r[0], float(r[1])) for r in self.conn().execute(sql, params)]
 
 
+#: One heavy import at a time.  chromadb and the model's stack (torch or
+#: onnxruntime, numpy...) share modules; imported from two threads at once (the
+#: worker loading its model while an index run opens the vector store) one of
+#: them found numpy partially initialised and the index failed as corrupt.
+HEAVY_IMPORTS = threading.RLock()
+
+
+def _add_line_column(conn: sqlite3.Connection) -> None:
+    """Indexes made before chunks knew their definition line gain the column (0:
+    "use start") instead of needing a rebuild; re-indexed files fill it in."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+    if "line" not in cols:
+        with conn:
+            conn.execute("ALTER TABLE chunks ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
+            # the next index run re-chunks every file (same chunk ids: no re-embedding)
+            conn.execute("UPDATE files SET size = -1, sha256 = ''")
+
+
 class Vectors:
     """The chroma collection, opened lazily (importing chromadb costs ~0.8 s and
-    regex/symbol searches never need it)."""
+    regex/symbol searches never need it), and an exact copy of its vectors in memory.
+
+    Semantic search scores *every* vector (a matrix product: 15k x 384 floats is
+    23 MB and a few ms a query) because chroma's approximate HNSW graph misses
+    neighbours, freshly added ones most of all (a distinctive new function at
+    cosine 0.50 was not in the top 50 while HNSW's best was 0.23).  The matrix is
+    read from chroma once, on the first query, and then follows every upsert and
+    delete made through this object, so a chunk is findable the moment it is
+    written.  Above ``EXACT_MAX`` vectors (~300 MB) the HNSW index answers instead.
+    """
 
     COLLECTION = "chunks"
+    EXACT_MAX = 200_000
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._client: Any = None
         self._col: Any = None
         self._lock = threading.Lock()
+        self._exact = _ExactIndex()
         #: a private copy served when ``path`` cannot be opened for writing (full
         #: disk, read-only directory): chroma cannot open a store read-only
         self._copy: Path | None = None
@@ -357,8 +484,9 @@ class Vectors:
         return self._copy is not None
 
     def _open(self, path: Path) -> tuple[Any, Any]:
-        import chromadb
-        from chromadb.config import Settings
+        with HEAVY_IMPORTS:
+            import chromadb
+            from chromadb.config import Settings
 
         path.mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(
@@ -411,7 +539,34 @@ class Vectors:
             shutil.rmtree(copy, ignore_errors=True)
 
     def count(self) -> int:
+        exact = self._exact_index()
+        if exact is not None:
+            return exact.count()
         return int(self.collection().count())
+
+    def _exact_index(self) -> "_ExactIndex | None":
+        """The in-memory copy, read from chroma on first use; None above EXACT_MAX."""
+        ex = self._exact
+        if ex.loaded:
+            return ex if ex.count() <= self.EXACT_MAX else None
+        with ex.lock:
+            if not ex.loaded:
+                col = self.collection()
+                if int(col.count()) > self.EXACT_MAX:
+                    return None
+                offset, page = 0, 5000
+                while True:
+                    got = col.get(include=["embeddings", "metadatas"], limit=page,
+                                  offset=offset)
+                    metas = got.get("metadatas") or [{}] * len(got["ids"])
+                    embs = got.get("embeddings")
+                    if len(got["ids"]):
+                        ex.put(got["ids"], embs, metas)
+                    if len(got["ids"]) < page:
+                        break
+                    offset += page
+                ex.loaded = True
+        return ex
 
     def all_ids(self) -> set[str]:
         col = self.collection()
@@ -429,12 +584,16 @@ class Vectors:
         for i in range(0, len(paths), 200):
             part = list(paths[i:i + 200])
             col.delete(where={"path": {"$in": part}} if len(part) > 1 else {"path": part[0]})
+        if self._exact.loaded:
+            self._exact.drop_paths(paths)
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         col = self.collection()
         ids = list(ids)
         for i in range(0, len(ids), 2000):
             col.delete(ids=ids[i:i + 2000])
+        if self._exact.loaded:
+            self._exact.drop_ids(ids)
 
     def upsert(self, ids: Sequence[str], vectors: "np.ndarray",
                metadatas: Sequence[dict[str, Any]]) -> None:
@@ -445,6 +604,8 @@ class Vectors:
         for i in range(0, len(ids), step):
             col.upsert(ids=list(ids[i:i + step]), embeddings=vectors[i:i + step],
                        metadatas=list(metadatas[i:i + step]))
+        if self._exact.loaded:
+            self._exact.put(ids, vectors, metadatas)
 
     def similarities(self, vector: "np.ndarray", ids: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of ``vector`` to the stored vectors of ``ids``."""
@@ -452,6 +613,9 @@ class Vectors:
 
         if not ids:
             return {}
+        exact = self._exact_index()
+        if exact is not None:
+            return exact.similarities(vector, ids)
         got = self.collection().get(ids=list(ids), include=["embeddings"])
         embs = got.get("embeddings")
         if embs is None or len(got["ids"]) == 0:
@@ -463,7 +627,10 @@ class Vectors:
 
     def query(self, vector: "np.ndarray", n: int, languages: Sequence[str] = ()
               ) -> list[tuple[str, float]]:
-        """(id, cosine similarity), best first."""
+        """(id, cosine similarity), best first: exact up to EXACT_MAX vectors."""
+        exact = self._exact_index()
+        if exact is not None:
+            return exact.query(vector, n, languages)
         col = self.collection()
         where: dict[str, Any] | None = None
         if languages:
@@ -474,6 +641,143 @@ class Vectors:
         ids = res["ids"][0] if res["ids"] else []
         dists = res["distances"][0] if res.get("distances") else [0.0] * len(ids)
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists)]
+
+
+class _ExactIndex:
+    """Unit vectors in a growable float32 matrix, with their ids, paths and languages.
+
+    Rows are never moved while they live: a deleted row is marked dead and its id
+    forgotten; the matrix is compacted when the dead outnumber the living.  All
+    access holds ``lock`` (a query is a few ms; writes come in batches).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.loaded = False
+        self.mat: Any = None      # numpy, imported on first use (opening an engine stays cheap)
+        self.alive: Any = None
+        self.ids: list[str] = []
+        self.paths: list[str] = []
+        self.langs: list[str] = []
+        self.row: dict[str, int] = {}
+        self.n = 0
+        self.codes: Any = None    # numpy int32 per row: the language's code in lang_code
+        self.lang_code: dict[str, int] = {}
+
+    def count(self) -> int:
+        return len(self.row)
+
+    def put(self, ids: Sequence[str], vectors: Any, metadatas: Sequence[dict[str, Any]]
+            ) -> None:
+        import numpy as np
+
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or len(vecs) != len(ids):
+            return
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = vecs / np.where(norms == 0, 1.0, norms)
+        with self.lock:
+            if self.mat is None or self.mat.shape[1] != vecs.shape[1]:
+                self.mat = np.zeros((0, vecs.shape[1]), dtype=np.float32)
+                self.alive = np.zeros(0, dtype=bool)
+                self.codes = np.zeros(0, dtype=np.int32)
+                self.n, self.ids, self.paths, self.langs, self.row = 0, [], [], [], {}
+            need = self.n + sum(1 for i in ids if i not in self.row)
+            if need > len(self.mat):
+                cap = max(need, 2 * len(self.mat), 1024)
+                mat = np.zeros((cap, self.mat.shape[1]), dtype=np.float32)
+                mat[:self.n] = self.mat[:self.n]
+                alive = np.zeros(cap, dtype=bool)
+                alive[:self.n] = self.alive[:self.n]
+                codes = np.zeros(cap, dtype=np.int32)
+                codes[:self.n] = self.codes[:self.n]
+                self.mat, self.alive, self.codes = mat, alive, codes
+            for k, cid in enumerate(ids):
+                meta = metadatas[k] if k < len(metadatas) and metadatas[k] else {}
+                r = self.row.get(cid)
+                if r is None:
+                    r = self.n
+                    self.n += 1
+                    self.row[cid] = r
+                    self.ids.append(cid)
+                    self.paths.append(str(meta.get("path", "")))
+                    self.langs.append(str(meta.get("language", "")))
+                else:
+                    self.paths[r] = str(meta.get("path", self.paths[r]))
+                    self.langs[r] = str(meta.get("language", self.langs[r]))
+                self.mat[r] = vecs[k]
+                self.alive[r] = True
+                self.codes[r] = self.lang_code.setdefault(self.langs[r], len(self.lang_code))
+
+    def drop_ids(self, ids: Iterable[str]) -> None:
+        with self.lock:
+            for cid in ids:
+                r = self.row.pop(cid, None)
+                if r is not None:
+                    self.alive[r] = False
+            self._maybe_compact()
+
+    def drop_paths(self, paths: Iterable[str]) -> None:
+        gone = set(paths)
+        with self.lock:
+            for r in range(self.n):
+                if self.alive[r] and self.paths[r] in gone:
+                    self.alive[r] = False
+                    self.row.pop(self.ids[r], None)
+            self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        import numpy as np
+
+        dead = self.n - len(self.row)
+        if dead <= max(1024, len(self.row)):
+            return
+        keep = np.flatnonzero(self.alive[:self.n])
+        self.mat = np.ascontiguousarray(self.mat[keep])
+        self.alive = np.ones(len(keep), dtype=bool)
+        self.codes = np.ascontiguousarray(self.codes[keep])
+        self.ids = [self.ids[r] for r in keep]
+        self.paths = [self.paths[r] for r in keep]
+        self.langs = [self.langs[r] for r in keep]
+        self.row = {cid: r for r, cid in enumerate(self.ids)}
+        self.n = len(keep)
+
+    def query(self, vector: Any, n: int, languages: Sequence[str] = ()
+              ) -> list[tuple[str, float]]:
+        import numpy as np
+
+        v = np.asarray(vector, dtype=np.float32)
+        v = v / (float(np.linalg.norm(v)) or 1.0)
+        with self.lock:
+            if not self.row or n <= 0:
+                return []
+            sims = self.mat[:self.n] @ v
+            if languages or len(self.row) < self.n:   # filter: dead rows, other languages
+                ok = self.alive[:self.n].copy()
+                if languages:
+                    ok &= np.isin(self.codes[:self.n],
+                                  [self.lang_code.get(x, -1) for x in languages])
+                sims[~ok] = -np.inf
+                k = min(n, int(ok.sum()))
+            else:
+                k = min(n, self.n)
+            if k <= 0:
+                return []
+            top = np.argpartition(-sims, k - 1)[:k] if k < self.n else np.arange(self.n)
+            top = top[np.argsort(-sims[top], kind="stable")][:k]
+            return [(self.ids[r], float(sims[r])) for r in top]
+
+    def similarities(self, vector: Any, ids: Sequence[str]) -> dict[str, float]:
+        import numpy as np
+
+        v = np.asarray(vector, dtype=np.float32)
+        v = v / (float(np.linalg.norm(v)) or 1.0)
+        with self.lock:
+            rows = [(cid, self.row[cid]) for cid in ids if cid in self.row]
+            if not rows:
+                return {}
+            sims = self.mat[[r for _, r in rows]] @ v
+            return {cid: float(s) for (cid, _), s in zip(rows, sims)}
 
 
 def _forget_broken_system(path: Path) -> None:

@@ -35,8 +35,8 @@ class SearchQuery:
 @dataclass
 class SearchHit:
     path: str          # relative to the project root, '/'-separated
-    line: int          # 1-based
-    end_line: int      # 1-based, inclusive
+    line: int          # 1-based: a definition's own line (after its decorators)
+    end_line: int      # 1-based, inclusive: the last line of the whole span
     kind: str          # function | method | class | match | window | ...
     name: str
     score: float
@@ -44,6 +44,37 @@ class SearchHit:
     language: str = ""
     parent: str = ""
     stale: bool = False  # file changed on disk since it was indexed
+    start_line: int = 0  # 1-based first line of the whole span (decorators included)
+
+
+@dataclass
+class Coverage:
+    """How much of the project an answer covers, so none claims more than it knows.
+
+    A first index catalogues every file (names, keywords, definitions) before
+    it has embedded them all: symbol and keyword answers are exact for the
+    ``files_indexed`` catalogued files, semantic ones for ``chunks_embedded``.
+    """
+
+    files_indexed: int = 0          # files catalogued: regex/symbol/keyword search sees them
+    files_total: int | None = None  # files the index holds when complete (None: not known)
+    chunks_indexed: int = 0         # chunks catalogued
+    chunks_embedded: int = 0        # chunks whose vector is stored: semantic search sees them
+    catalog_complete: bool = True   # every file is catalogued: "not found" means absent
+    complete: bool = True           # ... and every chunk is embedded
+    eta_seconds: float | None = None  # until every chunk is embedded, while an index runs
+
+    def files_note(self) -> str:
+        """``the 165 of 849 files indexed so far`` (for answers that found nothing)."""
+        total = f" of {self.files_total}" if self.files_total is not None else ""
+        return f"the {self.files_indexed}{total} files indexed so far"
+
+    def embedded_note(self) -> str:
+        """Says which part of the project a ranking by meaning saw."""
+        eta = (f"; all of them in about {self.eta_seconds:.0f} s"
+               if self.eta_seconds is not None else "")
+        return (f"ranked by meaning over the {self.chunks_embedded} of {self.chunks_indexed} "
+                f"chunks embedded so far{eta}")
 
 
 @dataclass
@@ -52,11 +83,12 @@ class SearchOutcome:
     mode: str                 # the mode actually used
     partial: bool = False     # the index was incomplete (being built, or interrupted)
     notes: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
 
 
 @dataclass
 class IndexProgress:
-    phase: str                # scanning | embedding | writing | done
+    phase: str                # scanning | cataloguing | embedding | done
     files_done: int = 0
     files_total: int = 0
     chunks_embedded: int = 0
@@ -95,3 +127,4 @@ class IndexStatus:
     model_loaded: bool = False
     pending_files: int = 0      # known to have changed, not yet re-indexed
     last_error: str = ""        # why the last index run failed ("" when it did not)
+    coverage: Coverage | None = None

@@ -38,6 +38,7 @@ class ErrorCode(str, enum.Enum):
     INDEX_UNWRITABLE = "index_unwritable"  # disk full or read-only index directory
     INDEX_LOCKED = "index_locked"        # another worker (another ragexd) owns this index
     RUNTIME_ERROR = "runtime_error"      # the runtime (process/docker) could not start a worker
+    MODEL_UNAVAILABLE = "model_unavailable"  # embedding model files missing or broken: ragexctl doctor
     INTERNAL = "internal"                # a bug: please report it
 
     @property

@@ -218,8 +218,8 @@ class Hit:
     """One search result as shown to users and machines (``--json``)."""
 
     path: str            # relative to the project root, '/'-separated
-    line: int            # 1-based first line
-    end_line: int        # 1-based last line (inclusive)
+    line: int            # 1-based: a definition's own line (after decorators), or the match
+    end_line: int        # 1-based last line of the span (inclusive)
     kind: str            # function | method | class | match | window | ...
     name: str            # symbol name ('' for regex matches and windows)
     score: float
@@ -227,6 +227,7 @@ class Hit:
     language: str = ""
     parent: str = ""     # enclosing class for methods
     stale: bool = False  # the file changed after it was indexed
+    start_line: int = 0  # 1-based first line of the span (decorators included); 0 = line
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -245,14 +246,20 @@ class SearchResult:
     partial: bool = False      # the index was still being built
     took_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: What the answer covers (files/chunks indexed and embedded of the total, ETA):
+    #: the engine's Coverage as a dict; None from a worker that predates it.
+    coverage: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {"hits": [h.to_wire() for h in self.hits], "mode": self.mode,
-                "partial": self.partial, "took_ms": self.took_ms, "notes": list(self.notes)}
+                "partial": self.partial, "took_ms": self.took_ms, "notes": list(self.notes),
+                "coverage": self.coverage}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "SearchResult":
+        coverage = data.get("coverage")
         return cls(hits=[Hit.from_wire(h) for h in data.get("hits", [])],
                    mode=str(data.get("mode", "")), partial=bool(data.get("partial")),
                    took_ms=float(data.get("took_ms", 0.0)),
-                   notes=list(data.get("notes", [])))
+                   notes=list(data.get("notes", [])),
+                   coverage=coverage if isinstance(coverage, dict) else None)

@@ -35,7 +35,8 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
         _emit(out, Reply.from_exception("", exc))
         return 0
 
-    service = WorkerService(root, index_dir)
+    # one request then exit: a background first index would die with the process
+    service = WorkerService(root, index_dir, background_first_index=False)
     service.open_engine()  # the model loads lazily, only if the request needs it
 
     def progress(p: Progress) -> None:

@@ -149,7 +149,8 @@ class WorkerServer:
             self._stop.set()
         elif op is Op.SEARCH:
             self._submit(envelope, message, lambda: self.service.search(
-                message.id, message.args_as(SearchArgs), lambda p: self._send(envelope, p)))
+                message.id, message.args_as(SearchArgs), lambda p: self._send(envelope, p),
+                timeout=message.timeout))
         elif op is Op.WORKER_STATUS:
             self._submit(envelope, message, self.service.status)
         elif op is Op.INDEX:

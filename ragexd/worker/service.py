@@ -27,6 +27,12 @@ ProgressSink = Callable[[Progress], None]
 #: Progress messages are throttled to this interval: a fast index must not
 #: flood the client's terminal (or the wire) with thousands of updates.
 PROGRESS_INTERVAL = 0.25
+#: How long a search that starts (or finds) a project's first index waits for
+#: it before answering from what is indexed so far (a symbol search stops
+#: waiting as soon as every file is catalogued, a regex search never waits).
+#: Half an agent's usual tool-call deadline (about a minute), and long enough
+#: that a small project is complete by then, cold model load included.
+FIRST_ANSWER_WAIT = 30.0
 
 #: In every index directory: flock-ed by the one worker that owns the index.
 INDEX_LOCK_FILE = "owner.lock"
@@ -61,7 +67,7 @@ class WorkerService:
     """
 
     def __init__(self, root: Path, index_dir: Path, project_id: str = "", *,
-                 watch: bool = False) -> None:
+                 watch: bool = False, background_first_index: bool = True) -> None:
         self.root = root
         self.watch = watch
         self._watcher: Any = None
@@ -74,6 +80,17 @@ class WorkerService:
         self._model_ready = threading.Event()
         self._index_lock = threading.Lock()
         self.cancel_index = threading.Event()
+        #: A warm worker builds a first index in the background and answers
+        #: searches from what is there; a one-shot process, which exits after
+        #: its answer, indexes first.
+        self.background_first_index = background_first_index
+        self._first_index: threading.Thread | None = None
+        self._first_lock = threading.Lock()
+        self._first_summary: Any = None
+        self._first_error: RagexError | None = None
+        self._last_broadcast = 0.0
+        #: searches attached to the running first index: request id -> progress sink
+        self._listeners: dict[str, ProgressSink] = {}
         self._reopen_lock = threading.Lock()
         self._index_owner: Any = None  # the index directory's lock (supervisor.lock.InstanceLock)
 
@@ -268,16 +285,38 @@ class WorkerService:
     # --- requests ------------------------------------------------------------------
 
     def search(self, request_id: str, args: SearchArgs,
-               progress: ProgressSink | None = None) -> dict[str, Any]:
-        """Serve a SEARCH whose arguments were validated when the request was decoded."""
+               progress: ProgressSink | None = None,
+               timeout: float | None = None) -> dict[str, Any]:
+        """Serve a SEARCH whose arguments were validated when the request was decoded.
+
+        With ``auto_index`` on a never-indexed (or interrupted first) index,
+        start the index in the background — or attach to the one already
+        running — wait for it at most ``FIRST_ANSWER_WAIT`` (half the caller's
+        ``timeout`` if shorter), then answer from what is there, with its
+        coverage."""
         from ..engine.types import SearchQuery
 
         engine = self.engine(timeout=120)
         notes: list[str] = []
-        if args.auto_index and engine.status().state == "empty" and not self.indexing:
-            summary = self.index(request_id, IndexArgs(), progress)
-            notes.append("indexed {files_indexed} files ({chunks_total} chunks) first".format(
-                **summary["summary"]))
+        if args.auto_index and self._wants_first_index(engine):
+            if self.background_first_index:
+                self._start_first_index(engine)
+                budget = FIRST_ANSWER_WAIT if timeout is None else \
+                    min(FIRST_ANSWER_WAIT, timeout / 2)
+                if self._wait_first_index(engine, request_id, args.mode, budget, progress):
+                    if self._first_error is not None:
+                        raise self._first_error   # disk full, read-only...: say it
+                    summary = self._first_summary
+                    if summary is not None:
+                        notes.append(f"indexed {summary.files_indexed} files "
+                                     f"({summary.chunks_total} chunks) first")
+                else:
+                    notes.append("the project's first index is running in the background; "
+                                 "this answer covers what it has indexed so far")
+            elif not self.indexing:
+                summary = self.index(request_id, IndexArgs(), progress)
+                notes.append("indexed {files_indexed} files ({chunks_total} chunks) first"
+                             .format(**summary["summary"]))
         query = SearchQuery(text=args.query, mode=args.mode, limit=args.limit,
                             path_globs=tuple(args.paths), languages=tuple(args.languages))
         t0 = time.perf_counter()
@@ -286,10 +325,90 @@ class WorkerService:
         except Exception as exc:  # noqa: BLE001
             raise _to_ragex_error(exc) from None
         took = (time.perf_counter() - t0) * 1000
+        coverage = outcome.coverage
         return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
                             mode=outcome.mode, partial=outcome.partial or self.indexing,
-                            took_ms=round(took, 2),
-                            notes=notes + list(outcome.notes)).to_wire()
+                            took_ms=round(took, 2), notes=notes + list(outcome.notes),
+                            coverage=dataclasses.asdict(coverage) if coverage is not None
+                            else None).to_wire()
+
+    # --- the first index, shared by every search that needs it ----------------------
+
+    def _wants_first_index(self, engine: Any) -> bool:
+        """Never indexed, or a first index that was interrupted (it resumes), or
+        one running now (attach to it)."""
+        thread = self._first_index
+        if thread is not None and thread.is_alive():
+            return True
+        status = engine.status()
+        # "indexing": another search's run (or an INDEX request) just got going
+        return status.last_indexed is None and status.state in ("empty", "partial",
+                                                                 "indexing")
+
+    def _start_first_index(self, engine: Any) -> None:
+        """Start the first index unless one runs: concurrent first searches all
+        attach to the one run instead of racing for the index lock."""
+        with self._first_lock:
+            thread = self._first_index
+            if thread is not None and thread.is_alive():
+                return
+            if not self._index_lock.acquire(blocking=False):
+                return   # an INDEX request or the watcher is building it: wait on that
+            self.cancel_index.clear()
+            self._first_summary = self._first_error = None
+
+            def run() -> None:
+                try:
+                    _set_torch_threads(os.cpu_count() or 1)
+                    summary = engine.index(progress=self._broadcast, cancel=self.cancel_index)
+                    self._first_summary = summary
+                    log.info("first index: %d files, %d chunks in %.1f s%s",
+                             summary.files_indexed, summary.chunks_total, summary.seconds,
+                             " (cancelled)" if summary.cancelled else "")
+                except Exception as exc:  # noqa: BLE001 - the waiting searches report it
+                    self._first_error = _to_ragex_error(exc)
+                    log.warning("first index failed: %s", self._first_error.message)
+                finally:
+                    _set_torch_threads(1)
+                    engine.release_thread()
+                    self._index_lock.release()
+
+            self._first_index = threading.Thread(target=run, name="first-index", daemon=True)
+            self._first_index.start()
+
+    def _broadcast(self, p: Any) -> None:
+        """Index progress → every attached search's client (throttled)."""
+        now = time.monotonic()
+        if now - self._last_broadcast < PROGRESS_INTERVAL and p.phase != "done":
+            return
+        self._last_broadcast = now
+        with self._first_lock:
+            listeners = list(self._listeners.items())
+        for request_id, sink in listeners:
+            try:
+                sink(_progress(request_id, p))
+            except Exception:  # noqa: BLE001 - a gone client must not stop the index
+                log.debug("progress to %s failed", request_id, exc_info=True)
+
+    def _wait_first_index(self, engine: Any, request_id: str, mode: str, budget: float,
+                          progress: ProgressSink | None) -> bool:
+        """Wait until what ``mode`` needs is indexed, or ``budget`` seconds;
+        True if the index run finished meanwhile."""
+        if mode == "regex":
+            return not self.indexing   # ripgrep reads the live files: exact without an index
+        end = time.monotonic() + budget
+        if progress is not None:
+            with self._first_lock:
+                self._listeners[request_id] = progress
+        try:
+            while time.monotonic() < end and self.indexing:
+                if mode == "symbol" and engine.coverage().catalog_complete:
+                    break
+                time.sleep(0.1)
+            return not self.indexing
+        finally:
+            with self._first_lock:
+                self._listeners.pop(request_id, None)
 
     def index(self, request_id: str, args: IndexArgs,
               progress: ProgressSink | None = None) -> dict[str, Any]:
@@ -307,9 +426,7 @@ class WorkerService:
                 if progress is None or (now - last[0] < PROGRESS_INTERVAL and p.phase != "done"):
                     return
                 last[0] = now
-                progress(Progress(id=request_id, phase=p.phase, files_done=p.files_done,
-                                  files_total=p.files_total, chunks_embedded=p.chunks_embedded,
-                                  eta_seconds=p.eta_seconds, message=p.message))
+                progress(_progress(request_id, p))
 
             _set_torch_threads(os.cpu_count() or 1)
             try:
@@ -322,6 +439,13 @@ class WorkerService:
             return {"summary": dataclasses.asdict(summary)}
         finally:
             self._index_lock.release()
+
+
+def _progress(request_id: str, p: Any) -> Progress:
+    """The engine's IndexProgress as the protocol's Progress for one request."""
+    return Progress(id=request_id, phase=p.phase, files_done=p.files_done,
+                    files_total=p.files_total, chunks_embedded=p.chunks_embedded,
+                    eta_seconds=p.eta_seconds, message=p.message)
 
 
 def _set_torch_threads(n: int) -> None:

@@ -42,3 +42,47 @@ def test_docker_required_but_absent_fails_with_the_fix() -> None:
     proc = _doctor({"RAGEX_RUNTIME": "docker", "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert proc.returncode == 2, proc.stdout
     assert "docker engine" in proc.stdout and "fix:" in proc.stdout
+
+
+def _model_copy() -> Path:
+    """A private copy of the exported model, to damage."""
+    import shutil
+
+    from ragexd import modelfiles
+
+    dst = Path(tempfile.mkdtemp(prefix="rx-model-")) / "model"
+    shutil.copytree(modelfiles.locate("fp32", hashes=False).directory, dst)
+    return dst
+
+
+def test_a_sound_model_is_hashed_and_loaded() -> None:
+    model = _model_copy()
+    proc = _doctor({"RAGEX_MODEL_DIR": str(model), "RAGEX_RUNTIME": "process"}, "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert checks["model"]["ok"] and "sha256 matches" in checks["model"]["detail"], checks["model"]
+    assert checks["model load"]["ok"], checks["model load"]
+
+
+def test_a_corrupted_model_file_is_caught_by_its_hash_with_the_fix() -> None:
+    model = _model_copy()
+    graph = model / "model.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 3] ^= 0xFF       # same size: only the sha256 can tell
+    graph.write_bytes(bytes(data))
+    proc = _doctor({"RAGEX_MODEL_DIR": str(model), "RAGEX_RUNTIME": "process"})
+    assert proc.returncode == 2, proc.stdout
+    assert "XX  model" in proc.stdout and "sha256" in proc.stdout
+    assert ("fix: unset RAGEX_MODEL_DIR, or export into it: "
+            f"python -m ragexd.engine.onnx_export --out {model}") in proc.stdout
+
+
+def test_a_missing_model_is_optional_when_workers_run_only_in_docker() -> None:
+    missing = tempfile.mkdtemp(prefix="rx-nomodel-") + "/none"
+    proc = _doctor({"RAGEX_MODEL_DIR": missing, "RAGEX_RUNTIME": "process"}, "--json")
+    (model,) = [c for c in json.loads(proc.stdout) if c["name"] == "model"]
+    assert not model["ok"] and not model["optional"] and proc.returncode == 2
+    assert f"no model directory at {missing}" in model["detail"]
+    proc = _doctor({"RAGEX_MODEL_DIR": missing, "RAGEX_RUNTIME": "docker",
+                    "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "--json")
+    (model,) = [c for c in json.loads(proc.stdout) if c["name"] == "model"]
+    assert not model["ok"] and model["optional"]

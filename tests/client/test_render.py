@@ -161,3 +161,18 @@ def test_a_decorated_definition_shows_its_def_line_with_that_line_number() -> No
     assert format_hit(hit, "a.py", color=False) == "a.py:12:    def size(self):"
     match = {"path": "a.py", "line": 3, "kind": "match", "name": "", "text": "@app.route('/')"}
     assert format_hit(match, "a.py", color=False) == "a.py:3:@app.route('/')"
+
+
+def test_coverage_line_says_what_is_indexed_and_embedded_and_nothing_when_complete() -> None:
+    during = {"files_indexed": 165, "files_total": 849, "chunks_indexed": 3000,
+              "chunks_embedded": 1200, "catalog_complete": False, "complete": False,
+              "eta_seconds": 95.0}
+    text = render.format_coverage(during)
+    assert text is not None
+    assert "165/849 files indexed so far" in text and "1200/3000 chunks embedded" in text
+    assert "ETA 1m" in text
+    embedding = dict(during, files_indexed=849, catalog_complete=True, eta_seconds=None)
+    text = render.format_coverage(embedding)
+    assert text is not None and "849/849 files indexed," in text and "ETA" not in text
+    assert render.format_coverage(dict(during, complete=True)) is None
+    assert render.format_coverage(None) is None   # a worker that predates coverage

@@ -326,3 +326,230 @@ def test_empty_and_odd_input_never_raises() -> None:
     assert chunk_file("e.py", "", "python") == []
     chunk_file("weird.py", "\ufffd\ufffd def (:\n\0\n", "python")
     chunk_file("x.rs", "fn", "rust")
+
+
+DEF_LINE_SAMPLES = [
+    ("python", "m.py", '''\
+        class Split:
+            @property
+            @functools.lru_cache(
+                maxsize=3,
+            )
+            def train_test_split(self, *arrays):
+                return arrays
+        ''', "train_test_split", 2, 6),
+    ("java", "A.java", '''\
+        public class A {
+            @Override
+            @Deprecated(
+                since = "2")
+            public void run() {
+                return;
+            }
+        }
+        ''', "run", 2, 5),
+    ("c_sharp", "A.cs", '''\
+        public class A {
+            [Obsolete("no")]
+            [HttpGet]
+            public void Run() {
+                return;
+            }
+        }
+        ''', "Run", 2, 4),
+    ("typescript", "a.ts", '''\
+        export class A {
+            @Input()
+            @HostListener("click", ["$event"])
+            onClick(e: Event): void {
+                return;
+            }
+        }
+        ''', "onClick", 2, 4),
+    ("kotlin", "a.kt", '''\
+        class A {
+            @JvmStatic
+            @Throws(IOException::class)
+            fun load(path: String): String {
+                return path
+            }
+        }
+        ''', "load", 2, 4),
+]
+
+
+@pytest.mark.parametrize("language,path,source,name,start,line", DEF_LINE_SAMPLES,
+                         ids=[s[0] for s in DEF_LINE_SAMPLES])
+def test_definition_line_is_after_decorators_and_annotations(
+        language: str, path: str, source: str, name: str, start: int, line: int) -> None:
+    chunks = chunk_file(path, textwrap.dedent(source), language)
+    got = next(c for c in chunks if c.name == name)
+    assert (got.start, got.line) == (start, line)
+
+
+def test_javascript_assigned_functions_are_definitions() -> None:
+    source = textwrap.dedent('''\
+        /**
+         * Proxy Router#use() to add middleware.
+         */
+        app.use = function use(fn) {
+          var offset = 0;
+          return offset;
+        };
+        exports.parse = (s) => {
+          return s;
+        };
+        Foo.prototype.bar = function () { return 1; };
+        ''')
+    got = [(c.kind, c.name, c.parent, c.start, c.end, c.doc)
+           for c in chunk_file("app.js", source, "javascript") if c.kind != "block"]
+    assert got == [("method", "use", "app", 4, 7, "Proxy Router#use() to add middleware."),
+                   ("function", "parse", "", 8, 10, ""),
+                   ("method", "bar", "Foo", 11, 11, "")]
+
+
+# Grammars chunked by the generic definition rule (languages.py), on small real programs.
+MORE_LANGUAGES: dict[str, tuple[str, str]] = {
+"scala": ("a.scala", '''\
+package util
+
+/** Small helpers. */
+object Util {
+  /** Adds two numbers. */
+  def add(a: Int, b: Int): Int = {
+    a + b
+  }
+}
+
+class Box(x: Int) {
+  def get: Int = x
+}
+
+trait Shape {
+  def area(): Double
+}
+'''),
+"shell": ("deploy.sh", '''\
+#!/bin/bash
+set -e
+
+# Print a greeting.
+greet() {
+  echo "hi $1"
+}
+
+function cleanup {
+  rm -rf "$TMP"
+}
+'''),
+"haskell": ("Main.hs", '''\
+module Main where
+
+-- | Add two numbers.
+add :: Int -> Int -> Int
+add a b = a + b
+
+class Shape a where
+  area :: a -> Double
+
+data Point = Point Int Int
+'''),
+"ocaml": ("m.ml", '''\
+(* Add two numbers. *)
+let add a b =
+  a + b
+
+module Stack = struct
+  let push x s = x :: s
+end
+
+type point = { x : int; y : int }
+'''),
+"sql": ("schema.sql", '''\
+-- Users of the site.
+CREATE TABLE users (
+  id integer PRIMARY KEY,
+  name text
+);
+
+CREATE FUNCTION add(a integer, b integer) RETURNS integer AS $$
+  SELECT a + b;
+$$ LANGUAGE SQL;
+'''),
+"hcl": ("main.tf", '''\
+# The web server.
+resource "aws_instance" "web" {
+  ami           = "ami-123"
+  instance_type = "t3.micro"
+}
+
+variable "region" {
+  default = "eu-west-1"
+}
+'''),
+"elixir": ("math.ex", '''\
+defmodule Math do
+  @moduledoc "Arithmetic."
+
+  def add(a, b) do
+    a + b
+  end
+
+  defp sub(a, b), do: a - b
+
+  def pos(x) when x > 0 do
+    x
+  end
+end
+'''),
+"julia": ("a.jl", '''\
+module Geo
+
+struct Point
+    x::Float64
+end
+
+function norm(p::Point)
+    sqrt(p.x^2)
+end
+
+end
+'''),
+"perl": ("a.pl", '''\
+use strict;
+
+# Add two numbers.
+sub add {
+    my ($a, $b) = @_;
+    return $a + $b;
+}
+'''),
+"erlang": ("m.erl", '''\
+-module(m).
+-export([add/2]).
+
+add(A, B) ->
+    A + B.
+'''),
+}
+MORE_EXPECTED: dict[str, list[tuple[str, str, str, int, int]]] = {
+    'scala': [('object', 'Util', '', 4, 9), ('method', 'add', 'Util', 6, 8), ('class', 'Box', '', 11, 13), ('method', 'get', 'Box', 12, 12), ('trait', 'Shape', '', 15, 17), ('method', 'area', 'Shape', 16, 16)],
+    'shell': [('function', 'greet', '', 5, 7), ('function', 'cleanup', '', 9, 11)],
+    'haskell': [('function', 'add', '', 5, 5), ('class', 'Shape', '', 7, 8), ('type', 'Point', '', 10, 10)],
+    'ocaml': [('function', 'add', '', 2, 3), ('module', 'Stack', '', 5, 7), ('method', 'push', 'Stack', 6, 6), ('type', 'point', '', 9, 9)],
+    'sql': [('type', 'users', '', 2, 5), ('function', 'add', '', 7, 9)],
+    'hcl': [('object', 'resource aws_instance web', '', 2, 5), ('object', 'variable region', '', 7, 9)],
+    'elixir': [('module', 'Math', '', 1, 13), ('method', 'add', 'Math', 4, 6), ('method', 'sub', 'Math', 8, 8), ('method', 'pos', 'Math', 10, 12)],
+    'julia': [('module', 'Geo', '', 1, 11), ('struct', 'Point', 'Geo', 3, 5), ('method', 'norm', 'Geo', 7, 9)],
+    'perl': [('function', 'add', '', 4, 7)],
+    'erlang': [('function', 'add', '', 4, 5)],
+}
+
+
+@pytest.mark.parametrize("language", sorted(MORE_LANGUAGES))
+def test_more_languages_have_definition_chunks(language: str) -> None:
+    path, source = MORE_LANGUAGES[language]
+    assert language_for(path) == language
+    got = [(c.kind, c.name, c.parent, c.start, c.end)
+           for c in chunk_file(path, source, language) if c.kind != "block"]
+    assert got == MORE_EXPECTED[language]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ragexd.engine import Engine, EngineError, IndexProgress, SearchQuery
+from ragexd.engine import Engine, EngineError, IndexProgress, SearchQuery, indexer
 from ragexd.engine.store import Catalog
 
 from tests.harness import STDLIB, copy_stdlib
@@ -141,7 +141,7 @@ def test_fifo_socket_vanishing_file_do_not_hang(project) -> None:
     victim = root / "zz_new_2.py"
 
     def progress(p: IndexProgress) -> None:
-        if p.phase == "embedding" and p.files_done == 0 and victim.exists():
+        if p.phase == "cataloguing" and p.files_done == 0 and victim.exists():
             victim.unlink()  # vanishes after the scan, before it is read
 
     result: dict = {}
@@ -174,15 +174,16 @@ def generated(dest: Path, files: int = 30) -> None:
         (dest / f"gen_{i:02d}.py").write_text(body)
 
 
-def test_search_during_indexing_is_partial(project) -> None:
+def test_search_during_indexing_is_partial(project, monkeypatch) -> None:
     engine, root, base, _ = project
+    monkeypatch.setattr(indexer, "BATCH_FILES", 5)   # commit (and report) mid-phase
     extra = base / "tree" / "more"
     generated(extra)
     seen: dict = {}
     done = threading.Event()
 
     def progress(p: IndexProgress) -> None:
-        if p.phase == "embedding" and p.files_done > 0 and "out" not in seen:
+        if p.phase == "cataloguing" and p.files_done > 0 and "out" not in seen:
             def probe() -> None:
                 seen["out"] = engine.search(SearchQuery("dumps", mode="symbol"))
                 seen["status"] = engine.status()
@@ -218,8 +219,9 @@ def test_cancel_leaves_a_partial_index_that_converges(project) -> None:
         assert s.cancelled
         assert engine.status().state == "partial"
         assert engine.search(SearchQuery("dumps", mode="symbol")).partial
+        left = engine._catalog.pending_count()   # catalogued, vector not stored yet
         s2 = engine.index()
-        assert not s2.cancelled and s2.files_indexed >= 1
+        assert not s2.cancelled and s2.chunks_embedded == left   # resumed, nothing twice
         assert engine.status().state == "ready"
         cat, vec = ids_of(engine)
         assert cat == vec

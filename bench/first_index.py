@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""First index of a never-indexed tree: this checkout against a baseline revision.
+
+Side by side in one run, the two interleaved run by run so both see the same
+machine load, each in a fresh process on the same copy of a tree:
+
+* catalog complete — seconds from the start of ``Engine.index()`` until every
+  file is catalogued: from then on symbol and keyword answers are exact (the
+  two-phase index reaches it before embedding ends; a one-phase index only when
+  it is done);
+* first index — seconds until ``Engine.index()`` returns (every vector stored),
+  and chunks/s over it;
+* semantic query latency while the index runs (median and worst of one
+  query every 2 s once the model is loaded);
+* worker RSS when it is done.
+
+The baseline is another revision of this repository (default ``main``),
+exported with ``git archive``.  Prints medians and their ratios.
+
+    python bench/first_index.py [--package email] [--site-package NAME] [--runs 3]
+                                [--baseline main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import PY, REPO, machine, median  # noqa: E402
+from tests.harness import copy_stdlib  # noqa: E402
+
+CHILD = r"""
+import json, os, sys, threading, time
+from pathlib import Path
+import ragexd
+from ragexd.engine import Engine
+root, idx = Path(sys.argv[1]), Path(sys.argv[2])
+engine = Engine(root, idx)
+seen = []          # (seconds, files catalogued)
+stop = threading.Event()
+def watch(t0):
+    from ragexd.engine.store import Catalog
+    catalog = Catalog(idx / "catalog.sqlite")
+    while not stop.is_set():
+        seen.append((time.monotonic() - t0, catalog.stats()[0]))
+        time.sleep(0.1)
+lat = []           # semantic query latency while the index runs (model loaded)
+def ask():
+    from ragexd.engine import SearchQuery
+    while not stop.is_set():
+        if engine.model_loaded:
+            q0 = time.monotonic()
+            engine.search(SearchQuery("parse a header value", mode="semantic", limit=5))
+            lat.append(time.monotonic() - q0)
+        time.sleep(2.0)
+t0 = time.monotonic()
+th = threading.Thread(target=watch, args=(t0,), daemon=True)
+th.start()
+qt = threading.Thread(target=ask, daemon=True)
+qt.start()
+summary = engine.index()
+wall = time.monotonic() - t0
+stop.set(); th.join(); qt.join()
+lat.sort()
+files = engine._catalog.stats()[0]
+complete = next((t for t, n in seen if n >= files), wall)
+import psutil
+print(json.dumps({"code": os.path.dirname(os.path.dirname(ragexd.__file__)), "wall": wall, "catalog": min(complete, wall), "chunks": summary.chunks_total,
+                  "files": files, "rss": psutil.Process().memory_info().rss,
+                  "query": lat[len(lat) // 2] if lat else None, "query_max": lat[-1] if lat else None}))
+"""
+
+
+def run_one(code: Path, tree: Path, work: Path) -> dict:
+    idx = Path(tempfile.mkdtemp(prefix="idx-", dir=work))
+    env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    # cwd outside any checkout: ``python -c`` puts the cwd first on sys.path
+    out = subprocess.run([PY, "-c", CHILD, str(tree), str(idx)], env=env, capture_output=True,
+                         text=True, check=True, timeout=7200, cwd=work)
+    shutil.rmtree(idx, ignore_errors=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--package", default="email", help="stdlib package to copy")
+    ap.add_argument("--site-package", help="an installed third-party package to copy instead")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", default="main", help="git revision to compare with")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rx-first-"))
+    try:
+        if args.site_package:
+            import importlib.util
+            spec = importlib.util.find_spec(args.site_package)
+            assert spec and spec.submodule_search_locations, args.site_package
+            src = Path(list(spec.submodule_search_locations)[0])
+            tree = work / "tree"
+            shutil.copytree(src, tree / src.name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
+            name = args.site_package
+        else:
+            tree = copy_stdlib(work / "tree", args.package)
+            name = f"stdlib {args.package}"
+        base = work / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        results: dict[str, list[dict]] = {"this": [], args.baseline: []}
+        for i in range(args.runs):
+            for label, code in (("this", REPO), (args.baseline, base)):
+                got = run_one(code, tree, work)
+                results[label].append(got)
+                print(f"run {i + 1} {label}: {got}", flush=True)
+        print(f"\nfirst index of {name} ({results['this'][0]['files']} files, "
+              f"{results['this'][0]['chunks']} chunks), medians of {args.runs} interleaved "
+              f"runs; {machine()}")
+        print("| | catalog complete (s) | first index (s) | chunks/s | query during index "
+              "p50 / max (ms) | RSS after (MB) |")
+        print("|---|---|---|---|---|---|")
+        med = {}
+        for label, rows in results.items():
+            m = {k: median([r[k] for r in rows]) for k in ("catalog", "wall", "rss")}
+            m["rate"] = median([r["chunks"] / r["wall"] for r in rows])
+            q = [r["query"] for r in rows if r["query"] is not None]
+            qmax = max((r["query_max"] for r in rows if r["query_max"] is not None), default=0)
+            med[label] = m
+            print(f"| {label} | {m['catalog']:.1f} | {m['wall']:.1f} | {m['rate']:.1f} | "
+                  f"{median(q) * 1000 if q else 0:.0f} / {qmax * 1000:.0f} | "
+                  f"{m['rss'] / 2**20:.0f} |")
+        a, b = med["this"], med[args.baseline]
+        print(f"\nratios this/{args.baseline}: catalog complete {a['catalog'] / b['catalog']:.2f}, "
+              f"first index {a['wall'] / b['wall']:.2f}, chunks/s {a['rate'] / b['rate']:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The two-phase first index: catalogue everything first, embed in priority
+order, resume after a kill, and say honestly what each answer covers.
+
+Real engine, real model, real chroma, real processes and SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ragexd.engine import Engine, IndexProgress, SearchQuery, indexer
+from ragexd.engine.priority import DOCS, EXAMPLES, RECENT, SOURCE, TESTS, VENDORED, classify
+
+from tests.harness import STDLIB, copy_stdlib
+
+
+def make_tree(base: Path) -> Path:
+    """Project source (stdlib json), its tests, docs and vendored code."""
+    root = copy_stdlib(base / "tree", "json")
+    (root / "tests").mkdir()
+    for i in range(6):
+        (root / "tests" / f"test_codec_{i}.py").write_text(
+            "".join(f"def test_case_{i}_{j}():\n    assert {j} == {j}\n\n" for j in range(8)))
+    (root / "tests" / "test_late.py").write_text(
+        "def late_helper(value):\n    \"\"\"Defined in the last file catalogued.\"\"\"\n"
+        "    return value * 2\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "guide.md").write_text("# Guide\n\nHow to decode JSON documents.\n")
+    (root / "vendor").mkdir()
+    shutil.copy2(STDLIB / "textwrap.py", root / "vendor" / "textwrap.py")
+    return root
+
+
+@pytest.fixture()
+def tree() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="rx-prog-"))
+    yield make_tree(base)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_paths_rank_source_before_tests_docs_examples_and_vendored_code() -> None:
+    assert classify("pkg/core.py") == SOURCE
+    assert classify("tests/test_core.py") == classify("pkg/core_test.go") == TESTS
+    assert classify("pkg/conftest.py") == TESTS
+    assert classify("docs/index.rst") == classify("README.md", "markdown") == DOCS
+    assert classify("examples/plot.py") == EXAMPLES
+    assert classify("third_party/lib/x.c") == classify("node_modules/a/b.js") == VENDORED
+    assert RECENT < SOURCE < TESTS < DOCS < EXAMPLES < VENDORED
+
+
+def test_symbol_search_during_first_index_never_claims_absent(tree: Path,
+                                                              monkeypatch) -> None:
+    """Stopped while cataloguing: a name in a file not yet catalogued is 'not
+    found in the N of M files indexed so far', never plainly absent; once the
+    catalog is complete the same search finds it."""
+    monkeypatch.setattr(indexer, "BATCH_FILES", 2)
+    engine = Engine(tree, tree.parent / "idx")
+    reached, release = threading.Event(), threading.Event()
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "cataloguing" and p.files_done >= 2 and not reached.is_set():
+            reached.set()
+            release.wait(120)   # hold phase 1 here while the test searches
+
+    run = threading.Thread(target=lambda: engine.index(progress=progress))
+    run.start()
+    try:
+        assert reached.wait(120)
+        out = engine.search(SearchQuery("late_helper", mode="symbol"))
+        cov = out.coverage
+        assert out.hits == [] and out.partial
+        assert cov is not None and not cov.catalog_complete and not cov.complete
+        assert cov.files_total is not None and 0 < cov.files_indexed < cov.files_total
+        said = " ".join(out.notes)
+        assert f"in the {cov.files_indexed} of {cov.files_total} files indexed so far" in said
+        auto = engine.search(SearchQuery("late_helper", mode="auto"))
+        assert any("indexed so far" in n for n in auto.notes), auto.notes
+        assert not any(n.startswith("no symbol by that name;") for n in auto.notes)
+    finally:
+        release.set()
+        run.join(600)
+    try:
+        done = engine.search(SearchQuery("late_helper", mode="symbol"))
+        assert [h.path for h in done.hits] == ["tests/test_late.py"]
+        assert done.coverage is not None and done.coverage.complete
+        assert done.coverage.files_indexed == done.coverage.files_total
+        absent = engine.search(SearchQuery("no_such_function_anywhere", mode="symbol"))
+        assert absent.hits == [] and not any("so far" in n for n in absent.notes)
+        status = engine.status()
+        assert status.state == "ready" and status.coverage == done.coverage
+    finally:
+        engine.close()
+
+
+KILLED_AFTER = 3 * 8   # chunks stored when the child dies: three batches of 8
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from ragexd.engine import Engine, indexer
+    indexer.BATCH_CHUNKS = 8
+    e = Engine(Path(sys.argv[1]), Path(sys.argv[2]))
+    batches = [0]
+    def hook(n):
+        batches[0] += 1
+        if batches[0] == 3:   # batch 3's vectors stored, not yet marked in the catalog
+            os.kill(os.getpid(), signal.SIGKILL)
+    e._fault_hook = hook
+    e.index()
+""")
+
+
+def test_first_index_resumes_after_kill_without_re_embedding(tree: Path) -> None:
+    """SIGKILL in the third embedding batch: the next run re-reads no catalogued
+    file and embeds exactly the chunks without a stored vector; the source was
+    embedded before the tests, docs and vendored code."""
+    idx = tree.parent / "idx"
+    child = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(idx)],
+                           capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+
+    engine = Engine(tree, idx)
+    try:
+        assert engine.status().state == "partial"
+        cov = engine.coverage()
+        assert not cov.complete and not cov.catalog_complete
+        stored = engine._vectors.all_ids()
+        assert len(stored) == KILLED_AFTER        # batch 3 reached chroma before the kill
+        source = {c.id for p in engine._catalog.files() if p.startswith("json/")
+                  for c in engine._catalog.chunks_of(p)}
+        assert len(source) > KILLED_AFTER and stored <= source   # source first
+        meaning = engine.search(SearchQuery("decode a JSON document", mode="hybrid"))
+        said = " ".join(meaning.notes)   # the catalog has not heard of batch 3 yet
+        assert f"ranked by meaning over the {KILLED_AFTER - 8} of {cov.chunks_indexed} " \
+            "chunks embedded so far" in said, meaning.notes
+        catalogued = set(engine._catalog.files())
+        summary = engine.index()
+        total = len(engine._catalog.chunk_ids())
+        assert summary.chunks_embedded == total - KILLED_AFTER   # nothing embedded twice
+        assert summary.files_indexed == len(set(engine._catalog.files()) - catalogued)
+        assert engine._catalog.chunk_ids() == engine._vectors.all_ids()
+        assert engine._vectors.count() == total
+        after = engine.status()
+        assert after.state == "ready" and after.coverage is not None
+        assert after.coverage.complete and after.coverage.chunks_embedded == total
+    finally:
+        engine.close()
+
+
+def test_concurrent_first_searches_attach_to_one_index(tree: Path) -> None:
+    """Five agents search a never-indexed project at once: one index runs, every
+    one of them gets an answer (none 'the index is empty'), with its coverage."""
+    from ragexd.protocol import SearchArgs
+    from ragexd.worker.service import WorkerService
+
+    service = WorkerService(tree, tree.parent / "idx")
+    service.open_engine()
+    runs: list[int] = []
+    real_index = service._engine.index
+
+    def counted(**kw):   # the real index, counted
+        runs.append(1)
+        return real_index(**kw)
+    service._engine.index = counted
+    answers: list[dict] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(5)
+
+    def ask(i: int) -> None:
+        go.wait()
+        try:
+            answers.append(service.search(f"agent-{i}", SearchArgs(
+                query="late_helper" if i % 2 else "JSONDecoder", mode="symbol",
+                auto_index=True), timeout=60))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    agents = [threading.Thread(target=ask, args=(i,)) for i in range(5)]
+    for a in agents:
+        a.start()
+    for a in agents:
+        a.join(300)
+    try:
+        assert not errors, errors
+        assert len(answers) == 5 and len(runs) == 1
+        for answer in answers:
+            assert answer["hits"], answer
+            assert not any("empty" in n for n in answer["notes"]), answer["notes"]
+            assert answer["coverage"]["catalog_complete"], answer["coverage"]
+        assert service._first_index is not None
+        service._first_index.join(600)
+        status = service.status()["index"]
+        assert status["state"] == "ready" and status["coverage"]["complete"], status
+        again = service.search("later", SearchArgs(query="late_helper", mode="symbol",
+                                                   auto_index=True), timeout=60)
+        assert again["hits"] and len(runs) == 1   # a complete index is not re-run
+    finally:
+        service.close()
+
+
+def test_repeated_index_runs_leave_no_connection_behind(tree: Path) -> None:
+    """Each run embeds on a thread of its own; its catalog connection is closed
+    when it ends, so a long-lived worker's descriptors and memory do not creep."""
+    engine = Engine(tree, tree.parent / "idx")
+    try:
+        engine.index()
+        held = len(engine._catalog._all)
+        for i in range(3):
+            (tree / "json" / "edited.py").write_text(f"def edited_{i}(value):\n    return {i}\n")
+            summary = engine.index()
+            assert summary.chunks_embedded >= 1
+            assert len(engine._catalog._all) == held
+    finally:
+        engine.close()

@@ -1,0 +1,152 @@
+"""What a hit says and where it ranks: definition lines, and tests below the code they test."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ragexd.engine import Engine, SearchQuery
+from ragexd.engine import search as search_mod
+from ragexd.engine.search import asks_for_tests, is_test_path
+
+FILES = {
+    "pkg/split.py": '''\
+        import functools
+
+
+        @functools.lru_cache(
+            maxsize=None,
+        )
+        def shuffle_split(rows, ratio):
+            cut = int(len(rows) * ratio)
+            head, tail = rows[:cut], rows[cut:]
+            return head, tail
+
+
+        def merge_runs(left, right):
+            """Merge two ordered runs into one ordered list."""
+            out, i, j = [], 0, 0
+            while i < len(left) and j < len(right):
+                if left[i] <= right[j]:
+                    out.append(left[i]); i += 1
+                else:
+                    out.append(right[j]); j += 1
+            return out + left[i:] + right[j:]
+        ''',
+    "tests/test_merge.py": '''\
+        from pkg.split import merge_runs
+
+
+        def test_merge_sorted_lists():
+            merged = merge_runs([1, 3, 5], [2, 4, 6])
+            assert merged == sorted(merged)
+            assert merge_runs([], [1]) == [1]
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("rank-tree")
+    for rel, text in FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
+    eng = Engine(root, tmp_path_factory.mktemp("rank-index"))
+    eng.index()
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("mode", ["symbol", "semantic", "hybrid"])
+def test_hit_line_is_the_def_line_and_the_span_starts_at_the_decorator(engine: Engine,
+                                                                       mode: str) -> None:
+    text = "shuffle_split" if mode == "symbol" else "cut rows into a head and a tail"
+    hit = next(h for h in engine.search(SearchQuery(text, mode=mode, limit=5)).hits
+               if h.name == "shuffle_split")
+    assert (hit.start_line, hit.line, hit.end_line) == (4, 7, 10)
+    assert hit.text.startswith("def shuffle_split(rows, ratio):")
+
+
+def test_tests_rank_below_the_code_they_test(engine: Engine) -> None:
+    question = "merge two sorted runs"
+    searcher = engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, "test_prior": 1.0})
+        without = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
+    finally:
+        searcher.weights = saved
+    # the test repeats the question's words: without the prior it wins ...
+    assert without[0].path == "tests/test_merge.py"
+    # ... with it, the implementation comes first
+    hits = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
+    assert (hits[0].path, hits[0].name) == ("pkg/split.py", "merge_runs")
+
+
+def test_a_question_about_tests_ranks_tests_as_usual(engine: Engine) -> None:
+    hits = engine.search(SearchQuery("where is merging two sorted lists tested", mode="hybrid",
+                                     limit=3)).hits
+    assert hits[0].path == "tests/test_merge.py"
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("tests/test_split.py", True), ("pkg/tests/helpers.py", True), ("conftest.py", True),
+    ("sklearn/model_selection/tests/test_split.py", True), ("cobra/command_test.go", True),
+    ("src/app.test.ts", True), ("lib/app.spec.js", True), ("examples/demo.py", True),
+    ("src/test/java/FooTest.java", True), ("pkg/split.py", False), ("src/testing_utils.py", False),
+    ("lib/contest.py", False), ("cobra/command.go", False), ("src/latest.js", False),
+])
+def test_test_paths(path: str, expected: bool) -> None:
+    assert is_test_path(path) is expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("where is parse_config tested", True), ("fixtures for the database", True),
+    ("unit tests of the parser", True), ("split arrays into random train and test subsets", False),
+    ("parse the config file", False),
+])
+def test_which_questions_ask_for_tests(text: str, expected: bool) -> None:
+    assert asks_for_tests(text) is expected
+
+
+@pytest.mark.parametrize("text", ["aaaaaaaaaaaa", "\U0001F642\U0001F642\U0001F642",
+                                  "zzzz zzzz zzzz zzzz", "!!!!! ?????"])
+def test_noise_finds_nothing_meaningful_and_says_so(engine: Engine, text: str) -> None:
+    out = engine.search(SearchQuery(text, mode="auto", limit=5))
+    assert out.hits == []
+    assert search_mod.NOTHING_MEANINGFUL in out.notes
+    assert engine.search(SearchQuery(text, mode="semantic", limit=5)).hits == []
+
+
+def test_a_real_question_clears_the_noise_floor(engine: Engine) -> None:
+    out = engine.search(SearchQuery("combine two ordered runs", mode="auto", limit=5))
+    assert out.hits and out.hits[0].name == "merge_runs"
+    assert search_mod.NOTHING_MEANINGFUL not in out.notes
+
+
+def test_an_index_from_before_definition_lines_is_migrated_without_re_embedding(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "tree"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "split.py").write_text(textwrap.dedent(FILES["pkg/split.py"]))
+    index = tmp_path / "index"
+    eng = Engine(root, index)
+    first = eng.index()
+    eng.close()
+    # what an older ragex wrote: no line column
+    with sqlite3.connect(index / "catalog.sqlite") as db:
+        db.execute("ALTER TABLE chunks DROP COLUMN line")
+    eng = Engine(root, index)
+    try:
+        before = eng.search(SearchQuery("shuffle_split", mode="symbol")).hits[0]
+        assert (before.line, before.start_line) == (4, 4)   # still answers: the span's start
+        again = eng.index()
+        assert again.chunks_embedded == 0 and again.chunks_total == first.chunks_total
+        after = eng.search(SearchQuery("shuffle_split", mode="symbol")).hits[0]
+        assert (after.start_line, after.line, after.end_line) == (4, 7, 10)
+    finally:
+        eng.close()
