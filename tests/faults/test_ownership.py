@@ -21,9 +21,7 @@ pytestmark = pytest.mark.faults
 
 def test_two_ragexd_never_write_one_index_the_second_gets_index_locked() -> None:
     base = short_tmp()
-    first = RagexInstance(base / "a", RAGEX_WATCH="0")
-    (base / "a").mkdir()
-    (base / "b").mkdir()
+    first = RagexInstance(base / "a", RAGEX_WATCH="0")     # each makes its own base
     second = RagexInstance(base / "b", RAGEX_WATCH="0", RAGEX_DATA_DIR=first.env["RAGEX_DATA_DIR"])
     root = write_tree(base / "project")
     try:

@@ -31,6 +31,9 @@ _DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
 _DROP_PREFIXES = ("RAGEX_", "XDG_")
 #: Kept from the caller for the Docker runtime only: which engine and which image.
 _DOCKER_KEEP = ("DOCKER_HOST", "RAGEX_DOCKER_IMAGE")
+#: Kept from the caller always: where the exported model is (read only, like the
+#: model package), for a checkout whose own ragexd/_model was never exported.
+_KEEP = ("RAGEX_MODEL_DIR",)
 
 
 def short_tmp(prefix: str = "rx-") -> Path:
@@ -54,8 +57,8 @@ def make_env(base: Path, runtime: str = "process", *, session: bool = False,
         (base / "run").mkdir(mode=0o700, exist_ok=True)
     env = {k: v for k, v in os.environ.items()
            if k not in _DROP and k != "DOCKER_HOST" and not k.startswith(_DROP_PREFIXES)}
-    if runtime == "docker":
-        env.update({k: os.environ[k] for k in _DOCKER_KEEP if os.environ.get(k)})
+    keep = _KEEP + (_DOCKER_KEEP if runtime == "docker" else ())
+    env.update({k: os.environ[k] for k in keep if os.environ.get(k)})
     outer = os.environ.get("PYTHONPATH")
     env.update(HOME=str(home), RAGEX_RUNTIME_DIR=str(base / "run"),
                RAGEX_DATA_DIR=str(base / "data"), RAGEX_STATE_DIR=str(base / "state"),

@@ -19,7 +19,7 @@ import pytest
 
 from ragexctl import service
 
-from .conftest import REPO
+from tests.harness import REPO
 
 LIGHT = {"pyzmq", "platformdirs", "psutil", "docker"}
 
