@@ -197,6 +197,19 @@ class Searcher:
             self._floor = (count, best + NOISE_MARGIN)
         return self._floor[1]
 
+    def looks_like_noise(self, text: str, vec: "object", best_in_filters: float) -> bool:
+        """Noise is a property of the query, not of the filters: a real question
+        restricted to files that hardly match it still gets its least-bad answers.
+        So the query is noise only when no chunk of the whole index is above the
+        noise floor and no word of it is indexed anywhere."""
+        floor = self.noise_floor()
+        if best_in_filters >= floor:
+            return False
+        best = self.vectors.query(vec, 1)
+        if best and best[0][1] >= floor:
+            return False
+        return not self.lexical_ranked(text, 1, (), lambda _path: True)
+
     # -- ranked id lists -----------------------------------------------------------
 
     def semantic_ranked(self, text: str, n: int, languages: Sequence[str],
@@ -204,8 +217,7 @@ class Searcher:
                         ) -> list[tuple[ChunkRow, float]]:
         vec = self.embedder.encode_query(text)
         got = self._semantic(vec, n, languages, match)
-        if got and got[0][1] < self.noise_floor() and not self.lexical_ranked(text, 1,
-                                                                             languages, match):
+        if got and self.looks_like_noise(text, vec, got[0][1]):
             return []  # noise: no meaning and no word of it in the code
         if prior:
             tests = asks_for_tests(text)
@@ -254,7 +266,7 @@ class Searcher:
         vec = self.embedder.encode_query(text) if semantic else None
         sem = self._semantic(vec, depth, languages, match) if semantic else []
         lex = self.lexical_ranked(text, depth, languages, match)
-        if sem and sem[0][1] < self.noise_floor() and not lex:
+        if sem and not lex and self.looks_like_noise(text, vec, sem[0][1]):
             return []  # noise: no meaning and no word of it in the code
         sym: list[tuple[ChunkRow, float]] = []
         for tok in text.split():
