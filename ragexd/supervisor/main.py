@@ -24,7 +24,7 @@ import time
 from .. import __version__, paths
 from .. import exitcodes
 from ..config import ConfigError, load
-from .lock import AlreadyRunning, InstanceLock
+from ..pidlock import AlreadyRunning, InstanceLock
 
 log = logging.getLogger("ragexd")
 

@@ -97,7 +97,7 @@ class WorkerService:
         #: searches attached to the running first index: request id -> progress sink
         self._listeners: dict[str, ProgressSink] = {}
         self._reopen_lock = threading.Lock()
-        self._index_owner: Any = None  # the index directory's lock (supervisor.lock.InstanceLock)
+        self._index_owner: Any = None  # the index directory's lock (pidlock.InstanceLock)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -110,7 +110,7 @@ class WorkerService:
         ``--no-daemon`` run, or a container and a process, never write one
         index together.  The kernel drops it when the worker dies, however.
         """
-        from ..supervisor.lock import AlreadyRunning, InstanceLock
+        from ..pidlock import AlreadyRunning, InstanceLock
 
         lock = InstanceLock(self.index_dir / INDEX_LOCK_FILE)
         try:

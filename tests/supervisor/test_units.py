@@ -18,7 +18,7 @@ from ragexd.config import Config
 from ragexd.runtimes import RuntimeUnavailable, select_runtime
 from ragexd.runtimes.process import ProcessRuntime, describe_exit
 from ragexd.supervisor.backoff import BackoffPolicy, RestartTracker
-from ragexd.supervisor.lock import AlreadyRunning, InstanceLock
+from ragexd.pidlock import AlreadyRunning, InstanceLock
 from ragexd.supervisor.logs import JournalFormatter, tail
 from ragexd.supervisor.notify import Notifier
 from ragexd.supervisor.recent import RecentProjects
@@ -192,7 +192,7 @@ def test_lock_is_exclusive_and_names_the_holder(tmp_path):
 def test_lock_of_a_killed_holder_is_free(tmp_path):
     path = tmp_path / "ragexd.pid"
     code = ("import sys, time; from pathlib import Path; "
-            "from ragexd.supervisor.lock import InstanceLock; "
+            "from ragexd.pidlock import InstanceLock; "
             f"InstanceLock(Path({str(path)!r})).acquire(); print('locked', flush=True); "
             "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)

@@ -1,7 +1,11 @@
-"""Exactly one ragexd per user.
+"""An flock-ed pid file: exactly one holder, named to whoever else asks.
 
-The lock is an ``flock`` on ``<runtime_dir>/ragexd.pid`` with our pid written
-inside.  flock belongs to the open file, so the kernel drops it when ragexd
+Two owners use it: ragexd (exactly one per user, ``<runtime_dir>/ragexd.pid``)
+and a worker (exactly one writer per index, ``<index_dir>/owner.lock``).  It
+lives beside ``paths`` rather than in ``supervisor/`` because the worker needs
+it too and must not import the supervisor.
+
+The lock is an ``flock`` on the file with our pid written inside.  flock belongs to the open file, so the kernel drops it when ragexd
 dies however it dies (kill -9 included): a stale pid file never blocks a new
 ragexd, and the presence of a socket file proves nothing.  That is why only
 the lock holder may touch the socket: a second ragexd that fails to lock
@@ -15,7 +19,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..paths import read_pid
+from .paths import read_pid
 
 
 class AlreadyRunning(Exception):
