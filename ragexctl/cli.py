@@ -91,6 +91,9 @@ def _build_search(s: argparse.ArgumentParser) -> None:
     s.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
                    metavar="WHEN", help="colour the output: auto (only on a terminal, the "
                                         "default), always or never")
+    s.add_argument("--keep-indexing", action="store_true",
+                   help="if this search starts the project's first index, let that index go "
+                        "on in the background after Ctrl-C (by default Ctrl-C stops it)")
     _opt_json(s)
     _opt_no_daemon(s)
     _opt_timeout(s)
@@ -328,20 +331,38 @@ def _project_request(app: App, op: Op, args: dict[str, Any], root: Path,
                      on_progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
     """SEARCH or INDEX with a progress line on stderr; the result, or its error.
 
-    Ctrl-C stops this process, not the worker's indexing: say so when some was
-    under way (a search indexes first only the first time)."""
+    Ctrl-C during a first index that a *search* started on its own stops that
+    index (the user may have typed the search in the wrong directory; the work
+    resumes where it stopped on the next search or ``ragexctl index``), unless
+    ``--keep-indexing`` asked for it to go on.  Ctrl-C of an explicit
+    ``ragexctl index`` leaves the index running: the user asked for it."""
     try:
         reply = app.session.project_call(op, args, root, timeout=timeout,
                                          on_progress=on_progress or progress.update)
     except KeyboardInterrupt:
         progress.clear()
         if app.session.daemon_enabled and (op is Op.INDEX or progress.updates):
-            app.note("interrupted; the worker goes on indexing in the background "
-                     "(see `ragexctl status`)")
+            if op is Op.SEARCH and not getattr(app.args, "keep_indexing", False):
+                _stop_first_index(app, root)
+            else:
+                app.note("interrupted; the worker goes on indexing in the background "
+                         "(see `ragexctl status`)")
         raise
     finally:
         progress.clear()
     return reply.raise_for_error()
+
+
+def _stop_first_index(app: App, root: Path) -> None:
+    """Stop the project's worker, and with it the first index this search started
+    (nothing committed is lost: the next run resumes where this one stopped)."""
+    try:
+        app.session.quick_call(Op.STOP, project=str(root), timeout=STOP_TIMEOUT)
+        app.note(f"interrupted; stopped the first index of {root} (it resumes on the next "
+                 "search or `ragexctl index`; --keep-indexing lets it go on)")
+    except (RagexError, KeyboardInterrupt):
+        app.note("interrupted; the first index may still be running: "
+                 f"`ragexctl stop {root}` stops it")
 
 
 def cmd_search(app: App) -> int:

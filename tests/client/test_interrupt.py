@@ -1,0 +1,70 @@
+"""Ctrl-C of a first index that a search started on its own (issue #13).
+
+A user who types ``ragexctl search`` in the wrong directory and presses Ctrl-C
+expects the work to stop, not a worker embedding their home directory in the
+background.  An explicit ``ragexctl index``, or ``--keep-indexing``, goes on.
+Real ragexd, real worker, real SIGINT.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+from tests.harness import PrivateEnv, copy_stdlib, ragexctl_popen, wait_for
+
+
+def _state(env: PrivateEnv) -> dict:
+    r = env.ctl("status", "--json", timeout=60)
+    workers = json.loads(r.stdout).get("workers") or [{}] if r.stdout.strip() else [{}]
+    return workers[0]
+
+
+def _interrupt_first_search(env: PrivateEnv, tree: Path, *extra: str) -> tuple[int, str]:
+    proc = ragexctl_popen(env.env, "search", "--project", str(tree), *extra,
+                          "where is the message parsed into headers")
+    try:
+        # The worker is up and its first index has got going (the search is attached
+        # to it and receiving its progress): now the user presses Ctrl-C.
+        wait_for(lambda: _state(env).get("state") == "indexing", timeout=120,
+                 what="the first index to start")
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+def test_ctrl_c_of_a_search_stops_the_first_index_it_started_and_index_resumes_it() -> None:
+    env = PrivateEnv(TERM="dumb")
+    try:
+        tree = copy_stdlib(env.base / "proj", "email", "http", "json")
+        (tree / ".git").mkdir()
+        code, err = _interrupt_first_search(env, tree)
+        assert code == 130, err
+        assert "stopped the first index" in err, err
+        wait_for(lambda: _state(env).get("state") != "indexing", timeout=60,
+                 what="the worker to stop")
+        assert _state(env).get("state") in ("stopped", "idle-stopped", None), _state(env)
+        r = env.ctl("index", str(tree), timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("indexed "), r.stdout
+    finally:
+        env.cleanup()
+
+
+def test_with_keep_indexing_ctrl_c_leaves_the_first_index_running() -> None:
+    env = PrivateEnv(TERM="dumb")
+    try:
+        tree = copy_stdlib(env.base / "proj", "email", "http", "json")
+        (tree / ".git").mkdir()
+        code, err = _interrupt_first_search(env, tree, "--keep-indexing")
+        assert code == 130, err
+        assert "goes on indexing in the background" in err, err
+        assert _state(env).get("state") == "indexing", _state(env)
+    finally:
+        env.cleanup()
