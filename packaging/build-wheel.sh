@@ -49,13 +49,15 @@ rm -rf build/lib build/bdist.*
 "$PYTHON" -m build "${args[@]}" . >&2
 wheel="$(ls -t "dist/ragex-$version-"*.whl | head -n 1)"
 
-# The wheel must carry both programs and the service module, and nothing else top-level.
+# The wheel must carry both programs and the service package, and nothing else top-level.
 "$PYTHON" - "$wheel" <<'PY' >&2
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
 missing = [f for f in ("ragexd/__init__.py", "ragexd/supervisor/notify.py",
-                       "ragexctl/cli.py", "ragexctl/service.py", "ragexd/_model/manifest.json",
+                       "ragexctl/cli.py", "ragexctl/service/__init__.py",
+                       "ragexctl/service/systemd.py", "ragexctl/service/launchd.py",
+                       "ragexd/_model/manifest.json",
                        "ragexd/_model/model.onnx", "ragexd/_model/model.int8.onnx",
                        "ragexd/_model/tokenizer.json") if f not in names]
 entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ragexctl import service
+from ragexctl.service import launchd, systemd
 
 from tests.harness import REPO
 
@@ -74,5 +74,5 @@ def test_the_engine_and_mcp_are_extras(wheel) -> None:
 
 def test_the_unit_templates_ship_as_package_data(wheel) -> None:
     unit = wheel.read("ragexctl/units/ragexd.service").decode()
-    assert unit == service.UNIT_TEMPLATE and "@RAGEXD@ --foreground" in unit
-    assert wheel.read("ragexctl/units/io.ragex.ragexd.plist") == service.plist_template()
+    assert unit == systemd.UNIT_TEMPLATE and "@RAGEXD@ --foreground" in unit
+    assert wheel.read("ragexctl/units/io.ragex.ragexd.plist") == launchd.plist_template()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ragexctl import service
+from ragexctl.service import common, launchd, systemd
 
 from tests.harness import REPO
 
@@ -62,15 +62,15 @@ def verify(unit_text: str, tmp: Path, name: str = "ragexd.service") -> list[str]
 def test_checked_in_templates_match_the_code():
     """units/ is for packagers and review; what gets installed comes from the code.
     They must not drift apart."""
-    assert (REPO / "units" / "ragexd.service").read_text() == service.UNIT_TEMPLATE
-    assert (REPO / "units" / "io.ragex.ragexd.plist").read_bytes() == service.plist_template()
+    assert (REPO / "units" / "ragexd.service").read_text() == systemd.UNIT_TEMPLATE
+    assert (REPO / "units" / "io.ragex.ragexd.plist").read_bytes() == launchd.plist_template()
 
 
 def test_unit_has_the_required_settings(ragexd_script):
-    text = service.render_unit([str(ragexd_script)], {"PATH": "/usr/bin:/bin"})
+    text = systemd.render_unit([str(ragexd_script)], {"PATH": "/usr/bin:/bin"})
     keys = unit_keys(text)
     assert "@RAGEXD@" not in text and "@ENVIRONMENT@" not in text, "unrendered placeholder"
-    assert service.UNIT_TEMPLATE.count("@RAGEXD@") == service.UNIT_TEMPLATE.count(
+    assert systemd.UNIT_TEMPLATE.count("@RAGEXD@") == systemd.UNIT_TEMPLATE.count(
         "@ENVIRONMENT@") == 1, "placeholders belong on their lines only (not in comments)"
     assert keys[("Service", "Type")] == ["notify"]
     assert keys[("Service", "ExecStart")] == [f"{ragexd_script} --foreground"]
@@ -88,18 +88,18 @@ def test_unit_has_the_required_settings(ragexd_script):
 
 
 def test_systemd_analyze_verify_accepts_the_rendered_unit(ragexd_script, rx_tmp):
-    env = service.service_environment([str(ragexd_script)],
-                                      {"PATH": "/usr/bin:/bin", "RAGEX_RUNTIME_DIR": "/tmp/rx"})
-    problems = verify(service.render_unit([str(ragexd_script)], env), rx_tmp)
+    env = common.service_environment([str(ragexd_script)],
+                                     {"PATH": "/usr/bin:/bin", "RAGEX_RUNTIME_DIR": "/tmp/rx"})
+    problems = verify(systemd.render_unit([str(ragexd_script)], env), rx_tmp)
     assert problems == []
 
 
 def test_verify_catches_a_broken_unit(ragexd_script, rx_tmp):
     """Control: the check above can fail (a typo'd key, a missing binary)."""
-    text = service.render_unit([str(ragexd_script)], {"PATH": "/usr/bin"})
+    text = systemd.render_unit([str(ragexd_script)], {"PATH": "/usr/bin"})
     broken = text.replace("KillMode=mixed", "KillMode=mixed\nWatchdogSecs=30")
     assert any("WatchdogSecs" in l for l in verify(broken, rx_tmp))
-    missing = service.render_unit([str(rx_tmp / "no-such-ragexd")], {"PATH": "/usr/bin"})
+    missing = systemd.render_unit([str(rx_tmp / "no-such-ragexd")], {"PATH": "/usr/bin"})
     assert any("not executable" in l for l in verify(missing, rx_tmp))
 
 
@@ -109,14 +109,14 @@ def test_awkward_paths_are_quoted_for_systemd(ragexd_script, rx_tmp):
     odd_dir.mkdir()
     odd = odd_dir / "rx%d$x"
     odd.symlink_to(ragexd_script)
-    text = service.render_unit([str(odd)], {"PATH": f"{odd_dir}:/usr/bin", "V": 'a"b%c'})
+    text = systemd.render_unit([str(odd)], {"PATH": f"{odd_dir}:/usr/bin", "V": 'a"b%c'})
     assert verify(text, rx_tmp) == []   # would say "not executable" if mangled
     exec_start = unit_keys(text)[("Service", "ExecStart")][0]
     assert exec_start == f'"{odd_dir}/rx%%d$x" --foreground'
 
 
 def test_environment_passes_locations_and_docker_host(ragexd_script):
-    env = service.service_environment(
+    env = common.service_environment(
         [str(ragexd_script)],
         {"PATH": "/usr/bin:/bin", "RAGEX_RUNTIME_DIR": "/tmp/rx-run", "DOCKER_HOST":
          "unix:///run/user/1000/docker.sock", "RAGEX_DAEMON_MEMORY_LIMIT": "1GiB"})
@@ -128,16 +128,16 @@ def test_environment_passes_locations_and_docker_host(ragexd_script):
 
 
 def test_find_ragexd_prefers_this_installation(ragexd_script):
-    assert service.find_ragexd() == [str(ragexd_script)]
+    assert common.find_ragexd() == [str(ragexd_script)]
 
 
 def test_plist_loads_and_has_every_key(ragexd_script, rx_tmp):
     home = rx_tmp / "home"
-    env = service.service_environment(
+    env = common.service_environment(
         [str(ragexd_script)], {"PATH": "/opt/homebrew/bin:/usr/bin:/bin",
                                "DOCKER_HOST": "unix:///Users/me/.docker/run/docker.sock"})
-    data = plistlib.loads(service.render_plist([str(ragexd_script)], env, home=home))
-    assert data["Label"] == service.LAUNCHD_LABEL == "io.ragex.ragexd"
+    data = plistlib.loads(launchd.render_plist([str(ragexd_script)], env, home=home))
+    assert data["Label"] == launchd.LAUNCHD_LABEL == "io.ragex.ragexd"
     assert data["ProgramArguments"] == [str(ragexd_script), "--foreground"]
     assert data["RunAtLoad"] is True
     assert data["KeepAlive"] == {"SuccessfulExit": False}
@@ -156,26 +156,26 @@ def test_plist_loads_and_has_every_key(ragexd_script, rx_tmp):
 def test_plist_survives_hostile_strings(rx_tmp):
     """plistlib escapes what string templating would not (&, <, quotes)."""
     weird = str(rx_tmp / "a&b <c> \"d\"" / "ragexd")
-    data = plistlib.loads(service.render_plist([weird], {"PATH": "x&<y>"}, home=rx_tmp))
+    data = plistlib.loads(launchd.render_plist([weird], {"PATH": "x&<y>"}, home=rx_tmp))
     assert data["ProgramArguments"][0] == weird
     assert data["EnvironmentVariables"]["PATH"] == "x&<y>"
 
 
 def test_docker_host_detection(rx_tmp):
-    assert service.docker_host({"DOCKER_HOST": "tcp://h:2375"}) == "tcp://h:2375"
+    assert common.docker_host({"DOCKER_HOST": "tcp://h:2375"}) == "tcp://h:2375"
     if os.path.exists("/var/run/docker.sock"):
-        assert service.docker_host({"HOME": str(rx_tmp)}) is None
+        assert common.docker_host({"HOME": str(rx_tmp)}) is None
     else:
         sock = rx_tmp / ".docker" / "run" / "docker.sock"
         sock.parent.mkdir(parents=True)
         sock.touch()
-        assert service.docker_host({"HOME": str(rx_tmp)}) == f"unix://{sock}"
+        assert common.docker_host({"HOME": str(rx_tmp)}) == f"unix://{sock}"
 
 
 def test_xdg_config_home_is_honoured(rx_tmp):
-    assert service.systemd_unit_path({"XDG_CONFIG_HOME": str(rx_tmp / "cfg"), "HOME": "/x"}) \
+    assert systemd.systemd_unit_path({"XDG_CONFIG_HOME": str(rx_tmp / "cfg"), "HOME": "/x"}) \
         == rx_tmp / "cfg" / "systemd" / "user" / "ragexd.service"
-    assert service.systemd_unit_path({"HOME": str(rx_tmp)}) \
+    assert systemd.systemd_unit_path({"HOME": str(rx_tmp)}) \
         == rx_tmp / ".config" / "systemd" / "user" / "ragexd.service"
 
 
