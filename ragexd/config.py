@@ -51,28 +51,30 @@ class ConfigError(ValueError):
     """A setting that cannot be understood; the message names it and its source."""
 
 
+def _parse_quantity(value: Any, name: str, units: dict[str, int], what: str,
+                    example: str, examples: str) -> float:
+    """A number with an optional unit from ``units`` (``"2g"``, ``"30m"``); plain
+    numbers are taken in the base unit.  One parser for sizes and durations."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a {what} like {example}, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in units:
+        raise ConfigError(f"{name}: expected a {what} like {examples}, got {value!r}")
+    return float(m.group(1)) * units[m.group(2).lower()]
+
+
 def parse_size(value: Any, name: str = "size") -> int:
     """``"2g"`` and ``"2GiB"`` → 2147483648 (Docker's reading); plain numbers are bytes."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{name}: expected a size like '2GiB', got {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ConfigError(f"{name}: expected a size like '2g', '2GiB' or '512m', got {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    return int(_parse_quantity(value, name, _SIZE_UNITS, "size", "'2GiB'",
+                               "'2g', '2GiB' or '512m'"))
 
 
 def parse_duration(value: Any, name: str = "duration") -> float:
     """``"30m"`` → 1800.0; plain numbers are seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{name}: expected a duration like '30m', got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _TIME_UNITS:
-        raise ConfigError(f"{name}: expected a duration like '30m', '90s' or '2h', got {value!r}")
-    return float(m.group(1)) * _TIME_UNITS[m.group(2).lower()]
+    return _parse_quantity(value, name, _TIME_UNITS, "duration", "'30m'",
+                           "'30m', '90s' or '2h'")
 
 
 def parse_bool(value: Any, name: str = "flag") -> bool:

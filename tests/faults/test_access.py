@@ -102,8 +102,8 @@ def test_another_local_user_cannot_connect_or_look_inside(other_user: pwd.struct
         rx.cleanup()
 
 
-@pytest.mark.parametrize("mode", [0o775, 0o777, 0o770, 0o702], ids=oct)
-def test_a_group_or_world_writable_runtime_dir_is_refused(mode: int) -> None:
+@pytest.mark.parametrize("mode", [0o775, 0o777, 0o770, 0o702, 0o755], ids=oct)
+def test_a_runtime_dir_open_to_others_is_refused_with_the_fix(mode: int) -> None:
     base = short_tmp()
     try:
         run = base / "run"
