@@ -47,7 +47,7 @@ engine = Engine(root, idx)
 seen = []          # (seconds, files catalogued)
 stop = threading.Event()
 def watch(t0):
-    from ragexd.engine.store import Catalog
+    from ragexd.engine.catalog import Catalog
     catalog = Catalog(idx / "catalog.sqlite")
     while not stop.is_set():
         seen.append((time.monotonic() - t0, catalog.stats()[0]))

@@ -24,14 +24,16 @@ from typing import Callable, Sequence
 from ..paths import dir_size
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery
+from .catalog import Catalog
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
 from .query_shape import shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
-from .store import HEAVY_IMPORTS, REBUILD_HINT, Catalog, Vectors, is_unwritable
+from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery)
+from .vectors import Vectors
 
 log = logging.getLogger(__name__)
 

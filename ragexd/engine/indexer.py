@@ -43,12 +43,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from . import discovery
+from .catalog import Catalog, FileRow
 from .chunking import Chunk, chunk_file
 from .embedding import Embedder, context_text
 from .priority import Priorities, classify
-from .store import Catalog, FileRow, Vectors, is_unwritable
+from .store import is_unwritable
 from .tokens import split_identifier, words_of
 from .types import EngineError, IndexProgress, IndexSummary, SkippedFile
+from .vectors import Vectors
 
 if TYPE_CHECKING:
     import numpy as np

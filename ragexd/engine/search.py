@@ -1,6 +1,6 @@
 """The search modes and how they combine.
 
-* semantic: exact cosine over every stored vector (store.Vectors; HNSW only above
+* semantic: exact cosine over every stored vector (vectors.Vectors; HNSW only above
   200k chunks), oversampled then filtered (unknown ids, path globs) so a filter
   never silently shrinks the answer;
 * lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
@@ -27,14 +27,15 @@ import pathspec
 
 from ..vocabulary import query_problem
 from . import ripgrep
+from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import extensions_for, known_languages, language_for, normalise_language
 from .query_shape import is_code_token
-from .store import Catalog, ChunkRow, FileRow, Vectors
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
+from .vectors import Vectors
 
 SNIPPET_LINES = 8
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, EngineError, IndexProgress, SearchQuery, indexer
-from ragexd.engine.store import Catalog
+from ragexd.engine.catalog import Catalog
 
 from tests.harness import STDLIB, copy_stdlib
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ragexd.engine import Engine, SearchQuery
-from ragexd.engine.store import Vectors
+from ragexd.engine.vectors import Vectors
 
 from tests.harness import copy_stdlib
 

@@ -1,0 +1,401 @@
+"""The SQLite catalog of one project's index: ``catalog.sqlite`` (WAL).
+
+It is the source of truth, and its own module because everything about it is
+SQL: the file manifest, every chunk's location and metadata, an FTS5 lexical
+index, the ``pending`` chunks still waiting for a vector, and a format version.
+Search only ever returns chunk ids the catalog knows; the vectors beside it live
+in ``vectors.py``.
+
+* ``pending`` lists the chunks whose vector is not stored yet, with the text to
+  embed: a first index catalogues every file (symbols, FTS) before it embeds
+  anything, and a killed run resumes from this table.
+* Opening copes with media it cannot write (read-only or full disk: served
+  read-only) and with a worker's readers beside it (``reader=True``: ``mode=ro``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+from .store import REBUILD_HINT, is_unwritable, on_read_only_fs, writable_dir
+from .types import EngineError
+
+if TYPE_CHECKING:
+    from .chunking import Chunk
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, language TEXT NOT NULL, indexed_at REAL NOT NULL,
+    chunks INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS chunks (
+    rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    parent TEXT NOT NULL, signature TEXT NOT NULL, language TEXT NOT NULL,
+    line INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
+CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+    names, doc, body, tokenize = "porter unicode61 tokenchars '_'");
+CREATE TABLE IF NOT EXISTS pending (
+    rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, priority INTEGER NOT NULL,
+    text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_order ON pending(priority, rid);
+"""
+# An index written before ``pending`` existed simply has none: every chunk it
+# catalogued has its vector, which is what an empty table says.
+
+CHUNK_COLUMNS = 'id, path, start, "end", kind, name, parent, signature, language, line'
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: str
+    path: str
+    start: int
+    end: int
+    kind: str
+    name: str
+    parent: str
+    signature: str
+    language: str
+    line: int = 0       # the definition's own line (after decorators); 0 = ``start``
+
+    @property
+    def def_line(self) -> int:
+        return self.line or self.start
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    """A catalogued chunk still waiting for its vector, with what to embed."""
+
+    id: str
+    text: str
+    path: str
+    language: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    language: str
+    chunks: int = 0
+    note: str = ""
+
+
+class Catalog:
+    """SQLite catalog, one connection per thread (WAL lets readers run beside
+    the single indexing writer)."""
+
+    def __init__(self, path: Path, *, reader: bool = False) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self.generation = 0  # bumped on every write: invalidates read caches
+        self.chunk_columns = CHUNK_COLUMNS  # what SELECTs read (see _check_format)
+        #: a reader beside the worker that owns (and writes) this catalog: opened
+        #: ``mode=ro`` (WAL readers see the owner's commits), never written
+        self.reader = reader
+        self.read_only = reader
+        if path.exists() and on_read_only_fs(path.parent):
+            # Read-only media: SQLite cannot create its WAL side files, but an
+            # immutable connection still reads the index, so searches keep working.
+            self.read_only = True
+        try:
+            self._check_format()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            if not (path.exists() and (is_unwritable(exc) or not writable_dir(path.parent))):
+                raise EngineError("index_corrupt",
+                                  f"the index catalog {path} cannot be read ({exc}); "
+                                  f"{REBUILD_HINT}") from exc
+            # A full disk or a read-only directory: opening in WAL mode needs to
+            # write, reading does not.  Serve the index read-only (searches work,
+            # INDEX says index_unwritable) rather than refuse it or call it corrupt.
+            log.warning("cannot open %s for writing (%s): serving it read-only", path, exc)
+            self.read_only = True
+            try:
+                self._check_format()
+            except sqlite3.DatabaseError as exc2:
+                self.close()
+                raise EngineError("index_unwritable",
+                                  f"cannot open the index catalog {path}: {exc}") from exc2
+
+    def _check_format(self) -> None:
+        """Create the schema (when writable) and check the format version."""
+        conn = self.conn()
+        if not self.read_only:
+            conn.executescript(_SCHEMA)
+            _add_line_column(conn)
+        row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None and self.read_only:
+            raise sqlite3.DatabaseError("no format row")
+        if row is None:
+            with conn:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)",
+                             (FORMAT_VERSION,))
+        elif row[0] != FORMAT_VERSION:
+            raise EngineError("index_corrupt",
+                              f"the index at {self.path.parent} has format {row[0]}, this ragex "
+                              f"reads format {FORMAT_VERSION}; {REBUILD_HINT}")
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+        if "line" not in cols:  # an older index served read-only: no definition lines
+            self.chunk_columns = CHUNK_COLUMNS.replace(", line", ", 0 AS line")
+
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None and self.read_only:
+            mode = "mode=ro" if self.reader else "immutable=1"
+            conn = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30,
+                                   check_same_thread=False, isolation_level=None)
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                   isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover - closing a broken handle
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (the connections autocommit each statement, so
+        ``with conn:`` alone would not group them).  IMMEDIATE takes the write
+        lock up front: two writer threads (cataloguing, embedding) then wait
+        for each other instead of failing to upgrade a read lock."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (a thread that ends must not
+        leave its descriptors open until the catalog closes)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
+    # -- meta -----------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        conn = self.conn()
+        with conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key=?", (key,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- manifest -------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        rows = self.conn().execute(
+            "SELECT path, size, mtime_ns, sha256, language, chunks, note FROM files")
+        return {r[0]: FileRow(*r) for r in rows}
+
+    def file(self, path: str) -> FileRow | None:
+        r = self.conn().execute(
+            "SELECT path, size, mtime_ns, sha256, language, chunks, note FROM files "
+            "WHERE path=?", (path,)).fetchone()
+        return FileRow(*r) if r else None
+
+    def stats(self) -> tuple[int, int]:
+        conn = self.conn()
+        files = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+        chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return files, chunks
+
+    def touch_files(self, rows: Sequence[FileRow]) -> None:
+        """Record new size/mtime for files whose content hash did not change."""
+        conn = self.conn()
+        with conn:
+            conn.executemany("UPDATE files SET size=?, mtime_ns=? WHERE path=?",
+                             [(r.size, r.mtime_ns, r.path) for r in rows])
+
+    def replace_files(self, rows: Sequence[FileRow], chunks: Sequence["Chunk"],
+                      fts_rows: Sequence[tuple[str, str, str]],
+                      removed: Iterable[str] = (),
+                      pending: Sequence[tuple[str, int, str]] = ()) -> None:
+        """In ONE transaction: forget everything about the files in ``rows`` and
+        ``removed``, then record ``rows`` with their ``chunks`` and the
+        ``pending`` (chunk id, priority, text to embed) of those without a stored
+        vector.  Either all of a batch is visible or none of it is, whatever
+        kills the process."""
+        now = time.time()
+        paths = [r.path for r in rows] + list(removed)
+        with self.transaction() as conn:
+            self._forget(conn, paths)
+            for c, fts in zip(chunks, fts_rows):
+                cur = conn.execute(
+                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (c.id, c.path, c.start, c.end, c.kind, c.name, c.parent, c.signature,
+                     c.language, c.line))
+                conn.execute("INSERT INTO fts (rowid, names, doc, body) VALUES (?,?,?,?)",
+                             (cur.lastrowid, *fts))
+            conn.executemany(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, language, "
+                "indexed_at, chunks, note) VALUES (?,?,?,?,?,?,?,?)",
+                [(r.path, r.size, r.mtime_ns, r.sha256, r.language, now, r.chunks, r.note)
+                 for r in rows])
+            conn.executemany("INSERT OR REPLACE INTO pending (id, priority, text) VALUES (?,?,?)",
+                             pending)
+        self.generation += 1
+
+    def forget_files(self, paths: Sequence[str]) -> None:
+        with self.transaction() as conn:
+            self._forget(conn, paths)
+        self.generation += 1
+
+    @staticmethod
+    def _forget(conn: sqlite3.Connection, paths: Sequence[str]) -> None:
+        for i in range(0, len(paths), 500):
+            part = list(paths[i:i + 500])
+            marks = ",".join("?" * len(part))
+            conn.execute(f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks "
+                         f"WHERE path IN ({marks}))", part)
+            conn.execute(f"DELETE FROM pending WHERE id IN (SELECT id FROM chunks "
+                         f"WHERE path IN ({marks}))", part)
+            conn.execute(f"DELETE FROM chunks WHERE path IN ({marks})", part)
+            conn.execute(f"DELETE FROM files WHERE path IN ({marks})", part)
+
+    # -- chunks ---------------------------------------------------------------------
+
+    def chunk_ids(self) -> set[str]:
+        return {r[0] for r in self.conn().execute("SELECT id FROM chunks")}
+
+    # -- vectors still to compute -------------------------------------------------
+
+    def pending_count(self) -> int:
+        return int(self.conn().execute("SELECT count(*) FROM pending").fetchone()[0])
+
+    def pending_files(self) -> int:
+        """Files with at least one chunk still waiting for its vector."""
+        return int(self.conn().execute(
+            "SELECT count(DISTINCT c.path) FROM pending p JOIN chunks c ON c.id = p.id"
+        ).fetchone()[0])
+
+    def pending_ids(self) -> set[str]:
+        return {r[0] for r in self.conn().execute("SELECT id FROM pending")}
+
+    def next_pending(self, limit: int) -> list[PendingChunk]:
+        """The next chunks to embed, most wanted first (lowest priority number,
+        then the order they were catalogued in)."""
+        return [PendingChunk(*r) for r in self.conn().execute(
+            "SELECT p.id, p.text, c.path, c.language, c.kind FROM pending p "
+            "JOIN chunks c ON c.id = p.id ORDER BY p.priority, p.rid LIMIT ?", (limit,))]
+
+    def mark_embedded(self, ids: Sequence[str]) -> set[str]:
+        """Record that ``ids`` have their vectors; returns those the catalog still
+        had pending (the others were replaced meanwhile: their vectors are stale)."""
+        done: set[str] = set()
+        with self.transaction() as conn:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i:i + 500])
+                marks = ",".join("?" * len(part))
+                done.update(r[0] for r in conn.execute(
+                    f"SELECT id FROM pending WHERE id IN ({marks})", part))
+                conn.execute(f"DELETE FROM pending WHERE id IN ({marks})", part)
+        return done
+
+    def paths_of_ids(self, ids: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(r[0] for r in self.conn().execute(
+                f"SELECT DISTINCT path FROM chunks WHERE id IN ({marks})", part))
+        return out
+
+    def chunks_by_id(self, ids: Sequence[str]) -> dict[str, ChunkRow]:
+        out: dict[str, ChunkRow] = {}
+        for i in range(0, len(ids), 500):
+            part = list(ids[i:i + 500])
+            marks = ",".join("?" * len(part))
+            for r in self.conn().execute(
+                    f"SELECT {self.chunk_columns} FROM chunks WHERE id IN ({marks})", part):
+                out[r[0]] = ChunkRow(*r)
+        return out
+
+    def chunks_of(self, path: str) -> list[ChunkRow]:
+        return [ChunkRow(*r) for r in self.conn().execute(
+            f"SELECT {self.chunk_columns} FROM chunks WHERE path=? ORDER BY start", (path,))]
+
+    def query_chunks(self, where: str, params: Sequence[Any], limit: int) -> list[ChunkRow]:
+        return [ChunkRow(*r) for r in self.conn().execute(
+            f"SELECT {self.chunk_columns} FROM chunks WHERE {where} LIMIT ?", (*params, limit))]
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self.conn().execute(
+            "SELECT DISTINCT name FROM chunks WHERE name != ''")]
+
+    def fts_search(self, match: str, limit: int, weights: tuple[float, float, float],
+                   languages: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """(chunk id, bm25 score — higher is better) for an FTS5 MATCH expression."""
+        sql = ("SELECT c.id, -bm25(fts, ?, ?, ?) AS s FROM fts JOIN chunks c ON c.rid = fts.rowid "
+               "WHERE fts MATCH ?")
+        params: list[Any] = [*weights, match]
+        if languages:
+            sql += f" AND c.language IN ({','.join('?' * len(languages))})"
+            params.extend(languages)
+        sql += " ORDER BY s DESC LIMIT ?"
+        params.append(limit)
+        return [(r[0], float(r[1])) for r in self.conn().execute(sql, params)]
+
+
+def _add_line_column(conn: sqlite3.Connection) -> None:
+    """Indexes made before chunks knew their definition line gain the column (0:
+    "use start") instead of needing a rebuild; re-indexed files fill it in."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
+    if "line" not in cols:
+        with conn:
+            conn.execute("ALTER TABLE chunks ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
+            # the next index run re-chunks every file (same chunk ids: no re-embedding)
+            conn.execute("UPDATE files SET size = -1, sha256 = ''")
+
