@@ -38,6 +38,9 @@ FIRST_ANSWER_WAIT = 30.0
 #: before it answers ``busy``: the user asked for an up-to-date index, and the
 #: run in progress usually ends within seconds.
 INDEX_WAIT = 300.0
+#: How long a regex search during a first index waits for cataloguing, which
+#: names each match's enclosing definition (the matches themselves need no index).
+REGEX_CATALOG_WAIT = 5.0
 
 #: In every index directory: flock-ed by the one worker that owns the index.
 INDEX_LOCK_FILE = "owner.lock"
@@ -322,6 +325,10 @@ class WorkerService:
                     if summary is not None:
                         notes.append(f"indexed {summary.files_indexed} files "
                                      f"({summary.chunks_total} chunks) first")
+                elif args.mode == "regex":
+                    notes.append("the project's first index is running in the background "
+                                 "(a regex search reads the files themselves: this answer "
+                                 "is complete)")
                 else:
                     notes.append("the project's first index is running in the background; "
                                  "this answer covers what it has indexed so far")
@@ -424,14 +431,17 @@ class WorkerService:
         """Wait until what ``mode`` needs is indexed, or ``budget`` seconds;
         True if the index run finished meanwhile."""
         if mode == "regex":
-            return not self.indexing   # ripgrep reads the live files: exact without an index
+            # ripgrep reads the live files: exact without an index.  Only the names of
+            # the enclosing definitions come from the catalog, so wait a moment for
+            # cataloguing (fast: no model), never for the embedding.
+            budget = min(budget, REGEX_CATALOG_WAIT)
         end = time.monotonic() + budget
         if progress is not None:
             with self._first_lock:
                 self._listeners[request_id] = progress
         try:
             while time.monotonic() < end and self.indexing:
-                if mode == "symbol" and engine.coverage().catalog_complete:
+                if mode in ("symbol", "regex") and engine.coverage().catalog_complete:
                     break
                 time.sleep(0.1)
             return not self.indexing
