@@ -57,7 +57,17 @@ def sh(*cmd):
 # a private /run/user (as systemd-logind lays it out) and a private /tmp, so
 # nothing here sees or disturbs another ragexd on this machine
 sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run/user")
+# A checkout (or its venv) under /tmp must stay reachable under the private /tmp:
+# bind its top directory back from the host's /tmp.
+keep = sorted({p.split("/")[2] for p in (os.getcwd(), sys.prefix, sys.executable)
+               if p.startswith("/tmp/")})
+if keep:
+    os.mkdir("/run/user/.host-tmp")
+    sh("mount", "--bind", "/tmp", "/run/user/.host-tmp")
 sh("mount", "-t", "tmpfs", "tmpfs", "/tmp")
+for name in keep:
+    os.mkdir(f"/tmp/{name}")
+    sh("mount", "--bind", f"/run/user/.host-tmp/{name}", f"/tmp/{name}")
 uid = os.getuid()
 os.mkdir(f"/run/user/{uid}", 0o700)
 home = tempfile.mkdtemp()
