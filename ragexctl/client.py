@@ -227,12 +227,15 @@ class DaemonClient:
             if outcome == "timeout":
                 if attempt_timeout is None or time.monotonic() >= overall:
                     break
-            elif outcome == "dead":
+                continue  # the same ragexd: its handshake grace runs on
+            if outcome == "dead":
                 if not (self.on_dead and self.on_dead()):
                     break
                 # ragexd is back: the fresh attempt gets a full allowance.
                 overall = max(overall, time.monotonic() + per_attempt)
-            # "restarted": a new ragexd already listens; just resend.
+            # "dead" and back, or "restarted" (a new ragexd already listens): resend;
+            # the new process gets its own grace to complete the handshake.
+            handshake_by = time.monotonic() + grace
         pid = daemon_pid()
         if outcome == "frozen":
             raise RagexError(ErrorCode.TIMEOUT, frozen_message(pid, grace),
@@ -273,6 +276,7 @@ class DaemonClient:
         deadline = min(time.monotonic() + per_attempt, overall)
         next_check = time.monotonic() + min(LIVENESS_INTERVAL,
                                             max(0.0, handshake_by - time.monotonic()))
+        sent_to = daemon_pid()   # a different pid later: replaced, never "frozen"
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         if self.monitor is not None:
@@ -302,23 +306,33 @@ class DaemonClient:
                         return message
                 continue  # a late reply to an earlier attempt, or noise: not ours
             if self.monitor is not None and self.monitor in events and self._lost_connection():
-                # Whatever ragexd had of our request is gone with that connection.
-                # A replacement may be binding right now: give it a moment
-                # before concluding that nobody is there.
-                settle = time.monotonic() + RESTART_GRACE
-                while not self.alive():
-                    if time.monotonic() >= settle:
-                        return "dead"
-                    time.sleep(0.02)
-                return "restarted"
+                return self._after_lost_connection()
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + LIVENESS_INTERVAL
                 if not self.alive():
                     return "dead"
                 if self.monitor is not None and not self.handshaken:
-                    self._lost_connection()  # drain: the handshake event may be queued
+                    # drain: the handshake event (or a disconnect) may be queued
+                    if self._lost_connection():
+                        return self._after_lost_connection()
                     if not self.handshaken and time.monotonic() >= handshake_by:
+                        now_pid = daemon_pid()
+                        if sent_to is not None and now_pid != sent_to:
+                            # The ragexd we asked died and another one is starting:
+                            # our request went with the first, it is not frozen.
+                            return "restarted"
                         return "frozen"
+
+    def _after_lost_connection(self) -> str:
+        """Whatever ragexd had of our request is gone with that connection.  A
+        replacement may be binding right now: give it a moment before concluding
+        that nobody is there ("dead") rather than "restarted"."""
+        settle = time.monotonic() + RESTART_GRACE
+        while not self.alive():
+            if time.monotonic() >= settle:
+                return "dead"
+            time.sleep(0.02)
+        return "restarted"
 
 
 def frozen_message(pid: int | None, waited: float) -> str:
