@@ -42,6 +42,9 @@ CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
 #: catalog meta key: why the last index run failed (absent when it did not)
 LAST_ERROR = "last_index_error"
+#: How long a query by meaning waits for a live re-index of saved files (the
+#: freshness promise: a save is found by meaning within 2 s).
+LIVE_RUN_WAIT = 2.0
 
 
 class Engine:
@@ -55,6 +58,9 @@ class Engine:
         self._indexing = False
         self._indexer: Indexer | None = None
         self._gate = QueryGate()   # queries go before the index's next encode
+        #: clear while a run over a few given paths (a save, seen by the watcher) runs
+        self._live_run_done = threading.Event()
+        self._live_run_done.set()
         self._open_error: EngineError | None = None
         self._last_error: str | None = None  # None: not known in memory, read the catalog
         self._catalog: Catalog | None = None
@@ -142,6 +148,8 @@ class Engine:
         with self._index_lock:
             self._indexer = None   # coverage must not read the last run's progress
             self._indexing = True
+            if paths is not None:
+                self._live_run_done.clear()
             try:
                 if not rebuild and self._catalog is not None and self._open_error is None:
                     made_with = self._catalog.get_meta(EMBEDDER_KEY)
@@ -214,6 +222,7 @@ class Engine:
                 raise
             finally:
                 self._indexing = False
+                self._live_run_done.set()
 
     def _reopen_after_failed_write(self) -> None:
         """Never reuse a vector store whose write failed: after a full disk,
@@ -322,6 +331,7 @@ class Engine:
             if not ranked:
                 notes.extend(self._not_found_note(cov, "no definition by that name"))
         elif mode == "semantic":
+            self._await_live_run()
             self.load_model()
             with self._gate.query():   # the model is ours before the index's next slice
                 ranked = searcher.semantic_ranked(text, limit, languages, match)
@@ -333,6 +343,7 @@ class Engine:
             notes.append("the model is still loading; ranked by keywords and symbols only")
             ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
         else:
+            self._await_live_run()
             self.load_model()
             mode = "hybrid"
             semantic_used = True
@@ -403,6 +414,14 @@ class Engine:
         return Coverage(files_indexed=files, files_total=total, chunks_indexed=chunks,
                         chunks_embedded=embedded, catalog_complete=catalog_complete,
                         complete=catalog_complete and embedded >= chunks, eta_seconds=eta)
+
+    def _await_live_run(self) -> None:
+        """Read your writes: a saved file re-indexed by the watcher is catalogued
+        before its vectors are stored, so a query by meaning arriving in between
+        would find neither the old code nor the new.  Such a query waits (briefly,
+        and before it takes the model from the indexer) for that small run."""
+        if not self._live_run_done.is_set():
+            self._live_run_done.wait(LIVE_RUN_WAIT)
 
     def _partial(self) -> bool:
         if self._indexing:
