@@ -173,6 +173,14 @@ class ClientFrontEnd:
             if not os.path.isdir(real):
                 raise RagexError(ErrorCode.NOT_FOUND,
                                  f"the project root {raw} is not a directory", path=raw)
+            if real == os.path.sep and not os.path.exists(
+                    os.path.join(real, paths.ROOT_MARKER)):
+                # Whoever sent it (a client's policy, a fuzzer, a script): a worker
+                # for / would walk /proc, /sys and every user's files.
+                raise RagexError(ErrorCode.BAD_REQUEST,
+                                 "will not serve the root directory / as a project; put a "
+                                 f"{paths.ROOT_MARKER} file in it if you really mean it",
+                                 path=raw)
         return paths.project_id_for(Path(real)), real
 
     def _project_for(self, req: Request, register: bool = True) -> Project:

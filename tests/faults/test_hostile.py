@@ -412,6 +412,16 @@ def test_a_1_mb_query_is_too_large(hostile: Hostile) -> None:
 # --- paths that try to leave the project ---------------------------------------------
 
 
+def test_the_filesystem_root_is_never_served_as_a_project(hostile: Hostile) -> None:
+    """Whoever asks (a fuzzed frame did, in a CI run): no worker walks /proc and /sys."""
+    client = hostile.client
+    for spelled in ("/", "/.", "/tmp/..", "//"):
+        reply = client.call(Op.SEARCH, spelled, 60, query="def slugify", mode="regex")
+        assert not reply.ok and reply.error.code is ErrorCode.BAD_REQUEST, (spelled, reply)
+        assert "root directory" in reply.error.message and ".ragexroot" in reply.error.message
+    assert all(w["root"] != "/" for w in client.status()["workers"])
+
+
 def test_paths_with_dotdot_and_links_resolve_or_are_refused(hostile: Hostile) -> None:
     client, root, base = hostile.client, hostile.root, hostile.base
     alias = base / "alias"
