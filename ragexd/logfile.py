@@ -76,14 +76,18 @@ def follow(path: Path, write: Callable[[str], None], poll: float = 0.25) -> None
     rotation (and reading the new file from its start), until KeyboardInterrupt."""
     fh: BinaryIO | None = None
     ino = None
+    started = False   # after the first open, a file that (re)appears is read from its start
     try:
         while True:
             if fh is None:
                 try:
                     fh = open(path, "rb")
                     ino = os.fstat(fh.fileno()).st_ino
-                    fh.seek(0, os.SEEK_END)
+                    if not started:
+                        fh.seek(0, os.SEEK_END)
+                    started = True
                 except OSError:
+                    started = True   # no file yet: whatever appears is all new
                     fh = None
                     time.sleep(poll)
                     continue

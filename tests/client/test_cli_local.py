@@ -207,7 +207,10 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
                             env=rx_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=str(rx_env.base))
     try:
-        time.sleep(1.5)
+        # The last line comes first, then -f follows: wait for it rather than guess
+        # how long a loaded machine takes to start the client.
+        first = proc.stdout.readline()
+        time.sleep(0.5)
         with open(log, "a") as fh:
             fh.write("new 1\nnew 2\n")
         time.sleep(1.0)
@@ -216,7 +219,8 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
         log.write_text("rotated\n")
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        rest, err = proc.communicate(timeout=10)
+        out = first + rest
     finally:
         if proc.poll() is None:
             proc.kill()
