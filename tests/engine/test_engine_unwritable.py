@@ -81,6 +81,25 @@ def test_disk_full_is_unwritable_and_old_index_survives(small_fs: Path, tmp_path
 
 
 @pytest.mark.parametrize("small_fs", ["64M"], indirect=True)
+def _remount_read_only(fs: Path) -> None:
+    """``mount -o remount,ro``, retried for a few seconds: the vector store's native
+    side closes its files a moment after ``Engine.close()`` returns, and Linux
+    refuses (EBUSY) while a file on the mount is still open for writing."""
+    import gc
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        gc.collect()
+        done = subprocess.run(["mount", "-o", "remount,ro", str(fs)], capture_output=True,
+                              text=True)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"cannot remount {fs} read-only: {done.stderr.strip()}")
+        time.sleep(0.2)
+
+
 def test_read_only_index_dir(small_fs: Path, tmp_path: Path) -> None:
     root = tmp_path / "tree"
     small_tree(root)
@@ -88,7 +107,7 @@ def test_read_only_index_dir(small_fs: Path, tmp_path: Path) -> None:
     engine.index()
     engine.close()  # Linux refuses to remount read-only while files are open for writing
     (root / "new.py").write_text("def fresh_function():\n    return 0\n")
-    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    _remount_read_only(small_fs)
     try:
         engine = Engine(root, small_fs / "index")
         try:
