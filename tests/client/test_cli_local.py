@@ -18,6 +18,7 @@ from ragexctl import cli
 from ragexd.paths import PROJECT_FILE
 
 from tests.harness import PrivateEnv
+from tests.harness.runners import as_at_a_terminal
 
 
 def _no_daemon_started(env: PrivateEnv) -> None:
@@ -205,7 +206,7 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
     log.write_text("old\n")
     proc = subprocess.Popen([sys.executable, "-m", "ragexctl", "logs", "-f", "-n", "1"],
                             env=rx_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=str(rx_env.base))
+                            text=True, cwd=str(rx_env.base), preexec_fn=as_at_a_terminal)
     try:
         # The last line comes first, then -f follows: wait for it rather than guess
         # how long a loaded machine takes to start the client.

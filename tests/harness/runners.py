@@ -8,6 +8,7 @@ test feeds it, so no command can wait on a terminal.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -30,11 +31,20 @@ def ragexctl(env: dict[str, str], *args: str, cwd: Path | str | None = None,
                           stdin=subprocess.DEVNULL if input is None else None, input=input)
 
 
+def as_at_a_terminal() -> None:
+    """In the child, before exec: Ctrl-C (SIGINT) does what it does at a terminal.
+    A test run started in the background by a non-interactive shell inherits
+    SIGINT *ignored*, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ragexctl_popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """``python -m ragexctl ARGS`` left running (to kill ragexd under it)."""
+    """``python -m ragexctl ARGS`` left running (to kill ragexd under it, or to
+    press Ctrl-C: SIGINT behaves as at a terminal)."""
     return subprocess.Popen([sys.executable, "-m", "ragexctl", *args], env=env, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=str(REPO))
+                            stderr=subprocess.PIPE, cwd=str(REPO),
+                            preexec_fn=as_at_a_terminal)
 
 
 def index_oneshot(env: dict[str, str], root: Path, timeout: float = 600) -> dict[str, Any]:
