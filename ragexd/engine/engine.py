@@ -61,6 +61,7 @@ class Engine:
         #: clear while a run over a few given paths (a save, seen by the watcher) runs
         self._live_run_done = threading.Event()
         self._live_run_done.set()
+        self._refreshing = False   # the running index only keeps a complete one fresh
         self._open_error: EngineError | None = None
         self._last_error: str | None = None  # None: not known in memory, read the catalog
         self._catalog: Catalog | None = None
@@ -144,10 +145,13 @@ class Engine:
 
     def index(self, *, rebuild: bool = False, paths: Sequence[str] | None = None,
               progress: Callable[[IndexProgress], None] | None = None,
-              cancel: threading.Event | None = None) -> IndexSummary:
+              cancel: threading.Event | None = None, refresh: bool = False) -> IndexSummary:
+        """Index the tree (or ``paths``).  ``refresh``: the watcher keeping a complete
+        index fresh (a save, a catch-up scan): searches meanwhile are not "partial"."""
         with self._index_lock:
             self._indexer = None   # coverage must not read the last run's progress
             self._indexing = True
+            self._refreshing = refresh
             if paths is not None:
                 self._live_run_done.clear()
             try:
@@ -221,7 +225,7 @@ class Engine:
                     self._reopen_after_failed_write()
                 raise
             finally:
-                self._indexing = False
+                self._indexing = self._refreshing = False
                 self._live_run_done.set()
 
     def _reopen_after_failed_write(self) -> None:
@@ -424,11 +428,15 @@ class Engine:
             self._live_run_done.wait(LIVE_RUN_WAIT)
 
     def _partial(self) -> bool:
-        if self._indexing:
-            return True
+        """Is the index still being built (answers may miss whole files)?  Not while
+        the watcher only refreshes a complete index: the few files it re-reads are
+        flagged ``stale`` in the hits instead."""
         if self._catalog is None:
-            return False
+            return self._indexing
         try:
+            if self._indexing:
+                return not (self._refreshing
+                            and self._catalog.get_meta(LAST_INDEXED) is not None)
             if self._catalog.get_meta(RUN_MARKER) is not None:
                 # unfinished: being built, or killed mid-run (the next run completes
                 # it); a run that failed is not "being built", and search says why

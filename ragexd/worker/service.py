@@ -233,7 +233,7 @@ class WorkerService:
             t0 = time.monotonic()
             if big:
                 _set_torch_threads(os.cpu_count() or 1)
-            summary = self._engine.index(paths=paths, cancel=self.cancel_index)
+            summary = self._engine.index(paths=paths, cancel=self.cancel_index, refresh=True)
             if summary.files_indexed or summary.files_removed:
                 log.info("re-indexed %d changed and %d removed files in %.2f s",
                          summary.files_indexed, summary.files_removed, time.monotonic() - t0)
@@ -347,7 +347,7 @@ class WorkerService:
         coverage = outcome.coverage
         return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
                             mode=outcome.mode,
-                            partial=outcome.partial or (self.indexing and outcome.mode != "regex"),
+                            partial=outcome.partial,   # the engine knows what a run means
                             took_ms=round(took, 2), notes=notes + list(outcome.notes),
                             coverage=dataclasses.asdict(coverage) if coverage is not None
                             else None).to_wire()
