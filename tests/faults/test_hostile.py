@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -188,12 +187,11 @@ def _strategies(root: Path) -> st.SearchStrategy[tuple[str, list[bytes], str | N
     )
 
 
-class Fuzzer:
+class Fuzzer(Client):
+    """The harness's DEALER client, sending raw (often malformed) frames."""
+
     def __init__(self, endpoint: str) -> None:
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
+        super().__init__(endpoint)
         self.sent = 0
         self.kinds: Counter[str] = Counter()
         self.codes: Counter[str] = Counter()
@@ -235,10 +233,6 @@ class Fuzzer:
         if code == "internal":
             self.internal[message.error.message.split(":")[1].strip()[:60]
                           if ":" in message.error.message else message.error.message[:60]] += 1
-
-    def close(self) -> None:
-        self.sock.close(0)
-        self.ctx.term()
 
 
 def test_10000_fuzzed_messages_ragexd_answers_each_and_stays_up(hostile: Hostile) -> None:
