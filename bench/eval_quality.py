@@ -78,7 +78,8 @@ class VectorCache:
 
     def __init__(self, path: Path, model_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path))
+        # the indexer embeds on its own thread; the cache is only ever used by one at a time
+        self.db = sqlite3.connect(str(path), check_same_thread=False)
         self.db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, b BLOB)")
         self.model_id = model_id
 
@@ -337,7 +338,8 @@ def main() -> int:
     from ragexd.engine import Engine, embedding, search
 
     out = Path(args.out)
-    cache = VectorCache(out / "_cache" / "vectors.sqlite", embedding.MODEL_NAME)
+    # keyed by model and precision: int8 vectors never stand in for fp32 ones
+    cache = VectorCache(out / "_cache" / "vectors.sqlite", embedding.embedder_id().split("/")[0])
     install_cache(cache)
     embedder = embedding.Embedder()
     names = [c for c in args.corpora.split(",") if c]
