@@ -27,7 +27,7 @@ from . import discovery
 from .catalog import Catalog
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
-from .query_shape import shape
+from ..query_shape import shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
 from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable

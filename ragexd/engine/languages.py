@@ -1,7 +1,8 @@
 """Which language a file is, and how its tree-sitter grammar spells a definition.
 
 The chunker is generic: it walks a syntax tree and cuts one chunk per node whose
-type is listed here.  Adding a language is therefore a table entry, not code.
+type is listed here.  Adding a language is therefore a table entry, not code
+(its extensions go in ``ragexd/filetypes.py``, which the client reads too).
 Grammars come from ``tree_sitter_languages`` 1.10.2 (tree-sitter 0.21 API);
 Swift is not usable from that wheel (its symbol is missing from the shared
 library) and its Lua grammar parses nothing: both are indexed as line windows.
@@ -12,8 +13,10 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
+
+from ..filetypes import (ALIASES, EXTENSIONS, FILENAMES, extensions_for,  # noqa: F401
+                         known_languages, language_for, normalise_language)
 
 
 @dataclass(frozen=True)
@@ -158,69 +161,6 @@ SPECS: dict[str, LangSpec] = {
                                 "macro_definition": "function"}),
     "erlang": LangSpec("erlang", "erlang", defs={"fun_decl": "function"}),
 }
-
-#: Extension (lower case, with dot) -> engine language name.  Languages without a
-#: LangSpec are indexed as line windows but still carry their name for filters.
-EXTENSIONS: dict[str, str] = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript",
-    ".tsx": "tsx",
-    ".go": "go",
-    ".rs": "rust",
-    ".java": "java",
-    ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp", ".hpp": "cpp", ".hh": "cpp",
-    ".hxx": "cpp", ".h++": "cpp", ".ipp": "cpp",
-    ".cs": "c_sharp",
-    ".rb": "ruby", ".rake": "ruby", ".gemspec": "ruby",
-    ".php": "php",
-    ".kt": "kotlin", ".kts": "kotlin",
-    ".swift": "swift", ".scala": "scala", ".lua": "lua",
-    ".sh": "shell", ".bash": "shell", ".zsh": "shell",
-    ".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".txt": "text",
-    ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".ini": "ini",
-    ".cfg": "ini", ".html": "html", ".htm": "html", ".css": "css", ".scss": "css",
-    ".sql": "sql", ".xml": "xml", ".hs": "haskell", ".lhs": "haskell", ".ml": "ocaml",
-    ".mli": "ocaml", ".tf": "hcl", ".hcl": "hcl", ".ex": "elixir", ".exs": "elixir",
-    ".jl": "julia", ".pl": "perl", ".pm": "perl", ".erl": "erlang", ".hrl": "erlang", ".proto": "proto", ".el": "elisp", ".vim": "vim",
-}
-FILENAMES: dict[str, str] = {
-    "Makefile": "make", "makefile": "make", "GNUmakefile": "make", "Dockerfile": "docker",
-    "Rakefile": "ruby", "Gemfile": "ruby", "CMakeLists.txt": "cmake",
-}
-
-#: Accepted spellings in ``--lang`` filters.
-ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "golang": "go",
-           "rs": "rust", "c++": "cpp", "cxx": "cpp", "csharp": "c_sharp", "cs": "c_sharp",
-           "c#": "c_sharp", "rb": "ruby", "kt": "kotlin", "sh": "shell", "bash": "shell",
-           "md": "markdown", "yml": "yaml", "hs": "haskell", "ml": "ocaml", "tf": "hcl",
-           "terraform": "hcl", "ex": "elixir", "jl": "julia", "pl": "perl", "erl": "erlang"}
-
-
-def language_for(path: str) -> str:
-    """Engine language for a relative path; "text" when nothing better is known."""
-    p = PurePosixPath(path)
-    if p.name in FILENAMES:
-        return FILENAMES[p.name]
-    return EXTENSIONS.get(p.suffix.lower(), "text")
-
-
-def normalise_language(name: str) -> str:
-    low = name.strip().lower()
-    return ALIASES.get(low, low)
-
-
-def extensions_for(language: str) -> list[str]:
-    """Glob patterns (``*.py``) selecting a language's files, for ripgrep."""
-    globs = [f"*{ext}" for ext, lang in EXTENSIONS.items() if lang == language]
-    globs += [name for name, lang in FILENAMES.items() if lang == language]
-    return globs
-
-
-def known_languages() -> list[str]:
-    return sorted(set(EXTENSIONS.values()) | set(FILENAMES.values()))
-
 
 _parsers: dict[str, Any] = {}
 _parsers_lock = threading.Lock()

@@ -9,7 +9,7 @@
 * hybrid: a linear fusion of the semantic cosine and the normalised bm25 (+ a
   bonus for symbols the question names); weights chosen leave-one-corpus-out by
   bench/eval_quality.py on third-party code (bench/QUALITY.md);
-* auto: by the query's shape (query_shape.py).
+* auto: by the query's shape (``ragexd/query_shape.py``, shared with the client).
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
 exercise unless the question asks about tests, and answer noise with nothing.
@@ -31,7 +31,7 @@ from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import extensions_for, known_languages, language_for, normalise_language
-from .query_shape import is_code_token
+from ..query_shape import is_code_token
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
