@@ -23,6 +23,7 @@ from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs)
 
 from . import __version__, render
+from .entry import fast_exit
 from .session import ONESHOT_TIMEOUT as ONESHOT_SEARCH_TIMEOUT
 from .session import QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet, wait_daemon_gone
 
@@ -316,13 +317,6 @@ def _confirmed(question: str) -> bool:
         return False
 
 
-def _cwd() -> str:
-    try:
-        return os.path.realpath(os.getcwd())
-    except OSError:  # the cwd was deleted
-        return "/"
-
-
 # --- commands -------------------------------------------------------------------
 
 
@@ -398,7 +392,7 @@ def cmd_search(app: App) -> int:
         app.write(render.render_hits_json(hits))
     else:
         color = render.use_color(args.color, app.out)
-        app.write(render.render_hits(hits, str(root), _cwd(), color=color))
+        app.write(render.render_hits(hits, str(root), render.current_dir(), color=color))
     return EXIT_OK if hits else EXIT_NONE
 
 
@@ -651,17 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_INTERRUPTED
     code = _main(list(sys.argv[1:] if argv is None else argv))
     if argv is None:
-        _fast_exit(code)
+        fast_exit(code)
     return code
-
-
-def _fast_exit(code: int) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed pipe: nothing more can be said
-    os._exit(code)
 
 
 def _main(argv: list[str]) -> int:

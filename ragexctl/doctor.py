@@ -133,9 +133,11 @@ def check_data_dir() -> Check:
 
 
 def check_ripgrep() -> Check:
-    rg = Path(sys.executable).parent / "rg"
-    found = str(rg) if rg.exists() else shutil.which("rg")
-    if not found:
+    from ragexd.ripgrep import RipgrepError, find_rg
+
+    try:
+        found = find_rg()   # the rg every regex search runs, direct or in a worker
+    except RipgrepError:
         return Check("ripgrep", False, "no rg binary next to Python or on PATH",
                      "pip install ripgrep==14.1.0 (regex search needs it)")
     return Check("ripgrep", True, found)

@@ -37,6 +37,14 @@ def use_color(choice: str, stream: TextIO) -> bool:
         return False
 
 
+def current_dir() -> str:
+    """The cwd as hit paths are made relative to it (``/`` when it was deleted)."""
+    try:
+        return os.path.realpath(os.getcwd())
+    except OSError:
+        return "/"
+
+
 def path_base(root: str, cwd: str) -> str | None:
     """Directory hit paths are shown relative to: the cwd when it lies inside the
     project (as ripgrep does), else None, meaning relative to the root."""

@@ -114,6 +114,9 @@ class Config:
     docker_image: str = f"ragex-worker:{__version__}"
     docker_cpus: float = 0.0
     watch: bool = True
+    #: A regex search (and an auto query routed to regex) runs ripgrep from the
+    #: client, without a round trip through ragexd; false forces the daemon path.
+    direct_regex: bool = True
     log_level: str = "info"
     source: list[str] = field(default_factory=list)  # where settings came from, for `status`
 
@@ -195,6 +198,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("docker_cpus", "docker", "cpus", _float, "CPUs per worker container; 0 = no limit"),
     Setting("watch", "watch", "enabled", parse_bool, "re-index saved files live",
             ("RAGEX_WATCH",)),
+    Setting("direct_regex", "search", "direct_regex", parse_bool,
+            "regex searches run ripgrep from the client (same results, no round trip); "
+            "false sends them through ragexd and a worker"),
 )
 
 

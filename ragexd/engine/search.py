@@ -25,12 +25,13 @@ from typing import Callable, Sequence
 
 import pathspec
 
+from ..filerules import GlobProblem, clean_globs
 from ..vocabulary import query_problem
-from . import ripgrep
+from .. import ripgrep
 from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
-from .languages import extensions_for, known_languages, language_for, normalise_language
+from .languages import known_languages, language_for, normalise_language
 from ..query_shape import is_code_token
 from .symbols import SymbolIndex
 from .tokens import query_terms
@@ -127,31 +128,10 @@ def validate_text(text: str) -> str:
 def compile_globs(root: Path, globs: Sequence[str]) -> tuple[list[str], Callable[[str], bool]]:
     """Validate path globs (relative to the root, gitignore style) and return a
     matcher.  ``../x`` or an absolute path outside the root is refused."""
-    cleaned: list[str] = []
-    root_real = os.path.realpath(root)
-    for g in globs:
-        if not isinstance(g, str) or not g.strip():
-            raise EngineError("bad_query", "an empty path glob was given")
-        glob = g.strip().replace("\\", "/")
-        if glob.startswith("/") or (len(glob) > 1 and glob[1] == ":"):
-            real = os.path.realpath(glob)
-            if real == root_real:
-                glob = "**"
-            elif real.startswith(root_real + os.sep):
-                glob = os.path.relpath(real, root_real).replace(os.sep, "/")
-            else:
-                raise EngineError("path_outside_project",
-                                  f"the path {g!r} is outside the project {root}; "
-                                  "give paths relative to the project root",
-                                  path=g)
-        parts = PurePosixPath(glob.lstrip("!")).parts
-        if ".." in parts:
-            raise EngineError("path_outside_project",
-                              f"the path {g!r} leaves the project {root}; "
-                              "give paths inside the project", path=g)
-        while glob.startswith("./"):
-            glob = glob[2:]
-        cleaned.append(glob or "**")
+    try:
+        cleaned = clean_globs(root, globs)
+    except GlobProblem as exc:
+        raise EngineError(exc.code, exc.message, **exc.detail) from None
     if not cleaned:
         return [], lambda p: True
     try:
@@ -337,18 +317,15 @@ class Searcher:
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
                    languages: Sequence[str], match: Callable[[str], bool]
                    ) -> tuple[list[SearchHit], list[str]]:
-        type_globs: list[str] = []
-        for lang in languages:
-            type_globs.extend(extensions_for(lang))
-        if languages and not type_globs:
-            return [], []
-
         rules = self.rules()
 
         def accept(path: str) -> bool:
             return match(path) and not rules.is_ignored(path)
-        matches, notes = ripgrep.search(self.root, pattern, limit=limit, globs=globs,
-                                        type_globs=type_globs, accept=accept)
+        try:
+            matches, notes = ripgrep.grep(self.root, pattern, limit=limit, globs=globs,
+                                          languages=languages, accept=accept)
+        except ripgrep.RipgrepError as exc:
+            raise EngineError(exc.code, exc.message, **exc.detail) from None
         hits = []
         enclosing: dict[str, list[ChunkRow]] = {}
         for m in matches:
