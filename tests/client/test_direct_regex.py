@@ -158,3 +158,83 @@ def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: P
         for p in (pkg / ".ragexignore", pkg / "gen_a.py", pkg / "real.py"):
             p.unlink()
         pkg.rmdir()
+
+
+# --- what the direct path leaves to the daemon path (decided in-process, no ragexd) ---
+
+
+@pytest.fixture
+def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("RAGEX_RUNTIME", "RAGEX_DAEMON_RUNTIME", "RAGEX_SEARCH_DIRECT_REGEX"):
+        monkeypatch.delenv(var, raising=False)
+    for var, sub in (("RAGEX_DATA_DIR", "data"), ("RAGEX_STATE_DIR", "state"),
+                     ("RAGEX_CONFIG_DIR", "config"), ("RAGEX_RUNTIME_DIR", "run")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    proj = tmp_path / "proj"
+    (proj / ".git").mkdir(parents=True)
+    (proj / "a.py").write_text("needle = 1\n")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def _plan(argv: list[str]):  # type: ignore[no-untyped-def]
+    from ragexctl import direct
+
+    req = direct.parse(["search", *argv])
+    return None if req is None else direct.plan(req)
+
+
+def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs: Path) -> None:
+    for argv in (["--mode", "regex", "needle"], ["nee+dle"], ["-e", "-x", "--mode=regex"],
+                 ["--mode", "regex", "--", "--pre=sh"], ["-t", "py", "-g", "a.py", "need.*"]):
+        planned = _plan(argv)
+        assert planned is not None, argv
+        assert planned[2] == private_dirs
+
+
+@pytest.mark.parametrize("argv", [
+    ["--json", "--mode", "regex", "needle"],          # hits carry the index's enclosing names
+    ["--mode", "regex", "needle", "--timeout", "5"],
+    ["--mode", "regex", "needle", "-A", "2"],         # a flag it does not know
+    ["--mod", "regex", "needle"],                     # an abbreviation argparse would take
+    ["--mode", "semantic", "needle"],
+    ["parse the config file"],                        # auto: a question, searched by meaning
+    ["parse_config"],                                 # auto: a symbol
+    ["--mode", "regex", "needle", "-t", "klingon"],   # the CLI words the error
+    ["--mode", "regex", "needle", "-g", "../elsewhere"],
+    ["--mode", "regex", "needle", "-n", "0"],
+    ["--mode", "regex", ""],
+    ["--mode", "regex", "needle", "--project", "/no/such/dir"],
+], ids=lambda a: " ".join(a))
+def test_what_the_direct_path_hands_to_the_daemon_path(private_dirs: Path,
+                                                        argv: list[str]) -> None:
+    assert _plan(argv) is None
+
+
+@pytest.mark.parametrize("setting", [{"RAGEX_SEARCH_DIRECT_REGEX": "false"},
+                                     {"RAGEX_RUNTIME": "docker"}], ids=str)
+def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: pytest.MonkeyPatch,
+                                             setting: dict[str, str]) -> None:
+    assert _plan(["--mode", "regex", "needle"]) is not None
+    for var, value in setting.items():
+        monkeypatch.setenv(var, value)
+    assert _plan(["--mode", "regex", "needle"]) is None
+
+
+def test_an_index_inside_the_project_sends_the_search_to_the_worker(
+        private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker leaves its own index directory out of every search; ripgrep
+    from the client could not."""
+    monkeypatch.setenv("RAGEX_DATA_DIR", str(private_dirs / "ragex-data"))
+    assert _plan(["--mode", "regex", "needle"]) is None
+
+
+def test_a_project_without_a_root_marker_goes_to_the_cli(tmp_path: Path,
+                                                         private_dirs: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """No VCS root and no marker: the CLI says which root it chose (and may ask
+    before indexing a large tree); the direct path does not speak for it."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    assert _plan(["--mode", "regex", "needle"]) is None
