@@ -21,12 +21,13 @@ RESULTS = HERE / "results"
 
 BENCHES = {
     "search": [sys.executable, str(HERE / "bench_search.py")],
+    "regex": [sys.executable, str(HERE / "bench_regex.py")],
     "docker": [sys.executable, str(HERE / "bench_docker.py")],
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
     "quality": [sys.executable, str(HERE / "eval_quality.py"), "--loo"],
     "large": [sys.executable, str(HERE / "bench_large.py")],
 }
-ORDER = ["search", "quality", "docker", "mcp", "large"]
+ORDER = ["search", "regex", "quality", "docker", "mcp", "large"]
 
 
 def assemble() -> None:

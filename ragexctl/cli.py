@@ -24,6 +24,7 @@ from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
 
 from . import __version__, render
 from .entry import fast_exit
+from .render import current_dir as _cwd
 from .session import ONESHOT_TIMEOUT as ONESHOT_SEARCH_TIMEOUT
 from .session import QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet, wait_daemon_gone
 
@@ -392,7 +393,7 @@ def cmd_search(app: App) -> int:
         app.write(render.render_hits_json(hits))
     else:
         color = render.use_color(args.color, app.out)
-        app.write(render.render_hits(hits, str(root), render.current_dir(), color=color))
+        app.write(render.render_hits(hits, str(root), _cwd(), color=color))
     return EXIT_OK if hits else EXIT_NONE
 
 
