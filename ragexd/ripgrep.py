@@ -19,12 +19,8 @@ the round trip for a plain grep.  What each side may not do alone it says in
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
 import os
-import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,7 +31,8 @@ from typing import Callable, Sequence
 from .filerules import ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
 from .filetypes import extensions_for
 
-log = logging.getLogger(__name__)
+#: logging, base64 and shutil are imported where they are used, on rare paths:
+#: the client imports this module on every regex search (see ragexctl/direct.py).
 
 TIMEOUT_SECONDS = 10.0
 MAX_LINE_CHARS = 400
@@ -64,6 +61,8 @@ def find_rg() -> str:
     here = Path(sys.executable).parent / "rg"
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)
+    import shutil
+
     found = shutil.which("rg")
     if found:
         return found
@@ -92,7 +91,8 @@ def _has_glob_chars(glob: str) -> bool:
 def _clean_error(stderr: str) -> str:
     lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip()]
     text = "\n".join(lines)
-    text = re.sub(r"^rg: ", "", text)
+    if text.startswith("rg: "):
+        text = text[len("rg: "):]
     return text.strip()
 
 
@@ -215,7 +215,9 @@ def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
             raise RipgrepError("invalid_regex", f"invalid regular expression: {cleaned}",
                               pattern=pattern)
         if cleaned:
-            log.warning("rg reported: %s", cleaned)
+            import logging
+
+            logging.getLogger(__name__).warning("rg reported: %s", cleaned)
     if capped:
         notes.append(f"showing the first {limit} matches")
     return matches, notes
@@ -226,6 +228,8 @@ def _path_text(obj: dict) -> str | None:
     exactly as the index summary names it, never mangled into U+FFFD."""
     if "bytes" in obj:
         try:
+            import base64
+
             return display_name(base64.b64decode(obj["bytes"]))
         except ValueError:
             return None
@@ -237,6 +241,8 @@ def _text(obj: dict) -> str | None:
         return str(obj["text"])
     if "bytes" in obj:
         try:
+            import base64
+
             return base64.b64decode(obj["bytes"]).decode("utf-8", "replace")
         except Exception:
             return None
