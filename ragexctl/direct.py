@@ -23,8 +23,11 @@ else returns None and the full CLI serves the search, silently:
   or a ``--path`` outside the project (the CLI words those errors);
 * ``runtime = "docker"`` (the worker sees the tree at another path), the
   ``[search] direct_regex = false`` setting, no ``rg``, a bad configuration;
-* a hit below a nested ``.ragexignore``, which ripgrep cannot read and only
-  the indexer's matcher (pathspec, too heavy for the client) can apply.
+* a ``--path``: ripgrep's globs override ignore rules and a named path is
+  searched even when ignored, so ignored files come back that only the
+  worker's matcher (pathspec, too heavy for the client) takes out again;
+* a hit below a nested ``.ragexignore``, or where a ``.gitignore`` negation
+  meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``).
 
 Imports only the standard library and ragex's stdlib-only shared modules, and
 the heavier of those only once the command line qualifies.
@@ -36,6 +39,10 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Flags that take a value, by every spelling the CLI accepts in full.
 _VALUED = {"--mode": "mode", "-n": "limit", "--limit": "limit", "-g": "paths",
@@ -162,28 +169,68 @@ def plan(req: Request) -> tuple[str, int, Path, list[str], list[str]] | None:
         globs = clean_globs(root, req.paths)
     except GlobProblem:
         return None
+    if globs:
+        # ripgrep searches a path it is given, and a -g glob overrides every ignore
+        # rule: `-g '*.log'` finds gitignored logs, which only the worker's matcher
+        # (pathspec) takes out again; and that matcher reads a lone exclusion
+        # ('!tests/') otherwise than rg does.  The worker's reading is the answer.
+        return None
     if _rg_unavailable():
         return None
     return pattern, limit, root, globs, languages
 
 
-def nested_ragexignore_check(root: Path):  # type: ignore[no-untyped-def]
-    """An ``accept`` for ripgrep that refuses to go on (NotHere) when a hit lies
-    below a directory, other than the root, holding a ``.ragexignore``: ripgrep
-    reads only the root's (``--ignore-file``), a worker applies the others."""
-    seen: dict[str, bool] = {}
+def _may_reinclude(negation: str, rel: str) -> bool:
+    """Whether the ``.gitignore`` line ``!negation`` might match ``rel``; True
+    whenever unsure.  Only a plain name pattern (``!keep.log``, ``!*.gen.py``,
+    the usual kind) is tested, against every component of the path."""
+    from fnmatch import fnmatchcase
+
+    pattern = negation.strip().rstrip("/")
+    if not pattern or any(ch in pattern for ch in "/[\\"):
+        return True
+    return any(fnmatchcase(part, pattern) for part in rel.split("/"))
+
+
+def undecided_by_ripgrep(root: Path) -> Callable[[str], bool]:
+    """An ``accept`` for ripgrep that stops the search (NotHere) at a hit whose
+    fate ripgrep cannot decide as ragex does, so that the worker decides it:
+
+    * a ``.ragexignore`` in a directory below the root: ripgrep reads only the
+      root's (``--ignore-file``);
+    * a ``.gitignore`` negation (``!keep.log``) on the hit's way that may match
+      it, while the root has a ``.ragexignore``: ragex lets ``.ragexignore``
+      override ``.gitignore``, ripgrep ranks an ``--ignore-file`` below it.
+      Without a negation, ignore files only add up and their order is moot."""
+    root_rules = os.path.lexists(os.path.join(root, ".ragexignore"))
+    nested: dict[str, bool] = {}
+    negations: dict[str, list[str]] = {}
+
+    def negations_in(rel_dir: str) -> list[str]:
+        held = negations.get(rel_dir)
+        if held is None:
+            try:
+                with open(os.path.join(root, rel_dir, ".gitignore"), "rb") as fh:
+                    held = [line.strip()[1:].decode("utf-8", "replace") for line in fh
+                            if line.strip().startswith(b"!")]
+            except OSError:
+                held = []
+            negations[rel_dir] = held
+        return held
 
     def accept(rel: str) -> bool:
-        parts = rel.split("/")[:-1]
-        prefix = ""
-        for part in parts:
-            prefix = f"{prefix}/{part}" if prefix else part
-            held = seen.get(prefix)
+        dirs = [""]
+        for part in rel.split("/")[:-1]:
+            dirs.append(f"{dirs[-1]}/{part}" if dirs[-1] else part)
+        for rel_dir in dirs[1:]:
+            held = nested.get(rel_dir)
             if held is None:
-                held = seen[prefix] = os.path.lexists(os.path.join(root, prefix,
-                                                                   ".ragexignore"))
+                held = nested[rel_dir] = os.path.lexists(os.path.join(root, rel_dir,
+                                                                      ".ragexignore"))
             if held:
-                raise NotHere(prefix)
+                raise NotHere(rel_dir)
+        if root_rules and any(_may_reinclude(n, rel) for d in dirs for n in negations_in(d)):
+            raise NotHere(rel)
         return True
     return accept
 
@@ -199,7 +246,7 @@ def search(req: Request) -> int | None:
     try:
         matches, notes = ripgrep.grep(root, pattern, limit=limit, globs=globs,
                                       languages=languages,
-                                      accept=nested_ragexignore_check(root))
+                                      accept=undecided_by_ripgrep(root))
     except NotHere:
         return None
     except ripgrep.RipgrepError as exc:

@@ -32,13 +32,15 @@ def _messy_tree(root: Path) -> Path:
     (root / ".git").mkdir(parents=True)
     put(".gitignore", "ignored_dir/\n*.log\n!keep.log\n")
     put(".ragexignore", "secret/\n")
+    put("src/deep/.gitignore", "*.gen.go\n")
+    put("src/deep/skip.gen.go", f"{NEEDLE} generated, ignored by a nested .gitignore\n")
     put("src/app.py", f"def serve():\n    return '{NEEDLE} here'\n\n# {NEEDLE} again\n")
     put("src/util.js", f"const x = '{NEEDLE}';\n")
     put("src/deep/mod.go", f"package deep // {NEEDLE}\n")
     put("README.md", f"the {NEEDLE} is documented here\n")
     put("ignored_dir/x.py", f"{NEEDLE}\n")
     put("debug.log", f"{NEEDLE} in a log\n")
-    put("keep.log", f"{NEEDLE} kept by a negation\n")
+    put("keep.log", "kept_7f3a: a gitignored name that a negation brings back\n")
     put("secret/s.py", f"{NEEDLE} secret\n")
     put(".config/hidden.py", f"{NEEDLE} in a hidden dir\n")
     put(".hidden.py", f"{NEEDLE} in a hidden file\n")
@@ -81,15 +83,15 @@ def _both(env: PrivateEnv, args: list[str], cwd: Path, *, fallback: bool = False
 
 
 def test_a_regex_search_answers_without_starting_ragexd(env: PrivateEnv, tree: Path) -> None:
-    r = env.ctl("search", "--mode", "regex", NEEDLE, "-g", "src/**", cwd=tree)
+    r = env.ctl("search", "--mode", "regex", NEEDLE, "-t", "go", cwd=tree)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [f"src/app.py:2:    return '{NEEDLE} here'",
-                                     f"src/app.py:4:# {NEEDLE} again",
-                                     f"src/deep/mod.go:1:package deep // {NEEDLE}",
-                                     f"src/util.js:1:const x = '{NEEDLE}';"]
+    # skip.gen.go is ignored by src/deep/.gitignore
+    assert r.stdout.splitlines() == [f"src/deep/mod.go:1:package deep // {NEEDLE}"]
     r = env.ctl("search", f"{NEEDLE}.*here", "--color", "always", cwd=tree / "src")  # auto
     assert r.returncode == 0, r.stderr
-    assert "\x1b[35mapp.py\x1b[0m:\x1b[32m2\x1b[0m:" in r.stdout
+    assert r.stdout == (f"\x1b[35m../README.md\x1b[0m:\x1b[32m1\x1b[0m:the {NEEDLE} is "
+                        "documented here\n"
+                        f"\x1b[35mapp.py\x1b[0m:\x1b[32m2\x1b[0m:    return '{NEEDLE} here'\n")
     assert not env.socket.exists(), "the direct path must not need ragexd"
 
 
@@ -97,15 +99,12 @@ CASES = [
     ["--mode", "regex", NEEDLE],
     [f"{NEEDLE}.*here"],
     [rf"{NEEDLE}\b", "-n", "3"],
-    ["--mode", "regex", NEEDLE, "-g", "src/**"],
-    ["--mode", "regex", NEEDLE, "-g", "*.py", "-g", "!src/"],
-    ["--mode", "regex", NEEDLE, "--path", "src"],
     ["--mode", "regex", NEEDLE, "-t", "py"],
     ["--mode", "regex", NEEDLE, "--lang=js", "--lang", "go"],
-    ["--mode", "regex", NEEDLE, "-t", "markdown", "-g", "*.md"],
+    ["--mode", "regex", NEEDLE, "-t", "markdown", "-t", "text"],
     ["--mode", "regex", "--color", "always", "-e", NEEDLE],
     ["--mode", "regex", "zzqq_never_there_9"],
-    ["--mode=regex", "-n", "1000", "^"],
+    ["--mode=regex", "-n", "1000", "^[^k]"],   # every line but keep.log's (handed over)
     ["--mode", "regex", "-n", "100", NEEDLE, "--keep-indexing", "--no-daemon"],
 ]
 
@@ -115,6 +114,28 @@ def test_direct_and_daemon_paths_print_the_same(env: PrivateEnv, tree: Path,
                                                 args: list[str]) -> None:
     direct, daemon = _both(env, args, tree)
     assert daemon.returncode in (0, 1), daemon.stderr
+    assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+
+
+#: Any --path: ripgrep's -g overrides ignore rules and a named path is searched even
+#: when ignored, so the client hands these to the worker (and its matcher).
+HANDED_OVER = [
+    ["--mode", "regex", NEEDLE, "-g", "*.log"],           # debug.log is gitignored
+    ["--mode", "regex", NEEDLE, "--path", "ignored_dir"],
+    ["--mode", "regex", NEEDLE, "-g", "src/**"],
+    ["--mode", "regex", NEEDLE, "-g", "*.py", "-g", "!src/"],
+    ["--mode", "regex", NEEDLE, "--path=!*.py", "-g", "!utf8/", "-n", "50"],
+    # a .gitignore negation meets the root's .ragexignore: ragex's precedence, not rg's
+    ["--mode", "regex", "kept_7f3a"],
+]
+
+
+@pytest.mark.parametrize("args", HANDED_OVER, ids=[" ".join(a) for a in HANDED_OVER])
+def test_a_path_filter_the_worker_must_judge_gives_the_same_answer(
+        env: PrivateEnv, tree: Path, args: list[str]) -> None:
+    direct, daemon = _both(env, args, tree, fallback=True)
+    assert daemon.returncode in (0, 1), daemon.stderr
+    assert "debug.log" not in direct.stdout and "ignored_dir" not in direct.stdout
     assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
 
 
@@ -141,6 +162,23 @@ def test_an_invalid_regex_is_exit_2_with_the_same_sentence(env: PrivateEnv, tree
     assert daemon.stderr.endswith(direct.stderr)
 
 
+def test_ragexignore_beats_a_gitignore_negation_by_falling_back(env: PrivateEnv,
+                                                                tree: Path) -> None:
+    """ragex reads .ragexignore after .gitignore (it wins); ripgrep ranks an
+    --ignore-file below .gitignore, so a `!keep.log` there would win in rg. The
+    client sees the negation on the hit's way and hands the search over."""
+    rules = tree / ".ragexignore"
+    before = rules.read_text()
+    rules.write_text(before + "keep.log\n")
+    try:
+        direct, daemon = _both(env, ["--mode", "regex", "kept_7f3a|" + NEEDLE, "-n", "50"],
+                               tree, fallback=True)
+        assert "keep.log" not in direct.stdout and "README.md" in direct.stdout
+        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+    finally:
+        rules.write_text(before)
+
+
 def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: Path) -> None:
     """ripgrep cannot read a .ragexignore below the root: the client hands the
     search to the worker, whose matcher applies it."""
@@ -150,9 +188,10 @@ def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: P
     (pkg / "gen_a.py").write_text(f"{NEEDLE} generated\n")
     (pkg / "real.py").write_text(f"{NEEDLE} real\n")
     try:
-        direct, daemon = _both(env, ["--mode", "regex", NEEDLE, "-g", "pkg/**"], tree,
+        direct, daemon = _both(env, ["--mode", "regex", NEEDLE, "-n", "50"], tree,
                                fallback=True)
-        assert direct.stdout == f"pkg/real.py:1:{NEEDLE} real\n"
+        assert f"pkg/real.py:1:{NEEDLE} real\n" in direct.stdout
+        assert "gen_a.py" not in direct.stdout
         assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
     finally:
         for p in (pkg / ".ragexignore", pkg / "gen_a.py", pkg / "real.py"):
@@ -186,7 +225,7 @@ def _plan(argv: list[str]):  # type: ignore[no-untyped-def]
 
 def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs: Path) -> None:
     for argv in (["--mode", "regex", "needle"], ["nee+dle"], ["-e", "-x", "--mode=regex"],
-                 ["--mode", "regex", "--", "--pre=sh"], ["-t", "py", "-g", "a.py", "need.*"]):
+                 ["--mode", "regex", "--", "--pre=sh"], ["-t", "py", "need.*"]):
         planned = _plan(argv)
         assert planned is not None, argv
         assert planned[2] == private_dirs
@@ -202,6 +241,7 @@ def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs
     ["parse_config"],                                 # auto: a symbol
     ["--mode", "regex", "needle", "-t", "klingon"],   # the CLI words the error
     ["--mode", "regex", "needle", "-g", "../elsewhere"],
+    ["--mode", "regex", "needle", "-g", "*.py"],           # the worker's matcher decides
     ["--mode", "regex", "needle", "-n", "0"],
     ["--mode", "regex", ""],
     ["--mode", "regex", "needle", "--project", "/no/such/dir"],
