@@ -17,7 +17,8 @@ from tests.harness import PrivateEnv, make_tree, pids_in_env
 
 @pytest.fixture(scope="module")
 def one():
-    env = PrivateEnv(TERM="dumb")
+    # the one-shot worker is under test: regex searches go to it, not to rg directly
+    env = PrivateEnv(TERM="dumb", RAGEX_SEARCH_DIRECT_REGEX="false")
     yield env, make_tree(env.base / "proj")
     env.cleanup()
 
