@@ -320,6 +320,11 @@ class Catalog:
             "SELECT count(DISTINCT c.path) FROM pending p JOIN chunks c ON c.id = p.id"
         ).fetchone()[0])
 
+    def is_pending(self, chunk_id: str) -> bool:
+        """Whether this chunk still waits for its vector."""
+        return self.conn().execute("SELECT 1 FROM pending WHERE id=?",
+                                   (chunk_id,)).fetchone() is not None
+
     def pending_ids(self) -> set[str]:
         return {r[0] for r in self.conn().execute("SELECT id FROM pending")}
 

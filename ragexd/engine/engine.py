@@ -32,7 +32,7 @@ from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
 from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
-                    SearchOutcome, SearchQuery)
+                    SearchOutcome, SearchQuery, SkippedFile)
 from .vectors import Vectors
 
 log = logging.getLogger(__name__)
@@ -373,6 +373,98 @@ class Engine:
         elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
             notes.append(NOTHING_MEANINGFUL)
         return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes, cov)
+
+    # -- similar ----------------------------------------------------------------------
+
+    def similar(self, path: str, line: int, limit: int, path_globs: Sequence[str] = (),
+                languages: Sequence[str] = ()) -> SearchOutcome:
+        """The chunks most like the one holding ``path:line`` (relative to the root),
+        from the stored vectors: no model, no re-embedding, so it answers the same
+        whatever the model's state.  Every reason it cannot is an EngineError with a
+        sentence: not indexed (and why), changed since indexed, past the end, no
+        vector yet."""
+        problem = limit_problem(limit)
+        if problem is not None:
+            raise EngineError(problem.code, problem.message, **problem.detail)
+        _globs, match = compile_globs(self.root, path_globs)
+        langs = normalise_languages(languages)
+        catalog, vectors, searcher = self._require_open()
+        self._await_live_run()
+        try:
+            return self._similar(catalog, vectors, searcher, path, line, limit, langs, match)
+        except sqlite3.DatabaseError as exc:
+            raise EngineError("index_corrupt", f"the index cannot be read ({exc}); "
+                              f"{REBUILD_HINT}") from exc
+
+    def _similar(self, catalog: Catalog, vectors: Vectors, searcher: Searcher, rel: str,
+                 line: int, limit: int, languages: list[str],
+                 match: Callable[[str], bool]) -> SearchOutcome:
+        cov = self.coverage()
+        manifest = catalog.file(rel)
+        if manifest is None:
+            raise EngineError("not_found", self._why_not_indexed(rel, cov), path=rel)
+        try:
+            data, st = discovery.read_bytes(self.root / rel, self.max_file_bytes)
+        except discovery.Unreadable as exc:
+            raise EngineError("not_found", f"{rel} cannot be read now ({exc.reason}); run "
+                              "`ragexctl index` to bring the index up to date",
+                              path=rel) from None
+        if st.st_size != manifest.size or st.st_mtime_ns != manifest.mtime_ns:
+            raise EngineError("not_found", f"{rel} changed since it was indexed, so its stored "
+                              "chunks no longer match its lines; run `ragexctl index` (saved "
+                              "files are re-indexed within seconds by a running worker) and "
+                              "ask again", path=rel, reason="stale")
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        if line > lines:
+            raise EngineError("bad_query", f"line {line} is past the end of {rel} "
+                              f"({lines} line{'s' if lines != 1 else ''})", path=rel,
+                              line=line, lines=lines, field="line")
+        chunks = catalog.chunks_of(rel)
+        if not chunks:
+            why = f" ({manifest.note})" if manifest.note else ""
+            raise EngineError("not_found", f"{rel} is indexed without chunks{why}, so nothing "
+                              "can be compared with it", path=rel)
+        inside = [c for c in chunks if c.start <= line <= c.end]
+        notes: list[str] = []
+        if inside:
+            source = min(inside, key=lambda c: (c.end - c.start, -c.start))
+        else:   # a blank line between definitions: the nearest chunk is what was meant
+            source = min(chunks, key=lambda c: (min(abs(c.start - line), abs(c.end - line)),
+                                                c.start))
+            notes.append(f"no chunk holds {rel}:{line}; compared the nearest one, "
+                         f"{rel}:{source.start}-{source.end}")
+        vec = None if catalog.is_pending(source.id) else vectors.vector_of(source.id)
+        if vec is None:
+            raise EngineError("not_found", f"{rel}:{line} has no stored vector yet: "
+                              f"{cov.embedded_note()}; ask again once it is embedded (see "
+                              "`ragexctl status`)", path=rel, reason="not_embedded",
+                              chunks_embedded=cov.chunks_embedded,
+                              chunks_indexed=cov.chunks_indexed)
+        ranked = searcher.similar_ranked(source, vec, limit, languages, match)
+        if cov.chunks_embedded < cov.chunks_indexed:
+            notes.append(cov.embedded_note())
+        return SearchOutcome(searcher.to_hits(ranked), "similar", self._partial(), notes, cov)
+
+    def _why_not_indexed(self, rel: str, cov: Coverage) -> str:
+        """Why a file has no entry in the catalog, as precisely as can be told."""
+        full = self.root / rel
+        if not os.path.lexists(full):
+            return f"there is no file {rel} in the project {self.root}"
+        if os.path.isdir(full):
+            return f"{rel} is a directory; give a file and a line: PATH:LINE"
+        if self._rules().is_ignored(rel):
+            return (f"{rel} is ignored (.gitignore, .ragexignore or ragex's defaults), so it "
+                    "is not indexed")
+        checked = discovery.stat_one(self.root, rel, self._rules(), self.max_file_bytes)
+        if isinstance(checked, SkippedFile):
+            return f"{rel} is not indexed: {checked.reason}"
+        if checked is None:
+            return f"{rel} is not indexed (a symlink, or through one)"
+        if self._indexing or not cov.catalog_complete:
+            return (f"{rel} is not indexed yet ({cov.files_note()}); ask again when the index "
+                    "is complete (`ragexctl index` completes it)")
+        return (f"{rel} is not in the index: it is binary or not text, or it was added after "
+                "the last index (`ragexctl index` adds it)")
 
     def _not_found_note(self, cov: Coverage, what: str) -> list[str]:
         """Why an empty answer does not mean absent, when the catalog is incomplete."""

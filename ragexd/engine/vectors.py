@@ -202,6 +202,20 @@ class Vectors:
         if self._exact.loaded:
             self._exact.put(ids, vectors, metadatas)
 
+    def vector_of(self, chunk_id: str) -> "np.ndarray | None":
+        """The stored vector of one chunk (None: it has none yet), for ``similar``:
+        neighbours of a chunk come from what was stored, never a re-embedding."""
+        import numpy as np
+
+        exact = self._exact_index()
+        if exact is not None:
+            return exact.vector_of(chunk_id)
+        got = self.collection().get(ids=[chunk_id], include=["embeddings"])
+        embs = got.get("embeddings")
+        if embs is None or len(got["ids"]) == 0:
+            return None
+        return np.asarray(embs[0], dtype=np.float32)
+
     def similarities(self, vector: "np.ndarray", ids: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of ``vector`` to the stored vectors of ``ids``."""
         import numpy as np
@@ -361,6 +375,11 @@ class _ExactIndex:
             top = np.argpartition(-sims, k - 1)[:k] if k < self.n else np.arange(self.n)
             top = top[np.argsort(-sims[top], kind="stable")][:k]
             return [(self.ids[r], float(sims[r])) for r in top]
+
+    def vector_of(self, chunk_id: str) -> Any:
+        with self.lock:
+            r = self.row.get(chunk_id)
+            return None if r is None else self.mat[r].copy()
 
     def similarities(self, vector: Any, ids: Sequence[str]) -> dict[str, float]:
         import numpy as np

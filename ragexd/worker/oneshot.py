@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from ..protocol import ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs
+from ..protocol import (ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs,
+                        SimilarArgs)
 from ..protocol.frames import encode_body
 from .service import WorkerService
 
@@ -45,6 +46,8 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
     try:
         if request.op is Op.SEARCH:
             result = service.search(request.id, request.args_as(SearchArgs), progress)
+        elif request.op is Op.SIMILAR:
+            result = service.similar(request.args_as(SimilarArgs))
         elif request.op is Op.INDEX:
             result = service.index(request.id, request.args_as(IndexArgs), progress)
         elif request.op in (Op.WORKER_STATUS, Op.STATUS):

@@ -22,7 +22,8 @@ from typing import Any, Callable
 import zmq
 
 from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
-                        Request, SearchArgs, decode, encode, request_id_of, split_envelope)
+                        Request, SearchArgs, SimilarArgs, decode, encode, request_id_of,
+                        split_envelope)
 from .service import WorkerService
 
 log = logging.getLogger("ragex.worker")
@@ -151,6 +152,9 @@ class WorkerServer:
             self._submit(envelope, message, lambda: self.service.search(
                 message.id, message.args_as(SearchArgs), lambda p: self._send(envelope, p),
                 timeout=message.timeout))
+        elif op is Op.SIMILAR:
+            self._submit(envelope, message,
+                         lambda: self.service.similar(message.args_as(SimilarArgs)))
         elif op is Op.WORKER_STATUS:
             self._submit(envelope, message, self.service.status)
         elif op is Op.INDEX:

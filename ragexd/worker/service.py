@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..protocol import (ErrorCode, Hit, IndexArgs, Progress, RagexError, SearchArgs,
-                        SearchResult)
+                        SearchResult, SimilarArgs)
 
 log = logging.getLogger("ragex.worker")
 
@@ -272,7 +272,8 @@ class WorkerService:
     def hello(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "version": __version__, "project_id": self.project_id,
                 "root": str(self.root), "model_loaded": self.model_loaded,
-                "capabilities": ["search", "index", "worker_status", "progress", "auto_index"]}
+                "capabilities": ["search", "similar", "index", "worker_status", "progress",
+                                 "auto_index"]}
 
     def status(self) -> dict[str, Any]:
         index: dict[str, Any] | None = None
@@ -349,6 +350,24 @@ class WorkerService:
                             mode=outcome.mode,
                             partial=outcome.partial,   # the engine knows what a run means
                             took_ms=round(took, 2), notes=notes + list(outcome.notes),
+                            coverage=dataclasses.asdict(coverage) if coverage is not None
+                            else None).to_wire()
+
+    def similar(self, args: SimilarArgs) -> dict[str, Any]:
+        """Serve a SIMILAR: never starts an index (a location in a never-indexed
+        project has no chunk to compare); the engine says why when it cannot."""
+        engine = self.engine(timeout=120)
+        t0 = time.perf_counter()
+        try:
+            outcome = engine.similar(args.clean_path, args.line, args.limit,
+                                     tuple(args.paths), tuple(args.languages))
+        except Exception as exc:  # noqa: BLE001
+            raise _to_ragex_error(exc) from None
+        coverage = outcome.coverage
+        return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
+                            mode=outcome.mode, partial=outcome.partial,
+                            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+                            notes=list(outcome.notes),
                             coverage=dataclasses.asdict(coverage) if coverage is not None
                             else None).to_wire()
 
