@@ -177,7 +177,7 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
     return out
 
 
-def _file_of(root: str, rel: str) -> str | None:
+def file_of(root: str, rel: str) -> str | None:
     """The hit's file on this machine (paths on the wire are relative to the project
     root, which is the same host path for every runtime), never outside the root."""
     base = os.path.realpath(root)
@@ -195,7 +195,7 @@ def _context_lines(hits: list[dict[str, Any]], root: str, ctx: Context
             (line - ctx.before, line + ctx.after))
     out: dict[str, dict[int, str]] = {}
     for rel, ranges in wanted.items():
-        full = _file_of(root, rel)
+        full = file_of(root, rel)
         out[rel] = read_lines(full, ranges) if full else {}
     return out
 
