@@ -286,11 +286,12 @@ def query_words(query: str) -> "re.Pattern[str] | None":
         w = word.lower()
         if len(w) < 3 or w in _STOPWORDS:
             continue
+        stems.add(w)
+        # every plausible stem: the longest alternative wins where several match
+        # (``prices`` lights up ``price``, ``classes`` lights up ``class``)
         for suffix in ("ing", "ies", "es", "ed", "s"):
             if w.endswith(suffix) and len(w) - len(suffix) >= 4:
-                w = w[: -len(suffix)]
-                break
-        stems.add(w)
+                stems.add(w[: -len(suffix)])
     if not stems:
         return None
     return re.compile("|".join(re.escape(w) for w in sorted(stems, key=len, reverse=True)),
