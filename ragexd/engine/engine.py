@@ -460,6 +460,9 @@ class Engine:
             return f"{rel} is not indexed: {checked.reason}"
         if checked is None:
             return f"{rel} is not indexed (a symlink, or through one)"
+        if cov.files_indexed == 0 and not self._indexing:
+            return (f"the project {self.root} is not indexed yet: run `ragexctl index` (or any "
+                    "search) first")
         if self._indexing or not cov.catalog_complete:
             return (f"{rel} is not indexed yet ({cov.files_note()}); ask again when the index "
                     "is complete (`ragexctl index` completes it)")

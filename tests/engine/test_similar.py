@@ -120,6 +120,18 @@ def test_a_chunk_without_a_stored_vector_says_so_with_coverage(indexed) -> None:
     assert "chunks embedded so far" in info.value.message
 
 
+def test_a_never_indexed_project_says_to_index_it(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def f():\n    return 1\n")
+    engine = Engine(tmp_path, tmp_path / ".index")
+    try:
+        with pytest.raises(EngineError) as info:
+            engine.similar("a.py", 1, 5)
+        assert info.value.code == "not_found"
+        assert "is not indexed yet: run `ragexctl index`" in info.value.message
+    finally:
+        engine.close()
+
+
 def test_a_file_changed_since_indexing_asks_for_an_index(indexed) -> None:
     root, engine, _line = indexed
     path = root / "changing.py"
