@@ -225,7 +225,7 @@ def render_context(hits: Iterable[dict[str, Any]], root: str, cwd: str, ctx: Con
         rel = str(hit.get("path", ""))
         line, text = hit_line(hit)
         known = lines_of.get(rel, {})
-        lo = max(1, line - ctx.before)
+        lo = min(line, max(1, line - ctx.before))   # the hit's own line is always shown
         hi = line + ctx.after
         while hi > line and hi not in known:   # past the end of the file
             hi -= 1
