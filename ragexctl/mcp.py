@@ -361,7 +361,7 @@ def tool_error(exc: RagexError) -> Exception:
 
 
 def build_server(backend: Backend) -> Any:
-    """The MCPServer with ragex's four tools, bound to ``backend``."""
+    """The MCPServer with ragex's five tools, bound to ``backend``."""
     import anyio
     import anyio.from_thread
     import anyio.to_thread
@@ -581,7 +581,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     """Register ``mcp [--project PATH]`` and ``mcp config TARGET``."""
     parser = subparsers.add_parser(
         "mcp", help="serve ragex to AI coding agents over the Model Context Protocol (stdio)",
-        description="Run a stdio MCP server whose tools (search_code, find_symbol, "
+        description="Run a stdio MCP server whose tools (search_code, find_symbol, find_similar, "
                     "index_status, reindex) are answered by ragexd's warm worker for the "
                     "project. `ragexctl mcp config TARGET` prints how to register it.")
     parser.add_argument("--project", metavar="PATH",
