@@ -21,6 +21,7 @@ from ragexd import config as rconfig
 from ragexd import exitcodes, logfile, paths, projects
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs, SimilarArgs)
+from ragexd.protocol.args import problem_error
 from ragexd.vocabulary import MAX_CONTEXT_LINES, context_problem
 
 from . import __version__, location, render
@@ -249,7 +250,7 @@ def _seconds(text: str) -> float:
 def _preprocess(argv: list[str]) -> list[str]:
     """``-e --pre=sh`` works in rg; argparse refuses an option value that looks
     like an option, so glue it on: ``--regexp=--pre=sh``."""
-    if not argv or argv[0] not in ("search", "similar"):
+    if not argv or argv[0] != "search":
         return argv
     out: list[str] = []
     it = iter(argv)
@@ -438,8 +439,7 @@ def context_of(args: argparse.Namespace) -> render.Context:
     for value in (before, after):
         problem = context_problem(0 if value is None else value)
         if problem is not None:
-            raise RagexError(ErrorCode(problem.code), problem.message, field=problem.field,
-                             **problem.detail)
+            raise problem_error(problem)
     return render.Context(before or 0, after or 0)
 
 
@@ -472,7 +472,7 @@ def print_hits(app: App, result: dict[str, Any], root: Path, *, query: str) -> i
     color = render.use_color(app.args.color, app.out)
     if ctx:
         app.write(render.render_context(hits, str(root), _cwd(), ctx, color=color))
-    elif result.get("mode") in BLOCK_MODES and _isatty(app.out):
+    elif result.get("mode") in BLOCK_MODES and render.is_terminal(app.out):
         app.write(render.render_blocks(hits, str(root), _cwd(), query=query, color=color,
                                        width=render.terminal_width(app.out)))
     else:
@@ -482,13 +482,6 @@ def print_hits(app: App, result: dict[str, Any], root: Path, *, query: str) -> i
 
 #: Modes whose hits are chunks ranked by meaning: shown as blocks on a terminal.
 BLOCK_MODES = ("semantic", "hybrid", "similar")
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def cmd_similar(app: App) -> int:
@@ -731,8 +724,8 @@ def run_plugin(name: str, argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[App], int]] = {
-    "search": cmd_search, "similar": cmd_similar, "index": cmd_index, "status": cmd_status, "start": cmd_start,
-    "stop": cmd_stop, "ls": cmd_ls, "rm": cmd_rm, "logs": cmd_logs,
+    "search": cmd_search, "similar": cmd_similar, "index": cmd_index, "status": cmd_status,
+    "start": cmd_start, "stop": cmd_stop, "ls": cmd_ls, "rm": cmd_rm, "logs": cmd_logs,
 }
 
 

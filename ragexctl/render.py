@@ -35,6 +35,11 @@ def use_color(choice: str, stream: TextIO) -> bool:
         return False
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
+    return is_terminal(stream)
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether a person (a terminal) reads ``stream``; False for a closed or odd stream."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -420,12 +425,7 @@ class ProgressRenderer:
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
                  interval: float = 5.0, prefix: str = "ragexctl: ") -> None:
         self.stream = stream if stream is not None else sys.stderr
-        if tty is None:
-            try:
-                tty = self.stream.isatty()
-            except (AttributeError, ValueError):
-                tty = False
-        self.tty = tty
+        self.tty = is_terminal(self.stream) if tty is None else tty
         self.interval = interval
         self.prefix = prefix
         self._last_phase = ""
