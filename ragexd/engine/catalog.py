@@ -218,6 +218,15 @@ class Catalog:
                 self._all.remove(conn)
         conn.close()
 
+    def backup_to(self, dest: Path) -> None:
+        """A consistent copy of the catalog at ``dest`` (SQLite's online backup:
+        correct while the worker reads and writes, unlike copying the files)."""
+        target = sqlite3.connect(dest)
+        try:
+            self.conn().backup(target)
+        finally:
+            target.close()
+
     # -- meta -----------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:

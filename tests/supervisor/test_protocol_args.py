@@ -44,7 +44,8 @@ def test_each_op_decodes_into_its_own_typed_arguments():
     assert _decode_request("logs", {"target": "ragexd", "lines": 20}).params == \
         LogsArgs(target=None, lines=20)
     assert _decode_request("ping").params == NoArgs()
-    assert set(ARGS_BY_OP) == {Op.SEARCH, Op.INDEX, Op.STOP, Op.REMOVE, Op.LOGS}
+    assert set(ARGS_BY_OP) == {Op.SEARCH, Op.INDEX, Op.STOP, Op.REMOVE, Op.LOGS, Op.EXPORT,
+                               Op.IMPORT}
     with pytest.raises(TypeError):
         search.args_as(IndexArgs)
 
