@@ -493,7 +493,7 @@ class WorkerService:
         engine = self.engine(timeout=120)
         if progress is not None:
             progress(Progress(id=request_id, phase="exporting",
-                              message=f"writing the snapshot {args.file}"))
+                              message=f"exporting the index to {args.file}"))
         try:
             manifest = engine.export_snapshot(Path(args.file))
         except Exception as exc:  # noqa: BLE001
@@ -511,7 +511,8 @@ class WorkerService:
             engine = self.engine(timeout=120)
             if progress is not None:
                 progress(Progress(id=request_id, phase="importing",
-                                  message=f"checking and installing {args.file}"))
+                                  message=f"importing {args.file}: checking it, then "
+                                          "installing it"))
             try:
                 manifest = engine.import_snapshot(Path(args.file))
             except Exception as exc:  # noqa: BLE001
