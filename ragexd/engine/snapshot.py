@@ -77,6 +77,9 @@ _GiB = 1024 ** 3
 MEMBER_CAPS = {MANIFEST: 512 * _MiB, IDS: 1 * _GiB, VECTORS: 8 * _GiB, CATALOG: 16 * _GiB}
 #: The most the whole decompressed stream may hold (headers and padding included).
 TOTAL_CAP = 24 * _GiB
+#: The most an extended header (pax, GNU long name) may hold: tarfile reads one
+#: whole into memory, so a bomb hidden there must stop long before TOTAL_CAP.
+HEADER_CAP = 1 * _MiB
 
 #: Inside the index directory: where an import is staged and swapped in.
 WORK_DIR = ".snapshot"
@@ -281,6 +284,19 @@ class _Capped(io.RawIOBase):
         return len(data)
 
 
+class _SafeTarInfo(tarfile.TarInfo):
+    """Refuses an extended header over ``HEADER_CAP`` before tarfile reads it."""
+
+    _EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                 tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in self._EXTENDED and self.size > HEADER_CAP:
+            raise refused(f"the snapshot has a {self.size}-byte extended tar header, over the "
+                          f"{_human(HEADER_CAP)} allowed; refusing it")
+        return super()._proc_member(tar)  # type: ignore[misc]
+
+
 def _human(n: int) -> str:
     return f"{n / _GiB:g} GiB" if n >= _GiB else f"{n / _MiB:g} MiB"
 
@@ -307,7 +323,8 @@ class _open_tar:
             raise refused(f"cannot read {self.archive}: {exc.strerror or exc}") from None
         self.capped = _Capped(gzip.GzipFile(fileobj=self.raw, mode="rb"), TOTAL_CAP)
         try:
-            self.tar = tarfile.open(fileobj=io.BufferedReader(self.capped, 1 << 20), mode="r|")
+            self.tar = tarfile.open(fileobj=io.BufferedReader(self.capped, 1 << 20), mode="r|",
+                                    tarinfo=_SafeTarInfo)
         except Exception as exc:
             self.raw.close()
             raise _corrupt(self.archive, exc) from None
@@ -341,7 +358,7 @@ def _next_member(tar: tarfile.TarFile, index: int, total: int) -> tarfile.TarInf
     if member.name != want:
         raise refused(f"the snapshot holds {member.name!r} where {want!r} belongs; only "
                       f"{', '.join(MEMBERS)} (in that order) may be in a snapshot")
-    if not member.isreg():
+    if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):   # not even sparse files
         raise refused(f"the snapshot's {want} is not a regular file (links and devices are "
                       "refused)")
     if member.size > MEMBER_CAPS[want] or total + member.size > TOTAL_CAP:

@@ -242,6 +242,16 @@ def symlink_member(archive: Path, dest: Path) -> Path:
     return write_tar(dest, [(link, None)])
 
 
+def special_member(kind: bytes):
+    def make(archive: Path, dest: Path) -> Path:
+        info = tarfile.TarInfo(snapshot.MANIFEST)
+        info.type = kind
+        info.linkname = "/etc/passwd" if kind == tarfile.LNKTYPE else ""
+        info.devmajor, info.devminor = 1, 3        # /dev/null's numbers
+        return write_tar(dest, [(info, None)])
+    return make
+
+
 def huge_member(archive: Path, dest: Path) -> Path:
     info = tarfile.TarInfo(snapshot.MANIFEST)
     info.size = 10 * 1024 ** 4     # 10 TiB declared, nothing behind it
@@ -289,6 +299,8 @@ HOSTILE = {
     "absolute path": (lambda a, d: renamed_first(a, d, "/tmp/manifest.json"),
                       "only manifest.json"),
     "symlink member": (symlink_member, "not a regular file"),
+    "hardlink member": (special_member(tarfile.LNKTYPE), "not a regular file"),
+    "device member": (special_member(tarfile.CHRTYPE), "not a regular file"),
     "huge declared size": (huge_member, "declares 10995116277760 bytes"),
     "truncated": (truncated, "truncated"),
     "garbage bytes": (garbage, "not a readable ragex snapshot"),
@@ -319,6 +331,26 @@ def test_a_hostile_archive_is_refused_and_the_index_is_untouched(world, imported
     assert sorted(p.name for p in engine.index_dir.iterdir()) == entries
     assert not (world["base"] / "manifest.json").exists()
     assert engine.search(SearchQuery("compute_invoice_total", mode="symbol")).hits
+
+
+def test_a_bomb_in_an_extended_header_is_refused_before_it_is_read(world, imported) -> None:
+    """tarfile reads a pax header whole: 256 MiB of it must not reach memory."""
+    engine = imported[0]
+    bomb = world["base"] / "pax-bomb.tar.gz"
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = 256 * 1024 ** 2
+    header = info.tobuf(tarfile.USTAR_FORMAT)
+    with gzip.open(bomb, "wb", compresslevel=1) as fh:
+        fh.write(header)
+        block = bytes(1024 ** 2)
+        for _ in range(256):
+            fh.write(block)
+    before = stores(engine)
+    with pytest.raises(EngineError) as err:
+        engine.import_snapshot(bomb)
+    assert "extended tar header, over the 1 MiB allowed" in err.value.message
+    assert stores(engine) == before
 
 
 def test_a_decompression_bomb_stops_at_the_cap(world, imported, monkeypatch) -> None:
