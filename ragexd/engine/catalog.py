@@ -260,6 +260,15 @@ class Catalog:
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return files, chunks
 
+    def distrust_stats(self) -> None:
+        """Make the next index run compare every file by content hash: the sizes and
+        mtimes recorded came from another machine (a snapshot), where an equal
+        mtime says nothing (checkouts that pin mtimes would hide an edit)."""
+        conn = self.conn()
+        with conn:
+            conn.execute("UPDATE files SET mtime_ns = -1")
+        self.generation += 1
+
     def touch_files(self, rows: Sequence[FileRow]) -> None:
         """Record new size/mtime for files whose content hash did not change."""
         conn = self.conn()

@@ -502,6 +502,7 @@ def build(staged: Path, manifest: Manifest, catalog_path: Path, vectors_path: Pa
     vectors = Vectors(vectors_path)
     try:
         catalog.set_meta(SNAPSHOT_META, json.dumps(manifest.summary(), sort_keys=True))
+        catalog.distrust_stats()
         rows = catalog.chunks_by_id(ids)
         step = 5000
         for i in range(0, len(ids), step):

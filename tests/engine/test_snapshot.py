@@ -182,6 +182,32 @@ def test_the_imported_index_equals_a_fresh_full_index_of_the_new_commit(world, i
     assert engine.status().state == "ready"
 
 
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(world) -> None:
+    """Checkouts that pin mtimes (reproducible builds, some CI caches) can give an
+    edited file the snapshot's size and mtime: only its content hash tells."""
+    clone = world["base"] / "pinned" / "repo"
+    shutil.copytree(world["laptop"], clone)
+    shipped = world["base"] / "shipped.sqlite"
+    shipped.write_bytes(dict(members_of(world["archive"]))[snapshot.CATALOG])
+    conn = sqlite3.connect(shipped)
+    size, mtime = conn.execute("SELECT size, mtime_ns FROM files WHERE path = ?",
+                               ("shop/upload.py",)).fetchone()
+    conn.close()
+    target = clone / "shop" / "upload.py"
+    target.write_text(target.read_text().replace("delay *= 2", "delay *= 3"))
+    assert target.stat().st_size == size
+    os.utime(target, ns=(mtime, mtime))
+    engine = Engine(clone, world["base"] / "pinned-index")
+    try:
+        engine.import_snapshot(world["archive"])
+        summary = engine.index()
+        assert summary.files_indexed == 4, summary   # the three of B, and this one
+        assert engine._catalog.file("shop/upload.py").sha256 != \
+            world["manifest"].files["shop/upload.py"]
+    finally:
+        engine.close()
+
+
 def test_a_second_import_of_the_same_snapshot_is_just_as_correct(world) -> None:
     engine = Engine(world["laptop"], world["base"] / "twice-index")
     try:
