@@ -433,3 +433,21 @@ def test_a_kill_mid_swap_leaves_the_old_index_or_the_new_one(world, imported, ph
             assert reopened._catalog.get_meta(snapshot.SNAPSHOT_META)
     finally:
         reopened.close()
+
+
+def test_a_base_is_imported_only_over_no_index_or_an_older_one(world, imported) -> None:
+    engine = imported[0]
+    assert engine.base_wanted(world["archive"]) is None        # made from it, newer since
+    newer = world["base"] / "newer.tar.gz"
+    engine.export_snapshot(newer)                               # CI published again
+    assert engine.base_wanted(newer).created_at > world["manifest"].created_at
+    empty = Engine(world["laptop"], world["base"] / "empty-index")
+    try:
+        assert empty.base_wanted(world["archive"]) is not None  # no local index at all
+        other = with_manifest(world["archive"], world["base"] / "other-model.tar.gz",
+                              embedder="bge-large-fp16")
+        assert empty.base_wanted(other) is None                 # never another model's
+    finally:
+        empty.close()
+    assert snapshot.newest_snapshot(world["base"]) == world["base"] / "other-model.tar.gz"
+    assert snapshot.newest_snapshot(newer) == newer
