@@ -157,6 +157,11 @@ class WorkerService:
         files whose content differs from the snapshot's are embedded).  A base
         that cannot serve (missing, corrupt, another model) is logged and the
         project is indexed as usual: a base only ever saves work."""
+        with self._index_lock:
+            self._adopt_base()
+
+    def _adopt_base(self) -> None:
+        """``adopt_base`` with this worker's index lock held by the caller."""
         engine = self._engine
         if self.base is None or engine is None:
             return
@@ -166,23 +171,22 @@ class WorkerService:
         if archive is None:
             log.warning("the base snapshot %s does not exist (or holds no *.tar.gz)", self.base)
             return
-        with self._index_lock:
-            manifest = engine.base_wanted(archive)
-            if manifest is None:
-                return
-            try:
-                _set_torch_threads(os.cpu_count() or 1)
-                engine.import_snapshot(archive)
-                summary = engine.index(cancel=self.cancel_index)
-                log.info("started from the base snapshot %s (commit %s); re-indexed %d "
-                         "changed files, %d unchanged", archive, manifest.commit or "-",
-                         summary.files_indexed, summary.files_unchanged)
-            except Exception as exc:  # noqa: BLE001 - the project indexes as usual
-                log.warning("cannot use the base snapshot %s: %s", archive,
-                            _to_ragex_error(exc).message)
-            finally:
-                _set_torch_threads(1)
-                engine.release_thread()
+        manifest = engine.base_wanted(archive)
+        if manifest is None:
+            return
+        try:
+            _set_torch_threads(os.cpu_count() or 1)
+            engine.import_snapshot(archive)
+            summary = engine.index(cancel=self.cancel_index)
+            log.info("started from the base snapshot %s (commit %s); re-indexed %d "
+                     "changed files, %d unchanged", archive, manifest.commit or "-",
+                     summary.files_indexed, summary.files_unchanged)
+        except Exception as exc:  # noqa: BLE001 - the project indexes as usual
+            log.warning("cannot use the base snapshot %s: %s", archive,
+                        _to_ragex_error(exc).message)
+        finally:
+            _set_torch_threads(1)
+            engine.release_thread()
 
     def load_model(self) -> None:
         engine = self._engine
@@ -200,8 +204,14 @@ class WorkerService:
 
     def start_loading(self) -> threading.Thread:
         def run() -> None:
-            self.open_engine()
-            self.adopt_base()
+            if self.base is None:
+                self.open_engine()
+            else:
+                # Held from before the engine is ready: a first search must not start
+                # a full index of the tree beside the base it is about to import.
+                with self._index_lock:
+                    self.open_engine()
+                    self._adopt_base()
             self.load_model()
             if self.watch and self._engine is not None:
                 self.start_watching()

@@ -144,3 +144,15 @@ def test_index_base_starts_a_new_users_project_from_the_newest_snapshot(team) ->
     finally:
         left = env.cleanup()
         assert not left
+
+
+def test_import_without_ragexd_runs_the_same_code_one_shot(team) -> None:
+    base, _, laptop, envs = team
+    clone = base / "oneshot" / "repo"
+    git(base, "clone", "-q", str(laptop), str(clone))
+    r = envs["laptop"].ctl("import", str(base / "artifacts" / "repo.tar.gz"), "--project",
+                           str(clone), "--no-daemon")
+    assert r.returncode == 0, r.stderr
+    assert "imported" in r.stdout and "indexed 2 files (4 unchanged, 0 removed)" in r.stdout
+    found = envs["laptop"].ctl("search", "polygon_area", "--no-daemon", "--json", cwd=clone)
+    assert json.loads(found.stdout.splitlines()[0])["path"] == "geometry.py"
