@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -108,6 +109,8 @@ def snapshot_section(trees: Trees, work: Path) -> Section:
         summary = next(x for x in map(json.loads, out.splitlines()) if x.get("type") == "summary")
         print("import:", summary, f"{import_s:.1f} s", flush=True)
         laptop_hits = top_hits(laptop, trees.laptop)
+    with tarfile.open(archive) as tar:
+        shipped = json.loads(tar.extractfile("manifest.json").read())["chunks"]
     same = sum(a == b for a, b in zip(local_hits, laptop_hits))
     ratio = local_s / import_s
     sec = Section()
@@ -120,11 +123,11 @@ def snapshot_section(trees: Trees, work: Path) -> Section:
     sec.notes += [
         f"CI's `ragexctl index --export` on the already indexed tree (incremental pass + "
         f"export): {export_s:.1f} s; archive {archive.stat().st_size / 2**20:.1f} MiB for "
-        f"{summary.get('chunks_total', 0)} chunks.",
-        f"The import's catch-up: {summary.get('files_indexed')} file re-embedded "
+        f"{shipped} chunks.",
+        f"The import's catch-up: {summary.get('files_indexed')} file(s) re-embedded "
         f"(`{trees.edited}`, edited after the snapshot), {summary.get('files_unchanged')} "
         f"unchanged files kept by content hash (their mtimes differ: another clone), "
-        f"{summary.get('chunks_embedded')} chunks embedded.",
+        f"{summary.get('chunks_embedded')} chunk(s) embedded.",
         f"Top-5 answers identical to the local index's for {same} of {len(QUERIES)} queries "
         "(the edited file is the only difference between the two trees).",
     ]

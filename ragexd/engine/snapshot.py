@@ -222,18 +222,27 @@ def export(root: Path, catalog: Catalog, vectors: Vectors, dest: Path, *,
     try:
         copy = work / CATALOG
         catalog.backup_to(copy)
+        shipped = Catalog(copy)
+        try:
+            wanted = sorted(shipped.chunk_ids() - shipped.pending_ids())
+            ids, mat = vectors.export_vectors(wanted)
+            missing = set(wanted) - set(ids)
+            if missing:   # no vector and not pending: the importer re-indexes those files
+                shipped.forget_files(sorted(shipped.paths_of_ids(missing)))
+                remaining = shipped.chunk_ids()
+                keep = [i for i, c in enumerate(ids) if c in remaining]
+                ids, mat = [ids[i] for i in keep], mat[keep]
+            files = {p: r.sha256 for p, r in shipped.files().items()}
+        finally:
+            shipped.close()
         conn = sqlite3.connect(copy, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=DELETE")   # one file, no -wal beside it
             conn.execute("DELETE FROM meta WHERE key IN (?, ?, ?, ?)",
                          ("last_index_error", "index_run", "index_run_files", SNAPSHOT_META))
-            files = {p: h for p, h in conn.execute("SELECT path, sha256 FROM files")}
-            wanted = [r[0] for r in conn.execute(
-                "SELECT id FROM chunks WHERE id NOT IN (SELECT id FROM pending) ORDER BY rid")]
             conn.execute("VACUUM")
         finally:
             conn.close()
-        ids, mat = vectors.export_vectors(wanted)
         commit, dirty = git_state(root)
         manifest = Manifest(format=SNAPSHOT_FORMAT, ragex_version=__version__,
                             embedder=embedder, catalog_format=CATALOG_FORMAT,

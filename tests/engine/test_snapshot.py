@@ -451,3 +451,25 @@ def test_a_base_is_imported_only_over_no_index_or_an_older_one(world, imported) 
         empty.close()
     assert snapshot.newest_snapshot(world["base"]) == world["base"] / "other-model.tar.gz"
     assert snapshot.newest_snapshot(newer) == newer
+
+
+def test_a_chunk_without_its_vector_ships_its_file_for_re_indexing(world) -> None:
+    """An index a kill left with a vector missing still exports a snapshot that
+    imports: that file is left out of it and indexed by the importer."""
+    index = world["base"] / "holey-index"
+    engine = Engine(world["laptop"], index)
+    try:
+        engine.index()
+        lost = engine._catalog.chunks_of("shop/cart.py")[0].id
+        engine._vectors.delete_ids([lost])
+        engine.export_snapshot(world["base"] / "holey.tar.gz")
+    finally:
+        engine.close()
+    other = Engine(world["laptop"], world["base"] / "holey-import")
+    try:
+        manifest = other.import_snapshot(world["base"] / "holey.tar.gz")
+        assert "shop/cart.py" not in manifest.files
+        summary = other.index()
+        assert summary.files_indexed == 1 and stores(other) == stores(world["fresh"])
+    finally:
+        other.close()
