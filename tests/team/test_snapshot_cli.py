@@ -156,3 +156,22 @@ def test_import_without_ragexd_runs_the_same_code_one_shot(team) -> None:
     assert "imported" in r.stdout and "indexed 2 files (4 unchanged, 0 removed)" in r.stdout
     found = envs["laptop"].ctl("search", "polygon_area", "--no-daemon", "--json", cwd=clone)
     assert json.loads(found.stdout.splitlines()[0])["path"] == "geometry.py"
+
+
+def test_a_docker_ragexd_says_how_to_import_instead_of_no_such_file(team) -> None:
+    """A container sees the project and its index at other paths, not the host's
+    snapshot file: ragexd refuses with the way to do it, before any worker runs."""
+    from tests.harness.containers import docker_problem
+
+    problem = docker_problem()
+    if problem:
+        pytest.skip(f"Docker unavailable: {problem}")
+    base, _, laptop, _ = team
+    env = PrivateEnv(base / "docker-env", runtime="docker", TERM="dumb")
+    try:
+        r = env.ctl("import", str(base / "artifacts" / "repo.tar.gz"), "--project", str(laptop))
+        assert r.returncode == 2
+        assert f"run `ragexctl stop {laptop}`, then the same command with --no-daemon" \
+            in r.stderr, r.stderr
+    finally:
+        assert not env.cleanup()
