@@ -302,7 +302,8 @@ class Engine:
                                   f"cannot write the snapshot {dest}: "
                                   f"{exc.strerror or exc}") from exc
 
-    def import_snapshot(self, archive: Path) -> snapshot.Manifest:
+    def import_snapshot(self, archive: Path, progress: Callable[[IndexProgress], None] | None = None
+                        ) -> snapshot.Manifest:
         """Make the snapshot ``archive`` this project's index, atomically: it is
         checked and its stores built in ``.snapshot/`` inside the index directory,
         and only then swapped in.  Anything wrong with it raises ``bad_snapshot``
@@ -314,7 +315,14 @@ class Engine:
             snapshot.recover(self.index_dir)
             try:
                 work.mkdir(mode=0o700)
+                if progress is not None:
+                    progress(IndexProgress("checking", message=f"checking {archive}"))
                 manifest = snapshot.stage(Path(archive), work / "in", embedder_id())
+                if progress is not None:
+                    progress(IndexProgress(
+                        "installing", files_total=len(manifest.files),
+                        message=f"installing {len(manifest.files)} files, {manifest.chunks} "
+                                f"vectors (commit {(manifest.commit or '-')[:12]})"))
                 (work / "new").mkdir(mode=0o700)
                 snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE,
                                work / "new" / CHROMA_DIR)

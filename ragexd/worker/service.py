@@ -519,12 +519,10 @@ class WorkerService:
         try:
             self.cancel_index.clear()
             engine = self.engine(timeout=120)
-            if progress is not None:
-                progress(Progress(id=request_id, phase="importing",
-                                  message=f"importing {args.file}: checking it, then "
-                                          "installing it"))
             try:
-                manifest = engine.import_snapshot(Path(args.file))
+                manifest = engine.import_snapshot(
+                    Path(args.file), None if progress is None
+                    else lambda p: progress(_progress(request_id, p)))
             except Exception as exc:  # noqa: BLE001
                 raise _to_ragex_error(exc) from None
         finally:

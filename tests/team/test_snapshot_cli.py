@@ -55,9 +55,11 @@ def team():
     git(laptop, "commit", "-q", "-m", "B")
     envs = {name: PrivateEnv(base / name / "env", TERM="dumb") for name in ("ci", "laptop")}
     yield base, ci_repo, laptop, envs
-    left = [pid for env in envs.values() for pid in env.stop_everything()]
+    left = {name: env.stop_everything() for name, env in envs.items()}
+    logs = {name: log.read_text()[-3000:] for name, env in envs.items()
+            if left[name] and (log := env.state / "logs" / "ragexd.log").exists()}
     shutil.rmtree(base, ignore_errors=True)
-    assert not left, f"ragex processes survived `stop --all`: {left}"
+    assert not any(left.values()), f"ragex processes survived `stop --all`: {left}\n{logs}"
 
 
 def test_ci_exports_a_snapshot_pinned_to_its_commit(team) -> None:
