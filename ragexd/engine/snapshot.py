@@ -272,8 +272,8 @@ def export(root: Path, catalog: Catalog, vectors: Vectors, dest: Path, *,
 
 
 class _Capped(io.RawIOBase):
-    """The decompressed stream, refused past ``cap`` bytes: tarfile reads pax
-    headers whole, whatever they declare, so the cap must sit below it."""
+    """The decompressed stream, refused past ``cap`` bytes: what the tar headers
+    declare is checked too, but a bomb must stop here whatever they say."""
 
     def __init__(self, inner: IO[bytes], cap: int) -> None:
         self.inner = inner
@@ -312,18 +312,22 @@ def _human(n: int) -> str:
 
 def read_manifest(archive: Path, expected_embedder: str) -> Manifest:
     """Only the manifest (the first member): cheap, for choosing a base snapshot."""
-    with _open_tar(archive) as (tar, _):
-        member = _next_member(tar, 0, 0)
-        return Manifest.parse(_read_member(tar, member), expected_embedder)
+    with _TarStream(archive) as tar:
+        try:
+            member = _next_member(tar, 0, 0)
+            raw = _read_member(tar, member)
+        except _READ_ERRORS as exc:
+            raise _corrupt(archive, exc) from None
+        return Manifest.parse(raw, expected_embedder)
 
 
-class _open_tar:
-    """``with _open_tar(path) as (tar, capped)``: the archive as a capped tar stream."""
+class _TarStream:
+    """``with _TarStream(path) as tar``: the archive as a capped tar stream."""
 
     def __init__(self, archive: Path) -> None:
         self.archive = Path(archive)
 
-    def __enter__(self) -> tuple[tarfile.TarFile, _Capped]:
+    def __enter__(self) -> tarfile.TarFile:
         try:
             if not self.archive.is_file():
                 raise refused(f"{self.archive} is not a file")
@@ -337,7 +341,7 @@ class _open_tar:
         except Exception as exc:
             self.raw.close()
             raise _corrupt(self.archive, exc) from None
-        return self.tar, self.capped
+        return self.tar
 
     def __exit__(self, *exc: Any) -> None:
         try:
@@ -404,7 +408,7 @@ def stage(archive: Path, into: Path, expected_embedder: str) -> Manifest:
     ``into``; raise ``bad_snapshot`` with a sentence for anything wrong."""
     archive = Path(archive)
     into.mkdir(mode=0o700)
-    with _open_tar(archive) as (tar, _):
+    with _TarStream(archive) as tar:
         try:
             member = _next_member(tar, 0, 0)
             manifest = Manifest.parse(_read_member(tar, member), expected_embedder)

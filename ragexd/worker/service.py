@@ -167,14 +167,16 @@ class WorkerService:
             return
         from ..engine import snapshot
 
-        archive = snapshot.newest_snapshot(self.base)
-        if archive is None:
-            log.warning("the base snapshot %s does not exist (or holds no *.tar.gz)", self.base)
-            return
-        manifest = engine.base_wanted(archive)
-        if manifest is None:
-            return
+        archive: Path | None = None
         try:
+            archive = snapshot.newest_snapshot(self.base)
+            if archive is None:
+                log.warning("the base snapshot %s does not exist (or holds no *.tar.gz)",
+                            self.base)
+                return
+            manifest = engine.base_wanted(archive)
+            if manifest is None:
+                return
             _set_torch_threads(os.cpu_count() or 1)
             engine.import_snapshot(archive)
             summary = engine.index(cancel=self.cancel_index)
@@ -182,7 +184,7 @@ class WorkerService:
                      "changed files, %d unchanged", archive, manifest.commit or "-",
                      summary.files_indexed, summary.files_unchanged)
         except Exception as exc:  # noqa: BLE001 - the project indexes as usual
-            log.warning("cannot use the base snapshot %s: %s", archive,
+            log.warning("cannot use the base snapshot %s: %s", archive or self.base,
                         _to_ragex_error(exc).message)
         finally:
             _set_torch_threads(1)

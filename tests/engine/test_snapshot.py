@@ -447,9 +447,12 @@ def test_a_base_is_imported_only_over_no_index_or_an_older_one(world, imported) 
         other = with_manifest(world["archive"], world["base"] / "other-model.tar.gz",
                               embedder="bge-large-fp16")
         assert empty.base_wanted(other) is None                 # never another model's
+        cut = world["base"] / "cut.tar.gz"
+        cut.write_bytes(world["archive"].read_bytes()[:100])
+        assert empty.base_wanted(cut) is None                   # nor a broken one
     finally:
         empty.close()
-    assert snapshot.newest_snapshot(world["base"]) == world["base"] / "other-model.tar.gz"
+    assert snapshot.newest_snapshot(world["base"]) == world["base"] / "cut.tar.gz"
     assert snapshot.newest_snapshot(newer) == newer
 
 
