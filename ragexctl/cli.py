@@ -142,9 +142,21 @@ def _build_search(s: argparse.ArgumentParser) -> None:
 def _build_index(i: argparse.ArgumentParser) -> None:
     i.add_argument("path", nargs="?", metavar="PATH")
     i.add_argument("--rebuild", action="store_true", help="throw the index away and start over")
+    i.add_argument("--export", metavar="FILE",
+                   help="then write the index as a snapshot archive FILE (.tar.gz) that "
+                        "`ragexctl import` or `[index] base` use on other machines")
     _opt_json(i)
     _opt_no_daemon(i)
     _opt_timeout(i)
+
+
+def _build_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a snapshot from `ragexctl index --export`")
+    p.add_argument("--project", metavar="PATH",
+                   help="the project it is for (default: the current directory's)")
+    _opt_json(p)
+    _opt_no_daemon(p)
+    _opt_timeout(p)
 
 
 def _build_path_cmd(p: argparse.ArgumentParser) -> None:
@@ -191,6 +203,14 @@ SUBCOMMANDS: dict[str, tuple[str, str, str | None, Callable[[argparse.ArgumentPa
     "index": ("index (or update the index of) a project, with progress",
               "Index the project containing PATH (default: the current directory). Only "
               "changed files are re-indexed.", None, _build_index),
+    "import": ("start a project's index from a snapshot built elsewhere (CI)",
+               "Check the snapshot FILE (made by `ragexctl index --export`), install it as "
+               "the index of the project containing the current directory (or --project), "
+               "then index what differs: only files whose content changed since the "
+               "snapshot are embedded. A snapshot from another model or ragex format, or a "
+               "damaged one, is refused and the existing index is kept.",
+               "Exit codes: 0 imported, 2 error (the existing index is unchanged).",
+               _build_import),
     "status": ("ragexd and its workers: state, memory, uptime, errors",
                "Show ragexd and every worker (or only PATH's project). Never starts ragexd.",
                "Exit codes: 0 ragexd running, 3 ragexd not running, 4 ragexd running but not "
@@ -386,7 +406,7 @@ def _project_request(app: App, op: Op, args: dict[str, Any], root: Path,
                                          on_progress=on_progress or progress.update)
     except KeyboardInterrupt:
         progress.clear()
-        if app.session.daemon_enabled and (op is Op.INDEX or progress.updates):
+        if app.session.daemon_enabled and (op is not Op.SEARCH or progress.updates):
             if op is Op.SEARCH and not getattr(app.args, "keep_indexing", False):
                 _stop_first_index(app, root)
             else:
@@ -506,6 +526,37 @@ def cmd_similar(app: App) -> int:
 
 def cmd_index(app: App) -> int:
     root = project_root(app.args.path)
+    export = getattr(app.args, "export", None)
+    if export and app.args.rebuild:
+        return app.error(ErrorCode.BAD_REQUEST.value,
+                         "--export and --rebuild go in two commands: rebuild, then export")
+    if export:
+        target = _snapshot_path(export)
+        if not target.parent.is_dir():
+            return app.error(ErrorCode.NOT_FOUND.value,
+                             f"cannot write {export}: {target.parent} is not a directory")
+        return _indexing_request(app, Op.EXPORT, {"file": str(target)}, root)
+    return _indexing_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
+                             root)
+
+
+def cmd_import(app: App) -> int:
+    target = _snapshot_path(app.args.file)
+    if not target.is_file():
+        return app.error(ErrorCode.NOT_FOUND.value, f"no such snapshot file: {app.args.file}")
+    root = project_root(app.args.project)
+    return _indexing_request(app, Op.IMPORT, {"file": str(target)}, root)
+
+
+def _snapshot_path(text: str) -> Path:
+    """A snapshot file named on the command line, absolute: the worker that reads
+    or writes it does not run in this directory."""
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int:
+    """INDEX, EXPORT or IMPORT: progress on stderr, then the index summary (and
+    the snapshot written or installed)."""
     progress = render.ProgressRenderer(app.err)
 
     def on_progress(p: Progress) -> None:
@@ -514,18 +565,25 @@ def cmd_index(app: App) -> int:
         else:
             progress.update(p)
 
-    result = _project_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
-                              root, progress, timeout=app.timeout(INDEX_SILENCE_TIMEOUT),
-                              on_progress=on_progress)
+    result = _project_request(app, op, args, root, progress,
+                              timeout=app.timeout(INDEX_SILENCE_TIMEOUT), on_progress=on_progress)
     summary = result.get("summary") or {}
+    snap = result.get("snapshot")
     if app.json:
         app.write(json.dumps({"type": "summary", "root": str(root), **summary},
                              ensure_ascii=False) + "\n")
+        if isinstance(snap, dict):
+            app.write(json.dumps({"type": "snapshot", "file": args["file"], **snap},
+                                 ensure_ascii=False) + "\n")
     else:
+        if isinstance(snap, dict) and op is Op.IMPORT:
+            app.write(render.format_snapshot(snap, f"imported {args['file']}") + "\n")
         app.write(render.format_summary(summary) + f" ({root})\n")
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
                 app.note(f"skipped {item.get('path')}: {item.get('reason')}")
+        if isinstance(snap, dict) and op is Op.EXPORT:
+            app.write(render.format_snapshot(snap, f"wrote {args['file']}") + "\n")
     return EXIT_OK
 
 
@@ -724,8 +782,9 @@ def run_plugin(name: str, argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[App], int]] = {
-    "search": cmd_search, "similar": cmd_similar, "index": cmd_index, "status": cmd_status,
-    "start": cmd_start, "stop": cmd_stop, "ls": cmd_ls, "rm": cmd_rm, "logs": cmd_logs,
+    "search": cmd_search, "similar": cmd_similar, "index": cmd_index, "import": cmd_import,
+    "status": cmd_status, "start": cmd_start, "stop": cmd_stop, "ls": cmd_ls, "rm": cmd_rm,
+    "logs": cmd_logs,
 }
 
 

@@ -498,6 +498,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     return text
 
 
+def format_snapshot(snap: dict[str, Any], what: str) -> str:
+    """``wrote ci.tar.gz: 120 files, 2300 chunks at commit 1a2b3c4 (dirty)``."""
+    git = snap.get("git") if isinstance(snap.get("git"), dict) else {}
+    commit = str(git.get("commit") or "")
+    at = f" at commit {commit[:12]}" + (" (with uncommitted changes)" if git.get("dirty")
+                                        else "") if commit else ""
+    return (f"{what}: {int(snap.get('file_count') or 0)} files, "
+            f"{int(snap.get('chunks') or 0)} chunks{at}")
+
+
 # --- tables -----------------------------------------------------------------------
 
 

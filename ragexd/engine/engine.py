@@ -13,6 +13,7 @@ incomplete says "not found in the N of M files indexed so far", never "absent".
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Callable, Sequence
 
 from ..paths import dir_size
 from ..vocabulary import limit_problem, mode_problem
-from . import discovery
+from . import discovery, snapshot
 from .catalog import Catalog
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
@@ -42,6 +43,15 @@ CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
 #: catalog meta key: why the last index run failed (absent when it did not)
 LAST_ERROR = "last_index_error"
+
+
+def is_store_entry(name: str) -> bool:
+    """An entry of the index directory that belongs to the index's stores (the
+    catalog with its WAL files, the vectors): what a rebuild deletes and an import
+    replaces.  Not the owner's lock, project.json or a staging directory."""
+    return name.startswith(CATALOG_FILE) or name == CHROMA_DIR
+
+
 #: How long a query by meaning waits for a live re-index of saved files (the
 #: freshness promise: a save is found by meaning within 2 s).
 LIVE_RUN_WAIT = 2.0
@@ -83,6 +93,13 @@ class Engine:
                 f"{exc.strerror or exc}")
             return
         try:
+            snapshot.recover(self.index_dir)   # a kill mid-import: finish or undo it
+        except OSError as exc:
+            self._open_error = EngineError(
+                "index_unwritable", f"cannot finish an interrupted snapshot import in "
+                f"{self.index_dir}: {exc.strerror or exc}")
+            return
+        try:
             self._catalog = Catalog(self.index_dir / CATALOG_FILE)
         except EngineError as exc:
             self._catalog = None
@@ -117,7 +134,7 @@ class Engine:
         try:
             for name in os.listdir(self.index_dir) if self.index_dir.exists() else []:
                 path = self.index_dir / name
-                if name.startswith(CATALOG_FILE) or name == CHROMA_DIR:
+                if is_store_entry(name):
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path)
                     else:
@@ -267,6 +284,92 @@ class Engine:
             return (self._catalog.get_meta(LAST_ERROR) or "") if self._catalog else ""
         except sqlite3.Error:
             return ""
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def export_snapshot(self, dest: Path) -> snapshot.Manifest:
+        """Write the index as a snapshot archive at ``dest`` (snapshot.py).  Run it
+        after a complete index: chunks still waiting for a vector go without one
+        (the importer embeds them)."""
+        with self._index_lock:
+            catalog, vectors, _ = self._require_open()
+            made_with = catalog.get_meta(EMBEDDER_KEY) or embedder_id()
+            try:
+                return snapshot.export(self.root, catalog, vectors, Path(dest),
+                                       embedder=made_with)
+            except OSError as exc:
+                raise EngineError("index_unwritable",
+                                  f"cannot write the snapshot {dest}: "
+                                  f"{exc.strerror or exc}") from exc
+
+    def import_snapshot(self, archive: Path, progress: Callable[[IndexProgress], None] | None = None
+                        ) -> snapshot.Manifest:
+        """Make the snapshot ``archive`` this project's index, atomically: it is
+        checked and its stores built in ``.snapshot/`` inside the index directory,
+        and only then swapped in.  Anything wrong with it raises ``bad_snapshot``
+        and leaves the existing index as it was.  The caller then runs ``index``
+        to catch up with the tree (only files whose content differs are read
+        into new chunks)."""
+        with self._index_lock:
+            work = self.index_dir / snapshot.WORK_DIR
+            snapshot.recover(self.index_dir)
+            try:
+                work.mkdir(mode=0o700)
+                if progress is not None:
+                    progress(IndexProgress("checking", message=f"checking {archive}"))
+                manifest = snapshot.stage(Path(archive), work / "in", embedder_id())
+                if progress is not None:
+                    progress(IndexProgress(
+                        "installing", files_total=len(manifest.files),
+                        message=f"installing {len(manifest.files)} files, {manifest.chunks} "
+                                f"vectors (commit {(manifest.commit or '-')[:12]})"))
+                (work / "new").mkdir(mode=0o700)
+                snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE,
+                               work / "new" / CHROMA_DIR)
+                shutil.rmtree(work / "in", ignore_errors=True)
+            except BaseException as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                if isinstance(exc, OSError):
+                    raise EngineError("index_unwritable", f"cannot unpack the snapshot into "
+                                      f"{self.index_dir}: {exc.strerror or exc}") from exc
+                raise
+            self._close_stores()
+            try:
+                snapshot.install(work, self.index_dir, is_store_entry)
+            finally:
+                snapshot.recover(self.index_dir)   # a failed rename: undo or finish it
+                self._last_error = None
+                self._open()
+            if self._open_error is not None:
+                raise self._open_error
+            log.info("imported the snapshot %s (commit %s, %d files, %d chunks)", archive,
+                     manifest.commit or "-", len(manifest.files), manifest.chunks)
+            return manifest
+
+    def base_wanted(self, archive: Path) -> snapshot.Manifest | None:
+        """The manifest of ``archive`` when it should become this index's base: no
+        complete local index yet, or one older than the snapshot (and not made
+        from this very snapshot).  None when the local index is at least as new,
+        or the snapshot cannot serve (another embedder...: logged)."""
+        try:
+            manifest = snapshot.read_manifest(Path(archive), embedder_id())
+        except EngineError as exc:
+            log.warning("not using the base snapshot %s: %s", archive, exc.message)
+            return None
+        catalog = self._catalog
+        if catalog is None or self._open_error is not None:
+            return manifest
+        last = catalog.get_meta(LAST_INDEXED)
+        mine = catalog.get_meta(snapshot.SNAPSHOT_META)
+        if mine is not None:
+            try:
+                if json.loads(mine).get("created_at") == manifest.created_at:
+                    return None   # already installed from this one
+            except (ValueError, AttributeError):
+                pass
+        if last is None or float(last) < manifest.created_at:
+            return manifest
+        return None
 
     # -- search -----------------------------------------------------------------------
 

@@ -174,6 +174,25 @@ class Vectors:
                 return out
             offset += page
 
+    def export_vectors(self, ids: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
+        """The stored vectors of ``ids`` (those that have one), as read from the
+        store, in ``ids``' order: what a snapshot carries, whatever the store keeps
+        on disk."""
+        import numpy as np
+
+        col = self.collection()
+        found: dict[str, Any] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 5000):
+            got = col.get(ids=ids[i:i + 5000], include=["embeddings"])
+            embs = got.get("embeddings")
+            for cid, emb in zip(got["ids"], embs if embs is not None else []):
+                found[cid] = emb
+        have = [cid for cid in ids if cid in found]
+        if not have:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return have, np.asarray([found[c] for c in have], dtype=np.float32)
+
     def delete_paths(self, paths: Sequence[str]) -> None:
         col = self.collection()
         for i in range(0, len(paths), 200):

@@ -5,6 +5,7 @@ imports this package, so it must never pull in the engine or anything heavy.
 """
 
 from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, SimilarArgs,
+                   SnapshotArgs,
                    StopArgs)
 from .errors import ErrorCode, ErrorInfo, RagexError
 from .frames import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, PROTOCOL_TAG, decode, decode_body,
@@ -19,5 +20,5 @@ __all__ = [
     "IDEMPOTENT_OPS", "MAX_QUERY_BYTES", "SEARCH_MODES", "WORKER_OPS", "Hit", "Op",
     "Progress", "Reply", "Request", "SearchArgs", "SearchResult", "new_request_id",
     "ARGS_BY_OP", "MAX_LIMIT", "IndexArgs", "LogsArgs", "NoArgs", "OpArgs", "RemoveArgs",
-    "StopArgs", "SimilarArgs",
+    "SnapshotArgs", "StopArgs", "SimilarArgs",
 ]

@@ -160,6 +160,22 @@ class IndexArgs(OpArgs):
 
 
 @dataclass
+class SnapshotArgs(OpArgs):
+    """``args`` of EXPORT and IMPORT: the snapshot archive, an absolute path as the
+    worker sees it (the client resolves it against its own directory)."""
+
+    file: str
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> "SnapshotArgs":
+        raw = data.get("file")
+        if not isinstance(raw, str) or not raw.startswith("/"):
+            raise field_error("file", "'file' must be the absolute path of a snapshot archive")
+        check_text("file", raw)
+        return cls(file=raw)
+
+
+@dataclass
 class StopArgs(OpArgs):
     """``args`` of STOP: every worker (``all``), or the request's project."""
 

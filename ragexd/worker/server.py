@@ -22,7 +22,7 @@ from typing import Any, Callable
 import zmq
 
 from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
-                        Request, SearchArgs, SimilarArgs, decode, encode, request_id_of,
+                        Request, SearchArgs, SimilarArgs, SnapshotArgs, decode, encode, request_id_of,
                         split_envelope)
 from .service import WorkerService
 
@@ -166,6 +166,13 @@ class WorkerServer:
             self._index_future = self._index_pool.submit(
                 self._run, envelope, message, lambda: self.service.index(
                     message.id, message.args_as(IndexArgs), lambda p: self._send(envelope, p)))
+        elif op in (Op.EXPORT, Op.IMPORT):
+            # on the index thread, after any INDEX queued before it (they wait for a
+            # running index rather than refuse: the user asked for this snapshot)
+            serve = self.service.export if op is Op.EXPORT else self.service.import_snapshot
+            self._index_future = self._index_pool.submit(
+                self._run, envelope, message, lambda: serve(
+                    message.id, message.args_as(SnapshotArgs), lambda p: self._send(envelope, p)))
         else:
             router.send_multipart(envelope + encode(Reply.failure(
                 message.id, ErrorCode.BAD_REQUEST,

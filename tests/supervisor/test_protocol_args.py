@@ -48,7 +48,8 @@ def test_each_op_decodes_into_its_own_typed_arguments():
         SimilarArgs(path="./a//b.py", line=3)
     assert _decode_request("similar", {"path": "./a//b.py", "line": 3}).args_as(
         SimilarArgs).clean_path == "a/b.py"
-    assert set(ARGS_BY_OP) == {Op.SEARCH, Op.SIMILAR, Op.INDEX, Op.STOP, Op.REMOVE, Op.LOGS}
+    assert set(ARGS_BY_OP) == {Op.SEARCH, Op.SIMILAR, Op.INDEX, Op.STOP, Op.REMOVE, Op.LOGS,
+                               Op.EXPORT, Op.IMPORT}
     with pytest.raises(TypeError):
         search.args_as(IndexArgs)
 
