@@ -48,7 +48,9 @@ if TYPE_CHECKING:
 _VALUED = {"--mode": "mode", "-n": "limit", "--limit": "limit", "-g": "paths",
            "--path": "paths", "-t": "languages", "--lang": "languages",
            "--project": "project", "--color": "color", "--colour": "color",
-           "-e": "patterns", "--regexp": "patterns"}
+           "-e": "patterns", "--regexp": "patterns",
+           "-A": "after", "--after-context": "after", "-B": "before",
+           "--before-context": "before", "-C": "context", "--context": "context"}
 #: Flags without a value that change nothing here: no index is started, no
 #: daemon is involved.
 _HARMLESS = {"--keep-indexing", "--no-daemon"}
@@ -67,6 +69,9 @@ class Request:
     limit: str = "10"
     color: str = "auto"
     project: str | None = None
+    after: str | None = None      # -A/-B/-C as given: checked by _context
+    before: str | None = None
+    context: str | None = None
     paths: list[str] = field(default_factory=list)
     languages: list[str] = field(default_factory=list)
     patterns: list[str] = field(default_factory=list)
@@ -119,9 +124,28 @@ def _rg_unavailable() -> bool:
     return False
 
 
-def plan(req: Request) -> tuple[str, int, Path, list[str], list[str]] | None:
-    """(pattern, limit, root, globs, languages) for a search the direct path can
-    serve exactly, or None."""
+def _context(req: Request) -> tuple[int, int] | None:
+    """(before, after) as the CLI reads -A/-B/-C (-A and -B override -C), or None
+    for a value the CLI refuses (it says why)."""
+    from ragexd.vocabulary import context_problem
+
+    try:
+        both = None if req.context is None else int(req.context)
+        before = int(req.before) if req.before is not None else both
+        after = int(req.after) if req.after is not None else both
+    except ValueError:
+        return None
+    if any(context_problem(0 if v is None else v) is not None for v in (before, after)):
+        return None
+    return before or 0, after or 0
+
+
+Plan = tuple[str, int, Path, list[str], list[str], tuple[int, int]]
+
+
+def plan(req: Request) -> Plan | None:
+    """(pattern, limit, root, globs, languages, (before, after)) for a search the
+    direct path can serve exactly, or None."""
     from ragexd.vocabulary import MAX_LIMIT, query_problem
 
     queries = req.patterns + ([" ".join(req.words)] if req.words else [])
@@ -132,7 +156,8 @@ def plan(req: Request) -> tuple[str, int, Path, list[str], list[str]] | None:
         limit = int(req.limit)
     except ValueError:
         return None
-    if not 1 <= limit <= MAX_LIMIT or query_problem(pattern) is not None:
+    context = _context(req)
+    if not 1 <= limit <= MAX_LIMIT or query_problem(pattern) is not None or context is None:
         return None
     if req.mode == "auto":
         from ragexd.query_shape import shape
@@ -177,7 +202,7 @@ def plan(req: Request) -> tuple[str, int, Path, list[str], list[str]] | None:
         return None
     if _rg_unavailable():
         return None
-    return pattern, limit, root, globs, languages
+    return pattern, limit, root, globs, languages, context
 
 
 def _may_reinclude(negation: str, rel: str) -> bool:
@@ -240,7 +265,7 @@ def search(req: Request) -> int | None:
     planned = plan(req)
     if planned is None:
         return None
-    pattern, limit, root, globs, languages = planned
+    pattern, limit, root, globs, languages, (before, after) = planned
     from ragexd import exitcodes, ripgrep
 
     try:
@@ -266,7 +291,13 @@ def search(req: Request) -> int | None:
     for note in notes:
         sys.stderr.write(f"ragexctl: note: {note}\n")
     color = render.use_color(req.color, sys.stdout)
-    sys.stdout.write(render.render_hits(hits, str(root), render.current_dir(), color=color))
+    ctx = render.Context(before, after)
+    if ctx:   # as cli.print_hits prints a regex result
+        sys.stdout.write(render.render_context(hits, str(root), render.current_dir(), ctx,
+                                               color=color))
+    else:
+        sys.stdout.write(render.render_hits(hits, str(root), render.current_dir(),
+                                            color=color))
     return exitcodes.OK if hits else exitcodes.NOTHING
 
 

@@ -106,6 +106,9 @@ CASES = [
     ["--mode", "regex", "zzqq_never_there_9"],
     ["--mode=regex", "-n", "1000", "^[^k]"],   # every line but keep.log's (handed over)
     ["--mode", "regex", "-n", "100", NEEDLE, "--keep-indexing", "--no-daemon"],
+    ["--mode", "regex", NEEDLE, "-C", "1"],                       # grep-style groups
+    ["--mode", "regex", NEEDLE, "-C", "3", "-A", "0", "--color", "always", "-n", "20"],
+    ["--mode", "regex", "return", "--before-context=2", "--after-context", "1"],
 ]
 
 
@@ -234,7 +237,7 @@ def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs
 @pytest.mark.parametrize("argv", [
     ["--json", "--mode", "regex", "needle"],          # hits carry the index's enclosing names
     ["--mode", "regex", "needle", "--timeout", "5"],
-    ["--mode", "regex", "needle", "-A", "2"],         # a flag it does not know
+    ["--mode", "regex", "needle", "--max-count", "2"],  # a flag it does not know
     ["--mod", "regex", "needle"],                     # an abbreviation argparse would take
     ["--mode", "semantic", "needle"],
     ["parse the config file"],                        # auto: a question, searched by meaning
@@ -243,6 +246,8 @@ def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs
     ["--mode", "regex", "needle", "-g", "../elsewhere"],
     ["--mode", "regex", "needle", "-g", "*.py"],           # the worker's matcher decides
     ["--mode", "regex", "needle", "-n", "0"],
+    ["--mode", "regex", "needle", "-C", "100000"],          # the CLI's sentence says why
+    ["--mode", "regex", "needle", "-A", "two"],
     ["--mode", "regex", ""],
     ["--mode", "regex", "needle", "--project", "/no/such/dir"],
 ], ids=lambda a: " ".join(a))
