@@ -421,6 +421,8 @@ def cmd_index(app: App) -> int:
                              ensure_ascii=False) + "\n")
     else:
         app.write(render.format_summary(summary) + f" ({root})\n")
+        for note in summary.get("notes") or []:
+            app.note(str(note))
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
                 app.note(f"skipped {item.get('path')}: {item.get('reason')}")

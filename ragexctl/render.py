@@ -249,6 +249,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     text = (f"indexed {g('files_indexed')} files ({g('files_unchanged')} unchanged, "
             f"{g('files_removed')} removed), {g('chunks_total')} chunks in "
             f"{float(summary.get('seconds') or 0.0):.1f} s")
+    if g("chunks_shared"):
+        text += (f"; {g('chunks_shared')} vectors from the shared store, "
+                 f"{g('chunks_embedded')} embedded here")
     skipped = summary.get("skipped") or []
     if skipped:
         text += f"; {len(skipped)} files skipped"
