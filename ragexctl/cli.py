@@ -422,7 +422,7 @@ def cmd_index(app: App) -> int:
     else:
         app.write(render.format_summary(summary) + f" ({root})\n")
         for note in summary.get("notes") or []:
-            app.note(str(note))
+            app.note(f"note: {note}")
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
                 app.note(f"skipped {item.get('path')}: {item.get('reason')}")

@@ -1,0 +1,1 @@
+"""Teams: several ragex users sharing one repository's vectors (issue #14)."""
