@@ -326,6 +326,14 @@ def render_status(result: dict[str, Any]) -> str:
     lines.append("")
     body = table(["PROJECT", "STATE", "RUNTIME", "PID/CONTAINER", "RSS", "UPTIME", "IDLE",
                   "INDEX", "LAST ERROR"], rows)
+    for w in workers:   # [store] backend = "chroma-http": where, and whether it serves
+        store = (w.get("index") or {}).get("store")
+        if isinstance(store, dict):
+            state = store.get("problem") or (f"{store.get('fetched', 0)} vectors fetched, "
+                                             f"{store.get('published', 0)} published")
+            body += (f"shared store of {short_root(str(w.get('root') or '?'))}: "
+                     f"{store.get('url', '?')} {store.get('collection', '')} "
+                     f"({store.get('role', '?')}): {state}\n")
     return "\n".join(lines) + "\n" + body
 
 

@@ -150,6 +150,9 @@ def test_a_wrong_port_is_a_sentence_and_the_index_is_built_locally(users) -> Non
     hits, err, _ = _search(user, root)
     assert hits[0] == ("text/slug.py", 4)
     assert "shared vectors unavailable" in err
+    status = user.ctl("status").stdout
+    assert f"shared store of {root}: http://127.0.0.1:{port}" in status, status
+    assert "(reader): the shared vector store" in status and "cannot be reached" in status
 
 
 def test_a_refused_token_is_a_sentence_naming_the_setting(published, users) -> None:
