@@ -56,6 +56,7 @@ class Engine:
         #: ``[store] backend = "chroma-http"``: the team's vectors, opened on first need
         self._store_conf = store
         self._shared: SharedStore | None = None
+        self._shared_lock = threading.Lock()
         self.index_dir = Path(index_dir)
         self.max_file_bytes = max_file_bytes
         self._embedder = Embedder()
@@ -139,7 +140,9 @@ class Engine:
         """The shared vector store of this project (None: local only).  Made on
         first need: naming its collection asks git and the embedder's id."""
         if self._store_conf is not None and self._shared is None:
-            self._shared = SharedStore(self._store_conf, self.root, embedder_id(), DIM)
+            with self._shared_lock:   # status (any thread) and the index may ask at once
+                if self._shared is None:
+                    self._shared = SharedStore(self._store_conf, self.root, embedder_id(), DIM)
         return self._shared
 
     def _store_notes(self) -> list[str]:
