@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import re
 import subprocess
@@ -241,8 +240,7 @@ class SharedStore:
         if not isinstance(emb, list) or len(emb) != self.dim:
             return None
         vec = np.asarray(emb, dtype=np.float32)
-        return vec if bool(np.isfinite(vec).all()) and math.isfinite(float(vec.sum())) \
-            else None
+        return vec if bool(np.isfinite(vec).all()) else None
 
     def _ready(self, create: bool) -> bool:
         """Connected and the collection known; False (quietly) while unavailable
