@@ -213,12 +213,16 @@ class SharedStore:
         """A writer's upsert of what it embedded; a reader's is a no-op."""
         if self.conf.role != "writer" or not len(texts) or not self._ready(create=True):
             return
-        keys = [text_key(t) for t in texts]
+        first: dict[str, int] = {}   # one id once: chromadb's own client refuses repeats
+        for i, t in enumerate(texts):
+            first.setdefault(text_key(t), i)
+        keys, rows = list(first), list(first.values())
         try:
             for i in range(0, len(keys), REQUEST_IDS):
+                part = rows[i:i + REQUEST_IDS]
                 self._post(f"{self._collection_path()}/upsert",
                            {"ids": keys[i:i + REQUEST_IDS],
-                            "embeddings": vectors[i:i + REQUEST_IDS].astype("float32").tolist()})
+                            "embeddings": vectors[part].astype("float32").tolist()})
         except StoreUnavailable as exc:
             self._failed(str(exc))
             return

@@ -273,3 +273,51 @@ def test_the_server_killed_mid_index_leaves_a_complete_index_and_searches_stay_l
         for engine in engines:
             engine.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- the store itself, against a real server, without the model --------------------
+
+def _store(server: ChromaServer, role: str, dim: int = 4) -> Any:
+    from ragexd.engine.shared_store import SharedStore, StoreConfig
+
+    return SharedStore(StoreConfig(server.host, server.port, role=role,
+                                   repository="unit"), Path("/nonexistent"), "test-embedder",
+                       dim)
+
+
+def test_a_reader_never_creates_the_collection_and_gets_a_repeated_text_for_each_place() -> None:
+    import numpy as np
+
+    with ChromaServer() as server:
+        reader, writer = _store(server, "reader"), _store(server, "writer")
+        try:
+            assert reader.fetch(["def a(): pass"]) == {}
+            reader.publish(["def a(): pass"], np.ones((1, 4), dtype=np.float32))
+            assert server.collections() == {} and reader.problem() is None
+            texts = ["def a(): pass", "def b(): pass", "def a(): pass"]
+            vecs = np.arange(12, dtype=np.float32).reshape(3, 4)
+            writer.publish(texts, vecs)
+            assert writer.problem() is None, writer.problem()
+            assert list(server.collections().values()) == [2]
+            reader._absent_until = 0.0    # do not wait RETRY_AFTER for the collection
+            got = reader.fetch(texts + ["def c(): pass"])
+            assert sorted(got) == [0, 1, 2]
+            assert got[0].tolist() == got[2].tolist() == vecs[0].tolist()
+            assert got[1].tolist() == vecs[1].tolist()
+        finally:
+            reader.close()
+            writer.close()
+
+
+def test_vectors_of_another_dimension_on_the_server_are_misses_not_stored() -> None:
+    import numpy as np
+
+    with ChromaServer() as server:
+        wrong, reader = _store(server, "writer", dim=3), _store(server, "reader", dim=4)
+        try:
+            wrong.publish(["def a(): pass"], np.ones((1, 3), dtype=np.float32))
+            assert wrong.problem() is None
+            assert reader.fetch(["def a(): pass"]) == {}
+        finally:
+            wrong.close()
+            reader.close()
