@@ -285,7 +285,7 @@ def _store(server: ChromaServer, role: str, dim: int = 4) -> Any:
                        dim)
 
 
-def test_a_reader_never_creates_the_collection_and_gets_a_repeated_text_for_each_place() -> None:
+def test_a_reader_never_creates_the_collection_and_gets_repeated_texts() -> None:
     import numpy as np
 
     with ChromaServer() as server:
