@@ -59,6 +59,10 @@ ROLES = ("reader", "writer")
 RETRY_AFTER = 30.0
 #: Connect timeout: a wrong port or a dead host must cost well under a second.
 CONNECT_TIMEOUT = 1.0
+#: The longest a writer's upload may take: CI waits for no one, and a loaded
+#: server inserting into its HNSW graph can take seconds per batch (the reads a
+#: laptop waits on keep ``[store] timeout``).
+WRITE_TIMEOUT = 30.0
 #: Ids per request (the server's default max batch is far above; the JSON of
 #: 500 vectors of 384 floats is ~2 MB).
 REQUEST_IDS = 500
@@ -222,7 +226,8 @@ class SharedStore:
                 part = rows[i:i + REQUEST_IDS]
                 self._post(f"{self._collection_path()}/upsert",
                            {"ids": keys[i:i + REQUEST_IDS],
-                            "embeddings": vectors[part].astype("float32").tolist()})
+                            "embeddings": vectors[part].astype("float32").tolist()},
+                           timeout=max(WRITE_TIMEOUT, self.conf.timeout))
         except StoreUnavailable as exc:
             self._failed(str(exc))
             return
@@ -307,30 +312,33 @@ class SharedStore:
                 if token:
                     headers["Authorization"] = f"Bearer {token}"
                     headers["X-Chroma-Token"] = token
-                self._client = httpx.Client(
-                    base_url=self.conf.url, headers=headers,
-                    timeout=httpx.Timeout(self.conf.timeout, connect=min(CONNECT_TIMEOUT,
-                                                                         self.conf.timeout)))
+                self._client = httpx.Client(base_url=self.conf.url, headers=headers)
             return self._client
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        got = self._request("POST", path, body)
+    def _post(self, path: str, body: dict[str, Any],
+              timeout: float | None = None) -> dict[str, Any]:
+        got = self._request("POST", path, body, timeout=timeout)
         assert got is not None
         return got
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None,
-                 missing_ok: bool = False) -> dict[str, Any] | None:
+                 missing_ok: bool = False, timeout: float | None = None
+                 ) -> dict[str, Any] | None:
         """One call with the configured timeouts; every failure becomes
         StoreUnavailable with a sentence naming the server and what to check."""
         import httpx
 
         where = f"the shared vector store at {self.conf.url}"
         client = self._session()
+        limit = timeout or self.conf.timeout
         try:
-            resp = client.request(method, path, json=body)
+            resp = client.request(method, path, json=body,
+                                  timeout=httpx.Timeout(limit, connect=min(CONNECT_TIMEOUT,
+                                                                           limit)))
         except httpx.TimeoutException:
-            raise StoreUnavailable(f"{where} did not answer within {self.conf.timeout:g} s "
-                                   "([store] timeout); embedding locally") from None
+            what = "[store] timeout" if timeout is None else "a writer's upload limit"
+            raise StoreUnavailable(f"{where} did not answer within {limit:g} s ({what}); "
+                                   "embedding locally") from None
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"{where} cannot be reached ({exc}); check [store] host "
                                    "and port, and that `chroma run` is up there; embedding "
