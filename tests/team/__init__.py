@@ -1,1 +1,1 @@
-"""Teams: several ragex users sharing one repository's vectors (issue #14)."""
+"""Teams: one index built in CI, used by everyone (snapshots; the shared store)."""
