@@ -144,7 +144,7 @@ class _Walker:
                 n = (holder.child_by_field_name("name")
                      or holder.child_by_field_name("function_name")
                      or next((g for g in holder.named_children if g.type in _NAME_TYPES
-                              or g.type.endswith("identifier")), None))
+                              or g.type.endswith(("identifier", "type_name"))), None))
         if n is None and node.type in ("class", "instance", "fun_decl"):
             for c in node.named_children:   # Haskell class_head / Erlang function_clause
                 if c.type in ("class_head", "instance_head", "function_clause"):
@@ -445,14 +445,12 @@ class _Walker:
         return first
 
     def _last_line(self, node: Any) -> int:
-        """The last line a node covers.  A node whose last line holds only
-        whitespace before its end ends with the line before: Fortran's ``end
-        function`` takes the newline and, in fixed form, the next line's label
-        columns, and two definitions in a row must not share a line."""
-        row, col = node.end_point
-        if row > node.start_point[0] and not self.src[node.end_byte - col:node.end_byte].strip():
-            return row
-        return row + 1
+        """The last line a node covers, trailing whitespace left out: Fortran's ``end
+        function`` and Make's ``endef`` take the newlines after them (in fixed-form
+        Fortran, the next line's label columns too), and two definitions in a row
+        must not share a line."""
+        tail = self.src[max(node.start_byte, node.end_byte - 256):node.end_byte]
+        return node.end_point[0] + 1 - tail.count(b"\n", len(tail.rstrip()))
 
     def _lines(self, start: int, end: int) -> str:
         return "\n".join(self.lines[start - 1:end])
@@ -592,8 +590,8 @@ def _clean_comment(text: str) -> str:
     out = []
     for line in text.splitlines():
         line = line.strip()
-        line = re.sub(r"^(/\*\*?|\*/|\*|///?|//!|#+|--|;+)", "", line)
-        line = re.sub(r"\*/$", "", line).strip()
+        line = re.sub(r"^(/\*\*?|\*/|\*|///?|//!|#+|\{-\|?|--|;+)", "", line)
+        line = re.sub(r"(\*/|-\})$", "", line).strip()   # C's */, Elm's and Haskell's -}
         out.append(line)
     return "\n".join(out).strip()
 
