@@ -103,6 +103,11 @@ _ELIXIR_DEFS = {"def": "function", "defp": "function", "defmacro": "function",
 _PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modifiers",
                            "attribute_list", "attribute_item", "attribute", "comment",
                            "line_comment", "block_comment"})
+#: GNU make's built-in targets: they tune other rules, they do not make anything.
+_MAKE_SPECIAL_TARGETS = frozenset({
+    ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
+    ".SECONDARY", ".SECONDEXPANSION", ".DELETE_ON_ERROR", ".IGNORE", ".LOW_RESOLUTION_TIME",
+    ".SILENT", ".EXPORT_ALL_VARIABLES", ".NOTPARALLEL", ".ONESHELL", ".POSIX"})
 _FUNC_VALUE_TYPES = frozenset({"arrow_function", "function", "function_expression",
                                "generator_function"})
 
@@ -225,6 +230,9 @@ class _Walker:
                 s = next(iter(first.named_children), None)
                 if s is not None and s.type == "string":
                     return _clean_docstring(self.text(s))[:MAX_DOC]
+        lisp_doc = self._lisp_docstring(node)
+        if lisp_doc is not None:
+            return _clean_docstring(self.text(lisp_doc))[:MAX_DOC]
         # leading comments, contiguous with the definition
         parts: list[str] = []
         cur = outer
@@ -237,6 +245,19 @@ class _Walker:
         if not parts:
             return ""
         return _clean_comment("\n".join(reversed(parts)))[:MAX_DOC]
+
+    def _lisp_docstring(self, node: Any) -> Any | None:
+        """A Lisp ``defun``'s string before its body (Emacs Lisp's grammar names it).
+        A string that is the only form is the function's value, not its doc."""
+        if self.language == "elisp":
+            ds = node.child_by_field_name("docstring")
+            return ds if ds is not None and ds.next_named_sibling is not None else None
+        if self.language == "commonlisp" and node.type == "defun":
+            forms = [c for c in node.named_children if c.type != "defun_header"
+                     and "comment" not in c.type]
+            if len(forms) >= 2 and forms[0].type == "str_lit":
+                return forms[0]
+        return None
 
     def kind_for(self, node: Any, kind: str) -> str:
         if node.type == "type_spec":
@@ -462,6 +483,8 @@ class _Walker:
         body = self.body_of(node)
         if kind in L.CONTAINER_KINDS and body is None and self.language in ("c", "cpp"):
             return None  # `struct foo x;` names a type, it does not define one
+        if self.language == "make" and name in _MAKE_SPECIAL_TARGETS:
+            return None  # `.PHONY: all` says something about a rule, it is not one
         if node.type == "method_declaration" and self.language == "go":
             recv = node.child_by_field_name("receiver")
             if recv is not None:

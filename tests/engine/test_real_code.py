@@ -235,6 +235,8 @@ HAND: dict[str, tuple[str, str, list[tuple[str, str, str, int, int, int]]]] = {
         # Build everything.
         all: main.o
         \t$(call compile,main.c)
+
+        .PHONY: all
         ''', [("function", "", "compile", 3, 5, 3), ("rule", "", "all", 8, 9, 8)]),
     "fortran": ("geo.f90", '''\
         program main
@@ -280,6 +282,16 @@ def test_a_doc_comment_before_a_type_annotation_is_the_functions_doc() -> None:
     name, source, _ = HAND["elm"]
     norm = next(c for c in chunk_file(name, textwrap.dedent(source), "elm") if c.name == "norm")
     assert norm.doc == "The distance from the origin."
+
+
+def test_a_lisp_docstring_is_the_definitions_doc() -> None:
+    chunks = chunk_file("conditions.lisp", (DATA / "conditions.lisp").read_text(), "commonlisp")
+    doc = {c.name: c.doc for c in chunks}
+    assert doc["unwind-protect-case"].startswith("Like CL:UNWIND-PROTECT, but you can specify")
+    assert doc["simple-parse-error"] == ""     # (defun ... (error ...)): no docstring
+    source = '(defun f (x)\n  "Double X."\n  (* 2 x))\n\n(defun g () "just a value")\n'
+    doc = {c.name: c.doc for c in chunk_file("a.el", source, "elisp")}
+    assert doc == {"f": "Double X.", "g": ""}
 
 
 def _sample(language: str) -> tuple[str, str]:
