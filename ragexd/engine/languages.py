@@ -310,6 +310,7 @@ def known_languages() -> list[str]:
 
 
 _parsers: dict[str, Any] = {}
+_grammar_errors: dict[str, str] = {}
 _parsers_lock = threading.Lock()
 
 
@@ -333,7 +334,15 @@ def parser_for(language: str) -> Any | None:
                     log.info("no %s grammar (%s): its files are indexed as line windows",
                              spec.name, exc)
                     _parsers[spec.grammar] = None
+                    _grammar_errors[spec.grammar] = f"{type(exc).__name__}: {exc}"
         return _parsers[spec.grammar]
+
+
+def grammar_problems() -> dict[str, str]:
+    """Language -> why its grammar does not load, for each LangSpec whose grammar
+    fails; ``ragexctl doctor`` reports them (those files become line windows)."""
+    return {name: _grammar_errors.get(spec.grammar, "not loadable")
+            for name, spec in SPECS.items() if parser_for(name) is None}
 
 
 def _wheel_parser(grammar: str) -> Any:
