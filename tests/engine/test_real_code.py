@@ -400,3 +400,17 @@ def test_symbol_search_finds_each_languages_definitions(real_index, language: st
     narrowed = real_index.search(SearchQuery(query, mode="symbol", limit=5,
                                              languages=(language,)))
     assert narrowed.hits and all(h.language == language for h in narrowed.hits)
+
+
+def test_each_standalone_grammar_is_pinned_in_the_engine_extra_and_the_constraints() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    repo = README.parent
+    engine = tomllib.loads((repo / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]["engine"]
+    constraints = (repo / "packaging" / "constraints.txt").read_text().splitlines()
+    for spec in (s for s in L.SPECS.values() if s.module):
+        dist = spec.module.replace("_", "-")
+        pin = f"{dist}=={version(dist)}"   # the installed one is the one tested here
+        assert pin in engine and pin in constraints, pin
