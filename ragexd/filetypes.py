@@ -37,6 +37,10 @@ EXTENSIONS: dict[str, str] = {
     ".sql": "sql", ".xml": "xml", ".hs": "haskell", ".lhs": "haskell", ".ml": "ocaml",
     ".mli": "ocaml", ".tf": "hcl", ".hcl": "hcl", ".ex": "elixir", ".exs": "elixir",
     ".jl": "julia", ".pl": "perl", ".pm": "perl", ".erl": "erlang", ".hrl": "erlang", ".proto": "proto", ".el": "elisp", ".vim": "vim",
+    ".zig": "zig", ".m": "objc", ".r": "r", ".elm": "elm",
+    ".f90": "fortran", ".f95": "fortran", ".f03": "fortran", ".f08": "fortran",
+    ".f": "fortran_fixed", ".for": "fortran_fixed", ".f77": "fortran_fixed",
+    ".lisp": "commonlisp", ".lsp": "commonlisp", ".asd": "commonlisp", ".mk": "make",
 }
 FILENAMES: dict[str, str] = {
     "Makefile": "make", "makefile": "make", "GNUmakefile": "make", "Dockerfile": "docker",
@@ -48,7 +52,10 @@ ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "golang": "go
            "rs": "rust", "c++": "cpp", "cxx": "cpp", "csharp": "c_sharp", "cs": "c_sharp",
            "c#": "c_sharp", "rb": "ruby", "kt": "kotlin", "sh": "shell", "bash": "shell",
            "md": "markdown", "yml": "yaml", "hs": "haskell", "ml": "ocaml", "tf": "hcl",
-           "terraform": "hcl", "ex": "elixir", "jl": "julia", "pl": "perl", "erl": "erlang"}
+           "terraform": "hcl", "ex": "elixir", "jl": "julia", "pl": "perl", "erl": "erlang",
+           "objective-c": "objc", "objectivec": "objc", "lisp": "commonlisp",
+           "common-lisp": "commonlisp", "f90": "fortran", "f77": "fortran_fixed",
+           "makefile": "make"}
 
 
 def language_for(path: str) -> str:
@@ -65,8 +72,11 @@ def normalise_language(name: str) -> str:
 
 
 def extensions_for(language: str) -> list[str]:
-    """Glob patterns (``*.py``) selecting a language's files, for ripgrep."""
-    globs = [f"*{ext}" for ext, lang in EXTENSIONS.items() if lang == language]
+    """Glob patterns (``*.py``) selecting a language's files, for ripgrep.  The upper
+    case spelling too (``*.R``, ``*.F90``): ``language_for`` ignores the case, and
+    ripgrep's globs do not."""
+    globs = [g for ext, lang in EXTENSIONS.items() if lang == language
+             for g in dict.fromkeys((f"*{ext}", f"*{ext.upper()}"))]
     globs += [name for name, lang in FILENAMES.items() if lang == language]
     return globs
 
