@@ -1,6 +1,6 @@
 """The facade the worker wraps: one Engine per project.
 
-Opening is fast (SQLite only); chroma is opened on first need and the model is
+Opening is fast (SQLite only); the vectors are read on first need and the model is
 loaded only by ``load_model`` (or the first semantic search / index run), so a
 fresh worker answers regex and symbol queries while the model loads.
 
@@ -33,7 +33,7 @@ from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
 from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery)
-from .vectors import Vectors
+from .vectors import VECTORS_FILE, Vectors
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Engine:
             self._catalog = None
             self._open_error = exc
             return
-        self._vectors = Vectors(self.index_dir / CHROMA_DIR)
+        self._vectors = Vectors(self.index_dir / CHROMA_DIR, self.index_dir / VECTORS_FILE)
         self._searcher = Searcher(self.root, self._catalog, self._vectors, self._embedder,
                                   self._rules)
 
@@ -117,7 +117,7 @@ class Engine:
         try:
             for name in os.listdir(self.index_dir) if self.index_dir.exists() else []:
                 path = self.index_dir / name
-                if name.startswith(CATALOG_FILE) or name == CHROMA_DIR:
+                if name.startswith((CATALOG_FILE, VECTORS_FILE)) or name == CHROMA_DIR:
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path)
                     else:
