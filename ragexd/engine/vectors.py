@@ -86,9 +86,7 @@ class VectorFile:
         read_only = exists and not writable_dir(Path(path).parent)
         try:
             if read_only:
-                mode = "immutable=1" if on_read_only_fs(Path(path)) else "mode=ro"
-                conn = sqlite3.connect(f"file:{path}?{mode}", uri=True, timeout=30,
-                                       check_same_thread=False, isolation_level=None)
+                conn = _connect_read_only(Path(path))
             else:
                 conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
                                        isolation_level=None)
@@ -102,14 +100,32 @@ class VectorFile:
                     conn.execute("INSERT INTO meta VALUES ('format', ?)", (VECTORS_FORMAT,))
             row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as exc:
-            if is_unwritable(exc):
+            if not is_unwritable(exc):
+                raise Damaged(str(exc)) from exc
+            if not exists or read_only:
                 raise EngineError("index_unwritable",
                                   f"cannot open the vector file {path}: {exc}") from exc
-            raise Damaged(str(exc)) from exc
+            # a full disk: opening for writing needs room, reading does not; the
+            # engine refuses writes to a read-only store and searches keep working
+            log.warning("cannot open %s for writing (%s): reading it read-only", path, exc)
+            return cls.open_read_only(Path(path))
         if row is None or row[0] != VECTORS_FORMAT:
             conn.close()
             raise Damaged(f"format {row[0] if row else 'missing'}, expected {VECTORS_FORMAT}")
         return cls(path, conn, read_only)
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> "VectorFile":
+        try:
+            conn = _connect_read_only(path, immutable=True)
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise EngineError("index_unwritable",
+                              f"cannot open the vector file {path}: {exc}") from exc
+        if row is None or row[0] != VECTORS_FORMAT:
+            conn.close()
+            raise Damaged(f"format {row[0] if row else 'missing'}, expected {VECTORS_FORMAT}")
+        return cls(path, conn, True)
 
     def close(self) -> None:
         with self._lock:
@@ -194,6 +210,14 @@ class VectorFile:
         with self._lock, _transaction(self._conn):
             self._conn.executemany(f"DELETE FROM vec WHERE {column}=?",
                                    [(v,) for v in values])
+
+
+def _connect_read_only(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+    """Read without writing anything, not even SQLite's side files: ``immutable``
+    on read-only media or a full disk (nothing else writes this file then)."""
+    mode = "immutable=1" if immutable or on_read_only_fs(path) else "mode=ro"
+    return sqlite3.connect(f"file:{path}?{mode}", uri=True, timeout=30,
+                           check_same_thread=False, isolation_level=None)
 
 
 class _transaction:
