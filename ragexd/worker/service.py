@@ -70,7 +70,7 @@ class WorkerService:
     """One project's engine plus the bookkeeping the protocol needs.
 
     The engine is created in a background thread (``start_loading``) because
-    importing chromadb and the model takes seconds: the server must answer
+    loading the model takes a moment: the server must answer
     heartbeats, and regex/symbol searches, before that finishes.
     """
 
@@ -135,7 +135,7 @@ class WorkerService:
         self._index_owner = lock
 
     def open_engine(self) -> None:
-        """Open the index (fast-ish: imports chromadb).  Errors are kept and reported
+        """Open the index (fast: SQLite only).  Errors are kept and reported
         to every request rather than killing the worker, so the user sees why."""
         try:
             from ..engine import Engine
@@ -288,7 +288,8 @@ class WorkerService:
                 error = exc.message
         return {"pid": os.getpid(), "rss": _rss(), "uptime_s": time.time() - self.started_at,
                 "model_loaded": self.model_loaded, "index": index, "indexing": self.indexing,
-                "watch": self._watcher is not None, "error": error}
+                "watch": self._watcher is not None, "error": error,
+                "heavy_modules": _heavy_modules()}
 
     # --- requests ------------------------------------------------------------------
 
@@ -519,6 +520,18 @@ def _set_torch_threads(n: int) -> None:
             torch.set_num_threads(max(1, n))
         except Exception:  # noqa: BLE001
             pass
+
+
+#: Imports that cost seconds and hundreds of MiB: which of them a worker holds is
+#: the first question about its start time and its memory (chromadb only above
+#: ``Vectors.EXACT_MAX`` vectors or to convert an old index; torch never).
+HEAVY_MODULES = ("chromadb", "torch", "sentence_transformers", "onnxruntime", "tree_sitter")
+
+
+def _heavy_modules() -> list[str]:
+    import sys
+
+    return [name for name in HEAVY_MODULES if name in sys.modules]
 
 
 def _rss() -> int | None:
