@@ -137,6 +137,30 @@ class Engine:
             with HEAVY_IMPORTS:
                 self._embedder.load()
 
+    def preload_vectors(self) -> threading.Thread:
+        """Read the vectors into memory now, in a thread: a cold worker does it
+        beside its model's load, so its first query by meaning waits for the
+        longer of the two, not their sum.  An error waits for that query, which
+        reports it."""
+        with HEAVY_IMPORTS:   # never imported beside the model's own numpy import
+            import numpy  # noqa: F401
+
+        def run() -> None:
+            try:
+                self._require_open()[1].count()
+            except Exception:  # noqa: BLE001 - the first search says what is wrong
+                log.debug("could not preload the vectors", exc_info=True)
+
+        thread = threading.Thread(target=run, name="vectors-preload", daemon=True)
+        thread.start()
+        return thread
+
+    def warm_model(self) -> None:
+        """Run the model once on a short text: its first run allocates its buffers
+        (~0.1-0.2 s), which a cold worker pays before anyone waits for it."""
+        if self._embedder.loaded:
+            self._embedder.encode_query("warm up")
+
     @property
     def model_loaded(self) -> bool:
         return self._embedder.loaded

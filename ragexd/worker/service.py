@@ -155,6 +155,7 @@ class WorkerService:
         try:
             t0 = time.monotonic()
             engine.load_model()
+            engine.warm_model()
             _set_torch_threads(1)
             log.info("model loaded in %.1f s", time.monotonic() - t0)
         except Exception:  # noqa: BLE001 - semantic searches will retry and report it
@@ -165,6 +166,8 @@ class WorkerService:
     def start_loading(self) -> threading.Thread:
         def run() -> None:
             self.open_engine()
+            if self._engine is not None:
+                self._engine.preload_vectors()
             self.load_model()
             if self.watch and self._engine is not None:
                 self.start_watching()
