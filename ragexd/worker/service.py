@@ -163,11 +163,15 @@ class WorkerService:
         finally:
             self._model_ready.set()
 
+    def preload_vectors(self) -> None:
+        """Read the index's vectors in a thread, beside the model's load."""
+        if self._engine is not None:
+            self._engine.preload_vectors()
+
     def start_loading(self) -> threading.Thread:
         def run() -> None:
             self.open_engine()
-            if self._engine is not None:
-                self._engine.preload_vectors()
+            self.preload_vectors()
             self.load_model()
             if self.watch and self._engine is not None:
                 self.start_watching()
