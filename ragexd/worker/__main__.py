@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         out = sys.stdout
         sys.stdout = sys.stderr
         code = run_oneshot(root, args.index_dir, sys.stdin.read(), out)
-        out.flush()
         # the index is closed and the answer written: skip the interpreter's
         # teardown (freeing the model's objects), which the client would wait for
         logging.shutdown()

@@ -104,7 +104,7 @@ class WorkerService:
 
     # --- lifecycle -----------------------------------------------------------------
 
-    def _own_index(self) -> None:
+    def _own_index(self, wait: float = 0.0) -> None:
         """Take the index directory's own lock, or raise INDEX_LOCKED naming its holder.
 
         The lock lives in the index directory, not the runtime directory, so it
@@ -112,13 +112,23 @@ class WorkerService:
         runtime directories (an MCP client strips XDG_RUNTIME_DIR), a
         ``--no-daemon`` run, or a container and a process, never write one
         index together.  The kernel drops it when the worker dies, however.
+        ``wait``: seconds to wait for a holder that is on its way out (a one-shot
+        worker that answered and is stopping its first index at a safe point).
         """
         from ..pidlock import AlreadyRunning, InstanceLock
 
         lock = InstanceLock(self.index_dir / INDEX_LOCK_FILE)
+        end = time.monotonic() + wait
         try:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
+            while True:
+                try:
+                    lock.acquire()
+                    break
+                except AlreadyRunning:
+                    if time.monotonic() >= end:
+                        raise
+                    time.sleep(0.1)
         except AlreadyRunning as exc:
             who = f"pid {exc.pid}" if exc.pid else "another process"
             raise RagexError(
@@ -134,13 +144,13 @@ class WorkerService:
             return
         self._index_owner = lock
 
-    def open_engine(self) -> None:
+    def open_engine(self, lock_wait: float = 0.0) -> None:
         """Open the index (fast: SQLite only).  Errors are kept and reported
         to every request rather than killing the worker, so the user sees why."""
         try:
             from ..engine import Engine
 
-            self._own_index()
+            self._own_index(lock_wait)
             self._engine = Engine(self.root, self.index_dir)
         except Exception as exc:  # noqa: BLE001 - reported to requests
             self._engine_error = _to_ragex_error(exc)
