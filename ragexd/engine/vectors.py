@@ -540,39 +540,42 @@ class Vectors:
 
     def delete_paths(self, paths: Sequence[str]) -> None:
         paths = list(paths)
-        self._file().delete("path", paths)
+        with self._exact.lock:   # never between a load's read and its ``loaded``
+            self._file().delete("path", paths)
+            if self._exact.loaded:
+                self._exact.drop_paths(paths)
         if self._mirrored:
             col = self.collection()
             for i in range(0, len(paths), 200):
                 part = paths[i:i + 200]
                 col.delete(where={"path": {"$in": part}} if len(part) > 1
                            else {"path": part[0]})
-        if self._exact.loaded:
-            self._exact.drop_paths(paths)
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         ids = list(ids)
-        self._file().delete("id", ids)
+        with self._exact.lock:
+            self._file().delete("id", ids)
+            if self._exact.loaded:
+                self._exact.drop_ids(ids)
         if self._mirrored:
             col = self.collection()
             for i in range(0, len(ids), 2000):
                 col.delete(ids=ids[i:i + 2000])
-        if self._exact.loaded:
-            self._exact.drop_ids(ids)
 
     def upsert(self, ids: Sequence[str], vectors: "np.ndarray",
                metadatas: Sequence[dict[str, Any]]) -> None:
         if not len(ids):
             return
-        self._file().put(ids, vectors, metadatas)
+        with self._exact.lock:   # a load reading the file meanwhile would miss these
+            self._file().put(ids, vectors, metadatas)
+            if self._exact.loaded:
+                self._exact.put(ids, vectors, metadatas)
         if self._mirrored:
             col = self.collection()
             step = 2000
             for i in range(0, len(ids), step):
                 col.upsert(ids=list(ids[i:i + step]), embeddings=vectors[i:i + step],
                            metadatas=list(metadatas[i:i + step]))
-        if self._exact.loaded:
-            self._exact.put(ids, vectors, metadatas)
 
     def similarities(self, vector: "np.ndarray", ids: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of ``vector`` to the stored vectors of ``ids``."""
