@@ -538,6 +538,19 @@ class Vectors:
                 return set(exact.row)
         return self._file().ids()
 
+    def export_vectors(self, ids: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
+        """The stored vectors of ``ids`` (those that have one), as read from the
+        store, in ``ids``' order: what a snapshot carries, whatever the store keeps
+        on disk."""
+        import numpy as np
+
+        got, mat = self._file().get(list(ids))
+        if not got:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        at = {cid: k for k, cid in enumerate(got)}
+        have = [cid for cid in dict.fromkeys(ids) if cid in at]
+        return have, np.ascontiguousarray(mat[[at[c] for c in have]], dtype=np.float32)
+
     def delete_paths(self, paths: Sequence[str]) -> None:
         paths = list(paths)
         with self._exact.lock:   # never between a load's read and its ``loaded``
@@ -576,6 +589,17 @@ class Vectors:
             for i in range(0, len(ids), step):
                 col.upsert(ids=list(ids[i:i + step]), embeddings=vectors[i:i + step],
                            metadatas=list(metadatas[i:i + step]))
+
+    def vector_of(self, chunk_id: str) -> "np.ndarray | None":
+        """The stored vector of one chunk (None: it has none yet), for ``similar``:
+        neighbours of a chunk come from what was stored, never a re-embedding."""
+        import numpy as np
+
+        exact = self._exact_index()
+        if exact is not None:
+            return exact.vector_of(chunk_id)
+        got, mat = self._file().get([chunk_id])
+        return np.array(mat[0], dtype=np.float32) if got else None
 
     def similarities(self, vector: "np.ndarray", ids: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of ``vector`` to the stored vectors of ``ids``."""
@@ -735,6 +759,11 @@ class _ExactIndex:
             top = np.argpartition(-sims, k - 1)[:k] if k < self.n else np.arange(self.n)
             top = top[np.argsort(-sims[top], kind="stable")][:k]
             return [(self.ids[r], float(sims[r])) for r in top]
+
+    def vector_of(self, chunk_id: str) -> Any:
+        with self.lock:
+            r = self.row.get(chunk_id)
+            return None if r is None else self.mat[r].copy()
 
     def similarities(self, vector: Any, ids: Sequence[str]) -> dict[str, float]:
         import numpy as np

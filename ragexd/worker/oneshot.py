@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ..protocol import ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs
+from ..protocol import (ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs,
+                        SimilarArgs, SnapshotArgs)
 from ..protocol.frames import encode_body
 from .service import WorkerService
 
@@ -71,7 +72,8 @@ class _KeepAlive:
         self.thread.join()
 
 
-def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout) -> int:
+def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout,
+                base: Path | None = None) -> int:
     try:
         request = Request.from_wire(json.loads(raw))
     except (ValueError, TypeError, RecursionError) as exc:
@@ -87,11 +89,13 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
     # when this process exits; the next search or `ragexctl index` resumes it.
     alive = _KeepAlive(out, request.id)
     progress = alive.progress
-    service = WorkerService(root, index_dir)
+    service = WorkerService(root, index_dir, base=base)
     # (a regex search never waits: ripgrep needs no index, locked or not)
     needs_index = request.op is not Op.SEARCH or request.args_as(SearchArgs).mode != "regex"
     service.open_engine(lock_wait=LOCK_WAIT if needs_index else 0.0)
-    if request.op is Op.SEARCH and needs_index:
+    if request.op in (Op.SEARCH, Op.INDEX):
+        service.adopt_base()
+    if request.op in (Op.SEARCH, Op.SIMILAR) and needs_index:
         service.preload_vectors()   # beside the model's load; never chromadb
     try:
         if request.op is Op.SEARCH:
@@ -101,8 +105,14 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
                 result["notes"] = list(result.get("notes") or []) + [
                     "the project's first index stops with this one-shot search; the next "
                     "search resumes it (`ragexctl index` completes it)"]
+        elif request.op is Op.SIMILAR:
+            result = service.similar(request.args_as(SimilarArgs))
         elif request.op is Op.INDEX:
             result = service.index(request.id, request.args_as(IndexArgs), progress)
+        elif request.op is Op.EXPORT:
+            result = service.export(request.id, request.args_as(SnapshotArgs), progress)
+        elif request.op is Op.IMPORT:
+            result = service.import_snapshot(request.id, request.args_as(SnapshotArgs), progress)
         elif request.op in (Op.WORKER_STATUS, Op.STATUS):
             result = service.status()
         elif request.op in (Op.HELLO, Op.PING):
