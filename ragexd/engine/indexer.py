@@ -254,6 +254,8 @@ class Indexer:
                 self.catalog.set_meta(RUN_FILES, None)
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
+            # the texts ``pending`` held until embedded, and rows of changed files
+            self._write(self.catalog.compact)
         summary.chunks_total = self.catalog.stats()[1]
         summary.seconds = round(time.monotonic() - t0, 3)
         emit(IndexProgress("done", files_done=len(todo), files_total=len(todo),
