@@ -15,10 +15,12 @@ in ``vectors.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +34,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+#: formats this code still reads: an older one is served as it is when the
+#: catalog cannot be written, and migrated in place when it can (``_migrate``)
+_READABLE_FORMATS = ("1", FORMAT_VERSION)
 
-_SCHEMA = """
+_FTS_TOKENIZE = "tokenize = \"porter unicode61 tokenchars '_'\""
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -49,7 +56,8 @@ CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    names, doc, body, tokenize = "porter unicode61 tokenchars '_'");
+    names, doc, body, content='', {_FTS_TOKENIZE});
+CREATE TABLE IF NOT EXISTS fts_src (rid INTEGER PRIMARY KEY, z BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (
     rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, priority INTEGER NOT NULL,
     text TEXT NOT NULL);
@@ -57,6 +65,13 @@ CREATE INDEX IF NOT EXISTS pending_order ON pending(priority, rid);
 """
 # An index written before ``pending`` existed simply has none: every chunk it
 # catalogued has its vector, which is what an empty table says.
+#
+# Format 2: ``fts`` is contentless (``content=''``): nothing reads text back from
+# it (bm25 needs only its index; snippets come from the files), and its own copy
+# of the text was the largest thing in the catalog.  Removing a row from a
+# contentless table needs the values it was indexed with (SQLite here is older
+# than 3.43's ``contentless_delete``), so ``fts_src`` keeps them zlib-compressed,
+# a third of the size, read only when a chunk is forgotten.
 
 CHUNK_COLUMNS = 'id, path, start, "end", kind, name, parent, signature, language, line'
 
@@ -141,7 +156,8 @@ class Catalog:
                                   f"cannot open the index catalog {path}: {exc}") from exc2
 
     def _check_format(self) -> None:
-        """Create the schema (when writable) and check the format version."""
+        """Create the schema (when writable), check the format version and
+        migrate an older format in place."""
         conn = self.conn()
         if not self.read_only:
             conn.executescript(_SCHEMA)
@@ -153,13 +169,46 @@ class Catalog:
             with conn:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)",
                              (FORMAT_VERSION,))
-        elif row[0] != FORMAT_VERSION:
+        elif row[0] not in _READABLE_FORMATS:
             raise EngineError("index_corrupt",
                               f"the index at {self.path.parent} has format {row[0]}, this ragex "
                               f"reads format {FORMAT_VERSION}; {REBUILD_HINT}")
+        elif row[0] != FORMAT_VERSION and not self.read_only:
+            self._migrate(row[0])
+        # An older format served read-only answers the same queries: only
+        # writes (forgetting chunks) differ, and a read-only catalog makes none.
         cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
         if "line" not in cols:  # an older index served read-only: no definition lines
             self.chunk_columns = CHUNK_COLUMNS.replace(", line", ", 0 AS line")
+
+    def _migrate(self, old: str) -> None:
+        """Format 1 -> 2: move the FTS text out of ``fts`` into ``fts_src``
+        (compressed) and rebuild ``fts`` contentless from it, in one transaction
+        (a kill leaves format 1 whole); then VACUUM once to give the space back
+        and switch the file to incremental auto-vacuum.  Chunk rows and their
+        ids do not change, so every stored vector stays valid: nothing is
+        re-embedded or re-read from the project's files."""
+        t0 = time.monotonic()
+        conn = self.conn()
+        with self.transaction():
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+            if row and row[0] == FORMAT_VERSION:
+                return  # another opener migrated it while this one waited for the lock
+            conn.execute("DELETE FROM fts_src")
+            n = 0
+            rows = conn.execute("SELECT rowid, names, doc, body FROM fts").fetchall()
+            conn.execute("DROP TABLE fts")
+            conn.execute("CREATE VIRTUAL TABLE fts USING fts5("
+                         f"names, doc, body, content='', {_FTS_TOKENIZE})")
+            for rid, names, doc, body in rows:
+                _fts_insert(conn, rid, (names, doc, body))
+                n += 1
+            conn.execute("UPDATE meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("VACUUM")
+        log.info("index catalog %s: migrated format %s to %s (%d lexical rows kept, "
+                 "vectors untouched) in %.1f s", self.path, old, FORMAT_VERSION, n,
+                 time.monotonic() - t0)
 
     def compact(self) -> int:
         """Give the pages freed since the last call back to the file system;
@@ -316,8 +365,7 @@ class Catalog:
                     f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (c.id, c.path, c.start, c.end, c.kind, c.name, c.parent, c.signature,
                      c.language, c.line))
-                conn.execute("INSERT INTO fts (rowid, names, doc, body) VALUES (?,?,?,?)",
-                             (cur.lastrowid, *fts))
+                _fts_insert(conn, cur.lastrowid, fts)
             conn.executemany(
                 "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, language, "
                 "indexed_at, chunks, note) VALUES (?,?,?,?,?,?,?,?)",
@@ -337,7 +385,12 @@ class Catalog:
         for i in range(0, len(paths), 500):
             part = list(paths[i:i + 500])
             marks = ",".join("?" * len(part))
-            conn.execute(f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks "
+            gone = conn.execute(f"SELECT s.rid, s.z FROM fts_src s JOIN chunks c "
+                                f"ON c.rid = s.rid WHERE c.path IN ({marks})", part).fetchall()
+            conn.executemany("INSERT INTO fts (fts, rowid, names, doc, body) "
+                             "VALUES ('delete', ?, ?, ?, ?)",
+                             [(rid, *_unpack(z)) for rid, z in gone])
+            conn.execute(f"DELETE FROM fts_src WHERE rid IN (SELECT rid FROM chunks "
                          f"WHERE path IN ({marks}))", part)
             conn.execute(f"DELETE FROM pending WHERE id IN (SELECT id FROM chunks "
                          f"WHERE path IN ({marks}))", part)
@@ -432,6 +485,22 @@ class Catalog:
         sql += " ORDER BY s DESC LIMIT ?"
         params.append(limit)
         return [(r[0], float(r[1])) for r in self.conn().execute(sql, params)]
+
+
+def _fts_insert(conn: sqlite3.Connection, rid: int, fields: Sequence[str]) -> None:
+    """Index one chunk's (names, doc, body) and keep them for its removal."""
+    conn.execute("INSERT INTO fts (rowid, names, doc, body) VALUES (?,?,?,?)", (rid, *fields))
+    conn.execute("INSERT OR REPLACE INTO fts_src (rid, z) VALUES (?, ?)", (rid, _pack(fields)))
+
+
+def _pack(fields: Sequence[str]) -> bytes:
+    return zlib.compress(json.dumps(list(fields), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"), 6)
+
+
+def _unpack(z: bytes) -> tuple[str, str, str]:
+    names, doc, body = json.loads(zlib.decompress(z).decode("utf-8", "surrogatepass"))
+    return names, doc, body
 
 
 def _add_line_column(conn: sqlite3.Connection) -> None:

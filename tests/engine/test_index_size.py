@@ -50,3 +50,114 @@ def test_a_first_index_gives_back_the_pages_its_pending_texts_held(email_index) 
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_the_index_of_a_real_tree_takes_at_most_3_kb_a_chunk(email_index) -> None:
+    _, idx, chunks = email_index
+    assert chunks > 500
+    assert index_bytes(idx) / chunks <= MAX_BYTES_A_CHUNK
+
+
+def lexical(catalog: Catalog, word: str) -> list[str]:
+    """Chunk ids the lexical (FTS) index finds for one keyword."""
+    return [cid for cid, _ in catalog.fts_search(f'"{word}"', 50, (1.0, 1.0, 1.0))]
+
+
+def test_a_deleted_function_is_no_longer_found_by_keyword(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "kept.py").write_text(
+        "def kept_function():\n    return 'plainword'\n\n\n"
+        "def removed_function():\n    return 'zyxwvut_marker'\n")
+    (root / "gone.py").write_text("def gone_function():\n    return 'qwertyuiop_marker'\n")
+    engine = Engine(root, tmp_path / "index")
+    try:
+        engine.index()
+        catalog = engine._catalog
+        assert lexical(catalog, "zyxwvut_marker") and lexical(catalog, "qwertyuiop_marker")
+
+        (root / "kept.py").write_text(
+            "def kept_function():\n    return 'plainword'\n\n\n"
+            "def added_function():\n    return 'mnbvcxz_marker'\n")
+        (root / "gone.py").unlink()
+        engine.index()
+
+        assert lexical(catalog, "zyxwvut_marker") == []
+        assert lexical(catalog, "qwertyuiop_marker") == []
+        assert lexical(catalog, "mnbvcxz_marker") and lexical(catalog, "plainword")
+        conn = catalog.conn()
+        chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM fts_docsize").fetchone()[0] == chunks
+        assert conn.execute("SELECT count(*) FROM fts_src").fetchone()[0] == chunks
+    finally:
+        engine.close()
+
+
+def to_format_1(db: Path) -> None:
+    """Rewrite a catalog as the previous format wrote it: the FTS table holds its
+    own copy of the text, no ``fts_src``, no auto-vacuum."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        rows = conn.execute("SELECT rid, z FROM fts_src").fetchall()
+        from ragexd.engine.catalog import _unpack
+        conn.execute("BEGIN")
+        conn.execute("DROP TABLE fts")
+        conn.execute("DROP TABLE fts_src")
+        conn.execute("CREATE VIRTUAL TABLE fts USING fts5(names, doc, body, "
+                     "tokenize = \"porter unicode61 tokenchars '_'\")")
+        conn.executemany("INSERT INTO fts (rowid, names, doc, body) VALUES (?,?,?,?)",
+                         [(rid, *_unpack(z)) for rid, z in rows])
+        conn.execute("UPDATE meta SET value='1' WHERE key='format'")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA auto_vacuum=NONE")
+        conn.execute("VACUUM")
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+QUERIES = ("parse a header value", "encode_base64", "quoted printable decode")
+
+
+def answers(engine: Engine) -> list[list[tuple[str, int]]]:
+    return [[(h.path, h.line) for h in engine.search(SearchQuery(q, mode=m, limit=8)).hits]
+            for q in QUERIES for m in ("auto", "hybrid", "semantic", "symbol")]
+
+
+def test_a_catalog_in_the_previous_format_is_migrated_keeping_every_chunk_and_vector(
+        email_index, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root, idx, chunks = email_index
+    engine = Engine(root, idx)
+    try:
+        before = answers(engine)
+        chunk_ids, vector_ids = engine._catalog.chunk_ids(), engine._vectors.all_ids()
+        words = {w: lexical(engine._catalog, w) for w in ("charset", "mime", "boundary")}
+    finally:
+        engine.close()
+    old = tmp_path / "index"
+    shutil.copytree(idx, old)
+    to_format_1(old / "catalog.sqlite")
+
+    # a reader beside a worker (or read-only media) serves the old format as it is
+    reader = Catalog(old / "catalog.sqlite", reader=True)
+    try:
+        assert reader.get_meta("format") == "1"
+        assert {w: lexical(reader, w) for w in words} == words
+    finally:
+        reader.close()
+
+    with caplog.at_level("INFO", logger="ragexd.engine.catalog"):
+        engine = Engine(root, old)
+    try:
+        assert any("migrated format 1 to 2" in r.getMessage() for r in caplog.records)
+        catalog = engine._catalog
+        assert catalog.get_meta("format") == "2"
+        assert catalog.conn().execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        assert catalog.chunk_ids() == chunk_ids and engine._vectors.all_ids() == vector_ids
+        assert {w: lexical(catalog, w) for w in words} == words
+        assert answers(engine) == before
+        again = engine.index()
+        assert again.chunks_embedded == 0 and again.chunks_total == chunks
+    finally:
+        engine.close()
+    assert index_bytes(old) <= index_bytes(idx) * 1.05
