@@ -161,3 +161,16 @@ def test_a_catalog_in_the_previous_format_is_migrated_keeping_every_chunk_and_ve
     finally:
         engine.close()
     assert index_bytes(old) <= index_bytes(idx) * 1.05
+
+
+def test_a_finished_run_leaves_no_wal_behind_while_the_catalog_stays_open(
+        tmp_path: Path) -> None:
+    root = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(root, tmp_path / "index")
+    try:
+        engine.index()
+        wal = tmp_path / "index" / "catalog.sqlite-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert engine.search(SearchQuery("JSONDecoder", mode="symbol")).hits
+    finally:
+        engine.close()
