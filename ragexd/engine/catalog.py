@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = "2"
 #: formats this code still reads: an older one is served as it is when the
 #: catalog cannot be written, and migrated in place when it can (``_migrate``)
-_READABLE_FORMATS = ("1", FORMAT_VERSION)
+READABLE_FORMATS = ("1", FORMAT_VERSION)
 
 _FTS_TOKENIZE = "tokenize = \"porter unicode61 tokenchars '_'\""
 
@@ -169,7 +169,7 @@ class Catalog:
             with conn:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)",
                              (FORMAT_VERSION,))
-        elif row[0] not in _READABLE_FORMATS:
+        elif row[0] not in READABLE_FORMATS:
             raise EngineError("index_corrupt",
                               f"the index at {self.path.parent} has format {row[0]}, this ragex "
                               f"reads format {FORMAT_VERSION}; {REBUILD_HINT}")
@@ -496,6 +496,16 @@ class Catalog:
         sql += " ORDER BY s DESC LIMIT ?"
         params.append(limit)
         return [(r[0], float(r[1])) for r in self.conn().execute(sql, params)]
+
+
+def schema_of_format(current: set[tuple[str, str]], fmt: str) -> set[tuple[str, str]]:
+    """The (type, name) objects a catalog of format ``fmt`` holds, given those of
+    the current format: format 1's FTS table kept its own ``fts_content`` and
+    there was no ``fts_src``.  Lets a snapshot made by the previous ragex be
+    checked for shape, then migrated when its worker opens it."""
+    if fmt == "1":
+        return (current - {("table", "fts_src")}) | {("table", "fts_content")}
+    return current
 
 
 def _fts_insert(conn: sqlite3.Connection, rid: int, fields: Sequence[str]) -> None:

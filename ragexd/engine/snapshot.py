@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable
 
 from .. import __version__
 from .catalog import FORMAT_VERSION as CATALOG_FORMAT
-from .catalog import Catalog
+from .catalog import READABLE_FORMATS, Catalog, schema_of_format
 from .types import EngineError
 from .vectors import Vectors
 
@@ -155,7 +155,8 @@ class Manifest:
                           f"{expected_embedder}; vectors of two models are never mixed, so "
                           "build the snapshot with the same model (or index locally)",
                           snapshot_embedder=str(embedder), embedder=expected_embedder)
-        if data.get("catalog_format") != CATALOG_FORMAT:
+        catalog_format = data.get("catalog_format")
+        if catalog_format not in READABLE_FORMATS:  # an older one is migrated when opened
             raise refused(f"the snapshot's catalog has format {data.get('catalog_format')!r}, "
                           f"this ragex reads format {CATALOG_FORMAT}")
         git = data.get("git") if isinstance(data.get("git"), dict) else {}
@@ -167,7 +168,7 @@ class Manifest:
             for path in files:
                 check_relative(path)
             out = cls(format=fmt, ragex_version=str(data.get("ragex_version", "")),
-                      embedder=embedder, catalog_format=CATALOG_FORMAT,
+                      embedder=embedder, catalog_format=str(catalog_format),
                       created_at=float(data["created_at"]),
                       commit=str(git["commit"]) if git.get("commit") else None,
                       dirty=bool(git.get("dirty", False)), files=dict(files),
@@ -461,7 +462,7 @@ def _check_catalog(path: Path, manifest: Manifest, ids: set[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="ragex-schema-") as tmp:
         fresh = Catalog(Path(tmp) / CATALOG)
         try:
-            expected = _schema_of(fresh.conn())
+            expected = schema_of_format(_schema_of(fresh.conn()), manifest.catalog_format)
         finally:
             fresh.close()
     try:
@@ -480,7 +481,8 @@ def _check_catalog(path: Path, manifest: Manifest, ids: set[str]) -> None:
         if not check or check[0] != "ok":
             raise refused(f"the snapshot's catalog is damaged ({check[0] if check else '?'})")
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        if meta.get("format") != CATALOG_FORMAT or meta.get("embedder") != manifest.embedder:
+        if meta.get("format") != manifest.catalog_format \
+                or meta.get("embedder") != manifest.embedder:
             raise refused("the snapshot's catalog disagrees with its manifest (format "
                           f"{meta.get('format')!r}, embedder {meta.get('embedder')!r})")
         files = {p: h for p, h in conn.execute("SELECT path, sha256 FROM files")}

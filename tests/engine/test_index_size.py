@@ -174,3 +174,50 @@ def test_a_finished_run_leaves_no_wal_behind_while_the_catalog_stays_open(
         assert engine.search(SearchQuery("JSONDecoder", mode="symbol")).hits
     finally:
         engine.close()
+
+
+def test_a_snapshot_made_by_the_previous_format_is_imported_and_migrated(
+        email_index, tmp_path: Path) -> None:
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    from ragexd.engine import snapshot
+
+    root, idx, chunks = email_index
+    engine = Engine(root, idx)
+    try:
+        before = answers(engine)
+        engine.export_snapshot(tmp_path / "new.tar.gz")
+    finally:
+        engine.close()
+    # the same snapshot as the previous ragex wrote it: format-1 catalog and manifest
+    buf = io.BytesIO()
+    with tarfile.open(tmp_path / "new.tar.gz") as src, \
+            tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name == snapshot.MANIFEST:
+                doc = json.loads(data)
+                doc["catalog_format"] = "1"
+                data = json.dumps(doc).encode()
+            elif member.name == snapshot.CATALOG:
+                (tmp_path / "cat.sqlite").write_bytes(data)
+                to_format_1(tmp_path / "cat.sqlite")
+                data = (tmp_path / "cat.sqlite").read_bytes()
+            info = tarfile.TarInfo(member.name)
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    old = tmp_path / "old.tar.gz"
+    old.write_bytes(gzip.compress(buf.getvalue()))
+
+    engine = Engine(root, tmp_path / "index")
+    try:
+        engine.import_snapshot(old)
+        assert engine._catalog.get_meta("format") == "2"
+        assert answers(engine) == before
+        again = engine.index()
+        assert again.chunks_embedded == 0 and again.chunks_total == chunks
+    finally:
+        engine.close()
