@@ -196,13 +196,15 @@ class Catalog:
                 return  # another opener migrated it while this one waited for the lock
             conn.execute("DELETE FROM fts_src")
             n = 0
-            rows = conn.execute("SELECT rowid, names, doc, body FROM fts").fetchall()
-            conn.execute("DROP TABLE fts")
+            # renamed, not read into memory: a large index's texts stream across
+            conn.execute("ALTER TABLE fts RENAME TO fts_v1")
             conn.execute("CREATE VIRTUAL TABLE fts USING fts5("
                          f"names, doc, body, content='', {_FTS_TOKENIZE})")
-            for rid, names, doc, body in rows:
+            for rid, names, doc, body in conn.execute(
+                    "SELECT rowid, names, doc, body FROM fts_v1"):
                 _fts_insert(conn, rid, (names, doc, body))
                 n += 1
+            conn.execute("DROP TABLE fts_v1")
             conn.execute("UPDATE meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("VACUUM")
