@@ -30,9 +30,11 @@ from pathlib import Path
 from . import paths
 
 MODEL_NAME = "all-MiniLM-L6-v2"
-#: Bump when the export recipe changes the graph (opset, inputs, outputs): an older
-#: cache directory is then ignored rather than loaded with the wrong expectations.
-EXPORTER_VERSION = "1"
+#: Bump when the export recipe changes the graph (opset, inputs, outputs, fusions,
+#: quantisation): an older cache directory is then ignored rather than loaded with
+#: the wrong expectations, and quantised vectors get a new embedder id.
+#: 2: fp32 graph pre-fused; int8 is blockwise MatMulNBits, not MatMulInteger.
+EXPORTER_VERSION = "2"
 MANIFEST = "manifest.json"
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 TOKENIZER = "tokenizer.json"

@@ -46,14 +46,17 @@ def embedder_id() -> str:
     The fp32 ONNX graph and sentence-transformers on torch give the same vectors
     (cos >= 0.999, tests/engine/test_onnx_embedder.py), so they share an id and an
     index built by either is reused.  The int8 graph's vectors are not
-    interchangeable: its own id makes the engine rebuild, never mix."""
+    interchangeable: its own id makes the engine rebuild, never mix.  That id also
+    names the exporter version of the files in use (their manifest's), as another
+    quantisation recipe gives other vectors."""
     model = MODEL_NAME
     try:
         precision = modelfiles.precision()
+        if backend_name() == "onnx" and precision != "fp32":
+            made_by = modelfiles.locate(precision, hashes=False).manifest.get("exporter_version")
+            model += f"-{precision}-e{made_by}"
     except modelfiles.ModelFilesError as exc:
         raise EngineError("model_unavailable", str(exc)) from exc
-    if backend_name() == "onnx" and precision != "fp32":
-        model += f"-{precision}"
     return f"{model}/{CONTEXT_VARIANT}/{CONTEXT_VERSION}"
 
 
