@@ -56,8 +56,14 @@ def embedder_id() -> str:
             made_by = modelfiles.locate(precision, hashes=False).manifest.get("exporter_version")
             model += f"-{precision}-e{made_by}"
     except modelfiles.ModelFilesError as exc:
-        raise EngineError("model_unavailable", str(exc)) from exc
+        raise _unavailable(exc) from exc
     return f"{model}/{CONTEXT_VARIANT}/{CONTEXT_VERSION}"
+
+
+def _unavailable(exc: "modelfiles.ModelFilesError") -> EngineError:
+    """The one wording of "the model cannot be used", whichever step found it."""
+    return EngineError("model_unavailable", f"the embedding model cannot be loaded: {exc}; "
+                       "`ragexctl doctor` checks it")
 
 
 def _words(name: str) -> str:
@@ -296,9 +302,7 @@ def _load_shared() -> Any:
                     # Sizes on every load (microseconds); the sha256 is doctor's job.
                     _shared_backend = _OnnxBackend(modelfiles.locate(hashes=False))
                 except modelfiles.ModelFilesError as exc:
-                    raise EngineError("model_unavailable",
-                                      f"the embedding model cannot be loaded: {exc}; "
-                                      "`ragexctl doctor` checks it") from exc
+                    raise _unavailable(exc) from exc
         return _shared_backend
 
 

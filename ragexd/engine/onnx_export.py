@@ -2,7 +2,6 @@
 
     python -m ragexd.engine.onnx_export                 # into the per-user cache
     python -m ragexd.engine.onnx_export --out DIR       # e.g. ragexd/_model for the wheel
-    python -m ragexd.engine.onnx_export --int8          # also the int8 graph (needs `onnx`)
 
 This module imports torch and transformers (the ``[export]`` extra) and nothing at
 run time imports it: the worker loads the result with onnxruntime alone
@@ -22,9 +21,9 @@ The fp32 graph (``model.onnx``) is the traced graph after onnxruntime's BERT
 fusions (``_fuse``): the worker would otherwise redo them at every start.  Its
 vectors match sentence-transformers' to cos >= 0.999 (tests/engine/test_onnx_embedder.py).
 
-Int8 (``--int8``, ``model.int8.onnx``): blockwise 8-bit weight MatMuls with int8
-compute (``_quantize_int8`` says why this scheme and not ``quantize_dynamic``).
-It needs the ``onnx`` package, as the fusions do.
+The int8 graph (``model.int8.onnx``, the default one a worker runs): blockwise 8-bit
+weight MatMuls with int8 compute (``_quantize_int8`` says why this scheme and not
+``quantize_dynamic``).  Both need the ``onnx`` package (the [export] extra).
 
 The files are written into a temporary sibling directory, verified with
 onnxruntime, given a manifest (sizes + sha256, see ragexd.modelfiles) and then
@@ -154,7 +153,7 @@ def _quantize_int8(traced: Path, int8: Path) -> None:
         import onnx
         from onnx import helper, numpy_helper
     except ImportError as exc:
-        raise SystemExit(f"--int8 needs the `onnx` package ({exc}); pip install onnx") from exc
+        raise SystemExit(f"the export needs the `onnx` package ({exc}); pip install onnx") from exc
     model = onnx.load(str(traced))
     weights = {t.name: t for t in model.graph.initializer}
     nodes = []
@@ -203,11 +202,13 @@ def _smoke(directory: Path, names: list[str]) -> None:
             raise SystemExit(f"{name}: unexpected output {out.shape}")
 
 
-def export(out: Path, *, int8: bool = False, force: bool = False) -> Path:
-    """Export into ``out`` (replaced atomically).  Returns ``out``.  A sound existing
-    directory with what was asked is kept unless ``force``: exports are deterministic
-    for an exporter version, and ``make install`` runs this every time."""
-    wants = ["fp32"] + (["int8"] if int8 else [])
+def export(out: Path, *, force: bool = False) -> Path:
+    """Export both graphs into ``out`` (replaced atomically).  Returns ``out``.  A sound
+    existing directory of this exporter version is kept unless ``force``: exports are
+    deterministic for an exporter version, and ``make install`` runs this every time.
+    Both graphs, always: int8 is the default (modelfiles.DEFAULT_PRECISION) and fp32
+    the reference it is quantised from and held to."""
+    wants = list(modelfiles.PRECISIONS)
     if not force:
         try:
             for want in wants:
@@ -226,9 +227,8 @@ def export(out: Path, *, int8: bool = False, force: bool = False) -> Path:
         _export_fp32(src, tmp / "traced.onnx")
         _fuse(tmp / "traced.onnx", tmp / files[0], src)
         shutil.copyfile(src / modelfiles.TOKENIZER, tmp / modelfiles.TOKENIZER)
-        if int8:
-            _quantize_int8(tmp / "traced.onnx", tmp / modelfiles.GRAPH_FILES["int8"])
-            files.append(modelfiles.GRAPH_FILES["int8"])
+        _quantize_int8(tmp / "traced.onnx", tmp / modelfiles.GRAPH_FILES["int8"])
+        files.append(modelfiles.GRAPH_FILES["int8"])
         (tmp / "traced.onnx").unlink()
         _smoke(tmp, [f for f in files if f.endswith(".onnx")])
         modelfiles.write_manifest(tmp, files, _settings(src))
@@ -250,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=None,
                    help=f"target directory (default: the cache, {modelfiles.cache_dir()})")
-    p.add_argument("--int8", action="store_true", help="also write the int8 graph")
+    p.add_argument("--int8", action="store_true",
+                   help="accepted for older build scripts: the int8 graph is always written")
     p.add_argument("--force", action="store_true", help="export even if a sound copy exists")
     args = p.parse_args(argv)
-    export(args.out or modelfiles.cache_dir(), int8=args.int8, force=args.force)
+    export(args.out or modelfiles.cache_dir(), force=args.force)
     return 0
 
 

@@ -82,8 +82,10 @@ def test_a_model_from_an_older_exporter_is_flagged_with_the_re_export_command() 
 
 
 def test_a_corrupted_model_file_is_caught_by_its_hash_with_the_fix() -> None:
+    from ragexd import modelfiles
+
     model = _model_copy()
-    graph = model / "model.onnx"
+    graph = model / modelfiles.GRAPH_FILES[modelfiles.DEFAULT_PRECISION]   # the graph in use
     data = bytearray(graph.read_bytes())
     data[len(data) // 3] ^= 0xFF       # same size: only the sha256 can tell
     graph.write_bytes(bytes(data))
