@@ -4,7 +4,7 @@ Each benchmark writes its own section to bench/results/<name>.md (with the
 machine it ran on); this script runs them in turn and concatenates the
 sections, so one benchmark can be re-run alone and the file rebuilt.
 
-    python bench/run_all.py [--only search,docker,mcp,quality,large] [--assemble-only]
+    python bench/run_all.py [--only search,docker,mcp,quality,large,team] [--assemble-only]
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ RESULTS = HERE / "results"
 
 BENCHES = {
     "search": [sys.executable, str(HERE / "bench_search.py")],
+    "regex": [sys.executable, str(HERE / "bench_regex.py")],
     "docker": [sys.executable, str(HERE / "bench_docker.py")],
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
     "quality": [sys.executable, str(HERE / "eval_quality.py"), "--loo"],
     "large": [sys.executable, str(HERE / "bench_large.py")],
+    "team": [sys.executable, str(HERE / "bench_team.py")],
 }
-ORDER = ["search", "quality", "docker", "mcp", "large"]
+ORDER = ["search", "regex", "quality", "docker", "mcp", "large", "team"]
 
 
 def assemble() -> None:
@@ -41,9 +43,10 @@ def assemble() -> None:
             f = HERE / "QUALITY.md"  # eval_quality.py's own output file
         if f.exists():
             parts += [f.read_text().strip(), ""]
-            extra = RESULTS / f"{name}-raw.md"   # bench_large.py's raw-only reruns
-            if extra.exists():
-                parts += [extra.read_text().strip(), ""]
+            # bench_large.py's raw-only reruns; bench_team.py's shared-store half
+            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md"):
+                if extra.exists():
+                    parts += [extra.read_text().strip(), ""]
         else:
             parts += [f"## {name}", "", "_not run yet_", ""]
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))

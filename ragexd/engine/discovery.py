@@ -27,78 +27,14 @@ from pathlib import Path
 
 import pathspec
 
-from .languages import language_for
+from ..filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, IGNORE_FILES,  # noqa: F401
+                         MAX_FILE_BYTES, display_name)
+from ..filetypes import language_for
 from .types import SkippedFile
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 1024 * 1024
 BINARY_SNIFF = 8192
-IGNORE_FILES = (".gitignore", ".ragexignore")
-ALWAYS_SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs"})
-
-DEFAULT_IGNORES = """
-node_modules/
-bower_components/
-__pycache__/
-.venv/
-venv/
-.env/
-build/
-dist/
-target/
-.tox/
-.nox/
-.mypy_cache/
-.pytest_cache/
-.ruff_cache/
-.hypothesis/
-.idea/
-.gradle/
-.next/
-.cache/
-*.egg-info/
-*.min.js
-*.min.css
-*.map
-*.lock
-package-lock.json
-npm-shrinkwrap.json
-pnpm-lock.yaml
-go.sum
-*.pyc
-*.pyo
-*.so
-*.o
-*.a
-*.dll
-*.dylib
-*.exe
-*.class
-*.jar
-*.whl
-*.zip
-*.gz
-*.tgz
-*.xz
-*.bz2
-*.png
-*.jpg
-*.jpeg
-*.gif
-*.ico
-*.pdf
-*.svg
-*.woff
-*.woff2
-*.ttf
-*.sqlite
-*.sqlite3
-*.db
-.DS_Store
-""".split()
-#: IgnoreRules._decide matches the defaults against a name alone: keep each to one component.
-assert not any("/" in p.rstrip("/") for p in DEFAULT_IGNORES)
 
 #: A file whose longest line is this long was not written by hand (a bundle, a
 #: minified file, an embedded blob): chunking it by lines would give every chunk
@@ -108,13 +44,6 @@ MAX_LINE_CHARS = 20_000
 #: (hand-written code averages 30-60 characters a line).
 GENERATED_MIN_BYTES = 4096
 GENERATED_MEAN_LINE = 300
-
-
-def display_name(name: str | bytes) -> str:
-    """A path as people and the wire can read it: invalid UTF-8 bytes (which
-    ``os.fsdecode`` turns into lone surrogates) become ``\\xNN`` escapes."""
-    raw = name if isinstance(name, bytes) else os.fsencode(name)
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def _invalid_name(rel: str) -> bool:

@@ -9,7 +9,7 @@
 * hybrid: a linear fusion of the semantic cosine and the normalised bm25 (+ a
   bonus for symbols the question names); weights chosen leave-one-corpus-out by
   bench/eval_quality.py on third-party code (bench/QUALITY.md);
-* auto: by the query's shape (query_shape.py).
+* auto: by the query's shape (``ragexd/query_shape.py``, shared with the client).
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
 exercise unless the question asks about tests, and answer noise with nothing.
@@ -25,13 +25,14 @@ from typing import Callable, Sequence
 
 import pathspec
 
+from ..filerules import GlobProblem, clean_globs
 from ..vocabulary import query_problem
-from . import ripgrep
+from .. import ripgrep
 from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
-from .languages import extensions_for, known_languages, language_for, normalise_language
-from .query_shape import is_code_token
+from .languages import known_languages, language_for, normalise_language
+from ..query_shape import is_code_token
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
@@ -127,31 +128,10 @@ def validate_text(text: str) -> str:
 def compile_globs(root: Path, globs: Sequence[str]) -> tuple[list[str], Callable[[str], bool]]:
     """Validate path globs (relative to the root, gitignore style) and return a
     matcher.  ``../x`` or an absolute path outside the root is refused."""
-    cleaned: list[str] = []
-    root_real = os.path.realpath(root)
-    for g in globs:
-        if not isinstance(g, str) or not g.strip():
-            raise EngineError("bad_query", "an empty path glob was given")
-        glob = g.strip().replace("\\", "/")
-        if glob.startswith("/") or (len(glob) > 1 and glob[1] == ":"):
-            real = os.path.realpath(glob)
-            if real == root_real:
-                glob = "**"
-            elif real.startswith(root_real + os.sep):
-                glob = os.path.relpath(real, root_real).replace(os.sep, "/")
-            else:
-                raise EngineError("path_outside_project",
-                                  f"the path {g!r} is outside the project {root}; "
-                                  "give paths relative to the project root",
-                                  path=g)
-        parts = PurePosixPath(glob.lstrip("!")).parts
-        if ".." in parts:
-            raise EngineError("path_outside_project",
-                              f"the path {g!r} leaves the project {root}; "
-                              "give paths inside the project", path=g)
-        while glob.startswith("./"):
-            glob = glob[2:]
-        cleaned.append(glob or "**")
+    try:
+        cleaned = clean_globs(root, globs)
+    except GlobProblem as exc:
+        raise EngineError(exc.code, exc.message, **exc.detail) from None
     if not cleaned:
         return [], lambda p: True
     try:
@@ -238,6 +218,13 @@ class Searcher:
             if len(out) >= n or want >= total or len(got) < want:
                 return out[:n]
             want = min(total, want * 4)
+
+    def similar_ranked(self, source: ChunkRow, vec: "object", n: int, languages: Sequence[str],
+                       match: Callable[[str], bool]) -> list[tuple[ChunkRow, float]]:
+        """The chunks whose stored vectors are nearest ``source``'s, itself excluded.
+        Raw cosine, no priors: "what else looks like this" has no test/code bias."""
+        got = self._semantic(vec, n + 1, languages, match)
+        return [(r, s) for r, s in got if r.id != source.id][:n]
 
     def lexical_ranked(self, text: str, n: int, languages: Sequence[str],
                        match: Callable[[str], bool]) -> list[tuple[ChunkRow, float]]:
@@ -337,18 +324,15 @@ class Searcher:
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
                    languages: Sequence[str], match: Callable[[str], bool]
                    ) -> tuple[list[SearchHit], list[str]]:
-        type_globs: list[str] = []
-        for lang in languages:
-            type_globs.extend(extensions_for(lang))
-        if languages and not type_globs:
-            return [], []
-
         rules = self.rules()
 
         def accept(path: str) -> bool:
             return match(path) and not rules.is_ignored(path)
-        matches, notes = ripgrep.search(self.root, pattern, limit=limit, globs=globs,
-                                        type_globs=type_globs, accept=accept)
+        try:
+            matches, notes = ripgrep.grep(self.root, pattern, limit=limit, globs=globs,
+                                          languages=languages, accept=accept)
+        except ripgrep.RipgrepError as exc:
+            raise EngineError(exc.code, exc.message, **exc.detail) from None
         hits = []
         enclosing: dict[str, list[ChunkRow]] = {}
         for m in matches:

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from .catalog import Catalog, ChunkRow
 from .languages import DEFINITION_KINDS
-from .query_shape import split_qualified
+from ..query_shape import split_qualified
 
 _KIND_RANK = {k: i for i, k in enumerate(("class", "function", "method", "interface", "struct",
                                           "enum", "trait", "type", "module", "object",

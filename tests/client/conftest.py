@@ -19,7 +19,9 @@ from tests.harness import PrivateEnv, make_tree
 
 @pytest.fixture
 def rx_env() -> Iterator[PrivateEnv]:
-    env = PrivateEnv(TERM="dumb")
+    # These tests are about the way to ragexd (real or fake): a regex search takes it
+    # too, not the client's direct ripgrep path (tested in test_direct_regex.py).
+    env = PrivateEnv(TERM="dumb", RAGEX_SEARCH_DIRECT_REGEX="false")
     yield env
     env.cleanup()
 

@@ -89,3 +89,26 @@ def test_import_time_is_close_to_zmq(capsys):
         print(f"\nimport time (median of 7): ragexctl.cli {cli / 1000:.1f} ms, "
               f"ragexctl.client (pulls zmq) {client / 1000:.1f} ms, zmq {zmq / 1000:.1f} ms")
     assert cli < 4 * zmq + 50_000
+
+
+def test_a_direct_regex_search_imports_no_zeromq_no_argparse_no_cli(tmp_path):
+    """The direct path (ragexctl/direct.py) exists to beat the CLI's imports: a
+    regex search it serves must not load them either, nor anything heavy."""
+    tree = tmp_path / "proj"
+    (tree / ".git").mkdir(parents=True)
+    (tree / "a.py").write_text("needle = 1\n")
+    code = (
+        "import sys\n"
+        "from ragexctl import direct\n"
+        "assert direct.try_search(['search', '--mode', 'regex', 'needle']) == 0\n"
+        "assert direct.try_search(['search', 'nee+dle']) == 0\n"
+    )
+    light = HEAVY + ("zmq", "argparse", "ragexctl.cli", "ragexctl.client", "ragexctl.session")
+    env = _env()
+    env.update(RAGEX_RUNTIME_DIR=str(tmp_path / "run"), RAGEX_DATA_DIR=str(tmp_path / "d"),
+               RAGEX_STATE_DIR=str(tmp_path / "s"), RAGEX_CONFIG_DIR=str(tmp_path / "c"))
+    out = subprocess.run([sys.executable, "-c", PROBE.format(imports=code, heavy=light)],
+                         capture_output=True, text=True, env=env, cwd=str(tree))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:2] == ["a.py:1:needle = 1"] * 2
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -17,7 +17,8 @@ from tests.harness import PrivateEnv, make_tree, pids_in_env
 
 @pytest.fixture(scope="module")
 def one():
-    env = PrivateEnv(TERM="dumb")
+    # the one-shot worker is under test: regex searches go to it, not to rg directly
+    env = PrivateEnv(TERM="dumb", RAGEX_SEARCH_DIRECT_REGEX="false")
     yield env, make_tree(env.base / "proj")
     env.cleanup()
 
@@ -62,6 +63,23 @@ def test_index_no_daemon_reports_a_summary(one):
     r = env.ctl("search", "--no-daemon", "--mode", "symbol", "add_item", "--json", cwd=tree)
     (hit,) = [json.loads(x) for x in r.stdout.splitlines()][:1]
     assert (hit["path"], hit["name"], hit["parent"]) == ("shop/cart.py", "add_item", "Cart")
+    _no_ragexd(env)
+
+
+def test_similar_and_context_lines_without_ragexd(one):
+    env, tree = one
+    assert env.ctl("index", "--no-daemon", str(tree)).returncode == 0
+    r = env.ctl("similar", "--no-daemon", "shop/cart.py:12", "-n", "2", "--json", cwd=tree)
+    assert r.returncode == 0, r.stderr
+    hits = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(hits) == 2 and ("shop/cart.py", "total_price") not in \
+        [(h["path"], h["name"]) for h in hits]
+    r = env.ctl("similar", "--no-daemon", "shop/cart.py:400", cwd=tree)
+    assert r.returncode == 2 and r.stderr == \
+        "ragexctl: line 400 is past the end of shop/cart.py (13 lines)\n"
+    r = env.ctl("search", "--no-daemon", "--mode", "symbol", "add_item", "-A", "1", cwd=tree)
+    assert r.stdout == ("shop/cart.py:7:    def add_item(self, sku, qty=1):\n"
+                        'shop/cart.py-8-        """Add qty units of sku to the cart."""\n')
     _no_ragexd(env)
 
 

@@ -180,7 +180,7 @@ def test_minified_and_generated_text_is_recognised_and_source_is_not() -> None:
 
 
 def test_regex_output_names_a_non_utf8_file_as_the_index_summary_does(tmp_path: Path) -> None:
-    from ragexd.engine import ripgrep
+    from ragexd import ripgrep
 
     open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.py"), "wb").write(b"needle = 1\n")
     matches, _ = ripgrep.search(tmp_path, "needle", limit=5)

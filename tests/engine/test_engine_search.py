@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, EngineError, SearchQuery
-from ragexd.engine.ripgrep import find_rg
+from ragexd.ripgrep import find_rg
 
 from tests.harness import copy_stdlib
 

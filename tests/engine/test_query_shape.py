@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragexd.engine.query_shape import is_code_token, shape, split_qualified
+from ragexd.query_shape import is_code_token, shape, split_qualified
 from ragexd.engine.tokens import query_terms, split_identifier
 
 

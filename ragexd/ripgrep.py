@@ -9,16 +9,18 @@ Hardening, because the pattern comes from a user (or an agent):
   so it does so outside git repos too, like the indexer), our defaults and the
   root ``.ragexignore`` go in as ``--ignore-file``, and every hit is re-checked
   against the indexer's own rules (nested ``.ragexignore`` files).
+
+Outside the engine and stdlib only, because two sides run it with the same
+command line: a worker (``engine/search.py``, which adds each hit's enclosing
+definition) and the client's direct path (``ragexctl/direct.py``), which skips
+the round trip for a plain grep.  What each side may not do alone it says in
+``accept``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
 import os
-import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,13 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .discovery import DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
-from .types import EngineError
+from .filerules import ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
+from .filetypes import extensions_for
 
-log = logging.getLogger(__name__)
+#: logging, base64 and shutil are imported where they are used, on rare paths:
+#: the client imports this module on every regex search (see ragexctl/direct.py).
 
 TIMEOUT_SECONDS = 10.0
 MAX_LINE_CHARS = 400
+
+
+class RipgrepError(Exception):
+    """ripgrep could not run, or refused the pattern; ``code`` is a protocol
+    ErrorCode value, so each side raises it as its own error type unchanged."""
+
+    def __init__(self, code: str, message: str, **detail: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
 
 
 @dataclass
@@ -47,10 +61,12 @@ def find_rg() -> str:
     here = Path(sys.executable).parent / "rg"
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)
+    import shutil
+
     found = shutil.which("rg")
     if found:
         return found
-    raise EngineError("internal", "ripgrep (rg) is not installed; install the `ripgrep` "
+    raise RipgrepError("internal", "ripgrep (rg) is not installed; install the `ripgrep` "
                       "Python package (pip install ripgrep==14.1.0)")
 
 
@@ -75,7 +91,8 @@ def _has_glob_chars(glob: str) -> bool:
 def _clean_error(stderr: str) -> str:
     lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip()]
     text = "\n".join(lines)
-    text = re.sub(r"^rg: ", "", text)
+    if text.startswith("rg: "):
+        text = text[len("rg: "):]
     return text.strip()
 
 
@@ -87,7 +104,8 @@ def build_command(rg: str, root: Path, pattern: str, *, globs: Sequence[str] = (
            "--max-columns-preview"]
     if defaults_fd is not None:
         cmd += ["--ignore-file", f"/dev/fd/{defaults_fd}"]
-    cmd += ["-g", "!.git", "-g", "!.hg", "-g", "!.svn"]
+    for name in sorted(ALWAYS_SKIP_DIRS):
+        cmd += ["-g", f"!{name}"]
     ragexignore = root / ".ragexignore"
     if ragexignore.is_file():
         cmd += ["--ignore-file", str(ragexignore)]
@@ -108,11 +126,25 @@ def build_command(rg: str, root: Path, pattern: str, *, globs: Sequence[str] = (
     return cmd
 
 
+def grep(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
+         languages: Sequence[str] = (), accept: Callable[[str], bool] | None = None
+         ) -> tuple[list[RgMatch], list[str]]:
+    """A project's regex search: ``languages`` (engine names, already checked)
+    become ripgrep globs; a language with no known file name matches nothing."""
+    type_globs = [g for lang in languages for g in extensions_for(lang)]
+    if languages and not type_globs:
+        return [], []
+    return search(root, pattern, limit=limit, globs=globs, type_globs=type_globs, accept=accept)
+
+
 def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
            type_globs: Sequence[str] = (), accept: Callable[[str], bool] | None = None,
            timeout: float = TIMEOUT_SECONDS, max_filesize: int = MAX_FILE_BYTES
            ) -> tuple[list[RgMatch], list[str]]:
-    """Matches (in path order, at most ``limit``) and notes for the user."""
+    """Matches (in path order, at most ``limit``) and notes for the user.
+
+    ``accept`` sees every match's path before it counts; an exception it raises
+    stops ripgrep and goes to the caller (the client's "I cannot be exact here")."""
     fd = _defaults_pipe()
     cmd = build_command(find_rg(), root, pattern, globs=globs, type_globs=type_globs,
                         max_filesize=max_filesize, defaults_fd=fd)
@@ -122,7 +154,7 @@ def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(fd,))
     except OSError as exc:
-        raise EngineError("internal", f"cannot run ripgrep: {exc}") from exc
+        raise RipgrepError("internal", f"cannot run ripgrep: {exc}") from exc
     finally:
         os.close(fd)
     timed_out = threading.Event()
@@ -180,10 +212,12 @@ def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
         cleaned = _clean_error(stderr)
         if "regex parse error" in cleaned or "error parsing" in cleaned \
                 or "regex" in cleaned.lower():
-            raise EngineError("invalid_regex", f"invalid regular expression: {cleaned}",
+            raise RipgrepError("invalid_regex", f"invalid regular expression: {cleaned}",
                               pattern=pattern)
         if cleaned:
-            log.warning("rg reported: %s", cleaned)
+            import logging
+
+            logging.getLogger(__name__).warning("rg reported: %s", cleaned)
     if capped:
         notes.append(f"showing the first {limit} matches")
     return matches, notes
@@ -194,6 +228,8 @@ def _path_text(obj: dict) -> str | None:
     exactly as the index summary names it, never mangled into U+FFFD."""
     if "bytes" in obj:
         try:
+            import base64
+
             return display_name(base64.b64decode(obj["bytes"]))
         except ValueError:
             return None
@@ -205,6 +241,8 @@ def _text(obj: dict) -> str | None:
         return str(obj["text"])
     if "bytes" in obj:
         try:
+            import base64
+
             return base64.b64decode(obj["bytes"]).decode("utf-8", "replace")
         except Exception:
             return None

@@ -4,6 +4,10 @@ People type three kinds of things into a code search: an identifier they
 remember (``parse_config``, ``HTTPClient``, ``Message.get_payload``), a pattern
 (``foo.*bar``, ``^def \\w+``), or a question in words.  Each has a best engine:
 the symbol table, ripgrep, and the embedding/lexical hybrid.
+
+Stdlib only and outside the engine: the client decides by the same rule
+whether an ``auto`` query can take the direct regex path (``ragexctl/direct.py``)
+without asking a worker, and the two must never disagree.
 """
 
 from __future__ import annotations

@@ -1,0 +1,309 @@
+"""The direct regex path: ``ragexctl search`` runs ripgrep itself when that is all
+the search needs.
+
+A regex search is ripgrep over the live files with the project's rules; ragexd
+and a worker add nothing to it but a round trip and, for a fresh client, the
+import of the whole CLI (ZeroMQ, argparse, the protocol): ~95 ms where bare
+``rg`` takes ~10 (issue #11, part 5).  So for ``--mode regex``, and for an
+``auto`` query that auto routes to regex (``ragexd/query_shape.py``, the rule the
+engine uses), the client builds the very command line a worker would
+(``ragexd/ripgrep.py`` with ``ragexd/filerules.py`` and ``ragexd/filetypes.py``)
+and prints the hits with the same renderer.
+
+It only answers what it can answer exactly as the daemon path would; anything
+else returns None and the full CLI serves the search, silently:
+
+* a command line it does not fully understand (an unknown or abbreviated
+  flag, ``--json``, whose hits carry the enclosing definition from the index,
+  ``--timeout``, or a usage error, which argparse words);
+* an ``auto`` query that is not a pattern, or that finds nothing or is not a
+  valid regex (auto then searches by meaning);
+* a project root the CLI would announce or ask about (no VCS root, no marker),
+  one it refuses, an index directory inside the project, an unknown ``--lang``
+  or a ``--path`` outside the project (the CLI words those errors);
+* ``runtime = "docker"`` (the worker sees the tree at another path), the
+  ``[search] direct_regex = false`` setting, no ``rg``, a bad configuration;
+* a ``--path``: ripgrep's globs override ignore rules and a named path is
+  searched even when ignored, so ignored files come back that only the
+  worker's matcher (pathspec, too heavy for the client) takes out again;
+* a hit below a nested ``.ragexignore``, or where a ``.gitignore`` negation
+  meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``).
+
+Imports only the standard library and ragex's stdlib-only shared modules, and
+the heavier of those only once the command line qualifies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Flags that take a value, by every spelling the CLI accepts in full.
+_VALUED = {"--mode": "mode", "-n": "limit", "--limit": "limit", "-g": "paths",
+           "--path": "paths", "-t": "languages", "--lang": "languages",
+           "--project": "project", "--color": "color", "--colour": "color",
+           "-e": "patterns", "--regexp": "patterns",
+           "-A": "after", "--after-context": "after", "-B": "before",
+           "--before-context": "before", "-C": "context", "--context": "context"}
+#: Flags without a value that change nothing here: no index is started, no
+#: daemon is involved.
+_HARMLESS = {"--keep-indexing", "--no-daemon"}
+_COLORS = ("auto", "always", "never")
+
+
+class NotHere(Exception):
+    """The direct path cannot answer exactly; the daemon path must."""
+
+
+@dataclass
+class Request:
+    """A search command line the direct path understood."""
+
+    mode: str = "auto"
+    limit: str = "10"
+    color: str = "auto"
+    project: str | None = None
+    after: str | None = None      # -A/-B/-C as given: checked by _context
+    before: str | None = None
+    context: str | None = None
+    paths: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+
+
+def parse(argv: list[str]) -> Request | None:
+    """``search`` arguments in the forms argparse would read the same way, or None."""
+    if not argv or argv[0] != "search":
+        return None
+    req = Request()
+    it = iter(argv[1:])
+    for arg in it:
+        if arg == "--":
+            req.words.extend(it)
+            break
+        if arg in _HARMLESS:
+            continue
+        if arg in _VALUED:
+            value = next(it, None)
+            if value is None or (value.startswith("-") and arg not in ("-e", "--regexp")):
+                return None   # argparse's error, in argparse's words
+            _add(req, _VALUED[arg], value)
+            continue
+        name, eq, value = arg.partition("=")
+        if eq and name.startswith("--") and name in _VALUED:
+            _add(req, _VALUED[name], value)
+            continue
+        if arg.startswith("-") and arg != "-":
+            return None           # --json, --timeout, -h, -A 3, abbreviations...
+        req.words.append(arg)
+    return req
+
+
+def _add(req: Request, attr: str, value: str) -> None:
+    current = getattr(req, attr)
+    if isinstance(current, list):
+        current.append(value)
+    else:
+        setattr(req, attr, value)
+
+
+def _rg_unavailable() -> bool:
+    from ragexd.ripgrep import RipgrepError, find_rg
+
+    try:
+        find_rg()
+    except RipgrepError:
+        return True
+    return False
+
+
+def _context(req: Request) -> tuple[int, int] | None:
+    """(before, after) as the CLI reads -A/-B/-C (-A and -B override -C), or None
+    for a value the CLI refuses (it says why)."""
+    from ragexd.vocabulary import context_problem
+
+    try:
+        both = None if req.context is None else int(req.context)
+        before = int(req.before) if req.before is not None else both
+        after = int(req.after) if req.after is not None else both
+    except ValueError:
+        return None
+    if any(context_problem(0 if v is None else v) is not None for v in (before, after)):
+        return None
+    return before or 0, after or 0
+
+
+Plan = tuple[str, int, Path, list[str], list[str], tuple[int, int]]
+
+
+def plan(req: Request) -> Plan | None:
+    """(pattern, limit, root, globs, languages, (before, after)) for a search the
+    direct path can serve exactly, or None."""
+    from ragexd.vocabulary import MAX_LIMIT, query_problem
+
+    queries = req.patterns + ([" ".join(req.words)] if req.words else [])
+    if len(queries) != 1 or req.color not in _COLORS:
+        return None
+    pattern = queries[0]
+    try:
+        limit = int(req.limit)
+    except ValueError:
+        return None
+    context = _context(req)
+    if not 1 <= limit <= MAX_LIMIT or query_problem(pattern) is not None or context is None:
+        return None
+    if req.mode == "auto":
+        from ragexd.query_shape import shape
+
+        if shape(pattern) != "regex":
+            return None
+    elif req.mode != "regex":
+        return None
+    from ragexd import config, paths
+
+    try:
+        cfg = config.load()
+    except config.ConfigError:
+        return None
+    if not cfg.direct_regex or cfg.runtime == "docker":
+        return None
+    start = Path(req.project) if req.project is not None else Path(os.getcwd())
+    if not start.exists():
+        return None
+    choice = paths.choose_project_root(start, explicit=req.project is not None)
+    if choice.refusal or choice.how == "cwd":
+        return None
+    root = choice.root
+    index = os.path.realpath(paths.index_dir(paths.project_id_for(root)))
+    if index == str(root) or index.startswith(str(root).rstrip(os.sep) + os.sep):
+        return None   # the worker leaves its own index out of the search
+    from ragexd.filerules import GlobProblem, clean_globs
+    from ragexd.filetypes import known_languages, normalise_language
+
+    languages = [normalise_language(lang) for lang in req.languages]
+    if any(lang not in known_languages() for lang in languages):
+        return None
+    try:
+        globs = clean_globs(root, req.paths)
+    except GlobProblem:
+        return None
+    if globs:
+        # ripgrep searches a path it is given, and a -g glob overrides every ignore
+        # rule: `-g '*.log'` finds gitignored logs, which only the worker's matcher
+        # (pathspec) takes out again; and that matcher reads a lone exclusion
+        # ('!tests/') otherwise than rg does.  The worker's reading is the answer.
+        return None
+    if _rg_unavailable():
+        return None
+    return pattern, limit, root, globs, languages, context
+
+
+def _may_reinclude(negation: str, rel: str) -> bool:
+    """Whether the ``.gitignore`` line ``!negation`` might match ``rel``; True
+    whenever unsure.  Only a plain name pattern (``!keep.log``, ``!*.gen.py``,
+    the usual kind) is tested, against every component of the path."""
+    from fnmatch import fnmatchcase
+
+    pattern = negation.strip().rstrip("/")
+    if not pattern or any(ch in pattern for ch in "/[\\"):
+        return True
+    return any(fnmatchcase(part, pattern) for part in rel.split("/"))
+
+
+def undecided_by_ripgrep(root: Path) -> Callable[[str], bool]:
+    """An ``accept`` for ripgrep that stops the search (NotHere) at a hit whose
+    fate ripgrep cannot decide as ragex does, so that the worker decides it:
+
+    * a ``.ragexignore`` in a directory below the root: ripgrep reads only the
+      root's (``--ignore-file``);
+    * a ``.gitignore`` negation (``!keep.log``) on the hit's way that may match
+      it, while the root has a ``.ragexignore``: ragex lets ``.ragexignore``
+      override ``.gitignore``, ripgrep ranks an ``--ignore-file`` below it.
+      Without a negation, ignore files only add up and their order is moot."""
+    root_rules = os.path.lexists(os.path.join(root, ".ragexignore"))
+    nested: dict[str, bool] = {}
+    negations: dict[str, list[str]] = {}
+
+    def negations_in(rel_dir: str) -> list[str]:
+        held = negations.get(rel_dir)
+        if held is None:
+            try:
+                with open(os.path.join(root, rel_dir, ".gitignore"), "rb") as fh:
+                    held = [line.strip()[1:].decode("utf-8", "replace") for line in fh
+                            if line.strip().startswith(b"!")]
+            except OSError:
+                held = []
+            negations[rel_dir] = held
+        return held
+
+    def accept(rel: str) -> bool:
+        dirs = [""]
+        for part in rel.split("/")[:-1]:
+            dirs.append(f"{dirs[-1]}/{part}" if dirs[-1] else part)
+        for rel_dir in dirs[1:]:
+            held = nested.get(rel_dir)
+            if held is None:
+                held = nested[rel_dir] = os.path.lexists(os.path.join(root, rel_dir,
+                                                                      ".ragexignore"))
+            if held:
+                raise NotHere(rel_dir)
+        if root_rules and any(_may_reinclude(n, rel) for d in dirs for n in negations_in(d)):
+            raise NotHere(rel)
+        return True
+    return accept
+
+
+def search(req: Request) -> int | None:
+    """Serve the search and return its exit code, or None for the daemon path."""
+    planned = plan(req)
+    if planned is None:
+        return None
+    pattern, limit, root, globs, languages, (before, after) = planned
+    from ragexd import exitcodes, ripgrep
+
+    try:
+        matches, notes = ripgrep.grep(root, pattern, limit=limit, globs=globs,
+                                      languages=languages,
+                                      accept=undecided_by_ripgrep(root))
+    except NotHere:
+        return None
+    except ripgrep.RipgrepError as exc:
+        if req.mode != "regex" or exc.code != "invalid_regex":
+            return None   # auto searches by meaning instead; other trouble: the worker's
+        sys.stderr.write(f"ragexctl: {exc.message}\n")
+        return exitcodes.ERROR
+    if not matches and req.mode == "auto":
+        return None       # auto goes on to search by meaning
+    from ragexd.filetypes import language_for
+
+    from . import render
+
+    hits = [{"path": m.path, "line": m.line, "end_line": m.line, "kind": "match", "name": "",
+             "score": 1.0, "text": m.text, "language": language_for(m.path), "parent": "",
+             "start_line": m.line} for m in matches]
+    for note in notes:
+        sys.stderr.write(f"ragexctl: note: {note}\n")
+    color = render.use_color(req.color, sys.stdout)
+    ctx = render.Context(before, after)
+    if ctx:   # as cli.print_hits prints a regex result
+        sys.stdout.write(render.render_context(hits, str(root), render.current_dir(), ctx,
+                                               color=color))
+    else:
+        sys.stdout.write(render.render_hits(hits, str(root), render.current_dir(),
+                                            color=color))
+    return exitcodes.OK if hits else exitcodes.NOTHING
+
+
+def try_search(argv: list[str]) -> int | None:
+    """The exit code of a search served directly, or None (nothing was printed)."""
+    req = parse(argv)
+    if req is None:
+        return None
+    return search(req)

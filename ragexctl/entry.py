@@ -1,0 +1,60 @@
+"""The ``ragexctl`` program's first step: a regex search the client can answer
+alone (``direct.py``) is answered before the full CLI is even imported.
+
+Importing ``ragexctl.cli`` (argparse, ZeroMQ's client, the protocol) costs more
+than ripgrep takes to search a whole repository, so the console script and
+``python -m ragexctl`` start here; everything else goes to ``cli.main``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if argv[:1] == ["search"]:
+        code = _direct(argv)
+        if code is not None:
+            fast_exit(code)
+    from .cli import main as cli_main
+
+    return cli_main()
+
+
+def _direct(argv: list[str]) -> int | None:
+    from ragexd import exitcodes
+
+    from .direct import try_search
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    try:
+        return try_search(argv)
+    except KeyboardInterrupt:
+        return exitcodes.INTERRUPTED
+    except BrokenPipeError:
+        # `ragexctl search x | head -1`: the reader is satisfied; exit quietly, as rg does.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return exitcodes.OK
+
+
+def fast_exit(code: int) -> None:
+    """As ``cli.main`` ends: flush, then skip the interpreter's teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The client's direct regex path prints what the daemon path prints.
+
+``ragexctl search --mode regex`` (and an ``auto`` query shaped like a pattern)
+runs ripgrep from the client (ragexctl/direct.py); ``RAGEX_SEARCH_DIRECT_REGEX=false``
+sends the same search through ragexd and a worker.  On a messy real tree (git
+and ragex ignore files at two levels, ragex's default excludes, hidden files, a
+name that is not UTF-8, binary, oversized and minified files, a symlink out of
+the project) every search below must give the same stdout and exit code both
+ways, and an error the same sentence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import PrivateEnv
+
+NEEDLE = "needle_7f3a"
+
+
+def _messy_tree(root: Path) -> Path:
+    def put(rel: str | bytes, data: str | bytes) -> None:
+        path = os.path.join(os.fsencode(root), os.fsencode(rel))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+
+    (root / ".git").mkdir(parents=True)
+    put(".gitignore", "ignored_dir/\n*.log\n!keep.log\n")
+    put(".ragexignore", "secret/\n")
+    put("src/deep/.gitignore", "*.gen.go\n")
+    put("src/deep/skip.gen.go", f"{NEEDLE} generated, ignored by a nested .gitignore\n")
+    put("src/app.py", f"def serve():\n    return '{NEEDLE} here'\n\n# {NEEDLE} again\n")
+    put("src/util.js", f"const x = '{NEEDLE}';\n")
+    put("src/deep/mod.go", f"package deep // {NEEDLE}\n")
+    put("README.md", f"the {NEEDLE} is documented here\n")
+    put("ignored_dir/x.py", f"{NEEDLE}\n")
+    put("debug.log", f"{NEEDLE} in a log\n")
+    put("keep.log", "kept_7f3a: a gitignored name that a negation brings back\n")
+    put("secret/s.py", f"{NEEDLE} secret\n")
+    put(".config/hidden.py", f"{NEEDLE} in a hidden dir\n")
+    put(".hidden.py", f"{NEEDLE} in a hidden file\n")
+    put("node_modules/m/index.js", f"{NEEDLE}\n")
+    put("build/out.py", f"{NEEDLE}\n")
+    put("lib/x.min.js", f"{NEEDLE}\n")
+    put(".bzr/branch.py", f"{NEEDLE}\n")
+    put(b"caf\xe9.py", f"{NEEDLE} in a Latin-1 name\n")
+    put("data.bin", b"\x00\x01" + NEEDLE.encode() + b"\x00" * 64)
+    put("huge.txt", f"{NEEDLE}\n" + "x" * (1024 * 1024 + 10) + "\n")
+    put("bundle.js", f"var a='{NEEDLE}';" + "a" * 30_000 + "\n")
+    put("utf8/naïve.py", f"{NEEDLE} non-ASCII name\n")
+    os.symlink("/etc", root / "etc_link")
+    return root
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[PrivateEnv]:
+    e = PrivateEnv(TERM="dumb", RAGEX_DAEMON_PRESTART="0", TOKENIZERS_PARALLELISM="false",
+                   ANONYMIZED_TELEMETRY="False")
+    yield e
+    e.cleanup()
+
+
+@pytest.fixture(scope="module")
+def tree(env: PrivateEnv) -> Path:
+    return _messy_tree(env.base / "proj")
+
+
+def _both(env: PrivateEnv, args: list[str], cwd: Path, *, fallback: bool = False) -> tuple:
+    """The search by the direct path, then by the daemon path.  The direct leg
+    cannot reach ragexd (another runtime dir, no auto-start): had it fallen back
+    silently, it would fail instead of agreeing by accident."""
+    alone = {} if fallback else {"RAGEX_RUNTIME_DIR": str(env.base / "run-direct"),
+                                 "RAGEX_DAEMON_AUTO_START": "false"}
+    direct = env.ctl("search", *args, cwd=cwd, env={**env.env, **alone})
+    daemon = env.ctl("search", *args, cwd=cwd,
+                     env={**env.env, "RAGEX_SEARCH_DIRECT_REGEX": "false"})
+    return direct, daemon
+
+
+def test_a_regex_search_answers_without_starting_ragexd(env: PrivateEnv, tree: Path) -> None:
+    r = env.ctl("search", "--mode", "regex", NEEDLE, "-t", "go", cwd=tree)
+    assert r.returncode == 0, r.stderr
+    # skip.gen.go is ignored by src/deep/.gitignore
+    assert r.stdout.splitlines() == [f"src/deep/mod.go:1:package deep // {NEEDLE}"]
+    r = env.ctl("search", f"{NEEDLE}.*here", "--color", "always", cwd=tree / "src")  # auto
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (f"\x1b[35m../README.md\x1b[0m:\x1b[32m1\x1b[0m:the {NEEDLE} is "
+                        "documented here\n"
+                        f"\x1b[35mapp.py\x1b[0m:\x1b[32m2\x1b[0m:    return '{NEEDLE} here'\n")
+    assert not env.socket.exists(), "the direct path must not need ragexd"
+
+
+CASES = [
+    ["--mode", "regex", NEEDLE],
+    [f"{NEEDLE}.*here"],
+    [rf"{NEEDLE}\b", "-n", "3"],
+    ["--mode", "regex", NEEDLE, "-t", "py"],
+    ["--mode", "regex", NEEDLE, "--lang=js", "--lang", "go"],
+    ["--mode", "regex", NEEDLE, "-t", "markdown", "-t", "text"],
+    ["--mode", "regex", "--color", "always", "-e", NEEDLE],
+    ["--mode", "regex", "zzqq_never_there_9"],
+    ["--mode=regex", "-n", "1000", "^[^k]"],   # every line but keep.log's (handed over)
+    ["--mode", "regex", "-n", "100", NEEDLE, "--keep-indexing", "--no-daemon"],
+    ["--mode", "regex", NEEDLE, "-C", "1"],                       # grep-style groups
+    ["--mode", "regex", NEEDLE, "-C", "3", "-A", "0", "--color", "always", "-n", "20"],
+    ["--mode", "regex", "return", "--before-context=2", "--after-context", "1"],
+]
+
+
+@pytest.mark.parametrize("args", CASES, ids=[" ".join(a) for a in CASES])
+def test_direct_and_daemon_paths_print_the_same(env: PrivateEnv, tree: Path,
+                                                args: list[str]) -> None:
+    direct, daemon = _both(env, args, tree)
+    assert daemon.returncode in (0, 1), daemon.stderr
+    assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+
+
+#: Any --path: ripgrep's -g overrides ignore rules and a named path is searched even
+#: when ignored, so the client hands these to the worker (and its matcher).
+HANDED_OVER = [
+    ["--mode", "regex", NEEDLE, "-g", "*.log"],           # debug.log is gitignored
+    ["--mode", "regex", NEEDLE, "--path", "ignored_dir"],
+    ["--mode", "regex", NEEDLE, "-g", "src/**"],
+    ["--mode", "regex", NEEDLE, "-g", "*.py", "-g", "!src/"],
+    ["--mode", "regex", NEEDLE, "--path=!*.py", "-g", "!utf8/", "-n", "50"],
+    # a .gitignore negation meets the root's .ragexignore: ragex's precedence, not rg's
+    ["--mode", "regex", "kept_7f3a"],
+]
+
+
+@pytest.mark.parametrize("args", HANDED_OVER, ids=[" ".join(a) for a in HANDED_OVER])
+def test_a_path_filter_the_worker_must_judge_gives_the_same_answer(
+        env: PrivateEnv, tree: Path, args: list[str]) -> None:
+    direct, daemon = _both(env, args, tree, fallback=True)
+    assert daemon.returncode in (0, 1), daemon.stderr
+    assert "debug.log" not in direct.stdout and "ignored_dir" not in direct.stdout
+    assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+
+
+def test_paths_are_relative_to_a_subdirectory_both_ways(env: PrivateEnv, tree: Path) -> None:
+    direct, daemon = _both(env, ["--mode", "regex", NEEDLE], tree / "src" / "deep")
+    assert direct.returncode == 0
+    assert "mod.go:1:" in direct.stdout and "../app.py:2:" in direct.stdout
+    assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+
+
+def test_project_flag_is_honoured_both_ways(env: PrivateEnv, tree: Path) -> None:
+    direct, daemon = _both(env, ["--mode", "regex", NEEDLE, "--project", str(tree)], env.base)
+    assert direct.returncode == 0 and direct.stdout
+    assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+
+
+def test_an_invalid_regex_is_exit_2_with_the_same_sentence(env: PrivateEnv, tree: Path) -> None:
+    direct, daemon = _both(env, ["--mode", "regex", f"{NEEDLE}("], tree)
+    assert direct.returncode == daemon.returncode == 2
+    assert direct.stdout == daemon.stdout == ""
+    assert direct.stderr.startswith("ragexctl: invalid regular expression: ")
+    assert "Traceback" not in direct.stderr
+    # the daemon path may first report the index it started (progress lines)
+    assert daemon.stderr.endswith(direct.stderr)
+
+
+def test_ragexignore_beats_a_gitignore_negation_by_falling_back(env: PrivateEnv,
+                                                                tree: Path) -> None:
+    """ragex reads .ragexignore after .gitignore (it wins); ripgrep ranks an
+    --ignore-file below .gitignore, so a `!keep.log` there would win in rg. The
+    client sees the negation on the hit's way and hands the search over."""
+    rules = tree / ".ragexignore"
+    before = rules.read_text()
+    rules.write_text(before + "keep.log\n")
+    try:
+        direct, daemon = _both(env, ["--mode", "regex", "kept_7f3a|" + NEEDLE, "-n", "50"],
+                               tree, fallback=True)
+        assert "keep.log" not in direct.stdout and "README.md" in direct.stdout
+        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+    finally:
+        rules.write_text(before)
+
+
+def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: Path) -> None:
+    """ripgrep cannot read a .ragexignore below the root: the client hands the
+    search to the worker, whose matcher applies it."""
+    pkg = tree / "pkg"
+    pkg.mkdir()
+    (pkg / ".ragexignore").write_text("gen_*.py\n")
+    (pkg / "gen_a.py").write_text(f"{NEEDLE} generated\n")
+    (pkg / "real.py").write_text(f"{NEEDLE} real\n")
+    try:
+        direct, daemon = _both(env, ["--mode", "regex", NEEDLE, "-n", "50"], tree,
+                               fallback=True)
+        assert f"pkg/real.py:1:{NEEDLE} real\n" in direct.stdout
+        assert "gen_a.py" not in direct.stdout
+        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+    finally:
+        for p in (pkg / ".ragexignore", pkg / "gen_a.py", pkg / "real.py"):
+            p.unlink()
+        pkg.rmdir()
+
+
+# --- what the direct path leaves to the daemon path (decided in-process, no ragexd) ---
+
+
+@pytest.fixture
+def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("RAGEX_RUNTIME", "RAGEX_DAEMON_RUNTIME", "RAGEX_SEARCH_DIRECT_REGEX"):
+        monkeypatch.delenv(var, raising=False)
+    for var, sub in (("RAGEX_DATA_DIR", "data"), ("RAGEX_STATE_DIR", "state"),
+                     ("RAGEX_CONFIG_DIR", "config"), ("RAGEX_RUNTIME_DIR", "run")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    proj = tmp_path / "proj"
+    (proj / ".git").mkdir(parents=True)
+    (proj / "a.py").write_text("needle = 1\n")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def _plan(argv: list[str]):  # type: ignore[no-untyped-def]
+    from ragexctl import direct
+
+    req = direct.parse(["search", *argv])
+    return None if req is None else direct.plan(req)
+
+
+def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs: Path) -> None:
+    for argv in (["--mode", "regex", "needle"], ["nee+dle"], ["-e", "-x", "--mode=regex"],
+                 ["--mode", "regex", "--", "--pre=sh"], ["-t", "py", "need.*"]):
+        planned = _plan(argv)
+        assert planned is not None, argv
+        assert planned[2] == private_dirs
+
+
+@pytest.mark.parametrize("argv", [
+    ["--json", "--mode", "regex", "needle"],          # hits carry the index's enclosing names
+    ["--mode", "regex", "needle", "--timeout", "5"],
+    ["--mode", "regex", "needle", "--max-count", "2"],  # a flag it does not know
+    ["--mod", "regex", "needle"],                     # an abbreviation argparse would take
+    ["--mode", "semantic", "needle"],
+    ["parse the config file"],                        # auto: a question, searched by meaning
+    ["parse_config"],                                 # auto: a symbol
+    ["--mode", "regex", "needle", "-t", "klingon"],   # the CLI words the error
+    ["--mode", "regex", "needle", "-g", "../elsewhere"],
+    ["--mode", "regex", "needle", "-g", "*.py"],           # the worker's matcher decides
+    ["--mode", "regex", "needle", "-n", "0"],
+    ["--mode", "regex", "needle", "-C", "100000"],          # the CLI's sentence says why
+    ["--mode", "regex", "needle", "-A", "two"],
+    ["--mode", "regex", ""],
+    ["--mode", "regex", "needle", "--project", "/no/such/dir"],
+], ids=lambda a: " ".join(a))
+def test_what_the_direct_path_hands_to_the_daemon_path(private_dirs: Path,
+                                                        argv: list[str]) -> None:
+    assert _plan(argv) is None
+
+
+@pytest.mark.parametrize("setting", [{"RAGEX_SEARCH_DIRECT_REGEX": "false"},
+                                     {"RAGEX_RUNTIME": "docker"}], ids=str)
+def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: pytest.MonkeyPatch,
+                                             setting: dict[str, str]) -> None:
+    assert _plan(["--mode", "regex", "needle"]) is not None
+    for var, value in setting.items():
+        monkeypatch.setenv(var, value)
+    assert _plan(["--mode", "regex", "needle"]) is None
+
+
+def test_an_index_inside_the_project_sends_the_search_to_the_worker(
+        private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker leaves its own index directory out of every search; ripgrep
+    from the client could not."""
+    monkeypatch.setenv("RAGEX_DATA_DIR", str(private_dirs / "ragex-data"))
+    assert _plan(["--mode", "regex", "needle"]) is None
+
+
+def test_a_project_without_a_root_marker_goes_to_the_cli(tmp_path: Path,
+                                                         private_dirs: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """No VCS root and no marker: the CLI says which root it chose (and may ask
+    before indexing a large tree); the direct path does not speak for it."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    assert _plan(["--mode", "regex", "needle"]) is None
