@@ -144,8 +144,10 @@ def _quantize_int8(traced: Path, int8: Path) -> None:
     0.011 in the shared eval; leaving the FFN down-projection in fp32 only reached
     0.9972 and still lost 0.01-0.02 on the first corpora.  ``MatMulNBits`` at
     accuracy level 4 quantises activations per block of 32 as well, on the fly,
-    and runs int8 dot products (VNNI/AVX2): cos mean 0.9997 (min 0.9995) and
-    faster than MatMulInteger.  Written with numpy + onnx here because onnxruntime's
+    and runs int8 dot products: cos mean 0.9997 (min 0.9995).  The price is speed:
+    measured batch by batch beside the others (onnxruntime 1.32, 2 cores, AVX-512
+    VNNI), 1.14-1.22x the fp32 graph where MatMulInteger reached 1.9-2.0x; blocks
+    of 128 gain little (1.25x).  Written with numpy + onnx here because onnxruntime's
     own MatMulNBitsQuantizer needs ``onnx_ir``, one more build dependency.
     Deterministic: the same weights always give the same file."""
     try:
