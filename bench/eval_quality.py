@@ -69,6 +69,8 @@ GRID: list[dict[str, Any]] = [
     {"fusion": "rrf", "alpha": 0.7},
     {"symbol_bonus": 0.0},
     {"symbol_bonus": 0.05},
+    {"stub_prior": 1.0},
+    {"stub_prior": 0.6},
 ]
 
 

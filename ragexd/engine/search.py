@@ -12,7 +12,8 @@
 * auto: by the query's shape (query_shape.py).
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
-exercise unless the question asks about tests, and answer noise with nothing.
+exercise unless the question asks about tests, type stubs and declaration files
+(``.pyi``, ``.d.ts``) below the code they declare, and answer noise with nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Weights:
     (Reciprocal rank fusion was measured too and lost to semantic alone.)
     ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
     a question is usually answered by a function; module-level blocks and class
-    summaries are kept but ranked a little lower.
+    summaries are kept but ranked a little lower.  Tests and stubs get a prior of
+    their own on top (``test_prior``, ``stub_prior``).
     """
 
     alpha: float = 0.8
@@ -58,6 +60,7 @@ class Weights:
     block_prior: float = 0.8
     class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
+    stub_prior: float = 0.8     # type stubs and declaration files (.pyi, .d.ts)
     fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
 
@@ -65,6 +68,8 @@ class Weights:
         """How much a chunk of this kind, in this file, is likely to be the answer."""
         if not tests_wanted and is_test_path(path):
             return self.test_prior * self.prior(kind)
+        if is_stub_path(path):
+            return self.stub_prior * self.prior(kind)
         if kind in ("block", "window"):
             return self.block_prior
         if kind in ("class", "interface", "struct", "enum", "trait", "module", "object",
@@ -91,6 +96,16 @@ def is_test_path(path: str) -> bool:
     "split" as often as the function does)."""
     parts = path.split("/")
     return any(p in _TEST_DIRS for p in parts[:-1]) or bool(_TEST_FILE.search(parts[-1]))
+
+
+_STUB_FILE = re.compile(r"\.pyi$|\.d\.[cm]?ts$")
+
+
+def is_stub_path(path: str) -> bool:
+    """Type stubs and declaration files (``.pyi``, ``.d.ts``): they repeat every
+    public name and signature of the implementation in a line each, so they match a
+    question as well as the code does, while the question is about the code."""
+    return bool(_STUB_FILE.search(path))
 
 
 def asks_for_tests(text: str) -> bool:
