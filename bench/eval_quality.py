@@ -67,8 +67,9 @@ GRID: list[dict[str, Any]] = [
     {"fusion": "linear-norm", "alpha": 0.7},
     {"fusion": "linear-norm", "alpha": 0.6},
     {"fusion": "rrf", "alpha": 0.7},
-    {"symbol_bonus": 0.0},
+    {"symbol_bonus": 0.1},
     {"symbol_bonus": 0.05},
+    {"usage_prior": 1.0},
     {"stub_prior": 1.0},
     {"stub_prior": 0.6},
 ]

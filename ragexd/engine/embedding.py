@@ -76,8 +76,6 @@ VARIANTS: dict[str, tuple[bool, int, bool, bool]] = {
     "long+path": (True, 30, False, False),
     "nameraw": (False, 400, True, False),
     "words+path": (True, BODY_LINES, False, True),
-    "longwords+path": (True, 30, False, True),
-    "allwords+path": (True, 400, False, True),
 }
 
 

@@ -32,7 +32,7 @@ from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import extensions_for, known_languages, language_for, normalise_language
-from .query_shape import is_code_token
+from .query_shape import asks_for_usage, is_code_token, split_qualified
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
@@ -55,12 +55,13 @@ class Weights:
     """
 
     alpha: float = 0.8
-    symbol_bonus: float = 0.1
+    symbol_bonus: float = 0.0   # chosen leave-one-out; named definitions still join the candidates
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
     class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
     stub_prior: float = 0.8     # type stubs and declaration files (.pyi, .d.ts)
+    usage_prior: float = 0.5    # "where is X called": X's definition, and code not naming X
     fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
 
@@ -285,10 +286,13 @@ class Searcher:
         if sem and not lex and self.looks_like_noise(text, vec, sem[0][1]):
             return []  # noise: no meaning and no word of it in the code
         sym: list[tuple[ChunkRow, float]] = []
+        named: list[str] = []
         for tok in text.split():
             tok = tok.strip(",;:'\"`()[]{}")
             if is_code_token(tok):
+                named.append(tok)
                 sym.extend(self.symbol_ranked(tok, 10, languages, match, fuzzy=False))
+        usage = bool(named) and asks_for_usage(text)
         rows: dict[str, ChunkRow] = {}
         for r, _ in (*sem, *lex, *sym):
             rows[r.id] = r
@@ -314,8 +318,21 @@ class Searcher:
         tests = asks_for_tests(text)
         for i, r in rows.items():
             scores[i] *= w.prior(r.kind, r.path, tests)
+        if usage:  # "where is parse_config called": code that uses the name, not its definition
+            users = self._users(named, depth, languages)
+            defined = {r.id for r, _ in sym}
+            for i in rows:
+                if i in defined or i not in users:
+                    scores[i] *= w.usage_prior
         best = sorted(scores, key=lambda i: -scores[i])[:n]
         return [(rows[i], scores[i]) for i in best]
+
+    def _users(self, names: Sequence[str], n: int, languages: Sequence[str]) -> set[str]:
+        """Chunks whose code mentions one of ``names`` (the lexical index's body column
+        holds every identifier whole)."""
+        expr = " OR ".join('body : "' + split_qualified(t)[1].lower().replace('"', '""') + '"'
+                           for t in names)
+        return {i for i, _ in self.catalog.fts_search(expr, n, self.weights.bm25, languages)}
 
     # -- hits -----------------------------------------------------------------------
 

@@ -219,3 +219,74 @@ def test_type_stubs_rank_below_the_code_they_declare(stub_engine: Engine, questi
 ])
 def test_stub_paths(path: str, expected: bool) -> None:
     assert is_stub_path(path) is expected
+
+
+USAGE_FILES = {
+    "app/config.py": '''\
+        import json
+
+
+        def parse_config(path, timeout=None):
+            with open(path) as fh:
+                data = json.load(fh)
+            if timeout is not None:
+                data["timeout"] = float(timeout)
+            return data
+
+
+        def default_config():
+            return {"timeout": 30.0, "retries": 3}
+        ''',
+    "app/server.py": '''\
+        from app.config import parse_config
+
+
+        def start_server(path):
+            settings = parse_config(path, timeout=5)
+            host = settings.get("host", "localhost")
+            port = int(settings.get("port", 8080))
+            return host, port
+
+
+        def stop_server(handle):
+            handle.close()
+            return True
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def usage_engine(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("usage-tree")
+    for rel, text in USAGE_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
+    eng = Engine(root, tmp_path_factory.mktemp("usage-index"))
+    eng.index()
+    yield eng
+    eng.close()
+
+
+def test_where_is_an_identifier_called_finds_its_caller_not_its_definition(
+        usage_engine: Engine) -> None:
+    question = "where is parse_config called with a timeout"
+    searcher = usage_engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, "usage_prior": 1.0})
+        without = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    finally:
+        searcher.weights = saved
+    # the definition says parse_config and timeout more than anything: it wins without ...
+    assert without[0].name == "parse_config"
+    # ... but the question asks for the call: start_server passes timeout=5
+    hits = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    assert hits[0].name == "start_server"
+    assert "parse_config" in [h.name for h in hits]   # still found, lower
+
+
+def test_a_question_about_what_an_identifier_does_finds_its_definition(
+        usage_engine: Engine) -> None:
+    hits = usage_engine.search(SearchQuery("what does parse_config do with the timeout",
+                                           mode="auto", limit=3)).hits
+    assert hits[0].name == "parse_config"
