@@ -6,9 +6,11 @@
 * lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
 * symbol: the catalog's definition names (symbols.py);
 * regex: ripgrep (ripgrep.py);
-* hybrid: a linear fusion of the semantic cosine and the normalised bm25 (+ a
-  bonus for symbols the question names); weights chosen leave-one-corpus-out by
-  bench/eval_quality.py on third-party code (bench/QUALITY.md);
+* hybrid: a linear fusion of the semantic cosine and the normalised bm25 over
+  candidates from both lists and the definitions of identifiers the question
+  names; weights chosen leave-one-corpus-out by bench/eval_quality.py on
+  third-party code (bench/QUALITY.md).  A question about where an identifier is
+  used ranks the code using it above its definition;
 * auto: by the query's shape (query_shape.py).
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
@@ -45,9 +47,11 @@ SNIPPET_LINES = 8
 class Weights:
     """Ranking knobs, all measured with bench/eval_quality.py (see bench/QUALITY.md).
 
-    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25``,
-    plus a small bonus for exact symbol hits of identifiers in the question.
-    (Reciprocal rank fusion was measured too and lost to semantic alone.)
+    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25``.
+    Identifiers named in the question add their definitions to the candidates;
+    a bonus on top of that (``symbol_bonus``) lost on every leave-one-out fold:
+    doc-comment-like questions name parameters and neighbours, not the answer.
+    (Reciprocal rank fusion was measured too and lost to linear fusion.)
     ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
     a question is usually answered by a function; module-level blocks and class
     summaries are kept but ranked a little lower.  Tests and stubs get a prior of
