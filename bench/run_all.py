@@ -4,7 +4,7 @@ Each benchmark writes its own section to bench/results/<name>.md (with the
 machine it ran on); this script runs them in turn and concatenates the
 sections, so one benchmark can be re-run alone and the file rebuilt.
 
-    python bench/run_all.py [--only search,docker,mcp,quality,large] [--assemble-only]
+    python bench/run_all.py [--only search,docker,mcp,quality,large,team] [--assemble-only]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ BENCHES = {
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
     "quality": [sys.executable, str(HERE / "eval_quality.py"), "--loo"],
     "large": [sys.executable, str(HERE / "bench_large.py")],
+    "team": [sys.executable, str(HERE / "bench_team.py")],
 }
-ORDER = ["search", "quality", "docker", "mcp", "large"]
+ORDER = ["search", "quality", "docker", "mcp", "large", "team"]
 
 
 def assemble() -> None:

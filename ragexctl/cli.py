@@ -20,9 +20,11 @@ from typing import Any, Callable, TextIO
 from ragexd import config as rconfig
 from ragexd import exitcodes, logfile, paths, projects
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
-                             SearchArgs)
+                             SearchArgs, SimilarArgs)
+from ragexd.protocol.args import problem_error
+from ragexd.vocabulary import MAX_CONTEXT_LINES, context_problem
 
-from . import __version__, render
+from . import __version__, location, render
 from .session import ONESHOT_TIMEOUT as ONESHOT_SEARCH_TIMEOUT
 from .session import QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet, wait_daemon_gone
 
@@ -70,14 +72,30 @@ def _opt_no_daemon(p: argparse.ArgumentParser) -> None:
                         "every time); also RAGEX_DAEMON_ENABLED=false")
 
 
-def _build_search(s: argparse.ArgumentParser) -> None:
-    s.add_argument("query", nargs="*", metavar="QUERY",
-                   help="what to look for (several words are joined with spaces)")
-    s.add_argument("-e", "--regexp", dest="patterns", action="append", metavar="QUERY",
-                   default=[], help="a query, even one starting with '-' (like rg -e)")
-    s.add_argument("--mode", choices=SEARCH_MODES, default="auto",
-                   help="auto (default: chosen from the query's shape), semantic, regex, "
-                        "symbol or hybrid")
+def _lines(text: str) -> int:
+    """A number of context lines; its range is checked later, with a sentence."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of lines, not {text!r}") from None
+
+
+def _opt_output(p: argparse.ArgumentParser) -> None:
+    """How hits are printed: colour and ripgrep's context flags."""
+    p.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
+                   metavar="WHEN", help="colour the output: auto (only on a terminal, the "
+                                        "default), always or never")
+    p.add_argument("-A", "--after-context", type=_lines, metavar="NUM",
+                   help="show NUM lines after each hit's line (grep style; with --json, an "
+                        "'after' array)")
+    p.add_argument("-B", "--before-context", type=_lines, metavar="NUM",
+                   help="show NUM lines before each hit's line (with --json, 'before')")
+    p.add_argument("-C", "--context", type=_lines, metavar="NUM",
+                   help=f"show NUM lines before and after each hit's line (at most "
+                        f"{MAX_CONTEXT_LINES}; -A/-B override it)")
+
+
+def _opt_filters(s: argparse.ArgumentParser) -> None:
     s.add_argument("-n", "--limit", type=int, default=10, metavar="N",
                    help="at most N results (default 10)")
     s.add_argument("-g", "--path", dest="paths", action="append", default=[], metavar="GLOB",
@@ -86,11 +104,33 @@ def _build_search(s: argparse.ArgumentParser) -> None:
     s.add_argument("-t", "--lang", dest="languages", action="append", default=[],
                    metavar="LANG", help="only files in this language: python, js, go... "
                                         "(repeatable)")
+
+
+def _build_similar(s: argparse.ArgumentParser) -> None:
+    s.add_argument("location", metavar="PATH:LINE",
+                   help="a line of a file (relative to the current directory, or absolute); "
+                        "the chunk holding it is compared with every other chunk")
+    _opt_filters(s)
+    s.add_argument("--project", metavar="PATH",
+                   help="the project to search (default: the one holding PATH)")
+    _opt_output(s)
+    _opt_json(s)
+    _opt_no_daemon(s)
+    _opt_timeout(s)
+
+
+def _build_search(s: argparse.ArgumentParser) -> None:
+    s.add_argument("query", nargs="*", metavar="QUERY",
+                   help="what to look for (several words are joined with spaces)")
+    s.add_argument("-e", "--regexp", dest="patterns", action="append", metavar="QUERY",
+                   default=[], help="a query, even one starting with '-' (like rg -e)")
+    s.add_argument("--mode", choices=SEARCH_MODES, default="auto",
+                   help="auto (default: chosen from the query's shape), semantic, regex, "
+                        "symbol or hybrid")
+    _opt_filters(s)
     s.add_argument("--project", metavar="PATH",
                    help="search this project instead of the current directory's")
-    s.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
-                   metavar="WHEN", help="colour the output: auto (only on a terminal, the "
-                                        "default), always or never")
+    _opt_output(s)
     s.add_argument("--keep-indexing", action="store_true",
                    help="if this search starts the project's first index, let that index go "
                         "on in the background after Ctrl-C (by default Ctrl-C stops it)")
@@ -102,9 +142,21 @@ def _build_search(s: argparse.ArgumentParser) -> None:
 def _build_index(i: argparse.ArgumentParser) -> None:
     i.add_argument("path", nargs="?", metavar="PATH")
     i.add_argument("--rebuild", action="store_true", help="throw the index away and start over")
+    i.add_argument("--export", metavar="FILE",
+                   help="then write the index as a snapshot archive FILE (.tar.gz) that "
+                        "`ragexctl import` or `[index] base` use on other machines")
     _opt_json(i)
     _opt_no_daemon(i)
     _opt_timeout(i)
+
+
+def _build_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a snapshot from `ragexctl index --export`")
+    p.add_argument("--project", metavar="PATH",
+                   help="the project it is for (default: the current directory's)")
+    _opt_json(p)
+    _opt_no_daemon(p)
+    _opt_timeout(p)
 
 
 def _build_path_cmd(p: argparse.ArgumentParser) -> None:
@@ -143,9 +195,22 @@ SUBCOMMANDS: dict[str, tuple[str, str, str | None, Callable[[argparse.ArgumentPa
                "Search the project containing the current directory (or --project). A query "
                "that looks like a flag goes after `--`: ragexctl search -- --pre=sh",
                "Exit codes: 0 results, 1 no results, 2 error.", _build_search),
+    "similar": ("the code most like the chunk at PATH:LINE (duplicates, look-alikes)",
+                "List the chunks of the project most like the one holding PATH:LINE, by their "
+                "stored vectors (nothing is re-embedded); the chunk itself is left out. "
+                "The project must be indexed, and the file unchanged since.",
+                "Exit codes: 0 results, 1 no results, 2 error.", _build_similar),
     "index": ("index (or update the index of) a project, with progress",
               "Index the project containing PATH (default: the current directory). Only "
               "changed files are re-indexed.", None, _build_index),
+    "import": ("start a project's index from a snapshot built elsewhere (CI)",
+               "Check the snapshot FILE (made by `ragexctl index --export`), install it as "
+               "the index of the project containing the current directory (or --project), "
+               "then index what differs: only files whose content changed since the "
+               "snapshot are embedded. A snapshot from another model or ragex format, or a "
+               "damaged one, is refused and the existing index is kept.",
+               "Exit codes: 0 imported, 2 error (the existing index is unchanged).",
+               _build_import),
     "status": ("ragexd and its workers: state, memory, uptime, errors",
                "Show ragexd and every worker (or only PATH's project). Never starts ragexd.",
                "Exit codes: 0 ragexd running, 3 ragexd not running, 4 ragexd running but not "
@@ -341,7 +406,7 @@ def _project_request(app: App, op: Op, args: dict[str, Any], root: Path,
                                          on_progress=on_progress or progress.update)
     except KeyboardInterrupt:
         progress.clear()
-        if app.session.daemon_enabled and (op is Op.INDEX or progress.updates):
+        if app.session.daemon_enabled and (op is not Op.SEARCH or progress.updates):
             if op is Op.SEARCH and not getattr(app.args, "keep_indexing", False):
                 _stop_first_index(app, root)
             else:
@@ -377,11 +442,33 @@ def cmd_search(app: App) -> int:
     sargs = SearchArgs(query=words[0], mode=args.mode, limit=args.limit, paths=list(args.paths),
                        languages=list(args.languages), auto_index=True)
     sargs.validate()  # a 1 MB query or a bad limit fails here, without a round trip
+    context_of(args)   # a bad -C fails here, without a round trip
     root = project_root(args.project, may_index=True)
     progress = render.ProgressRenderer(app.err)
     default = SEARCH_TIMEOUT if app.session.daemon_enabled else ONESHOT_SEARCH_TIMEOUT
     result = _project_request(app, Op.SEARCH, sargs.to_wire(), root, progress,
                               timeout=app.timeout(default))
+    return print_hits(app, result, root, query=words[0])
+
+
+def context_of(args: argparse.Namespace) -> render.Context:
+    """-A/-B/-C as ripgrep reads them (-A and -B override -C), range-checked."""
+    both = getattr(args, "context", None)
+    before = args.before_context if args.before_context is not None else both
+    after = args.after_context if args.after_context is not None else both
+    for value in (before, after):
+        problem = context_problem(0 if value is None else value)
+        if problem is not None:
+            raise problem_error(problem)
+    return render.Context(before or 0, after or 0)
+
+
+def print_hits(app: App, result: dict[str, Any], root: Path, *, query: str) -> int:
+    """A SEARCH or SIMILAR result on stdout, its notes on stderr; the exit code.
+
+    Without a terminal (a pipe, a script) a hit is one grep line, whatever the
+    mode; on a terminal, hits ranked by meaning are compact blocks a person can
+    read.  -A/-B/-C always print grep-style groups (``--json``: before/after)."""
     hits = [h for h in result.get("hits") or [] if isinstance(h, dict)]
     for note in result.get("notes") or []:
         app.note(f"note: {note}")
@@ -394,16 +481,82 @@ def cmd_search(app: App) -> int:
             app.err.write(json.dumps({"type": "coverage", **result["coverage"]}) + "\n")
         else:
             app.note(f"note: {coverage}")
+    ctx = context_of(app.args)
+    if ctx:
+        for note in render.stale_notes(hits):
+            app.note(f"note: {note}")
     if app.json:
-        app.write(render.render_hits_json(hits))
+        app.write(render.render_hits_json(render.with_context(hits, str(root), ctx) if ctx
+                                          else hits))
+        return EXIT_OK if hits else EXIT_NONE
+    color = render.use_color(app.args.color, app.out)
+    if ctx:
+        app.write(render.render_context(hits, str(root), _cwd(), ctx, color=color))
+    elif result.get("mode") in BLOCK_MODES and render.is_terminal(app.out):
+        app.write(render.render_blocks(hits, str(root), _cwd(), query=query, color=color,
+                                       width=render.terminal_width(app.out)))
     else:
-        color = render.use_color(args.color, app.out)
         app.write(render.render_hits(hits, str(root), _cwd(), color=color))
     return EXIT_OK if hits else EXIT_NONE
 
 
+#: Modes whose hits are chunks ranked by meaning: shown as blocks on a terminal.
+BLOCK_MODES = ("semantic", "hybrid", "similar")
+
+
+def cmd_similar(app: App) -> int:
+    args = app.args
+    context_of(args)   # a bad -C fails before any round trip
+    path, line = location.parse_location(args.location)
+    full = os.path.join(_cwd(), os.path.expanduser(path))
+    if not os.path.lexists(full):
+        raise RagexError(ErrorCode.NOT_FOUND, f"no such file: {path}", path=path)
+    root = project_root(args.project or (full if os.path.isdir(full) else
+                                         os.path.dirname(full)))
+    sargs = SimilarArgs(path=location.project_relative(path, str(root), _cwd()), line=line,
+                        limit=args.limit, paths=list(args.paths),
+                        languages=list(args.languages))
+    sargs.validate()
+    progress = render.ProgressRenderer(app.err)
+    default = SEARCH_TIMEOUT if app.session.daemon_enabled else ONESHOT_SEARCH_TIMEOUT
+    result = _project_request(app, Op.SIMILAR, sargs.to_wire(), root, progress,
+                              timeout=app.timeout(default))
+    return print_hits(app, result, root, query="")
+
+
 def cmd_index(app: App) -> int:
     root = project_root(app.args.path)
+    export = getattr(app.args, "export", None)
+    if export and app.args.rebuild:
+        return app.error(ErrorCode.BAD_REQUEST.value,
+                         "--export and --rebuild go in two commands: rebuild, then export")
+    if export:
+        target = _snapshot_path(export)
+        if not target.parent.is_dir():
+            return app.error(ErrorCode.NOT_FOUND.value,
+                             f"cannot write {export}: {target.parent} is not a directory")
+        return _indexing_request(app, Op.EXPORT, {"file": str(target)}, root)
+    return _indexing_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
+                             root)
+
+
+def cmd_import(app: App) -> int:
+    target = _snapshot_path(app.args.file)
+    if not target.is_file():
+        return app.error(ErrorCode.NOT_FOUND.value, f"no such snapshot file: {app.args.file}")
+    root = project_root(app.args.project)
+    return _indexing_request(app, Op.IMPORT, {"file": str(target)}, root)
+
+
+def _snapshot_path(text: str) -> Path:
+    """A snapshot file named on the command line, absolute: the worker that reads
+    or writes it does not run in this directory."""
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int:
+    """INDEX, EXPORT or IMPORT: progress on stderr, then the index summary (and
+    the snapshot written or installed)."""
     progress = render.ProgressRenderer(app.err)
 
     def on_progress(p: Progress) -> None:
@@ -412,18 +565,25 @@ def cmd_index(app: App) -> int:
         else:
             progress.update(p)
 
-    result = _project_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
-                              root, progress, timeout=app.timeout(INDEX_SILENCE_TIMEOUT),
-                              on_progress=on_progress)
+    result = _project_request(app, op, args, root, progress,
+                              timeout=app.timeout(INDEX_SILENCE_TIMEOUT), on_progress=on_progress)
     summary = result.get("summary") or {}
+    snap = result.get("snapshot")
     if app.json:
         app.write(json.dumps({"type": "summary", "root": str(root), **summary},
                              ensure_ascii=False) + "\n")
+        if isinstance(snap, dict):
+            app.write(json.dumps({"type": "snapshot", "file": args["file"], **snap},
+                                 ensure_ascii=False) + "\n")
     else:
+        if isinstance(snap, dict) and op is Op.IMPORT:
+            app.write(render.format_snapshot(snap, f"imported {args['file']}") + "\n")
         app.write(render.format_summary(summary) + f" ({root})\n")
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
                 app.note(f"skipped {item.get('path')}: {item.get('reason')}")
+        if isinstance(snap, dict) and op is Op.EXPORT:
+            app.write(render.format_snapshot(snap, f"wrote {args['file']}") + "\n")
     return EXIT_OK
 
 
@@ -622,14 +782,16 @@ def run_plugin(name: str, argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[App], int]] = {
-    "search": cmd_search, "index": cmd_index, "status": cmd_status, "start": cmd_start,
-    "stop": cmd_stop, "ls": cmd_ls, "rm": cmd_rm, "logs": cmd_logs,
+    "search": cmd_search, "similar": cmd_similar, "index": cmd_index, "import": cmd_import,
+    "status": cmd_status, "start": cmd_start, "stop": cmd_stop, "ls": cmd_ls, "rm": cmd_rm,
+    "logs": cmd_logs,
 }
 
 
 #: Wire errors name the request field at fault (``detail["field"]``); people at a
 #: terminal know the flag that sets it.
-FIELD_FLAGS = {"limit": "--limit", "mode": "--mode", "paths": "--path", "languages": "--lang"}
+FIELD_FLAGS = {"limit": "--limit", "mode": "--mode", "paths": "--path", "languages": "--lang",
+               "context": "-A/-B/-C"}
 
 
 def flag_sentence(exc: RagexError) -> str:

@@ -20,8 +20,8 @@ from typing import Callable
 import zmq
 
 from ragexd import paths
-from ragexd.protocol import (MAX_MESSAGE_BYTES, ErrorCode, Op, Progress, RagexError, Reply,
-                             Request, decode, encode, split_envelope)
+from ragexd.protocol import (MAX_MESSAGE_BYTES, WORKER_OPS, ErrorCode, Op, Progress,
+                             RagexError, Reply, Request, decode, encode, split_envelope)
 
 from . import __version__
 
@@ -256,7 +256,7 @@ class DaemonClient:
                              f"ragexd (pid {pid}) no longer accepts connections on its socket "
                              f"but is still running; it was handling the {op.value} request"
                              f"{not_resent}. See `ragexctl doctor`.", pid=pid)
-        what = "ragexd" if op not in (Op.SEARCH, Op.INDEX, Op.WORKER_STATUS) else \
+        what = "ragexd" if op not in WORKER_OPS else \
             "ragexd (or the project's worker)"
         if pid is not None:
             what = what.replace("ragexd", f"ragexd (pid {pid})", 1)

@@ -33,11 +33,13 @@ from typing import Any, Callable
 
 from ragexd import config as rconfig
 from ragexd import exitcodes, paths
-from ragexd.protocol import SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs
+from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs,
+                             SimilarArgs)
 from ragexd.protocol.messages import MAX_LIMIT
 
 from . import __version__
-from .render import format_coverage, format_duration, format_summary
+from .location import project_relative
+from .render import file_of, format_coverage, format_duration, format_summary, read_lines
 from .session import ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
@@ -72,6 +74,7 @@ from an index that follows saved edits within a second or two.
 - search_code: natural-language questions ("where is the retry backoff computed"), \
 regexes (mode="regex"), or identifiers. mode="auto" picks from the query's shape.
 - find_symbol: where a function/class/method is defined, by name.
+- find_similar: the code most like the chunk at a path and line (duplicates, look-alikes).
 - index_status: is the index complete, pending changes, last update.
 - reindex: force an update (normally unnecessary: saved files are re-indexed automatically).
 Results are compact (path:lines, symbol, score, 3-line snippet); pass detail=true for whole snippets. \
@@ -201,17 +204,11 @@ def full_text(root: str, hit: dict[str, Any]) -> str:
     line, end = int(hit.get("line") or 0), int(hit.get("end_line") or 0)
     if line < 1 or end <= line:
         return text
-    base = os.path.realpath(root)
-    path = os.path.realpath(os.path.join(base, str(hit.get("path", ""))))
-    if not path.startswith(base + os.sep):
+    path = file_of(root, str(hit.get("path", "")))
+    if path is None:
         return text
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(16 * 1024 * 1024)
-    except OSError:
-        return text
-    lines = data.decode("utf-8", "replace").splitlines()
-    picked = lines[line - 1:min(end, line - 1 + DETAIL_LINES + 1)]
+    got = read_lines(path, [(line, min(end, line + DETAIL_LINES))])
+    picked = [got[n] for n in sorted(got)]
     return "\n".join(picked) if picked else text
 
 
@@ -337,6 +334,23 @@ def search_args(query: Any, mode: Any, limit: Any, paths_: Any, languages: Any) 
     return args
 
 
+def similar_args(path: Any, line: Any, limit: Any, paths_: Any, languages: Any, *,
+                 root: str) -> SimilarArgs:
+    """Validated SimilarArgs for find_similar (a path relative to the project root,
+    or absolute), or a RagexError with the sentence a model can act on."""
+    search = search_args("x", "auto", limit, paths_, languages)   # the shared checks
+    if not isinstance(path, str) or not path.strip():
+        raise RagexError(ErrorCode.BAD_QUERY, "path must be a file of the project, e.g. "
+                         "\"src/app.py\"")
+    if isinstance(line, bool) or not isinstance(line, int) or line < 1:
+        raise RagexError(ErrorCode.BAD_QUERY, f"line must be a line number, 1 or more, not "
+                         f"{line!r}")
+    args = SimilarArgs(path=project_relative(path, root, root), line=line, limit=search.limit,
+                       paths=search.paths, languages=search.languages)
+    args.validate()
+    return args
+
+
 # --- the MCP server -------------------------------------------------------------
 
 
@@ -347,7 +361,7 @@ def tool_error(exc: RagexError) -> Exception:
 
 
 def build_server(backend: Backend) -> Any:
-    """The MCPServer with ragex's four tools, bound to ``backend``."""
+    """The MCPServer with ragex's five tools, bound to ``backend``."""
     import anyio
     import anyio.from_thread
     import anyio.to_thread
@@ -433,6 +447,24 @@ def build_server(backend: Backend) -> Any:
         if not result.get("hits"):
             return render_no_definition(name, result, root=root)
         return render_search(result, root=root, detail=detail, what="definition")
+
+    @server.tool(
+        description=(
+            "Find the code most like the function/class/block holding `path`:`line` (near "
+            "duplicates, look-alikes, other implementations of the same idea), by the index's "
+            "stored vectors; the chunk itself is left out. `path`: relative to the project "
+            "root (or absolute). `line`: 1-based. The file must be indexed and unchanged "
+            f"since. `limit`: 1-{MAX_LIMIT} (default 10). `detail`: whole snippets."),
+        annotations=read_only, structured_output=False)
+    async def find_similar(path: str, line: int, limit: int = 10,
+                           paths: list[str] | None = None, languages: list[str] | None = None,
+                           detail: bool = False) -> str:
+        try:
+            args = similar_args(path, line, limit, paths, languages, root=root)
+        except RagexError as exc:
+            raise tool_error(exc) from None
+        result = await forward(Op.SIMILAR, args.to_wire(), SEARCH_TIMEOUT)
+        return render_search(result, root=root, detail=detail, what="similar chunk")
 
     @server.tool(
         description=(
@@ -549,7 +581,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     """Register ``mcp [--project PATH]`` and ``mcp config TARGET``."""
     parser = subparsers.add_parser(
         "mcp", help="serve ragex to AI coding agents over the Model Context Protocol (stdio)",
-        description="Run a stdio MCP server whose tools (search_code, find_symbol, "
+        description="Run a stdio MCP server whose tools (search_code, find_symbol, find_similar, "
                     "index_status, reindex) are answered by ragexd's warm worker for the "
                     "project. `ragexctl mcp config TARGET` prints how to register it.")
     parser.add_argument("--project", metavar="PATH",

@@ -22,7 +22,7 @@ from .client import ProgressCallback
 
 
 def call_oneshot(request: Request, root: str, index_dir: str, *, timeout: float,
-                 on_progress: ProgressCallback | None = None) -> Reply:
+                 on_progress: ProgressCallback | None = None, base: str = "") -> Reply:
     """Run one request in a fresh worker process.  ``timeout`` is the longest
     silence tolerated (each progress line restarts it)."""
     import selectors
@@ -32,7 +32,7 @@ def call_oneshot(request: Request, root: str, index_dir: str, *, timeout: float,
     from .autostart import _child_env
 
     cmd = [sys.executable, "-m", "ragexd.worker", "oneshot", "--root", root,
-           "--index-dir", index_dir]
+           "--index-dir", index_dir] + (["--base", base] if base else [])
     debug = os.environ.get("RAGEX_LOG_LEVEL", "").lower() == "debug"
     errlog = None if debug else tempfile.TemporaryFile()
     try:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import sys
+import textwrap
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
 
 from ragexd.config import format_size
@@ -31,6 +35,11 @@ def use_color(choice: str, stream: TextIO) -> bool:
         return False
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
+    return is_terminal(stream)
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether a person (a terminal) reads ``stream``; False for a closed or odd stream."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -56,11 +65,12 @@ def first_line(text: str) -> str:
     return line.rstrip("\r")
 
 
-def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
-    """``path:line:text`` with the snippet's first line (a regex hit's snippet
-    starts at its matching line, a symbol's at its definition)."""
+def hit_line(hit: dict[str, Any]) -> tuple[int, str]:
+    """The line a hit is shown at and that line's text, from the snippet (a regex
+    hit's snippet starts at its matching line, a symbol's at its definition)."""
     snippet = str(hit.get("text") or "")
     line = hit.get("line", 0)
+    line = line if isinstance(line, int) else 0
     if hit.get("kind") != "match":
         # A definition's span starts at its decorators; `@property` says nothing, so
         # show the line that names it (and that line's number, to stay grep-true).
@@ -69,15 +79,26 @@ def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
         while skip < len(lines) - 1 and lines[skip].lstrip().startswith("@"):
             skip += 1
         snippet = "\n".join(lines[skip:])
-        if isinstance(line, int):
-            line += skip
+        line += skip
     text = first_line(snippet)
     if not text.strip():
         # An empty first line says nothing; name the symbol instead.
         text = " ".join(p for p in (str(hit.get("kind") or ""), str(hit.get("name") or "")) if p)
+    return line, text
+
+
+def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
+    """``path:line:text`` with the snippet's first line."""
+    line, text = hit_line(hit)
+    return grep_line(path, line, text, color)
+
+
+def grep_line(path: str, line: int, text: str, color: bool, sep: str = ":") -> str:
+    """One line as grep prints it: ``path:12:text`` for a match, ``path-12-text``
+    (``sep="-"``) for a context line."""
     if color:
-        return f"{PATH_COLOR}{path}{RESET}:{LINE_COLOR}{line}{RESET}:{text}"
-    return f"{path}:{line}:{text}"
+        return f"{PATH_COLOR}{path}{RESET}{sep}{LINE_COLOR}{line}{RESET}{sep}{text}"
+    return f"{path}{sep}{line}{sep}{text}"
 
 
 def render_hits(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, color: bool) -> str:
@@ -107,6 +128,244 @@ def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
     programs whatever the cwd)."""
     return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":")) + "\n" for h in hits)
+
+
+# --- context lines (-A/-B/-C) ----------------------------------------------------------
+
+#: A context line longer than this is cut (a minified file's one line may be megabytes):
+#: reading context must cost a few lines per hit, never a whole file.
+CONTEXT_LINE_BYTES = 4096
+
+
+@dataclass
+class Context:
+    """How many lines to show before and after each hit (ripgrep's -B and -A)."""
+
+    before: int = 0
+    after: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.before or self.after)
+
+
+def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
+    """The lines of ``path`` inside the 1-based inclusive ranges ``wanted``, read
+    once, line by line, stopping after the last wanted line: memory is the wanted
+    lines (each cut at CONTEXT_LINE_BYTES), whatever the size of the file.  An
+    unreadable file gives no lines (the hit itself is still shown)."""
+    ranges = sorted((max(1, lo), hi) for lo, hi in wanted if hi >= lo)
+    if not ranges:
+        return {}
+    last = max(hi for _, hi in ranges)
+    out: dict[int, str] = {}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block us
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return {}
+            k, n = 0, 0
+            while n < last:
+                raw = fh.readline(CONTEXT_LINE_BYTES)
+                if not raw:
+                    break
+                n += 1
+                if not raw.endswith(b"\n"):   # cut: skip the rest of this long line
+                    rest = raw
+                    while rest and not rest.endswith(b"\n"):
+                        rest = fh.readline(1 << 16)
+                while k < len(ranges) and ranges[k][1] < n:
+                    k += 1
+                if k < len(ranges) and ranges[k][0] <= n:
+                    out[n] = raw.decode("utf-8", "replace").rstrip("\r\n")
+    except OSError:
+        return out
+    return out
+
+
+def file_of(root: str, rel: str) -> str | None:
+    """The hit's file on this machine (paths on the wire are relative to the project
+    root, which is the same host path for every runtime), never outside the root."""
+    base = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(base, rel))
+    return full if full.startswith(base + os.sep) else None
+
+
+def _context_lines(hits: list[dict[str, Any]], root: str, ctx: Context
+                   ) -> dict[str, dict[int, str]]:
+    """Every file's wanted lines, each file read once for all its hits."""
+    wanted: dict[str, list[tuple[int, int]]] = {}
+    for hit in hits:
+        line, _ = hit_line(hit)
+        wanted.setdefault(str(hit.get("path", "")), []).append(
+            (line - ctx.before, line + ctx.after))
+    out: dict[str, dict[int, str]] = {}
+    for rel, ranges in wanted.items():
+        full = file_of(root, rel)
+        out[rel] = read_lines(full, ranges) if full else {}
+    return out
+
+
+def stale_notes(hits: Iterable[dict[str, Any]]) -> list[str]:
+    """One sentence per file that changed since it was indexed: its context lines
+    are read from the file as it is now and may not line up with the hit."""
+    seen: list[str] = []
+    for hit in hits:
+        path = str(hit.get("path", ""))
+        if hit.get("stale") and path not in seen:
+            seen.append(path)
+    return [f"{path} changed since it was indexed; its lines are shown as they are now "
+            "and may not line up (`ragexctl index` updates it)" for path in seen]
+
+
+def render_context(hits: Iterable[dict[str, Any]], root: str, cwd: str, ctx: Context, *,
+                   color: bool) -> str:
+    """Hits with context lines, as ``grep -C`` prints them: ``path:13:text`` for the
+    hit's line, ``path-12-text`` around it, ``--`` between groups; consecutive hits
+    in one file whose context overlaps or touches share one group."""
+    hits = list(hits)
+    base = path_base(root, cwd)
+    lines_of = _context_lines(hits, root, ctx)
+    groups: list[tuple[str, int, int, dict[int, str]]] = []   # path, lo, hi, hit lines
+    for hit in hits:
+        rel = str(hit.get("path", ""))
+        line, text = hit_line(hit)
+        known = lines_of.get(rel, {})
+        lo = min(line, max(1, line - ctx.before))   # the hit's own line is always shown
+        hi = line + ctx.after
+        while hi > line and hi not in known:   # past the end of the file
+            hi -= 1
+        if groups and groups[-1][0] == rel and lo <= groups[-1][2] + 1 \
+                and hi >= groups[-1][1] - 1:
+            path, glo, ghi, marks = groups[-1]
+            marks.setdefault(line, text)
+            groups[-1] = (path, min(glo, lo), max(ghi, hi), marks)
+        else:
+            groups.append((rel, lo, hi, {line: text}))
+    out: list[str] = []
+    for i, (rel, lo, hi, marks) in enumerate(groups):
+        if i:
+            out.append(f"{NOTE_COLOR}--{RESET}" if color else "--")
+        path = display_path(rel, root, base)
+        known = lines_of.get(rel, {})
+        for n in range(lo, hi + 1):
+            if n in marks:
+                out.append(grep_line(path, n, marks[n], color))
+            elif n in known:
+                out.append(grep_line(path, n, known[n], color, "-"))
+    return "".join(line + "\n" for line in out)
+
+
+def with_context(hits: Iterable[dict[str, Any]], root: str, ctx: Context
+                 ) -> list[dict[str, Any]]:
+    """For ``--json``: each hit dict gains ``before`` (the lines just before its
+    ``line``, oldest first) and ``after`` (the lines just after it); fewer at the
+    ends of the file, none for a file that cannot be read."""
+    hits = list(hits)
+    lines_of = _context_lines(hits, root, ctx)
+    out = []
+    for hit in hits:
+        line, _ = hit_line(hit)
+        known = lines_of.get(str(hit.get("path", "")), {})
+        before = [known[n] for n in range(max(1, line - ctx.before), line) if n in known]
+        after = [known[n] for n in range(line + 1, line + ctx.after + 1) if n in known]
+        out.append({**hit, "before": before, "after": after})
+    return out
+
+
+# --- compact blocks (semantic / hybrid / similar on a terminal) ------------------------
+
+MATCH_COLOR = "\x1b[1;31m"   # ripgrep's match colour: bold red
+#: Lines of the chunk shown under its head line.
+BLOCK_LINES = 3
+_STOPWORDS = frozenset({"the", "and", "for", "with", "that", "this", "from", "into", "are",
+                        "how", "what", "where", "when", "which", "does", "its", "not", "all",
+                        "any", "can", "use", "used", "using", "who", "why", "has", "have"})
+
+
+def query_words(query: str) -> "re.Pattern[str] | None":
+    """What to highlight of a question: its words of three letters or more, minus
+    the commonest ones, roughly stemmed (``uploads`` lights up ``upload``), found
+    inside identifiers too (``retry`` in ``retry_upload``), any case."""
+    stems: set[str] = set()
+    for word in re.findall(r"[A-Za-z0-9]+", query):
+        w = word.lower()
+        if len(w) < 3 or w in _STOPWORDS:
+            continue
+        stems.add(w)
+        # every plausible stem: the longest alternative wins where several match
+        # (``prices`` lights up ``price``, ``classes`` lights up ``class``)
+        for suffix in ("ing", "ies", "es", "ed", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+                stems.add(w[: -len(suffix)])
+    if not stems:
+        return None
+    return re.compile("|".join(re.escape(w) for w in sorted(stems, key=len, reverse=True)),
+                      re.IGNORECASE)
+
+
+def highlight(text: str, words: "re.Pattern[str] | None", color: bool) -> str:
+    if not color or words is None:
+        return text
+    return words.sub(lambda m: f"{MATCH_COLOR}{m.group(0)}{RESET}", text)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, marked with ``...`` when cut (ASCII:
+    stdout may not be UTF-8)."""
+    text = text.rstrip().expandtabs(4)
+    return text if len(text) <= width else text[: max(0, width - 3)] + "..."
+
+
+def block_head(hit: dict[str, Any], path: str, color: bool) -> str:
+    """``path:start-end  kind Parent.name``: the whole span (decorators included),
+    then what it is and the class it is in."""
+    line = int(hit.get("line") or 0)
+    start = int(hit.get("start_line") or 0) or line
+    end = int(hit.get("end_line") or 0)
+    span = f"{start}-{end}" if end > start else f"{start}"
+    kind, name, parent = (str(hit.get(k) or "") for k in ("kind", "name", "parent"))
+    what = " ".join(p for p in (kind, f"{parent}.{name}" if parent and name else name) if p)
+    if parent and not name:
+        what += f" in {parent}"
+    stale = "  [changed since indexed]" if hit.get("stale") else ""
+    if color:
+        return (f"{PATH_COLOR}{path}{RESET}:{LINE_COLOR}{span}{RESET}  {what}"
+                + (f"{NOTE_COLOR}{stale}{RESET}" if stale else ""))
+    return f"{path}:{span}  {what}{stale}"
+
+
+def render_blocks(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, query: str,
+                  color: bool, width: int) -> str:
+    """For a person at a terminal: each hit as its span, kind, class and name, then
+    the first lines of the chunk (from its definition line), cut to the terminal's
+    width, with the query's words highlighted."""
+    base = path_base(root, cwd)
+    words = query_words(query)
+    out: list[str] = []
+    for hit in hits:
+        out.append(block_head(hit, display_path(str(hit.get("path", "")), root, base), color))
+        line, _ = hit_line(hit)
+        lines = str(hit.get("text") or "").replace("\r\n", "\n").split("\n")
+        lines = lines[max(0, line - int(hit.get("line") or line)):]   # from the def line
+        body = [ln for ln in lines if ln.strip()][:BLOCK_LINES]
+        body = textwrap.dedent("\n".join(body)).split("\n") if body else []
+        out.extend("    " + highlight(clip(ln, width - 4), words, color) for ln in body)
+    return "".join(line + "\n" for line in out)
+
+
+def terminal_width(stream: TextIO) -> int:
+    """Like shutil.get_terminal_size: $COLUMNS, else the terminal's, else 80 (a
+    terminal may report 0 columns: a fresh pty, a serial console)."""
+    try:
+        cols = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        cols = 0
+    if cols <= 0:
+        try:
+            cols = os.get_terminal_size(stream.fileno()).columns
+        except (OSError, AttributeError, ValueError):
+            cols = 0
+    return cols if cols > 0 else 80
 
 
 # --- errors ------------------------------------------------------------------------
@@ -166,12 +425,7 @@ class ProgressRenderer:
     def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None,
                  interval: float = 5.0, prefix: str = "ragexctl: ") -> None:
         self.stream = stream if stream is not None else sys.stderr
-        if tty is None:
-            try:
-                tty = self.stream.isatty()
-            except (AttributeError, ValueError):
-                tty = False
-        self.tty = tty
+        self.tty = is_terminal(self.stream) if tty is None else tty
         self.interval = interval
         self.prefix = prefix
         self._last_phase = ""
@@ -180,18 +434,7 @@ class ProgressRenderer:
         self.updates = 0
 
     def _width(self) -> int:
-        """Like shutil.get_terminal_size: $COLUMNS, else the terminal's, else 80
-        (a terminal may report 0 columns: a fresh pty, a serial console)."""
-        try:
-            cols = int(os.environ.get("COLUMNS", "0"))
-        except ValueError:
-            cols = 0
-        if cols <= 0:
-            try:
-                cols = os.get_terminal_size(self.stream.fileno()).columns
-            except (OSError, AttributeError, ValueError):
-                cols = 0
-        return max(20, (cols if cols > 0 else 80) - 1)
+        return max(20, terminal_width(self.stream) - 1)
 
     @staticmethod
     def describe(p: Any, bar_width: int = 0) -> str:
@@ -253,6 +496,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     if skipped:
         text += f"; {len(skipped)} files skipped"
     return text
+
+
+def format_snapshot(snap: dict[str, Any], what: str) -> str:
+    """``wrote ci.tar.gz: 120 files, 2300 chunks at commit 1a2b3c4 (dirty)``."""
+    git = snap.get("git") if isinstance(snap.get("git"), dict) else {}
+    commit = str(git.get("commit") or "")
+    at = f" at commit {commit[:12]}" + (" (with uncommitted changes)" if git.get("dirty")
+                                        else "") if commit else ""
+    return (f"{what}: {int(snap.get('file_count') or 0)} files, "
+            f"{int(snap.get('chunks') or 0)} chunks{at}")
 
 
 # --- tables -----------------------------------------------------------------------

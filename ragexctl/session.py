@@ -253,4 +253,4 @@ class Session:
         request = Request(op=op, args=args, project=str(root), client_version=__version__,
                           timeout=timeout)
         return call_oneshot(request, str(root), str(index_dir), timeout=timeout,
-                            on_progress=on_progress)
+                            on_progress=on_progress, base=self.cfg.index_base)

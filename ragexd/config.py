@@ -114,6 +114,8 @@ class Config:
     docker_image: str = f"ragex-worker:{__version__}"
     docker_cpus: float = 0.0
     watch: bool = True
+    #: A snapshot archive, or a directory of them CI refreshes; "" = none.
+    index_base: str = ""
     log_level: str = "info"
     source: list[str] = field(default_factory=list)  # where settings came from, for `status`
 
@@ -136,6 +138,15 @@ def _float(value: Any, name: str) -> float:
 
 def _text(value: Any, name: str) -> str:
     return str(value)
+
+
+def _path(value: Any, name: str) -> str:
+    """A file system path; ``~`` is the user's home, a relative path is refused
+    (ragexd and its workers do not run in the directory the setting was written in)."""
+    text = os.path.expanduser(str(value).strip())
+    if text and not os.path.isabs(text):
+        raise ConfigError(f"{name}: expected an absolute path, got {value!r}")
+    return text
 
 
 def _lower(value: Any, name: str) -> str:
@@ -195,6 +206,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("docker_cpus", "docker", "cpus", _float, "CPUs per worker container; 0 = no limit"),
     Setting("watch", "watch", "enabled", parse_bool, "re-index saved files live",
             ("RAGEX_WATCH",)),
+    Setting("index_base", "index", "base", _path,
+            "a snapshot from `ragexctl index --export` (or a directory CI refreshes with "
+            "them): a project with no index, or an older one, starts from it; \"\" = none"),
 )
 
 

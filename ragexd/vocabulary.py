@@ -31,6 +31,12 @@ MAX_LIMIT = 1000
 #: ``too_large`` error rather than a slow, useless embedding of a pasted file.
 MAX_QUERY_BYTES = 8 * 1024
 
+#: Most context lines shown on each side of a hit (``-A/-B/-C``).  ripgrep has no
+#: limit, but it streams each file once; ragex reads context per hit from files
+#: that may be huge, so ``-C 99999999`` is refused with a sentence instead of
+#: reading (and printing) whole files around every hit.
+MAX_CONTEXT_LINES = 1000
+
 
 @dataclass
 class Problem:
@@ -69,4 +75,15 @@ def limit_problem(limit: object) -> Problem | None:
         return Problem("bad_query",
                        f"'limit' must be an integer between 1 and {MAX_LIMIT}, not {limit!r}",
                        "limit")
+    return None
+
+
+def context_problem(lines: object) -> Problem | None:
+    """A number of context lines (``-A/-B/-C``) that is negative, not an integer, or
+    over ``MAX_CONTEXT_LINES``; None when it is fine."""
+    if isinstance(lines, bool) or not isinstance(lines, int) \
+            or not 0 <= lines <= MAX_CONTEXT_LINES:
+        return Problem("bad_query",
+                       f"'context' must be a number of lines between 0 and {MAX_CONTEXT_LINES}, "
+                       f"not {lines!r}", "context", {"limit": MAX_CONTEXT_LINES})
     return None

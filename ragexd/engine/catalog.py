@@ -218,6 +218,15 @@ class Catalog:
                 self._all.remove(conn)
         conn.close()
 
+    def backup_to(self, dest: Path) -> None:
+        """A consistent copy of the catalog at ``dest`` (SQLite's online backup:
+        correct while the worker reads and writes, unlike copying the files)."""
+        target = sqlite3.connect(dest)
+        try:
+            self.conn().backup(target)
+        finally:
+            target.close()
+
     # -- meta -----------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -250,6 +259,15 @@ class Catalog:
         files = conn.execute("SELECT count(*) FROM files").fetchone()[0]
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return files, chunks
+
+    def distrust_stats(self) -> None:
+        """Make the next index run compare every file by content hash: the sizes and
+        mtimes recorded came from another machine (a snapshot), where an equal
+        mtime says nothing (checkouts that pin mtimes would hide an edit)."""
+        conn = self.conn()
+        with conn:
+            conn.execute("UPDATE files SET mtime_ns = -1")
+        self.generation += 1
 
     def touch_files(self, rows: Sequence[FileRow]) -> None:
         """Record new size/mtime for files whose content hash did not change."""
@@ -319,6 +337,11 @@ class Catalog:
         return int(self.conn().execute(
             "SELECT count(DISTINCT c.path) FROM pending p JOIN chunks c ON c.id = p.id"
         ).fetchone()[0])
+
+    def is_pending(self, chunk_id: str) -> bool:
+        """Whether this chunk still waits for its vector."""
+        return self.conn().execute("SELECT 1 FROM pending WHERE id=?",
+                                   (chunk_id,)).fetchone() is not None
 
     def pending_ids(self) -> set[str]:
         return {r[0] for r in self.conn().execute("SELECT id FROM pending")}

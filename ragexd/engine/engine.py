@@ -13,6 +13,7 @@ incomplete says "not found in the N of M files indexed so far", never "absent".
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Callable, Sequence
 
 from ..paths import dir_size
 from ..vocabulary import limit_problem, mode_problem
-from . import discovery
+from . import discovery, snapshot
 from .catalog import Catalog
 from .embedding import Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
@@ -32,7 +33,7 @@ from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
 from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
-                    SearchOutcome, SearchQuery)
+                    SearchOutcome, SearchQuery, SkippedFile)
 from .vectors import Vectors
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
 #: catalog meta key: why the last index run failed (absent when it did not)
 LAST_ERROR = "last_index_error"
+
+
+def is_store_entry(name: str) -> bool:
+    """An entry of the index directory that belongs to the index's stores (the
+    catalog with its WAL files, the vectors): what a rebuild deletes and an import
+    replaces.  Not the owner's lock, project.json or a staging directory."""
+    return name.startswith(CATALOG_FILE) or name == CHROMA_DIR
+
+
 #: How long a query by meaning waits for a live re-index of saved files (the
 #: freshness promise: a save is found by meaning within 2 s).
 LIVE_RUN_WAIT = 2.0
@@ -83,6 +93,13 @@ class Engine:
                 f"{exc.strerror or exc}")
             return
         try:
+            snapshot.recover(self.index_dir)   # a kill mid-import: finish or undo it
+        except OSError as exc:
+            self._open_error = EngineError(
+                "index_unwritable", f"cannot finish an interrupted snapshot import in "
+                f"{self.index_dir}: {exc.strerror or exc}")
+            return
+        try:
             self._catalog = Catalog(self.index_dir / CATALOG_FILE)
         except EngineError as exc:
             self._catalog = None
@@ -117,7 +134,7 @@ class Engine:
         try:
             for name in os.listdir(self.index_dir) if self.index_dir.exists() else []:
                 path = self.index_dir / name
-                if name.startswith(CATALOG_FILE) or name == CHROMA_DIR:
+                if is_store_entry(name):
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path)
                     else:
@@ -268,6 +285,92 @@ class Engine:
         except sqlite3.Error:
             return ""
 
+    # -- snapshots --------------------------------------------------------------------
+
+    def export_snapshot(self, dest: Path) -> snapshot.Manifest:
+        """Write the index as a snapshot archive at ``dest`` (snapshot.py).  Run it
+        after a complete index: chunks still waiting for a vector go without one
+        (the importer embeds them)."""
+        with self._index_lock:
+            catalog, vectors, _ = self._require_open()
+            made_with = catalog.get_meta(EMBEDDER_KEY) or embedder_id()
+            try:
+                return snapshot.export(self.root, catalog, vectors, Path(dest),
+                                       embedder=made_with)
+            except OSError as exc:
+                raise EngineError("index_unwritable",
+                                  f"cannot write the snapshot {dest}: "
+                                  f"{exc.strerror or exc}") from exc
+
+    def import_snapshot(self, archive: Path, progress: Callable[[IndexProgress], None] | None = None
+                        ) -> snapshot.Manifest:
+        """Make the snapshot ``archive`` this project's index, atomically: it is
+        checked and its stores built in ``.snapshot/`` inside the index directory,
+        and only then swapped in.  Anything wrong with it raises ``bad_snapshot``
+        and leaves the existing index as it was.  The caller then runs ``index``
+        to catch up with the tree (only files whose content differs are read
+        into new chunks)."""
+        with self._index_lock:
+            work = self.index_dir / snapshot.WORK_DIR
+            snapshot.recover(self.index_dir)
+            try:
+                work.mkdir(mode=0o700)
+                if progress is not None:
+                    progress(IndexProgress("checking", message=f"checking {archive}"))
+                manifest = snapshot.stage(Path(archive), work / "in", embedder_id())
+                if progress is not None:
+                    progress(IndexProgress(
+                        "installing", files_total=len(manifest.files),
+                        message=f"installing {len(manifest.files)} files, {manifest.chunks} "
+                                f"vectors (commit {(manifest.commit or '-')[:12]})"))
+                (work / "new").mkdir(mode=0o700)
+                snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE,
+                               work / "new" / CHROMA_DIR)
+                shutil.rmtree(work / "in", ignore_errors=True)
+            except BaseException as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                if isinstance(exc, OSError):
+                    raise EngineError("index_unwritable", f"cannot unpack the snapshot into "
+                                      f"{self.index_dir}: {exc.strerror or exc}") from exc
+                raise
+            self._close_stores()
+            try:
+                snapshot.install(work, self.index_dir, is_store_entry)
+            finally:
+                snapshot.recover(self.index_dir)   # a failed rename: undo or finish it
+                self._last_error = None
+                self._open()
+            if self._open_error is not None:
+                raise self._open_error
+            log.info("imported the snapshot %s (commit %s, %d files, %d chunks)", archive,
+                     manifest.commit or "-", len(manifest.files), manifest.chunks)
+            return manifest
+
+    def base_wanted(self, archive: Path) -> snapshot.Manifest | None:
+        """The manifest of ``archive`` when it should become this index's base: no
+        complete local index yet, or one older than the snapshot (and not made
+        from this very snapshot).  None when the local index is at least as new,
+        or the snapshot cannot serve (another embedder...: logged)."""
+        try:
+            manifest = snapshot.read_manifest(Path(archive), embedder_id())
+        except EngineError as exc:
+            log.warning("not using the base snapshot %s: %s", archive, exc.message)
+            return None
+        catalog = self._catalog
+        if catalog is None or self._open_error is not None:
+            return manifest
+        last = catalog.get_meta(LAST_INDEXED)
+        mine = catalog.get_meta(snapshot.SNAPSHOT_META)
+        if mine is not None:
+            try:
+                if json.loads(mine).get("created_at") == manifest.created_at:
+                    return None   # already installed from this one
+            except (ValueError, AttributeError):
+                pass
+        if last is None or float(last) < manifest.created_at:
+            return manifest
+        return None
+
     # -- search -----------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> SearchOutcome:
@@ -373,6 +476,101 @@ class Engine:
         elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
             notes.append(NOTHING_MEANINGFUL)
         return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes, cov)
+
+    # -- similar ----------------------------------------------------------------------
+
+    def similar(self, path: str, line: int, limit: int, path_globs: Sequence[str] = (),
+                languages: Sequence[str] = ()) -> SearchOutcome:
+        """The chunks most like the one holding ``path:line`` (relative to the root),
+        from the stored vectors: no model, no re-embedding, so it answers the same
+        whatever the model's state.  Every reason it cannot is an EngineError with a
+        sentence: not indexed (and why), changed since indexed, past the end, no
+        vector yet."""
+        problem = limit_problem(limit)
+        if problem is not None:
+            raise EngineError(problem.code, problem.message, **problem.detail)
+        _globs, match = compile_globs(self.root, path_globs)
+        langs = normalise_languages(languages)
+        catalog, vectors, searcher = self._require_open()
+        self._await_live_run()
+        try:
+            return self._similar(catalog, vectors, searcher, path, line, limit, langs, match)
+        except sqlite3.DatabaseError as exc:
+            raise EngineError("index_corrupt", f"the index cannot be read ({exc}); "
+                              f"{REBUILD_HINT}") from exc
+
+    def _similar(self, catalog: Catalog, vectors: Vectors, searcher: Searcher, rel: str,
+                 line: int, limit: int, languages: list[str],
+                 match: Callable[[str], bool]) -> SearchOutcome:
+        cov = self.coverage()
+        manifest = catalog.file(rel)
+        if manifest is None:
+            raise EngineError("not_found", self._why_not_indexed(rel, cov), path=rel)
+        try:
+            data, st = discovery.read_bytes(self.root / rel, self.max_file_bytes)
+        except discovery.Unreadable as exc:
+            raise EngineError("not_found", f"{rel} cannot be read now ({exc.reason}); run "
+                              "`ragexctl index` to bring the index up to date",
+                              path=rel) from None
+        if st.st_size != manifest.size or st.st_mtime_ns != manifest.mtime_ns:
+            raise EngineError("not_found", f"{rel} changed since it was indexed, so its stored "
+                              "chunks no longer match its lines; run `ragexctl index` (saved "
+                              "files are re-indexed within seconds by a running worker) and "
+                              "ask again", path=rel, reason="stale")
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        if line > lines:
+            raise EngineError("bad_query", f"line {line} is past the end of {rel} "
+                              f"({lines} line{'s' if lines != 1 else ''})", path=rel,
+                              line=line, lines=lines, field="line")
+        chunks = catalog.chunks_of(rel)
+        if not chunks:
+            why = f" ({manifest.note})" if manifest.note else ""
+            raise EngineError("not_found", f"{rel} is indexed without chunks{why}, so nothing "
+                              "can be compared with it", path=rel)
+        inside = [c for c in chunks if c.start <= line <= c.end]
+        notes: list[str] = []
+        if inside:
+            source = min(inside, key=lambda c: (c.end - c.start, -c.start))
+        else:   # a blank line between definitions: the nearest chunk is what was meant
+            source = min(chunks, key=lambda c: (min(abs(c.start - line), abs(c.end - line)),
+                                                c.start))
+            notes.append(f"no chunk holds {rel}:{line}; compared the nearest one, "
+                         f"{rel}:{source.start}-{source.end}")
+        vec = None if catalog.is_pending(source.id) else vectors.vector_of(source.id)
+        if vec is None:
+            raise EngineError("not_found", f"{rel}:{line} has no stored vector yet: "
+                              f"{cov.embedded_note()}; ask again once it is embedded (see "
+                              "`ragexctl status`)", path=rel, reason="not_embedded",
+                              chunks_embedded=cov.chunks_embedded,
+                              chunks_indexed=cov.chunks_indexed)
+        ranked = searcher.similar_ranked(source, vec, limit, languages, match)
+        if cov.chunks_embedded < cov.chunks_indexed:
+            notes.append(cov.embedded_note())
+        return SearchOutcome(searcher.to_hits(ranked), "similar", self._partial(), notes, cov)
+
+    def _why_not_indexed(self, rel: str, cov: Coverage) -> str:
+        """Why a file has no entry in the catalog, as precisely as can be told."""
+        full = self.root / rel
+        if not os.path.lexists(full):
+            return f"there is no file {rel} in the project {self.root}"
+        if os.path.isdir(full):
+            return f"{rel} is a directory; give a file and a line: PATH:LINE"
+        if self._rules().is_ignored(rel):
+            return (f"{rel} is ignored (.gitignore, .ragexignore or ragex's defaults), so it "
+                    "is not indexed")
+        checked = discovery.stat_one(self.root, rel, self._rules(), self.max_file_bytes)
+        if isinstance(checked, SkippedFile):
+            return f"{rel} is not indexed: {checked.reason}"
+        if checked is None:
+            return f"{rel} is not indexed (a symlink, or through one)"
+        if cov.files_indexed == 0 and not self._indexing:
+            return (f"the project {self.root} is not indexed yet: run `ragexctl index` (or any "
+                    "search) first")
+        if self._indexing or not cov.catalog_complete:
+            return (f"{rel} is not indexed yet ({cov.files_note()}); ask again when the index "
+                    "is complete (`ragexctl index` completes it)")
+        return (f"{rel} is not in the index: it is binary or not text, or it was added after "
+                "the last index (`ragexctl index` adds it)")
 
     def _not_found_note(self, cov: Coverage, what: str) -> list[str]:
         """Why an empty answer does not mean absent, when the catalog is incomplete."""

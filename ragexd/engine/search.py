@@ -259,6 +259,13 @@ class Searcher:
                 return out[:n]
             want = min(total, want * 4)
 
+    def similar_ranked(self, source: ChunkRow, vec: "object", n: int, languages: Sequence[str],
+                       match: Callable[[str], bool]) -> list[tuple[ChunkRow, float]]:
+        """The chunks whose stored vectors are nearest ``source``'s, itself excluded.
+        Raw cosine, no priors: "what else looks like this" has no test/code bias."""
+        got = self._semantic(vec, n + 1, languages, match)
+        return [(r, s) for r, s in got if r.id != source.id][:n]
+
     def lexical_ranked(self, text: str, n: int, languages: Sequence[str],
                        match: Callable[[str], bool]) -> list[tuple[ChunkRow, float]]:
         terms = query_terms(text)

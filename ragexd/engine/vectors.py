@@ -174,6 +174,25 @@ class Vectors:
                 return out
             offset += page
 
+    def export_vectors(self, ids: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
+        """The stored vectors of ``ids`` (those that have one), as read from the
+        store, in ``ids``' order: what a snapshot carries, whatever the store keeps
+        on disk."""
+        import numpy as np
+
+        col = self.collection()
+        found: dict[str, Any] = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 5000):
+            got = col.get(ids=ids[i:i + 5000], include=["embeddings"])
+            embs = got.get("embeddings")
+            for cid, emb in zip(got["ids"], embs if embs is not None else []):
+                found[cid] = emb
+        have = [cid for cid in ids if cid in found]
+        if not have:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return have, np.asarray([found[c] for c in have], dtype=np.float32)
+
     def delete_paths(self, paths: Sequence[str]) -> None:
         col = self.collection()
         for i in range(0, len(paths), 200):
@@ -201,6 +220,20 @@ class Vectors:
                        metadatas=list(metadatas[i:i + step]))
         if self._exact.loaded:
             self._exact.put(ids, vectors, metadatas)
+
+    def vector_of(self, chunk_id: str) -> "np.ndarray | None":
+        """The stored vector of one chunk (None: it has none yet), for ``similar``:
+        neighbours of a chunk come from what was stored, never a re-embedding."""
+        import numpy as np
+
+        exact = self._exact_index()
+        if exact is not None:
+            return exact.vector_of(chunk_id)
+        got = self.collection().get(ids=[chunk_id], include=["embeddings"])
+        embs = got.get("embeddings")
+        if embs is None or len(got["ids"]) == 0:
+            return None
+        return np.asarray(embs[0], dtype=np.float32)
 
     def similarities(self, vector: "np.ndarray", ids: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of ``vector`` to the stored vectors of ``ids``."""
@@ -361,6 +394,11 @@ class _ExactIndex:
             top = np.argpartition(-sims, k - 1)[:k] if k < self.n else np.arange(self.n)
             top = top[np.argsort(-sims[top], kind="stable")][:k]
             return [(self.ids[r], float(sims[r])) for r in top]
+
+    def vector_of(self, chunk_id: str) -> Any:
+        with self.lock:
+            r = self.row.get(chunk_id)
+            return None if r is None else self.mat[r].copy()
 
     def similarities(self, vector: Any, ids: Sequence[str]) -> dict[str, float]:
         import numpy as np

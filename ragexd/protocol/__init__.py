@@ -4,7 +4,9 @@ Stdlib and pyzmq only (``frames`` does not even import zmq): the thin client
 imports this package, so it must never pull in the engine or anything heavy.
 """
 
-from .args import IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs
+from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, SimilarArgs,
+                   SnapshotArgs,
+                   StopArgs)
 from .errors import ErrorCode, ErrorInfo, RagexError
 from .frames import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, PROTOCOL_TAG, decode, decode_body,
                      encode, request_id_of, split_envelope)
@@ -18,5 +20,5 @@ __all__ = [
     "IDEMPOTENT_OPS", "MAX_QUERY_BYTES", "SEARCH_MODES", "WORKER_OPS", "Hit", "Op",
     "Progress", "Reply", "Request", "SearchArgs", "SearchResult", "new_request_id",
     "ARGS_BY_OP", "MAX_LIMIT", "IndexArgs", "LogsArgs", "NoArgs", "OpArgs", "RemoveArgs",
-    "StopArgs",
+    "SnapshotArgs", "StopArgs", "SimilarArgs",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import posixpath
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -159,6 +160,22 @@ class IndexArgs(OpArgs):
 
 
 @dataclass
+class SnapshotArgs(OpArgs):
+    """``args`` of EXPORT and IMPORT: the snapshot archive, an absolute path as the
+    worker sees it (the client resolves it against its own directory)."""
+
+    file: str
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> "SnapshotArgs":
+        raw = data.get("file")
+        if not isinstance(raw, str) or not raw.startswith("/"):
+            raise field_error("file", "'file' must be the absolute path of a snapshot archive")
+        check_text("file", raw)
+        return cls(file=raw)
+
+
+@dataclass
 class StopArgs(OpArgs):
     """``args`` of STOP: every worker (``all``), or the request's project."""
 
@@ -195,3 +212,54 @@ class LogsArgs(OpArgs):
         target = _target(data.get("target"))
         return cls(target=None if target == "ragexd" else target,
                    lines=max(0, min(int(raw), LOG_LINES_MAX)))
+
+
+@dataclass
+class SimilarArgs(OpArgs):
+    """``args`` of SIMILAR: the chunks most like the one holding ``path:line``.
+
+    ``path`` is relative to the project root ('/'-separated): the client resolves
+    what the user typed (relative to the cwd, or absolute) against the root it
+    chose, so a worker in a container, which sees the tree elsewhere, gets the
+    same path.  The answer is a SearchResult whose ``mode`` is ``similar``.
+    """
+
+    path: str
+    line: int
+    limit: int = DEFAULT_LIMIT
+    paths: list[str] = field(default_factory=list)      # path globs, relative to root
+    languages: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not isinstance(self.path, str) or not self.path.strip():
+            raise field_error("path", "a similar search needs a 'path' inside the project",
+                              ErrorCode.BAD_QUERY)
+        check_text("path", self.path)
+        parts = self.path.replace("\\", "/").split("/")
+        if self.path.startswith("/") or ".." in parts:
+            raise field_error("path", f"the path {self.path!r} is not inside the project: give "
+                              "it relative to the project root", ErrorCode.PATH_OUTSIDE_PROJECT,
+                              path=self.path)
+        if isinstance(self.line, bool) or not isinstance(self.line, int) or self.line < 1:
+            raise field_error("line", f"'line' must be a line number, 1 or more, not "
+                              f"{self.line!r}", ErrorCode.BAD_QUERY)
+        problem = limit_problem(self.limit)
+        if problem is not None:
+            raise problem_error(problem)
+        _strings("paths", self.paths, ErrorCode.BAD_QUERY)
+        _strings("languages", self.languages, ErrorCode.BAD_QUERY)
+
+    @property
+    def clean_path(self) -> str:
+        """``./a//b.py`` as the catalog spells it: ``a/b.py``."""
+        return posixpath.normpath(self.path.replace("\\", "/")).lstrip("/")
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> "SimilarArgs":
+        for name in ("path", "line"):
+            if name not in data:
+                raise field_error(name, f"a similar search needs a '{name}'",
+                                  ErrorCode.BAD_QUERY)
+        args = cls(**data)
+        args.validate()
+        return args

@@ -23,6 +23,7 @@ class ErrorCode(str, enum.Enum):
     BAD_QUERY = "bad_query"              # empty query, bad mode, bad glob, limit out of range
     PATH_OUTSIDE_PROJECT = "path_outside_project"
     NOT_FOUND = "not_found"              # no such project / index
+    BAD_SNAPSHOT = "bad_snapshot"        # an index snapshot refused: corrupt, hostile, other model
 
     # The service cannot serve it right now.
     BUSY = "busy"                        # per-project queue full: back-pressure

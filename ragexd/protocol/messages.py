@@ -15,8 +15,9 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from ..vocabulary import MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES  # noqa: F401 - re-exported
-from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, StopArgs,
-                   check_text, field_names)
+from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, SimilarArgs,
+                   SnapshotArgs,
+                   StopArgs, check_text, field_names)
 from .errors import ErrorCode, ErrorInfo, RagexError
 
 
@@ -36,16 +37,19 @@ class Op(str, enum.Enum):
 
     # Forwarded to the project's worker.
     SEARCH = "search"
+    SIMILAR = "similar"    # the chunks most like the one at path:line (stored vectors)
     INDEX = "index"
     WORKER_STATUS = "worker_status"
+    EXPORT = "export"      # write the project's index as a snapshot archive
+    IMPORT = "import"      # make a snapshot archive the project's index, then catch up
 
 
 #: Requests that may be retried transparently: repeating them changes nothing.
 IDEMPOTENT_OPS = frozenset({Op.HELLO, Op.PING, Op.STATUS, Op.LIST, Op.LOGS,
-                            Op.SEARCH, Op.WORKER_STATUS})
+                            Op.SEARCH, Op.SIMILAR, Op.WORKER_STATUS})
 
 #: Ops that ragexd forwards to the project's worker.
-WORKER_OPS = frozenset({Op.SEARCH, Op.INDEX, Op.WORKER_STATUS})
+WORKER_OPS = frozenset({Op.SEARCH, Op.SIMILAR, Op.INDEX, Op.WORKER_STATUS, Op.EXPORT, Op.IMPORT})
 
 # SEARCH_MODES, MAX_LIMIT and MAX_QUERY_BYTES live in ``ragexd.vocabulary`` and are
 # re-exported here (and by the package) because every front-end imports the protocol.
@@ -53,8 +57,8 @@ WORKER_OPS = frozenset({Op.SEARCH, Op.INDEX, Op.WORKER_STATUS})
 
 #: The shape of each operation's ``args``: decoded once, when a request is decoded.
 ARGS_BY_OP: dict[Op, type[OpArgs]] = {
-    Op.SEARCH: SearchArgs, Op.INDEX: IndexArgs, Op.STOP: StopArgs, Op.REMOVE: RemoveArgs,
-    Op.LOGS: LogsArgs,
+    Op.SEARCH: SearchArgs, Op.SIMILAR: SimilarArgs, Op.INDEX: IndexArgs, Op.STOP: StopArgs,
+    Op.REMOVE: RemoveArgs, Op.LOGS: LogsArgs, Op.EXPORT: SnapshotArgs, Op.IMPORT: SnapshotArgs,
 }
 
 A = TypeVar("A", bound=OpArgs)

@@ -30,6 +30,7 @@ class WorkerSpec:
     memory_limit: int          # bytes; 0 = unlimited
     cpus: float = 0.0          # 0 = unlimited
     watch: bool = True         # live re-indexing on file changes
+    base: str = ""             # [index] base: a snapshot (or directory) to start from; "" = none
     env: tuple[tuple[str, str], ...] = ()   # extra environment for the worker
 
     @property

@@ -124,6 +124,8 @@ class ProcessRuntime(Runtime):
                "--orphan-timeout", f"{self.orphan_timeout:g}"]
         if not spec.watch:
             cmd.append("--no-watch")
+        if spec.base:
+            cmd += ["--base", spec.base]
         return cmd
 
     def _reap_recorded(self, socket_dir: Path, project_id: str | None = None) -> int | None:

@@ -124,7 +124,7 @@ class Forwarding:
         message.id = pending.request.id
         self._send(pending.envelope, message)
         proj.last_activity = now
-        if pending.request.op is Op.INDEX:
+        if pending.request.op in (Op.INDEX, Op.IMPORT):
             # The cached numbers predate the run: the next STATUS must wait for new ones.
             worker.status_at = -1e9
             self._refresh_status(worker, now, force=True)

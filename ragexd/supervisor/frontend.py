@@ -124,6 +124,13 @@ class ClientFrontEnd:
             self._send(envelope, Reply.success(req.id, self._hello()))
         elif op is Op.STATUS:
             self._status(envelope, req)
+        elif op in (Op.EXPORT, Op.IMPORT) and self.runtime.name == "docker":
+            # The worker reads or writes the snapshot by its host path, which a
+            # container does not see: say so, rather than "no such file".
+            raise RagexError(ErrorCode.BAD_REQUEST,
+                             "snapshots are read and written on the host, and this ragexd runs "
+                             f"workers in Docker: run `ragexctl stop {req.project or 'PATH'}`, "
+                             f"then the same command with --no-daemon")
         elif op in WORKER_OPS:
             self._forward(envelope, req)
         elif op is Op.START:

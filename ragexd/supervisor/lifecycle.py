@@ -61,7 +61,7 @@ class WorkerLifecycle:
                           socket_dir=paths.worker_socket_dir(project_id),
                           log_path=paths.log_dir() / f"{project_id}.log",
                           memory_limit=self.cfg.memory_limit, cpus=self.cfg.docker_cpus,
-                          watch=self.cfg.watch)
+                          watch=self.cfg.watch, base=self.cfg.index_base)
         if len(str(spec.socket_path).encode()) > MAX_IPC_PATH:
             raise RagexError(ErrorCode.RUNTIME_ERROR,
                              f"the worker socket path {spec.socket_path} is longer than "

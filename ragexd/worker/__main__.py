@@ -27,11 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--endpoint", required=True, help="ipc:// endpoint to bind")
     serve.add_argument("--project-id", default="")
     serve.add_argument("--no-watch", action="store_true", help="no live re-indexing on save")
+    serve.add_argument("--base", type=Path, default=None,
+                       help="[index] base: a snapshot (or a directory of them) to start from")
     serve.add_argument("--orphan-timeout", type=float, default=60.0,
                        help="exit after this many seconds without any message (0 = never)")
     one = sub.add_parser("oneshot", help="answer one JSON request from stdin, then exit")
     one.add_argument("--root", required=True, type=Path)
     one.add_argument("--index-dir", required=True, type=Path)
+    one.add_argument("--base", type=Path, default=None,
+                     help="[index] base: a snapshot (or a directory of them) to start from")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("RAGEX_LOG_LEVEL", "info").upper(),
@@ -48,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         # Keep stdout for protocol lines only: anything a library prints goes to stderr.
         out = sys.stdout
         sys.stdout = sys.stderr
-        return run_oneshot(root, args.index_dir, sys.stdin.read(), out)
+        return run_oneshot(root, args.index_dir, sys.stdin.read(), out, base=args.base)
 
     from .server import WorkerServer, install_signal_handlers
     from .service import WorkerService
 
-    service = WorkerService(root, args.index_dir, args.project_id, watch=not args.no_watch)
+    service = WorkerService(root, args.index_dir, args.project_id, watch=not args.no_watch,
+                            base=args.base)
     server = WorkerServer(service, args.endpoint, orphan_timeout=args.orphan_timeout)
     install_signal_handlers(server)
     code = server.serve()

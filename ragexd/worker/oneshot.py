@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from ..protocol import ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs
+from ..protocol import (ErrorCode, IndexArgs, Op, Progress, RagexError, Reply, Request, SearchArgs,
+                        SimilarArgs, SnapshotArgs)
 from ..protocol.frames import encode_body
 from .service import WorkerService
 
@@ -25,7 +26,8 @@ def _emit(out: IO[str], message: Reply | Progress) -> None:
     out.flush()
 
 
-def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout) -> int:
+def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout,
+                base: Path | None = None) -> int:
     try:
         request = Request.from_wire(json.loads(raw))
     except (ValueError, TypeError, RecursionError) as exc:
@@ -36,8 +38,10 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
         return 0
 
     # one request then exit: a background first index would die with the process
-    service = WorkerService(root, index_dir, background_first_index=False)
+    service = WorkerService(root, index_dir, background_first_index=False, base=base)
     service.open_engine()  # the model loads lazily, only if the request needs it
+    if request.op in (Op.SEARCH, Op.INDEX):
+        service.adopt_base()
 
     def progress(p: Progress) -> None:
         _emit(out, p)
@@ -45,8 +49,14 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
     try:
         if request.op is Op.SEARCH:
             result = service.search(request.id, request.args_as(SearchArgs), progress)
+        elif request.op is Op.SIMILAR:
+            result = service.similar(request.args_as(SimilarArgs))
         elif request.op is Op.INDEX:
             result = service.index(request.id, request.args_as(IndexArgs), progress)
+        elif request.op is Op.EXPORT:
+            result = service.export(request.id, request.args_as(SnapshotArgs), progress)
+        elif request.op is Op.IMPORT:
+            result = service.import_snapshot(request.id, request.args_as(SnapshotArgs), progress)
         elif request.op in (Op.WORKER_STATUS, Op.STATUS):
             result = service.status()
         elif request.op in (Op.HELLO, Op.PING):

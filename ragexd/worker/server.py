@@ -22,7 +22,8 @@ from typing import Any, Callable
 import zmq
 
 from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
-                        Request, SearchArgs, decode, encode, request_id_of, split_envelope)
+                        Request, SearchArgs, SimilarArgs, SnapshotArgs, decode, encode, request_id_of,
+                        split_envelope)
 from .service import WorkerService
 
 log = logging.getLogger("ragex.worker")
@@ -151,6 +152,9 @@ class WorkerServer:
             self._submit(envelope, message, lambda: self.service.search(
                 message.id, message.args_as(SearchArgs), lambda p: self._send(envelope, p),
                 timeout=message.timeout))
+        elif op is Op.SIMILAR:
+            self._submit(envelope, message,
+                         lambda: self.service.similar(message.args_as(SimilarArgs)))
         elif op is Op.WORKER_STATUS:
             self._submit(envelope, message, self.service.status)
         elif op is Op.INDEX:
@@ -162,6 +166,13 @@ class WorkerServer:
             self._index_future = self._index_pool.submit(
                 self._run, envelope, message, lambda: self.service.index(
                     message.id, message.args_as(IndexArgs), lambda p: self._send(envelope, p)))
+        elif op in (Op.EXPORT, Op.IMPORT):
+            # on the index thread, after any INDEX queued before it (they wait for a
+            # running index rather than refuse: the user asked for this snapshot)
+            serve = self.service.export if op is Op.EXPORT else self.service.import_snapshot
+            self._index_future = self._index_pool.submit(
+                self._run, envelope, message, lambda: serve(
+                    message.id, message.args_as(SnapshotArgs), lambda p: self._send(envelope, p)))
         else:
             router.send_multipart(envelope + encode(Reply.failure(
                 message.id, ErrorCode.BAD_REQUEST,

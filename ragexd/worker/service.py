@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..protocol import (ErrorCode, Hit, IndexArgs, Progress, RagexError, SearchArgs,
-                        SearchResult)
+                        SearchResult, SimilarArgs, SnapshotArgs)
 
 log = logging.getLogger("ragex.worker")
 
@@ -75,8 +75,11 @@ class WorkerService:
     """
 
     def __init__(self, root: Path, index_dir: Path, project_id: str = "", *,
-                 watch: bool = False, background_first_index: bool = True) -> None:
+                 watch: bool = False, background_first_index: bool = True,
+                 base: Path | None = None) -> None:
         self.root = root
+        #: ``[index] base``: a snapshot file, or a directory of them CI refreshes
+        self.base = base
         self.watch = watch
         self._watcher: Any = None
         self.index_dir = index_dir
@@ -148,6 +151,45 @@ class WorkerService:
         finally:
             self._engine_ready.set()
 
+    def adopt_base(self) -> None:
+        """Import the ``[index] base`` snapshot when this project has no complete
+        index or one older than the snapshot, then catch up with the tree (only
+        files whose content differs from the snapshot's are embedded).  A base
+        that cannot serve (missing, corrupt, another model) is logged and the
+        project is indexed as usual: a base only ever saves work."""
+        with self._index_lock:
+            self._adopt_base()
+
+    def _adopt_base(self) -> None:
+        """``adopt_base`` with this worker's index lock held by the caller."""
+        engine = self._engine
+        if self.base is None or engine is None:
+            return
+        from ..engine import snapshot
+
+        archive: Path | None = None
+        try:
+            archive = snapshot.newest_snapshot(self.base)
+            if archive is None:
+                log.warning("the base snapshot %s does not exist (or holds no *.tar.gz)",
+                            self.base)
+                return
+            manifest = engine.base_wanted(archive)
+            if manifest is None:
+                return
+            _set_torch_threads(os.cpu_count() or 1)
+            engine.import_snapshot(archive)
+            summary = engine.index(cancel=self.cancel_index)
+            log.info("started from the base snapshot %s (commit %s); re-indexed %d "
+                     "changed files, %d unchanged", archive, manifest.commit or "-",
+                     summary.files_indexed, summary.files_unchanged)
+        except Exception as exc:  # noqa: BLE001 - the project indexes as usual
+            log.warning("cannot use the base snapshot %s: %s", archive or self.base,
+                        _to_ragex_error(exc).message)
+        finally:
+            _set_torch_threads(1)
+            engine.release_thread()
+
     def load_model(self) -> None:
         engine = self._engine
         if engine is None:
@@ -164,7 +206,14 @@ class WorkerService:
 
     def start_loading(self) -> threading.Thread:
         def run() -> None:
-            self.open_engine()
+            if self.base is None:
+                self.open_engine()
+            else:
+                # Held from before the engine is ready: a first search must not start
+                # a full index of the tree beside the base it is about to import.
+                with self._index_lock:
+                    self.open_engine()
+                    self._adopt_base()
             self.load_model()
             if self.watch and self._engine is not None:
                 self.start_watching()
@@ -272,7 +321,8 @@ class WorkerService:
     def hello(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "version": __version__, "project_id": self.project_id,
                 "root": str(self.root), "model_loaded": self.model_loaded,
-                "capabilities": ["search", "index", "worker_status", "progress", "auto_index"]}
+                "capabilities": ["search", "similar", "index", "worker_status", "progress",
+                                 "auto_index"]}
 
     def status(self) -> dict[str, Any]:
         index: dict[str, Any] | None = None
@@ -349,6 +399,24 @@ class WorkerService:
                             mode=outcome.mode,
                             partial=outcome.partial,   # the engine knows what a run means
                             took_ms=round(took, 2), notes=notes + list(outcome.notes),
+                            coverage=dataclasses.asdict(coverage) if coverage is not None
+                            else None).to_wire()
+
+    def similar(self, args: SimilarArgs) -> dict[str, Any]:
+        """Serve a SIMILAR: never starts an index (a location in a never-indexed
+        project has no chunk to compare); the engine says why when it cannot."""
+        engine = self.engine(timeout=120)
+        t0 = time.perf_counter()
+        try:
+            outcome = engine.similar(args.clean_path, args.line, args.limit,
+                                     tuple(args.paths), tuple(args.languages))
+        except Exception as exc:  # noqa: BLE001
+            raise _to_ragex_error(exc) from None
+        coverage = outcome.coverage
+        return SearchResult(hits=[Hit(**dataclasses.asdict(h)) for h in outcome.hits],
+                            mode=outcome.mode, partial=outcome.partial,
+                            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+                            notes=list(outcome.notes),
                             coverage=dataclasses.asdict(coverage) if coverage is not None
                             else None).to_wire()
 
@@ -449,9 +517,42 @@ class WorkerService:
             with self._first_lock:
                 self._listeners.pop(request_id, None)
 
-    def index(self, request_id: str, args: IndexArgs,
-              progress: ProgressSink | None = None) -> dict[str, Any]:
-        """Serve an INDEX whose arguments were validated when the request was decoded."""
+    def export(self, request_id: str, args: SnapshotArgs,
+               progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Serve an EXPORT: bring the index up to date, then write it as a snapshot."""
+        summary = self.index(request_id, IndexArgs(), progress)
+        engine = self.engine(timeout=120)
+        if progress is not None:
+            progress(Progress(id=request_id, phase="exporting",
+                              message=f"exporting the index to {args.file}"))
+        try:
+            manifest = engine.export_snapshot(Path(args.file))
+        except Exception as exc:  # noqa: BLE001
+            raise _to_ragex_error(exc) from None
+        return {**summary, "snapshot": manifest.summary(), "file": args.file}
+
+    def import_snapshot(self, request_id: str, args: SnapshotArgs,
+                        progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Serve an IMPORT: install the snapshot as this project's index (through
+        this worker, which owns the index: no second writer, and searches never see
+        half an index), then run the usual incremental index over the tree."""
+        self._take_index_lock(request_id, progress)
+        try:
+            self.cancel_index.clear()
+            engine = self.engine(timeout=120)
+            try:
+                manifest = engine.import_snapshot(
+                    Path(args.file), None if progress is None
+                    else lambda p: progress(_progress(request_id, p)))
+            except Exception as exc:  # noqa: BLE001
+                raise _to_ragex_error(exc) from None
+        finally:
+            self._index_lock.release()
+        return {**self.index(request_id, IndexArgs(), progress), "snapshot": manifest.summary()}
+
+    def _take_index_lock(self, request_id: str, progress: ProgressSink | None) -> None:
+        """This worker's index lock: wait for a run already going (the watcher's,
+        another client's, a first index), then ours, rather than refuse."""
         if not self._index_lock.acquire(blocking=False):
             # Another run (the watcher's, another client's, a first index) is going:
             # wait for it, then make our own incremental pass, rather than refuse.
@@ -462,6 +563,11 @@ class WorkerService:
                 raise RagexError(ErrorCode.BUSY, "this project has been indexing for over "
                                  f"{INDEX_WAIT:.0f} s; wait for it to finish (see "
                                  "`ragexctl status`)")
+
+    def index(self, request_id: str, args: IndexArgs,
+              progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Serve an INDEX whose arguments were validated when the request was decoded."""
+        self._take_index_lock(request_id, progress)
         try:
             self.cancel_index.clear()
             engine = self.engine(timeout=120)

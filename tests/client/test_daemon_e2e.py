@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PrivateEnv, make_tree, pid_alive, pids_in_env
+from tests.harness import (PrivateEnv, make_tree, pid_alive, pids_in_env,
+                           ragexctl_at_a_terminal)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,75 @@ def test_modes_exit_codes_and_flag_shaped_patterns(live):
     assert {json.loads(x)["path"] for x in r.stdout.splitlines()} == {"shop/cart.py"}
 
 
+def test_context_lines_for_regex_and_meaning_grep_style(live):
+    env, tree = live
+    r = env.ctl("search", "--mode", "regex", "delay", "-C", "1", cwd=tree)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        'shop/upload.py-5-    """Upload a file, retrying failed uploads with exponential backoff."""',
+        "shop/upload.py:6:    delay = 1.0",
+        "shop/upload.py-7-    for _ in range(attempts):",
+        "--",
+        "shop/upload.py-9-            return True",
+        "shop/upload.py:10:        time.sleep(delay)",
+        "shop/upload.py:11:        delay *= 2",
+        "shop/upload.py-12-    return False"]
+    r = env.ctl("search", "retry failed uploads with backoff", "-n", "1", "-B", "1", "-A", "1",
+                cwd=tree / "shop")
+    assert r.stdout == ("upload.py-3-\nupload.py:4:def retry_upload(client, path, attempts=5):\n"
+                        'upload.py-5-    """Upload a file, retrying failed uploads with '
+                        'exponential backoff."""\n'), r.stdout
+
+
+def test_json_keeps_its_fields_with_the_whole_span_and_context_arrays(live):
+    env, tree = live
+    r = env.ctl("search", "total price of the items in a cart", "--json", "-n", "3", cwd=tree)
+    hits = {h["name"]: h for h in map(json.loads, r.stdout.splitlines())}
+    method = hits["total_price"]
+    assert {"path", "line", "end_line", "start_line", "kind", "name", "parent", "score",
+            "text", "language", "stale"} <= set(method)
+    assert (method["start_line"], method["line"], method["end_line"]) == (11, 11, 13)
+    assert method["parent"] == "Cart" and "before" not in method
+    r = env.ctl("search", "total price of the items in a cart", "--json", "-n", "3", "-C", "2",
+                cwd=tree)
+    method = {h["name"]: h for h in map(json.loads, r.stdout.splitlines())}["total_price"]
+    assert method["before"] == ["        self.items[sku] = self.items.get(sku, 0) + qty", ""]
+    assert method["after"] == ['        """Sum the price of every item in the cart."""',
+                               "        return sum(prices[s] * q for s, q in "
+                               "self.items.items())"]
+
+
+def test_a_huge_context_is_refused_with_a_sentence(live):
+    env, tree = live
+    for flag in ("-C", "-A", "-B"):
+        r = env.ctl("search", "retry", flag, "99999999", cwd=tree)
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        assert r.stderr == ("ragexctl: -A/-B/-C must be a number of lines between 0 and 1000, "
+                            "not 99999999\n")
+    r = env.ctl("search", "retry", "-C", "-3", "--json", cwd=tree)
+    assert r.returncode == 2 and json.loads(r.stderr)["error"]["code"] == "bad_query"
+    r = env.ctl("similar", "shop/cart.py:4", "-C", "5000", cwd=tree)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_ranked_hits_are_blocks_on_a_terminal_and_grep_lines_in_a_pipe(live):
+    env, tree = live
+    query = ("total price of the items in a cart", "-n", "1", "--mode", "semantic")
+    r = ragexctl_at_a_terminal(env.env, "search", *query, cwd=tree, columns=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "shop/cart.py:11-13  method Cart.total_price",
+        "    def total_price(self, prices):",
+        '        """Sum the price of every item in the cart."""',
+        "        return sum(prices[s] * q for s, q in self.items.i..."]   # 60 columns
+    r = ragexctl_at_a_terminal(env.env, "search", *query, "--color", "always", cwd=tree)
+    assert "\x1b[1;31mprice\x1b[0m" in r.stdout and "\x1b[35mshop/cart.py" in r.stdout
+    r = env.ctl("search", *query, cwd=tree)   # a pipe: one grep line, as before
+    assert r.stdout == "shop/cart.py:11:    def total_price(self, prices):\n"
+    r = ragexctl_at_a_terminal(env.env, "search", "--mode", "regex", "delay", cwd=tree)
+    assert r.stdout.splitlines()[0] == "shop/upload.py:6:    delay = 1.0"   # regex: grep lines
+
+
 def test_status_is_readable(live):
     env, tree = live
     r = env.ctl("status")
@@ -109,6 +179,46 @@ def test_index_is_incremental_and_reports_a_summary(live):
     assert summary["files_indexed"] + summary["files_unchanged"] == 6, summary
     r = env.ctl("search", "--mode", "symbol", "vat_amount", cwd=tree)
     assert r.stdout.startswith("shop/tax.py:1:def vat_amount")
+
+
+def test_similar_finds_the_look_alike_and_refuses_bad_locations(live):
+    env, tree = live
+    (tree / "shop" / "billing.py").write_text(
+        "def sum_cart(cart, prices):\n"
+        "    \"\"\"Sum the price of every item in the cart.\"\"\"\n"
+        "    return sum(prices[s] * q for s, q in cart.items.items())\n")
+    # the worker's watcher indexes the new file within seconds
+    deadline = time.monotonic() + 60
+    while True:
+        r = env.ctl("similar", "cart.py:12", "-n", "2", cwd=tree / "shop")
+        assert r.returncode in (0, 1), r.stderr
+        if "sum_cart" in r.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.stdout.splitlines()[0] == "billing.py:1:def sum_cart(cart, prices):", r.stdout
+    assert "total_price" not in r.stdout   # the chunk itself is left out
+    r = env.ctl("similar", str(tree / "shop" / "cart.py") + ":12", "--json", "-n", "1")
+    assert json.loads(r.stdout)["name"] == "sum_cart"
+    (tree / "notes.txt").write_text("x\n")
+    bad = {
+        "shop/cart.py": "is not a location: give PATH:LINE",
+        "shop/cart.py:zero": "is not a location",
+        "shop/cart.py:0": "line numbers start at 1",
+        "shop/cart.py:999": "line 999 is past the end of shop/cart.py (13 lines)",
+        "nowhere.py:3": "no such file: nowhere.py",
+        "/etc/hostname:1": "is not a file inside the project",
+        "shop:1": "is a directory",
+    }
+    for location, sentence in bad.items():
+        r = env.ctl("similar", location, "--project", str(tree), cwd=tree)
+        assert r.returncode == 2 and r.stdout == "", (location, r.stderr)
+        assert sentence in r.stderr and "Traceback" not in r.stderr, (location, r.stderr)
+    (tree / "shop" / "cart.py").write_text((tree / "shop" / "cart.py").read_text() + "\n")
+    os.utime(tree / "shop" / "cart.py", ns=(1, 1))   # changed, and the watcher not yet done
+    r = env.ctl("similar", "shop/cart.py:12", "--json", cwd=tree)
+    if r.returncode == 2:   # the watcher may already have re-indexed the save
+        error = json.loads(r.stderr)["error"]
+        assert error["code"] == "not_found" and "ragexctl index" in error["message"], error
 
 
 def test_version_handshake_matches(live):

@@ -381,9 +381,11 @@ def test_on_a_terminal_colour_and_a_redrawn_progress_line(rx_env: PrivateEnv, tr
     assert proc.returncode == 0
     assert "\rragexctl: embedding [#####---------------] 1/4 files, 3 chunks, ETA 3s" in screen
     assert "ragexctl: embedding [####################] 4/4 files, 12 chunks" in screen
-    # The progress line is erased before results are printed, in colour.
+    # The progress line is erased before results are printed, in colour: hits ranked
+    # by meaning as blocks (span, kind and name, then the chunk with the query's words lit)
     results = screen[screen.rindex("\r") + 1:]
-    assert results.startswith("\x1b[35mshop/upload.py\x1b[0m:\x1b[32m4\x1b[0m:def retry_upload")
+    assert results.startswith("\x1b[35mshop/upload.py\x1b[0m:\x1b[32m4-12\x1b[0m  function "
+                              "retry_upload\n    def \x1b[1;31mretry\x1b[0m_upload(client,"), results
 
 
 def test_a_closed_pipe_ends_quietly(rx_env: PrivateEnv, tree: Path):

@@ -65,6 +65,23 @@ def test_index_no_daemon_reports_a_summary(one):
     _no_ragexd(env)
 
 
+def test_similar_and_context_lines_without_ragexd(one):
+    env, tree = one
+    assert env.ctl("index", "--no-daemon", str(tree)).returncode == 0
+    r = env.ctl("similar", "--no-daemon", "shop/cart.py:12", "-n", "2", "--json", cwd=tree)
+    assert r.returncode == 0, r.stderr
+    hits = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(hits) == 2 and ("shop/cart.py", "total_price") not in \
+        [(h["path"], h["name"]) for h in hits]
+    r = env.ctl("similar", "--no-daemon", "shop/cart.py:400", cwd=tree)
+    assert r.returncode == 2 and r.stderr == \
+        "ragexctl: line 400 is past the end of shop/cart.py (13 lines)\n"
+    r = env.ctl("search", "--no-daemon", "--mode", "symbol", "add_item", "-A", "1", cwd=tree)
+    assert r.stdout == ("shop/cart.py:7:    def add_item(self, sku, qty=1):\n"
+                        'shop/cart.py-8-        """Add qty units of sku to the cart."""\n')
+    _no_ragexd(env)
+
+
 def test_a_worker_that_dies_is_a_clear_error(one, tmp_path):
     """The one-shot worker crashing without a reply: exit 2 and its last words."""
     env, tree = one

@@ -176,3 +176,153 @@ def test_coverage_line_says_what_is_indexed_and_embedded_and_nothing_when_comple
     assert text is not None and "849/849 files indexed," in text and "ETA" not in text
     assert render.format_coverage(dict(during, complete=True)) is None
     assert render.format_coverage(None) is None   # a worker that predates coverage
+
+
+# --- context lines (-A/-B/-C) ------------------------------------------------------
+
+def _tree(tmp_path, text: str, name: str = "m.py"):
+    (tmp_path / name).write_text(text)
+    return str(tmp_path)
+
+
+def _match(line: int, text: str, path: str = "m.py", **extra):
+    return {"path": path, "line": line, "end_line": line, "kind": "match", "name": "",
+            "score": 1.0, "text": text, "language": "python", "parent": "", "stale": False,
+            "start_line": line, **extra}
+
+
+TEN = "".join(f"line {n}\n" for n in range(1, 11))
+
+
+def test_context_is_grep_style_dash_for_context_colon_for_the_hit(tmp_path):
+    root = _tree(tmp_path, TEN)
+    out = render.render_context([_match(5, "line 5")], root, root, render.Context(2, 1),
+                                color=False)
+    assert out == "m.py-3-line 3\nm.py-4-line 4\nm.py:5:line 5\nm.py-6-line 6\n"
+
+
+def test_overlapping_groups_merge_and_distant_ones_are_separated_by_two_dashes(tmp_path):
+    root = _tree(tmp_path, TEN)
+    hits = [_match(2, "line 2"), _match(4, "line 4"), _match(9, "line 9")]
+    out = render.render_context(hits, root, root, render.Context(1, 1), color=False)
+    assert out.splitlines() == ["m.py-1-line 1", "m.py:2:line 2", "m.py-3-line 3",
+                                "m.py:4:line 4", "m.py-5-line 5", "--",
+                                "m.py-8-line 8", "m.py:9:line 9", "m.py-10-line 10"]
+
+
+def test_context_stops_at_the_ends_of_the_file_and_at_other_files(tmp_path):
+    root = _tree(tmp_path, TEN)
+    (tmp_path / "n.py").write_text("only\n")
+    hits = [_match(1, "line 1"), _match(1, "only", path="n.py"), _match(10, "line 10")]
+    out = render.render_context(hits, root, root, render.Context(3, 3), color=False)
+    assert out.splitlines() == ["m.py:1:line 1", "m.py-2-line 2", "m.py-3-line 3",
+                                "m.py-4-line 4", "--", "n.py:1:only", "--",
+                                "m.py-7-line 7", "m.py-8-line 8", "m.py-9-line 9",
+                                "m.py:10:line 10"]
+
+
+def test_a_definition_hit_has_context_around_its_def_line_not_its_decorator(tmp_path):
+    root = _tree(tmp_path, "x = 1\n@cached\ndef f():\n    return 2\n")
+    hit = dict(_match(2, "@cached\ndef f():\n    return 2"), kind="function", name="f",
+               end_line=4)
+    out = render.render_context([hit], root, root, render.Context(1, 1), color=False)
+    assert out == "m.py-2-@cached\nm.py:3:def f():\nm.py-4-    return 2\n"
+
+
+def test_context_colours_like_ripgrep(tmp_path):
+    root = _tree(tmp_path, TEN)
+    out = render.render_context([_match(2, "line 2"), _match(9, "line 9")], root, root,
+                                render.Context(0, 1), color=True)
+    assert "\x1b[35mm.py\x1b[0m-\x1b[32m3\x1b[0m-line 3" in out
+    assert "\x1b[35mm.py\x1b[0m:\x1b[32m2\x1b[0m:line 2" in out
+
+
+def test_json_hits_gain_before_and_after_and_keep_every_field(tmp_path):
+    root = _tree(tmp_path, TEN)
+    hit = _match(2, "line 2")
+    got = render.with_context([hit], root, render.Context(3, 2))
+    assert got == [{**hit, "before": ["line 1"], "after": ["line 3", "line 4"]}]
+
+
+def test_an_unreadable_or_escaping_file_still_shows_its_hit(tmp_path):
+    root = _tree(tmp_path, TEN)
+    gone = _match(3, "was here", path="deleted.py")
+    escaping = _match(1, "root:x:0:0", path="../../../../etc/passwd")
+    out = render.render_context([gone, escaping], root, root, render.Context(2, 2),
+                                color=False)
+    assert out == "deleted.py:3:was here\n--\n../../../../etc/passwd:1:root:x:0:0\n"
+    assert render.with_context([escaping], root, render.Context(1, 1))[0]["after"] == []
+
+
+def test_context_of_a_huge_file_reads_only_up_to_the_wanted_lines(tmp_path):
+    # 1 GB sparse file with no newline after line 3: reading it whole would take
+    # seconds and a gigabyte; only the first lines are wanted.
+    path = tmp_path / "big.txt"
+    with open(path, "wb") as fh:
+        fh.write(b"a\nb\nc\n")
+        fh.truncate(1 << 30)
+    got = render.read_lines(str(path), [(1, 2)])
+    assert got == {1: "a", 2: "b"}
+    # a wanted line that is itself enormous is cut, not read whole into memory
+    got = render.read_lines(str(path), [(4, 4)])
+    assert len(got[4]) == render.CONTEXT_LINE_BYTES
+
+
+def test_stale_files_get_one_note_each():
+    hits = [dict(HIT, stale=True), dict(HIT, stale=True, line=9), dict(HIT, path="b.py")]
+    notes = render.stale_notes(hits)
+    assert len(notes) == 1 and notes[0].startswith("shop/upload.py changed since it was indexed")
+
+
+# --- compact blocks ----------------------------------------------------------------
+
+METHOD = {"path": "shop/cart.py", "line": 12, "end_line": 20, "start_line": 11,
+          "kind": "method", "name": "total_price", "parent": "Cart", "score": 0.7,
+          "text": "@cached\n    def total_price(self, prices):\n\n"
+                  "        \"\"\"Sum the price of every item in the cart.\"\"\"\n"
+                  "        return sum(prices[s] * q for s, q in self.items.items())\n"
+                  "        # a fourth line",
+          "language": "python", "stale": False}
+
+
+def test_block_shows_span_class_kind_name_and_three_lines_from_the_def():
+    out = render.render_blocks([METHOD], "/r", "/r", query="cart prices", color=False,
+                               width=80)
+    assert out.splitlines() == [
+        "shop/cart.py:11-20  method Cart.total_price",
+        "    def total_price(self, prices):",
+        "        \"\"\"Sum the price of every item in the cart.\"\"\"",
+        "        return sum(prices[s] * q for s, q in self.items.items())",
+    ]
+
+
+def test_block_lines_are_cut_to_the_terminal_width_but_never_the_location():
+    out = render.render_blocks([METHOD], "/r", "/r", query="x", color=False, width=30)
+    head, *body = out.splitlines()
+    assert head == "shop/cart.py:11-20  method Cart.total_price"
+    assert all(len(line) <= 30 for line in body), out
+    assert body[2].endswith("...")
+
+
+def test_block_highlights_query_words_only_with_colour():
+    out = render.render_blocks([METHOD], "/r", "/r", query="the total prices of carts",
+                               color=True, width=120)
+    assert f"{render.MATCH_COLOR}total{render.RESET}_{render.MATCH_COLOR}price" in out
+    assert f"{render.MATCH_COLOR}cart{render.RESET}" in out
+    assert f"{render.MATCH_COLOR}the{render.RESET}" not in out   # a stop word
+    plain = render.render_blocks([METHOD], "/r", "/r", query="total", color=False, width=120)
+    assert "\x1b" not in plain
+
+
+def test_block_says_when_the_file_changed_since_it_was_indexed():
+    out = render.render_blocks([dict(METHOD, stale=True)], "/r", "/r", query="", color=False,
+                               width=80)
+    assert out.splitlines()[0] == "shop/cart.py:11-20  method Cart.total_price  " \
+                                  "[changed since indexed]"
+
+
+def test_terminal_width_prefers_columns_then_the_terminal_then_80(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "123")
+    assert render.terminal_width(io.StringIO()) == 123
+    monkeypatch.delenv("COLUMNS")
+    assert render.terminal_width(io.StringIO()) == 80

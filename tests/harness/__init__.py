@@ -20,11 +20,11 @@ from .env import REPO, PrivateEnv, make_env, short_tmp
 from .instance import RagexInstance
 from .procs import (cleanup_base, daemon_pid, kill_pids, kill_workers_under, pid_alive,
                     pids_in_env, poll, stop_daemon_at, wait_for, workers_under)
-from .runners import index_oneshot, ragexctl, ragexctl_popen
+from .runners import index_oneshot, ragexctl, ragexctl_at_a_terminal, ragexctl_popen
 from .trees import STDLIB, copy_stdlib, make_project, make_tree, write, write_corpus, write_tree
 
 __all__ = ["REPO", "STDLIB", "Client", "PrivateEnv", "RagexInstance", "cleanup_base",
            "copy_stdlib", "daemon_pid", "index_oneshot", "kill_pids", "kill_workers_under",
            "make_env", "make_project", "make_tree", "pid_alive", "pids_in_env", "poll",
-           "ragexctl", "ragexctl_popen", "short_tmp", "stop_daemon_at", "wait_for", "write",
+           "ragexctl", "ragexctl_at_a_terminal", "ragexctl_popen", "short_tmp", "stop_daemon_at", "wait_for", "write",
            "write_corpus", "write_tree", "workers_under"]

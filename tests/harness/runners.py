@@ -31,6 +31,51 @@ def ragexctl(env: dict[str, str], *args: str, cwd: Path | str | None = None,
                           stdin=subprocess.DEVNULL if input is None else None, input=input)
 
 
+def ragexctl_at_a_terminal(env: dict[str, str], *args: str, cwd: Path | str | None = None,
+                           columns: int = 100, timeout: float = 180.0
+                           ) -> subprocess.CompletedProcess[str]:
+    """``python -m ragexctl ARGS`` with stdout a pseudo-terminal ``columns`` wide, as
+    a person at a terminal sees it (stderr is a pipe); output with plain newlines."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    cmd = [sys.executable, "-m", "ragexctl", *args]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=subprocess.PIPE, cwd=str(cwd or REPO))
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:   # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                out += data
+            elif proc.poll() is not None:
+                break
+        else:
+            proc.kill()
+        err = proc.stderr.read() if proc.stderr else b""
+        proc.wait(timeout=30)
+    finally:
+        os.close(master)
+    return subprocess.CompletedProcess(cmd, proc.returncode,
+                                       out.decode("utf-8", "replace").replace("\r\n", "\n"),
+                                       err.decode("utf-8", "replace"))
+
+
 def as_at_a_terminal() -> None:
     """In the child, before exec: Ctrl-C (SIGINT) does what it does at a terminal.
     A test run started in the background by a non-interactive shell inherits

@@ -53,14 +53,15 @@ def run(fn, *args: Any) -> Any:
 # --- tools -----------------------------------------------------------------------
 
 
-def test_lists_the_four_tools(live: LiveRagex, proj: Path) -> None:
+def test_lists_the_five_tools(live: LiveRagex, proj: Path) -> None:
     async def main() -> Any:
         async with session(live, proj) as c:
             return (await c.list_tools()).tools, c.server_info, c.instructions
 
     tools, info, instructions = run(main)
     by_name = {t.name: t for t in tools}
-    assert set(by_name) == {"search_code", "find_symbol", "index_status", "reindex"}
+    assert set(by_name) == {"search_code", "find_symbol", "find_similar", "index_status",
+                            "reindex"}
     assert info is not None and info.name == "ragex"
     assert instructions and "search_code" in instructions
     schema = by_name["search_code"].input_schema
@@ -69,7 +70,8 @@ def test_lists_the_four_tools(live: LiveRagex, proj: Path) -> None:
                                          "detail"}
     assert by_name["find_symbol"].input_schema["required"] == ["name"]
     assert "rebuild" in by_name["reindex"].input_schema["properties"]
-    for name in ("search_code", "find_symbol", "index_status"):
+    assert by_name["find_similar"].input_schema["required"] == ["path", "line"]
+    for name in ("search_code", "find_symbol", "find_similar", "index_status"):
         assert by_name[name].annotations.read_only_hint is True
 
 
@@ -155,6 +157,35 @@ def test_find_symbol(live: LiveRagex, proj: Path) -> None:
     assert "shapes.py:4-12 class Circle (score" in text, text
     assert not missing.is_error
     assert text_of(missing).startswith("no definition named 'no_such_symbol_anywhere'")
+
+
+def test_find_similar_lists_look_alikes_and_refuses_bad_locations(live: LiveRagex,
+                                                                  proj: Path) -> None:
+    async def main() -> tuple[Any, list[Any]]:
+        async with session(live, proj) as c:
+            await c.call_tool("search_code", {"query": "circle area"})   # indexed first
+            found = await c.call_tool("find_similar", {"path": "shapes.py", "line": 11,
+                                                       "limit": 3})
+            bad = [await c.call_tool("find_similar", args) for args in (
+                {"path": "shapes.py", "line": 0},
+                {"path": "shapes.py", "line": 5000},
+                {"path": "../outside.py", "line": 1},
+                {"path": "/etc/hostname", "line": 1},
+                {"path": "generated/x.py", "line": 1},
+                {"path": "", "line": 1},
+                {"path": "shapes.py", "line": 1, "limit": 0})]
+            return found, bad
+
+    found, bad = run(main)
+    assert not found.is_error, text_of(found)
+    text = text_of(found)
+    assert text.startswith("3 similar chunks (mode similar"), text
+    assert "method Circle.area" not in text   # the chunk itself is left out
+    sentences = ["line must be a line number", "past the end of shapes.py",
+                 "path_outside_project", "path_outside_project", "not_found",
+                 "path must be a file", "limit must be an integer"]
+    for result, sentence in zip(bad, sentences):
+        assert result.is_error and sentence in text_of(result), text_of(result)
 
 
 def test_bad_arguments_are_clean_tool_errors(live: LiveRagex, proj: Path) -> None:

@@ -15,8 +15,8 @@ import pytest
 from ragexd import vocabulary
 from ragexd.engine.types import EngineError
 from ragexd.protocol import (ARGS_BY_OP, PROTOCOL_TAG, ErrorCode, IndexArgs, LogsArgs, NoArgs,
-                             Op, RagexError, RemoveArgs, Reply, Request, SearchArgs, StopArgs,
-                             decode, encode, request_id_of)
+                             Op, RagexError, RemoveArgs, Reply, Request, SearchArgs,
+                             SimilarArgs, StopArgs, decode, encode, request_id_of)
 from ragexd.protocol.args import LOG_LINES_MAX
 
 
@@ -44,7 +44,12 @@ def test_each_op_decodes_into_its_own_typed_arguments():
     assert _decode_request("logs", {"target": "ragexd", "lines": 20}).params == \
         LogsArgs(target=None, lines=20)
     assert _decode_request("ping").params == NoArgs()
-    assert set(ARGS_BY_OP) == {Op.SEARCH, Op.INDEX, Op.STOP, Op.REMOVE, Op.LOGS}
+    assert _decode_request("similar", {"path": "./a//b.py", "line": 3}).params == \
+        SimilarArgs(path="./a//b.py", line=3)
+    assert _decode_request("similar", {"path": "./a//b.py", "line": 3}).args_as(
+        SimilarArgs).clean_path == "a/b.py"
+    assert set(ARGS_BY_OP) == {Op.SEARCH, Op.SIMILAR, Op.INDEX, Op.STOP, Op.REMOVE, Op.LOGS,
+                               Op.EXPORT, Op.IMPORT}
     with pytest.raises(TypeError):
         search.args_as(IndexArgs)
 
@@ -76,6 +81,15 @@ def test_wire_form_is_unchanged_by_typing():
     ("logs", {"lines": "many"}, "lines", ErrorCode.BAD_REQUEST),
     ("logs", {"lines": float("inf")}, "lines", ErrorCode.BAD_REQUEST),
     ("logs", {"target": "/tmp/x\0y"}, "target", ErrorCode.BAD_REQUEST),
+    ("similar", {"line": 3}, "path", ErrorCode.BAD_QUERY),
+    ("similar", {"path": "a.py"}, "line", ErrorCode.BAD_QUERY),
+    ("similar", {"path": "a.py", "line": 0}, "line", ErrorCode.BAD_QUERY),
+    ("similar", {"path": "a.py", "line": True}, "line", ErrorCode.BAD_QUERY),
+    ("similar", {"path": "a.py", "line": "7"}, "line", ErrorCode.BAD_QUERY),
+    ("similar", {"path": "../etc/passwd", "line": 1}, "path", ErrorCode.PATH_OUTSIDE_PROJECT),
+    ("similar", {"path": "/etc/passwd", "line": 1}, "path", ErrorCode.PATH_OUTSIDE_PROJECT),
+    ("similar", {"path": "a.py", "line": 1, "limit": 0}, "limit", ErrorCode.BAD_QUERY),
+    ("similar", {"path": "a\0.py", "line": 1}, "path", ErrorCode.BAD_REQUEST),
 ])
 def test_bad_arguments_are_errors_naming_the_field_not_a_flag(op, args, field, code):
     exc = _error(op, args)

@@ -1,0 +1,46 @@
+"""``PATH:LINE``: a place in a project, as a person types it and as the wire carries it.
+
+People copy locations from grep-style output (``shop/upload.py:4:def ...``), so a
+location is a path relative to the current directory (or absolute) and a line;
+the wire carries it relative to the project root (``SimilarArgs``), the one
+spelling every runtime shares.  Shared by the command line and the MCP server.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ragexd.protocol import ErrorCode, RagexError
+
+
+def parse_location(text: str) -> tuple[str, int]:
+    """``src/app.py:42`` → (``src/app.py``, 42); a third field (``:42:def f``, pasted
+    from grep output) is allowed and ignored.  A sentence for anything else."""
+    example = "give PATH:LINE, e.g. src/app.py:42"
+    parts = text.split(":")
+    # the line is the first all-digits field after the path (a path may hold ':')
+    for i in range(1, len(parts)):
+        if parts[i].isdigit() and parts[i].isascii():
+            path = ":".join(parts[:i])
+            if not path.strip():
+                break
+            line = int(parts[i])
+            if line < 1:
+                raise RagexError(ErrorCode.BAD_QUERY, f"line numbers start at 1, not {line}: "
+                                 f"{example}", field="line")
+            return path, line
+    raise RagexError(ErrorCode.BAD_QUERY, f"{text!r} is not a location: {example}",
+                     field="location")
+
+
+def project_relative(path: str, root: str, cwd: str) -> str:
+    """``path`` (relative to ``cwd``, or absolute) as a '/'-separated path relative
+    to the project ``root``; PATH_OUTSIDE_PROJECT when it is not inside it."""
+    full = os.path.realpath(os.path.join(cwd, os.path.expanduser(path)))
+    base = os.path.realpath(root)
+    if full == base or not full.startswith(base.rstrip(os.sep) + os.sep):
+        raise RagexError(ErrorCode.PATH_OUTSIDE_PROJECT,
+                         f"{path} is not a file inside the project {base}"
+                         + ("" if full != base else ": give a file and a line, PATH:LINE"),
+                         path=path)
+    return os.path.relpath(full, base).replace(os.sep, "/")

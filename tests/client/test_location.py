@@ -1,0 +1,42 @@
+"""``PATH:LINE`` as people type it, and as the wire carries it (relative to the root)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ragexctl.location import parse_location, project_relative
+from ragexd.protocol import ErrorCode, RagexError
+
+
+@pytest.mark.parametrize("text, want", [
+    ("src/app.py:42", ("src/app.py", 42)),
+    ("src/app.py:42:def main():", ("src/app.py", 42)),   # pasted from grep output
+    ("odd:name.py:7", ("odd:name.py", 7)),
+])
+def test_locations_people_type_are_understood(text, want):
+    assert parse_location(text) == want
+
+
+@pytest.mark.parametrize("text", ["src/app.py", "src/app.py:", "src/app.py:x", ":12",
+                                  "src/app.py:0", "src/app.py:-3", "src/app.py:١٢"])
+def test_malformed_locations_are_a_sentence_not_a_traceback(text):
+    with pytest.raises(RagexError) as info:
+        parse_location(text)
+    assert info.value.code is ErrorCode.BAD_QUERY
+    assert "PATH:LINE" in info.value.message or "start at 1" in info.value.message
+
+
+def test_paths_become_relative_to_the_root_and_outside_ones_are_refused(tmp_path):
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
+    assert project_relative("app.py", str(root), str(root / "src")) == "src/app.py"
+    assert project_relative(str(root / "src" / "app.py"), str(root), "/") == "src/app.py"
+    for outside in ("../x.py", "/etc/passwd", str(root)):
+        with pytest.raises(RagexError) as info:
+            project_relative(outside, str(root), str(root))
+        assert info.value.code is ErrorCode.PATH_OUTSIDE_PROJECT
+    os.symlink("/etc", root / "etc")   # a symlink out of the project is outside too
+    with pytest.raises(RagexError):
+        project_relative("etc/passwd", str(root), str(root))

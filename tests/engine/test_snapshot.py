@@ -1,0 +1,478 @@
+"""Snapshots for real: a CI clone indexes commit A and exports it; a second clone at
+commit B (committed changes and an uncommitted edit) imports it, re-embeds exactly
+what differs, and answers as a fresh full index of B does.  Hostile archives are
+refused with a sentence and leave the existing index as it was.
+
+Real git, the real model, real chroma; the tree is small (stdlib json + two
+modules) so that the three full indexes it needs stay quick.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ragexd.engine import Engine, EngineError, SearchQuery, snapshot
+from ragexd.engine.embedding import embedder_id
+from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
+
+from tests.harness import STDLIB, short_tmp
+
+GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c",
+       "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def commit_all(cwd: Path, message: str) -> str:
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", message)
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def make_repo(path: Path) -> str:
+    """Commit A: the stdlib json package plus two small modules of our own."""
+    shutil.copytree(STDLIB / "json", path / "json",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (path / "shop").mkdir()
+    (path / "shop" / "upload.py").write_text(
+        "import time\n\n\n"
+        "def retry_upload(client, path, attempts=5):\n"
+        "    \"\"\"Upload a file, retrying failed uploads with exponential backoff.\"\"\"\n"
+        "    delay = 1.0\n"
+        "    for _ in range(attempts):\n"
+        "        if client.put(path):\n"
+        "            return True\n"
+        "        time.sleep(delay)\n"
+        "        delay *= 2\n"
+        "    return False\n")
+    (path / "shop" / "cart.py").write_text(
+        "class Cart:\n"
+        "    \"\"\"A shopping cart holding items and their quantities.\"\"\"\n\n"
+        "    def __init__(self):\n"
+        "        self.items = {}\n\n"
+        "    def add(self, sku, qty=1):\n"
+        "        self.items[sku] = self.items.get(sku, 0) + qty\n")
+    git(path, "init", "-q")
+    return commit_all(path, "A")
+
+
+QUERIES = [("parse a JSON document from a string", "semantic"),
+           ("retry failed uploads with backoff", "hybrid"),
+           ("sales tax of an invoice", "semantic"),
+           ("JSONDecodeError", "symbol"),
+           ("compute_invoice_total", "symbol"),
+           ("encode python objects as json text", "auto")]
+
+
+def answers(engine: Engine) -> list[list[tuple[str, int, int, str]]]:
+    out = []
+    for text, mode in QUERIES:
+        hits = engine.search(SearchQuery(text, mode=mode, limit=8)).hits
+        out.append([(h.path, h.line, h.end_line, h.name) for h in hits])
+    return out
+
+
+def stores(engine: Engine) -> tuple[dict[str, str], set[str], set[str]]:
+    """What an index holds: file hashes, chunk ids, vector ids."""
+    files = {p: r.sha256 for p, r in engine._catalog.files().items()}
+    return files, engine._catalog.chunk_ids(), engine._vectors.all_ids()
+
+
+@pytest.fixture(scope="module")
+def world():
+    base = short_tmp("rx-snap-")
+    ci = base / "ci" / "repo"
+    ci.mkdir(parents=True)
+    commit_a = make_repo(ci)
+    ci_engine = Engine(ci, base / "ci-index")
+    ci_engine.index()
+    archive = base / "snap.tar.gz"
+    manifest = ci_engine.export_snapshot(archive)
+    ci_engine.close()
+
+    laptop = base / "home" / "src" / "repo"     # another clone, another path
+    laptop.parent.mkdir(parents=True)
+    git(base, "clone", "-q", str(ci), str(laptop))
+    # commit B: one module changed, one added, one deleted...
+    decoder = laptop / "json" / "decoder.py"
+    decoder.write_text(decoder.read_text().replace(
+        "class JSONDecodeError(ValueError):",
+        "def strict_loads(text):\n"
+        "    \"\"\"Parse JSON text, refusing NaN and Infinity.\"\"\"\n"
+        "    return JSONDecoder(parse_constant=_refuse).decode(text)\n\n\n"
+        "class JSONDecodeError(ValueError):"))
+    (laptop / "shop" / "invoice.py").write_text(
+        "def compute_invoice_total(items, tax_rate):\n"
+        "    \"\"\"Sum the line items of an invoice and add the sales tax.\"\"\"\n"
+        "    subtotal = sum(i.price * i.qty for i in items)\n"
+        "    return round(subtotal * (1 + tax_rate), 2)\n")
+    (laptop / "json" / "tool.py").unlink()
+    commit_b = commit_all(laptop, "B")
+    # ... and an edit not committed yet
+    cart = laptop / "shop" / "cart.py"
+    cart.write_text(cart.read_text() + "\n    def clear(self):\n"
+                    "        \"\"\"Empty the cart.\"\"\"\n        self.items.clear()\n")
+
+    fresh = Engine(laptop, base / "fresh-index")
+    fresh_summary = fresh.index()
+    yield {"base": base, "archive": archive, "manifest": manifest, "laptop": laptop,
+           "commit_a": commit_a, "commit_b": commit_b, "fresh": fresh,
+           "fresh_summary": fresh_summary}
+    fresh.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def imported(world):
+    engine = Engine(world["laptop"], world["base"] / "laptop-index")
+    manifest = engine.import_snapshot(world["archive"])
+    summary = engine.index()
+    yield engine, manifest, summary
+    engine.close()
+
+
+def test_the_manifest_names_the_commit_the_model_and_every_file(world) -> None:
+    m = world["manifest"]
+    assert m.commit == world["commit_a"] and m.dirty is False
+    assert m.format == snapshot.SNAPSHOT_FORMAT and m.embedder
+    assert "json/tool.py" in m.files and "shop/invoice.py" not in m.files
+    assert all(len(h) == 64 for h in m.files.values())
+    with tarfile.open(world["archive"]) as tar:
+        assert tar.getnames() == list(snapshot.MEMBERS)
+
+
+def test_import_at_another_commit_re_embeds_exactly_the_changed_files(world, imported) -> None:
+    _, manifest, summary = imported
+    fresh = world["fresh_summary"]
+    # decoder.py (committed change), invoice.py (new), cart.py (uncommitted edit)
+    assert summary.files_indexed == 3, summary
+    assert summary.files_removed == 1                  # tool.py
+    assert summary.files_unchanged == fresh.files_scanned - 3
+    assert summary.chunks_total == fresh.chunks_total
+    # exactly the chunks of B that the snapshot of A has no vector for were
+    # embedded, and all of them are in those three files
+    shipped = set(json.loads(dict(members_of(world["archive"]))[snapshot.IDS]))
+    new_ids = world["fresh"]._catalog.chunk_ids() - shipped
+    assert summary.chunks_embedded == len(new_ids) < fresh.chunks_embedded
+    changed = {"json/decoder.py", "shop/invoice.py", "shop/cart.py"}
+    assert world["fresh"]._catalog.paths_of_ids(new_ids) == changed
+
+
+def test_the_imported_index_equals_a_fresh_full_index_of_the_new_commit(world, imported) -> None:
+    engine = imported[0]
+    fresh = world["fresh"]
+    files, chunks, vectors = stores(engine)
+    f_files, f_chunks, f_vectors = stores(fresh)
+    assert files == f_files
+    assert chunks == f_chunks == vectors == f_vectors
+    assert answers(engine) == answers(fresh)
+    assert engine.status().state == "ready"
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(world) -> None:
+    """Checkouts that pin mtimes (reproducible builds, some CI caches) can give an
+    edited file the snapshot's size and mtime: only its content hash tells."""
+    clone = world["base"] / "pinned" / "repo"
+    shutil.copytree(world["laptop"], clone)
+    shipped = world["base"] / "shipped.sqlite"
+    shipped.write_bytes(dict(members_of(world["archive"]))[snapshot.CATALOG])
+    conn = sqlite3.connect(shipped)
+    size, mtime = conn.execute("SELECT size, mtime_ns FROM files WHERE path = ?",
+                               ("shop/upload.py",)).fetchone()
+    conn.close()
+    target = clone / "shop" / "upload.py"
+    target.write_text(target.read_text().replace("delay *= 2", "delay *= 3"))
+    assert target.stat().st_size == size
+    os.utime(target, ns=(mtime, mtime))
+    engine = Engine(clone, world["base"] / "pinned-index")
+    try:
+        engine.import_snapshot(world["archive"])
+        summary = engine.index()
+        assert summary.files_indexed == 4, summary   # the three of B, and this one
+        assert engine._catalog.file("shop/upload.py").sha256 != \
+            world["manifest"].files["shop/upload.py"]
+    finally:
+        engine.close()
+
+
+def test_a_second_import_of_the_same_snapshot_is_just_as_correct(world) -> None:
+    engine = Engine(world["laptop"], world["base"] / "twice-index")
+    try:
+        engine.import_snapshot(world["archive"])
+        engine.index()
+        engine.import_snapshot(world["archive"])   # over an existing, newer index
+        again = engine.index()
+        assert again.files_indexed == 3 and again.files_removed == 1
+        assert answers(engine) == answers(world["fresh"])
+        assert not (engine.index_dir / snapshot.WORK_DIR).exists()
+    finally:
+        engine.close()
+
+
+# -- hostile archives ----------------------------------------------------------------
+
+
+def members_of(archive: Path) -> list[tuple[str, bytes]]:
+    with tarfile.open(archive) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+
+
+def write_tar(dest: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    dest.write_bytes(gzip.compress(buf.getvalue()))
+    return dest
+
+
+def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def with_manifest(archive: Path, dest: Path, **changes) -> Path:
+    out = []
+    for name, data in members_of(archive):
+        if name == snapshot.MANIFEST:
+            doc = json.loads(data)
+            doc.update(changes)
+            data = json.dumps(doc).encode()
+        out.append(regular(name, data))
+    return write_tar(dest, out)
+
+
+def renamed_first(archive: Path, dest: Path, name: str) -> Path:
+    items = members_of(archive)
+    return write_tar(dest, [regular(name, items[0][1])] + [regular(n, d) for n, d in items[1:]])
+
+
+def symlink_member(archive: Path, dest: Path) -> Path:
+    link = tarfile.TarInfo(snapshot.MANIFEST)
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    return write_tar(dest, [(link, None)])
+
+
+def special_member(kind: bytes):
+    def make(archive: Path, dest: Path) -> Path:
+        info = tarfile.TarInfo(snapshot.MANIFEST)
+        info.type = kind
+        info.linkname = "/etc/passwd" if kind == tarfile.LNKTYPE else ""
+        info.devmajor, info.devminor = 1, 3        # /dev/null's numbers
+        return write_tar(dest, [(info, None)])
+    return make
+
+
+def huge_member(archive: Path, dest: Path) -> Path:
+    info = tarfile.TarInfo(snapshot.MANIFEST)
+    info.size = 10 * 1024 ** 4     # 10 TiB declared, nothing behind it
+    return write_tar(dest, [(info, None)])
+
+
+def truncated(archive: Path, dest: Path) -> Path:
+    data = archive.read_bytes()
+    dest.write_bytes(data[:len(data) * 2 // 3])
+    return dest
+
+
+def garbage(archive: Path, dest: Path) -> Path:
+    dest.write_bytes(b"\x89PNG not a snapshot at all " * 100)
+    return dest
+
+
+def extra_member(archive: Path, dest: Path) -> Path:
+    items = [regular(n, d) for n, d in members_of(archive)]
+    return write_tar(dest, items + [regular("evil.sh", b"#!/bin/sh\nrm -rf ~\n")])
+
+
+def catalog_with_trigger(archive: Path, dest: Path) -> Path:
+    items = members_of(archive)
+    tmp = dest.with_suffix(".sqlite")
+    tmp.write_bytes(dict(items)[snapshot.CATALOG])
+    conn = sqlite3.connect(tmp)
+    conn.execute("CREATE TRIGGER t AFTER INSERT ON files BEGIN DELETE FROM chunks; END")
+    conn.commit()
+    conn.close()
+    items = [(n, tmp.read_bytes() if n == snapshot.CATALOG else d) for n, d in items]
+    return write_tar(dest, [regular(n, d) for n, d in items])
+
+
+def escaping_catalog_path(archive: Path, dest: Path) -> Path:
+    items = members_of(archive)
+    doc = json.loads(dict(items)[snapshot.MANIFEST])
+    doc["files"]["../../.ssh/id_rsa"] = "0" * 64
+    items = [(n, json.dumps(doc).encode() if n == snapshot.MANIFEST else d) for n, d in items]
+    return write_tar(dest, [regular(n, d) for n, d in items])
+
+
+HOSTILE = {
+    "traversal": (lambda a, d: renamed_first(a, d, "../manifest.json"), "only manifest.json"),
+    "absolute path": (lambda a, d: renamed_first(a, d, "/tmp/manifest.json"),
+                      "only manifest.json"),
+    "symlink member": (symlink_member, "not a regular file"),
+    "hardlink member": (special_member(tarfile.LNKTYPE), "not a regular file"),
+    "device member": (special_member(tarfile.CHRTYPE), "not a regular file"),
+    "huge declared size": (huge_member, "declares 10995116277760 bytes"),
+    "truncated": (truncated, "truncated"),
+    "garbage bytes": (garbage, "not a readable ragex snapshot"),
+    "wrong embedder": (lambda a, d: with_manifest(a, d, embedder="bge-large-fp16"),
+                       "embedded with bge-large-fp16, this ragex uses"),
+    "future format": (lambda a, d: with_manifest(a, d, format=99),
+                      "format 99, this ragex reads format 1; upgrade ragex"),
+    "extra member": (extra_member, "unexpected 'evil.sh'"),
+    "catalog trigger": (catalog_with_trigger, "not a ragex catalog"),
+    "path outside the project": (escaping_catalog_path, "not a path inside the project"),
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_a_hostile_archive_is_refused_and_the_index_is_untouched(world, imported, kind) -> None:
+    engine = imported[0]
+    make, sentence = HOSTILE[kind]
+    bad = make(world["archive"], world["base"] / f"bad-{kind.replace(' ', '-')}.tar.gz")
+    before = stores(engine)
+    entries = sorted(p.name for p in engine.index_dir.iterdir())
+    with pytest.raises(EngineError) as err:
+        engine.import_snapshot(bad)
+    assert err.value.code == "bad_snapshot"
+    assert sentence in err.value.message, err.value.message
+    if kind == "wrong embedder":
+        assert engine._catalog.get_meta("embedder") in err.value.message   # names both
+    assert stores(engine) == before
+    assert sorted(p.name for p in engine.index_dir.iterdir()) == entries
+    assert not (world["base"] / "manifest.json").exists()
+    assert engine.search(SearchQuery("compute_invoice_total", mode="symbol")).hits
+
+
+def test_a_bomb_in_an_extended_header_is_refused_before_it_is_read(world, imported) -> None:
+    """tarfile reads a pax header whole: 256 MiB of it must not reach memory."""
+    engine = imported[0]
+    bomb = world["base"] / "pax-bomb.tar.gz"
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = 256 * 1024 ** 2
+    header = info.tobuf(tarfile.USTAR_FORMAT)
+    with gzip.open(bomb, "wb", compresslevel=1) as fh:
+        fh.write(header)
+        block = bytes(1024 ** 2)
+        for _ in range(256):
+            fh.write(block)
+    before = stores(engine)
+    with pytest.raises(EngineError) as err:
+        engine.import_snapshot(bomb)
+    assert "extended tar header, over the 1 MiB allowed" in err.value.message
+    assert stores(engine) == before
+
+
+def test_a_decompression_bomb_stops_at_the_cap(world, imported, monkeypatch) -> None:
+    engine = imported[0]
+    bomb = world["base"] / "bomb.tar.gz"
+    info = tarfile.TarInfo(snapshot.MANIFEST)
+    info.size = 64 * 1024 ** 2           # 64 MiB of zeros: ~64 KiB compressed
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    bomb.write_bytes(gzip.compress(buf.getvalue(), 9))
+    assert bomb.stat().st_size < 1024 ** 2
+    monkeypatch.setattr(snapshot, "TOTAL_CAP", 8 * 1024 ** 2)
+    before = stores(engine)
+    with pytest.raises(EngineError) as err:
+        engine.import_snapshot(bomb)
+    assert err.value.code == "bad_snapshot" and "over the 8 MiB allowed" in err.value.message
+    assert stores(engine) == before
+
+
+@pytest.mark.parametrize("phase", ["moving-out", "moving-in"])
+def test_a_kill_mid_swap_leaves_the_old_index_or_the_new_one(world, imported, phase) -> None:
+    """The state a kill -9 leaves after the first rename of each swap phase: one
+    interrupted while the old stores move out is undone, one interrupted while the
+    new ones move in is finished, when the engine next opens."""
+    index_dir = world["base"] / f"swap-{phase}"
+    engine = Engine(world["laptop"], index_dir)
+    engine.index()
+    old = stores(engine)
+    engine.close()
+    work = index_dir / snapshot.WORK_DIR
+    work.mkdir()
+    manifest = snapshot.stage(world["archive"], work / "in", embedder_id())
+    (work / "new").mkdir()
+    snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE, work / "new" / CHROMA_DIR)
+    snapshot._set_phase(work, snapshot._PHASE_OUT)
+    (work / "old").mkdir()
+    os.replace(index_dir / CHROMA_DIR, work / "old" / CHROMA_DIR)
+    if phase == "moving-in":
+        for name in os.listdir(index_dir):
+            if is_store_entry(name):
+                os.replace(index_dir / name, work / "old" / name)
+        snapshot._set_phase(work, snapshot._PHASE_IN)
+        os.replace(work / "new" / CATALOG_FILE, index_dir / CATALOG_FILE)
+    # killed here; the next engine recovers as it opens
+    reopened = Engine(world["laptop"], index_dir)
+    try:
+        assert not work.exists()
+        if phase == "moving-out":
+            assert stores(reopened) == old
+        else:
+            reopened.index()
+            assert stores(reopened) == stores(imported[0])
+            assert reopened._catalog.get_meta(snapshot.SNAPSHOT_META)
+    finally:
+        reopened.close()
+
+
+def test_a_base_is_imported_only_over_no_index_or_an_older_one(world, imported) -> None:
+    engine = imported[0]
+    assert engine.base_wanted(world["archive"]) is None        # made from it, newer since
+    newer = world["base"] / "newer.tar.gz"
+    engine.export_snapshot(newer)                               # CI published again
+    assert engine.base_wanted(newer).created_at > world["manifest"].created_at
+    empty = Engine(world["laptop"], world["base"] / "empty-index")
+    try:
+        assert empty.base_wanted(world["archive"]) is not None  # no local index at all
+        other = with_manifest(world["archive"], world["base"] / "other-model.tar.gz",
+                              embedder="bge-large-fp16")
+        assert empty.base_wanted(other) is None                 # never another model's
+        cut = world["base"] / "cut.tar.gz"
+        cut.write_bytes(world["archive"].read_bytes()[:100])
+        assert empty.base_wanted(cut) is None                   # nor a broken one
+    finally:
+        empty.close()
+    assert snapshot.newest_snapshot(world["base"]) == world["base"] / "cut.tar.gz"
+    assert snapshot.newest_snapshot(newer) == newer
+
+
+def test_a_chunk_without_its_vector_ships_its_file_for_re_indexing(world) -> None:
+    """An index a kill left with a vector missing still exports a snapshot that
+    imports: that file is left out of it and indexed by the importer."""
+    index = world["base"] / "holey-index"
+    engine = Engine(world["laptop"], index)
+    try:
+        engine.index()
+        lost = engine._catalog.chunks_of("shop/cart.py")[0].id
+        engine._vectors.delete_ids([lost])
+        engine.export_snapshot(world["base"] / "holey.tar.gz")
+    finally:
+        engine.close()
+    other = Engine(world["laptop"], world["base"] / "holey-import")
+    try:
+        manifest = other.import_snapshot(world["base"] / "holey.tar.gz")
+        assert "shop/cart.py" not in manifest.files
+        summary = other.index()
+        assert summary.files_indexed == 1 and stores(other) == stores(world["fresh"])
+    finally:
+        other.close()

@@ -1,0 +1,1 @@
+"""Teams: one index built in CI, used by everyone (snapshots; the shared store)."""
