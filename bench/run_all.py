@@ -42,9 +42,10 @@ def assemble() -> None:
             f = HERE / "QUALITY.md"  # eval_quality.py's own output file
         if f.exists():
             parts += [f.read_text().strip(), ""]
-            extra = RESULTS / f"{name}-raw.md"   # bench_large.py's raw-only reruns
-            if extra.exists():
-                parts += [extra.read_text().strip(), ""]
+            # bench_large.py's raw-only reruns; bench_team.py's shared-store half
+            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md"):
+                if extra.exists():
+                    parts += [extra.read_text().strip(), ""]
         else:
             parts += [f"## {name}", "", "_not run yet_", ""]
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))

@@ -579,6 +579,8 @@ def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int
         if isinstance(snap, dict) and op is Op.IMPORT:
             app.write(render.format_snapshot(snap, f"imported {args['file']}") + "\n")
         app.write(render.format_summary(summary) + f" ({root})\n")
+        for note in summary.get("notes") or []:
+            app.note(f"note: {note}")
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
                 app.note(f"skipped {item.get('path')}: {item.get('reason')}")

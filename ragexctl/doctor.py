@@ -174,6 +174,38 @@ def check_model(cfg: rconfig.Config | None) -> list[Check]:
     return checks + [Check("model load", True, "onnxruntime loads it and embeds a query")]
 
 
+_GRAMMAR_PROBE = ("import json; from ragexd.engine.languages import SPECS, grammar_problems; "
+                  "print(json.dumps([len(SPECS), grammar_problems()]))")
+GRAMMAR_FIX = ("pip install -c packaging/constraints.txt 'ragex[engine]' (it pins the "
+               "tree-sitter grammar wheels)")
+
+
+def check_grammars() -> Check:
+    """The tree-sitter grammar of every definition-aware language, loaded in a child
+    process (the client never imports the engine).  Optional: a language whose grammar
+    is missing is still indexed and searched, as line windows; and a host whose
+    workers run in Docker has no engine of its own (the image carries one)."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _GRAMMAR_PROBE], capture_output=True,
+                              text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("grammars", False, f"the grammar probe did not finish ({exc})",
+                     "run it again on a quieter machine", optional=True)
+    try:
+        total, problems = json.loads(proc.stdout)
+    except ValueError:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check("grammars", False, f"the engine cannot load here ({last}); fine when "
+                     "workers run in Docker", GRAMMAR_FIX, optional=True)
+    if problems:
+        which = "; ".join(f"{lang}: {why}" for lang, why in sorted(problems.items()))
+        return Check("grammars", False, f"{total - len(problems)} of {total} load; "
+                     f"line windows instead of definitions for {which}", GRAMMAR_FIX,
+                     optional=True)
+    return Check("grammars", True, f"all {total} definition-aware languages load their "
+                 "tree-sitter grammar")
+
+
 def check_docker(cfg: rconfig.Config | None) -> list[Check]:
     wanted = cfg.runtime if cfg else "auto"
     optional = wanted != "docker"
@@ -215,7 +247,7 @@ def check_docker(cfg: rconfig.Config | None) -> list[Check]:
 def diagnose() -> list[Check]:
     cfg_check, cfg = check_config()
     return [cfg_check, check_runtime_dir(), check_daemon(), check_data_dir(), check_ripgrep(),
-            *check_model(cfg), *check_docker(cfg)]
+            *check_model(cfg), check_grammars(), *check_docker(cfg)]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -492,6 +492,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     text = (f"indexed {g('files_indexed')} files ({g('files_unchanged')} unchanged, "
             f"{g('files_removed')} removed), {g('chunks_total')} chunks in "
             f"{float(summary.get('seconds') or 0.0):.1f} s")
+    if g("chunks_shared"):
+        text += (f"; {g('chunks_shared')} vectors from the shared store, "
+                 f"{g('chunks_embedded')} embedded here")
     skipped = summary.get("skipped") or []
     if skipped:
         text += f"; {len(skipped)} files skipped"
@@ -576,6 +579,14 @@ def render_status(result: dict[str, Any]) -> str:
     lines.append("")
     body = table(["PROJECT", "STATE", "RUNTIME", "PID/CONTAINER", "RSS", "UPTIME", "IDLE",
                   "INDEX", "LAST ERROR"], rows)
+    for w in workers:   # [store] backend = "chroma-http": where, and whether it serves
+        store = (w.get("index") or {}).get("store")
+        if isinstance(store, dict):
+            state = store.get("problem") or (f"{store.get('fetched', 0)} vectors fetched, "
+                                             f"{store.get('published', 0)} published")
+            body += (f"shared store of {short_root(str(w.get('root') or '?'))}: "
+                     f"{store.get('url', '?')} {store.get('collection', '')} "
+                     f"({store.get('role', '?')}): {state}\n")
     return "\n".join(lines) + "\n" + body
 
 

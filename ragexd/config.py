@@ -24,6 +24,13 @@ Example ``~/.config/ragex/config.toml``::
 
     [watch]
     enabled = true
+
+    [store]                   # vectors shared by a team on a Chroma server
+    backend = "chroma-http"   # local (the default) | chroma-http
+    host = "chroma.internal"
+    port = 8000
+    token_env = "CHROMA_TOKEN"   # or token_file = "~/.config/ragex/chroma-token"
+    role = "reader"           # reader | writer (CI)
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ from typing import Any, Callable
 from . import __version__, paths
 
 RUNTIMES = ("auto", "process", "docker")
+#: ``[store] backend`` and ``role`` (the shared store: ragexd/engine/shared_store.py)
+STORE_BACKENDS = ("local", "chroma-http")
+STORE_ROLES = ("reader", "writer")
 
 #: Sizes are read as Docker reads ``docker run -m`` (go-units' RAMInBytes), since
 #: users copy them from there: every unit is binary, so 2g, 2G, 2gb and 2GiB are
@@ -117,6 +127,17 @@ class Config:
     #: A snapshot archive, or a directory of them CI refreshes; "" = none.
     index_base: str = ""
     log_level: str = "info"
+    store_backend: str = "local"
+    store_host: str = "localhost"
+    store_port: int = 8000
+    store_ssl: bool = False
+    store_tenant: str = "default_tenant"
+    store_database: str = "default_database"
+    store_token_env: str = ""
+    store_token_file: str = ""
+    store_role: str = "reader"
+    store_repository: str = ""
+    store_timeout: float = 3.0
     source: list[str] = field(default_factory=list)  # where settings came from, for `status`
 
     @property
@@ -151,6 +172,23 @@ def _path(value: Any, name: str) -> str:
 
 def _lower(value: Any, name: str) -> str:
     return str(value).lower()
+
+
+def _one_of(*choices: str) -> Callable[[Any, str], str]:
+    """A parser that accepts one of ``choices`` (any case) and names them otherwise."""
+    def parse(value: Any, name: str) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        return text
+    return parse
+
+
+def _port(value: Any, name: str) -> int:
+    port = _int(value, name)
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}: expected a TCP port (1-65535), got {value!r}")
+    return port
 
 
 @dataclass(frozen=True)
@@ -209,6 +247,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("index_base", "index", "base", _path,
             "a snapshot from `ragexctl index --export` (or a directory CI refreshes with "
             "them): a project with no index, or an older one, starts from it; \"\" = none"),
+    Setting("store_backend", "store", "backend", _one_of(*STORE_BACKENDS),
+            "where vectors are shared: local (none) or chroma-http (a `chroma run` server)"),
+    Setting("store_host", "store", "host", _text, "the Chroma server's host"),
+    Setting("store_port", "store", "port", _port, "the Chroma server's port"),
+    Setting("store_ssl", "store", "ssl", parse_bool, "talk HTTPS to the Chroma server"),
+    Setting("store_tenant", "store", "tenant", _text, "the Chroma tenant"),
+    Setting("store_database", "store", "database", _text, "the Chroma database"),
+    Setting("store_token_env", "store", "token_env", _text,
+            "name of the environment variable holding the server's token (sent as a bearer "
+            "token)"),
+    Setting("store_token_file", "store", "token_file", _text,
+            "a file holding the server's token (wins over token_env)"),
+    Setting("store_role", "store", "role", _one_of(*STORE_ROLES),
+            "reader: use the shared vectors; writer (CI): also publish what it embeds"),
+    Setting("store_repository", "store", "repository", _text,
+            "the shared collection's repository name; empty: the git repository's first "
+            "commit"),
+    Setting("store_timeout", "store", "timeout", parse_duration,
+            "longest wait for the Chroma server; past it, indexing embeds locally"),
 )
 
 

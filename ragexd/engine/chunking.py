@@ -103,6 +103,11 @@ _ELIXIR_DEFS = {"def": "function", "defp": "function", "defmacro": "function",
 _PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modifiers",
                            "attribute_list", "attribute_item", "attribute", "comment",
                            "line_comment", "block_comment"})
+#: GNU make's built-in targets: they tune other rules, they do not make anything.
+_MAKE_SPECIAL_TARGETS = frozenset({
+    ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
+    ".SECONDARY", ".SECONDEXPANSION", ".DELETE_ON_ERROR", ".IGNORE", ".LOW_RESOLUTION_TIME",
+    ".SILENT", ".EXPORT_ALL_VARIABLES", ".NOTPARALLEL", ".ONESHELL", ".POSIX"})
 _FUNC_VALUE_TYPES = frozenset({"arrow_function", "function", "function_expression",
                                "generator_function"})
 
@@ -125,7 +130,26 @@ class _Walker:
         if self.language == "hcl" and node.type == "block":  # resource "aws_instance" "web"
             return " ".join(self.text(c).strip('"') for c in node.named_children
                             if c.type in ("identifier", "string_lit")), ""
-        n = node.child_by_field_name("name") or node.child_by_field_name("pattern")
+        if self.language == "make" and node.type == "rule":   # install-doc: install-man
+            targets = node.child_by_field_name("targets") or next(iter(node.named_children), None)
+            return (" ".join(self.text(targets).split()) if targets is not None else ""), ""
+        if self.language == "objc":
+            sel = node.child_by_field_name("selector")
+            if sel is not None:  # - (int)setValue:(int)v forKey:(id)k -> setValue:forKey:
+                if sel.type != "keyword_selector":
+                    return self.text(sel), ""
+                return "".join(self.text(k).split(":", 1)[0].strip() + ":"
+                               for k in sel.named_children
+                               if k.type == "keyword_declarator"), ""
+        n = (node.child_by_field_name("name") or node.child_by_field_name("pattern")
+             or node.child_by_field_name("function_name"))
+        if n is None and self.spec.name_in:
+            holder = next((c for c in node.named_children if c.type in self.spec.name_in), None)
+            if holder is not None:
+                n = (holder.child_by_field_name("name")
+                     or holder.child_by_field_name("function_name")
+                     or next((g for g in holder.named_children if g.type in _NAME_TYPES
+                              or g.type.endswith(("identifier", "type_name"))), None))
         if n is None and node.type in ("class", "instance", "fun_decl"):
             for c in node.named_children:   # Haskell class_head / Erlang function_clause
                 if c.type in ("class_head", "instance_head", "function_clause"):
@@ -157,7 +181,7 @@ class _Walker:
     @staticmethod
     def _split_qualified(name: str) -> tuple[str, str]:
         name = re.sub(r"\s+", "", name)
-        parts = [p for p in re.split(r"::|\.", name) if p]
+        parts = [p for p in re.split(r"::|\.|:", name) if p]   # Lua: M.f, M:f
         if len(parts) >= 2:
             return parts[-1], parts[-2]
         return name, ""
@@ -206,6 +230,9 @@ class _Walker:
                 s = next(iter(first.named_children), None)
                 if s is not None and s.type == "string":
                     return _clean_docstring(self.text(s))[:MAX_DOC]
+        lisp_doc = self._lisp_docstring(node)
+        if lisp_doc is not None:
+            return _clean_docstring(self.text(lisp_doc))[:MAX_DOC]
         # leading comments, contiguous with the definition
         parts: list[str] = []
         cur = outer
@@ -219,6 +246,19 @@ class _Walker:
             return ""
         return _clean_comment("\n".join(reversed(parts)))[:MAX_DOC]
 
+    def _lisp_docstring(self, node: Any) -> Any | None:
+        """A Lisp ``defun``'s string before its body (Emacs Lisp's grammar names it).
+        A string that is the only form is the function's value, not its doc."""
+        if self.language == "elisp":
+            ds = node.child_by_field_name("docstring")
+            return ds if ds is not None and ds.next_named_sibling is not None else None
+        if self.language == "commonlisp" and node.type == "defun":
+            forms = [c for c in node.named_children if c.type != "defun_header"
+                     and "comment" not in c.type]
+            if len(forms) >= 2 and forms[0].type == "str_lit":
+                return forms[0]
+        return None
+
     def kind_for(self, node: Any, kind: str) -> str:
         if node.type == "type_spec":
             t = node.child_by_field_name("type")
@@ -226,11 +266,10 @@ class _Walker:
                 return "struct"
             if t is not None and t.type == "interface_type":
                 return "interface"
-        if self.language == "kotlin" and node.type == "class_declaration":
-            if any(c.type == "interface" for c in node.children):
-                return "interface"
-            if any(c.type == "enum" for c in node.children):
-                return "enum"
+        if self.spec.keyword_kinds and kind == "class":  # Kotlin interface, Swift struct
+            for c in node.children:
+                if not c.is_named and c.type in self.spec.keyword_kinds:
+                    return self.spec.keyword_kinds[c.type]
         return kind
 
     # -- walk ---------------------------------------------------------------------
@@ -247,6 +286,20 @@ class _Walker:
                 self.walk(child, tname or parent, "impl")
                 continue
             kind = self.spec.defs.get(t)
+            if kind is None and self.spec.binders and t in self.spec.binders:
+                bound = self._bound_value(child)
+                if bound is not None:
+                    emitted = self.emit(child, bound[0], parent, parent_kind, named=bound[1])
+                    if emitted:
+                        names.append(emitted)
+                    continue
+            if kind is None and self.spec.heads and t == "list_lit":
+                head = self._head_def(child)
+                if head is not None:
+                    emitted = self.emit(child, head[0], parent, parent_kind, named=head[1])
+                    if emitted:
+                        names.append(emitted)
+                    continue
             if kind is None and self.language == "elixir" and t == "call":
                 emitted = self._elixir_def(child, parent, parent_kind)
                 if emitted is not None:
@@ -304,6 +357,45 @@ class _Walker:
             if value is not None and name is not None and value.type in _FUNC_VALUE_TYPES:
                 return value, self.text(name)
         return None
+
+    def _bound_value(self, node: Any) -> tuple[str, tuple[str, str]] | None:
+        """(kind, (name, qualifier)) when ``node`` binds a name to a function or a type:
+        R's ``f <- function(x)``, Lua's ``M.f = function()``, Zig's ``const S = struct {}``.
+        The value is looked for two levels down at most (Lua wraps it in an
+        ``expression_list``), so a function passed to a call is not taken for one."""
+        level = [c for c in node.named_children]
+        value = None
+        for _ in range(2):
+            value = next((c for c in level if c.type in self.spec.values), None)
+            if value is not None:
+                break
+            level = [g for c in level for g in c.named_children]
+        if value is None:
+            return None
+        name_node = node.child_by_field_name("name")
+        if name_node is None:
+            name_node = next((c for c in node.named_children
+                              if c.start_byte < value.start_byte and "comment" not in c.type),
+                             None)
+        if name_node is None:
+            return None
+        name, qualifier = self._split_qualified(self.text(name_node))
+        if not name or "," in name:   # a, b = function() ... end: not one definition
+            return None
+        return self.spec.values[value.type], (name, qualifier)
+
+    def _head_def(self, node: Any) -> tuple[str, tuple[str, str]] | None:
+        """Lisp list forms that define: ``(defclass name ...)`` -> (kind, (name, ""))."""
+        items = node.named_children
+        if len(items) < 2 or items[0].type != "sym_lit":
+            return None
+        kind = self.spec.heads.get(self.text(items[0]).lower())
+        if kind is None:
+            return None
+        target = items[1]
+        if target.type == "list_lit" and target.named_children:  # (defstruct (point ...))
+            target = target.named_children[0]
+        return kind, (self.text(target).lstrip(":#"), "")
 
     def _elixir_def(self, node: Any, parent: str, parent_kind: str) -> str | None:
         """Chunk ``def``/``defp``/``defmodule``... calls; None when ``node`` is another call."""
@@ -363,25 +455,36 @@ class _Walker:
             outer = outer.parent
         return outer
 
-    @staticmethod
-    def _first_line(outer: Any) -> int:
+    def _first_node(self, outer: Any) -> Any:
         """Where the span starts: TypeScript puts a method's decorators before it as
-        siblings in the class body, not inside it; they belong to the method."""
+        siblings in the class body, not inside it, and Elm a function's type
+        annotation; they belong to the definition."""
         first = outer
         prev = outer.prev_named_sibling
-        while prev is not None and prev.type == "decorator":
+        while prev is not None and prev.type in self.spec.prefix_siblings:
             first, prev = prev, prev.prev_named_sibling
-        return first.start_point[0] + 1
+        return first
+
+    def _last_line(self, node: Any) -> int:
+        """The last line a node covers, trailing whitespace left out: Fortran's ``end
+        function`` and Make's ``endef`` take the newlines after them (in fixed-form
+        Fortran, the next line's label columns too), and two definitions in a row
+        must not share a line."""
+        tail = self.src[max(node.start_byte, node.end_byte - 256):node.end_byte]
+        return node.end_point[0] + 1 - tail.count(b"\n", len(tail.rstrip()))
 
     def _lines(self, start: int, end: int) -> str:
         return "\n".join(self.lines[start - 1:end])
 
-    def emit(self, node: Any, kind: str, parent: str, parent_kind: str) -> str | None:
-        name, qualifier = self.name_of(node)
+    def emit(self, node: Any, kind: str, parent: str, parent_kind: str,
+             named: tuple[str, str] | None = None) -> str | None:
+        name, qualifier = named if named is not None else self.name_of(node)
         kind = self.kind_for(node, kind)
         body = self.body_of(node)
         if kind in L.CONTAINER_KINDS and body is None and self.language in ("c", "cpp"):
             return None  # `struct foo x;` names a type, it does not define one
+        if self.language == "make" and name in _MAKE_SPECIAL_TARGETS:
+            return None  # `.PHONY: all` says something about a rule, it is not one
         if node.type == "method_declaration" and self.language == "go":
             recv = node.child_by_field_name("receiver")
             if recv is not None:
@@ -400,11 +503,12 @@ class _Walker:
         if kind == "function" and node.type in ("singleton_method",):
             kind = "method" if parent else "function"
         outer = self._outer(node)
-        start, end = self._first_line(outer), outer.end_point[0] + 1
+        first = self._first_node(outer)
+        start, end = first.start_point[0] + 1, self._last_line(outer)
         sig = self.signature_of(node, body)
         if node.type == "type_spec":
             sig = f"type {sig} {kind}" if kind in ("struct", "interface") else f"type {sig}"
-        doc = self.doc_of(node, outer, body)
+        doc = self.doc_of(node, first, body)
         before = len(self.chunks)
         chunk = Chunk(self.path, start, end, kind, name, parent, sig, doc, self.language, "",
                       line=self.def_line(node))
@@ -509,8 +613,8 @@ def _clean_comment(text: str) -> str:
     out = []
     for line in text.splitlines():
         line = line.strip()
-        line = re.sub(r"^(/\*\*?|\*/|\*|///?|//!|#+|--|;+)", "", line)
-        line = re.sub(r"\*/$", "", line).strip()
+        line = re.sub(r"^(/\*\*?|\*/|\*|///?|//!|#+|\{-\|?|--|;+)", "", line)
+        line = re.sub(r"(\*/|-\})$", "", line).strip()   # C's */, Elm's and Haskell's -}
         out.append(line)
     return "\n".join(out).strip()
 

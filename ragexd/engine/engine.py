@@ -26,11 +26,12 @@ from ..paths import dir_size
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery, snapshot
 from .catalog import Catalog
-from .embedding import Embedder, embedder_id
+from .embedding import DIM, Embedder, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
 from .query_shape import shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
+from .shared_store import SharedStore, StoreConfig
 from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery, SkippedFile)
@@ -59,8 +60,13 @@ LIVE_RUN_WAIT = 2.0
 
 class Engine:
     def __init__(self, root: Path, index_dir: Path, *,
-                 max_file_bytes: int = discovery.MAX_FILE_BYTES) -> None:
+                 max_file_bytes: int = discovery.MAX_FILE_BYTES,
+                 store: StoreConfig | None = None) -> None:
         self.root = Path(os.path.realpath(root))
+        #: ``[store] backend = "chroma-http"``: the team's vectors, opened on first need
+        self._store_conf = store
+        self._shared: SharedStore | None = None
+        self._shared_lock = threading.Lock()
         self.index_dir = Path(index_dir)
         self.max_file_bytes = max_file_bytes
         self._embedder = Embedder()
@@ -147,6 +153,20 @@ class Engine:
         if self._open_error is not None:
             raise self._open_error
 
+    def shared_store(self) -> SharedStore | None:
+        """The shared vector store of this project (None: local only).  Made on
+        first need: naming its collection asks git and the embedder's id."""
+        if self._store_conf is not None and self._shared is None:
+            with self._shared_lock:   # status (any thread) and the index may ask at once
+                if self._shared is None:
+                    self._shared = SharedStore(self._store_conf, self.root, embedder_id(), DIM)
+        return self._shared
+
+    def _store_notes(self) -> list[str]:
+        """The shared store's problem, for answers (searches never wait on it)."""
+        problem = self._shared.problem() if self._shared is not None else None
+        return [f"shared vectors unavailable: {problem}"] if problem else []
+
     # -- model ------------------------------------------------------------------------
 
     def load_model(self) -> None:
@@ -211,10 +231,12 @@ class Engine:
                 self._indexer = Indexer(self.root, catalog, vectors, self._embedder,
                                         excluded=(self.index_dir,),
                                         max_file_bytes=self.max_file_bytes,
-                                        gate=self._gate, load_model=self.load_model)
+                                        gate=self._gate, load_model=self.load_model,
+                                        shared=self.shared_store())
                 try:
                     summary = self._indexer.run(paths=paths, progress=progress, cancel=cancel,
                                                 chunk_hook=self._fault_hook)
+                    summary.notes.extend(self._store_notes())
                     self._note_failure(None)
                     return summary
                 except sqlite3.DatabaseError as exc:
@@ -383,6 +405,7 @@ class Engine:
         for attempt in range(2):
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
+                outcome.notes.extend(self._store_notes())
                 failed = "" if self._indexing else self.last_error()
                 if failed:
                     outcome.notes.append(f"the last index failed ({failed}); results may be "
@@ -679,7 +702,15 @@ class Engine:
                            last_indexed=float(last) if last else None,
                            model_loaded=self.model_loaded, pending_files=pending,
                            coverage=cov,
-                           last_error="" if self._indexing else self.last_error())
+                           last_error="" if self._indexing else self.last_error(),
+                           store=self._store_status())
+
+    def _store_status(self) -> dict[str, object] | None:
+        try:
+            shared = self.shared_store()
+        except EngineError as exc:   # the model's files are broken: say so, do not fail
+            return {"backend": "chroma-http", "problem": exc.message}
+        return shared.describe() if shared is not None else None
 
     def release_thread(self) -> None:
         """Close the calling thread's catalog connection (for threads that end)."""
@@ -689,6 +720,8 @@ class Engine:
     def close(self) -> None:
         with self._index_lock:
             self._close_stores()
+            if self._shared is not None:
+                self._shared.close()
 
 
 class _NullCatalog:

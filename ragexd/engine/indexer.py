@@ -47,6 +47,7 @@ from .catalog import Catalog, FileRow
 from .chunking import Chunk, chunk_file
 from .embedding import Embedder, context_text
 from .priority import Priorities, classify
+from .shared_store import SharedStore
 from .store import is_unwritable
 from .tokens import split_identifier, words_of
 from .types import EngineError, IndexProgress, IndexSummary, SkippedFile
@@ -154,8 +155,11 @@ class Indexer:
                  *, excluded: tuple[Path, ...] = (),
                  max_file_bytes: int = discovery.MAX_FILE_BYTES,
                  gate: QueryGate | None = None,
-                 load_model: Callable[[], None] | None = None) -> None:
+                 load_model: Callable[[], None] | None = None,
+                 shared: SharedStore | None = None) -> None:
         self.root = root
+        #: a team's vectors on a Chroma server: asked before each batch is encoded
+        self.shared = shared
         self.gate = gate or QueryGate()
         self.load_model = load_model or embedder.load
         self.catalog = catalog
@@ -446,7 +450,7 @@ class Indexer:
             if live.embed_started is None:
                 live.embed_started = t0
             batch.sort(key=lambda p: len(p.text))   # each slice pads little
-            vectors = self._encode([p.text for p in batch])
+            vectors, computed = self._vectors_for([p.text for p in batch])
             ids = [p.id for p in batch]
             metas = [{"path": p.path, "language": p.language, "kind": p.kind} for p in batch]
 
@@ -461,9 +465,33 @@ class Indexer:
             self._write(store)
             live.embedded += len(ids)
             live.embed_seconds += time.monotonic() - t0
-            summary.chunks_embedded += len(ids)
+            summary.chunks_embedded += computed
+            summary.chunks_shared += len(ids) - computed
             emit(IndexProgress("embedding", live.files_done, live.files_todo,
-                               summary.chunks_embedded, self.eta(), batch[-1].path))
+                               summary.chunks_embedded + summary.chunks_shared, self.eta(),
+                               batch[-1].path))
+
+    def _vectors_for(self, texts: list[str]) -> tuple["np.ndarray", int]:
+        """The vectors of ``texts`` and how many the model computed: with a shared
+        store, the ones it holds are taken from it and only the misses encoded
+        (and, by a writer, published)."""
+        if self.shared is None:
+            return self._encode(texts), len(texts)
+        import numpy as np
+
+        found = self.shared.fetch(texts)
+        misses = [i for i in range(len(texts)) if i not in found]
+        if not misses:
+            return np.vstack([found[i] for i in range(len(texts))]), 0
+        encoded = self._encode([texts[i] for i in misses])
+        self.shared.publish([texts[i] for i in misses], encoded)
+        if not found:
+            return encoded, len(misses)
+        out = np.empty((len(texts), encoded.shape[1]), dtype=np.float32)
+        out[misses] = encoded
+        for i, vec in found.items():
+            out[i] = vec
+        return out, len(misses)
 
     def _encode(self, texts: list[str]) -> "np.ndarray":
         """Encode in small slices, letting waiting queries go before each one."""

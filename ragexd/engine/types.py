@@ -114,6 +114,8 @@ class IndexSummary:
     seconds: float = 0.0
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks_embedded: int = 0    # vectors computed this run (unchanged chunks keep theirs)
+    chunks_shared: int = 0      # vectors taken from the shared store instead of computed
+    notes: list[str] = field(default_factory=list)  # e.g. the shared store was unreachable
     cancelled: bool = False     # stopped early by the cancel event: the index is partial
 
 
@@ -128,3 +130,6 @@ class IndexStatus:
     pending_files: int = 0      # known to have changed, not yet re-indexed
     last_error: str = ""        # why the last index run failed ("" when it did not)
     coverage: Coverage | None = None
+    #: the shared vector store (`[store] backend = "chroma-http"`): where, role,
+    #: vectors fetched/published, and its problem while unavailable; None: local only
+    store: dict[str, object] | None = None

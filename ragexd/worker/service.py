@@ -62,6 +62,18 @@ def _to_ragex_error(exc: Exception) -> RagexError:
     return RagexError(ErrorCode.INTERNAL, f"internal error in the worker: {type(exc).__name__}: {exc}")
 
 
+def _store_config() -> Any:
+    """``[store]`` of this user's configuration (None: local vectors only); a
+    configuration that cannot be read is every request's error, in its words."""
+    from ..config import ConfigError, load
+    from ..engine.shared_store import StoreConfig
+
+    try:
+        return StoreConfig.from_config(load())
+    except ConfigError as exc:
+        raise RagexError(ErrorCode.BAD_REQUEST, f"ragex's configuration: {exc}") from None
+
+
 def _jsonable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
 
@@ -144,7 +156,7 @@ class WorkerService:
             from ..engine import Engine
 
             self._own_index()
-            self._engine = Engine(self.root, self.index_dir)
+            self._engine = Engine(self.root, self.index_dir, store=_store_config())
         except Exception as exc:  # noqa: BLE001 - reported to requests
             self._engine_error = _to_ragex_error(exc)
             log.error("cannot open the index: %s", self._engine_error.message)

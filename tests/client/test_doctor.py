@@ -86,3 +86,21 @@ def test_a_missing_model_is_optional_when_workers_run_only_in_docker() -> None:
                     "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "--json")
     (model,) = [c for c in json.loads(proc.stdout) if c["name"] == "model"]
     assert not model["ok"] and model["optional"]
+
+
+def test_every_grammar_loads_here_and_a_missing_one_is_named_with_its_fix(
+        tmp_path: Path) -> None:
+    from ragexd.engine.languages import SPECS
+
+    proc = _doctor({"RAGEX_RUNTIME": "process"}, "--json")
+    grammars = {c["name"]: c for c in json.loads(proc.stdout)}["grammars"]
+    assert grammars["ok"] and f"all {len(SPECS)} " in grammars["detail"], grammars
+    # a Zig grammar wheel that fails to import, ahead of the real one on the path
+    (tmp_path / "tree_sitter_zig.py").write_text("raise ImportError('broken for the test')\n")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    proc = _doctor({"RAGEX_RUNTIME": "process", "PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stdout + proc.stderr   # optional: zig becomes windows
+    line = next(ln for ln in proc.stdout.splitlines() if "grammars" in ln)
+    assert line.startswith("--") and f"{len(SPECS) - 1} of {len(SPECS)} load" in line, line
+    assert "zig: ImportError: broken for the test" in line
+    assert "tree-sitter grammar wheels" in proc.stdout

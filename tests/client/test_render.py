@@ -106,6 +106,22 @@ def test_summary_line():
                                         "in 1.2 s; 1 files skipped")
 
 
+def test_summary_line_says_how_many_vectors_came_from_the_shared_store():
+    s = {"files_indexed": 3, "chunks_total": 17, "seconds": 1.0, "chunks_shared": 16,
+         "chunks_embedded": 1}
+    assert render.format_summary(s).endswith("17 chunks in 1.0 s; 16 vectors from the shared "
+                                             "store, 1 embedded here")
+
+
+def test_status_names_each_workers_shared_store_and_its_problem():
+    worker = {"root": "/src/app", "state": "ready", "index": {"store": {
+        "url": "http://chroma:8000", "collection": "ragex-abc-123", "role": "reader",
+        "problem": "the shared vector store at http://chroma:8000 cannot be reached"}}}
+    text = render.render_status({"daemon": {}, "workers": [worker]})
+    assert ("shared store of /src/app: http://chroma:8000 ragex-abc-123 (reader): the shared "
+            "vector store at http://chroma:8000 cannot be reached") in text
+
+
 def test_durations_and_sizes():
     assert render.format_duration(5) == "5s"
     assert render.format_duration(125) == "2m05s"

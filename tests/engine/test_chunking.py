@@ -329,6 +329,25 @@ def test_empty_and_odd_input_never_raises() -> None:
 
 
 DEF_LINE_SAMPLES = [
+    ("swift", "Store.swift", '''\
+        final class Store {
+            @discardableResult
+            @objc(saveItems:)
+            public func save(_ items: [String]) -> Bool {
+                return true
+            }
+        }
+        ''', "save", 2, 4),
+    ("elm", "Main.elm", '''\
+        module Main exposing (double)
+
+
+        double :
+            Int
+            -> Int
+        double x =
+            x * 2
+        ''', "double", 4, 7),
     ("python", "m.py", '''\
         class Split:
             @property

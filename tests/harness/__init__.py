@@ -10,11 +10,14 @@
 - ``runners``: ``ragexctl`` as a subprocess, and the one-shot worker;
 - ``procs``: waiting (``poll``, ``wait_for``) and finding / killing leftovers;
 - ``containers``: the docker CLI, a test's containers, whether Docker tests run;
-- ``trees``: the sample projects, a generated corpus, stdlib copies.
+- ``trees``: the sample projects, a generated corpus, stdlib copies;
+- ``chroma``: ``ChromaServer``, a real ``chroma run`` on a free port, and
+  ``TokenGate``, a token-checking proxy in front of it (the shared store).
 
 Everything is real: processes, signals, ZeroMQ sockets, the model, containers.
 """
 
+from .chroma import ChromaServer, TokenGate
 from .client import Client
 from .env import REPO, PrivateEnv, make_env, short_tmp
 from .instance import RagexInstance
@@ -23,8 +26,10 @@ from .procs import (cleanup_base, daemon_pid, kill_pids, kill_workers_under, pid
 from .runners import index_oneshot, ragexctl, ragexctl_at_a_terminal, ragexctl_popen
 from .trees import STDLIB, copy_stdlib, make_project, make_tree, write, write_corpus, write_tree
 
-__all__ = ["REPO", "STDLIB", "Client", "PrivateEnv", "RagexInstance", "cleanup_base",
+__all__ = ["REPO", "STDLIB", "ChromaServer", "Client", "PrivateEnv", "RagexInstance",
+           "cleanup_base",
            "copy_stdlib", "daemon_pid", "index_oneshot", "kill_pids", "kill_workers_under",
            "make_env", "make_project", "make_tree", "pid_alive", "pids_in_env", "poll",
-           "ragexctl", "ragexctl_at_a_terminal", "ragexctl_popen", "short_tmp", "stop_daemon_at", "wait_for", "write",
+           "ragexctl", "ragexctl_at_a_terminal", "ragexctl_popen", "short_tmp",
+           "stop_daemon_at", "TokenGate", "wait_for", "write",
            "write_corpus", "write_tree", "workers_under"]

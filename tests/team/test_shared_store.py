@@ -1,0 +1,323 @@
+"""The shared vector store: two ragex users (two homes, two ragexd) and one real
+``chroma run`` server on 127.0.0.1.
+
+The writer (CI) indexes a tree and publishes its vectors; a reader indexing the
+same tree takes them instead of embedding, embeds only its own edits, and gets
+the same answers.  A server that is dead, stalled, on the wrong port or refusing
+the token costs the reader nothing but the notice that says so: its index is
+built locally, complete, and searches answer at local speed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import (ChromaServer, PrivateEnv, TokenGate, make_project, short_tmp,
+                           write, write_corpus)
+from tests.harness.chroma import free_port
+
+QUERY = "turn an article title into a url slug"
+
+
+def _tree(root: Path) -> Path:
+    """A small real project: the sample functions plus a generated corpus."""
+    make_project(root)
+    write_corpus(root / "corpus", files=4, funcs=6)
+    return root
+
+
+def _index(user: PrivateEnv, root: Path) -> tuple[dict[str, Any], str]:
+    """``ragexctl index --json``: (its summary, its stderr)."""
+    out = user.ctl("index", "--json", str(root), timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+def _search(user: PrivateEnv, root: Path, query: str = QUERY,
+            timeout: float = 120) -> tuple[list[tuple[str, int]], str, float]:
+    """``ragexctl search --json --mode semantic``: ((path, line) of each hit, stderr,
+    seconds it took)."""
+    t0 = time.monotonic()
+    out = user.ctl("search", "--json", "--mode", "semantic", "--project", str(root), query,
+                   timeout=timeout)
+    took = time.monotonic() - t0
+    assert out.returncode in (0, 1), out.stderr
+    hits = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    return [(h["path"], h["line"]) for h in hits], out.stderr, took
+
+
+@pytest.fixture
+def users() -> Iterator[list[PrivateEnv]]:
+    """Users made by a test (``users.append``), each stopped and removed afterwards."""
+    made: list[PrivateEnv] = []
+    yield made
+    for user in made:
+        user.cleanup()
+
+
+@pytest.fixture(scope="module")
+def published() -> Iterator[tuple[ChromaServer, Path, dict[str, Any]]]:
+    """A server to which a writer (CI) published a tree's vectors: (server, the
+    writer's tree, the writer's index summary)."""
+    base = short_tmp()
+    server = ChromaServer().start()
+    ci = PrivateEnv(**server.store_env("writer"))
+    try:
+        root = _tree(base / "ci" / "project")
+        summary, _ = _index(ci, root)
+        yield server, root, summary
+    finally:
+        ci.cleanup()
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_writer_publishes_every_vector_it_embeds(published) -> None:
+    server, _, summary = published
+    assert summary["chunks_embedded"] > 20 and summary["chunks_shared"] == 0
+    counts = server.collections()
+    assert len(counts) == 1, counts
+    assert list(counts.values()) == [summary["chunks_embedded"]]
+
+
+def test_a_second_user_embeds_nothing_the_writer_published_and_gets_the_same_answers(
+        published, users) -> None:
+    server, ci_root, ci_summary = published
+    root = short_tmp() / "project"
+    shutil.copytree(ci_root, root)      # a clone of the same repository, elsewhere
+    user = PrivateEnv(**server.store_env("reader"))
+    users.append(user)
+    summary, err = _index(user, root)
+    assert summary["chunks_embedded"] == 0, summary
+    assert summary["chunks_shared"] == ci_summary["chunks_embedded"]
+    assert "from the shared store" not in err     # --json: the summary is on stdout
+    ci_user = PrivateEnv(**server.store_env("reader"))
+    users.append(ci_user)
+    _index(ci_user, ci_root)
+    mine, _, _ = _search(user, root)
+    theirs, _, _ = _search(ci_user, ci_root)
+    assert mine and mine == theirs
+    assert mine[0] == ("text/slug.py", 4)
+    assert sum(server.collections().values()) == ci_summary["chunks_embedded"], \
+        "a reader must not write to the shared store"
+
+
+def test_a_readers_local_edit_is_the_only_thing_it_embeds(published, users) -> None:
+    server, ci_root, ci_summary = published
+    root = short_tmp() / "project"
+    shutil.copytree(ci_root, root)
+    write(root / "net" / "retry.py", '''
+        import time
+
+
+        def retry_with_jitter(fn, attempts=7):
+            """Call fn again after failures, sleeping a random jittered delay."""
+            for _ in range(attempts):
+                try:
+                    return fn()
+                except OSError:
+                    time.sleep(0.1)
+            raise RuntimeError("gave up")
+        ''')
+    user = PrivateEnv(**server.store_env("reader"))
+    users.append(user)
+    summary, _ = _index(user, root)
+    assert summary["chunks_embedded"] == 1, summary          # the edited function only
+    assert summary["chunks_shared"] == ci_summary["chunks_embedded"] - 1
+    hits, _, _ = _search(user, root, "retry after a random jittered sleep")
+    assert hits[0] == ("net/retry.py", 4)
+
+
+def test_a_wrong_port_is_a_sentence_and_the_index_is_built_locally(users) -> None:
+    root = _tree(short_tmp() / "project")
+    port = free_port()
+    user = PrivateEnv(RAGEX_STORE_BACKEND="chroma-http", RAGEX_STORE_HOST="127.0.0.1",
+                      RAGEX_STORE_PORT=str(port))
+    users.append(user)
+    out = user.ctl("index", str(root), timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert f"the shared vector store at http://127.0.0.1:{port} cannot be reached" in out.stderr
+    assert "check [store] host and port" in out.stderr
+    hits, err, _ = _search(user, root)
+    assert hits[0] == ("text/slug.py", 4)
+    assert "shared vectors unavailable" in err
+    status = user.ctl("status").stdout
+    assert f"shared store of {root}: http://127.0.0.1:{port}" in status, status
+    assert "(reader): the shared vector store" in status and "cannot be reached" in status
+
+
+def test_a_refused_token_is_a_sentence_naming_the_setting(published, users) -> None:
+    server, ci_root, ci_summary = published
+    with TokenGate(server, token="s3cret") as gate:
+        env = {**server.store_env("reader"), "RAGEX_STORE_PORT": str(gate.port),
+               "RAGEX_STORE_TOKEN_ENV": "TEAM_CHROMA_TOKEN"}
+        wrong = PrivateEnv(**env, TEAM_CHROMA_TOKEN="guessed")
+        right = PrivateEnv(**env, TEAM_CHROMA_TOKEN="s3cret")
+        users.extend([wrong, right])
+        out = wrong.ctl("index", str(ci_root), timeout=600)
+        assert out.returncode == 0, out.stderr
+        assert "refused ragex's token (HTTP 401); check [store] token_env" in out.stderr
+        assert gate.refused >= 1
+        summary, _ = _index(right, ci_root)
+        assert summary["chunks_embedded"] == 0
+        assert summary["chunks_shared"] == ci_summary["chunks_embedded"]
+
+
+def test_a_bad_store_setting_is_refused_with_a_sentence_and_exit_2(users) -> None:
+    user = PrivateEnv(RAGEX_STORE_ROLE="boss")
+    users.append(user)
+    out = user.ctl("status")
+    assert out.returncode == 2
+    assert "RAGEX_STORE_ROLE" in out.stderr and "reader, writer" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_stalled_server_costs_one_timeout_and_the_index_is_built_locally(users) -> None:
+    """A server that accepts connections and never answers (a hung process, a
+    black-holing proxy): the index waits [store] timeout once, then embeds locally."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        hole.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(hole.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        root = _tree(short_tmp() / "project")
+        local = PrivateEnv()
+        users.append(local)
+        t0 = time.monotonic()
+        _index(local, root)
+        alone = time.monotonic() - t0
+        root2 = short_tmp() / "project"
+        shutil.copytree(root, root2)
+        user = PrivateEnv(RAGEX_STORE_BACKEND="chroma-http", RAGEX_STORE_HOST="127.0.0.1",
+                          RAGEX_STORE_PORT=str(hole.getsockname()[1]),
+                          RAGEX_STORE_TIMEOUT="1s")
+        users.append(user)
+        t0 = time.monotonic()
+        out = user.ctl("index", str(root2), timeout=600)
+        took = time.monotonic() - t0
+        assert out.returncode == 0, out.stderr
+        assert "did not answer within 1 s ([store] timeout)" in out.stderr
+        assert took < alone + 15, (took, alone)   # one timeout, not one per batch
+        hits, _, _ = _search(user, root2)
+        assert hits[0] == ("text/slug.py", 4)
+    finally:
+        stop.set()
+        hole.close()
+        for s in held:
+            s.close()
+
+
+def test_the_server_killed_mid_index_leaves_a_complete_index_and_searches_stay_local() -> None:
+    """Killed (SIGKILL) after the reader's first batch came from it: the rest is
+    embedded locally, the summary says why, nothing is missing, and searches
+    with the server gone answer at once with the writer's answers."""
+    from ragexd.engine import Engine
+    from ragexd.engine.shared_store import StoreConfig
+    from ragexd.engine.types import SearchQuery
+
+    base = short_tmp()
+    root = _tree(base / "project")
+    write_corpus(root / "more", files=12, funcs=12)      # > one embedding batch
+    engines: list[Engine] = []
+    try:
+        with ChromaServer() as server:
+            conf = StoreConfig(server.host, server.port, role="writer")
+            writer = Engine(root, base / "ci-index", store=conf)
+            engines.append(writer)
+            total = writer.index().chunks_embedded
+            reader = Engine(root, base / "my-index",
+                            store=StoreConfig(server.host, server.port, role="reader"))
+            engines.append(reader)
+
+            def kill_after_first_batch(p: Any) -> None:
+                if p.phase == "embedding" and server.proc is not None:
+                    server.kill()
+
+            summary = reader.index(progress=kill_after_first_batch)
+            assert not server.alive()
+        assert 0 < summary.chunks_shared < total, summary
+        assert summary.chunks_shared + summary.chunks_embedded == total
+        assert any("cannot be reached" in n for n in summary.notes), summary.notes
+        cov = reader.coverage()
+        assert cov.complete and cov.chunks_embedded == cov.chunks_indexed == total
+        query = SearchQuery(QUERY, mode="semantic")
+        t0 = time.monotonic()
+        outcome = reader.search(query)
+        took = time.monotonic() - t0
+        assert took < 2.0, took
+        assert any("shared vectors unavailable" in n for n in outcome.notes), outcome.notes
+        mine = [(h.path, h.line, round(h.score, 4)) for h in outcome.hits]
+        theirs = [(h.path, h.line, round(h.score, 4)) for h in writer.search(query).hits]
+        assert mine == theirs and mine[0][:2] == ("text/slug.py", 4)
+    finally:
+        for engine in engines:
+            engine.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- the store itself, against a real server, without the model --------------------
+
+def _store(server: ChromaServer, role: str, dim: int = 4) -> Any:
+    from ragexd.engine.shared_store import SharedStore, StoreConfig
+
+    return SharedStore(StoreConfig(server.host, server.port, role=role,
+                                   repository="unit"), Path("/nonexistent"), "test-embedder",
+                       dim)
+
+
+def test_a_reader_never_creates_the_collection_and_gets_repeated_texts() -> None:
+    import numpy as np
+
+    with ChromaServer() as server:
+        reader, writer = _store(server, "reader"), _store(server, "writer")
+        try:
+            assert reader.fetch(["def a(): pass"]) == {}
+            reader.publish(["def a(): pass"], np.ones((1, 4), dtype=np.float32))
+            assert server.collections() == {} and reader.problem() is None
+            texts = ["def a(): pass", "def b(): pass", "def a(): pass"]
+            vecs = np.arange(12, dtype=np.float32).reshape(3, 4)
+            writer.publish(texts, vecs)
+            assert writer.problem() is None, writer.problem()
+            assert list(server.collections().values()) == [2]
+            reader._absent_until = 0.0    # do not wait RETRY_AFTER for the collection
+            got = reader.fetch(texts + ["def c(): pass"])
+            assert sorted(got) == [0, 1, 2]
+            assert got[0].tolist() == got[2].tolist() == vecs[0].tolist()
+            assert got[1].tolist() == vecs[1].tolist()
+        finally:
+            reader.close()
+            writer.close()
+
+
+def test_vectors_of_another_dimension_on_the_server_are_misses_not_stored() -> None:
+    import numpy as np
+
+    with ChromaServer() as server:
+        wrong, reader = _store(server, "writer", dim=3), _store(server, "reader", dim=4)
+        try:
+            wrong.publish(["def a(): pass"], np.ones((1, 3), dtype=np.float32))
+            assert wrong.problem() is None
+            assert reader.fetch(["def a(): pass"]) == {}
+        finally:
+            wrong.close()
+            reader.close()
