@@ -12,7 +12,10 @@ machine load, each in a fresh process on the same copy of a tree:
   and chunks/s over it;
 * semantic query latency while the index runs (median and worst of one
   query every 2 s once the model is loaded);
-* worker RSS when it is done.
+* worker RSS when it is done;
+* index bytes on disk per chunk, by store (catalog, vectors, chroma).
+
+Writes bench/results/first_index.md (``run_all.py`` puts it into BENCHMARKS.md).
 
 The baseline is another revision of this repository (default ``main``),
 exported with ``git archive``.  Prints medians and their ratios.
@@ -36,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import PY, REPO, machine, median  # noqa: E402
 from tests.harness import copy_stdlib  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 CHILD = r"""
 import json, os, sys, threading, time
@@ -73,8 +78,16 @@ lat.sort()
 files = engine._catalog.stats()[0]
 complete = next((t for t, n in seen if n >= files), wall)
 import psutil
+rss = psutil.Process().memory_info().rss
+engine.close()
+disk = {}          # bytes on disk after a clean close, by store
+for p in idx.rglob("*"):
+    if p.is_file():
+        top = p.relative_to(idx).parts[0]
+        store = "chroma" if top == "chroma" else top.split(".")[0]
+        disk[store] = disk.get(store, 0) + p.stat().st_size
 print(json.dumps({"code": os.path.dirname(os.path.dirname(ragexd.__file__)), "wall": wall, "catalog": min(complete, wall), "chunks": summary.chunks_total,
-                  "files": files, "rss": psutil.Process().memory_info().rss,
+                  "files": files, "rss": rss, "disk": disk,
                   "query": lat[len(lat) // 2] if lat else None, "query_max": lat[-1] if lat else None}))
 """
 
@@ -122,25 +135,35 @@ def main() -> int:
                 got = run_one(code, tree, work)
                 results[label].append(got)
                 print(f"run {i + 1} {label}: {got}", flush=True)
-        print(f"\nfirst index of {name} ({results['this'][0]['files']} files, "
-              f"{results['this'][0]['chunks']} chunks), medians of {args.runs} interleaved "
-              f"runs; {machine()}")
-        print("| | catalog complete (s) | first index (s) | chunks/s | query during index "
-              "p50 / max (ms) | RSS after (MB) |")
-        print("|---|---|---|---|---|---|")
+        out = ["## First index: this checkout vs " + args.baseline + " (bench/first_index.py)", "",
+               f"First index of {name} ({results['this'][0]['files']} files, "
+               f"{results['this'][0]['chunks']} chunks), medians of {args.runs} interleaved "
+               f"runs; {machine()}.  Command: `python bench/first_index.py "
+               f"{' '.join(sys.argv[1:])}`.", "",
+               "| | catalog complete (s) | first index (s) | chunks/s | query during index "
+               "p50 / max (ms) | RSS after (MB) | index bytes/chunk (by store) |",
+               "|---|---|---|---|---|---|---|"]
         med = {}
         for label, rows in results.items():
             m = {k: median([r[k] for r in rows]) for k in ("catalog", "wall", "rss")}
             m["rate"] = median([r["chunks"] / r["wall"] for r in rows])
+            chunks = max(1, rows[0]["chunks"])
+            disk = rows[0].get("disk", {})
+            m["bpc"] = sum(disk.values()) / chunks
+            stores = ", ".join(f"{k} {v / chunks:.0f}" for k, v in sorted(disk.items()))
             q = [r["query"] for r in rows if r["query"] is not None]
             qmax = max((r["query_max"] for r in rows if r["query_max"] is not None), default=0)
             med[label] = m
-            print(f"| {label} | {m['catalog']:.1f} | {m['wall']:.1f} | {m['rate']:.1f} | "
-                  f"{median(q) * 1000 if q else 0:.0f} / {qmax * 1000:.0f} | "
-                  f"{m['rss'] / 2**20:.0f} |")
+            out.append(f"| {label} | {m['catalog']:.1f} | {m['wall']:.1f} | {m['rate']:.1f} | "
+                       f"{median(q) * 1000 if q else 0:.0f} / {qmax * 1000:.0f} | "
+                       f"{m['rss'] / 2**20:.0f} | {m['bpc']:.0f} ({stores}) |")
         a, b = med["this"], med[args.baseline]
-        print(f"\nratios this/{args.baseline}: catalog complete {a['catalog'] / b['catalog']:.2f}, "
-              f"first index {a['wall'] / b['wall']:.2f}, chunks/s {a['rate'] / b['rate']:.2f}")
+        out += ["", f"Ratios this/{args.baseline}: catalog complete "
+                f"{a['catalog'] / b['catalog']:.2f}, first index {a['wall'] / b['wall']:.2f}, "
+                f"chunks/s {a['rate'] / b['rate']:.2f}, bytes/chunk {a['bpc'] / b['bpc']:.2f}."]
+        print("\n" + "\n".join(out))
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "first_index.md").write_text("\n".join(out) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

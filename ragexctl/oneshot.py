@@ -90,7 +90,14 @@ def call_oneshot(request: Request, root: str, index_dir: str, *, timeout: float,
                 elif kind == "reply":
                     reply = Reply.from_wire(data)
         sel.close()
-        code = proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=30 if reply is None else 2)
+        except subprocess.TimeoutExpired:
+            if reply is None:
+                raise
+            # Answered: it is stopping a first index at a safe point (nothing
+            # committed is lost); the user need not wait for that.
+            code = 0
     except BaseException:
         if proc.poll() is None:
             proc.kill()

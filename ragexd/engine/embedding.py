@@ -75,13 +75,16 @@ def _path_words(path: str) -> str:
     return " ".join(w for part in stem for w in split_identifier(re.sub(r"\.\w+$", "", part)))
 
 
-#: Context recipes compared by bench/eval_quality.py: (file words?, body lines, raw body?)
-VARIANTS: dict[str, tuple[bool, int, bool]] = {
-    "context+path": (True, BODY_LINES, False),    # the default: best mean hybrid MRR@10
-    "context": (False, BODY_LINES, False),        # without the file's name
-    "short": (False, 6, False),
-    "long": (False, 30, False),
-    "nameraw": (False, 400, True),
+#: Context recipes compared by bench/eval_quality.py:
+#: (file words?, body lines, raw body?, body as words?)
+VARIANTS: dict[str, tuple[bool, int, bool, bool]] = {
+    "context+path": (True, BODY_LINES, False, False),   # the default: best mean hybrid MRR@10
+    "context": (False, BODY_LINES, False, False),       # without the file's name
+    "short": (False, 6, False, False),
+    "long": (False, 30, False, False),
+    "long+path": (True, 30, False, False),
+    "nameraw": (False, 400, True, False),
+    "words+path": (True, BODY_LINES, False, True),
 }
 
 
@@ -118,13 +121,28 @@ def _skip_docstring(body: list[str]) -> list[str]:
     return body
 
 
+_CODE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*|#.*$|//.*$")
+
+
+def _line_words(line: str) -> str:
+    """A line of code as the words a person would say: identifiers split
+    (``getHeaderValue`` -> "get header value"), punctuation dropped, comments kept."""
+    out: list[str] = []
+    for tok in _CODE_WORD.findall(line):
+        if tok[0] in "#/":
+            out.append(tok.lstrip("#/ "))
+        else:
+            out.extend(split_identifier(tok))
+    return " ".join(w for w in out if w)
+
+
 def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     """The text that stands for ``chunk`` in vector space.  Deterministic: the
     same chunk always yields the same string (so ids and vectors stay stable)."""
     variant = variant or CONTEXT_VARIANT
     if variant == "raw":
         return chunk.code
-    with_path, n_body, raw_body = VARIANTS.get(variant, VARIANTS["context+path"])
+    with_path, n_body, raw_body, as_words = VARIANTS.get(variant, VARIANTS["context+path"])
     lines: list[str] = []
     kind = chunk.kind
     if chunk.name:
@@ -149,6 +167,8 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     if chunk.kind not in ("block", "window"):
         body = body[1:]  # the signature line is already there
     kept = [ln.strip() for ln in _skip_docstring(body) if ln.strip()][:n_body]
+    if as_words:
+        kept = [w for w in (_line_words(ln) for ln in kept) if w]
     if kept:
         lines.append("\n".join(kept))
     return "\n".join(lines)

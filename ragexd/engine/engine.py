@@ -1,6 +1,6 @@
 """The facade the worker wraps: one Engine per project.
 
-Opening is fast (SQLite only); chroma is opened on first need and the model is
+Opening is fast (SQLite only); the vectors are read on first need and the model is
 loaded only by ``load_model`` (or the first semantic search / index run), so a
 fresh worker answers regex and symbol queries while the model loads.
 
@@ -35,7 +35,7 @@ from .shared_store import SharedStore, StoreConfig
 from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery, SkippedFile)
-from .vectors import Vectors
+from .vectors import VECTORS_FILE, Vectors
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,10 @@ LAST_ERROR = "last_index_error"
 
 def is_store_entry(name: str) -> bool:
     """An entry of the index directory that belongs to the index's stores (the
-    catalog with its WAL files, the vectors): what a rebuild deletes and an import
+    catalog and the vector file with their WAL files, an old index's chroma
+    store): what a rebuild deletes and an import
     replaces.  Not the owner's lock, project.json or a staging directory."""
-    return name.startswith(CATALOG_FILE) or name == CHROMA_DIR
+    return name.startswith((CATALOG_FILE, VECTORS_FILE)) or name == CHROMA_DIR
 
 
 #: How long a query by meaning waits for a live re-index of saved files (the
@@ -111,7 +112,7 @@ class Engine:
             self._catalog = None
             self._open_error = exc
             return
-        self._vectors = Vectors(self.index_dir / CHROMA_DIR)
+        self._vectors = Vectors(self.index_dir / CHROMA_DIR, self.index_dir / VECTORS_FILE)
         self._searcher = Searcher(self.root, self._catalog, self._vectors, self._embedder,
                                   self._rules)
 
@@ -173,6 +174,30 @@ class Engine:
         if not self._embedder.loaded:
             with HEAVY_IMPORTS:
                 self._embedder.load()
+
+    def preload_vectors(self) -> threading.Thread:
+        """Read the vectors into memory now, in a thread: a cold worker does it
+        beside its model's load, so its first query by meaning waits for the
+        longer of the two, not their sum.  An error waits for that query, which
+        reports it."""
+        with HEAVY_IMPORTS:   # never imported beside the model's own numpy import
+            import numpy  # noqa: F401
+
+        def run() -> None:
+            try:
+                self._require_open()[1].count()
+            except Exception:  # noqa: BLE001 - the first search says what is wrong
+                log.debug("could not preload the vectors", exc_info=True)
+
+        thread = threading.Thread(target=run, name="vectors-preload", daemon=True)
+        thread.start()
+        return thread
+
+    def warm_model(self) -> None:
+        """Run the model once on a short text: its first run allocates its buffers
+        (~0.1-0.2 s), which a cold worker pays before anyone waits for it."""
+        if self._embedder.loaded:
+            self._embedder.encode_query("warm up")
 
     @property
     def model_loaded(self) -> bool:

@@ -186,7 +186,7 @@ class Indexer:
         self._write(lambda: self.catalog.set_meta(
             RUN_MARKER, json.dumps({"pid": os.getpid(), "started": time.time()})))
         emit(IndexProgress("scanning", message="reconciling" if interrupted else "scanning"))
-        if (paths is None or interrupted) and (self.vectors.path.exists()
+        if (paths is None or interrupted) and (self.vectors.exists()
                                                or self.catalog.stats()[1]):
             # (a brand-new index has nothing to reconcile: do not make the first
             # symbol answers wait for the vector store to open)

@@ -1,24 +1,34 @@
-"""The vector store of one project's index: ``chroma/`` plus an exact copy in memory.
+"""The vector store of one project's index: ``vectors.sqlite``, an exact copy in
+memory, and chroma's HNSW only for very large indexes.
 
-Its own module because it is a different store with different failure modes:
-ChromaDB (imported lazily, it is heavy), one vector per chunk id (cosine space,
-our own vectors, no documents: snippets are read back from the files so they
-are never stale copies), exact in-memory neighbours below ``EXACT_MAX`` and
-HNSW above, and a private read-only copy when chroma cannot open the store in
-place.  It may briefly hold vectors the catalog (``catalog.py``) does not know
-(a run killed between the two writes); ``Indexer`` reconciles that at the start
-of each run.
+Its own module because it is a different store with different failure modes.
+One float32 vector per chunk id lives in ``vectors.sqlite`` (our own compact
+file: a BLOB per row, no documents, no write-ahead copy of every vector), read
+whole into an exact in-memory matrix on the first query.  That cold path needs
+neither chromadb (importing it took ~2.7 s of a 5.8 s cold start) nor its HNSW
+files and SQLite log (~6 KB a chunk on disk, against ~1.7 KB here).  chromadb is
+imported only above ``Vectors.EXACT_MAX`` vectors, where its HNSW graph answers
+instead; it is then a mirror of the file, synced on first use.
+
+An index made before this file existed keeps its vectors in ``chroma/``: they
+are converted once, with a message, and chroma's files are removed (never a mix
+of the two).  The store may briefly hold vectors the catalog (``catalog.py``)
+does not know (a run killed between the two writes); ``Indexer`` reconciles that
+at the start of each run, and a damaged file (truncated by a crash or a full
+disk) is set aside there and what it held is embedded again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
+from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable, on_read_only_fs, writable_dir
 from .types import EngineError
 
 if TYPE_CHECKING:
@@ -26,32 +36,359 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The vector file, beside ``catalog.sqlite`` in the index directory.
+VECTORS_FILE = "vectors.sqlite"
+#: Its layout: rows (id, path, language, little-endian float32 BLOB).
+VECTORS_FORMAT = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vec (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL, language TEXT NOT NULL, v BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS vec_path ON vec(path);
+"""
+
+
+class Damaged(Exception):
+    """The vector file is not what we wrote: truncated, overwritten, wrong sizes."""
+
+
+class VectorFile:
+    """``vectors.sqlite``: one connection shared by every thread, under a lock
+    (a write is one transaction of a batch, a read a few ms).
+
+    SQLite, not a raw ``.npy``: a kill -9 mid-write leaves the last committed
+    batch (its journal rolls the rest back), deletes by path are one statement,
+    and 8 KiB pages pack five 1.6 KB rows each, so a chunk costs ~1.7 KB.
+    """
+
+    PAGE_SIZE = 8192
+
+    def __init__(self, path: Path | str, conn: sqlite3.Connection, read_only: bool) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.dim = 0
+        row = conn.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
+        if row is not None:
+            self.dim = int(row[0])
+
+    @classmethod
+    def open(cls, path: Path | str) -> "VectorFile":
+        """Open (or create) the file; raise ``Damaged`` for a file that is not ours
+        and EngineError("index_unwritable") when a new one cannot be created.
+        ``":memory:"`` holds a converted store that could not be written to disk."""
+        memory = str(path) == ":memory:"
+        exists = not memory and Path(path).exists()
+        if exists:
+            _check_length(Path(path))
+        read_only = exists and not writable_dir(Path(path).parent)
+        try:
+            if read_only:
+                conn = _connect_read_only(Path(path))
+            else:
+                conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
+                                       isolation_level=None)
+                conn.execute(f"PRAGMA page_size={cls.PAGE_SIZE}")  # before the first table
+                conn.executescript(_SCHEMA)
+                if not memory:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA busy_timeout=30000")
+                if conn.execute("SELECT value FROM meta WHERE key='format'").fetchone() is None:
+                    conn.execute("INSERT INTO meta VALUES ('format', ?)", (VECTORS_FORMAT,))
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not is_unwritable(exc):
+                raise Damaged(str(exc)) from exc
+            if not exists or read_only:
+                raise EngineError("index_unwritable",
+                                  f"cannot open the vector file {path}: {exc}") from exc
+            # a full disk: opening for writing needs room, reading does not; the
+            # engine refuses writes to a read-only store and searches keep working
+            log.warning("cannot open %s for writing (%s): reading it read-only", path, exc)
+            return cls.open_read_only(Path(path))
+        if row is None or row[0] != VECTORS_FORMAT:
+            conn.close()
+            raise Damaged(f"format {row[0] if row else 'missing'}, expected {VECTORS_FORMAT}")
+        return cls(path, conn, read_only)
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> "VectorFile":
+        try:
+            conn = _connect_read_only(path, immutable=True)
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise EngineError("index_unwritable",
+                              f"cannot open the vector file {path}: {exc}") from exc
+        if row is None or row[0] != VECTORS_FORMAT:
+            conn.close()
+            raise Damaged(f"format {row[0] if row else 'missing'}, expected {VECTORS_FORMAT}")
+        return cls(path, conn, True)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except Exception:  # pragma: no cover - closing a broken handle
+                pass
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM vec").fetchone()[0])
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT id FROM vec")}
+
+    def rows(self) -> tuple[list[str], list[str], list[str], "np.ndarray"]:
+        """Everything, as (ids, paths, languages, float32 matrix); ``Damaged`` when
+        a page or a row is not what was written."""
+        import numpy as np
+
+        try:
+            with self._lock:
+                got = self._conn.execute("SELECT id, path, language, v FROM vec").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if is_unwritable(exc):
+                raise
+            raise Damaged(str(exc)) from exc
+        return ([r[0] for r in got], [r[1] for r in got], [r[2] for r in got],
+                self._matrix([r[3] for r in got]))
+
+    def get(self, ids: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
+        """The stored vectors of those of ``ids`` that have one."""
+        out: list[tuple[str, bytes]] = []
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i:i + 500])
+                out += self._conn.execute(
+                    f"SELECT id, v FROM vec WHERE id IN ({','.join('?' * len(part))})", part)
+        return [r[0] for r in out], self._matrix([r[1] for r in out])
+
+    def meta_of(self, ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(path, language) of each of ``ids``, in order ("" for an unknown id)."""
+        with self._lock:
+            found: dict[str, tuple[str, str]] = {}
+            for i in range(0, len(ids), 500):
+                part = list(ids[i:i + 500])
+                found.update((r[0], (r[1], r[2])) for r in self._conn.execute(
+                    f"SELECT id, path, language FROM vec WHERE id IN "
+                    f"({','.join('?' * len(part))})", part))
+        return [found.get(i, ("", "")) for i in ids]
+
+    def _matrix(self, blobs: list[bytes]) -> "np.ndarray":
+        import numpy as np
+
+        width = 4 * self.dim
+        if blobs and (not width or any(len(b) != width for b in blobs)):
+            raise Damaged(f"a vector is not {self.dim} float32 values")
+        return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), self.dim)
+
+    def put(self, ids: Sequence[str], vectors: "np.ndarray",
+            metadatas: Sequence[dict[str, Any]]) -> None:
+        import numpy as np
+
+        vecs = np.ascontiguousarray(vectors, dtype="<f4")
+        rows = [(cid, str((metadatas[k] or {}).get("path", "")) if k < len(metadatas) else "",
+                 str((metadatas[k] or {}).get("language", "")) if k < len(metadatas) else "",
+                 vecs[k].tobytes()) for k, cid in enumerate(ids)]
+        with self._lock, _transaction(self._conn):
+            if not self.dim:
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)",
+                                   (str(vecs.shape[1]),))
+            elif vecs.shape[1] != self.dim:
+                raise EngineError("index_corrupt",
+                                  f"vectors of {vecs.shape[1]} values cannot join an index of "
+                                  f"{self.dim}; {REBUILD_HINT}")
+            self._conn.executemany("INSERT OR REPLACE INTO vec VALUES (?, ?, ?, ?)", rows)
+        self.dim = self.dim or int(vecs.shape[1])
+
+    def delete(self, column: str, values: Sequence[str]) -> None:
+        assert column in ("id", "path")
+        with self._lock, _transaction(self._conn):
+            self._conn.executemany(f"DELETE FROM vec WHERE {column}=?",
+                                   [(v,) for v in values])
+
+
+def _connect_read_only(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+    """Read without writing anything, not even SQLite's side files: ``immutable``
+    on read-only media or a full disk (nothing else writes this file then)."""
+    mode = "immutable=1" if immutable or on_read_only_fs(path) else "mode=ro"
+    return sqlite3.connect(f"file:{path}?{mode}", uri=True, timeout=30,
+                           check_same_thread=False, isolation_level=None)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (the connection
+    autocommits each statement otherwise)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def _check_length(path: Path) -> None:
+    """A file shorter than its own header says was truncated (a crash of the
+    disk, a copy cut short): SQLite would read the missing pages as zeros.  Only
+    checkable without a write-ahead log pending (a clean close leaves none)."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
+    size = path.stat().st_size
+    if size == 0:
+        raise Damaged("the file is empty")
+    with path.open("rb") as f:
+        head = f.read(100)
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+        raise Damaged("not an SQLite file")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[24:28] == head[92:96]   # the header's page count is current
+    if valid and pages and size < pages * page:
+        raise Damaged(f"truncated: {size} bytes of {pages * page}")
+
+
+def _set_aside(path: Path) -> None:
+    """Move a damaged file (and its side files) out of the way, keeping it for a
+    post-mortem as ``<name>.damaged``: never read as vectors again."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        side.unlink(missing_ok=True)
+    if path.exists():
+        os.replace(path, path.with_name(path.name + ".damaged"))
+
 
 class Vectors:
-    """The chroma collection, opened lazily (importing chromadb costs ~0.8 s and
-    regex/symbol searches never need it), and an exact copy of its vectors in memory.
+    """The vector file, an exact copy of it in memory, and (only above
+    ``EXACT_MAX``) chroma's HNSW index as a mirror.
 
     Semantic search scores *every* vector (a matrix product: 15k x 384 floats is
     23 MB and a few ms a query) because chroma's approximate HNSW graph misses
     neighbours, freshly added ones most of all (a distinctive new function at
     cosine 0.50 was not in the top 50 while HNSW's best was 0.23).  The matrix is
-    read from chroma once, on the first query, and then follows every upsert and
-    delete made through this object, so a chunk is findable the moment it is
+    read from the file once, on the first query, and then follows every upsert
+    and delete made through this object, so a chunk is findable the moment it is
     written.  Above ``EXACT_MAX`` vectors (~300 MB) the HNSW index answers instead.
+
+    ``path`` is chroma's directory (the HNSW mirror, or an old index's store to
+    convert); the vector file is ``file``, by default beside it.
     """
 
     COLLECTION = "chunks"
     EXACT_MAX = 200_000
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, file: Path | None = None) -> None:
         self.path = path
+        self.file = file if file is not None else path.parent / VECTORS_FILE
+        self._store: VectorFile | None = None
+        self._store_lock = threading.RLock()
         self._client: Any = None
         self._col: Any = None
+        self._mirrored = False   # chroma holds exactly what the file holds
         self._lock = threading.Lock()
         self._exact = _ExactIndex()
-        #: a private copy served when ``path`` cannot be opened for writing (full
-        #: disk, read-only directory): chroma cannot open a store read-only
+        #: a private copy of chroma's store opened when ``path`` cannot be opened
+        #: for writing (full disk, read-only directory): chroma cannot open read-only
         self._copy: Path | None = None
+
+    # -- the file ------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Some vectors were ever stored (in the file, or in an old chroma store)."""
+        return self.file.exists() or self._legacy()
+
+    def _legacy(self) -> bool:
+        return (self.path / "chroma.sqlite3").exists()
+
+    @property
+    def read_only(self) -> bool:
+        """Serving a store that cannot be written: the engine refuses writes."""
+        store = self._store
+        return self._copy is not None or (store is not None and store.read_only)
+
+    def _file(self, *, repair: bool = False) -> VectorFile:
+        store = self._store
+        if store is not None:
+            return store
+        with self._store_lock:
+            if self._store is None:
+                self._store = self._open_file(repair=repair)
+            return self._store
+
+    def _open_file(self, *, repair: bool) -> VectorFile:
+        if not self.file.exists() and self._legacy():
+            return self._convert_legacy()
+        try:
+            return VectorFile.open(self.file)
+        except Damaged as exc:
+            return self._damaged(exc, repair=repair)
+
+    def _damaged(self, exc: Damaged, *, repair: bool) -> VectorFile:
+        """A damaged file is never read as vectors.  A search says so; an index run
+        (``repair``) sets it aside and starts an empty one, and its reconcile step
+        embeds again every chunk that lost its vector."""
+        if not repair:
+            raise EngineError("index_corrupt",
+                              f"the vector file {self.file} is damaged ({exc}); the next "
+                              "`ragexctl index` embeds again what it lost (keyword, regex "
+                              "and symbol search still work)")
+        log.warning("the vector file %s is damaged (%s): setting it aside and embedding "
+                    "its chunks again", self.file, exc)
+        _set_aside(self.file)
+        return VectorFile.open(self.file)
+
+    def _drop_file(self) -> None:
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def _convert_legacy(self) -> VectorFile:
+        """Copy an old index's chroma store into the vector file, once, then remove
+        chroma's files (below EXACT_MAX nothing reads them again).  Written to a
+        temporary name and renamed: a conversion killed half-way starts over."""
+        log.warning("converting the vectors of %s from chroma to %s (once; the index "
+                    "keeps every vector)", self.path, self.file.name)
+        col = self.collection()
+        writable = not self.read_only and writable_dir(self.file.parent)
+        tmp = self.file.with_name(self.file.name + ".converting")
+        if writable:
+            _set_aside(tmp)
+            tmp.with_name(tmp.name + ".damaged").unlink(missing_ok=True)
+        store = VectorFile.open(tmp if writable else ":memory:")
+        offset, page = 0, 5000
+        while True:
+            got = col.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
+            if len(got["ids"]):
+                store.put(got["ids"], got["embeddings"],
+                          got.get("metadatas") or [{}] * len(got["ids"]))
+            if len(got["ids"]) < page:
+                break
+            offset += page
+        total = store.count()
+        if not writable:
+            store.read_only = True
+            self._mirrored = True
+            return store
+        store.close()
+        os.replace(tmp, self.file)
+        if total > self.EXACT_MAX:
+            self._mirrored = True           # chroma stays, as the HNSW mirror
+        else:
+            self._close_chroma()
+            shutil.rmtree(self.path, ignore_errors=True)
+        log.warning("converted %d vectors to %s", total, self.file)
+        return VectorFile.open(self.file)
+
+    # -- chroma: HNSW above EXACT_MAX, and old stores ----------------------------------
 
     def collection(self) -> Any:
         if self._col is not None:
@@ -73,11 +410,6 @@ class Vectors:
                 self._client, self._col = client, col
         return self._col
 
-    @property
-    def read_only(self) -> bool:
-        """Serving a private copy: writes would be lost, so the engine refuses them."""
-        return self._copy is not None
-
     def _open(self, path: Path) -> tuple[Any, Any]:
         with HEAVY_IMPORTS:
             import chromadb
@@ -94,9 +426,8 @@ class Vectors:
 
     def _open_copy(self, why: Exception) -> tuple[Any, Any]:
         """Open a private copy of a store that cannot be opened in place (chroma
-        writes on open), so search by meaning survives a full disk or a read-only
-        index directory; raise index_unwritable when even that fails."""
-        import shutil
+        writes on open), so an old index on a full disk or a read-only directory
+        can still be converted in memory; raise index_unwritable when even that fails."""
         import tempfile
 
         copy: Path | None = None
@@ -116,9 +447,40 @@ class Vectors:
         self._copy = copy
         return client, col
 
-    def close(self) -> None:
+    def _hnsw(self) -> Any:
+        """chroma's collection, holding exactly the file's vectors (synced once
+        per process: chunk ids name their content, so equal ids are equal vectors)."""
+        col = self.collection()
+        if self._mirrored:
+            return col
+        with self._lock:
+            if not self._mirrored:
+                store = self._file()
+                ours = store.ids()
+                theirs: set[str] = set()
+                offset, page = 0, 5000
+                while True:
+                    got = col.get(include=[], limit=page, offset=offset)["ids"]
+                    theirs.update(got)
+                    if len(got) < page:
+                        break
+                    offset += page
+                extra = sorted(theirs - ours)
+                for i in range(0, len(extra), 2000):
+                    col.delete(ids=extra[i:i + 2000])
+                missing = sorted(ours - theirs)
+                for i in range(0, len(missing), 2000):
+                    ids, mat = store.get(missing[i:i + 2000])
+                    metas = [{"path": p, "language": lang} for p, lang in
+                             store.meta_of(ids)]
+                    col.upsert(ids=ids, embeddings=mat, metadatas=metas)
+                self._mirrored = True
+        return col
+
+    def _close_chroma(self) -> None:
         with self._lock:
             client, self._client, self._col = self._client, None, None
+            self._mirrored = False
         if client is not None:
             try:
                 client.close()  # the last client of a path stops chroma's System for it
@@ -129,50 +491,52 @@ class Vectors:
             _forget_broken_system(self.path)
         copy, self._copy = self._copy, None
         if copy is not None:
-            import shutil
-
             shutil.rmtree(copy, ignore_errors=True)
+
+    def close(self) -> None:
+        self._drop_file()
+        self._close_chroma()
+
+    # -- the Vectors API -------------------------------------------------------------------
 
     def count(self) -> int:
         exact = self._exact_index()
         if exact is not None:
             return exact.count()
-        return int(self.collection().count())
+        return self._file().count()
 
-    def _exact_index(self) -> "_ExactIndex | None":
-        """The in-memory copy, read from chroma on first use; None above EXACT_MAX."""
+    def _exact_index(self, *, repair: bool = False) -> "_ExactIndex | None":
+        """The in-memory copy, read from the file on first use; None above EXACT_MAX."""
         ex = self._exact
         if ex.loaded:
             return ex if ex.count() <= self.EXACT_MAX else None
         with ex.lock:
             if not ex.loaded:
-                col = self.collection()
-                if int(col.count()) > self.EXACT_MAX:
+                store = self._file(repair=repair)
+                if store.count() > self.EXACT_MAX:
                     return None
-                offset, page = 0, 5000
-                while True:
-                    got = col.get(include=["embeddings", "metadatas"], limit=page,
-                                  offset=offset)
-                    metas = got.get("metadatas") or [{}] * len(got["ids"])
-                    embs = got.get("embeddings")
-                    if len(got["ids"]):
-                        ex.put(got["ids"], embs, metas)
-                    if len(got["ids"]) < page:
-                        break
-                    offset += page
+                try:
+                    ids, paths, langs, mat = store.rows()
+                except Damaged as exc:
+                    self._drop_file()
+                    store = self._damaged(exc, repair=repair)
+                    with self._store_lock:
+                        self._store = store
+                    ids, paths, langs, mat = store.rows()
+                if ids:
+                    ex.put(ids, mat, [{"path": p, "language": lang}
+                                      for p, lang in zip(paths, langs)])
                 ex.loaded = True
         return ex
 
     def all_ids(self) -> set[str]:
-        col = self.collection()
-        out: set[str] = set()
-        offset, page = 0, 5000
-        while True:
-            got = col.get(include=[], limit=page, offset=offset)["ids"]
-            out.update(got)
-            if len(got) < page:
-                return out
-            offset += page
+        """Every stored id.  The indexer's reconcile calls this first: a damaged
+        file is set aside here, and the chunks it held are embedded again."""
+        exact = self._exact_index(repair=True)
+        if exact is not None:
+            with exact.lock:
+                return set(exact.row)
+        return self._file().ids()
 
     def export_vectors(self, ids: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
         """The stored vectors of ``ids`` (those that have one), as read from the
@@ -180,46 +544,51 @@ class Vectors:
         on disk."""
         import numpy as np
 
-        col = self.collection()
-        found: dict[str, Any] = {}
-        ids = list(ids)
-        for i in range(0, len(ids), 5000):
-            got = col.get(ids=ids[i:i + 5000], include=["embeddings"])
-            embs = got.get("embeddings")
-            for cid, emb in zip(got["ids"], embs if embs is not None else []):
-                found[cid] = emb
-        have = [cid for cid in ids if cid in found]
-        if not have:
+        got, mat = self._file().get(list(ids))
+        if not got:
             return [], np.zeros((0, 0), dtype=np.float32)
-        return have, np.asarray([found[c] for c in have], dtype=np.float32)
+        at = {cid: k for k, cid in enumerate(got)}
+        have = [cid for cid in dict.fromkeys(ids) if cid in at]
+        return have, np.ascontiguousarray(mat[[at[c] for c in have]], dtype=np.float32)
 
     def delete_paths(self, paths: Sequence[str]) -> None:
-        col = self.collection()
-        for i in range(0, len(paths), 200):
-            part = list(paths[i:i + 200])
-            col.delete(where={"path": {"$in": part}} if len(part) > 1 else {"path": part[0]})
-        if self._exact.loaded:
-            self._exact.drop_paths(paths)
+        paths = list(paths)
+        with self._exact.lock:   # never between a load's read and its ``loaded``
+            self._file().delete("path", paths)
+            if self._exact.loaded:
+                self._exact.drop_paths(paths)
+        if self._mirrored:
+            col = self.collection()
+            for i in range(0, len(paths), 200):
+                part = paths[i:i + 200]
+                col.delete(where={"path": {"$in": part}} if len(part) > 1
+                           else {"path": part[0]})
 
     def delete_ids(self, ids: Sequence[str]) -> None:
-        col = self.collection()
         ids = list(ids)
-        for i in range(0, len(ids), 2000):
-            col.delete(ids=ids[i:i + 2000])
-        if self._exact.loaded:
-            self._exact.drop_ids(ids)
+        with self._exact.lock:
+            self._file().delete("id", ids)
+            if self._exact.loaded:
+                self._exact.drop_ids(ids)
+        if self._mirrored:
+            col = self.collection()
+            for i in range(0, len(ids), 2000):
+                col.delete(ids=ids[i:i + 2000])
 
     def upsert(self, ids: Sequence[str], vectors: "np.ndarray",
                metadatas: Sequence[dict[str, Any]]) -> None:
-        if not ids:
+        if not len(ids):
             return
-        col = self.collection()
-        step = 2000
-        for i in range(0, len(ids), step):
-            col.upsert(ids=list(ids[i:i + step]), embeddings=vectors[i:i + step],
-                       metadatas=list(metadatas[i:i + step]))
-        if self._exact.loaded:
-            self._exact.put(ids, vectors, metadatas)
+        with self._exact.lock:   # a load reading the file meanwhile would miss these
+            self._file().put(ids, vectors, metadatas)
+            if self._exact.loaded:
+                self._exact.put(ids, vectors, metadatas)
+        if self._mirrored:
+            col = self.collection()
+            step = 2000
+            for i in range(0, len(ids), step):
+                col.upsert(ids=list(ids[i:i + step]), embeddings=vectors[i:i + step],
+                           metadatas=list(metadatas[i:i + step]))
 
     def vector_of(self, chunk_id: str) -> "np.ndarray | None":
         """The stored vector of one chunk (None: it has none yet), for ``similar``:
@@ -229,11 +598,8 @@ class Vectors:
         exact = self._exact_index()
         if exact is not None:
             return exact.vector_of(chunk_id)
-        got = self.collection().get(ids=[chunk_id], include=["embeddings"])
-        embs = got.get("embeddings")
-        if embs is None or len(got["ids"]) == 0:
-            return None
-        return np.asarray(embs[0], dtype=np.float32)
+        got, mat = self._file().get([chunk_id])
+        return np.array(mat[0], dtype=np.float32) if got else None
 
     def similarities(self, vector: "np.ndarray", ids: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of ``vector`` to the stored vectors of ``ids``."""
@@ -244,14 +610,13 @@ class Vectors:
         exact = self._exact_index()
         if exact is not None:
             return exact.similarities(vector, ids)
-        got = self.collection().get(ids=list(ids), include=["embeddings"])
-        embs = got.get("embeddings")
-        if embs is None or len(got["ids"]) == 0:
+        got, mat = self._file().get(list(ids))
+        if not got:
             return {}
-        mat = np.asarray(embs, dtype=np.float32)
+        mat = mat.astype(np.float32)
         norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(vector)) or 1.0)
         sims = mat @ np.asarray(vector, dtype=np.float32) / np.where(norms == 0, 1.0, norms)
-        return {i: float(s) for i, s in zip(got["ids"], sims)}
+        return {i: float(s) for i, s in zip(got, sims)}
 
     def query(self, vector: "np.ndarray", n: int, languages: Sequence[str] = ()
               ) -> list[tuple[str, float]]:
@@ -259,7 +624,7 @@ class Vectors:
         exact = self._exact_index()
         if exact is not None:
             return exact.query(vector, n, languages)
-        col = self.collection()
+        col = self._hnsw()
         where: dict[str, Any] | None = None
         if languages:
             where = ({"language": {"$in": list(languages)}} if len(languages) > 1

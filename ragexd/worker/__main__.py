@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         # Keep stdout for protocol lines only: anything a library prints goes to stderr.
         out = sys.stdout
         sys.stdout = sys.stderr
-        return run_oneshot(root, args.index_dir, sys.stdin.read(), out, base=args.base)
+        code = run_oneshot(root, args.index_dir, sys.stdin.read(), out, base=args.base)
+        # the index is closed and the answer written: skip the interpreter's
+        # teardown (freeing the model's objects), which the client would wait for
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(code)
 
     from .server import WorkerServer, install_signal_handlers
     from .service import WorkerService

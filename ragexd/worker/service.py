@@ -82,7 +82,7 @@ class WorkerService:
     """One project's engine plus the bookkeeping the protocol needs.
 
     The engine is created in a background thread (``start_loading``) because
-    importing chromadb and the model takes seconds: the server must answer
+    loading the model takes a moment: the server must answer
     heartbeats, and regex/symbol searches, before that finishes.
     """
 
@@ -119,7 +119,7 @@ class WorkerService:
 
     # --- lifecycle -----------------------------------------------------------------
 
-    def _own_index(self) -> None:
+    def _own_index(self, wait: float = 0.0) -> None:
         """Take the index directory's own lock, or raise INDEX_LOCKED naming its holder.
 
         The lock lives in the index directory, not the runtime directory, so it
@@ -127,13 +127,23 @@ class WorkerService:
         runtime directories (an MCP client strips XDG_RUNTIME_DIR), a
         ``--no-daemon`` run, or a container and a process, never write one
         index together.  The kernel drops it when the worker dies, however.
+        ``wait``: seconds to wait for a holder that is on its way out (a one-shot
+        worker that answered and is stopping its first index at a safe point).
         """
         from ..pidlock import AlreadyRunning, InstanceLock
 
         lock = InstanceLock(self.index_dir / INDEX_LOCK_FILE)
+        end = time.monotonic() + wait
         try:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
+            while True:
+                try:
+                    lock.acquire()
+                    break
+                except AlreadyRunning:
+                    if time.monotonic() >= end:
+                        raise
+                    time.sleep(0.1)
         except AlreadyRunning as exc:
             who = f"pid {exc.pid}" if exc.pid else "another process"
             raise RagexError(
@@ -149,13 +159,13 @@ class WorkerService:
             return
         self._index_owner = lock
 
-    def open_engine(self) -> None:
-        """Open the index (fast-ish: imports chromadb).  Errors are kept and reported
+    def open_engine(self, lock_wait: float = 0.0) -> None:
+        """Open the index (fast: SQLite only).  Errors are kept and reported
         to every request rather than killing the worker, so the user sees why."""
         try:
             from ..engine import Engine
 
-            self._own_index()
+            self._own_index(lock_wait)
             self._engine = Engine(self.root, self.index_dir, store=_store_config())
         except Exception as exc:  # noqa: BLE001 - reported to requests
             self._engine_error = _to_ragex_error(exc)
@@ -209,12 +219,18 @@ class WorkerService:
         try:
             t0 = time.monotonic()
             engine.load_model()
+            engine.warm_model()
             _set_torch_threads(1)
             log.info("model loaded in %.1f s", time.monotonic() - t0)
         except Exception:  # noqa: BLE001 - semantic searches will retry and report it
             log.exception("model failed to load")
         finally:
             self._model_ready.set()
+
+    def preload_vectors(self) -> None:
+        """Read the index's vectors in a thread, beside the model's load."""
+        if self._engine is not None:
+            self._engine.preload_vectors()
 
     def start_loading(self) -> threading.Thread:
         def run() -> None:
@@ -226,6 +242,7 @@ class WorkerService:
                 with self._index_lock:
                     self.open_engine()
                     self._adopt_base()
+            self.preload_vectors()
             self.load_model()
             if self.watch and self._engine is not None:
                 self.start_watching()
@@ -350,7 +367,8 @@ class WorkerService:
                 error = exc.message
         return {"pid": os.getpid(), "rss": _rss(), "uptime_s": time.time() - self.started_at,
                 "model_loaded": self.model_loaded, "index": index, "indexing": self.indexing,
-                "watch": self._watcher is not None, "error": error}
+                "watch": self._watcher is not None, "error": error,
+                "heavy_modules": _heavy_modules()}
 
     # --- requests ------------------------------------------------------------------
 
@@ -637,6 +655,18 @@ def _set_torch_threads(n: int) -> None:
             torch.set_num_threads(max(1, n))
         except Exception:  # noqa: BLE001
             pass
+
+
+#: Imports that cost seconds and hundreds of MiB: which of them a worker holds is
+#: the first question about its start time and its memory (chromadb only above
+#: ``Vectors.EXACT_MAX`` vectors or to convert an old index; torch never).
+HEAVY_MODULES = ("chromadb", "torch", "sentence_transformers", "onnxruntime", "tree_sitter")
+
+
+def _heavy_modules() -> list[str]:
+    import sys
+
+    return [name for name in HEAVY_MODULES if name in sys.modules]
 
 
 def _rss() -> int | None:

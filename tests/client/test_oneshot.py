@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.harness import PrivateEnv, make_tree, pids_in_env
+from tests.harness import PrivateEnv, make_tree, pids_in_env, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,37 @@ def test_a_worker_that_dies_is_a_clear_error(one, tmp_path):
     assert r.returncode == 2
     assert "one-shot worker exited with code 3 without answering" in r.stderr
     assert "disk on fire" in r.stderr
+
+
+def test_a_first_search_answers_within_its_deadline_and_says_what_it_covers(tmp_path):
+    """A never-indexed tree too large to embed within the deadline: the one-shot
+    search answers in time from what is embedded, says so, and stops the index
+    where the next search resumes it."""
+    import time
+
+    from tests.harness import copy_stdlib
+
+    env = PrivateEnv(TERM="dumb")
+    try:
+        # ~3,000 chunks: a minute or more of embedding even on a quiet machine
+        tree = copy_stdlib(env.base / "big", "email", "http", "logging", "asyncio")
+        t0 = time.monotonic()
+        r = env.ctl("search", "--no-daemon", "--timeout", "30", "parse an email address",
+                    "-n", "3", cwd=tree)
+        took = time.monotonic() - t0
+        assert r.returncode in (0, 1), r.stderr
+        assert "coverage:" in r.stderr and "chunks embedded" in r.stderr, r.stderr
+        assert "first index stops with this one-shot search" in r.stderr, r.stderr
+        assert took < 60, took    # waits at most half the deadline; the index takes minutes
+        # the next search resumes the stopped index: it goes on from what is stored
+        r2 = env.ctl("search", "--no-daemon", "--mode", "symbol", "--json", "parseaddr",
+                     cwd=tree)
+        assert r2.returncode == 0, r2.stderr
+        hit = json.loads(r2.stdout.splitlines()[0])
+        assert hit["name"] == "parseaddr"
+        # no ragexd; the one-shot workers stop their index at a safe point and exit
+        assert not env.socket.exists()
+        wait_for(lambda: not pids_in_env(env.run_dir, ragexd_only=True), 120,
+                 what="the one-shot workers to stop their index and exit")
+    finally:
+        env.cleanup()

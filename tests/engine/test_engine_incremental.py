@@ -281,7 +281,7 @@ def test_corrupt_vector_store_is_reported() -> None:
     e = Engine(root, base / "index")
     e.index()
     e.close()
-    (base / "index" / "chroma" / "chroma.sqlite3").write_bytes(b"garbage" * 1000)
+    (base / "index" / "vectors.sqlite").write_bytes(b"garbage" * 1000)
     e = Engine(root, base / "index")
     try:
         assert e.search(SearchQuery("alpha_function", mode="symbol")).hits

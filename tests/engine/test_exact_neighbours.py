@@ -3,7 +3,7 @@
 ChromaDB's HNSW graph missed a freshly added, distinctive function in a 15k-chunk
 index (best cosine 0.225 where an exact scan found 0.497).  The store now keeps
 the vectors in memory and scores all of them; these tests compare its answer with
-a brute-force scan of what chroma holds, on a real chroma store and a real tree.
+a brute-force scan of what the vector file holds, on a real store and a real tree.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ragexd.engine import Engine, SearchQuery
-from ragexd.engine.vectors import Vectors
+from ragexd.engine.vectors import VectorFile, Vectors
 
 from tests.harness import copy_stdlib
 
@@ -29,11 +29,10 @@ def quantum_flux_capacitor_alignment(x):
 
 
 def stored(vectors: Vectors) -> tuple[list[str], np.ndarray]:
-    """Every (id, unit vector) chroma holds, read back from chroma (not from our copy)."""
-    col = vectors.collection()
-    got = col.get(include=["embeddings"], limit=col.count() + 1)
-    mat = np.asarray(got["embeddings"], dtype=np.float32)
-    return list(got["ids"]), mat / np.linalg.norm(mat, axis=1, keepdims=True)
+    """Every (id, unit vector) the file holds, read back from disk (not from our copy)."""
+    ids, _, _, mat = VectorFile.open(vectors.file).rows()
+    mat = mat.astype(np.float32)
+    return ids, mat / np.linalg.norm(mat, axis=1, keepdims=True)
 
 
 def brute_force(held: tuple[list[str], np.ndarray], query: np.ndarray, n: int) -> list[str]:

@@ -3,7 +3,7 @@ commit B (committed changes and an uncommitted edit) imports it, re-embeds exact
 what differs, and answers as a fresh full index of B does.  Hostile archives are
 refused with a sentence and leave the existing index as it was.
 
-Real git, the real model, real chroma; the tree is small (stdlib json + two
+Real git, the real model, the real vector file; the tree is small (stdlib json + two
 modules) so that the three full indexes it needs stay quick.
 """
 
@@ -24,6 +24,7 @@ import pytest
 from ragexd.engine import Engine, EngineError, SearchQuery, snapshot
 from ragexd.engine.embedding import embedder_id
 from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
+from ragexd.engine.vectors import VECTORS_FILE
 
 from tests.harness import STDLIB, short_tmp
 
@@ -414,7 +415,7 @@ def test_a_kill_mid_swap_leaves_the_old_index_or_the_new_one(world, imported, ph
     snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE, work / "new" / CHROMA_DIR)
     snapshot._set_phase(work, snapshot._PHASE_OUT)
     (work / "old").mkdir()
-    os.replace(index_dir / CHROMA_DIR, work / "old" / CHROMA_DIR)
+    os.replace(index_dir / VECTORS_FILE, work / "old" / VECTORS_FILE)   # the first rename
     if phase == "moving-in":
         for name in os.listdir(index_dir):
             if is_store_entry(name):
