@@ -21,7 +21,7 @@ The fp32 graph (``model.onnx``) is the traced graph after onnxruntime's BERT
 fusions (``_fuse``): the worker would otherwise redo them at every start.  Its
 vectors match sentence-transformers' to cos >= 0.999 (tests/engine/test_onnx_embedder.py).
 
-The int8 graph (``model.int8.onnx``, the default one a worker runs): blockwise 8-bit
+The int8 graph (``model.int8.onnx``, an option; fp32 is the default): blockwise 8-bit
 weight MatMuls with int8 compute (``_quantize_int8`` says why this scheme and not
 ``quantize_dynamic``).  Both need the ``onnx`` package (the [export] extra).
 
@@ -208,8 +208,8 @@ def export(out: Path, *, force: bool = False) -> Path:
     """Export both graphs into ``out`` (replaced atomically).  Returns ``out``.  A sound
     existing directory of this exporter version is kept unless ``force``: exports are
     deterministic for an exporter version, and ``make install`` runs this every time.
-    Both graphs, always: int8 is the default (modelfiles.DEFAULT_PRECISION) and fp32
-    the reference it is quantised from and held to."""
+    Both graphs, always: fp32 is the default (modelfiles.DEFAULT_PRECISION) and int8
+    the option quantised from it (and held to it by the tests)."""
     wants = list(modelfiles.PRECISIONS)
     if not force:
         try:
