@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 # The ONNX graph the workers run, exported once from the packaged weights into package
 # data (git-ignored): an editable install finds it whatever HOME or data dir a test uses.
 $(MODEL): $(STAMP) ragexd/engine/onnx_export.py ragexd/modelfiles.py
-	$(VPY) -m ragexd.engine.onnx_export --out ragexd/_model --int8
+	$(VPY) -m ragexd.engine.onnx_export --out ragexd/_model
 	touch $(MODEL)
 
 demo: install

@@ -5,8 +5,8 @@
 
 The tree is scikit-learn copied from the installed packages into a fresh git
 repository (>= 300k lines; third-party code, not the stdlib).  For each embedder
-(``RAGEX_EMBEDDER=onnx`` -- the default -- and ``torch``, sentence-transformers),
-in one run, side by side:
+(``onnx``: ONNX Runtime's fp32 graph, the default; ``int8``: its int8 graph; ``torch``:
+sentence-transformers), in one run, side by side:
 
 * raw throughput on the same chunk texts the indexer embeds (``--sample`` of them,
   spread over the length range), in a fresh process: chunks/s, start to first
@@ -161,10 +161,16 @@ def semantic_searches(env: dict[str, str], tree: Path, queries: list[str], *,
     return median(times)
 
 
+def embedder_env(name: str) -> dict[str, str]:
+    """The settings that select embedder ``name`` (int8, onnx = fp32, torch)."""
+    return {"RAGEX_EMBEDDER": "torch" if name == "torch" else "onnx",
+            "RAGEX_EMBEDDER_PRECISION": "int8" if name == "int8" else "fp32"}
+
+
 def first_index(tree: Path, embedder: str) -> dict[str, float]:
     out: dict[str, float] = {}
     with private_ragex_env() as env:
-        env = dict(env, RAGEX_EMBEDDER=embedder, PYTHONPATH=str(REPO))
+        env = dict(env, **embedder_env(embedder), PYTHONPATH=str(REPO))
         ctl(env, "start")
         first: dict[str, float] = {}
         peak = [0.0]
@@ -245,9 +251,7 @@ def main() -> int:
         runs: dict[str, list[dict]] = {}
         for _ in range(args.rounds):   # interleaved: a load change hits every embedder alike
             for name in args.embedders.split(","):
-                env = dict(os.environ, PYTHONPATH=str(REPO),
-                           RAGEX_EMBEDDER="onnx" if name == "int8" else name,
-                           RAGEX_EMBEDDER_PRECISION="int8" if name == "int8" else "fp32")
+                env = dict(os.environ, PYTHONPATH=str(REPO), **embedder_env(name))
                 r = subprocess.run([PY, __file__, "--child-embed", str(work / "texts.json")],
                                    env=env, capture_output=True, text=True, check=True)
                 runs.setdefault(name, []).append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -270,10 +274,11 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int,
     def row(label: str, key: str, fmt: str, table: dict[str, dict], target: str = "") -> str:
         cells = [fmt.format(table[n][key]) if n in table else "—"
                  for n in ("onnx", "torch", "int8")]
-        ratio = ""
-        if "onnx" in table and "torch" in table and table["torch"][key]:
-            ratio = f"{table['onnx'][key] / table['torch'][key]:.2f}×"
-        return f"| {label} | {cells[0]} | {cells[1]} | {ratio} | {cells[2]} | {target} |"
+        ratios = [f"{table[n][key] / table['torch'][key]:.2f}×"
+                  if n in table and "torch" in table and table["torch"][key] else ""
+                  for n in ("onnx", "int8")]
+        return (f"| {label} | {cells[0]} | {cells[1]} | {ratios[0]} | {cells[2]} | {ratios[1]} "
+                f"| {target} |")
 
     cmd = " ".join(["python bench/bench_large.py"] + [f"--{k.replace('_', '-')} {v}" for k, v in
                                                       vars(args).items()
@@ -283,9 +288,9 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int,
     lines = [f"## {title} (bench/bench_large.py)", "",
              f"Machine: {machine()}.  Tree: `{args.package}` copied from site-packages into a fresh "
              f"git repo, {n_files} files, {n_lines} lines.  Command: `{cmd}`.", "",
-             "| figure | onnx fp32 (default) | torch (reference) | onnx/torch | onnx int8 (option) "
-             "| target |",
-             "|---|---|---|---|---|---|",
+             "| figure | onnx fp32 (default) | torch (reference) | fp32/torch | onnx int8 (option) "
+             "| int8/torch | target |",
+             "|---|---|---|---|---|---|---|",
              row(f"raw chunks/s, same {n_texts} chunk texts", "chunks_per_s", "{:.1f}", raw),
              row("process start → first vector", "first_vector_s", "{:.2f} s", raw),
              row("RSS after embedding them", "rss_mib", "{:.0f} MiB", raw)]

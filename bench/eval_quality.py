@@ -67,6 +67,11 @@ GRID: list[dict[str, Any]] = [
     {"fusion": "linear-norm", "alpha": 0.7},
     {"fusion": "linear-norm", "alpha": 0.6},
     {"fusion": "rrf", "alpha": 0.7},
+    {"symbol_bonus": 0.1},
+    {"symbol_bonus": 0.05},
+    {"usage_prior": 1.0},
+    {"stub_prior": 1.0},
+    {"stub_prior": 0.6},
 ]
 
 
@@ -277,12 +282,17 @@ def dropped(engine: Any, texts: list[str]) -> int:
     return sum(not engine.search(SearchQuery(t, mode="semantic", limit=10)).hits for t in texts)
 
 
-def two_vectors(engine: Any, cache: VectorCache, weight: float) -> None:
-    """Diagnostic: score each chunk by ``(1 - weight) * cos(context) + weight * cos(raw
-    code)``.  The raw vectors are the ones the minilm-fn baseline cached for the same
-    function text (chunks without one keep their context cosine), so trying a second
-    representation costs no extra embedding; shipping it would double indexing time."""
+def two_vectors(engine: Any, cache: VectorCache, weight: float, second: str = "") -> None:
+    """Diagnostic: score each chunk by ``(1 - weight) * cos(context) + weight * cos(other)``.
+
+    ``other`` is, by default, the raw function text the minilm-fn baseline cached (chunks
+    without one keep their context cosine), so trying it costs no extra embedding; with
+    ``second`` it is another context recipe of ``embedding.VARIANTS`` (or ``raw``, the
+    chunk's code), embedded through the cache.  Shipping either doubles indexing time."""
     import numpy as np
+
+    from ragexd.engine.chunking import chunk_file
+    from ragexd.engine.embedding import context_text
 
     searcher = engine._searcher
     vectors = searcher.vectors
@@ -292,22 +302,36 @@ def two_vectors(engine: Any, cache: VectorCache, weight: float) -> None:
     rows = engine._catalog.chunks_by_id(exact.ids[:exact.n])
     lines_of: dict[str, list[str]] = {}
     keys = {}
-    for r, cid in enumerate(exact.ids[:exact.n]):
-        row = rows.get(cid)
-        if row is None or row.kind in ("block", "window", "class"):
-            continue
-        if row.path not in lines_of:
-            lines_of[row.path] = (engine.root / row.path).read_text(encoding="utf-8").splitlines()
-        keys[r] = cache.key("\n".join(lines_of[row.path][row.start - 1:row.end]))
-    for r, k in keys.items():
-        got = cache.db.execute("SELECT b FROM v WHERE k=?", (k,)).fetchone()
-        if got:
-            raw[r] = np.frombuffer(got[0], dtype=np.float32)
+    if second:
+        chunks = {}
+        for path in {row.path for row in rows.values()}:
+            text = (engine.root / path).read_text(encoding="utf-8")
+            lang = next(row.language for row in rows.values() if row.path == path)
+            chunks.update({c.id: c for c in chunk_file(path, text, lang)})
+        order = [(r, context_text(chunks[cid], second))
+                 for r, cid in enumerate(exact.ids[:exact.n]) if cid in chunks]
+        got = cache.encode([t for _, t in order], lambda todo: searcher.embedder.encode(todo))
+        for (r, _), v in zip(order, got):
+            raw[r] = v
             has[r] = True
+    else:
+        for r, cid in enumerate(exact.ids[:exact.n]):
+            row = rows.get(cid)
+            if row is None or row.kind in ("block", "window", "class"):
+                continue
+            if row.path not in lines_of:
+                lines_of[row.path] = (engine.root / row.path).read_text(
+                    encoding="utf-8").splitlines()
+            keys[r] = cache.key("\n".join(lines_of[row.path][row.start - 1:row.end]))
+        for r, k in keys.items():
+            got = cache.db.execute("SELECT b FROM v WHERE k=?", (k,)).fetchone()
+            if got:
+                raw[r] = np.frombuffer(got[0], dtype=np.float32)
+                has[r] = True
     mixed = exact.mat[:exact.n].copy()
     mixed[has] = (1 - weight) * mixed[has] + weight * raw[has]   # cosine is linear in it
     exact.mat = mixed
-    print(f"  two vectors: {int(has.sum())} of {exact.n} chunks have a raw vector", flush=True)
+    print(f"  two vectors: {int(has.sum())} of {exact.n} chunks have a second vector", flush=True)
 
 
 def label(over: dict[str, Any]) -> str:
@@ -325,6 +349,9 @@ def main() -> int:
     ap.add_argument("--two-vectors", type=float, default=0.0,
                     help="diagnostic: mix in this share of the raw-code cosine "
                     "(indexes of an earlier run)")
+    ap.add_argument("--second", default="",
+                    help="with --two-vectors: the second representation, a context recipe "
+                    "of embedding.VARIANTS or 'raw' (embedded through the cache)")
     ap.add_argument("--noise", action="store_true",
                     help="only measure the noise floor on the indexes of an earlier run")
     ap.add_argument("--out", default="/tmp/ragex-eval3p")
@@ -360,14 +387,14 @@ def main() -> int:
               f"R@5={recall(rk, 5):.2f}" + (f" {ms:.1f} ms/q" if ms is not None else ""),
               flush=True)
 
-    if args.two_vectors:
+    if args.two_vectors and not args.loo:
         for name in names:
             tree, queries = corpora_mod.build(corpora_mod.CORPORA[name], out, out / "_cache")
             nq[name], langs[name] = len(queries), corpora_mod.CORPORA[name].language
             engine = Engine(tree, out / name / "index")
             res, ms = engine_results(engine, queries, "auto")
             record(name, "ragex auto", res, queries, ms)
-            two_vectors(engine, cache, args.two_vectors)
+            two_vectors(engine, cache, args.two_vectors, args.second)
             res, ms = engine_results(engine, queries, "auto")
             record(name, f"auto, two vectors w={args.two_vectors}", res, queries, ms)
             engine.close()
@@ -415,6 +442,8 @@ def main() -> int:
         engine = Engine(tree, idx)
         summary = engine.index()
         print(f"  indexed {summary.chunks_total} chunks in {summary.seconds:.1f}s", flush=True)
+        if args.two_vectors:   # with --loo: the whole grid over the mixed vectors
+            two_vectors(engine, cache, args.two_vectors, args.second)
         for mode in modes:
             res, ms = engine_results(engine, queries, mode)
             record(name, f"ragex {mode}", res, queries, ms)

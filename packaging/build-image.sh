@@ -51,7 +51,7 @@ cd "$ROOT"
 # The graph first: it is part of the sources the image is hashed from.  Exported on the
 # host rather than in a Dockerfile stage: the host venv already has torch, and a torch
 # install inside the build would cost minutes and ~1 GB of wheels for one 20 s export.
-"$PYTHON" -m ragexd.engine.onnx_export --out ragexd/_model --int8 >&2 \
+"$PYTHON" -m ragexd.engine.onnx_export --out ragexd/_model >&2 \
     || die "exporting the ONNX model failed (needs the [export] extra: make install)"
 "$DOCKER" info >/dev/null 2>&1 || die "the Docker engine at $DOCKER does not answer (is dockerd running?)"
 # One build at a time (CI setup and a test run may both ask): the second waits, then

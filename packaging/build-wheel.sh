@@ -42,7 +42,7 @@ rm -f "dist/ragex-$version-"*.whl
 # build writes an egg-info and build/ next to the sources (both git-ignored).  A stale
 # build/lib would smuggle modules deleted from the sources into the wheel: start clean.
 rm -rf build/lib build/bdist.*
-"$PYTHON" -m ragexd.engine.onnx_export --out ragexd/_model --int8 >&2 || {
+"$PYTHON" -m ragexd.engine.onnx_export --out ragexd/_model >&2 || {
     echo "build-wheel: exporting the ONNX model failed (needs the [export] extra)" >&2
     exit 2
 }

@@ -161,6 +161,15 @@ def check_model(cfg: rconfig.Config | None) -> list[Check]:
         return [Check("model", False, exc.problem, exc.fix, optional=optional)]
     checks = [Check("model", True, f"{found.graph.name} in {found.directory} ({found.source}), "
                     "sha256 matches its manifest")]
+    made_by = found.manifest.get("exporter_version")
+    if made_by != modelfiles.EXPORTER_VERSION:
+        # Still sound and usable (its vectors are labelled with its version), but made
+        # by an older recipe: slower to load, and its int8 graph is the lossier one.
+        checks.append(Check("model version", False,
+                            f"exported by exporter version {made_by}, this ragex exports "
+                            f"version {modelfiles.EXPORTER_VERSION}",
+                            f"python -m ragexd.engine.onnx_export --force --out {found.directory}",
+                            optional=True))
     try:
         proc = subprocess.run([sys.executable, "-c", _LOAD_PROBE], capture_output=True,
                               text=True, timeout=120)

@@ -61,3 +61,20 @@ def split_qualified(text: str) -> tuple[str, str]:
     if len(parts) >= 2:
         return parts[-2], parts[-1]
     return "", parts[0] if parts else ""
+
+
+#: A question about an identifier's *uses*: "where is parse_config called", "who calls
+#: it", "which functions use HTTPClient", "usages of X", "callers of X".  It has to
+#: start with the question word: a description ("a proxy that uses mod_name", "handle
+#: cases where send() is called") is about the code that does it, and doc comments
+#: say that often; "usage" alone is a CLI's help text ("flag name and usage string").
+_USAGE = re.compile(r"^\W*(where|who|which|what)\b.*\b(called|calls|calling|use|used|uses|"
+                    r"invoked|invokes|referenced|references)\b|\b(usages|callers|call sites?)\b")
+
+
+def asks_for_usage(text: str) -> bool:
+    """Whether a question asks where something is used ("where is parse_config
+    called with a timeout"): then the answer is a caller, and the named
+    identifier's own definition, which repeats its name more than any caller, is
+    not it."""
+    return bool(_USAGE.search(text.lower()))

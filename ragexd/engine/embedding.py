@@ -46,15 +46,24 @@ def embedder_id() -> str:
     The fp32 ONNX graph and sentence-transformers on torch give the same vectors
     (cos >= 0.999, tests/engine/test_onnx_embedder.py), so they share an id and an
     index built by either is reused.  The int8 graph's vectors are not
-    interchangeable: its own id makes the engine rebuild, never mix."""
+    interchangeable: its own id makes the engine rebuild, never mix.  That id also
+    names the exporter version of the files in use (their manifest's), as another
+    quantisation recipe gives other vectors."""
     model = MODEL_NAME
     try:
         precision = modelfiles.precision()
+        if backend_name() == "onnx" and precision != "fp32":
+            made_by = modelfiles.locate(precision, hashes=False).manifest.get("exporter_version")
+            model += f"-{precision}-e{made_by}"
     except modelfiles.ModelFilesError as exc:
-        raise EngineError("model_unavailable", str(exc)) from exc
-    if backend_name() == "onnx" and precision != "fp32":
-        model += f"-{precision}"
+        raise _unavailable(exc) from exc
     return f"{model}/{CONTEXT_VARIANT}/{CONTEXT_VERSION}"
+
+
+def _unavailable(exc: "modelfiles.ModelFilesError") -> EngineError:
+    """The one wording of "the model cannot be used", whichever step found it."""
+    return EngineError("model_unavailable", f"the embedding model cannot be loaded: {exc}; "
+                       "`ragexctl doctor` checks it")
 
 
 def _words(name: str) -> str:
@@ -66,13 +75,16 @@ def _path_words(path: str) -> str:
     return " ".join(w for part in stem for w in split_identifier(re.sub(r"\.\w+$", "", part)))
 
 
-#: Context recipes compared by bench/eval_quality.py: (file words?, body lines, raw body?)
-VARIANTS: dict[str, tuple[bool, int, bool]] = {
-    "context+path": (True, BODY_LINES, False),    # the default: best mean hybrid MRR@10
-    "context": (False, BODY_LINES, False),        # without the file's name
-    "short": (False, 6, False),
-    "long": (False, 30, False),
-    "nameraw": (False, 400, True),
+#: Context recipes compared by bench/eval_quality.py:
+#: (file words?, body lines, raw body?, body as words?)
+VARIANTS: dict[str, tuple[bool, int, bool, bool]] = {
+    "context+path": (True, BODY_LINES, False, False),   # the default: best mean hybrid MRR@10
+    "context": (False, BODY_LINES, False, False),       # without the file's name
+    "short": (False, 6, False, False),
+    "long": (False, 30, False, False),
+    "long+path": (True, 30, False, False),
+    "nameraw": (False, 400, True, False),
+    "words+path": (True, BODY_LINES, False, True),
 }
 
 
@@ -109,13 +121,28 @@ def _skip_docstring(body: list[str]) -> list[str]:
     return body
 
 
+_CODE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*|#.*$|//.*$")
+
+
+def _line_words(line: str) -> str:
+    """A line of code as the words a person would say: identifiers split
+    (``getHeaderValue`` -> "get header value"), punctuation dropped, comments kept."""
+    out: list[str] = []
+    for tok in _CODE_WORD.findall(line):
+        if tok[0] in "#/":
+            out.append(tok.lstrip("#/ "))
+        else:
+            out.extend(split_identifier(tok))
+    return " ".join(w for w in out if w)
+
+
 def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     """The text that stands for ``chunk`` in vector space.  Deterministic: the
     same chunk always yields the same string (so ids and vectors stay stable)."""
     variant = variant or CONTEXT_VARIANT
     if variant == "raw":
         return chunk.code
-    with_path, n_body, raw_body = VARIANTS.get(variant, VARIANTS["context+path"])
+    with_path, n_body, raw_body, as_words = VARIANTS.get(variant, VARIANTS["context+path"])
     lines: list[str] = []
     kind = chunk.kind
     if chunk.name:
@@ -140,6 +167,8 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     if chunk.kind not in ("block", "window"):
         body = body[1:]  # the signature line is already there
     kept = [ln.strip() for ln in _skip_docstring(body) if ln.strip()][:n_body]
+    if as_words:
+        kept = [w for w in (_line_words(ln) for ln in kept) if w]
     if kept:
         lines.append("\n".join(kept))
     return "\n".join(lines)
@@ -293,9 +322,7 @@ def _load_shared() -> Any:
                     # Sizes on every load (microseconds); the sha256 is doctor's job.
                     _shared_backend = _OnnxBackend(modelfiles.locate(hashes=False))
                 except modelfiles.ModelFilesError as exc:
-                    raise EngineError("model_unavailable",
-                                      f"the embedding model cannot be loaded: {exc}; "
-                                      "`ragexctl doctor` checks it") from exc
+                    raise _unavailable(exc) from exc
         return _shared_backend
 
 

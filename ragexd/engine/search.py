@@ -6,13 +6,16 @@
 * lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
 * symbol: the catalog's definition names (symbols.py);
 * regex: ripgrep (ripgrep.py);
-* hybrid: a linear fusion of the semantic cosine and the normalised bm25 (+ a
-  bonus for symbols the question names); weights chosen leave-one-corpus-out by
-  bench/eval_quality.py on third-party code (bench/QUALITY.md);
+* hybrid: a linear fusion of the semantic cosine and the normalised bm25 over
+  candidates from both lists and the definitions of identifiers the question
+  names; weights chosen leave-one-corpus-out by bench/eval_quality.py on
+  third-party code (bench/QUALITY.md).  A question about where an identifier is
+  used ranks the code using it above its definition;
 * auto: by the query's shape (``ragexd/query_shape.py``, shared with the client).
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
-exercise unless the question asks about tests, and answer noise with nothing.
+exercise unless the question asks about tests, type stubs and declaration files
+(``.pyi``, ``.d.ts``) below the code they declare, and answer noise with nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import known_languages, language_for, normalise_language
-from ..query_shape import is_code_token
+from ..query_shape import asks_for_usage, is_code_token, split_qualified
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
@@ -45,20 +48,25 @@ SNIPPET_LINES = 8
 class Weights:
     """Ranking knobs, all measured with bench/eval_quality.py (see bench/QUALITY.md).
 
-    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25``,
-    plus a small bonus for exact symbol hits of identifiers in the question.
-    (Reciprocal rank fusion was measured too and lost to semantic alone.)
+    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25``.
+    Identifiers named in the question add their definitions to the candidates;
+    a bonus on top of that (``symbol_bonus``) lost on every leave-one-out fold:
+    doc-comment-like questions name parameters and neighbours, not the answer.
+    (Reciprocal rank fusion was measured too and lost to linear fusion.)
     ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
     a question is usually answered by a function; module-level blocks and class
-    summaries are kept but ranked a little lower.
+    summaries are kept but ranked a little lower.  Tests and stubs get a prior of
+    their own on top (``test_prior``, ``stub_prior``).
     """
 
     alpha: float = 0.8
-    symbol_bonus: float = 0.1
+    symbol_bonus: float = 0.0   # chosen leave-one-out; named definitions still join the candidates
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
     class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
+    stub_prior: float = 0.8     # type stubs and declaration files (.pyi, .d.ts)
+    usage_prior: float = 0.5    # "where is X called": X's definition, and code not naming X
     fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
 
@@ -66,6 +74,8 @@ class Weights:
         """How much a chunk of this kind, in this file, is likely to be the answer."""
         if not tests_wanted and is_test_path(path):
             return self.test_prior * self.prior(kind)
+        if is_stub_path(path):
+            return self.stub_prior * self.prior(kind)
         if kind in ("block", "window"):
             return self.block_prior
         if kind in ("class", "interface", "struct", "enum", "trait", "module", "object",
@@ -92,6 +102,16 @@ def is_test_path(path: str) -> bool:
     "split" as often as the function does)."""
     parts = path.split("/")
     return any(p in _TEST_DIRS for p in parts[:-1]) or bool(_TEST_FILE.search(parts[-1]))
+
+
+_STUB_FILE = re.compile(r"\.pyi$|\.d\.[cm]?ts$")
+
+
+def is_stub_path(path: str) -> bool:
+    """Type stubs and declaration files (``.pyi``, ``.d.ts``): they repeat every
+    public name and signature of the implementation in a line each, so they match a
+    question as well as the code does, while the question is about the code."""
+    return bool(_STUB_FILE.search(path))
 
 
 def asks_for_tests(text: str) -> bool:
@@ -257,10 +277,13 @@ class Searcher:
         if sem and not lex and self.looks_like_noise(text, vec, sem[0][1]):
             return []  # noise: no meaning and no word of it in the code
         sym: list[tuple[ChunkRow, float]] = []
+        named: list[str] = []
         for tok in text.split():
             tok = tok.strip(",;:'\"`()[]{}")
             if is_code_token(tok):
+                named.append(tok)
                 sym.extend(self.symbol_ranked(tok, 10, languages, match, fuzzy=False))
+        usage = bool(named) and asks_for_usage(text)
         rows: dict[str, ChunkRow] = {}
         for r, _ in (*sem, *lex, *sym):
             rows[r.id] = r
@@ -286,8 +309,21 @@ class Searcher:
         tests = asks_for_tests(text)
         for i, r in rows.items():
             scores[i] *= w.prior(r.kind, r.path, tests)
+        if usage:  # "where is parse_config called": code that uses the name, not its definition
+            users = self._users(named, depth, languages)
+            defined = {r.id for r, _ in sym}
+            for i in rows:
+                if i in defined or i not in users:
+                    scores[i] *= w.usage_prior
         best = sorted(scores, key=lambda i: -scores[i])[:n]
         return [(rows[i], scores[i]) for i in best]
+
+    def _users(self, names: Sequence[str], n: int, languages: Sequence[str]) -> set[str]:
+        """Chunks whose code mentions one of ``names`` (the lexical index's body column
+        holds every identifier whole)."""
+        expr = " OR ".join('body : "' + split_qualified(t)[1].lower().replace('"', '""') + '"'
+                           for t in names)
+        return {i for i, _ in self.catalog.fts_search(expr, n, self.weights.bm25, languages)}
 
     # -- hits -----------------------------------------------------------------------
 

@@ -63,9 +63,29 @@ def test_a_sound_model_is_hashed_and_loaded() -> None:
     assert checks["model load"]["ok"], checks["model load"]
 
 
-def test_a_corrupted_model_file_is_caught_by_its_hash_with_the_fix() -> None:
+def test_a_model_from_an_older_exporter_is_flagged_with_the_re_export_command() -> None:
+    from ragexd import modelfiles
+
     model = _model_copy()
-    graph = model / "model.onnx"
+    manifest = json.loads((model / "manifest.json").read_text())
+    fresh = _doctor({"RAGEX_MODEL_DIR": str(model), "RAGEX_RUNTIME": "process"}, "--json")
+    assert "model version" not in {c["name"] for c in json.loads(fresh.stdout)}
+    manifest["exporter_version"] = "0"
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    proc = _doctor({"RAGEX_MODEL_DIR": str(model), "RAGEX_RUNTIME": "process"}, "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert checks["model"]["ok"] and checks["model load"]["ok"]   # still usable...
+    stale = checks["model version"]                              # ...but flagged
+    assert not stale["ok"] and stale["optional"]
+    assert f"version {modelfiles.EXPORTER_VERSION}" in stale["detail"]
+    assert stale["fix"] == f"python -m ragexd.engine.onnx_export --force --out {model}"
+
+
+def test_a_corrupted_model_file_is_caught_by_its_hash_with_the_fix() -> None:
+    from ragexd import modelfiles
+
+    model = _model_copy()
+    graph = model / modelfiles.GRAPH_FILES[modelfiles.DEFAULT_PRECISION]   # the graph in use
     data = bytearray(graph.read_bytes())
     data[len(data) // 3] ^= 0xFF       # same size: only the sha256 can tell
     graph.write_bytes(bytes(data))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragexd.query_shape import is_code_token, shape, split_qualified
+from ragexd.query_shape import asks_for_usage, is_code_token, shape, split_qualified
 from ragexd.engine.tokens import query_terms, split_identifier
 
 
@@ -29,3 +29,17 @@ def test_identifier_helpers() -> None:
     assert is_code_token("os.path") and not is_code_token("cookies")
     assert query_terms("How does the parser decode base64 strings?") == \
         ["parser", "decode", "base64", "base", "64", "strings"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("where is parse_config called with a timeout", True), ("who calls HTTPClient", True),
+    ("which functions use Message.get_payload", True), ("usages of get_payload", True),
+    ("callers of parse_config", True),
+    # descriptions of what code does, as doc comments phrase them, are not usage questions
+    ("Create a metadata proxy that uses mod_name in its warnings.", False),
+    ("Handle cases where the ping(), pong(), or send() methods are called.", False),
+    ("defines a boolSlice flag with specified name, default value, and usage string.", False),
+    ("what does parse_config do with the timeout", False),
+])
+def test_which_questions_ask_where_something_is_used(text: str, expected: bool) -> None:
+    assert asks_for_usage(text) is expected

@@ -9,7 +9,7 @@ import pytest
 
 from ragexd.engine import Engine, SearchQuery
 from ragexd.engine import search as search_mod
-from ragexd.engine.search import asks_for_tests, is_test_path
+from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
 
 FILES = {
     "pkg/split.py": '''\
@@ -150,3 +150,143 @@ def test_an_index_from_before_definition_lines_is_migrated_without_re_embedding(
         assert (after.start_line, after.line, after.end_line) == (4, 7, 10)
     finally:
         eng.close()
+
+
+#: A stub is the signature alone (``.pyi``), or carries the documentation that the
+#: compiled JavaScript beside it lacks (``.d.ts``): either way it is short and all
+#: about the name, which is what a question's words meet.
+STUB_FILES = {
+    "pkg/paths.py": '''\
+        def join_segments(parts, sep="/"):
+            cleaned = [p.strip(sep) for p in parts if p]
+            joined = sep.join(c for c in cleaned if c)
+            return sep + joined if parts and parts[0].startswith(sep) else joined
+        ''',
+    "pkg/paths.pyi": '''\
+        def join_segments(parts: list[str], sep: str = "/") -> str: ...
+        ''',
+    "lib/slug.js": '''\
+        function slugify(title) {
+          const lower = title.toLowerCase().trim();
+          const dashed = lower.replace(/[^a-z0-9]+/g, "-");
+          return dashed.replace(/^-+|-+$/g, "");
+        }
+        module.exports = { slugify };
+        ''',
+    "lib/slug.d.ts": '''\
+        /** Turn a title into a lower-case slug for a URL. */
+        export declare function slugify(title: string): string;
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def stub_engine(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("stub-tree")
+    for rel, text in STUB_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
+    eng = Engine(root, tmp_path_factory.mktemp("stub-index"))
+    eng.index()
+    yield eng
+    eng.close()
+
+
+@pytest.mark.parametrize("question,code,stub", [
+    ("join path segments with one separator", "pkg/paths.py", "pkg/paths.pyi"),
+    ("turn a title into a slug for a url", "lib/slug.js", "lib/slug.d.ts"),
+])
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_type_stubs_rank_below_the_code_they_declare(stub_engine: Engine, question: str,
+                                                     code: str, stub: str, mode: str) -> None:
+    searcher = stub_engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, "stub_prior": 1.0})
+        without = stub_engine.search(SearchQuery(question, mode=mode, limit=4)).hits
+    finally:
+        searcher.weights = saved
+    # the stub says the same words in fewer lines: without the prior it wins ...
+    assert without[0].path == stub
+    # ... with it, the implementation comes first, and the stub is still found
+    hits = [h.path for h in stub_engine.search(SearchQuery(question, mode=mode, limit=4)).hits]
+    assert hits[0] == code and stub in hits
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("attrs/__init__.pyi", True), ("types/index.d.ts", True), ("lib/x.d.mts", True),
+    ("pkg/paths.py", False), ("src/app.ts", False), ("src/d.ts/x.js", False),
+])
+def test_stub_paths(path: str, expected: bool) -> None:
+    assert is_stub_path(path) is expected
+
+
+USAGE_FILES = {
+    "app/config.py": '''\
+        import json
+
+
+        def parse_config(path, timeout=None):
+            with open(path) as fh:
+                data = json.load(fh)
+            if timeout is not None:
+                data["timeout"] = float(timeout)
+            return data
+
+
+        def default_config():
+            return {"timeout": 30.0, "retries": 3}
+        ''',
+    "app/server.py": '''\
+        from app.config import parse_config
+
+
+        def start_server(path):
+            settings = parse_config(path, timeout=5)
+            host = settings.get("host", "localhost")
+            port = int(settings.get("port", 8080))
+            return host, port
+
+
+        def stop_server(handle):
+            handle.close()
+            return True
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def usage_engine(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("usage-tree")
+    for rel, text in USAGE_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
+    eng = Engine(root, tmp_path_factory.mktemp("usage-index"))
+    eng.index()
+    yield eng
+    eng.close()
+
+
+def test_where_is_an_identifier_called_finds_its_caller_not_its_definition(
+        usage_engine: Engine) -> None:
+    question = "where is parse_config called with a timeout"
+    searcher = usage_engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, "usage_prior": 1.0})
+        without = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    finally:
+        searcher.weights = saved
+    # the definition says parse_config and timeout more than anything: it wins without ...
+    assert without[0].name == "parse_config"
+    # ... but the question asks for the call: start_server passes timeout=5
+    hits = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    assert hits[0].name == "start_server"
+    assert "parse_config" in [h.name for h in hits]   # still found, lower
+
+
+def test_a_question_about_what_an_identifier_does_finds_its_definition(
+        usage_engine: Engine) -> None:
+    hits = usage_engine.search(SearchQuery("what does parse_config do with the timeout",
+                                           mode="auto", limit=3)).hits
+    assert hits[0].name == "parse_config"
