@@ -70,9 +70,9 @@ def test_int8_vectors_are_close_but_never_share_the_fp32_embedder_id(monkeypatch
     # per-tensor MatMulInteger recipe it replaced reached only 0.989 (and lost MRR).
     assert cos.min() >= 0.998, f"worst cos {cos.min():.5f}"   # the same model, quantised...
     assert cos.min() < 0.99999                                # ...but not the same vectors
-    monkeypatch.setenv("RAGEX_EMBEDDER_PRECISION", "fp32")
+    monkeypatch.delenv("RAGEX_EMBEDDER_PRECISION", raising=False)   # the default: fp32
     fp32_id = embedding.embedder_id()
-    monkeypatch.delenv("RAGEX_EMBEDDER_PRECISION")   # the default: int8
+    monkeypatch.setenv("RAGEX_EMBEDDER_PRECISION", "int8")
     int8_id = embedding.embedder_id()
     assert int8_id != fp32_id
     made_by = modelfiles.locate("int8", hashes=False).manifest["exporter_version"]
@@ -196,14 +196,14 @@ def test_an_index_built_with_another_embedder_is_rebuilt_with_a_message_not_mixe
     index = tmp_path / "index"
     lines, _ = _oneshot(tree, index, _env(tmp_path))
     assert lines[-1]["ok"]
-    lines, _ = _oneshot(tree, index, _env(tmp_path, RAGEX_EMBEDDER_PRECISION="fp32"))
+    lines, _ = _oneshot(tree, index, _env(tmp_path, RAGEX_EMBEDDER_PRECISION="int8"))
     assert lines[-1]["ok"], lines[-1]
     # A search on an indexed project does not re-index: ask for an index run.
     req = Request(Op.INDEX, {}, project=str(tree))
     proc = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root",
                            str(tree), "--index-dir", str(index)],
                           input=json.dumps(req.to_wire()), capture_output=True, text=True,
-                          env=_env(tmp_path, RAGEX_EMBEDDER_PRECISION="fp32"), timeout=300)
+                          env=_env(tmp_path, RAGEX_EMBEDDER_PRECISION="int8"), timeout=300)
     out = [json.loads(line) for line in proc.stdout.splitlines()]
     rebuilding = [m for m in out if m.get("phase") == "rebuilding"]
     assert rebuilding and "never mixed" in rebuilding[0]["message"]
