@@ -45,10 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..config import Config
+
 if TYPE_CHECKING:
     import numpy as np
-
-    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,19 @@ REQUEST_IDS = 500
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where the shared vectors live and how to reach them (from ``[store]``)."""
+    """Where the shared vectors live and how to reach them (from ``[store]``).
+    Its defaults are ``Config``'s: the settings table is the one place for them."""
 
     host: str
     port: int
-    ssl: bool = False
-    tenant: str = "default_tenant"
-    database: str = "default_database"
-    token_env: str = ""
-    token_file: str = ""
-    role: str = "reader"
-    repository: str = ""
-    timeout: float = 3.0
+    ssl: bool = Config.store_ssl
+    tenant: str = Config.store_tenant
+    database: str = Config.store_database
+    token_env: str = Config.store_token_env
+    token_file: str = Config.store_token_file
+    role: str = Config.store_role
+    repository: str = Config.store_repository
+    timeout: float = Config.store_timeout
 
     @classmethod
     def from_config(cls, cfg: "Config") -> "StoreConfig | None":
