@@ -260,7 +260,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store_token_env", "store", "token_env", _text,
             "name of the environment variable holding the server's token (sent as a bearer "
             "token)"),
-    Setting("store_token_file", "store", "token_file", _text,
+    Setting("store_token_file", "store", "token_file", _path,
             "a file holding the server's token (wins over token_env)"),
     Setting("store_role", "store", "role", _one_of(*STORE_ROLES),
             "reader: use the shared vectors; writer (CI): also publish what it embeds"),

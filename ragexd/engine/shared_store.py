@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("local", "chroma-http")
-ROLES = ("reader", "writer")
 #: Seconds a failed server is left alone: indexing meanwhile embeds locally
 #: without paying a timeout per batch.
 RETRY_AFTER = 30.0
@@ -104,7 +102,7 @@ class StoreConfig:
         when the configured source cannot be read."""
         if self.token_file:
             try:
-                return Path(self.token_file).expanduser().read_text().strip()
+                return Path(self.token_file).read_text().strip()
             except OSError as exc:
                 raise StoreUnavailable(f"cannot read the token file {self.token_file} "
                                        f"([store] token_file): {exc.strerror or exc}") from None
@@ -249,8 +247,11 @@ class SharedStore:
 
         if not isinstance(emb, list) or len(emb) != self.dim:
             return None
-        vec = np.asarray(emb, dtype=np.float32)
-        return vec if bool(np.isfinite(vec).all()) else None
+        try:   # strings, nested lists, dicts: a miss, never a crash or a wrong shape
+            vec = np.asarray(emb, dtype=np.float32)
+        except (TypeError, ValueError):
+            return None
+        return vec if vec.shape == (self.dim,) and bool(np.isfinite(vec).all()) else None
 
     def _ready(self, create: bool) -> bool:
         """Connected and the collection known; False (quietly) while unavailable
@@ -286,9 +287,15 @@ class SharedStore:
                                     "metadata": {"repository": self.repository,
                                                  "embedder": self.embedder,
                                                  "written_by": "ragex"}})
-            return str(got["id"])
+            return self._collection_id_of(got)
         got = self._request("GET", f"{base}/{self.collection}", None, missing_ok=True)
-        return None if got is None else str(got["id"])
+        return None if got is None else self._collection_id_of(got)
+
+    def _collection_id_of(self, got: Any) -> str:
+        if not isinstance(got, dict) or not isinstance(got.get("id"), str):
+            raise StoreUnavailable(f"the shared vector store at {self.conf.url} answered "
+                                   "without a collection id: is it a Chroma server?")
+        return got["id"]
 
     def _collection_path(self) -> str:
         return (f"/api/v2/tenants/{self.conf.tenant}/databases/{self.conf.database}"

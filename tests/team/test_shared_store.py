@@ -321,3 +321,27 @@ def test_vectors_of_another_dimension_on_the_server_are_misses_not_stored() -> N
         finally:
             wrong.close()
             reader.close()
+
+
+def test_a_server_vector_of_the_wrong_shape_or_type_is_a_miss_never_a_crash() -> None:
+    """What a server hands back is not trusted: 384 one-element lists would
+    otherwise pass a length check and give a new index vectors of dimension 1."""
+    from ragexd.engine.shared_store import SharedStore, StoreConfig
+
+    store = SharedStore(StoreConfig("127.0.0.1", 9, repository="unit"), Path("/nonexistent"),
+                        "test-embedder", 4)
+    assert store._valid([[0.1]] * 4) is None
+    assert store._valid(["a", "b", "c", "d"]) is None
+    assert store._valid([{}, {}, {}, {}]) is None
+    assert store._valid([0.1, 0.2, float("nan"), 0.4]) is None
+    assert store._valid([0.1, 0.2, 0.3, 0.4]).shape == (4,)
+
+
+def test_an_answer_without_a_collection_id_is_a_sentence_not_a_key_error() -> None:
+    from ragexd.engine.shared_store import SharedStore, StoreConfig, StoreUnavailable
+
+    store = SharedStore(StoreConfig("127.0.0.1", 9, repository="unit"), Path("/nonexistent"),
+                        "test-embedder", 4)
+    for answer in ({}, {"id": 3}, ["x"], None):
+        with pytest.raises(StoreUnavailable, match="without a collection id"):
+            store._collection_id_of(answer)
