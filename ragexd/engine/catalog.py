@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from .store import REBUILD_HINT, is_unwritable, on_read_only_fs, writable_dir
+from .store import BEING_REPLACED, REBUILD_HINT, is_unwritable, on_read_only_fs, writable_dir
 from .types import EngineError
 
 if TYPE_CHECKING:
@@ -125,6 +125,10 @@ class Catalog:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        #: set by ``close``: a search still holding this object (the engine swapping
+        #: in a snapshot or a rebuild meanwhile) must not reconnect by path, which
+        #: would create a new empty catalog (and its WAL) in the middle of the swap
+        self._closed = False
         self.generation = 0  # bumped on every write: invalidates read caches
         self.chunk_columns = CHUNK_COLUMNS  # what SELECTs read (see _check_format)
         #: a reader beside the worker that owns (and writes) this catalog: opened
@@ -242,6 +246,8 @@ class Catalog:
         return freed
 
     def conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise EngineError("busy", BEING_REPLACED)
         conn = getattr(self._local, "conn", None)
         if conn is None and self.read_only:
             mode = "mode=ro" if self.reader else "immutable=1"
@@ -266,6 +272,7 @@ class Catalog:
         return conn
 
     def close(self) -> None:
+        self._closed = True
         with self._all_lock:
             for conn in self._all:
                 try:

@@ -32,7 +32,7 @@ from ..query_shape import shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
 from .shared_store import SharedStore, StoreConfig
-from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
+from .store import BEING_REPLACED, HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery, SkippedFile)
 from .vectors import VECTORS_FILE, Vectors
@@ -132,7 +132,9 @@ class Engine:
             self._open()  # space freed, or the directory writable again since?
         if self._open_error is not None:
             raise self._open_error
-        assert self._catalog and self._vectors and self._searcher
+        if not (self._catalog and self._vectors and self._searcher):
+            # between _close_stores and _open: a snapshot import or a rebuild swapping
+            raise EngineError("busy", BEING_REPLACED)
         return self._catalog, self._vectors, self._searcher
 
     def _rebuild_stores(self) -> None:
@@ -372,7 +374,7 @@ class Engine:
                                 f"vectors (commit {(manifest.commit or '-')[:12]})"))
                 (work / "new").mkdir(mode=0o700)
                 snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE,
-                               work / "new" / CHROMA_DIR)
+                               work / "new" / CHROMA_DIR, work / "new" / VECTORS_FILE)
                 shutil.rmtree(work / "in", ignore_errors=True)
             except BaseException as exc:
                 shutil.rmtree(work, ignore_errors=True)
@@ -383,6 +385,9 @@ class Engine:
             self._close_stores()
             try:
                 snapshot.install(work, self.index_dir, is_store_entry)
+            except OSError as exc:
+                raise EngineError("index_unwritable", f"cannot install the snapshot into "
+                                  f"{self.index_dir}: {exc.strerror or exc}") from exc
             finally:
                 snapshot.recover(self.index_dir)   # a failed rename: undo or finish it
                 self._last_error = None

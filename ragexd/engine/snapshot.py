@@ -11,7 +11,7 @@ before anything large is read):
   written through ``Vectors`` (never chroma's own files: how vectors are kept on
   disk is ``vectors.py``'s business and may change);
 * ``catalog.sqlite``: a consistent copy of the catalog made with SQLite's backup
-  API (files, chunks, symbols, the lexical index), so export runs beside searches.
+  API (files, chunks with their symbol names, the lexical index), so export runs beside searches.
 
 Paths in the catalog are relative to the project root, so a snapshot made in
 ``/ci/build/repo`` serves ``~/src/repo``.  Once installed, the normal incremental
@@ -127,11 +127,6 @@ class Manifest:
         out.pop("files")
         out["file_count"] = len(self.files)
         return out
-
-    @property
-    def identity(self) -> str:
-        """Tells two snapshots apart (a base directory CI refreshes)."""
-        return f"{self.created_at!r}:{self.commit}:{self.chunks}"
 
     @classmethod
     def parse(cls, raw: bytes, expected_embedder: str) -> "Manifest":
@@ -505,16 +500,18 @@ def _check_catalog(path: Path, manifest: Manifest, ids: set[str]) -> None:
 # -- installing --------------------------------------------------------------------
 
 
-def build(staged: Path, manifest: Manifest, catalog_path: Path, vectors_path: Path) -> None:
-    """The index's new stores at ``catalog_path`` and ``vectors_path`` (in a new
-    directory beside the index) from a staged, checked snapshot: the catalog as
-    it came, the vectors written through ``Vectors``."""
+def build(staged: Path, manifest: Manifest, catalog_path: Path, chroma_dir: Path,
+          vectors_file: Path) -> None:
+    """The index's new stores at ``catalog_path`` and ``vectors_file`` (its HNSW
+    mirror would live in ``chroma_dir``; in a new directory beside the index) from a
+    staged, checked snapshot: the catalog as it came, the vectors written through
+    ``Vectors``."""
     import numpy as np
 
     ids, mat = _load_vectors(staged, manifest)
     os.replace(staged / CATALOG, catalog_path)
     catalog = Catalog(catalog_path)
-    vectors = Vectors(vectors_path)
+    vectors = Vectors(chroma_dir, vectors_file)
     try:
         catalog.set_meta(SNAPSHOT_META, json.dumps(manifest.summary(), sort_keys=True))
         catalog.distrust_stats()

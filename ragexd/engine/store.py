@@ -15,6 +15,9 @@ import os
 import threading
 from pathlib import Path
 
+#: What a search hears while a snapshot import or a rebuild swaps the index's stores.
+BEING_REPLACED = ("the index is being replaced (a snapshot import or a rebuild); search "
+                  "again in a moment")
 REBUILD_HINT = "run `ragexctl index --rebuild` to rebuild it"
 
 #: One heavy import at a time.  chromadb and the model's stack (torch or

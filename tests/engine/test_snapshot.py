@@ -412,7 +412,8 @@ def test_a_kill_mid_swap_leaves_the_old_index_or_the_new_one(world, imported, ph
     work.mkdir()
     manifest = snapshot.stage(world["archive"], work / "in", embedder_id())
     (work / "new").mkdir()
-    snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE, work / "new" / CHROMA_DIR)
+    snapshot.build(work / "in", manifest, work / "new" / CATALOG_FILE, work / "new" / CHROMA_DIR,
+                   work / "new" / VECTORS_FILE)
     snapshot._set_phase(work, snapshot._PHASE_OUT)
     (work / "old").mkdir()
     os.replace(index_dir / VECTORS_FILE, work / "old" / VECTORS_FILE)   # the first rename
@@ -477,3 +478,22 @@ def test_a_chunk_without_its_vector_ships_its_file_for_re_indexing(world) -> Non
         assert summary.files_indexed == 1 and stores(other) == stores(world["fresh"])
     finally:
         other.close()
+
+
+def test_a_search_holding_the_old_catalog_during_a_swap_is_told_busy_not_given_a_new_empty_one(
+        tmp_path: Path) -> None:
+    """A closed catalog never reconnects by path: mid-swap that would create an empty
+    ``catalog.sqlite`` (and its WAL) where the snapshot's is about to be renamed."""
+    from ragexd.engine.catalog import Catalog
+
+    path = tmp_path / "idx" / CATALOG_FILE
+    path.parent.mkdir()
+    catalog = Catalog(path)
+    catalog.conn()
+    catalog.close()
+    for name in os.listdir(path.parent):   # the swap moves the stores out
+        os.rename(path.parent / name, tmp_path / name)
+    with pytest.raises(EngineError) as err:
+        catalog.conn()
+    assert err.value.code == "busy" and "search again" in str(err.value)
+    assert os.listdir(path.parent) == []
