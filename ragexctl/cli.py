@@ -22,7 +22,7 @@ from ragexd import exitcodes, logfile, paths, projects
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs, SimilarArgs)
 from ragexd.protocol.args import problem_error
-from ragexd.vocabulary import MAX_CONTEXT_LINES, context_problem
+from ragexd.vocabulary import MAX_CONTEXT_LINES
 
 from . import __version__, location, render
 from .entry import fast_exit
@@ -84,7 +84,7 @@ def _lines(text: str) -> int:
 
 def _opt_output(p: argparse.ArgumentParser) -> None:
     """How hits are printed: colour and ripgrep's context flags."""
-    p.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
+    p.add_argument("--color", "--colour", choices=render.COLOR_CHOICES, default="auto",
                    metavar="WHEN", help="colour the output: auto (only on a terminal, the "
                                         "default), always or never")
     p.add_argument("-A", "--after-context", type=_lines, metavar="NUM",
@@ -447,15 +447,12 @@ def cmd_search(app: App) -> int:
 
 
 def context_of(args: argparse.Namespace) -> render.Context:
-    """-A/-B/-C as ripgrep reads them (-A and -B override -C), range-checked."""
-    both = getattr(args, "context", None)
-    before = args.before_context if args.before_context is not None else both
-    after = args.after_context if args.after_context is not None else both
-    for value in (before, after):
-        problem = context_problem(0 if value is None else value)
-        if problem is not None:
-            raise problem_error(problem)
-    return render.Context(before or 0, after or 0)
+    """-A/-B/-C as ripgrep reads them, or the wire error for a refused value."""
+    got = render.Context.from_flags(args.before_context, args.after_context,
+                                    getattr(args, "context", None))
+    if not isinstance(got, render.Context):
+        raise problem_error(got)
+    return got
 
 
 def print_hits(app: App, result: dict[str, Any], root: Path, *, query: str) -> int:

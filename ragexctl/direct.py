@@ -54,7 +54,6 @@ _VALUED = {"--mode": "mode", "-n": "limit", "--limit": "limit", "-g": "paths",
 #: Flags without a value that change nothing here: no index is started, no
 #: daemon is involved.
 _HARMLESS = {"--keep-indexing", "--no-daemon"}
-_COLORS = ("auto", "always", "never")
 
 
 class NotHere(Exception):
@@ -127,17 +126,16 @@ def _rg_unavailable() -> bool:
 def _context(req: Request) -> tuple[int, int] | None:
     """(before, after) as the CLI reads -A/-B/-C (-A and -B override -C), or None
     for a value the CLI refuses (it says why)."""
-    from ragexd.vocabulary import context_problem
+    from . import render
 
     try:
-        both = None if req.context is None else int(req.context)
-        before = int(req.before) if req.before is not None else both
-        after = int(req.after) if req.after is not None else both
+        got = render.Context.from_flags(
+            None if req.before is None else int(req.before),
+            None if req.after is None else int(req.after),
+            None if req.context is None else int(req.context))
     except ValueError:
         return None
-    if any(context_problem(0 if v is None else v) is not None for v in (before, after)):
-        return None
-    return before or 0, after or 0
+    return (got.before, got.after) if isinstance(got, render.Context) else None
 
 
 Plan = tuple[str, int, Path, list[str], list[str], tuple[int, int]]
@@ -148,8 +146,10 @@ def plan(req: Request) -> Plan | None:
     direct path can serve exactly, or None."""
     from ragexd.vocabulary import MAX_LIMIT, query_problem
 
+    from . import render
+
     queries = req.patterns + ([" ".join(req.words)] if req.words else [])
-    if len(queries) != 1 or req.color not in _COLORS:
+    if len(queries) != 1 or req.color not in render.COLOR_CHOICES:
         return None
     pattern = queries[0]
     try:

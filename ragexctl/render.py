@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
 
 from ragexd.config import format_size
+from ragexd.vocabulary import Problem, context_problem
 
 # ripgrep's default colours.
 PATH_COLOR = "\x1b[35m"     # magenta
@@ -154,6 +155,23 @@ class Context:
 
     def __bool__(self) -> bool:
         return bool(self.before or self.after)
+
+    @classmethod
+    def from_flags(cls, before: int | None, after: int | None, both: int | None
+                   ) -> "Context | Problem":
+        """-A/-B/-C as ripgrep reads them (-A and -B override -C), range-checked:
+        the one reading for the CLI and the direct regex path."""
+        before = before if before is not None else both
+        after = after if after is not None else both
+        for value in (before, after):
+            problem = context_problem(0 if value is None else value)
+            if problem is not None:
+                return problem
+        return cls(before or 0, after or 0)
+
+
+#: ``--color`` choices, as ripgrep spells them.
+COLOR_CHOICES = ("auto", "always", "never")
 
 
 def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..filerules import IGNORE_FILES
+
 log = logging.getLogger("ragex.worker.watch")
 
 #: Directory names whose churn never matters to search (the engine's discovery
@@ -33,8 +35,8 @@ NOISE_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".
 FULL_SCAN_THRESHOLD = 2000
 
 #: Editing one of these changes which files are ignored anywhere below it, so the
-#: whole tree is re-scanned (kept in step with ragexd.engine.discovery.IGNORE_FILES).
-IGNORE_FILE_NAMES = frozenset({".gitignore", ".ragexignore"})
+#: whole tree is re-scanned: the very names discovery reads (``ragexd.filerules``).
+IGNORE_FILE_NAMES = frozenset(IGNORE_FILES)
 
 
 class TreeWatcher:
