@@ -62,7 +62,9 @@ def test_search_is_answered_from_a_container(rx: Setup) -> None:
     assert info["State"]["Running"] is True
     assert info["Config"]["Labels"]["ragex.project-id"] == worker["project_id"]
     assert info["Mounts"] and any(m["Source"] == str(rx.project) for m in info["Mounts"])
-    assert worker["rss"] and worker["rss"] > 50 * 1024**2   # from docker stats: model loaded
+    # from docker stats, sampled on ragexd's own clock: the model loaded shows within a sample
+    worker = wait_for(lambda: (lambda w: w if (w["rss"] or 0) > 50 * 1024**2 else None)(
+        rx.client.worker(rx.project)), 20, what="docker stats to show the model loaded")
     # Both runtimes write worker output to one file per project (`ragexctl logs`).
     log_path = rx.daemon.state / "logs" / f"{worker['project_id']}.log"
     assert "serving /workspace" in log_path.read_text(errors="replace")
@@ -138,7 +140,10 @@ def test_switching_runtime_keeps_the_index(rx: Setup) -> None:
         client = process.client()
         reply = client.search(rx.project, "turn a title into a URL slug")
         assert "slugify" in _hits(reply)[:2]
-        worker = client.worker(rx.project)
+        # ragexd's view of a worker is its last status answer: wait for one that
+        # was given after the engine opened the index
+        worker = wait_for(lambda: (lambda w: w if w.get("index") else None)(
+            client.worker(rx.project)), 20, what="the process worker's index in its status")
         assert worker["runtime"] == "process"
         assert worker["index"]["files"] == files_before
     finally:
