@@ -705,13 +705,16 @@ class Engine:
             state = "corrupt" if self._open_error.code == "index_corrupt" else "empty"
             return IndexStatus(state=state, size_bytes=size, model_loaded=self.model_loaded)
         catalog = self._catalog
-        assert catalog is not None
+        if catalog is None:   # a snapshot import or a rebuild is swapping the stores
+            return IndexStatus(state="indexing", size_bytes=size, model_loaded=self.model_loaded)
         try:
             files, chunks = catalog.stats()
             marker = catalog.get_meta(RUN_MARKER)
             last = catalog.get_meta(LAST_INDEXED)
         except sqlite3.DatabaseError:
             return IndexStatus(state="corrupt", size_bytes=size, model_loaded=self.model_loaded)
+        except EngineError:   # closed under us by that swap
+            return IndexStatus(state="indexing", size_bytes=size, model_loaded=self.model_loaded)
         if self._indexing:
             state = "indexing"
         elif marker is not None or (files and last is None):
@@ -721,12 +724,12 @@ class Engine:
         else:
             state = "empty"
         pending = 0
-        if self._indexing and self._indexer:
-            # not catalogued yet, plus catalogued but not yet embedded
-            pending = self._indexer.pending_files + catalog.pending_files()
         try:
+            if self._indexing and self._indexer:
+                # not catalogued yet, plus catalogued but not yet embedded
+                pending = self._indexer.pending_files + catalog.pending_files()
             cov: Coverage | None = self.coverage()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, EngineError):
             cov = None
         return IndexStatus(state=state, files=files, chunks=chunks, size_bytes=size,
                            last_indexed=float(last) if last else None,

@@ -28,7 +28,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .store import HEAVY_IMPORTS, REBUILD_HINT, is_unwritable, on_read_only_fs, writable_dir
+from .store import (BEING_REPLACED, HEAVY_IMPORTS, REBUILD_HINT, is_unwritable,
+                    on_read_only_fs, writable_dir)
 from .types import EngineError
 
 if TYPE_CHECKING:
@@ -290,6 +291,9 @@ class Vectors:
         self.file = file if file is not None else path.parent / VECTORS_FILE
         self._store: VectorFile | None = None
         self._store_lock = threading.RLock()
+        #: set by ``close``: like a closed catalog, a closed store never reopens its
+        #: file by path (mid-swap that would be the old file, or a new empty one)
+        self._closed = False
         self._client: Any = None
         self._col: Any = None
         self._mirrored = False   # chroma holds exactly what the file holds
@@ -318,6 +322,8 @@ class Vectors:
         store = self._store
         if store is not None:
             return store
+        if self._closed:
+            raise EngineError("busy", BEING_REPLACED)
         with self._store_lock:
             if self._store is None:
                 self._store = self._open_file(repair=repair)
@@ -494,6 +500,7 @@ class Vectors:
             shutil.rmtree(copy, ignore_errors=True)
 
     def close(self) -> None:
+        self._closed = True
         self._drop_file()
         self._close_chroma()
 
