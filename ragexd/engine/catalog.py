@@ -142,7 +142,7 @@ class Catalog:
         try:
             self._check_format()
         except sqlite3.DatabaseError as exc:
-            self.close()
+            self._disconnect()   # then read-only on the same object, or raise
             if not (path.exists() and (is_unwritable(exc) or not writable_dir(path.parent))):
                 raise EngineError("index_corrupt",
                                   f"the index catalog {path} cannot be read ({exc}); "
@@ -155,7 +155,7 @@ class Catalog:
             try:
                 self._check_format()
             except sqlite3.DatabaseError as exc2:
-                self.close()
+                self._disconnect()
                 raise EngineError("index_unwritable",
                                   f"cannot open the index catalog {path}: {exc}") from exc2
 
@@ -272,7 +272,12 @@ class Catalog:
         return conn
 
     def close(self) -> None:
+        """For good: a closed catalog never reconnects (see ``_closed``)."""
         self._closed = True
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        """Close every connection; the next ``conn()`` opens a new one."""
         with self._all_lock:
             for conn in self._all:
                 try:
