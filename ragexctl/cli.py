@@ -656,13 +656,16 @@ def cmd_stop(app: App) -> int:
         return EXIT_OK
     result = app.quick_call(client, Op.STOP, {"all": True}, timeout=STOP_TIMEOUT)
     stopped = result.get("stopped") or []
+    from .client import daemon_pid
+
+    pid = daemon_pid()   # before SHUTDOWN: ragexd removes its pid file on the way out
     try:
         app.quick_call(client, Op.SHUTDOWN, timeout=QUICK_TIMEOUT)
     except RagexError as exc:
         # Already stopping, or gone before its reply reached us: what we asked for.
         if exc.code not in (ErrorCode.SHUTTING_DOWN, ErrorCode.WORKER_UNAVAILABLE):
             raise
-    gone = wait_daemon_gone(app.timeout(30.0))
+    gone = wait_daemon_gone(app.timeout(30.0), pid)
     if app.json:
         app.write(json.dumps({"stopped": stopped, "daemon": gone}) + "\n")
     else:

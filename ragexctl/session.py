@@ -49,16 +49,24 @@ def quiet(_text: str) -> None:
     """The default ``inform``: say nothing."""
 
 
-def wait_daemon_gone(timeout: float) -> bool:
-    """True once nothing accepts connections on ragexd's socket (within ``timeout``)."""
-    from .client import daemon_alive
+def wait_daemon_gone(timeout: float, pid: int | None = None) -> bool:
+    """True once nothing accepts connections on ragexd's socket and, given its
+    ``pid``, that process has exited too (within ``timeout``).
+
+    The socket closes a moment before the process ends; a caller that says
+    "ragexd stopped" (or starts the next one) must not be answered early: a
+    script that checks for the process right after ``stop --all`` would still
+    find it.
+    """
+    from .client import daemon_alive, process_running
 
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not daemon_alive():
+    while True:
+        if not daemon_alive() and (pid is None or not process_running(pid)):
             return True
-        time.sleep(0.05)
-    return not daemon_alive()
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.02)
 
 
 def maybe_stale() -> bool:
@@ -183,7 +191,7 @@ class Session:
                     raise
         finally:
             probe.close()
-        if not wait_daemon_gone(STOP_TIMEOUT):
+        if not wait_daemon_gone(STOP_TIMEOUT, pid if isinstance(pid, int) else None):
             raise RagexError(ErrorCode.RUNTIME_ERROR,
                              f"the stale ragexd {theirs} (pid {pid}) did not stop within "
                              f"{STOP_TIMEOUT:g} s; end it with `kill {pid}` and try again",

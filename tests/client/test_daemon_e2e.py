@@ -258,16 +258,16 @@ def test_rm_deletes_the_index_through_ragexd(live):
     assert env.ctl("ls").stdout == "no indexed projects\n"
 
 
-def test_stop_all_leaves_no_ragexd(live):
+def test_stop_all_returns_once_ragexd_and_its_workers_have_exited(live):
+    """A script may restart or check right after ``stop --all``: by then the
+    processes are gone, not just the socket (CI once caught ragexd alive a few
+    milliseconds after its socket closed)."""
     env, _ = live
     pids = pids_in_env(env.run_dir, ragexd_only=True)
     assert pids
     r = env.ctl("stop", "--all")
     assert r.returncode == 0, r.stderr
     assert r.stdout.endswith("and ragexd\n")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-        time.sleep(0.1)
     assert not [p for p in pids if pid_alive(p)]
     assert not env.socket.exists()
     assert env.ctl("status").returncode == 3
