@@ -47,6 +47,8 @@ RUNTIMES = ("auto", "process", "docker")
 #: ``[store] backend`` and ``role`` (the shared store: ragexd/engine/shared_store.py)
 STORE_BACKENDS = ("local", "chroma-http")
 STORE_ROLES = ("reader", "writer")
+#: ``[embedder] runtime``: what runs the fp32 graph (ragexd/engine/embedding.py)
+EMBEDDER_RUNTIMES = ("onnxruntime", "openvino")
 
 #: Sizes are read as Docker reads ``docker run -m`` (go-units' RAMInBytes), since
 #: users copy them from there: every unit is binary, so 2g, 2G, 2gb and 2GiB are
@@ -141,6 +143,9 @@ class Config:
     store_role: str = "reader"
     store_repository: str = ""
     store_timeout: float = 3.0
+    #: onnxruntime (installed with the engine) or openvino (the [openvino] extra):
+    #: both run the same fp32 graph; bench/results/runtimes.md compares them.
+    embedder_runtime: str = "onnxruntime"
     source: list[str] = field(default_factory=list)  # where settings came from, for `status`
 
     @property
@@ -269,6 +274,10 @@ SETTINGS: tuple[Setting, ...] = (
             "commit"),
     Setting("store_timeout", "store", "timeout", parse_duration,
             "longest wait for the Chroma server; past it, indexing embeds locally"),
+    Setting("embedder_runtime", "embedder", "runtime", _one_of(*EMBEDDER_RUNTIMES),
+            "what runs the embedding model in a local worker: onnxruntime, or openvino "
+            "(the [openvino] extra; bf16 on CPUs with AVX-512 BF16 or AMX, ~1.7x faster "
+            "there, same vectors; not in the worker image)"),
     Setting("direct_regex", "search", "direct_regex", parse_bool,
             "regex searches run ripgrep from the client (same results, no round trip); "
             "false sends them through ragexd and a worker"),
