@@ -31,6 +31,9 @@ Example ``~/.config/ragex/config.toml``::
     port = 8000
     token_env = "CHROMA_TOKEN"   # or token_file = "~/.config/ragex/chroma-token"
     role = "reader"           # reader | writer (CI)
+
+    [embedder]
+    runtime = "onnxruntime"   # onnxruntime | openvino (the [openvino] extra)
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ TOKENIZER = "tokenizer.json"
 PRECISIONS = tuple(GRAPH_FILES)
 #: The command that (re)creates the cache; printed with every problem.
 EXPORT_FIX = "run `make install`, or `python -m ragexd.engine.onnx_export` (needs the [export] extra: torch)"
+#: What to do when ``[embedder] runtime = "openvino"`` cannot be honoured (the worker
+#: and ``ragexctl doctor`` both say it).
+OPENVINO_FIX = ("pip install 'ragex[openvino]' (or `pip install openvino`), or set "
+                "[embedder] runtime = \"onnxruntime\"")
 
 
 class ModelFilesError(RuntimeError):

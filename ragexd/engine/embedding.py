@@ -252,11 +252,6 @@ class _OnnxBackend(_GraphBackend):
         return self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
 
 
-#: What to do when ``[embedder] runtime = "openvino"`` cannot be honoured.
-OPENVINO_FIX = ("pip install 'ragex[openvino]' (or `pip install openvino`), or set "
-                "[embedder] runtime = \"onnxruntime\"")
-
-
 class _OpenVinoBackend(_GraphBackend):
     """The same fp32 graph on OpenVINO (``[embedder] runtime = "openvino"``).
 
@@ -285,7 +280,7 @@ class _OpenVinoBackend(_GraphBackend):
             import openvino as ov
         except ImportError as exc:
             raise modelfiles.ModelFilesError(f"[embedder] runtime is openvino but it cannot be "
-                                             f"imported ({exc})", OPENVINO_FIX) from exc
+                                             f"imported ({exc})", modelfiles.OPENVINO_FIX) from exc
         core = ov.Core()
         caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         self.precision = "bf16" if "BF16" in caps else "f32"
