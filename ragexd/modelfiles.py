@@ -63,6 +63,13 @@ def cache_dir() -> Path:
     return paths.data_dir() / "models" / f"{MODEL_NAME}-{EXPORTER_VERSION}"
 
 
+def openvino_cache_dir() -> Path:
+    """OpenVINO's cache of the graph compiled for this CPU (~90 MB): a worker start
+    then loads in ~0.5 s instead of compiling for ~1.7 s.  OpenVINO keys its entries
+    by graph, settings and device itself, so a new export or CPU never reuses a stale one."""
+    return paths.data_dir() / "models" / "openvino-cache"
+
+
 def package_dir() -> Path:
     """Package data: where build-wheel.sh puts the graph before building the wheel."""
     return Path(__file__).resolve().parent / "_model"

@@ -77,6 +77,8 @@ def test_an_index_built_on_onnxruntime_is_reused_by_openvino_without_re_embeddin
     imported = {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
     assert "openvino" in imported   # the runtime asked for is the one that ran
+    # the graph compiled for this CPU is cached in the data directory (faster next start)
+    assert list((tmp_path / "data" / "models" / "openvino-cache").glob("*.blob"))
 
 
 def _without_openvino(base: Path) -> str:
