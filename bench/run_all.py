@@ -45,8 +45,10 @@ def assemble() -> None:
             f = HERE / "QUALITY.md"  # eval_quality.py's own output file
         if f.exists():
             parts += [f.read_text().strip(), ""]
-            # bench_large.py's raw-only reruns; bench_team.py's shared-store half
-            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md"):
+            # bench_large.py's raw-only reruns; bench_team.py's shared-store half; the
+            # hand-written conclusions beside a generated table (runtimes-notes.md)
+            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md",
+                          RESULTS / f"{name}-notes.md"):
                 if extra.exists():
                     parts += [extra.read_text().strip(), ""]
         else:
