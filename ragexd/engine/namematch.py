@@ -1,0 +1,126 @@
+"""How well a definition's *name* says what a question asks: its own signal in hybrid.
+
+A doc-comment-like question ("Return string representation of sorted dict",
+"Check invariants of sorted-key list", "creates a new random UUID") usually
+names the answer in plain words, while the answer's neighbours share its body,
+its file and most of its vocabulary: ``SortedDict.__repr__`` against
+``SortedDict.values``, ``SortedKeyList._check`` against ``SortedSet._check``,
+``NewRandom`` against ``NewUUID``.  The embedding sees the name as one line of a
+256-word-piece context, and BM25 folds the name column into one score with the
+body; neither asks "how much of this name does the question say?".  That is what
+``name_match`` measures: the share of the words of the chunk's name and its
+enclosing class that the question contains, where a word matches
+
+* itself, after a light suffix strip (``entries``/``entry``, ``enabled``/``enable``);
+* a longer or shorter form of itself (``repr``/``representation``,
+  ``init``/``initialize``, ``attr``/``attributes``: one is a prefix of the other,
+  both >= 3 letters);
+* an abbreviation (``msg``/``message``, ``fn``/``function``, ``ctx``/``context``,
+  ``eq``/``equality``: 2-4 letters, same first letter, the others in order);
+* the name words programmers use for a verb doc comments use (``CODE_VERBS``:
+  "create" -> ``new``/``make``/``build``; "check whether" -> ``is``/``has``...).
+
+Stdlib only, no per-index state: the cost is a few dictionary look-ups per
+candidate (names are split once, ``lru_cache``).  The weight is chosen
+leave-one-corpus-out by ``bench/eval_quality.py`` (bench/QUALITY.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from .tokens import STOPWORDS, query_terms, split_identifier
+
+#: Verbs of doc comments and questions -> words code names use for them.  General
+#: conventions of naming (Go's ``NewX``, ``isX``/``hasX`` predicates, ``__repr__``,
+#: ``len``), not words of any one code base.
+CODE_VERBS: tuple[tuple[str, str], ...] = (
+    ("create creat construct make build new instantiate initialize initialise",
+     "new create make build init constructor ctor"),
+    ("check determine whether verify test", "is has can should check valid validate"),
+    ("get retrieve fetch obtain lookup look", "get"),
+    ("set assign", "set"),
+    ("remove delete discard clear drop", "remove delete del discard clear pop drop unset"),
+    ("add append insert register", "add append insert push register"),
+    ("parse decode read load", "parse decode read load unmarshal"),
+    ("serialize encode write dump", "encode marshal write dump serialize"),
+    ("compare equal equality", "eq cmp compare equal"),
+    ("iterate iterator", "iter each next"),
+    ("representation", "repr str string"),
+    ("length size", "len count size"),
+    ("copy clone duplicate", "copy clone dup"),
+)
+
+_SUFFIXES = ("ies", "ing", "ed", "es", "s")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light suffix strip (no stemmer package is a dependency): enough for
+    plurals and -ed/-ing, which is what separates a question's words from a name's."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[:-len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _verb_table() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for verbs, names in CODE_VERBS:
+        for verb in verbs.split():
+            table.setdefault(stem(verb), set()).update(stem(n) for n in names.split())
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+_VERBS = _verb_table()
+
+
+def _abbreviates(short: str, long: str) -> bool:
+    """``msg`` in ``message``: same first letter, the rest in order."""
+    if not 2 <= len(short) <= 4 or short[0] != long[0]:
+        return False
+    rest = iter(long[1:])
+    return all(ch in rest for ch in short[1:])
+
+
+def words_match(a: str, b: str) -> bool:
+    """Whether two stemmed words say the same thing (see the module docstring)."""
+    if a == b:
+        return True
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    if len(short) >= 3 and long.startswith(short):
+        return True
+    return _abbreviates(short, long)
+
+
+@lru_cache(maxsize=65536)
+def name_words(name: str, parent: str) -> tuple[str, ...]:
+    """The stemmed content words of a definition's name and its enclosing class."""
+    return tuple(stem(w) for w in (*split_identifier(name), *split_identifier(parent))
+                 if len(w) > 1 and w not in STOPWORDS)
+
+
+class QuestionWords:
+    """A question's stemmed words with the name words its verbs stand for; built
+    once per query, then asked about each candidate."""
+
+    def __init__(self, text: str) -> None:
+        words = {stem(t) for t in query_terms(text)}
+        for w in list(words):
+            words |= _VERBS.get(w, frozenset())
+        self.words = frozenset(words)
+        self._seen: dict[str, bool] = {}
+
+    def says(self, word: str) -> bool:
+        got = self._seen.get(word)
+        if got is None:
+            got = word in self.words or any(words_match(word, q) for q in self.words)
+            self._seen[word] = got
+        return got
+
+    def name_match(self, name: str, parent: str = "") -> float:
+        """The share (0..1) of the name's words (name and enclosing class) the question says."""
+        words = name_words(name, parent)
+        if not words:
+            return 0.0
+        return sum(1 for w in words if self.says(w)) / len(words)
+
