@@ -72,6 +72,13 @@ GRID: list[dict[str, Any]] = [
     {"usage_prior": 1.0},
     {"stub_prior": 1.0},
     {"stub_prior": 0.6},
+    # third round: the name-match signal (namematch.py); 0.0 is the second round's ranking
+    {"name_weight": 0.0},
+    {"name_weight": 0.1},
+    {"name_weight": 0.15},
+    {"name_weight": 0.25},
+    {"name_weight": 0.3},
+    {"name_weight": 0.25, "alpha": 0.7},
 ]
 
 

@@ -310,7 +310,9 @@ class Searcher:
                 cos = {i: c / best for i, c in cos.items()}
             scores = {i: w.alpha * cos.get(i, 0.0) + (1 - w.alpha) * bm.get(i, 0.0)
                       for i in rows}
-            if w.name_weight:
+            # a usage question names the callee, not the answer: its callers' names
+            # say none of it, so the name signal would only lift the definition
+            if w.name_weight and not usage:
                 said = QuestionWords(text)
                 for i, r in rows.items():
                     scores[i] += w.name_weight * said.name_match(r.name, r.parent)
