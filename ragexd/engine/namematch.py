@@ -75,21 +75,11 @@ _VERBS = _verb_table()
 
 
 def _abbreviates(short: str, long: str) -> bool:
-    """``msg`` in ``message``: same first letter, the rest in order."""
+    """``msg`` in ``message``: 2-4 letters, the same first letter, the rest in order."""
     if not 2 <= len(short) <= 4 or short[0] != long[0]:
         return False
     rest = iter(long[1:])
     return all(ch in rest for ch in short[1:])
-
-
-def words_match(a: str, b: str) -> bool:
-    """Whether two stemmed words say the same thing (see the module docstring)."""
-    if a == b:
-        return True
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    if len(short) >= 3 and long.startswith(short):
-        return True
-    return _abbreviates(short, long)
 
 
 @lru_cache(maxsize=65536)
@@ -100,20 +90,35 @@ def name_words(name: str, parent: str) -> tuple[str, ...]:
 
 
 class QuestionWords:
-    """A question's stemmed words with the name words its verbs stand for; built
-    once per query, then asked about each candidate."""
+    """A question's stemmed words with the name words its verbs stand for, indexed
+    so that asking about a name word is a few set look-ups (a hybrid query asks
+    about every word of ~200 candidates' names); built once per query."""
 
     def __init__(self, text: str) -> None:
         words = {stem(t) for t in query_terms(text)}
         for w in list(words):
             words |= _VERBS.get(w, frozenset())
         self.words = frozenset(words)
+        # every prefix of >= 3 letters of a question word: a name word that is one
+        # ("repr" of "representation") matches
+        self._prefixes = frozenset(q[:k] for q in words for k in range(3, len(q) + 1))
+        self._by_letter: dict[str, list[str]] = {}
+        for q in words:
+            self._by_letter.setdefault(q[0], []).append(q)
         self._seen: dict[str, bool] = {}
 
     def says(self, word: str) -> bool:
+        """Whether the question says this (stemmed) name word: the same word, one
+        a prefix of the other (both >= 3 letters), or one abbreviating the other."""
         got = self._seen.get(word)
         if got is None:
-            got = word in self.words or any(words_match(word, q) for q in self.words)
+            got = word in self.words or (len(word) >= 3 and (
+                word in self._prefixes
+                or any(word[:k] in self.words for k in range(3, len(word)))))
+            if not got:
+                got = any(_abbreviates(q, word) if len(q) < len(word) else
+                          len(q) > len(word) and _abbreviates(word, q)
+                          for q in self._by_letter.get(word[0], ()))
             self._seen[word] = got
         return got
 
@@ -123,4 +128,3 @@ class QuestionWords:
         if not words:
             return 0.0
         return sum(1 for w in words if self.says(w)) / len(words)
-
