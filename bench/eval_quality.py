@@ -79,6 +79,9 @@ GRID: list[dict[str, Any]] = [
     {"name_weight": 0.25},
     {"name_weight": 0.3},
     {"name_weight": 0.25, "alpha": 0.7},
+    {"name_class_weight": 1.0},
+    {"name_class_weight": 0.0},
+    {"name_class_weight": 1.0, "alpha": 0.7},
 ]
 
 

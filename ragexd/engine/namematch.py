@@ -8,8 +8,8 @@ its file and most of its vocabulary: ``SortedDict.__repr__`` against
 ``NewRandom`` against ``NewUUID``.  The embedding sees the name as one line of a
 256-word-piece context, and BM25 folds the name column into one score with the
 body; neither asks "how much of this name does the question say?".  That is what
-``name_match`` measures: the share of the words of the chunk's name and its
-enclosing class that the question contains, where a word matches
+``name_match`` measures: the share of the words of the chunk's name and (at half
+weight) its enclosing class that the question contains, where a word matches
 
 * itself, after a light suffix strip (``entries``/``entry``, ``enabled``/``enable``);
 * a longer or shorter form of itself (``repr``/``representation``,
@@ -85,10 +85,9 @@ def _abbreviates(short: str, long: str) -> bool:
 
 
 @lru_cache(maxsize=65536)
-def name_words(name: str, parent: str) -> tuple[str, ...]:
-    """The stemmed content words of a definition's name and its enclosing class."""
-    return tuple(stem(w) for w in (*split_identifier(name), *split_identifier(parent))
-                 if len(w) > 1 and w not in STOPWORDS)
+def name_words(name: str) -> tuple[str, ...]:
+    """The stemmed content words of an identifier."""
+    return tuple(stem(w) for w in split_identifier(name) if len(w) > 1 and w not in STOPWORDS)
 
 
 class QuestionWords:
@@ -124,9 +123,16 @@ class QuestionWords:
             self._seen[word] = got
         return got
 
-    def name_match(self, name: str, parent: str = "") -> float:
-        """The share (0..1) of the name's words (name and enclosing class) the question says."""
-        words = name_words(name, parent)
-        if not words:
+    def name_match(self, name: str, parent: str = "", parent_weight: float = 1.0) -> float:
+        """The share (0..1) of the name's words the question says, the enclosing
+        class's words counting ``parent_weight`` each: a question names the answer's
+        class ("... of sorted dict") less surely than the answer, and often names
+        objects that are other methods' classes ("writes the help into the
+        formatter" is not ``HelpFormatter.write``)."""
+        own, outer = name_words(name), name_words(parent) if parent else ()
+        total = len(own) + parent_weight * len(outer)
+        if not total:
             return 0.0
-        return sum(1 for w in words if self.says(w)) / len(words)
+        said = sum(1 for w in own if self.says(w))
+        said_outer = sum(1 for w in outer if self.says(w))
+        return (said + parent_weight * said_outer) / total

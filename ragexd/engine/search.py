@@ -66,6 +66,7 @@ class Weights:
 
     alpha: float = 0.8
     name_weight: float = 0.2    # chosen leave-one-out (bench/QUALITY.md, third round)
+    name_class_weight: float = 0.5   # the enclosing class's words, each, in that share
     symbol_bonus: float = 0.0   # chosen leave-one-out; named definitions still join the candidates
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
@@ -315,7 +316,8 @@ class Searcher:
             if w.name_weight and not usage:
                 said = QuestionWords(text)
                 for i, r in rows.items():
-                    scores[i] += w.name_weight * said.name_match(r.name, r.parent)
+                    scores[i] += w.name_weight * said.name_match(r.name, r.parent,
+                                                                 w.name_class_weight)
             for r, s in sym:
                 scores[r.id] += w.symbol_bonus * s
         tests = asks_for_tests(text)
