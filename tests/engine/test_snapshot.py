@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ragexd.engine import Engine, EngineError, SearchQuery, snapshot
+from ragexd.engine import Engine, EngineError, SearchQuery, catalog, snapshot
 from ragexd.engine.embedding import embedder_id
 from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
 from ragexd.engine.vectors import VECTORS_FILE
@@ -301,16 +301,33 @@ def extra_member(archive: Path, dest: Path) -> Path:
     return write_tar(dest, items + [regular("evil.sh", b"#!/bin/sh\nrm -rf ~\n")])
 
 
-def catalog_with_trigger(archive: Path, dest: Path) -> Path:
-    items = members_of(archive)
-    tmp = dest.with_suffix(".sqlite")
-    tmp.write_bytes(dict(items)[snapshot.CATALOG])
-    conn = sqlite3.connect(tmp)
-    conn.execute("CREATE TRIGGER t AFTER INSERT ON files BEGIN DELETE FROM chunks; END")
-    conn.commit()
-    conn.close()
-    items = [(n, tmp.read_bytes() if n == snapshot.CATALOG else d) for n, d in items]
-    return write_tar(dest, [regular(n, d) for n, d in items])
+def catalog_altered(*statements: str):
+    """The snapshot with its catalog changed by ``statements`` (the names of its
+    tables may stay just what ragex expects)."""
+    def make(archive: Path, dest: Path) -> Path:
+        items = members_of(archive)
+        tmp = dest.with_suffix(".sqlite")
+        tmp.write_bytes(dict(items)[snapshot.CATALOG])
+        conn = sqlite3.connect(tmp)
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+        conn.close()
+        items = [(n, tmp.read_bytes() if n == snapshot.CATALOG else d) for n, d in items]
+        return write_tar(dest, [regular(n, d) for n, d in items])
+    return make
+
+
+catalog_with_trigger = catalog_altered(
+    "CREATE TRIGGER t AFTER INSERT ON files BEGIN DELETE FROM chunks; END")
+#: the right table names, another column: rows ragex writes would carry it blindly
+catalog_with_other_columns = catalog_altered("ALTER TABLE files ADD COLUMN evil TEXT")
+#: the right table names and columns, a constraint that refuses every later chunk:
+#: the index would fail on its first write after the import
+catalog_with_other_constraints = catalog_altered(
+    "PRAGMA writable_schema=ON",
+    "UPDATE sqlite_master SET sql = replace(sql, 'line INTEGER NOT NULL DEFAULT 0', "
+    "'line INTEGER NOT NULL DEFAULT 0 CHECK (rid < 0)') WHERE name = 'chunks'")
 
 
 def escaping_catalog_path(archive: Path, dest: Path) -> Path:
@@ -337,6 +354,11 @@ HOSTILE = {
                       "format 99, this ragex reads format 1; upgrade ragex"),
     "extra member": (extra_member, "unexpected 'evil.sh'"),
     "catalog trigger": (catalog_with_trigger, "not a ragex catalog"),
+    "catalog columns": (catalog_with_other_columns,
+                        "not a ragex catalog (unexpected, missing or other than ragex makes "
+                        "them: table files)"),
+    "catalog constraints": (catalog_with_other_constraints,
+                            "other than ragex makes them: table chunks)"),
     "path outside the project": (escaping_catalog_path, "not a path inside the project"),
 }
 
@@ -358,6 +380,42 @@ def test_a_hostile_archive_is_refused_and_the_index_is_untouched(world, imported
     assert sorted(p.name for p in engine.index_dir.iterdir()) == entries
     assert not (world["base"] / "manifest.json").exists()
     assert engine.search(SearchQuery("compute_invoice_total", mode="symbol")).hits
+
+
+def test_catalogs_ragex_itself_made_another_way_have_the_schema_a_snapshot_expects(
+        tmp_path: Path) -> None:
+    """The shape check compares SQL, and SQLite keeps each table's SQL as it was
+    written: a column added by ALTER TABLE and a format-1 catalog migrated in place
+    spell theirs differently from a fresh catalog, and must still be accepted."""
+    # an index from before chunks had their definition line, and one whose
+    # lexical index was created with its columns on a line of their own
+    old = tmp_path / "old-line.sqlite"
+    respelled = tmp_path / "respelled.sqlite"
+    for path, script in (
+            (old, catalog._SCHEMA.replace(",\n    line INTEGER NOT NULL DEFAULT 0", "")),
+            (respelled, catalog._SCHEMA.replace("fts5(names, doc,", "fts5(\n    names,  doc,"))):
+        assert script != catalog._SCHEMA
+        conn = sqlite3.connect(path)
+        conn.executescript(script)
+        conn.execute("INSERT INTO meta VALUES ('format', ?)", (catalog.FORMAT_VERSION,))
+        conn.commit()
+        conn.close()
+    # an index of format 1
+    v1 = tmp_path / "format-1.sqlite"
+    conn = sqlite3.connect(v1)
+    conn.executescript(catalog._SCHEMA)
+    conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {catalog._FTS_FORMAT_1};")
+    conn.execute("INSERT INTO meta VALUES ('format', '1')")
+    conn.commit()
+    assert catalog.schema_of(conn) == catalog.schema_of_format("1")
+    conn.close()
+    for path in (old, respelled, v1):
+        opened = catalog.Catalog(path)    # adds the column / migrates
+        try:
+            assert catalog.schema_of(opened.conn()) == catalog.schema_of_format("2"), path
+        finally:
+            opened.close()
+    assert catalog.schema_of_format("1") != catalog.schema_of_format("2")
 
 
 def test_a_bomb_in_an_extended_header_is_refused_before_it_is_read(world, imported) -> None:
