@@ -3,8 +3,8 @@ commit B (committed changes and an uncommitted edit) imports it, re-embeds exact
 what differs, and answers as a fresh full index of B does.  Hostile archives are
 refused with a sentence and leave the existing index as it was.
 
-Real git, the real model, the real vector file; the tree is small (stdlib json + two
-modules) so that the three full indexes it needs stay quick.
+Real git, the real model, the real vector file; the tree is small (stdlib json + the
+harness's client sample tree) so that the three full indexes it needs stay quick.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -26,49 +25,7 @@ from ragexd.engine.embedding import embedder_id
 from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
 from ragexd.engine.vectors import VECTORS_FILE
 
-from tests.harness import STDLIB, short_tmp
-
-GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c",
-       "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def commit_all(cwd: Path, message: str) -> str:
-    git(cwd, "add", "-A")
-    git(cwd, "commit", "-q", "-m", message)
-    return git(cwd, "rev-parse", "HEAD")
-
-
-def make_repo(path: Path) -> str:
-    """Commit A: the stdlib json package plus two small modules of our own."""
-    shutil.copytree(STDLIB / "json", path / "json",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (path / "shop").mkdir()
-    (path / "shop" / "upload.py").write_text(
-        "import time\n\n\n"
-        "def retry_upload(client, path, attempts=5):\n"
-        "    \"\"\"Upload a file, retrying failed uploads with exponential backoff.\"\"\"\n"
-        "    delay = 1.0\n"
-        "    for _ in range(attempts):\n"
-        "        if client.put(path):\n"
-        "            return True\n"
-        "        time.sleep(delay)\n"
-        "        delay *= 2\n"
-        "    return False\n")
-    (path / "shop" / "cart.py").write_text(
-        "class Cart:\n"
-        "    \"\"\"A shopping cart holding items and their quantities.\"\"\"\n\n"
-        "    def __init__(self):\n"
-        "        self.items = {}\n\n"
-        "    def add(self, sku, qty=1):\n"
-        "        self.items[sku] = self.items.get(sku, 0) + qty\n")
-    git(path, "init", "-q")
-    return commit_all(path, "A")
-
+from tests.harness import commit_all, copy_stdlib, git, git_checkout, make_tree, short_tmp
 
 QUERIES = [("parse a JSON document from a string", "semantic"),
            ("retry failed uploads with backoff", "hybrid"),
@@ -96,8 +53,9 @@ def stores(engine: Engine) -> tuple[dict[str, str], set[str], set[str]]:
 def world():
     base = short_tmp("rx-snap-")
     ci = base / "ci" / "repo"
-    ci.mkdir(parents=True)
-    commit_a = make_repo(ci)
+    # commit A: the client suite's sample tree and the stdlib json package
+    copy_stdlib(make_tree(ci), "json")
+    commit_a = git_checkout(ci, "A")
     ci_engine = Engine(ci, base / "ci-index")
     ci_engine.index()
     archive = base / "snap.tar.gz"
