@@ -7,9 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from ragexd.engine import Engine, SearchQuery
+from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
+
+
+def search_without(engine: Engine, prior: str, query: SearchQuery) -> list[SearchHit]:
+    """The hits ``engine`` gives with one ranking prior switched off (its factor 1.0):
+    what the prior changes is the difference from an ordinary search."""
+    searcher = engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, prior: 1.0})
+        return engine.search(query).hits
+    finally:
+        searcher.weights = saved
 
 FILES = {
     "pkg/split.py": '''\
@@ -71,13 +83,7 @@ def test_hit_line_is_the_def_line_and_the_span_starts_at_the_decorator(engine: E
 
 def test_tests_rank_below_the_code_they_test(engine: Engine) -> None:
     question = "merge two sorted runs"
-    searcher = engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "test_prior": 1.0})
-        without = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(engine, "test_prior", SearchQuery(question, mode="hybrid", limit=3))
     # the test repeats the question's words: without the prior it wins ...
     assert without[0].path == "tests/test_merge.py"
     # ... with it, the implementation comes first
@@ -199,13 +205,7 @@ def stub_engine(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 def test_type_stubs_rank_below_the_code_they_declare(stub_engine: Engine, question: str,
                                                      code: str, stub: str, mode: str) -> None:
-    searcher = stub_engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "stub_prior": 1.0})
-        without = stub_engine.search(SearchQuery(question, mode=mode, limit=4)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(stub_engine, "stub_prior", SearchQuery(question, mode=mode, limit=4))
     # the stub says the same words in fewer lines: without the prior it wins ...
     assert without[0].path == stub
     # ... with it, the implementation comes first, and the stub is still found
@@ -270,13 +270,8 @@ def usage_engine(tmp_path_factory: pytest.TempPathFactory):
 def test_where_is_an_identifier_called_finds_its_caller_not_its_definition(
         usage_engine: Engine) -> None:
     question = "where is parse_config called with a timeout"
-    searcher = usage_engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "usage_prior": 1.0})
-        without = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(usage_engine, "usage_prior",
+                             SearchQuery(question, mode="auto", limit=3))
     # the definition says parse_config and timeout more than anything: it wins without ...
     assert without[0].name == "parse_config"
     # ... but the question asks for the call: start_server passes timeout=5

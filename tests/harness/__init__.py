@@ -29,8 +29,8 @@ from .trees import (STDLIB, commit_all, copy_stdlib, git, git_checkout, make_pro
                     write, write_corpus, write_tree)
 
 __all__ = ["REPO", "STDLIB", "ChromaServer", "Client", "PrivateEnv", "RagexInstance",
-           "cleanup_base", "commit_all",
-           "copy_stdlib", "daemon_pid", "git", "git_checkout", "index_oneshot", "kill_pids", "kill_workers_under",
+           "cleanup_base", "commit_all", "copy_stdlib", "daemon_pid", "git", "git_checkout",
+           "index_oneshot", "kill_pids", "kill_workers_under",
            "make_env", "make_project", "make_tree", "pid_alive", "pids_in_env", "poll",
            "ragexctl", "ragexctl_at_a_terminal", "ragexctl_popen", "short_tmp",
            "stop_daemon_at", "TokenGate", "wait_for", "write",
