@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,22 @@ import pytest
 from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
+
+from tests.harness import write
+
+
+def indexed_engine(factory: pytest.TempPathFactory, name: str,
+                   files: dict[str, str]) -> Iterator[Engine]:
+    """An engine over a tree of ``files`` (path → dedented text), fully indexed."""
+    root = factory.mktemp(f"{name}-tree")
+    for rel, text in files.items():
+        write(root / rel, text)
+    eng = Engine(root, factory.mktemp(f"{name}-index"))
+    try:
+        eng.index()
+        yield eng
+    finally:
+        eng.close()
 
 
 def search_without(engine: Engine, prior: str, query: SearchQuery) -> list[SearchHit]:
@@ -22,6 +38,7 @@ def search_without(engine: Engine, prior: str, query: SearchQuery) -> list[Searc
         return engine.search(query).hits
     finally:
         searcher.weights = saved
+
 
 FILES = {
     "pkg/split.py": '''\
@@ -60,15 +77,8 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("rank-tree")
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("rank-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "rank", FILES)
 
 
 @pytest.mark.parametrize("mode", ["symbol", "semantic", "hybrid"])
@@ -137,8 +147,7 @@ def test_an_index_from_before_definition_lines_is_migrated_without_re_embedding(
     import sqlite3
 
     root = tmp_path / "tree"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "split.py").write_text(textwrap.dedent(FILES["pkg/split.py"]))
+    write(root / "pkg" / "split.py", FILES["pkg/split.py"])
     index = tmp_path / "index"
     eng = Engine(root, index)
     first = eng.index()
@@ -187,15 +196,8 @@ STUB_FILES = {
 
 
 @pytest.fixture(scope="module")
-def stub_engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("stub-tree")
-    for rel, text in STUB_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("stub-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def stub_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "stub", STUB_FILES)
 
 
 @pytest.mark.parametrize("question,code,stub", [
@@ -256,15 +258,8 @@ USAGE_FILES = {
 
 
 @pytest.fixture(scope="module")
-def usage_engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("usage-tree")
-    for rel, text in USAGE_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("usage-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def usage_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "usage", USAGE_FILES)
 
 
 def test_where_is_an_identifier_called_finds_its_caller_not_its_definition(
