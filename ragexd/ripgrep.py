@@ -262,12 +262,20 @@ def _match(line: bytes) -> RgMatch | None:
 
 
 def _take(lines: list[bytes], matches: list[RgMatch], limit: int,
-          accept: Callable[[str], bool] | None) -> bool:
-    """Add the accepted matches among ``lines``; True once ``limit`` is reached."""
+          accept: Callable[[str], bool] | None, verdicts: dict[str, bool]) -> bool:
+    """Add the accepted matches among ``lines``; True once ``limit`` is reached.
+    ``accept`` is asked once per file (``verdicts``): a worker's answer costs
+    a walk of the ignore rules, and a file often holds many matches."""
     for line in lines:
         m = _match(line)
-        if m is None or (accept is not None and not accept(m.path)):
+        if m is None:
             continue
+        if accept is not None:
+            ok = verdicts.get(m.path)
+            if ok is None:
+                ok = verdicts[m.path] = accept(m.path)
+            if not ok:
+                continue
         matches.append(m)
         if len(matches) >= limit:
             return True
@@ -280,7 +288,7 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
            alone: bool = False) -> tuple[list[RgMatch], list[str]]:
     """Matches (in path order, at most ``limit``) and notes for the user.
 
-    ``accept`` sees every match's path before it counts; an exception it raises
+    ``accept`` sees each matched file's path before its matches count; an exception it raises
     stops ripgrep and goes to the caller (the client's "I cannot be exact here").
     ``alone``: the caller has no other threads (see ``_Rg``)."""
     fd = _defaults_pipe()
@@ -297,6 +305,7 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
     capped = timed_out = False
     stderr = bytearray()
     pending = b""
+    verdicts: dict[str, bool] = {}
     deadline = time.monotonic() + timeout
     poller = select.poll()
     streams = {rg.out: "out", rg.err: "err"}
@@ -316,7 +325,7 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
                 elif chunk or pending:
                     *lines, pending = (pending + chunk).split(b"\n") if chunk \
                         else (pending, b"")   # the end: a last line without its \n
-                    capped = _take(lines, matches, limit, accept)
+                    capped = _take(lines, matches, limit, accept, verdicts)
                 if not chunk:
                     poller.unregister(stream)
                     del streams[stream]
