@@ -163,10 +163,11 @@ def same_files_as_a_worker(settings: dict[str, Any]) -> bool:
     try:
         with open(where.daemon_runtime_file(), encoding="utf-8") as fh:
             pid_text, _, chosen = fh.read().strip().partition(" ")
-        os.kill(int(pid_text), 0)   # a ragexd that died without clearing it: stale
+        pid = int(pid_text)
     except (OSError, ValueError):
         return False
-    return chosen == "process"
+    # a ragexd that died without clearing its record: stale, the next one decides
+    return chosen == "process" and pid > 0 and where.process_running(pid)
 
 
 def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | None:

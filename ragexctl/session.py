@@ -58,11 +58,11 @@ def wait_daemon_gone(timeout: float, pid: int | None = None) -> bool:
     script that checks for the process right after ``stop --all`` would still
     find it.
     """
-    from .client import daemon_alive, process_running
+    from .client import daemon_alive
 
     end = time.monotonic() + timeout
     while True:
-        if not daemon_alive() and (pid is None or not process_running(pid)):
+        if not daemon_alive() and (pid is None or not paths.process_running(pid)):
             return True
         if time.monotonic() >= end:
             return False

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import where
-from .where import APP, PROJECT_FILE, ROOT_MARKER, VCS_MARKERS, check_private_dir
+from .where import APP, PROJECT_FILE, ROOT_MARKER, VCS_MARKERS, check_private_dir, process_running
 
-__all__ = ["APP", "PROJECT_FILE", "ROOT_MARKER", "VCS_MARKERS", "check_private_dir"]
+__all__ = ["APP", "PROJECT_FILE", "ROOT_MARKER", "VCS_MARKERS", "check_private_dir",
+           "process_running"]
 
 
 def runtime_dir() -> Path:

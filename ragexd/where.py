@@ -123,6 +123,29 @@ def daemon_runtime_file() -> str:
     return os.path.join(runtime_dir(), "ragexd.runtime")
 
 
+def process_running(pid: int) -> bool:
+    """Does ``pid`` still run?  A zombie does not: it has exited (and released
+    ragexd's lock); a daemonized ragexd is reaped by whatever init the machine
+    has, and some containers' init never reaps.  Shared (``paths`` re-exports
+    it beside ``read_pid``) because the client (to name a frozen ragexd, to wait
+    for one to end, to trust ragexd's runtime record on the direct regex path)
+    and ``ragexctl service`` (to hand over to the service manager) all ask."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        pass  # no /proc (macOS): ask the kernel
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, it is just not ours to signal
+    return True
+
+
 def projects_dir() -> str:
     return os.path.join(data_dir(), "projects")
 
