@@ -53,6 +53,8 @@ def _messy_tree(root: Path) -> Path:
     put("huge.txt", f"{NEEDLE}\n" + "x" * (1024 * 1024 + 10) + "\n")
     put("bundle.js", f"var a='{NEEDLE}';" + "a" * 30_000 + "\n")
     put("utf8/naïve.py", f"{NEEDLE} non-ASCII name\n")
+    put("tools/Makefile", f"all:\n\techo {NEEDLE}\n")       # a language by its file name
+    put("src/Legacy.PY", f"{NEEDLE} = 'an upper-case extension'\n")
     os.symlink("/etc", root / "etc_link")
     return root
 
@@ -109,6 +111,9 @@ CASES = [
     ["--mode", "regex", NEEDLE, "-C", "1"],                       # grep-style groups
     ["--mode", "regex", NEEDLE, "-C", "3", "-A", "0", "--color", "always", "-n", "20"],
     ["--mode", "regex", "return", "--before-context=2", "--after-context", "1"],
+    ["--mode", "regex", NEEDLE, "-t", "make"],                    # Makefile: a file name
+    ["--mode", "regex", NEEDLE, "--lang", "PY", "-t", "cpp"],     # an alias in capitals
+    [f"{NEEDLE}\\b", "--lang=python", "-C", "2", "-n", "2"],     # auto, capped, context
 ]
 
 
