@@ -127,8 +127,9 @@ class QuestionWords:
         """The share (0..1) of the name's words the question says, the enclosing
         class's words counting ``parent_weight`` each: a question names the answer's
         class ("... of sorted dict") less surely than the answer, and often names
-        objects that are other methods' classes ("writes the help into the
-        formatter" is not ``HelpFormatter.write``)."""
+        objects that are other methods' classes ("invokes a command in an isolated
+        environment" is ``CliRunner.invoke``, not ``Command.invoke``); counting
+        them less narrows what such a class wins."""
         own, outer = name_words(name), name_words(parent) if parent else ()
         total = len(own) + parent_weight * len(outer)
         if not total:
