@@ -134,6 +134,7 @@ class Config:
     store_host: str = "localhost"
     store_port: int = 8000
     store_ssl: bool = False
+    store_ca_file: str = ""
     store_tenant: str = "default_tenant"
     store_database: str = "default_database"
     store_token_env: str = ""
@@ -170,6 +171,25 @@ def _path(value: Any, name: str) -> str:
     text = os.path.expanduser(str(value).strip())
     if text and not os.path.isabs(text):
         raise ConfigError(f"{name}: expected an absolute path, got {value!r}")
+    return text
+
+
+def _ca_bundle(value: Any, name: str) -> str:
+    """A PEM file of certificate authorities (a team's private CA), checked when
+    the configuration is read: a wrong path is the user's to fix now, with exit 2,
+    not a TLS failure later in a worker's log."""
+    text = _path(value, name)
+    if not text:
+        return text
+    try:
+        with open(text, "rb") as fh:
+            pem = fh.read(1 << 20)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the CA bundle {text}: "
+                          f"{exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigError(f"{name}: {text} holds no PEM certificate (-----BEGIN "
+                          "CERTIFICATE-----): give the CA's certificate in PEM form")
     return text
 
 
@@ -255,6 +275,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store_host", "store", "host", _text, "the Chroma server's host"),
     Setting("store_port", "store", "port", _port, "the Chroma server's port"),
     Setting("store_ssl", "store", "ssl", parse_bool, "talk HTTPS to the Chroma server"),
+    Setting("store_ca_file", "store", "ca_file", _ca_bundle,
+            "a PEM file of the certificate authorities to trust for the Chroma server (a "
+            "team's own CA), instead of the system's; \"\" = the system's"),
     Setting("store_tenant", "store", "tenant", _text, "the Chroma tenant"),
     Setting("store_database", "store", "database", _text, "the Chroma database"),
     Setting("store_token_env", "store", "token_env", _text,
@@ -340,6 +363,9 @@ def load(env: dict[str, str] | None = None, config_file: Path | None = None) -> 
         raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, not {cfg.runtime!r}")
     if cfg.memory_limit < 0 or cfg.idle_timeout < 0 or cfg.queue_size < 1:
         raise ConfigError("memory_limit and idle_timeout must be >= 0 and queue_size >= 1")
+    if cfg.store_backend == "chroma-http" and cfg.store_ca_file and not cfg.store_ssl:
+        raise ConfigError(f"[store] ca_file is {cfg.store_ca_file} but [store] ssl is false: "
+                          "set ssl = true (RAGEX_STORE_SSL=1), the CA is only used for HTTPS")
     return cfg
 
 
