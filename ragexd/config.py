@@ -34,6 +34,8 @@ Example ``~/.config/ragex/config.toml``::
     port = 8000
     token_env = "CHROMA_TOKEN"   # or token_file = "~/.config/ragex/chroma-token"
     role = "reader"           # reader | writer (CI)
+    ssl = true                # HTTPS, the certificate always verified
+    ca_file = "/etc/ragex/team-ca.pem"   # the team's own CA; default: the system's store
 """
 
 from __future__ import annotations
