@@ -91,6 +91,30 @@ class ThrowawayCA:
         key_file.chmod(0o600)
         return cert_file, key_file
 
+    def self_signed(self, names: list[str]) -> tuple[Path, ssl.SSLContext]:
+        """A server certificate for ``names`` signed by its own key (no CA at all,
+        as a small team's server often has): (its PEM file, a server context)."""
+        key = _key()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder()
+                .subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        stem = self.directory / ("self-signed-" + "-".join(names).replace(":", "_"))
+        cert_file, key_file = stem.with_suffix(".pem"), stem.with_suffix(".key")
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(_pem_key(key))
+        key_file.chmod(0o600)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert_file, key_file)
+        return cert_file, ctx
+
     def server_context(self, names: list[str]) -> ssl.SSLContext:
         """A server-side TLS context presenting a certificate for ``names``."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -441,6 +441,24 @@ def test_a_certificate_for_another_host_name_is_refused_even_from_the_trusted_ca
         assert gate.forwarded == 0
 
 
+def test_a_self_signed_server_certificate_is_trusted_when_it_is_the_ca_file(team_ca) -> None:
+    """No CA at all: the server's own certificate is what a user gives as ca_file."""
+    import numpy as np
+
+    cert_file, tls = team_ca.self_signed(["127.0.0.1"])
+    with ChromaServer() as server, TokenGate(server, token=None, tls=tls) as gate:
+        writer = _store(server, "writer")
+        writer.publish(["def a(): pass"], np.ones((1, 4), dtype=np.float32))
+        writer.close()
+        reader = _tls_store(gate.port, cert_file)
+        try:
+            assert list(reader.fetch(["def a(): pass"])) == [0], reader.problem()
+            assert gate.forwarded >= 2
+        finally:
+            reader.close()
+        assert "does not trust" in _fetch_problem(_tls_store(gate.port, team_ca.ca_file))
+
+
 def test_a_ca_file_of_another_authority_is_named_as_what_to_check(team_ca) -> None:
     from tests.harness.tls import ThrowawayCA
 
