@@ -1,15 +1,52 @@
-"""What a hit says and where it ranks: definition lines, and tests below the code they test."""
+"""What a hit says and where it ranks: definition lines, tests below the code they test, and
+the definition whose name the question says above its siblings."""
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ragexd.engine import Engine, SearchQuery
+from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
+from ragexd.engine.namematch import QuestionWords, stem
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
+
+from tests.harness import write
+
+
+def indexed_engine(factory: pytest.TempPathFactory, name: str,
+                   files: dict[str, str]) -> Iterator[Engine]:
+    """An engine over a tree of ``files`` (path → dedented text), fully indexed."""
+    root = factory.mktemp(f"{name}-tree")
+    for rel, text in files.items():
+        write(root / rel, text)
+    eng = Engine(root, factory.mktemp(f"{name}-index"))
+    try:
+        eng.index()
+        yield eng
+    finally:
+        eng.close()
+
+
+def search_with(engine: Engine, query: SearchQuery, **weights: float) -> list[SearchHit]:
+    """The hits ``engine`` gives with some ranking weights overridden: what a weight
+    changes is the difference from an ordinary search."""
+    searcher = engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, **weights})
+        return engine.search(query).hits
+    finally:
+        searcher.weights = saved
+
+
+def search_without(engine: Engine, prior: str, query: SearchQuery,
+                   **weights: float) -> list[SearchHit]:
+    """The hits with one ranking prior switched off (its factor 1.0)."""
+    return search_with(engine, query, **{prior: 1.0, **weights})
+
 
 FILES = {
     "pkg/split.py": '''\
@@ -48,15 +85,8 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("rank-tree")
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("rank-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "rank", FILES)
 
 
 @pytest.mark.parametrize("mode", ["symbol", "semantic", "hybrid"])
@@ -71,16 +101,15 @@ def test_hit_line_is_the_def_line_and_the_span_starts_at_the_decorator(engine: E
 
 def test_tests_rank_below_the_code_they_test(engine: Engine) -> None:
     question = "merge two sorted runs"
-    searcher = engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "test_prior": 1.0})
-        without = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
-    finally:
-        searcher.weights = saved
+    # by meaning and words: the name signal off, since the function's name says the
+    # question's words too, which is a different claim
+    query = SearchQuery(question, mode="hybrid", limit=3)
+    without = search_without(engine, "test_prior", query, name_weight=0.0)
+    with_prior = search_with(engine, query, name_weight=0.0)
     # the test repeats the question's words: without the prior it wins ...
     assert without[0].path == "tests/test_merge.py"
     # ... with it, the implementation comes first
+    assert (with_prior[0].path, with_prior[0].name) == ("pkg/split.py", "merge_runs")
     hits = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
     assert (hits[0].path, hits[0].name) == ("pkg/split.py", "merge_runs")
 
@@ -131,8 +160,7 @@ def test_an_index_from_before_definition_lines_is_migrated_without_re_embedding(
     import sqlite3
 
     root = tmp_path / "tree"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "split.py").write_text(textwrap.dedent(FILES["pkg/split.py"]))
+    write(root / "pkg" / "split.py", FILES["pkg/split.py"])
     index = tmp_path / "index"
     eng = Engine(root, index)
     first = eng.index()
@@ -181,15 +209,8 @@ STUB_FILES = {
 
 
 @pytest.fixture(scope="module")
-def stub_engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("stub-tree")
-    for rel, text in STUB_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("stub-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def stub_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "stub", STUB_FILES)
 
 
 @pytest.mark.parametrize("question,code,stub", [
@@ -199,13 +220,7 @@ def stub_engine(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 def test_type_stubs_rank_below_the_code_they_declare(stub_engine: Engine, question: str,
                                                      code: str, stub: str, mode: str) -> None:
-    searcher = stub_engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "stub_prior": 1.0})
-        without = stub_engine.search(SearchQuery(question, mode=mode, limit=4)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(stub_engine, "stub_prior", SearchQuery(question, mode=mode, limit=4))
     # the stub says the same words in fewer lines: without the prior it wins ...
     assert without[0].path == stub
     # ... with it, the implementation comes first, and the stub is still found
@@ -256,27 +271,15 @@ USAGE_FILES = {
 
 
 @pytest.fixture(scope="module")
-def usage_engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("usage-tree")
-    for rel, text in USAGE_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("usage-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def usage_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "usage", USAGE_FILES)
 
 
 def test_where_is_an_identifier_called_finds_its_caller_not_its_definition(
         usage_engine: Engine) -> None:
     question = "where is parse_config called with a timeout"
-    searcher = usage_engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "usage_prior": 1.0})
-        without = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(usage_engine, "usage_prior",
+                             SearchQuery(question, mode="auto", limit=3))
     # the definition says parse_config and timeout more than anything: it wins without ...
     assert without[0].name == "parse_config"
     # ... but the question asks for the call: start_server passes timeout=5
@@ -290,3 +293,107 @@ def test_a_question_about_what_an_identifier_does_finds_its_definition(
     hits = usage_engine.search(SearchQuery("what does parse_config do with the timeout",
                                            mode="auto", limit=3)).hits
     assert hits[0].name == "parse_config"
+
+
+#: Siblings of one class share its vocabulary and its shape; the question names the
+#: answer in words ("representation" for ``__repr__``), which is all that tells it
+#: from ``__len__`` and ``__iter__``.  No docstrings: the question is all there is.
+SIBLING_FILES = {
+    "pkg/lru.py": '''\
+        from collections import OrderedDict
+
+
+        class LRUCache:
+
+            def __init__(self, capacity=128):
+                self._capacity = capacity
+                self._data = OrderedDict()
+                self.hits = 0
+                self.misses = 0
+
+            def __repr__(self):
+                kind = type(self).__name__
+                pairs = ", ".join(f"{k!r}: {v!r}" for k, v in self._data.items())
+                return f"{kind}({{{pairs}}}, capacity={self._capacity})"
+
+            def items(self):
+                for key in list(self._data):
+                    yield key, self._data[key]
+
+            def values(self):
+                for key in list(self._data):
+                    yield self._data[key]
+
+            def __iter__(self):
+                return iter(list(self._data))
+
+            def __len__(self):
+                return len(self._data)
+
+            def get(self, key, default=None):
+                if key not in self._data:
+                    self.misses += 1
+                    return default
+                self.hits += 1
+                self._data.move_to_end(key)
+                return self._data[key]
+
+            def __delitem__(self, key):
+                if key not in self._data:
+                    raise KeyError(key)
+                del self._data[key]
+
+            def pop(self, key, default=None):
+                if key not in self._data:
+                    return default
+                value = self._data[key]
+                del self._data[key]
+                return value
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def sibling_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "sibling", SIBLING_FILES)
+
+
+def test_the_method_whose_name_the_question_says_beats_its_siblings(
+        sibling_engine: Engine) -> None:
+    question = "string representation of the cache"
+    without = search_with(sibling_engine, SearchQuery(question, mode="hybrid", limit=3),
+                          name_weight=0.0)
+    # by meaning and words alone a sibling of the same class wins ...
+    assert without[0].name != "__repr__"
+    # ... the name says "repr": the question says "representation"
+    hits = sibling_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    assert (hits[0].name, hits[0].parent) == ("__repr__", "LRUCache")
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ("repr", "representation", True), ("init", "initialize", True), ("msg", "message", True),
+    ("fn", "function", True), ("ctx", "context", True), ("eq", "equality", True),
+    ("entries", "entry", True), ("len", "lens", True), ("set", "get", False),
+    ("pop", "push", False), ("cache", "clear", False), ("parse", "path", False),
+])
+def test_name_words_match_their_longer_forms_and_abbreviations(a: str, b: str,
+                                                               expected: bool) -> None:
+    # either side may be the name's word
+    assert QuestionWords(b).says(stem(a)) is expected
+    assert QuestionWords(a).says(stem(b)) is expected
+
+
+@pytest.mark.parametrize("question,name,parent,share", [
+    ("Return string representation of sorted dict", "__repr__", "SortedDict", 1.0),
+    ("Check invariants of sorted-key list", "_check", "SortedKeyList", 1.0),
+    # "check" and "sorted" said, "set" not; the class's words count half
+    ("Check invariants of sorted-key list", "_check", "SortedSet", (1 + 0.5) / (1 + 0.5 * 2)),
+    ("creates a new random UUID", "NewRandom", "", 1.0),   # "creates" -> New
+    ("determine if a value is a Buffer", "isBuffer", "", 1.0),   # "determine if" -> is
+    ("Invokes a command in an isolated environment", "invoke", "CliRunner", 1 / (1 + 0.5 * 2)),
+    ("parse the config file", "start_server", "", 0.0),
+    ("anything at all", "", "", 0.0),                       # blocks have no name
+])
+def test_name_match_is_the_share_of_the_name_the_question_says(question: str, name: str,
+                                                               parent: str, share: float) -> None:
+    assert QuestionWords(question).name_match(name, parent, 0.5) == pytest.approx(share)
