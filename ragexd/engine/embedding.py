@@ -256,14 +256,14 @@ class _OpenVinoBackend(_GraphBackend):
     """The same fp32 graph on OpenVINO (``[embedder] runtime = "openvino"``).
 
     Why a second runtime: on a CPU with AVX-512 BF16 or AMX, OpenVINO runs the
-    weight MatMuls in bf16 with fp32 accumulation.  Measured on real chunk texts
-    beside onnxruntime's fp32 session: 1.7-1.9x its chunks/s, vectors at cos >=
-    0.9999 of it (bench/results/runtimes.md) -- closer than the torch reference is,
-    so they share the fp32 embedder id and an index built by either is reused.
-    Without bf16 it computes in f32 and gains nothing (0.9x), hence no default:
-    it is also 180 MB installed, which the worker image's size target has no room
-    for.  It reads ``model.onnx`` itself (onnxruntime's fused ops included), so
-    there is nothing more to export or ship.
+    weight MatMuls in bf16 with fp32 accumulation.  Measured on real chunk texts,
+    batch pair by batch pair beside onnxruntime's fp32 session: 2.3-2.8x its
+    chunks/s, vectors at cos >= 0.99998 of it (bench/results/runtimes.md) -- closer
+    than the torch reference is, so they share the fp32 embedder id and an index
+    built by either is reused.  Why not the default: without bf16 the gain is small
+    (f32: 0.9-1.4x), it holds ~190 MiB more RSS, and its 180 MB install does not fit
+    the worker image's size target.  It reads ``model.onnx`` itself (onnxruntime's
+    fused ops included), so there is nothing more to export or ship.
 
     One compiled model per process; each concurrent caller borrows its own infer
     request (an infer request is not re-entrant), so a query still runs beside an
