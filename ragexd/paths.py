@@ -215,10 +215,16 @@ def choose_project_root(start: Path, *, explicit: bool = False) -> RootChoice:
     holding ``.ragexroot``, a VCS root or an existing ragex index; else
     ``start`` itself, said out loud.  Refuses ``/``, the home directory and
     ragex's own directories unless ``explicit`` (a path given on the command
-    line) or a ``.ragexroot`` marker chose them."""
+    line) or a ``.ragexroot`` marker chose them.
+
+    A file's project is the one holding it; a file in no project does not make
+    its directory explicit (``ragexctl index ~/notes.txt`` names a file, not the
+    home directory), so that directory is chosen, and refused, as the current
+    directory would be."""
     here = Path(os.path.realpath(start))
     if here.is_file():
         here = here.parent
+        explicit = False
     for candidate in (here, *here.parents):
         if (candidate / ROOT_MARKER).exists():
             return RootChoice(candidate, "marker")
