@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
 
 from ragexd.config import format_size
+from ragexd.filerules import MAX_FILE_BYTES
+from ragexd.textcodec import codec_of
 from ragexd.vocabulary import Problem, context_problem
 
 # ripgrep's default colours.
@@ -135,8 +137,11 @@ def format_coverage(coverage: dict[str, Any] | None) -> str | None:
 
 def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
-    programs whatever the cwd)."""
-    return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":")) + "\n" for h in hits)
+    programs whatever the cwd).  U+2028 and U+2029 (in JavaScript strings) are
+    escaped: Python's ``str.splitlines`` and JavaScript split lines at them."""
+    return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":"))
+                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+                   for h in hits)
 
 
 # --- context lines (-A/-B/-C) ----------------------------------------------------------
@@ -189,6 +194,10 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 return {}
+            codec, skip = codec_of(fh.read(4))
+            fh.seek(skip)
+            if codec != "utf-8":
+                return _wide_lines(fh.read(MAX_FILE_BYTES), codec, ranges)
             k, n = 0, 0
             while n < last:
                 raw = fh.readline(CONTEXT_LINE_BYTES)
@@ -206,6 +215,14 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
     except OSError:
         return out
     return out
+
+
+def _wide_lines(data: bytes, codec: str, ranges: list[tuple[int, int]]) -> dict[int, str]:
+    """``read_lines`` for a UTF-16 file (indexed only up to MAX_FILE_BYTES, so read
+    whole): its lines are counted in characters, as ripgrep and the index count them."""
+    lines = data.decode(codec, "replace").split("\n")
+    return {n: lines[n - 1].rstrip("\r")[:CONTEXT_LINE_BYTES]
+            for lo, hi in ranges for n in range(lo, min(hi, len(lines)) + 1)}
 
 
 def file_of(root: str, rel: str) -> str | None:

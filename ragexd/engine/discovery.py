@@ -30,11 +30,10 @@ import pathspec
 from ..filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, IGNORE_FILES,  # noqa: F401
                          MAX_FILE_BYTES, display_name)
 from ..filetypes import language_for
+from ..textcodec import NotText, decode_text
 from .types import SkippedFile
 
 log = logging.getLogger(__name__)
-
-BINARY_SNIFF = 8192
 
 #: A file whose longest line is this long was not written by hand (a bundle, a
 #: minified file, an embedded blob): chunking it by lines would give every chunk
@@ -321,10 +320,9 @@ def read_bytes(path: Path, max_size: int = MAX_FILE_BYTES) -> tuple[bytes, os.st
 
 
 def decode(data: bytes) -> str:
-    """Text of a file, or Unreadable when it looks binary.  Invalid UTF-8 is
-    replaced rather than refused: a Latin-1 comment should not hide the code."""
-    if b"\0" in data[:BINARY_SNIFF]:
-        raise Unreadable("binary file")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return data.decode("utf-8", errors="replace")
+    """Text of a file (``textcodec.decode_text``: UTF-8, or UTF-16/32 by their
+    byte-order mark, as ripgrep reads them), or Unreadable when it is binary."""
+    try:
+        return decode_text(data)
+    except NotText as exc:
+        raise Unreadable(str(exc)) from None

@@ -125,6 +125,19 @@ def test_binary_and_bad_utf8(tmp_path: Path) -> None:
     assert discovery.decode(b"\xef\xbb\xbfx = 1") == "x = 1"
 
 
+def test_utf16_is_text_by_its_mark_as_ripgrep_reads_it_and_binary_without() -> None:
+    text = "def f():\r\n    return 'caf\xe9 \u4e2d'\r\n"
+    assert discovery.decode(text.encode("utf-16")) == text                  # BOM, native order
+    assert discovery.decode(b"\xff\xfe" + text.encode("utf-16-le")) == text
+    assert discovery.decode(b"\xfe\xff" + text.encode("utf-16-be")) == text
+    with pytest.raises(discovery.Unreadable, match="without a byte-order mark"):
+        discovery.decode(text.encode("utf-16-le"))
+    with pytest.raises(discovery.Unreadable, match="binary"):  # a NUL character is binary
+        discovery.decode(b"\xff\xfe" + "a\0b".encode("utf-16-le"))
+    with pytest.raises(discovery.Unreadable, match="^binary file$"):
+        discovery.decode(b"\x7fELF\x02\x01\x01\0" + bytes(range(256)) * 4)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
 def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
     make(tmp_path, {"locked/a.py": "a\n", "ok.py": "o\n"})

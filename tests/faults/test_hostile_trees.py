@@ -78,6 +78,7 @@ def tree_names(root: Path) -> dict[str, str]:
 
 def tree_contents(root: Path) -> dict[str, str]:
     """Minified and generated text, binary with a source extension, CRLF, BOMs,
+    UTF-16 without one,
     sparse and huge files, an empty file."""
     bundle = ";".join(f"var a{i}=function(x){{return x*{i}}}" for i in range(7000))
     _write(root, "dist2/bundle.js", bundle[:200_000] + "\n")
@@ -86,7 +87,7 @@ def tree_contents(root: Path) -> dict[str, str]:
     _write(root, "fake.py", b"\x7fELF\x02\x01\x01\0" + os.urandom(4096))
     _write(root, "crlf.py", GOOD.format(name="crlf_function").replace("\n", "\r\n"))
     _write(root, "bom.py", b"\xef\xbb\xbf" + GOOD.format(name="bom_function").encode())
-    _write(root, "utf16.py", "def utf16_function():\n    return 1\n".encode("utf-16"))
+    _write(root, "utf16_no_bom.py", "def utf16_function():\n    return 1\n".encode("utf-16-le"))
     _write(root, "latin1.py", "# caf\xe9\n".encode("latin-1") + GOOD.format(
         name="latin1_content").encode())
     _write(root, "empty.py", b"")
@@ -94,7 +95,7 @@ def tree_contents(root: Path) -> dict[str, str]:
         fh.truncate(10 * 1024 ** 3)          # 10 GiB, no blocks: must not be read
     _write(root, "huge.py", b"x = 1\n" * (1024 * 1024 // 6 + 10))
     return {"dist2/bundle.js": "minified", "gen/table.py": "minified", "fake.py": "binary",
-            "utf16.py": "binary", "sparse.py": "larger than", "huge.py": "larger than"}
+            "utf16_no_bom.py": "byte-order mark", "sparse.py": "larger than", "huge.py": "larger than"}
 
 
 def tree_symlinks(root: Path) -> dict[str, str]:
@@ -225,6 +226,38 @@ def test_every_hostile_tree_indexes_with_exit_0_and_a_reason_for_each_skipped_fi
     figure(f"T:{case}", f"{case}: exit 0 in {took:.1f} s, {summary['files_indexed']} files "
            f"indexed, {len(reasons)} skipped, each with a reason",
            seconds=took, indexed=summary["files_indexed"], skipped=len(reasons))
+
+
+def test_utf16_and_odd_line_breaks_are_read_on_the_lines_ripgrep_numbers(
+        rx: RagexInstance) -> None:
+    """Windows tools write UTF-16 with a byte-order mark, and ripgrep reads it: the
+    index must too, or one file is found by regex and 'binary' to every other mode.
+    A form feed or U+2028 is no line break to ripgrep: the symbol hit's line, its
+    snippet and -C lines must be those ripgrep's line number names."""
+    root = rx.base / "utf16"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    source = ("# settings written by a Windows tool\r\n\r\n"
+              "def wide_function(value):\r\n    return value + 1\r\n")
+    _write(root, "le.py", source.encode("utf-16"))                  # BOM, little-endian
+    _write(root, "be.py", b"\xfe\xff" + source.replace("wide_", "big_").encode("utf-16-be"))
+    _write(root, "ff.py", "\x0c\n# s = 'a\u2028b'\ndef paged_function(value):\n"
+           "    return value + 1\n")
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not _summary(res.stdout)["skipped"], res.stdout[-2000:]
+    for name, path in (("wide_function", "le.py"), ("big_function", "be.py"),
+                       ("paged_function", "ff.py")):
+        lines = {}
+        for mode in ("symbol", "regex"):
+            hit = ragexctl(rx.env, "search", "--project", str(root), "--mode", mode, "--json",
+                           "-C", "1", name if mode == "symbol" else f"def {name}", timeout=900)
+            assert hit.returncode == 0, (mode, hit.stdout, hit.stderr)
+            first = json.loads(hit.stdout.splitlines()[0])
+            assert first["path"] == path and f"def {name}" in first["text"], first
+            lines[mode] = (first["line"], first["after"])
+        assert lines["symbol"] == lines["regex"] == (3, ["    return value + 1"]), lines
+    ragexctl(rx.env, "stop", str(root), timeout=120)
 
 
 def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance) -> None:
