@@ -71,6 +71,26 @@ def display_path(rel: str, root: str, base: str | None) -> str:
     return os.path.relpath(os.path.join(root, rel), base)
 
 
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+#: What a terminal would obey rather than show: C0 controls but the tab (ESC starts
+#: sequences that retitle, clear or recolour the terminal; CR and BS overwrite what
+#: was printed), DEL, C1 controls, and the bidirectional overrides that reorder a
+#: line as it is displayed ("Trojan Source").  A hostile repository's file names
+#: and lines hold them on purpose; --json carries them untouched.
+_UNPRINTABLE = {c: _escape(c) for c in (*range(0x00, 0x09), *range(0x0a, 0x20),
+                                        *range(0x7f, 0xa0), 0x061c, 0x200e, 0x200f,
+                                        *range(0x2028, 0x202f), *range(0x2066, 0x206a))}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would obey written as an escape
+    (``\\x1b``, ``\\u202e``): what people read shows what the file holds."""
+    return text.translate(_UNPRINTABLE)
+
+
 def first_line(text: str) -> str:
     line = text.split("\n", 1)[0]
     return line.rstrip("\r")
@@ -107,6 +127,7 @@ def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
 def grep_line(path: str, line: int, text: str, color: bool, sep: str = ":") -> str:
     """One line as grep prints it: ``path:12:text`` for a match, ``path-12-text``
     (``sep="-"``) for a context line."""
+    path, text = printable(path), printable(text)
     if color:
         return f"{PATH_COLOR}{path}{RESET}{sep}{LINE_COLOR}{line}{RESET}{sep}{text}"
     return f"{path}{sep}{line}{sep}{text}"
@@ -256,7 +277,7 @@ def stale_notes(hits: Iterable[dict[str, Any]]) -> list[str]:
         path = str(hit.get("path", ""))
         if hit.get("stale") and path not in seen:
             seen.append(path)
-    return [f"{path} changed since it was indexed; its lines are shown as they are now "
+    return [f"{printable(path)} changed since it was indexed; its lines are shown as they are now "
             "and may not line up (`ragexctl index` updates it)" for path in seen]
 
 
@@ -371,6 +392,7 @@ def block_head(hit: dict[str, Any], path: str, color: bool) -> str:
     if parent and not name:
         what += f" in {parent}"
     stale = "  [changed since indexed]" if hit.get("stale") else ""
+    path, what = printable(path), printable(what)
     if color:
         return (f"{PATH_COLOR}{path}{RESET}:{LINE_COLOR}{span}{RESET}  {what}"
                 + (f"{NOTE_COLOR}{stale}{RESET}" if stale else ""))
@@ -392,7 +414,8 @@ def render_blocks(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, query:
         lines = lines[max(0, line - int(hit.get("line") or line)):]   # from the def line
         body = [ln for ln in lines if ln.strip()][:BLOCK_LINES]
         body = textwrap.dedent("\n".join(body)).split("\n") if body else []
-        out.extend("    " + highlight(clip(ln, width - 4), words, color) for ln in body)
+        out.extend("    " + highlight(clip(printable(ln), width - 4), words, color)
+                   for ln in body)
     return "".join(line + "\n" for line in out)
 
 

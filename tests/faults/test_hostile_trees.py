@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ragexd.engine.discovery import IgnoreRules, walk
-from tests.harness import RagexInstance, ragexctl, short_tmp
+from tests.harness import RagexInstance, ragexctl, ragexctl_at_a_terminal, short_tmp
 
 from .helpers import figure
 
@@ -257,6 +257,37 @@ def test_utf16_and_odd_line_breaks_are_read_on_the_lines_ripgrep_numbers(
             assert first["path"] == path and f"def {name}" in first["text"], first
             lines[mode] = (first["line"], first["after"])
         assert lines["symbol"] == lines["regex"] == (3, ["    return value + 1"]), lines
+    ragexctl(rx.env, "stop", str(root), timeout=120)
+
+
+def test_control_sequences_in_names_and_lines_are_shown_never_obeyed_by_the_terminal(
+        rx: RagexInstance) -> None:
+    """A hostile repository's names and lines hold escape sequences (retitle, clear
+    the screen), carriage returns that overwrite what was printed, and bidi
+    overrides that reorder a line on screen: at a terminal every mode shows them
+    as escapes; --json carries the text untouched."""
+    root = rx.base / "escapes"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    payload = "\x1b]0;owned\x07\x1b[2J\rhidden\u202eexe.py"
+    _write(root, "evil\x1b[31m\u202e.py",
+           f"def escape_function(value):\n    banner = '{payload}'\n    return value\n")
+    _write(root, "new\nline.py", GOOD.format(name="newline_named"))
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    obeyed = ("\x1b]", "\x1b[2J", "\x1b[31m", "\u202e", "\x07", "\r", "new\nline")
+    for argv in (("--mode", "regex", "banner"), ("--mode", "symbol", "escape_function", "-C", "1"),
+                 ("--mode", "semantic", "escape function banner"),
+                 ("--mode", "symbol", "newline_named")):
+        shown = ragexctl_at_a_terminal(rx.env, "search", *argv, cwd=root)
+        assert shown.returncode == 0, (argv, shown.stdout, shown.stderr)
+        for raw in obeyed:
+            assert raw not in shown.stdout, (argv, raw, shown.stdout)
+        assert "\\x1b" in shown.stdout or "new\\x0aline" in shown.stdout, shown.stdout
+    exact = ragexctl(rx.env, "search", "--project", str(root), "--mode", "regex", "banner",
+                     "--json", timeout=900)
+    hit = json.loads(exact.stdout.split("\n")[0])
+    assert payload in hit["text"] and hit["path"] == "evil\x1b[31m\u202e.py", hit
     ragexctl(rx.env, "stop", str(root), timeout=120)
 
 
