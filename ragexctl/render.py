@@ -601,6 +601,10 @@ def short_root(root: str, home: str | None = None) -> str:
     return root
 
 
+#: skipped files ``ragexctl status`` names per project (``--json`` has up to 200)
+SKIPPED_NAMED = 5
+
+
 def render_status(result: dict[str, Any]) -> str:
     daemon = result.get("daemon") or {}
     runtime = daemon.get("runtime") or {}
@@ -630,6 +634,8 @@ def render_status(result: dict[str, Any]) -> str:
             cov = index.get("coverage") or {}
             if not cov.get("complete", True):
                 idx_text += f", {cov.get('chunks_embedded', 0)} embedded"
+            if index.get("skipped"):
+                idx_text += f", {index['skipped']} skipped"
             idx_text += ")"
         rows.append([
             short_root(str(w.get("root") or w.get("project_id") or "?")),
@@ -653,6 +659,16 @@ def render_status(result: dict[str, Any]) -> str:
             body += (f"shared store of {short_root(str(w.get('root') or '?'))}: "
                      f"{store.get('url', '?')} {store.get('collection', '')} "
                      f"({store.get('role', '?')}): {state}\n")
+    for w in workers:   # what the index leaves out, named: a file missing from answers
+        index = w.get("index") or {}
+        named = [f for f in index.get("skipped_files") or [] if isinstance(f, dict)]
+        if index.get("skipped") and named:
+            more = int(index["skipped"]) - min(len(named), SKIPPED_NAMED)
+            body += (f"skipped in {printable(short_root(str(w.get('root') or '?')))}: "
+                     + "; ".join(f"{printable(str(f.get('path')))} ({f.get('reason')})"
+                                 for f in named[:SKIPPED_NAMED])
+                     + (f"; and {more} more (`ragexctl status --json`)" if more > 0 else "")
+                     + "\n")
     return "\n".join(lines) + "\n" + body
 
 

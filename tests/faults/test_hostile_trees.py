@@ -291,6 +291,46 @@ def test_control_sequences_in_names_and_lines_are_shown_never_obeyed_by_the_term
     ragexctl(rx.env, "stop", str(root), timeout=120)
 
 
+def test_status_counts_and_names_every_file_the_index_leaves_out(rx: RagexInstance) -> None:
+    """A file missing from answers must be explained where people look: `ragexctl
+    status` counts what the walk skipped and what was catalogued without chunks
+    (binary, minified), names them, and forgets those fixed since."""
+    root = rx.base / "skipped"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    _good(root, "kept.py", "kept_function")
+    _write(root, "huge.py", b"x = 1\n" * (1024 * 1024 // 6 + 10))
+    _write(root, "blob.py", b"\x7fELF\x02\x01\x01\0" + bytes(range(256)) * 4)
+    _write(root, "bundle.js", "var a=1;" * 5000)
+    os.mkfifo(root / "pipe.py")
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    expected = {"huge.py": "larger than", "blob.py": "binary", "bundle.js": "minified",
+                "pipe.py": "not a regular file"}
+
+    def status() -> tuple[dict[str, Any], str]:
+        as_json = ragexctl(rx.env, "status", "--json", timeout=120)
+        worker = next(w for w in json.loads(as_json.stdout)["workers"]
+                      if w["root"] == str(root))
+        text = ragexctl(rx.env, "status", timeout=120).stdout
+        return worker["index"], text
+    index, text = status()
+    assert index["skipped"] == 4, index
+    named = {f["path"]: f["reason"] for f in index["skipped_files"]}
+    for path, word in expected.items():
+        assert word in named.get(path, ""), (path, named)
+        assert path in text, text   # the table says it too, up to five a project
+    assert "4 skipped" in text, text
+    # the next full run forgets what was fixed, and still counts what was not
+    _write(root, "huge.py", b"x = 1\n")
+    (root / "pipe.py").unlink()
+    assert ragexctl(rx.env, "index", str(root), timeout=900).returncode == 0
+    index, text = status()
+    assert index["skipped"] == 2 and {f["path"] for f in index["skipped_files"]} == \
+        {"blob.py", "bundle.js"}, index
+    ragexctl(rx.env, "stop", str(root), timeout=120)
+
+
 def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance) -> None:
     """Root reads everything, so the one-shot index runs with root's DAC
     capabilities dropped: then mode 000 means what it means for a user."""
