@@ -174,6 +174,8 @@ def plan(req: Request) -> Plan | None:
         return None
     if not cfg.direct_regex or cfg.runtime == "docker":
         return None
+    if req.project is not None and not req.project.strip():
+        return None   # the CLI refuses an empty path with its sentence
     start = Path(req.project) if req.project is not None else Path(os.getcwd())
     if not start.exists():
         return None

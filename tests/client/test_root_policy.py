@@ -139,3 +139,22 @@ def test_indexing_a_file_in_home_is_refused_before_anything_starts(rx_env: Priva
         assert res.returncode == 2, (argv, res.stdout, res.stderr)
         assert "your home directory" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not rx_env.socket.exists(), "ragexd was started for a refused root"
+
+
+@pytest.mark.parametrize("argv", [
+    ("search", "--project", "", "find me"), ("search", "--mode", "regex", "--project", "", "find"),
+    ("index", ""), ("index", "--export", ""), ("import", "", "--project", "."),
+    ("similar", ""), ("stop", ""), ("rm", ""), ("logs", " ")])
+def test_an_empty_path_is_refused_never_read_as_the_current_directory(
+        rx_env: PrivateEnv, argv: tuple[str, ...]) -> None:
+    """`--project "$DIR"` with DIR unset must not index or search wherever the user
+    stands (here a project with a marker, which the direct regex path would serve)."""
+    here = rx_env.base / "here"
+    here.mkdir()
+    (here / paths.ROOT_MARKER).touch()
+    (here / "notes.py").write_text("find_me = 1\n")
+    res = rx_env.ctl(*argv, cwd=here, timeout=60)
+    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+    assert "an empty path was given" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not res.stdout.strip(), res.stdout
+    assert not rx_env.socket.exists(), "ragexd was started for an empty path"
