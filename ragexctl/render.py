@@ -522,7 +522,7 @@ class ProgressRenderer:
         eta = getattr(p, "eta_seconds", None)
         if eta is not None and phase not in ("done", "scanning"):
             details.append(f"ETA {format_duration(eta)}")
-        message = str(getattr(p, "message", "") or "").strip()
+        message = printable(str(getattr(p, "message", "") or "").strip())  # a file's name
         # "scanning"/"scanning", "loading-model"/"loading the model": say it once.
         if message and message.split()[0].lower() != phase.replace("-", " ").split()[0].lower():
             details.append(message)

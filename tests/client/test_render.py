@@ -352,3 +352,7 @@ def test_what_a_terminal_would_obey_is_shown_as_an_escape_and_text_stays_text():
     for out in (render.render_hits([hit], "/r", "/r", color=True),
                 render.render_blocks([hit], "/r", "/r", query="x", color=True, width=80)):
         assert "\x1b]" not in out and "\x07" not in out and "a\\x0ab.py" in out, out
+    drawn = io.StringIO()
+    render.ProgressRenderer(drawn, tty=True).update(Progress(
+        id="1", phase="cataloguing", files_done=1, files_total=2, message="x\n\x1b[2J.py"))
+    assert drawn.getvalue().count("\n") == 0 and "\x1b[2J" not in drawn.getvalue(), drawn
