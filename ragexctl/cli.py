@@ -583,7 +583,8 @@ def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int
             app.note(f"note: {note}")
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
-                app.note(f"skipped {item.get('path')}: {item.get('reason')}")
+                app.note(f"skipped {render.printable(str(item.get('path')))}: "
+                         f"{item.get('reason')}")
         if isinstance(snap, dict) and op is Op.EXPORT:
             app.write(render.format_snapshot(snap, f"wrote {args['file']}") + "\n")
     return EXIT_OK

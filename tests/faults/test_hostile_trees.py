@@ -273,6 +273,10 @@ def test_control_sequences_in_names_and_lines_are_shown_never_obeyed_by_the_term
     _write(root, "evil\x1b[31m\u202e.py",
            f"def escape_function(value):\n    banner = '{payload}'\n    return value\n")
     _write(root, "new\nline.py", GOOD.format(name="newline_named"))
+    _write(root, "\x1b[2Jbig.txt", b"x\n" * (1024 * 1024))   # skipped: named in the summary
+    told = ragexctl(rx.env, "index", str(root), timeout=900)
+    assert told.returncode == 0 and "\\x1b[2Jbig.txt" in told.stderr, told.stderr[-3000:]
+    assert "\x1b[2J" not in told.stderr + told.stdout
     res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     obeyed = ("\x1b]", "\x1b[2J", "\x1b[31m", "\u202e", "\x07", "\r", "new\nline")
