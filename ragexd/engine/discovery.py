@@ -2,7 +2,8 @@
 
 Honours ``.gitignore`` and ``.ragexignore`` at every level (patterns relative to
 the directory holding them, deeper files and ``.ragexignore`` taking precedence,
-exactly like git's own precedence) plus defaults nobody wants searched
+exactly like git's own precedence; a project root below a repository's top also
+obeys the ``.gitignore`` files above it) plus defaults nobody wants searched
 (VCS metadata, dependency folders, build output, lock files, minified code).
 Matching is ``pathspec``'s GitIgnoreSpec, not a home-made glob engine.
 
@@ -109,6 +110,7 @@ class IgnoreRules:
         self.defaults = compile_ignore(DEFAULT_IGNORES, "ragex's default ignores")
         self._specs: dict[str, list[pathspec.GitIgnoreSpec]] = {}
         self._excluded = tuple(os.path.realpath(p) for p in extra_excluded)
+        self._above = _ignores_above(root)
 
     def specs_for(self, rel_dir: str) -> list[pathspec.GitIgnoreSpec]:
         """Ignore specs defined in one directory (``""`` is the root)."""
@@ -143,6 +145,10 @@ class IgnoreRules:
         # The defaults each name one path component (no inner slash), so they are
         # matched against the name alone: no cost that grows with the depth.
         result = self.defaults.check_file(name + suffix).include
+        for prefix, spec in self._above:   # .gitignore files above the root, outermost first
+            r = spec.check_file(prefix + rel + suffix).include
+            if r is not None:
+                result = r
         for rel_dir, specs in holders:
             sub = (rel[len(rel_dir) + 1:] if rel_dir else rel) + suffix
             for spec in specs:
@@ -171,6 +177,43 @@ class IgnoreRules:
             if own:
                 holders = holders + [(prefix, own)]
         return self._decide(rel, is_dir, holders)
+
+
+def _ignores_above(root: Path) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
+    """The ``.gitignore`` files between the repository's root and a project root
+    below it (a ``.ragexroot`` in a monorepo's subdirectory), outermost first, each
+    with the project root's path relative to it: git and ripgrep apply them to the
+    project's files, so the index must too.  Nothing when the root is not inside
+    a git repository or is its top (then git reads nothing above it either)."""
+    real = Path(os.path.realpath(root))
+    if os.path.exists(real / ".git"):
+        return []
+    chain: list[Path] = []
+    for parent in real.parents:
+        chain.append(parent)
+        if os.path.exists(parent / ".git"):
+            break
+    else:
+        return []   # not inside a git repository
+    above: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+    for parent in reversed(chain):
+        path = parent / ".gitignore"
+        try:
+            if not path.is_file():
+                continue
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                spec = compile_ignore(fh.read().splitlines(), str(path))
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path, exc)
+            continue
+        above.append((os.path.relpath(real, parent).replace(os.sep, "/") + "/", spec))
+    ignored = False
+    for prefix, spec in above:
+        r = spec.check_file(prefix).include
+        ignored = r if r is not None else ignored
+    # a project made of an ignored directory (a vendored checkout with a .ragexroot)
+    # was asked for: index it, as ripgrep searches it from inside
+    return [] if ignored else above
 
 
 def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES

@@ -198,3 +198,33 @@ def test_regex_output_names_a_non_utf8_file_as_the_index_summary_does(tmp_path: 
     open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.py"), "wb").write(b"needle = 1\n")
     matches, _ = ripgrep.search(tmp_path, "needle", limit=5)
     assert [m.path for m in matches] == ["caf\\xe9.py"]  # not "caf\ufffd.py"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is the oracle")
+def test_gitignore_files_above_a_project_inside_a_repository_apply_as_git_applies_them(
+        tmp_path: Path) -> None:
+    """A .ragexroot in a monorepo's subdirectory: the repository's .gitignore files
+    above it still decide, as git (and ripgrep) decide; the project's own ones can
+    re-include.  A project that is itself an ignored directory (a vendored checkout)
+    was asked for, and is indexed whole."""
+    import subprocess
+
+    repo = tmp_path / "mono"
+    make(repo, {".gitignore": "*.gen.py\ngenerated/\n/pkg/local.py\nvendor/\n",
+                "pkg/.gitignore": "!keep.gen.py\n", "pkg/.ragexroot": "",
+                "vendor/x/.ragexroot": "", "elsewhere/.ragexroot": ""})
+    for rel in ("pkg/a.py", "pkg/a.gen.py", "pkg/keep.gen.py", "pkg/generated/g.py",
+                "pkg/local.py", "pkg/sub/local.py", "pkg/sub/b.gen.py", "vendor/x/v.py",
+                "elsewhere/e.gen.py"):
+        make(repo, {rel: "x = 1\n"})
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--ignored",
+                          "-uall"], capture_output=True, text=True, check=True).stdout
+    git_kept = {line[3:] for line in out.splitlines() if line.startswith("??")}
+    for project in ("pkg", "elsewhere"):
+        assert rels(repo / project) == {p[len(project) + 1:] for p in git_kept
+                                        if p.startswith(project + "/")}, project
+    assert rels(repo / "vendor" / "x") == {".ragexroot", "v.py"}
+    assert "a.gen.py" not in rels(repo / "pkg") and "sub/local.py" in rels(repo / "pkg")
+    shutil.rmtree(repo / ".git")   # outside any repository nothing above applies
+    assert "a.gen.py" in rels(repo / "pkg")
