@@ -100,6 +100,28 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
+def process_running(pid: int) -> bool:
+    """Does ``pid`` still run?  A zombie does not: it has exited (and released
+    ragexd's lock); a daemonized ragexd is reaped by whatever init the machine
+    has, and some containers' init never reaps.  Here, beside ``read_pid``,
+    because the client (to name a frozen ragexd, to wait for one to end) and
+    ``ragexctl service`` (to hand over to the service manager) both ask."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        pass  # no /proc (macOS): ask the kernel
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, it is just not ours to signal
+    return True
+
+
 def worker_socket_dir(project_id: str) -> Path:
     """Directory holding one worker's socket; bind-mounted into its container."""
     return runtime_dir() / "workers" / project_id
