@@ -139,7 +139,7 @@ class IgnoreRules:
         their specs, which callers build as they descend: a deep tree then costs
         time linear in its size, not in the cube of its depth."""
         name = rel.rsplit("/", 1)[-1]
-        if is_dir and name in ALWAYS_SKIP_DIRS:
+        if name in ALWAYS_SKIP_DIRS:   # a submodule's or worktree's .git is a file
             return True
         suffix = "/" if is_dir else ""
         # The defaults each name one path component (no inner slash), so they are

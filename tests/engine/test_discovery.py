@@ -228,3 +228,9 @@ def test_gitignore_files_above_a_project_inside_a_repository_apply_as_git_applie
     assert "a.gen.py" not in rels(repo / "pkg") and "sub/local.py" in rels(repo / "pkg")
     shutil.rmtree(repo / ".git")   # outside any repository nothing above applies
     assert "a.gen.py" in rels(repo / "pkg")
+
+
+def test_a_submodule_or_worktree_gitlink_file_is_vcs_metadata_not_text(tmp_path: Path) -> None:
+    make(tmp_path, {"sub/.git": "gitdir: ../.git/modules/sub\n", "sub/code.py": "x = 1\n",
+                    "wt/.git": "gitdir: /elsewhere/.git/worktrees/wt\n"})
+    assert rels(tmp_path) == {"sub/code.py"}
