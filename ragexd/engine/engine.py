@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..paths import dir_size
+from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery, snapshot
 from .catalog import Catalog
@@ -614,7 +615,10 @@ class Engine:
                               "chunks no longer match its lines; run `ragexctl index` (saved "
                               "files are re-indexed within seconds by a running worker) and "
                               "ask again", path=rel, reason="stale")
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        try:   # counted as the chunks' lines were (UTF-16 too)
+            lines = len(text_lines(discovery.decode(data)))
+        except discovery.Unreadable:
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
         if line > lines:
             raise EngineError("bad_query", f"line {line} is past the end of {rel} "
                               f"({lines} line{'s' if lines != 1 else ''})", path=rel,

@@ -257,6 +257,8 @@ def test_utf16_and_odd_line_breaks_are_read_on_the_lines_ripgrep_numbers(
             assert first["path"] == path and f"def {name}" in first["text"], first
             lines[mode] = (first["line"], first["after"])
         assert lines["symbol"] == lines["regex"] == (3, ["    return value + 1"]), lines
+        past = ragexctl(rx.env, "similar", f"{root / path}:5", timeout=900)
+        assert past.returncode == 2 and "(4 lines)" in past.stderr, past.stderr
     ragexctl(rx.env, "stop", str(root), timeout=120)
 
 
