@@ -126,6 +126,26 @@ def looks_generated(text: str) -> str | None:
     return None
 
 
+def read_ignore_file(path: str) -> IgnoreFile | None:
+    """One ignore file, or None when there is none (or it cannot be read: said in
+    the log).  Only its first MAX_FILE_BYTES are read, cut at a line's end: a
+    hostile 50 MB .gitignore must not cost minutes of pattern compiling and the
+    memory of a million patterns (git itself refuses ignore files over 100 MB)."""
+    try:
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        data = data[:data.rfind(b"\n", 0, MAX_FILE_BYTES) + 1]
+        log.warning("%s is larger than %d bytes: only its first %d lines are used",
+                    path, MAX_FILE_BYTES, data.count(b"\n"))
+    return compile_ignore(data.decode("utf-8", "replace").splitlines(), path)
+
+
 @dataclass(frozen=True)
 class FileInfo:
     rel: str            # '/'-separated, relative to the root
@@ -154,14 +174,9 @@ class IgnoreRules:
         specs: list[IgnoreFile] = []
         base = os.path.join(self.root, rel_dir) if rel_dir else str(self.root)
         for name in IGNORE_FILES:
-            path = os.path.join(base, name)
-            try:
-                if not os.path.isfile(path):
-                    continue
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    specs.append(compile_ignore(fh.read().splitlines(), str(path)))
-            except OSError as exc:
-                log.warning("cannot read %s: %s", path, exc)
+            spec = read_ignore_file(os.path.join(base, name))
+            if spec is not None:
+                specs.append(spec)
         self._specs[rel_dir] = specs
         return specs
 
@@ -231,14 +246,8 @@ def _ignores_above(root: Path) -> list[tuple[str, IgnoreFile]]:
         return []   # not inside a git repository
     above: list[tuple[str, IgnoreFile]] = []
     for parent in reversed(chain):
-        path = parent / ".gitignore"
-        try:
-            if not path.is_file():
-                continue
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                spec = compile_ignore(fh.read().splitlines(), str(path))
-        except OSError as exc:
-            log.warning("cannot read %s: %s", path, exc)
+        spec = read_ignore_file(str(parent / ".gitignore"))
+        if spec is None:
             continue
         above.append((os.path.relpath(real, parent).replace(os.sep, "/") + "/", spec))
     ignored = False

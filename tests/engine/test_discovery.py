@@ -259,3 +259,14 @@ def test_a_generated_gitignore_of_thousands_of_lines_decides_like_pathspec_in_on
     for i in range(500):
         assert fast.decide(f"src/module_{i}.py") is None
     assert fast.decide("x.log") is True and asked == ["x.log"], asked[:5]
+
+
+def test_a_huge_ignore_file_is_read_only_up_to_the_size_limit(tmp_path: Path) -> None:
+    """Bounded time and memory: a hostile multi-megabyte .gitignore is used up to
+    MAX_FILE_BYTES (cut at a line's end); its later lines do not apply."""
+    head = "*.early\n"
+    filler = ("# " + "x" * 1000 + "\n") * 1200   # comments: cheap to read, not to hold
+    make(tmp_path, {".gitignore": head + filler + "*.late\n", "a.early": "", "b.late": "",
+                    "c.py": ""})
+    assert len((tmp_path / ".gitignore").read_bytes()) > discovery.MAX_FILE_BYTES + 100_000
+    assert rels(tmp_path) == {"b.late", "c.py"}   # (the .gitignore itself: too large)
