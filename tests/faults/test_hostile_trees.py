@@ -366,6 +366,43 @@ def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance)
            "skipped with 'cannot read directory' / 'cannot open: Permission denied'")
 
 
+def test_a_valid_regex_in_a_tree_with_a_bad_ignore_line_and_an_unreadable_file_is_searched(
+        rx: RagexInstance) -> None:
+    """ripgrep complains about the tree (a .gitignore glob it cannot parse, a file
+    it may not read) and exits 2: that is no invalid regular expression.  Run with
+    root's DAC capabilities dropped, so mode 000 means what it means for a user."""
+    from ragexd import ripgrep
+
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("as root, needs setpriv(1) to drop CAP_DAC_OVERRIDE; not testable here")
+    root = rx.base / "rg_complaints"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    _write(root, ".gitignore", "[\n*.log\n")
+    _good(root, "open.py", "readable_function")
+    _good(root, "locked.py", "unreadable_function")
+    os.chmod(root / "locked.py", 0)
+    prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+              "--inh-caps", "-all") if os.geteuid() == 0 else ()
+    try:
+        found = ragexctl(rx.env, "search", "--mode", "regex", "readable_function",
+                         cwd=root, prefix=prefix, timeout=120)
+        missing = ragexctl(rx.env, "search", "--mode", "regex", "no_such_thing_anywhere",
+                           cwd=root, prefix=prefix, timeout=120)
+        broken = ragexctl(rx.env, "search", "--mode", "regex", "(unclosed",
+                          cwd=root, prefix=prefix, timeout=120)
+    finally:
+        os.chmod(root / "locked.py", 0o644)
+    assert found.returncode == 0 and "open.py:1:" in found.stdout, found.stderr
+    assert missing.returncode == 1 and "invalid" not in missing.stderr, missing.stderr
+    assert broken.returncode == 2 and "invalid regular expression" in broken.stderr
+    assert "gitignore" not in broken.stderr, broken.stderr   # the pattern's fault, alone
+    # the worker's path reads rg's complaints through the same function
+    said = ("rg: ./.gitignore: line 1: error parsing glob '[': unclosed character class\n"
+            "rg: ./locked.py: Permission denied (os error 13)\n")
+    assert ripgrep._clean_error(said) == ""
+
+
 def test_files_that_vanish_or_change_type_mid_walk_never_break_it(tmp_path: Path) -> None:
     """A churner deletes, recreates and swaps files for directories (and back)
     while the walk runs again and again: every walk must finish."""
