@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml packaging/constraints.txt
 	$(VPY) -m pip install -q torch==2.13.0 -c packaging/constraints.txt
 	# compat mode: a plain .pth path entry; the default import-hook finder costs ~30 ms per ragexctl run
 	# [export]: torch + sentence-transformers, only to export the model and as the tests' reference.
-	$(VPY) -m pip install -q -c packaging/constraints.txt --config-settings editable_mode=compat -e '.[all,dev,export]'
+	# [openvino]: the optional runtime, installed here so its tests run (they skip without it).
+	$(VPY) -m pip install -q -c packaging/constraints.txt --config-settings editable_mode=compat -e '.[all,dev,export,openvino]'
 	touch $(STAMP)
 
 # The ONNX graph the workers run, exported once from the packaged weights into package
