@@ -29,7 +29,11 @@ else returns None and the full CLI serves the search, silently:
   searched even when ignored, so ignored files come back that only the
   worker's matcher (pathspec, too heavy for the client) takes out again;
 * a hit below a nested ``.ragexignore``, or where a ``.gitignore`` negation
-  meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``).
+  meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``);
+* a hit ripgrep's light output cannot name exactly (a newline in a path, a
+  binary file's message: ``ripgrep.Ambiguous``), read as ``--json`` by a worker;
+* no ``sys.stdout`` or ``sys.stderr`` (started with one closed): the full CLI
+  decides how to say nothing.
 
 Imports only what the interpreter has already loaded (``os``, ``sys``) and
 ragex's shared rule modules in their cheap forms (``where``, ``settings``,
@@ -286,6 +290,8 @@ def undecided_by_ripgrep(root: str) -> Callable[[str], bool]:
 
 def search(req: Request) -> int | None:
     """Serve the search and return its exit code, or None for the daemon path."""
+    if sys.stdout is None or sys.stderr is None:
+        return None
     planned = plan(req)
     if planned is None:
         return None
@@ -295,7 +301,7 @@ def search(req: Request) -> int | None:
     try:
         matches, notes = ripgrep.grep(root, pattern, limit=limit, languages=languages,
                                       accept=undecided_by_ripgrep(root), alone=True)
-    except NotHere:
+    except (NotHere, ripgrep.Ambiguous):
         return None
     except ripgrep.RipgrepError as exc:
         if req.mode != "regex" or exc.code != "invalid_regex":

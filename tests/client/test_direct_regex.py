@@ -207,6 +207,64 @@ def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: P
         pkg.rmdir()
 
 
+@pytest.mark.parametrize("vault", ["vault", b"v\xe9ult"], ids=["utf8", "latin1"])
+def test_a_name_with_a_newline_never_slips_past_a_nested_ragexignore(
+        env: PrivateEnv, tree: Path, vault: str | bytes) -> None:
+    """rg's ``path NUL line:text`` record splits at a newline in a name: read
+    naively, ``vault/x<newline>token.py`` became ``token.py`` and its
+    ``.ragexignore`` was never asked.  A directory named ``a<newline>..`` became
+    ``../notes.txt``.  And a directory whose name is not UTF-8 was asked about by
+    its display name (``\\xe9``), so its ``.ragexignore`` was not found."""
+    top = os.path.join(os.fsencode(tree), os.fsencode(vault))
+    os.mkdir(top)
+    odd = tree / "a\n.."
+    odd.mkdir()
+    try:
+        with open(os.path.join(top, b".ragexignore"), "w") as fh:
+            fh.write("*\n")
+        for name in (b"x\ntoken.py", b"plain.py"):
+            with open(os.path.join(top, name), "w") as fh:
+                fh.write("hunter2_7f3a = 1\n")
+        (odd / "notes.txt").write_text("hunter2_7f3a in notes\n")
+        direct, daemon = _both(env, ["--mode", "regex", "hunter2_7f3a"], tree, fallback=True)
+        assert "token.py" not in direct.stdout and "plain.py" not in direct.stdout
+        assert "a\n../notes.txt:1:hunter2_7f3a in notes" in direct.stdout   # not "../"
+        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+    finally:
+        for name in os.listdir(top):
+            os.unlink(os.path.join(top, name))
+        os.rmdir(top)
+        (odd / "notes.txt").unlink()
+        odd.rmdir()
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "2>&-"])
+def test_a_closed_standard_stream_is_answered_at_once_without_a_traceback(
+        env: PrivateEnv, tree: Path, closed: str) -> None:
+    """Started with stdin closed, rg was told ``--ignore-file /dev/fd/0`` and read
+    /dev/null there (every default ignore lost); with stdout or stderr closed its
+    output pipe landed on the fd its own stdout replaced, so it hung until the
+    10 s timeout, then ``sys.stdout`` (None) raised.  The direct leg cannot reach
+    ragexd: exit 0 means the client answered it itself."""
+    import shlex
+    import subprocess
+    import sys
+    import time
+
+    cmd = shlex.join([sys.executable, "-m", "ragexctl", "search", "--mode", "regex", NEEDLE])
+    started = time.monotonic()
+    proc = subprocess.run(["sh", "-c", f"exec {cmd} {closed}"], cwd=tree, capture_output=True,
+                          text=True, timeout=60,
+                          env={**env.env, "RAGEX_RUNTIME_DIR": str(env.base / "run-direct"),
+                               "RAGEX_DAEMON_AUTO_START": "false"})
+    assert time.monotonic() - started < 8
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    if closed != ">&-":
+        assert "src/app.py:2:" in proc.stdout
+        assert "build/out.py" not in proc.stdout and "node_modules" not in proc.stdout
+
+
 # --- what the direct path leaves to the daemon path (decided in-process, no ragexd) ---
 
 
