@@ -155,23 +155,18 @@ def same_files_as_a_worker(settings: dict[str, Any]) -> bool:
     """Whether the worker that would serve this search sees the files as the
     client does: a local process (or the one-shot worker, with the daemon off),
     not a container (another path for the tree, no user's global git excludes,
-    symlinks out of the tree dead).  ``runtime = "auto"`` is what the running
-    ragexd chose (``where.daemon_runtime_file``); with no ragexd running the
-    daemon path starts one and it decides, so the client does not guess."""
+    symlinks out of the tree dead).  A running ragexd serves the search with the
+    runtime it chose, whatever this client's own setting says
+    (``where.daemon_runtime``); with none running, the daemon path starts one
+    with this client's settings, and ``"auto"`` is its choice, not a guess here."""
     from ragexd import where
 
-    if not settings["enabled"] or settings["runtime"] == "process":
+    if not settings["enabled"]:
         return True
-    if settings["runtime"] != "auto":
-        return False
-    try:
-        with open(where.daemon_runtime_file(), encoding="utf-8") as fh:
-            pid_text, _, chosen = fh.read().strip().partition(" ")
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return False
-    # a ragexd that died without clearing its record: stale, the next one decides
-    return chosen == "process" and pid > 0 and where.process_running(pid)
+    chosen = where.daemon_runtime()
+    if chosen is not None:
+        return chosen == "process"
+    return settings["runtime"] == "process"
 
 
 def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | None:

@@ -330,8 +330,8 @@ def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: py
     assert _plan(["--mode", "regex", "needle"]) is None
 
 
-def _record(private_dirs: Path, text: str | None) -> None:
-    """What a running ragexd says it chose for ``runtime = "auto"``."""
+def _record(private_dirs: Path, text: str | None) -> Path:
+    """What a running ragexd says it chose; returns the runtime dir."""
     run = private_dirs.parent / "run"
     run.mkdir(mode=0o700, exist_ok=True)
     record = run / "ragexd.runtime"
@@ -339,25 +339,53 @@ def _record(private_dirs: Path, text: str | None) -> None:
         record.unlink(missing_ok=True)
     else:
         record.write_text(text)
+    return run
 
 
-def test_runtime_auto_is_served_directly_only_when_the_running_ragexd_chose_processes(
+def test_the_runtime_record_counts_only_when_the_running_ragexd_vouches_for_it(
         private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto`` may resolve to Docker, whose worker sees the tree elsewhere (and
     without the user's global git excludes): the client follows what the
-    running ragexd chose, and with none running leaves the choice to it."""
+    running ragexd chose, and with none running leaves the choice to it.  The
+    record is believed only from the process holding ragexd's lock, whose pid
+    the pid file names: a pid alone may be anyone's by now."""
+    from ragexd.pidlock import InstanceLock
+
     monkeypatch.setenv("RAGEX_RUNTIME", "auto")
     dead = os.fork()
     if dead == 0:
         os._exit(0)
     os.waitpid(dead, 0)
+    me = os.getpid()
+    run = _record(private_dirs, None)
+    lock = InstanceLock(run / "ragexd.pid")
+    (run / "ragexd.pid").write_text(f"{me}\n")   # a pid file, but nobody holds its lock
     for record, served in ((None, False),                       # no ragexd: it will decide
-                           (f"{os.getpid()} docker\n", False),
-                           (f"{dead} process\n", False),        # a ragexd that died
-                           ("garbage", False),
-                           (f"{os.getpid()} process\n", True)):
+                           (f"{me} process\n", False),          # my pid, but no lock held
+                           (f"{dead} process\n", False),
+                           ("garbage", False)):
         _record(private_dirs, record)
         assert (_plan(["--mode", "regex", "needle"]) is not None) is served, record
+    lock.acquire()   # now this process is "the running ragexd"
+    try:
+        for record, served in ((f"{me} docker\n", False), (f"{me} process\n", True),
+                               (f"{dead} process\n", False), ("garbage", False)):
+            _record(private_dirs, record)
+            assert (_plan(["--mode", "regex", "needle"]) is not None) is served, record
+        # The running ragexd's choice beats this client's own setting.
+        monkeypatch.setenv("RAGEX_RUNTIME", "process")
+        _record(private_dirs, f"{me} docker\n")
+        assert _plan(["--mode", "regex", "needle"]) is None
+        # A record in a runtime dir others may write to could be planted.
+        monkeypatch.setenv("RAGEX_RUNTIME", "auto")
+        _record(private_dirs, f"{me} process\n")
+        run.chmod(0o777)
+        try:
+            assert _plan(["--mode", "regex", "needle"]) is None
+        finally:
+            run.chmod(0o700)
+    finally:
+        lock.release()
     monkeypatch.setenv("RAGEX_DAEMON_ENABLED", "false")   # one-shot: a local worker
     _record(private_dirs, None)
     assert _plan(["--mode", "regex", "needle"]) is not None
