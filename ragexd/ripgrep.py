@@ -233,12 +233,14 @@ class _Rg:
     ``os.posix_spawn`` after a brief ``chdir`` into the root, which rg needs as
     its working directory (``--ignore-file`` patterns are relative to it);
     ``posix_spawn`` cannot set it, and a process with threads (a worker) must
-    not change its own, so it uses ``subprocess``, which it has loaded anyway."""
+    not change its own, so it uses ``subprocess``, which it has loaded anyway;
+    so does a caller that says ``alone`` while other threads run after all."""
 
     def __init__(self, cmd: list[str], cwd: str | os.PathLike[str], keep_fd: int,
                  alone: bool) -> None:
         self._popen: Any = None
-        if alone:
+        threading = sys.modules.get("threading")   # not imported: no threads to mind
+        if alone and (threading is None or threading.active_count() == 1):
             os.set_inheritable(keep_fd, True)
             here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
             # every fd the child's 0/1/2 come from sits above 2, or one dup2 would

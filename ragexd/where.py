@@ -89,10 +89,16 @@ def runtime_dir() -> str:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
         return os.path.join(xdg, APP)
-    systemd = os.path.join(SYSTEMD_RUNTIME_BASE, str(os.getuid()))
+    systemd = systemd_runtime_dir()
     if os.path.isdir(systemd) and check_private_dir(systemd) is None:  # exists, ours, private
         return os.path.join(systemd, APP)
     return os.path.join("/tmp", f"{APP}-{os.getuid()}")
+
+
+def systemd_runtime_dir() -> str:
+    """``/run/user/<uid>``: this user's runtime directory as pam_systemd lays it
+    out, where XDG_RUNTIME_DIR should point (unset under sudo, su, cron)."""
+    return os.path.join(SYSTEMD_RUNTIME_BASE, str(os.getuid()))
 
 
 def check_private_dir(path: str | os.PathLike[str]) -> str | None:

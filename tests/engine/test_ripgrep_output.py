@@ -179,3 +179,24 @@ def test_rg_runs_right_when_the_caller_has_a_standard_stream_closed(
         got = fh.read().decode()
     assert proc.returncode == 0, err
     assert "build/out.py" not in got and "a.py" in got, got
+
+
+def test_a_caller_with_threads_never_changes_its_directory_even_when_it_says_alone(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``alone`` starts rg after a brief chdir, which another thread would see:
+    with threads running, rg is started the worker's way (no chdir)."""
+    import threading
+
+    def no_chdir(path: object) -> None:
+        raise AssertionError("chdir while another thread runs")
+    monkeypatch.setattr(os, "chdir", no_chdir)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with_thread = ripgrep.search(tree, "needle", limit=100, alone=True)
+    finally:
+        stop.set()
+        other.join()
+    monkeypatch.undo()
+    assert with_thread == ripgrep.search(tree, "needle", limit=100, alone=True)
