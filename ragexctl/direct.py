@@ -29,7 +29,11 @@ else returns None and the full CLI serves the search, silently:
   searched even when ignored, so ignored files come back that only the
   worker's matcher (pathspec, too heavy for the client) takes out again;
 * a hit below a nested ``.ragexignore``, or where a ``.gitignore`` negation
-  meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``).
+  meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``);
+* a hit ripgrep's light output cannot name exactly (a newline in a path, a
+  binary file's message: ``ripgrep.Ambiguous``), read as ``--json`` by a worker;
+* no ``sys.stdout`` or ``sys.stderr`` (started with one closed): the full CLI
+  decides how to say nothing.
 
 Imports only what the interpreter has already loaded (``os``, ``sys``) and
 ragex's shared rule modules in their cheap forms (``where``, ``settings``,
@@ -151,23 +155,18 @@ def same_files_as_a_worker(settings: dict[str, Any]) -> bool:
     """Whether the worker that would serve this search sees the files as the
     client does: a local process (or the one-shot worker, with the daemon off),
     not a container (another path for the tree, no user's global git excludes,
-    symlinks out of the tree dead).  ``runtime = "auto"`` is what the running
-    ragexd chose (``where.daemon_runtime_file``); with no ragexd running the
-    daemon path starts one and it decides, so the client does not guess."""
+    symlinks out of the tree dead).  A running ragexd serves the search with the
+    runtime it chose, whatever this client's own setting says
+    (``where.daemon_runtime``); with none running, the daemon path starts one
+    with this client's settings, and ``"auto"`` is its choice, not a guess here."""
     from ragexd import where
 
-    if not settings["enabled"] or settings["runtime"] == "process":
+    if not settings["enabled"]:
         return True
-    if settings["runtime"] != "auto":
-        return False
-    try:
-        with open(where.daemon_runtime_file(), encoding="utf-8") as fh:
-            pid_text, _, chosen = fh.read().strip().partition(" ")
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return False
-    # a ragexd that died without clearing its record: stale, the next one decides
-    return chosen == "process" and pid > 0 and where.process_running(pid)
+    chosen = where.daemon_runtime()
+    if chosen is not None:
+        return chosen == "process"
+    return settings["runtime"] == "process"
 
 
 def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | None:
@@ -288,6 +287,8 @@ def undecided_by_ripgrep(root: str) -> Callable[[str], bool]:
 
 def search(req: Request) -> int | None:
     """Serve the search and return its exit code, or None for the daemon path."""
+    if sys.stdout is None or sys.stderr is None:
+        return None
     planned = plan(req)
     if planned is None:
         return None
@@ -297,7 +298,7 @@ def search(req: Request) -> int | None:
     try:
         matches, notes = ripgrep.grep(root, pattern, limit=limit, languages=languages,
                                       accept=undecided_by_ripgrep(root), alone=True)
-    except NotHere:
+    except (NotHere, ripgrep.Ambiguous):
         return None
     except ripgrep.RipgrepError as exc:
         if req.mode != "regex" or exc.code != "invalid_regex":

@@ -13,6 +13,7 @@ import sys
 
 
 def main() -> int:
+    _no_missing_streams()
     argv = sys.argv[1:]
     if argv[:1] == ["search"]:
         code = _direct(argv)
@@ -21,6 +22,17 @@ def main() -> int:
     from .cli import main as cli_main
 
     return cli_main()
+
+
+def _no_missing_streams() -> None:
+    """A program started with stdout or stderr closed (``>&-``) has None there:
+    give it /dev/null, so that what it says goes nowhere, as it would for any
+    tool, instead of every ``write`` and ``isatty`` raising a traceback (which
+    would go nowhere either, leaving only exit status 1).  Opening it fills the
+    lowest closed descriptor, so the pipes opened later never take 0, 1 or 2."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
 
 
 def _direct(argv: list[str]) -> int | None:
@@ -51,7 +63,7 @@ def fast_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):   # AttributeError: started closed (None)
             pass
     os._exit(code)
 

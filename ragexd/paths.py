@@ -61,22 +61,12 @@ def daemon_endpoint() -> str:
 
 
 def daemon_pid_path() -> Path:
-    return runtime_dir() / "ragexd.pid"
-
-
-def daemon_runtime_path() -> Path:
-    """Which runtime ragexd chose (``where.daemon_runtime_file``)."""
-    return Path(where.daemon_runtime_file())
+    return Path(where.daemon_pid_file())
 
 
 def read_pid(path: Path) -> int | None:
-    """The pid written in a pid file (ragexd's lock file), or None.  Here, not in
-    the supervisor, because ragexctl reads it too (to name a frozen ragexd)."""
-    try:
-        text = path.read_text().strip()
-        return int(text) if text else None
-    except (OSError, ValueError):
-        return None
+    """The pid written in a pid file (``where.read_pid``)."""
+    return where.read_pid(path)
 
 
 def worker_socket_dir(project_id: str) -> Path:

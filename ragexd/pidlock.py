@@ -17,9 +17,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
-from .paths import read_pid
+from .where import lock_free, read_pid
+
+__all__ = ["AlreadyRunning", "InstanceLock", "lock_free"]
+
+#: How long ``acquire`` keeps trying a busy lock: ``lock_free`` probes hold a
+#: shared lock for microseconds, a running holder holds it for good.
+ACQUIRE_PATIENCE_S = 0.2
 
 
 class AlreadyRunning(Exception):
@@ -37,13 +44,20 @@ class InstanceLock:
     def acquire(self) -> None:
         """Take the lock or raise AlreadyRunning.  Never truncates someone else's pid."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise AlreadyRunning(read_pid(self.path)) from None
-            raise
+        give_up = time.monotonic() + ACQUIRE_PATIENCE_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+                if busy and time.monotonic() < give_up:
+                    time.sleep(0.01)   # maybe a client's lock_free probe: gone in a moment
+                    continue
+                os.close(fd)
+                if busy:
+                    raise AlreadyRunning(read_pid(self.path)) from None
+                raise
         self._fd = fd
         self.write_pid(os.getpid())
 
@@ -69,24 +83,3 @@ class InstanceLock:
     def held(self) -> bool:
         return self._fd is not None
 
-
-def lock_free(path: Path) -> bool:
-    """Could a new holder take the lock at ``path`` now?  True when the file is
-    gone (the last holder removed it on its way out) or nobody holds it.
-
-    A ragexd closes its socket a moment before it lets go of the lock; whoever
-    replaces it waits for this, or the new one would exit "already running".
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return True
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    finally:
-        os.close(fd)   # drops our shared lock with it

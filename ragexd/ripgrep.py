@@ -18,11 +18,20 @@ the round trip for a plain grep.  What each side may not do alone it says in
 
 Cheap to import, because the client pays every import on every search (issue
 #11 part 5: a regex search from a fresh client should cost little more than
-starting Python and ripgrep): rg prints ``path NUL line:text`` lines, read as
-bytes (no ``json``, hence no ``re``); a single-threaded caller starts rg with
-``os.posix_spawn`` (no ``subprocess``, ``threading`` or ``signal``), a worker
-with ``subprocess``; both read rg's output with ``select.poll`` against one
-deadline instead of timer and reader threads.
+starting Python and ripgrep).  So the two sides read rg differently, each exactly:
+
+* the client (``alone``: single-threaded) starts rg with ``os.posix_spawn`` (no
+  ``subprocess``, ``threading`` or ``signal``) and reads ``path NUL line:text``
+  lines as bytes (no ``json``, hence no ``re``).  That format is not exact for
+  every name: a path holding a newline splits its record, and rg prints lines
+  without a NUL for a binary file.  Any line without a NUL therefore raises
+  ``Ambiguous`` and the client hands the search to a worker;
+* a worker (threads, ``subprocess`` and ``json`` loaded anyway) reads
+  ``--json``, where every name is exact (non-UTF-8 ones in base64) and a
+  binary file's matches before its first NUL byte come back with a note.
+
+Both read rg's output with ``select.poll`` against one deadline instead of
+timer and reader threads.
 """
 
 from __future__ import annotations
@@ -49,7 +58,8 @@ MAX_LINE_CHARS = 400
 #: a minified bundle's line is not read whole to show its first MAX_LINE_CHARS
 #: characters, which lie well inside it (a character is at most 4 bytes).
 MAX_COLUMNS = 2000
-_SIGKILL = 9   # POSIX's number; importing ``signal`` for it costs an enum module
+_SIGKILL = 9   # POSIX's numbers; importing ``signal`` for them costs an enum module
+_SIGPIPE = 13
 
 
 class RipgrepError(Exception):
@@ -61,6 +71,11 @@ class RipgrepError(Exception):
         self.code = code
         self.message = message
         self.detail = detail
+
+
+class Ambiguous(Exception):
+    """The client's light output format cannot name a hit exactly (a path with a
+    newline, a binary file's message): a worker, which reads ``--json``, must answer."""
 
 
 class RgMatch:
@@ -108,10 +123,41 @@ def find_rg() -> str:
 _DEFAULTS_BYTES = ("\n".join(DEFAULT_IGNORES) + "\n").encode()
 
 
+def _above_stdio(fd: int) -> int:
+    """``fd`` itself, or (when it is 0, 1 or 2: the caller started with one of them
+    closed) a close-on-exec copy of it at 3 or above, the original closed.  A low
+    fd would be clobbered by rg's own stdin/stdout/stderr: ``--ignore-file
+    /dev/fd/0`` read from /dev/null, or rg writing its matches into a pipe
+    nobody reads."""
+    if fd > 2:
+        return fd
+    import fcntl   # built into the interpreter: costs nothing on the way here
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(fd)
+
+
+def _pipe() -> tuple[int, int]:
+    """``os.pipe()`` with both ends above 2 (see ``_above_stdio``)."""
+    r, w = os.pipe()
+    try:
+        r = _above_stdio(r)
+    except OSError:
+        os.close(w)
+        raise
+    try:
+        return r, _above_stdio(w)
+    except OSError:
+        os.close(r)
+        raise
+
+
 def _defaults_pipe() -> int:
     """Our default ignore patterns as a readable fd (rg reads ``/dev/fd/N``):
     no temp file to leak when a worker is killed."""
-    r, w = os.pipe()
+    r, w = _pipe()
     try:
         os.write(w, _DEFAULTS_BYTES)  # a few hundred bytes: far below the pipe buffer
     finally:
@@ -144,14 +190,16 @@ def _clean_error(stderr: str) -> str:
 
 def build_command(rg: str, root: str | os.PathLike[str], pattern: str, *,
                   globs: Sequence[str] = (), type_globs: Sequence[str] = (),
-                  max_filesize: int = MAX_FILE_BYTES, defaults_fd: int | None = None
-                  ) -> list[str]:
-    """The one rg command line, run in ``root``.  Each match is one output line
-    ``./path NUL line:text`` (``--null``: a path may hold any byte but NUL)."""
+                  max_filesize: int = MAX_FILE_BYTES, defaults_fd: int | None = None,
+                  as_json: bool = False) -> list[str]:
+    """The one rg command line, run in ``root``.  Each match is one output line:
+    ``./path NUL line:text`` (``--null``: a path may hold any byte but NUL, a
+    newline included, see ``Ambiguous``), or with ``as_json`` rg's JSON messages."""
     cmd = [rg, "--no-config", "--no-require-git", "--hidden", "--sort", "path",
            "--max-filesize", str(max_filesize), "--max-columns", str(MAX_COLUMNS),
-           "--max-columns-preview", "--no-heading", "--with-filename", "--line-number",
-           "--null", "--color", "never"]
+           "--max-columns-preview"]
+    cmd += ["--json"] if as_json else ["--no-heading", "--with-filename", "--line-number",
+                                       "--null", "--color", "never"]
     if defaults_fd is not None:
         cmd += ["--ignore-file", f"/dev/fd/{defaults_fd}"]
     for name in sorted(ALWAYS_SKIP_DIRS):
@@ -196,22 +244,27 @@ class _Rg:
     ``os.posix_spawn`` after a brief ``chdir`` into the root, which rg needs as
     its working directory (``--ignore-file`` patterns are relative to it);
     ``posix_spawn`` cannot set it, and a process with threads (a worker) must
-    not change its own, so it uses ``subprocess``, which it has loaded anyway."""
+    not change its own, so it uses ``subprocess``, which it has loaded anyway;
+    so does a caller that says ``alone`` while other threads run after all."""
 
     def __init__(self, cmd: list[str], cwd: str | os.PathLike[str], keep_fd: int,
                  alone: bool) -> None:
         self._popen: Any = None
-        if alone:
+        threading = sys.modules.get("threading")   # not imported: no threads to mind
+        if alone and (threading is None or threading.active_count() == 1):
             os.set_inheritable(keep_fd, True)
             here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
-            null = os.open(os.devnull, os.O_RDONLY)
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
+            # every fd the child's 0/1/2 come from sits above 2, or one dup2 would
+            # overwrite the source of the next (a caller started with stdout closed)
+            null = _above_stdio(os.open(os.devnull, os.O_RDONLY))
+            out_r, out_w = _pipe()
+            err_r, err_w = _pipe()
             try:
                 os.chdir(cwd)
+                # SIGPIPE back to its default in rg, as subprocess does for a worker
                 self.pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=[
                     (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-                    (os.POSIX_SPAWN_DUP2, err_w, 2)])
+                    (os.POSIX_SPAWN_DUP2, err_w, 2)], setsigdef=(_SIGPIPE,))
             except BaseException:
                 os.close(out_r)
                 os.close(err_r)
@@ -257,38 +310,75 @@ class _Rg:
                         pass
 
 
-def _match(line: bytes) -> RgMatch | None:
-    """``./path NUL line:text`` as a match; None for anything else rg may print
-    on stdout (``path: binary file matches ...`` for a binary file named as a path)."""
+def _null_line(line: bytes, notes: list[str]) -> tuple[bytes, int, bytes] | None:
+    """``./path NUL line:text`` as (path, line, text).  The path ends at the
+    first NUL, but the record at the first newline, so a line without a NUL is
+    a fragment of a path holding a newline, or a message about a binary file
+    (``path: binary file matches ...``), whose path may hold one as well:
+    neither can be named exactly from here."""
     raw_path, nul, rest = line.partition(b"\0")
     number, colon, text = rest.partition(b":")
     if not nul or not colon or not number.isdigit():
+        raise Ambiguous(line[:200].decode("utf-8", "backslashreplace"))
+    return raw_path, int(number), text
+
+
+def _json_line(line: bytes, notes: list[str]) -> tuple[bytes, int, bytes] | None:
+    """One of rg's ``--json`` messages as (path, line, text) if it is a match;
+    a binary file's end message (rg stopped at its first NUL byte) adds a note."""
+    import json
+
+    try:
+        msg = json.loads(line)
+        kind, data = msg["type"], msg["data"]
+        if kind == "end" and data.get("binary_offset") is not None:
+            name = display_name(_json_bytes(data["path"])).removeprefix("./")
+            notes.append(f"{name} is binary: searched up to its first NUL byte "
+                         f"(offset {data['binary_offset']})")
+        if kind != "match":
+            return None
+        return _json_bytes(data["path"]), int(data["line_number"]), _json_bytes(data["lines"])
+    except (ValueError, KeyError, TypeError):
         return None
-    while raw_path.startswith(b"./"):
-        raw_path = raw_path[2:]
-    # A path that is not UTF-8 is shown with \xNN escapes, exactly as the index
-    # summary names it, never mangled into U+FFFD; a line's text is just read.
-    return RgMatch(display_name(raw_path), int(number),
-                   text.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE_CHARS])
 
 
-def _take(lines: list[bytes], matches: list[RgMatch], limit: int,
-          accept: Callable[[str], bool] | None, verdicts: dict[str, bool]) -> bool:
-    """Add the accepted matches among ``lines``; True once ``limit`` is reached.
+def _json_bytes(obj: dict[str, str]) -> bytes:
+    """rg's ``{"text": ...}`` or, for bytes that are not UTF-8, ``{"bytes": base64}``."""
+    if "bytes" in obj:
+        import base64
+
+        return base64.b64decode(obj["bytes"])
+    return obj["text"].encode("utf-8", "surrogateescape")
+
+
+def _take(lines: list[bytes], parse: Callable[[bytes, list[str]], Any], matches: list[RgMatch],
+          notes: list[str], limit: int, accept: Callable[[str], bool] | None,
+          verdicts: dict[bytes, bool]) -> bool:
+    """Add the accepted matches among ``lines``; True once there are more than
+    ``limit`` (then ``limit`` are kept: the cap's note says only what is true).
     ``accept`` is asked once per file (``verdicts``): a worker's answer costs
-    a walk of the ignore rules, and a file often holds many matches."""
+    a walk of the ignore rules, and a file often holds many matches.  It gets
+    the real path (``os.fsdecode``: a name that is not UTF-8 must still find
+    the ``.ragexignore`` beside it), the match its display form."""
     for line in lines:
-        m = _match(line)
-        if m is None:
+        parsed = parse(line, notes)
+        if parsed is None:
             continue
+        raw_path, number, text = parsed
+        while raw_path.startswith(b"./"):
+            raw_path = raw_path[2:]
         if accept is not None:
-            ok = verdicts.get(m.path)
+            ok = verdicts.get(raw_path)
             if ok is None:
-                ok = verdicts[m.path] = accept(m.path)
+                ok = verdicts[raw_path] = accept(os.fsdecode(raw_path))
             if not ok:
                 continue
-        matches.append(m)
-        if len(matches) >= limit:
+        # A path that is not UTF-8 is shown with \xNN escapes, exactly as the index
+        # summary names it, never mangled into U+FFFD; a line's text is just read.
+        matches.append(RgMatch(display_name(raw_path), number,
+                               text.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE_CHARS]))
+        if len(matches) > limit:   # one more than shown: there is more to see
+            matches.pop()
             return True
     return False
 
@@ -301,11 +391,13 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
 
     ``accept`` sees each matched file's path before its matches count; an exception it raises
     stops ripgrep and goes to the caller (the client's "I cannot be exact here").
-    ``alone``: the caller has no other threads (see ``_Rg``)."""
+    ``alone``: the caller has no other threads (see ``_Rg``) and reads rg's light
+    format; ``Ambiguous`` where that cannot name a hit exactly (module docstring)."""
     fd = _defaults_pipe()
+    parse = _null_line if alone else _json_line
     try:
         cmd = build_command(find_rg(), root, pattern, globs=globs, type_globs=type_globs,
-                            max_filesize=max_filesize, defaults_fd=fd)
+                            max_filesize=max_filesize, defaults_fd=fd, as_json=not alone)
         rg = _Rg(cmd, root, fd, alone)
     except OSError as exc:
         raise RipgrepError("internal", f"cannot run ripgrep: {exc}") from exc
@@ -316,7 +408,7 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
     capped = timed_out = False
     stderr = bytearray()
     pending = b""
-    verdicts: dict[str, bool] = {}
+    verdicts: dict[bytes, bool] = {}
     deadline = time.monotonic() + timeout
     poller = select.poll()
     streams = {rg.out: "out", rg.err: "err"}
@@ -336,7 +428,7 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
                 elif chunk or pending:
                     *lines, pending = (pending + chunk).split(b"\n") if chunk \
                         else (pending, b"")   # the end: a last line without its \n
-                    capped = _take(lines, matches, limit, accept, verdicts)
+                    capped = _take(lines, parse, matches, notes, limit, accept, verdicts)
                 if not chunk:
                     poller.unregister(stream)
                     del streams[stream]

@@ -89,10 +89,16 @@ def runtime_dir() -> str:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
         return os.path.join(xdg, APP)
-    systemd = os.path.join(SYSTEMD_RUNTIME_BASE, str(os.getuid()))
+    systemd = systemd_runtime_dir()
     if os.path.isdir(systemd) and check_private_dir(systemd) is None:  # exists, ours, private
         return os.path.join(systemd, APP)
     return os.path.join("/tmp", f"{APP}-{os.getuid()}")
+
+
+def systemd_runtime_dir() -> str:
+    """``/run/user/<uid>``: this user's runtime directory as pam_systemd lays it
+    out, where XDG_RUNTIME_DIR should point (unset under sudo, su, cron)."""
+    return os.path.join(SYSTEMD_RUNTIME_BASE, str(os.getuid()))
 
 
 def check_private_dir(path: str | os.PathLike[str]) -> str | None:
@@ -117,10 +123,93 @@ def check_private_dir(path: str | os.PathLike[str]) -> str | None:
 
 
 def daemon_runtime_file() -> str:
-    """Where ragexd says which runtime its ``runtime = "auto"`` chose (``<pid>
-    <runtime>``): the client's direct path runs ripgrep itself only where a
-    worker would see the same files, i.e. not in a container."""
+    """Where ragexd says which runtime it chose (``<pid> <runtime>``): the
+    client's direct path runs ripgrep itself only where a worker would see the
+    same files, i.e. not in a container."""
     return os.path.join(runtime_dir(), "ragexd.runtime")
+
+
+def daemon_pid_file() -> str:
+    """ragexd's flock-ed pid file (``pidlock.InstanceLock``)."""
+    return os.path.join(runtime_dir(), "ragexd.pid")
+
+
+def read_pid(path: str | os.PathLike[str]) -> int | None:
+    """The pid written in a pid file (ragexd's lock file), or None.  Here, in
+    plain ``os``, because the client's direct path reads it on every search."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(64).strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def lock_free(path: str | os.PathLike[str]) -> bool:
+    """Could a new holder take the ``pidlock`` lock at ``path`` now?  True when
+    the file is gone (the last holder removed it on its way out) or nobody
+    holds it.
+
+    A ragexd closes its socket a moment before it lets go of the lock; whoever
+    replaces it waits for this, or the new one would exit "already running".
+    The probe takes a shared lock for an instant, so ``InstanceLock.acquire``
+    retries briefly rather than mistake a prober for a running ragexd.
+    """
+    import errno
+    import fcntl   # both built in: nothing for the direct path to pay
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    finally:
+        os.close(fd)   # drops our shared lock with it
+
+
+def record_daemon_runtime(name: str | None) -> None:
+    """As the running ragexd, say which runtime it chose (``<pid> <name>``), or
+    with None forget it.  Raises OSError; the one writer of what
+    ``daemon_runtime`` reads."""
+    path = daemon_runtime_file()
+    if name is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(f"{os.getpid()} {name}\n")
+    os.replace(tmp, path)
+
+
+def daemon_runtime() -> str | None:
+    """The runtime the running ragexd chose (``"process"``, ``"docker"``), or
+    None when no running ragexd vouches for a record.
+
+    The record is believed only from a private runtime directory (nobody else
+    could have planted it), and only if its pid is the one in ragexd's pid file
+    and that file's lock is held: a pid alone may since belong to any process
+    (a ragexd killed -9 leaves its record behind, and pids are reused)."""
+    if check_private_dir(runtime_dir()) is not None:
+        return None
+    try:
+        with open(daemon_runtime_file(), encoding="utf-8") as fh:
+            pid_text, _, chosen = fh.read(256).strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    pid_file = daemon_pid_file()
+    if pid <= 0 or not chosen or read_pid(pid_file) != pid or lock_free(pid_file):
+        return None
+    return chosen
 
 
 def process_running(pid: int) -> bool:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ragexd import where
+
 from .common import (EXIT_ERROR, EXIT_OK, Console, fallback_note, ragexd_command,
                      remove_file, run_tool, service_environment, write_atomic)
 from .handover import ondemand_ragexd, stop_ondemand
@@ -106,7 +108,7 @@ def probe_systemd(env: dict[str, str] | None = None) -> SystemdProbe:
         return SystemdProbe(None, False, "the `systemctl` command is not installed", env)
     runtime = env.get("XDG_RUNTIME_DIR")
     if not runtime:
-        default = Path(f"/run/user/{os.getuid()}")
+        default = Path(where.systemd_runtime_dir())
         if not default.is_dir():
             return SystemdProbe(systemctl, False,
                                 f"XDG_RUNTIME_DIR is not set and {default} does not exist "

@@ -527,15 +527,27 @@ class Catalog:
 _FTS_FORMAT_1 = f"CREATE VIRTUAL TABLE fts USING fts5(names, doc, body, {_FTS_TOKENIZE})"
 
 
+#: The tables FTS5 makes for a virtual table ``t`` (``t_data``, ...).
+_FTS5_SHADOWS = ("data", "idx", "docsize", "config", "content")
+
+
 def schema_of(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str | None]]:
     """Every object of a catalog as (type, name, table, SQL), the SQL spelled one way
     (white space folded, none beside brackets and commas): the same schema gives the
     same set whichever way it was made (created here, a column added by ALTER TABLE,
-    migrated from format 1), and a table with other columns or constraints does not."""
+    migrated from format 1), and a table with other columns or constraints does not.
+    A virtual table's shadow tables count by name only: their SQL is written by
+    the SQLite that made the catalog, not by us, and differs between versions."""
     out = set()
-    for kind, name, table, sql in conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master"):
-        if isinstance(sql, str):
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    shadows = {f"{name}_{suffix}" for kind, name, _t, sql in rows
+               if kind == "table" and isinstance(sql, str)
+               and sql.lstrip().upper().startswith("CREATE VIRTUAL TABLE")
+               for suffix in _FTS5_SHADOWS}
+    for kind, name, table, sql in rows:
+        if name in shadows:
+            sql = None
+        elif isinstance(sql, str):
             sql = re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", sql).strip())
         out.add((kind, name, table, sql))
     return frozenset(out)

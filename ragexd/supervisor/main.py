@@ -21,7 +21,7 @@ import select
 import sys
 import time
 
-from .. import __version__, paths
+from .. import __version__, paths, where
 from .. import exitcodes
 from ..config import ConfigError, load
 from ..pidlock import AlreadyRunning, InstanceLock
@@ -162,16 +162,10 @@ def _record_runtime(name: str | None) -> None:
     """Say which runtime ``runtime = "auto"`` chose (``<pid> <name>``), or forget it:
     the client's direct regex path reads it (``ragexctl/direct.py``) to run
     ripgrep itself only where a worker would see the same files."""
-    path = paths.daemon_runtime_path()
     try:
-        if name is None:
-            path.unlink(missing_ok=True)
-            return
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(f"{os.getpid()} {name}\n")
-        os.replace(tmp, path)
+        where.record_daemon_runtime(name)
     except OSError as exc:
-        log.warning("cannot record the runtime in %s: %s", path, exc)
+        log.warning("cannot record the runtime in %s: %s", where.daemon_runtime_file(), exc)
 
 
 def _daemonize(lock: InstanceLock) -> int:

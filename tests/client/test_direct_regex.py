@@ -207,6 +207,64 @@ def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: P
         pkg.rmdir()
 
 
+@pytest.mark.parametrize("vault", ["vault", b"v\xe9ult"], ids=["utf8", "latin1"])
+def test_a_name_with_a_newline_never_slips_past_a_nested_ragexignore(
+        env: PrivateEnv, tree: Path, vault: str | bytes) -> None:
+    """rg's ``path NUL line:text`` record splits at a newline in a name: read
+    naively, ``vault/x<newline>token.py`` became ``token.py`` and its
+    ``.ragexignore`` was never asked.  A directory named ``a<newline>..`` became
+    ``../notes.txt``.  And a directory whose name is not UTF-8 was asked about by
+    its display name (``\\xe9``), so its ``.ragexignore`` was not found."""
+    top = os.path.join(os.fsencode(tree), os.fsencode(vault))
+    os.mkdir(top)
+    odd = tree / "a\n.."
+    odd.mkdir()
+    try:
+        with open(os.path.join(top, b".ragexignore"), "w") as fh:
+            fh.write("*\n")
+        for name in (b"x\ntoken.py", b"plain.py"):
+            with open(os.path.join(top, name), "w") as fh:
+                fh.write("hunter2_7f3a = 1\n")
+        (odd / "notes.txt").write_text("hunter2_7f3a in notes\n")
+        direct, daemon = _both(env, ["--mode", "regex", "hunter2_7f3a"], tree, fallback=True)
+        assert "token.py" not in direct.stdout and "plain.py" not in direct.stdout
+        assert "a\\x0a../notes.txt:1:hunter2_7f3a in notes" in direct.stdout   # not "../"
+        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+    finally:
+        for name in os.listdir(top):
+            os.unlink(os.path.join(top, name))
+        os.rmdir(top)
+        (odd / "notes.txt").unlink()
+        odd.rmdir()
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "2>&-"])
+def test_a_closed_standard_stream_is_answered_at_once_without_a_traceback(
+        env: PrivateEnv, tree: Path, closed: str) -> None:
+    """Started with stdin closed, rg was told ``--ignore-file /dev/fd/0`` and read
+    /dev/null there (every default ignore lost); with stdout or stderr closed its
+    output pipe landed on the fd its own stdout replaced, so it hung until the
+    10 s timeout, then ``sys.stdout`` (None) raised.  The direct leg cannot reach
+    ragexd: exit 0 means the client answered it itself."""
+    import shlex
+    import subprocess
+    import sys
+    import time
+
+    cmd = shlex.join([sys.executable, "-m", "ragexctl", "search", "--mode", "regex", NEEDLE])
+    started = time.monotonic()
+    proc = subprocess.run(["sh", "-c", f"exec {cmd} {closed}"], cwd=tree, capture_output=True,
+                          text=True, timeout=60,
+                          env={**env.env, "RAGEX_RUNTIME_DIR": str(env.base / "run-direct"),
+                               "RAGEX_DAEMON_AUTO_START": "false"})
+    assert time.monotonic() - started < 8
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    if closed != ">&-":
+        assert "src/app.py:2:" in proc.stdout
+        assert "build/out.py" not in proc.stdout and "node_modules" not in proc.stdout
+
+
 # --- what the direct path leaves to the daemon path (decided in-process, no ragexd) ---
 
 
@@ -272,8 +330,8 @@ def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: py
     assert _plan(["--mode", "regex", "needle"]) is None
 
 
-def _record(private_dirs: Path, text: str | None) -> None:
-    """What a running ragexd says it chose for ``runtime = "auto"``."""
+def _record(private_dirs: Path, text: str | None) -> Path:
+    """What a running ragexd says it chose; returns the runtime dir."""
     run = private_dirs.parent / "run"
     run.mkdir(mode=0o700, exist_ok=True)
     record = run / "ragexd.runtime"
@@ -281,25 +339,53 @@ def _record(private_dirs: Path, text: str | None) -> None:
         record.unlink(missing_ok=True)
     else:
         record.write_text(text)
+    return run
 
 
-def test_runtime_auto_is_served_directly_only_when_the_running_ragexd_chose_processes(
+def test_the_runtime_record_counts_only_when_the_running_ragexd_vouches_for_it(
         private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto`` may resolve to Docker, whose worker sees the tree elsewhere (and
     without the user's global git excludes): the client follows what the
-    running ragexd chose, and with none running leaves the choice to it."""
+    running ragexd chose, and with none running leaves the choice to it.  The
+    record is believed only from the process holding ragexd's lock, whose pid
+    the pid file names: a pid alone may be anyone's by now."""
+    from ragexd.pidlock import InstanceLock
+
     monkeypatch.setenv("RAGEX_RUNTIME", "auto")
     dead = os.fork()
     if dead == 0:
         os._exit(0)
     os.waitpid(dead, 0)
+    me = os.getpid()
+    run = _record(private_dirs, None)
+    lock = InstanceLock(run / "ragexd.pid")
+    (run / "ragexd.pid").write_text(f"{me}\n")   # a pid file, but nobody holds its lock
     for record, served in ((None, False),                       # no ragexd: it will decide
-                           (f"{os.getpid()} docker\n", False),
-                           (f"{dead} process\n", False),        # a ragexd that died
-                           ("garbage", False),
-                           (f"{os.getpid()} process\n", True)):
+                           (f"{me} process\n", False),          # my pid, but no lock held
+                           (f"{dead} process\n", False),
+                           ("garbage", False)):
         _record(private_dirs, record)
         assert (_plan(["--mode", "regex", "needle"]) is not None) is served, record
+    lock.acquire()   # now this process is "the running ragexd"
+    try:
+        for record, served in ((f"{me} docker\n", False), (f"{me} process\n", True),
+                               (f"{dead} process\n", False), ("garbage", False)):
+            _record(private_dirs, record)
+            assert (_plan(["--mode", "regex", "needle"]) is not None) is served, record
+        # The running ragexd's choice beats this client's own setting.
+        monkeypatch.setenv("RAGEX_RUNTIME", "process")
+        _record(private_dirs, f"{me} docker\n")
+        assert _plan(["--mode", "regex", "needle"]) is None
+        # A record in a runtime dir others may write to could be planted.
+        monkeypatch.setenv("RAGEX_RUNTIME", "auto")
+        _record(private_dirs, f"{me} process\n")
+        run.chmod(0o777)
+        try:
+            assert _plan(["--mode", "regex", "needle"]) is None
+        finally:
+            run.chmod(0o700)
+    finally:
+        lock.release()
     monkeypatch.setenv("RAGEX_DAEMON_ENABLED", "false")   # one-shot: a local worker
     _record(private_dirs, None)
     assert _plan(["--mode", "regex", "needle"]) is not None

@@ -376,6 +376,28 @@ def test_catalogs_ragex_itself_made_another_way_have_the_schema_a_snapshot_expec
     assert catalog.schema_of_format("1") != catalog.schema_of_format("2")
 
 
+def test_the_shape_check_ignores_how_sqlite_spells_fts5s_own_tables(tmp_path: Path) -> None:
+    """FTS5's shadow tables (fts_data, fts_idx, ...) carry SQL that SQLite writes,
+    which another SQLite version spells otherwise: a snapshot made there is the
+    same schema.  The tables ragex itself creates are still held to their SQL."""
+    def respelled(name: str, old: str, new: str) -> frozenset:
+        conn = sqlite3.connect(tmp_path / f"{name}.sqlite")
+        try:
+            conn.executescript(catalog._SCHEMA)
+            conn.execute("PRAGMA writable_schema=ON")
+            changed = conn.execute("UPDATE sqlite_master SET sql = replace(sql, ?, ?) "
+                                   "WHERE name = ?", (old, new, name)).rowcount
+            assert changed == 1
+            conn.commit()
+            return catalog.schema_of(conn)
+        finally:
+            conn.close()
+    fresh = catalog.schema_of_format(catalog.FORMAT_VERSION)
+    assert respelled("fts_data", "'fts_data'(", '"fts_data" (') == fresh
+    assert respelled("fts_docsize", "sz BLOB", "sz BLOB, origin INTEGER") == fresh
+    assert respelled("fts_src", "z BLOB NOT NULL", "z BLOB") != fresh   # ours: checked
+
+
 def test_a_bomb_in_an_extended_header_is_refused_before_it_is_read(world, imported) -> None:
     """tarfile reads a pax header whole: 256 MiB of it must not reach memory."""
     engine = imported[0]

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,28 @@ def test_lock_of_a_killed_holder_is_free(tmp_path):
 
 
 # --- recent ----------------------------------------------------------------------------
+
+
+def test_a_client_probing_the_lock_never_makes_a_starting_ragexd_think_one_runs(tmp_path):
+    """``lock_free`` (a client waiting for ragexd to go) holds a shared lock for an
+    instant; a ragexd starting in that instant must not exit "already running"."""
+    path = tmp_path / "ragexd.pid"
+    path.write_text("")
+    prober = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time; from ragexd.pidlock import lock_free\n"
+         f"end = time.monotonic() + 30\n"
+         f"while time.monotonic() < end: lock_free({str(path)!r})"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        time.sleep(0.3)   # the prober is probing
+        for _ in range(300):
+            lock = InstanceLock(path)
+            lock.acquire()
+            lock.release(remove=False)
+    finally:
+        prober.kill()
+        prober.wait()
 
 
 def test_recent_orders_by_use_and_rate_limits_writes(tmp_path):
