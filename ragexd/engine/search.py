@@ -16,7 +16,9 @@
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
 exercise unless the question asks about tests, type stubs and declaration files
-(``.pyi``, ``.d.ts``) below the code they declare, and answer noise with nothing.
+(``.pyi``, ``.d.ts``) and body-less declarations in ordinary files (``@overload``,
+TypeScript overload signatures: declarations.py) below the code they declare, and
+answer noise with nothing.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ class Weights:
     ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
     a question is usually answered by a function; module-level blocks and class
     summaries are kept but ranked a little lower.  Tests and stubs get a prior of
-    their own on top (``test_prior``, ``stub_prior``).
+    their own on top (``test_prior``, ``stub_prior``), and so do declarations without
+    a body (``declaration_prior``, the stub prior's value: they are stubs in all but
+    file name).
     """
 
     alpha: float = 0.8
