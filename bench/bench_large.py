@@ -5,7 +5,8 @@
 
 The tree is scikit-learn copied from the installed packages into a fresh git
 repository (>= 300k lines; third-party code, not the stdlib).  For each embedder
-(``onnx``: ONNX Runtime's fp32 graph, the default; ``int8``: its int8 graph; ``torch``:
+(``onnx``: ONNX Runtime's fp32 graph, the default; ``int8``: its int8 graph; ``openvino``:
+the fp32 graph on OpenVINO, ``[embedder] runtime = "openvino"``; ``torch``:
 sentence-transformers), in one run, side by side:
 
 * raw throughput on the same chunk texts the indexer embeds (``--sample`` of them,
@@ -101,7 +102,7 @@ def child_embed(texts_file: str) -> None:
     rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     print(json.dumps({"first_vector_s": first, "chunks_per_s": len(texts) / dt,
                       "rss_mib": rss / 2**20, "heavy": sorted(m for m in sys.modules
-                                                              if m in ("torch", "onnxruntime"))}))
+                                                              if m in ("torch", "onnxruntime", "openvino"))}))
 
 
 def worker_pids(env: dict[str, str]) -> list[int]:
@@ -161,16 +162,24 @@ def semantic_searches(env: dict[str, str], tree: Path, queries: list[str], *,
     return median(times)
 
 
+EMBEDDERS = ("onnx", "torch", "int8", "openvino")
+
+
 def embedder_env(name: str) -> dict[str, str]:
-    """The settings that select embedder ``name`` (int8, onnx = fp32, torch)."""
+    """The settings that select embedder ``name`` (int8, onnx = fp32, openvino, torch)."""
+    if name not in EMBEDDERS:
+        raise SystemExit(f"unknown embedder {name!r}: one of {', '.join(EMBEDDERS)}")
     return {"RAGEX_EMBEDDER": "torch" if name == "torch" else "onnx",
-            "RAGEX_EMBEDDER_PRECISION": "int8" if name == "int8" else "fp32"}
+            "RAGEX_EMBEDDER_PRECISION": "int8" if name == "int8" else "fp32",
+            "RAGEX_EMBEDDER_RUNTIME": "openvino" if name == "openvino" else "onnxruntime"}
 
 
 def first_index(tree: Path, embedder: str) -> dict[str, float]:
     out: dict[str, float] = {}
     with private_ragex_env() as env:
-        env = dict(env, **embedder_env(embedder), PYTHONPATH=str(REPO))
+        env = dict(env, **embedder_env(embedder))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                            if p)
         ctl(env, "start")
         first: dict[str, float] = {}
         peak = [0.0]
@@ -235,7 +244,8 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=2000,
                     help="chunk texts for the raw throughput (0: all)")
     ap.add_argument("--embedders", default="onnx,torch,int8",
-                    help="for the raw throughput; int8 = the optional int8 ONNX graph")
+                    help="for the raw throughput; int8 = the optional int8 ONNX graph, "
+                    "openvino = the fp32 graph on OpenVINO (the [openvino] extra)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved raw rounds (median)")
     ap.add_argument("--index-embedders", default="onnx,torch",
                     help="embedders that also run the full first index")
@@ -253,7 +263,9 @@ def main() -> int:
         runs: dict[str, list[dict]] = {}
         for _ in range(args.rounds):   # interleaved: a load change hits every embedder alike
             for name in args.embedders.split(","):
-                env = dict(os.environ, PYTHONPATH=str(REPO), **embedder_env(name))
+                env = dict(os.environ, **embedder_env(name))
+                env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH"))
+                                                    if p)
                 r = subprocess.run([PY, __file__, "--child-embed", str(work / "texts.json")],
                                    env=env, capture_output=True, text=True, check=True)
                 runs.setdefault(name, []).append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -273,15 +285,22 @@ def main() -> int:
 
 def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int,
           raw: dict[str, dict], idx: dict[str, dict]) -> None:
-    def row(label: str, key: str, fmt: str, table: dict[str, dict], target: str = "") -> str:
-        cells = [fmt.format(table[n][key]) if n in table else "—"
-                 for n in ("onnx", "torch", "int8")]
-        ratios = [f"{table[n][key] / table['torch'][key]:.2f}×"
-                  if n in table and "torch" in table and table["torch"][key] else ""
-                  for n in ("onnx", "int8")]
-        return (f"| {label} | {cells[0]} | {cells[1]} | {ratios[0]} | {cells[2]} | {ratios[1]} "
-                f"| {target} |")
+    # Columns: every embedder measured, each followed by its ratio to torch (the reference).
+    shown = [n for n in EMBEDDERS if n in raw or n in idx]
+    labels = {"onnx": "onnx fp32 (default)", "torch": "torch (reference)",
+              "int8": "onnx int8 (option)", "openvino": "openvino (option)"}
 
+    def row(label: str, key: str, fmt: str, table: dict[str, dict], target: str = "") -> str:
+        cells = []
+        for n in shown:
+            cells.append(fmt.format(table[n][key]) if n in table else "—")
+            if n != "torch":
+                cells.append(f"{table[n][key] / table['torch'][key]:.2f}×"
+                             if n in table and "torch" in table and table["torch"][key] else "")
+        return f"| {label} | {' | '.join(cells)} | {target} |"
+
+    header = ["figure"] + [h for n in shown
+                           for h in ([labels[n]] if n == "torch" else [labels[n], f"{n}/torch"])]
     cmd = " ".join(["python bench/bench_large.py"] + [f"--{k.replace('_', '-')} {v}" for k, v in
                                                       vars(args).items()
                                                       if k != "child_embed" and v]
@@ -290,9 +309,8 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int,
     lines = [f"## {title} (bench/bench_large.py)", "",
              f"Machine: {machine()}.  Tree: `{args.package}` copied from site-packages into a fresh "
              f"git repo, {n_files} files, {n_lines} lines.  Command: `{cmd}`.", "",
-             "| figure | onnx fp32 (default) | torch (reference) | fp32/torch | onnx int8 (option) "
-             "| int8/torch | target |",
-             "|---|---|---|---|---|---|---|",
+             "| " + " | ".join(header + ["target"]) + " |",
+             "|" + "---|" * (len(header) + 1),
              row(f"raw chunks/s, same {n_texts} chunk texts", "chunks_per_s", "{:.1f}", raw),
              row("process start → first vector", "first_vector_s", "{:.2f} s", raw),
              row("RSS after embedding them", "rss_mib", "{:.0f} MiB", raw)]

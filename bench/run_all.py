@@ -4,7 +4,7 @@ Each benchmark writes its own section to bench/results/<name>.md (with the
 machine it ran on); this script runs them in turn and concatenates the
 sections, so one benchmark can be re-run alone and the file rebuilt.
 
-    python bench/run_all.py [--only search,docker,mcp,quality,first_index,large,team] [--assemble-only]
+    python bench/run_all.py [--only search,docker,mcp,quality,first_index,large,runtimes,team] [--assemble-only]
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ BENCHES = {
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
     "quality": [sys.executable, str(HERE / "eval_quality.py"), "--loo"],
     "large": [sys.executable, str(HERE / "bench_large.py")],
+    "runtimes": [sys.executable, str(HERE / "bench_runtimes.py")],
     "first_index": [sys.executable, str(HERE / "first_index.py")],
     "team": [sys.executable, str(HERE / "bench_team.py")],
 }
-ORDER = ["search", "regex", "quality", "docker", "mcp", "first_index", "large", "team"]
+ORDER = ["search", "regex", "quality", "docker", "mcp", "first_index", "large", "runtimes", "team"]
 
 
 def assemble() -> None:
@@ -44,8 +45,10 @@ def assemble() -> None:
             f = HERE / "QUALITY.md"  # eval_quality.py's own output file
         if f.exists():
             parts += [f.read_text().strip(), ""]
-            # bench_large.py's raw-only reruns; bench_team.py's shared-store half
-            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md"):
+            # bench_large.py's raw-only reruns; bench_team.py's shared-store half; the
+            # hand-written conclusions beside a generated table (runtimes-notes.md)
+            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md",
+                          RESULTS / f"{name}-notes.md"):
                 if extra.exists():
                     parts += [extra.read_text().strip(), ""]
         else:

@@ -176,13 +176,18 @@ def check_model(cfg: rconfig.Config | None) -> list[Check]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return checks + [Check("model load", False, f"the load probe did not finish ({exc})",
                                "run it again on a quieter machine", optional=optional)]
+    runtime = cfg.embedder_runtime if cfg else "onnxruntime"
     if proc.returncode != 0 or proc.stdout.strip() != "ok":
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        fix = ("pip install onnxruntime tokenizers numpy (the worker's embedding libraries)"
-               if "No module named" in last else modelfiles.EXPORT_FIX)
-        return checks + [Check("model load", False, f"onnxruntime cannot run it: {last}", fix,
+        if runtime == "openvino" and "openvino" in last:
+            fix = modelfiles.OPENVINO_FIX
+        elif "No module named" in last:
+            fix = "pip install onnxruntime tokenizers numpy (the worker's embedding libraries)"
+        else:
+            fix = modelfiles.EXPORT_FIX
+        return checks + [Check("model load", False, f"{runtime} cannot run it: {last}", fix,
                                optional=optional)]
-    return checks + [Check("model load", True, "onnxruntime loads it and embeds a query")]
+    return checks + [Check("model load", True, f"{runtime} loads it and embeds a query")]
 
 
 _GRAMMAR_PROBE = ("import json; from ragexd.engine.languages import SPECS, grammar_problems; "

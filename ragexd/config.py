@@ -36,6 +36,9 @@ Example ``~/.config/ragex/config.toml``::
     role = "reader"           # reader | writer (CI)
     ssl = true                # HTTPS, the certificate always verified
     ca_file = "/etc/ragex/team-ca.pem"   # the team's own CA; default: the system's store
+
+    [embedder]
+    runtime = "onnxruntime"   # onnxruntime | openvino (the [openvino] extra)
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ class Config:
     store_role: str = DEFAULTS["store_role"]
     store_repository: str = DEFAULTS["store_repository"]
     store_timeout: float = DEFAULTS["store_timeout"]
+    #: onnxruntime (installed with the engine) or openvino (the [openvino] extra):
+    #: both run the same fp32 graph; bench/results/runtimes.md compares them.
+    embedder_runtime: str = DEFAULTS["embedder_runtime"]
     source: list[str] = field(default_factory=list)  # where settings came from, for `status`
 
     @property

@@ -25,6 +25,10 @@ The int8 graph (``model.int8.onnx``, an option; fp32 is the default): blockwise 
 weight MatMuls with int8 compute (``_quantize_int8`` says why this scheme and not
 ``quantize_dynamic``).  Both need the ``onnx`` package (the [export] extra).
 
+``[embedder] runtime = "openvino"`` needs nothing more from here: OpenVINO reads
+``model.onnx`` itself, onnxruntime's fused operators included, and compiles it for
+the CPU at the worker's start (bf16 where the CPU has it; ragexd.engine.embedding).
+
 The files are written into a temporary sibling directory, verified with
 onnxruntime, given a manifest (sizes + sha256, see ragexd.modelfiles) and then
 renamed into place, so an interrupted export never leaves a directory that looks

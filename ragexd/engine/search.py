@@ -41,6 +41,7 @@ from .languages import known_languages, normalise_language
 from .declarations import MAX_DECLARATION_LINES, is_declaration
 from .namematch import QuestionWords
 from ..query_shape import asks_for_usage, is_code_token, split_qualified
+from ..textcodec import NotText, decode_text, text_lines
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
@@ -419,7 +420,10 @@ class Searcher:
             return None, True
         stale = manifest is None or manifest.size != st.st_size or \
             manifest.mtime_ns != st.st_mtime_ns
-        return data.decode("utf-8", "replace").splitlines(), stale
+        try:
+            return text_lines(decode_text(data)), stale
+        except NotText:
+            return None, True
 
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
                    languages: Sequence[str], match: Callable[[str], bool]
