@@ -16,7 +16,9 @@
 
 Both semantic and hybrid rank tests, fixtures and examples below the code they
 exercise unless the question asks about tests, type stubs and declaration files
-(``.pyi``, ``.d.ts``) below the code they declare, and answer noise with nothing.
+(``.pyi``, ``.d.ts``) and body-less declarations in ordinary files (``@overload``,
+TypeScript overload signatures: declarations.py) below the code they declare, and
+answer noise with nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pathspec
 
@@ -36,6 +38,7 @@ from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import known_languages, normalise_language
+from .declarations import MAX_DECLARATION_LINES, is_declaration
 from .namematch import QuestionWords
 from ..query_shape import asks_for_usage, is_code_token, split_qualified
 from ..textcodec import NotText, decode_text, text_lines
@@ -62,7 +65,9 @@ class Weights:
     ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
     a question is usually answered by a function; module-level blocks and class
     summaries are kept but ranked a little lower.  Tests and stubs get a prior of
-    their own on top (``test_prior``, ``stub_prior``).
+    their own on top (``test_prior``, ``stub_prior``), and so do declarations without
+    a body (``declaration_prior``, the stub prior's value: they are stubs in all but
+    file name).
     """
 
     alpha: float = 0.8
@@ -74,6 +79,9 @@ class Weights:
     class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
     stub_prior: float = 0.8     # type stubs and declaration files (.pyi, .d.ts)
+    #: body-less declarations in ordinary files (``@overload``, TS overload signatures):
+    #: stubs in all but file name (declarations.py)
+    declaration_prior: float = 0.8
     usage_prior: float = 0.5    # "where is X called": X's definition, and code not naming X
     fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
@@ -193,6 +201,7 @@ class Searcher:
         self.weights = WEIGHTS
         self._probes: "object | None" = None         # NOISE_PROBES' vectors, encoded once
         self._floor: tuple[int, float] | None = None  # (vector count, floor) of this index
+        self._declarations: dict[str, bool] = {}      # chunk id (content-hashed) -> body-less?
 
     def noise_floor(self) -> float:
         """The best cosine this index gives to meaningless strings, plus a margin;
@@ -231,6 +240,7 @@ class Searcher:
         if prior:
             tests = asks_for_tests(text)
             got = [(r, s * self.weights.prior(r.kind, r.path, tests)) for r, s in got]
+            got = self._demote_declarations(got)
             got.sort(key=lambda x: -x[1])
         return got
 
@@ -324,6 +334,9 @@ class Searcher:
         tests = asks_for_tests(text)
         for i, r in rows.items():
             scores[i] *= w.prior(r.kind, r.path, tests)
+        if w.declaration_prior != 1.0:
+            for i in self.declarations(rows.values()):
+                scores[i] *= w.declaration_prior
         if usage:  # "where is parse_config called": code that uses the name, not its definition
             users = self._users(named, depth, languages)
             defined = {r.id for r, _ in sym}
@@ -332,6 +345,43 @@ class Searcher:
                     scores[i] *= w.usage_prior
         best = sorted(scores, key=lambda i: -scores[i])[:n]
         return [(rows[i], scores[i]) for i in best]
+
+    def declarations(self, rows: "Iterable[ChunkRow]") -> set[str]:
+        """The ids of ``rows`` that declare a function without a body (declarations.py).
+        Only short chunks are read, each once: the answer is cached by chunk id, which
+        changes with the chunk's content."""
+        out: set[str] = set()
+        todo: dict[str, list[ChunkRow]] = {}
+        for r in rows:
+            known = self._declarations.get(r.id)
+            if known is None:
+                if r.end - r.start + 1 > MAX_DECLARATION_LINES or r.kind in ("block", "window") \
+                        or is_stub_path(r.path):   # a stub has its own prior already
+                    self._declarations[r.id] = False
+                else:
+                    todo.setdefault(r.path, []).append(r)
+            elif known:
+                out.add(r.id)
+        for path, group in todo.items():
+            lines, stale = self._read(path)
+            for r in group:
+                found = lines is not None and is_declaration(r.language, lines[r.start - 1:r.end])
+                if not stale:   # a changed file's lines may not be the chunk's any more
+                    self._declarations[r.id] = found
+                if found:
+                    out.add(r.id)
+        return out
+
+    def _demote_declarations(self, got: list[tuple[ChunkRow, float]]
+                             ) -> list[tuple[ChunkRow, float]]:
+        factor = self.weights.declaration_prior
+        if factor == 1.0:
+            return got
+        decl = self.declarations(r for r, _ in got)
+        if decl:
+            got = [(r, s * factor if r.id in decl else s) for r, s in got]
+            got.sort(key=lambda x: -x[1])
+        return got
 
     def _users(self, names: Sequence[str], n: int, languages: Sequence[str]) -> set[str]:
         """Chunks whose code mentions one of ``names`` (the lexical index's body column

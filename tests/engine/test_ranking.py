@@ -3,6 +3,7 @@ the definition whose name the question says above its siblings."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
+from ragexd.engine.declarations import is_declaration
 from ragexd.engine.namematch import QuestionWords, stem
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
 
@@ -234,6 +236,58 @@ def test_type_stubs_rank_below_the_code_they_declare(stub_engine: Engine, questi
 ])
 def test_stub_paths(path: str, expected: bool) -> None:
     assert is_stub_path(path) is expected
+
+
+#: click's ``globals.py`` as published (tests/engine/data/real_code/SOURCES.md):
+#: two ``@t.overload`` declarations of ``get_current_context`` above the function.
+CLICK_GLOBALS = Path(__file__).parent / "data" / "real_code" / "click_globals.py"
+
+
+@pytest.fixture(scope="module")
+def overload_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    root = tmp_path_factory.mktemp("overload-tree")
+    (root / "click").mkdir()
+    shutil.copy(CLICK_GLOBALS, root / "click" / "globals.py")
+    eng = Engine(root, tmp_path_factory.mktemp("overload-index"))
+    try:
+        eng.index()
+        yield eng
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize("question,mode", [
+    ("get the current context", "hybrid"),
+    ("get the current context", "semantic"),
+    ("access the current context object from anywhere", "semantic"),
+])
+def test_overload_declarations_rank_below_the_function_they_declare(
+        overload_engine: Engine, question: str, mode: str) -> None:
+    query = SearchQuery(question, mode=mode, limit=3)
+    without = search_without(overload_engine, "declaration_prior", query)
+    # a signature-only @overload says the name and types in two lines: it wins ...
+    assert [h.name for h in without] == ["get_current_context"] * 3
+    assert without[0].line != 20
+    # ... until it ranks like a stub: the function that runs (line 20) comes first
+    hits = overload_engine.search(query).hits
+    assert hits[0].name == "get_current_context" and hits[0].line == 20
+
+
+@pytest.mark.parametrize("language,text,expected", [
+    ("python", "@overload\ndef f(x: int) -> int: ...", True),
+    ("python", "@typing.overload\ndef f(\n    x: str,\n) -> str:\n    ...", True),
+    ("python", "@t.overload  # narrow\nasync def f(x: None) -> None: ...", True),
+    ("python", "@functools.cache\ndef f(x):\n    return x", False),
+    ("python", "def f(x):\n    @overload\n    def g(y): ...\n    return g", False),
+    ("typescript", "export function parse(s: string): Node;", True),
+    ("typescript", "export declare function parse(\n  s: string,\n): Node;", True),
+    ("typescript", "function parse(s: string): Node {\n  return read(s);\n}", False),
+    ("typescript", "export function noop(): void {};", False),
+    ("go", "func Parse(s string) Node", False),
+])
+def test_which_chunks_are_body_less_declarations(language: str, text: str,
+                                                 expected: bool) -> None:
+    assert is_declaration(language, text.split("\n")) is expected
 
 
 USAGE_FILES = {
