@@ -9,6 +9,11 @@ in ``vectors.py``.
 * ``pending`` lists the chunks whose vector is not stored yet, with the text to
   embed: a first index catalogues every file (symbols, FTS) before it embeds
   anything, and a killed run resumes from this table.
+* ``chunks.tkey`` is the key of the text a chunk's vector was made from
+  (``shared_store.text_key``): chunk ids name their lines, so code that only
+  moved gets new ids, and the indexer gives it the vector of the old chunk with
+  the same key instead of embedding it again.  '' (chunks catalogued before the
+  column existed) matches nothing.
 * Opening copes with media it cannot write (read-only or full disk: served
   read-only) and with a worker's readers beside it (``reader=True``: ``mode=ro``).
 """
@@ -51,7 +56,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     parent TEXT NOT NULL, signature TEXT NOT NULL, language TEXT NOT NULL,
-    line INTEGER NOT NULL DEFAULT 0);
+    line INTEGER NOT NULL DEFAULT 0, tkey TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
@@ -165,7 +170,7 @@ class Catalog:
         conn = self.conn()
         if not self.read_only:
             conn.executescript(_SCHEMA)
-            _add_line_column(conn)
+            _add_columns(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         if row is None and self.read_only:
             raise sqlite3.DatabaseError("no format row")
@@ -375,21 +380,23 @@ class Catalog:
     def replace_files(self, rows: Sequence[FileRow], chunks: Sequence["Chunk"],
                       fts_rows: Sequence[tuple[str, str, str]],
                       removed: Iterable[str] = (),
-                      pending: Sequence[tuple[str, int, str]] = ()) -> None:
+                      pending: Sequence[tuple[str, int, str]] = (),
+                      keys: Sequence[str] = ()) -> None:
         """In ONE transaction: forget everything about the files in ``rows`` and
-        ``removed``, then record ``rows`` with their ``chunks`` and the
-        ``pending`` (chunk id, priority, text to embed) of those without a stored
-        vector.  Either all of a batch is visible or none of it is, whatever
-        kills the process."""
+        ``removed``, then record ``rows`` with their ``chunks`` (``keys``: the
+        text key of each, in order) and the ``pending`` (chunk id, priority, text
+        to embed) of those without a stored vector.  Either all of a batch is
+        visible or none of it is, whatever kills the process."""
         now = time.time()
         paths = [r.path for r in rows] + list(removed)
         with self.transaction() as conn:
             self._forget(conn, paths)
-            for c, fts in zip(chunks, fts_rows):
+            for k, (c, fts) in enumerate(zip(chunks, fts_rows)):
                 cur = conn.execute(
-                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}, tkey) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (c.id, c.path, c.start, c.end, c.kind, c.name, c.parent, c.signature,
-                     c.language, c.line))
+                     c.language, c.line, keys[k] if k < len(keys) else ""))
                 _fts_insert(conn, cur.lastrowid, fts)
             conn.executemany(
                 "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, language, "
@@ -426,6 +433,17 @@ class Catalog:
 
     def chunk_ids(self) -> set[str]:
         return {r[0] for r in self.conn().execute("SELECT id FROM chunks")}
+
+    def stored_chunks(self, paths: Sequence[str]) -> list[tuple[str, str, bool]]:
+        """(id, text key, has a stored vector) of every chunk of ``paths``: what a
+        re-catalogued file had, so its unchanged chunks keep their vectors."""
+        out: list[tuple[str, str, bool]] = []
+        for i in range(0, len(paths), 500):
+            part = list(paths[i:i + 500])
+            out += [(r[0], r[1], bool(r[2])) for r in self.conn().execute(
+                f"SELECT c.id, c.tkey, p.id IS NULL FROM chunks c LEFT JOIN pending p "
+                f"ON p.id = c.id WHERE c.path IN ({','.join('?' * len(part))})", part)]
+        return out
 
     # -- vectors still to compute -------------------------------------------------
 
@@ -538,13 +556,18 @@ def _unpack(z: bytes) -> tuple[str, str, str]:
     return names, doc, body
 
 
-def _add_line_column(conn: sqlite3.Connection) -> None:
-    """Indexes made before chunks knew their definition line gain the column (0:
-    "use start") instead of needing a rebuild; re-indexed files fill it in."""
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Indexes made before a column of ``chunks`` existed gain it instead of
+    needing a rebuild.  ``line`` (0: "use start"): the next run re-chunks every
+    file to fill it in (same chunk ids: no re-embedding).  ``tkey`` (''): filled
+    in as files are re-catalogued; until then their chunks are embedded again
+    when they move, as before."""
     cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
     if "line" not in cols:
         with conn:
             conn.execute("ALTER TABLE chunks ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
-            # the next index run re-chunks every file (same chunk ids: no re-embedding)
             conn.execute("UPDATE files SET size = -1, sha256 = ''")
+    if "tkey" not in cols:
+        with conn:
+            conn.execute("ALTER TABLE chunks ADD COLUMN tkey TEXT NOT NULL DEFAULT ''")
 

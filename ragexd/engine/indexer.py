@@ -2,9 +2,12 @@
 
 Change detection is size + mtime_ns first (a stat, no read), then sha256 for
 files whose stat changed (a touched-but-identical file costs a read, never an
-embedding).  Inside a changed file, chunks whose id (path, span, kind, name,
-content hash) already has a vector keep it: editing one function of a large
-file re-embeds only what moved.
+embedding).  Inside a changed file, a chunk whose id (path, span, kind, name,
+content hash) already has a vector keeps it, and a chunk whose id changed only
+because it moved (lines inserted above it) takes the stored vector of the old
+chunk that was embedded from the same text (``chunks.tkey``, the hash of
+``context_text``): editing a large file re-embeds only the chunks whose text
+changed.
 
 A run has two phases:
   1. *catalogue* (this thread, no model): read and chunk every changed file, in
@@ -53,7 +56,7 @@ from .catalog import Catalog, FileRow
 from .chunking import Chunk, chunk_file
 from .embedding import Embedder, context_text
 from .priority import Priorities, classify
-from .shared_store import SharedStore
+from .shared_store import SharedStore, text_key
 from .store import is_unwritable
 from .tokens import split_identifier, words_of
 from .types import EngineError, IndexProgress, IndexSummary, SkippedFile
@@ -416,24 +419,49 @@ class Indexer:
 
     def _commit_files(self, batch: list[tuple[FileRow, list[Chunk], int]],
                       summary: IndexSummary) -> None:
-        """Catalogue a batch of files in one transaction; their chunks that kept
-        the same id keep their stored vector, the others become pending."""
+        """Catalogue a batch of files in one transaction.  A chunk that kept its
+        id keeps its stored vector; one whose text was embedded before under
+        another id (it moved) gets a copy of that vector, stored before the
+        catalog says so (a kill in between leaves an extra vector, which
+        reconcile drops); every other chunk becomes pending."""
         rows = [r for r, _, _ in batch]
-        chunks = [c for _, cs, _ in batch for c in cs]
-        old_ids: set[str] = set()
-        for r in rows:
-            old_ids.update(c.id for c in self.catalog.chunks_of(r.path))
-        had_vector = old_ids - self.catalog.pending_ids() if old_ids else set()
-        pending = [(c.id, prio, context_text(c))
-                   for _, cs, prio in batch for c in cs if c.id not in had_vector]
+        entries = [(c, prio) for _, cs, prio in batch for c in cs]
+        chunks = [c for c, _ in entries]
+        old = self.catalog.stored_chunks([r.path for r in rows])
+        old_ids = {cid for cid, _, _ in old}
+        had_vector = {cid for cid, _, stored in old if stored}
+        by_key = {key: cid for cid, key, stored in old if stored and key}
+        texts = [context_text(c) for c in chunks]
+        keys = [text_key(t) for t in texts]
+        reuse = {c.id: by_key[key] for c, key in zip(chunks, keys)
+                 if c.id not in had_vector and key in by_key}
+        copied = self._copy_vectors(reuse, {c.id: c for c in chunks}) if reuse else set()
+        summary.chunks_reused += len(copied)
+        pending = [(c.id, prio, text) for (c, prio), text in zip(entries, texts)
+                   if c.id not in had_vector and c.id not in copied]
         fts = [fts_fields(c) for c in chunks]
-        self._write(lambda: self.catalog.replace_files(rows, chunks, fts, pending=pending))
+        self._write(lambda: self.catalog.replace_files(rows, chunks, fts, pending=pending,
+                                                       keys=keys))
         new_ids = {c.id for c in chunks}
         stale = sorted(old_ids - new_ids)
         if stale:   # after the catalog forgot them: a kill here leaves extras, never holes
             self._write(lambda: self.vectors.delete_ids(stale))
         summary.chunks_added += len(new_ids - old_ids)
         summary.chunks_removed += len(old_ids - new_ids)
+
+    def _copy_vectors(self, reuse: dict[str, str], chunks: dict[str, Chunk]) -> set[str]:
+        """Store under each new id of ``reuse`` the vector of its old id; returns
+        the new ids that got one (an old vector the store lacks, after a crash,
+        is left to reconcile: that chunk is embedded instead)."""
+        have, mat = self.vectors.export_vectors(sorted(set(reuse.values())))
+        row = {cid: i for i, cid in enumerate(have)}
+        ids = [new for new, old in reuse.items() if old in row]
+        if ids:
+            metas = [{"path": chunks[i].path, "language": chunks[i].language,
+                      "kind": chunks[i].kind} for i in ids]
+            vecs = mat[[row[reuse[i]] for i in ids]]
+            self._write(lambda: self.vectors.upsert(ids, vecs, metas))
+        return set(ids)
 
     def _embed_pending(self, summary: IndexSummary, emit: Callable[[IndexProgress], None],
                        cancel: threading.Event, stop: threading.Event,
