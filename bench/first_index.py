@@ -18,7 +18,8 @@ machine load, each in a fresh process on the same copy of a tree:
   files, then an incremental index: chunks embedded (every chunk below the
   insertion has new lines, hence a new id) and its seconds.
 
-Writes bench/results/first_index.md (``run_all.py`` puts it into BENCHMARKS.md).
+Writes bench/results/first_index.md, or first_index-catalog.md with
+``--catalog-only`` (``run_all.py`` puts both into BENCHMARKS.md).
 
 The baseline is another revision of this repository (default ``main``),
 exported with ``git archive``.  Prints medians and their ratios.
@@ -51,14 +52,19 @@ from pathlib import Path
 import ragexd
 from ragexd.engine import Engine
 root, idx, n_edit = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+catalog_only = sys.argv[4] == "1"   # stop once every file is catalogued
 engine = Engine(root, idx)
 seen = []          # (seconds, files catalogued)
 stop = threading.Event()
+cancel = threading.Event()
 def watch(t0):
     from ragexd.engine.catalog import Catalog
     catalog = Catalog(idx / "catalog.sqlite")
     while not stop.is_set():
         seen.append((time.monotonic() - t0, catalog.stats()[0]))
+        if catalog_only and engine._indexing and engine.coverage().catalog_complete:
+            seen.append((time.monotonic() - t0, float("inf")))
+            cancel.set()
         time.sleep(0.1)
 lat = []           # semantic query latency while the index runs (model loaded)
 def ask():
@@ -74,12 +80,17 @@ th = threading.Thread(target=watch, args=(t0,), daemon=True)
 th.start()
 qt = threading.Thread(target=ask, daemon=True)
 qt.start()
-summary = engine.index()
+summary = engine.index(cancel=cancel)
 wall = time.monotonic() - t0
 stop.set(); th.join(); qt.join()
 lat.sort()
 files = engine._catalog.stats()[0]
 complete = next((t for t, n in seen if n >= files), wall)
+embedded = summary.chunks_total - engine._catalog.pending_count()
+if catalog_only:
+    print(json.dumps({"catalog": complete, "files": files, "chunks": summary.chunks_total,
+                      "embedded": embedded}))
+    sys.exit(0)
 # moved code: lines inserted at the top of the largest files move every chunk below
 edited = sorted(root.rglob("*.py"), key=lambda p: -p.stat().st_size)[:n_edit]
 for p in edited:
@@ -105,16 +116,41 @@ print(json.dumps({"code": os.path.dirname(os.path.dirname(ragexd.__file__)), "wa
 """
 
 
-def run_one(code: Path, tree: Path, work: Path, n_edit: int) -> dict:
+def run_one(code: Path, tree: Path, work: Path, n_edit: int, catalog_only: bool) -> dict:
     idx = Path(tempfile.mkdtemp(prefix="idx-", dir=work))
     env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}
     # cwd outside any checkout: ``python -c`` puts the cwd first on sys.path
-    out = subprocess.run([PY, "-c", CHILD, str(tree), str(idx), str(n_edit)], env=env,
+    out = subprocess.run([PY, "-c", CHILD, str(tree), str(idx), str(n_edit),
+                          "1" if catalog_only else "0"], env=env,
                          capture_output=True,
                          text=True, check=True, timeout=7200, cwd=work)
     shutil.rmtree(idx, ignore_errors=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_catalog_only(name: str, args: argparse.Namespace,
+                       results: dict[str, list[dict]]) -> None:
+    """Seconds until every file is catalogued (symbol and keyword answers exact
+    from then on), and the vectors stored by then, this checkout vs baseline."""
+    first = results["this"][0]
+    out = ["## Catalogue phase of a first index: this checkout vs " + args.baseline +
+           " (bench/first_index.py --catalog-only)", "",
+           f"{name} ({first['files']} files, {first['chunks']} chunks), medians of {args.runs} "
+           f"interleaved runs, each stopped once every file is catalogued; {machine()}, load "
+           f"{os.getloadavg()[0]:.1f} at the end.  Command: `python bench/first_index.py "
+           f"{' '.join(sys.argv[1:])}`.", "",
+           "| | catalog complete (s) | chunks embedded by then |", "|---|---|---|"]
+    med = {}
+    for label, rows in results.items():
+        med[label] = median([r["catalog"] for r in rows])
+        out.append(f"| {label} | {med[label]:.1f} | "
+                   f"{median([r['embedded'] for r in rows]):.0f} |")
+    out += ["", f"Ratio this/{args.baseline}: catalog complete "
+            f"{med['this'] / med[args.baseline]:.2f}."]
+    print("\n" + "\n".join(out))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "first_index-catalog.md").write_text("\n".join(out) + "\n")
 
 
 def main() -> int:
@@ -125,6 +161,9 @@ def main() -> int:
                     help="with --site-package: its first N .py files in path order (0: all)")
     ap.add_argument("--edit-files", type=int, default=5,
                     help="files that get 20 lines inserted at the top after the first index")
+    ap.add_argument("--catalog-only", action="store_true",
+                    help="stop each run once every file is catalogued (a large tree's "
+                         "time to exact symbols without waiting for its every vector)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--baseline", default="main", help="git revision to compare with")
     args = ap.parse_args()
@@ -157,9 +196,12 @@ def main() -> int:
         results: dict[str, list[dict]] = {"this": [], args.baseline: []}
         for i in range(args.runs):
             for label, code in (("this", REPO), (args.baseline, base)):
-                got = run_one(code, tree, work, args.edit_files)
+                got = run_one(code, tree, work, args.edit_files, args.catalog_only)
                 results[label].append(got)
                 print(f"run {i + 1} {label}: {got}", flush=True)
+        if args.catalog_only:
+            write_catalog_only(name, args, results)
+            return 0
         out = ["## First index: this checkout vs " + args.baseline + " (bench/first_index.py)", "",
                f"First index of {name} ({results['this'][0]['files']} files, "
                f"{results['this'][0]['chunks']} chunks), medians of {args.runs} interleaved "
