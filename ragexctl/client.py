@@ -47,26 +47,7 @@ def daemon_pid() -> int | None:
     pid = paths.read_pid(paths.daemon_pid_path())
     if pid is None or pid <= 0:
         return None
-    return pid if process_running(pid) else None
-
-
-def process_running(pid: int) -> bool:
-    """Does ``pid`` still run?  A zombie does not: a daemonized ragexd is reaped
-    by whatever init the machine has, and some containers' init never reaps."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
-    except FileNotFoundError:
-        return False
-    except (OSError, IndexError):
-        pass  # no /proc (macOS): ask the kernel
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, it is just not ours to signal
-    return True
+    return pid if paths.process_running(pid) else None
 
 
 def daemon_alive(socket_path: str | None = None) -> bool:

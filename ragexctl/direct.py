@@ -21,28 +21,34 @@ else returns None and the full CLI serves the search, silently:
 * a project root the CLI would announce or ask about (no VCS root, no marker),
   one it refuses, an index directory inside the project, an unknown ``--lang``
   or a ``--path`` outside the project (the CLI words those errors);
-* ``runtime = "docker"`` (the worker sees the tree at another path), the
-  ``[search] direct_regex = false`` setting, no ``rg``, a bad configuration;
+* a worker in a container (``runtime = "docker"``, or ``"auto"`` unless the
+  running ragexd says it chose local processes): it sees the tree at another
+  path, without the user's global git excludes; the ``[search] direct_regex =
+  false`` setting, no ``rg``, a bad configuration;
 * a ``--path``: ripgrep's globs override ignore rules and a named path is
   searched even when ignored, so ignored files come back that only the
   worker's matcher (pathspec, too heavy for the client) takes out again;
 * a hit below a nested ``.ragexignore``, or where a ``.gitignore`` negation
   meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``).
 
-Imports only the standard library and ragex's stdlib-only shared modules, and
-the heavier of those only once the command line qualifies.
+Imports only what the interpreter has already loaded (``os``, ``sys``) and
+ragex's shared rule modules in their cheap forms (``where``, ``settings``,
+``vocabulary``, ``ripgrep``, ``filerules``, ``filetypes``, ``render``), none of
+which loads ``dataclasses``, ``pathlib``, ``typing``, ``subprocess``, ``json`` or
+``re`` on the way to a ``--mode regex`` answer (``tests/client/
+test_import_light.py`` keeps it so): on this path every millisecond of import is
+a tenth of ripgrep's whole search.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
     from collections.abc import Callable
+    from typing import Any
 
 #: Flags that take a value, by every spelling the CLI accepts in full.
 _VALUED = {"--mode": "mode", "-n": "limit", "--limit": "limit", "-g": "paths",
@@ -60,21 +66,24 @@ class NotHere(Exception):
     """The direct path cannot answer exactly; the daemon path must."""
 
 
-@dataclass
 class Request:
     """A search command line the direct path understood."""
 
-    mode: str = "auto"
-    limit: str = "10"
-    color: str = "auto"
-    project: str | None = None
-    after: str | None = None      # -A/-B/-C as given: checked by _context
-    before: str | None = None
-    context: str | None = None
-    paths: list[str] = field(default_factory=list)
-    languages: list[str] = field(default_factory=list)
-    patterns: list[str] = field(default_factory=list)
-    words: list[str] = field(default_factory=list)
+    __slots__ = ("mode", "limit", "color", "project", "after", "before", "context", "paths",
+                 "languages", "patterns", "words")
+
+    def __init__(self) -> None:
+        self.mode = "auto"
+        self.limit = "10"
+        self.color = "auto"
+        self.project: str | None = None
+        self.after: str | None = None      # -A/-B/-C as given: checked by _context
+        self.before: str | None = None
+        self.context: str | None = None
+        self.paths: list[str] = []
+        self.languages: list[str] = []
+        self.patterns: list[str] = []
+        self.words: list[str] = []
 
 
 def parse(argv: list[str]) -> Request | None:
@@ -138,12 +147,32 @@ def _context(req: Request) -> tuple[int, int] | None:
     return (got.before, got.after) if isinstance(got, render.Context) else None
 
 
-Plan = tuple[str, int, Path, list[str], list[str], tuple[int, int]]
+def same_files_as_a_worker(settings: dict[str, Any]) -> bool:
+    """Whether the worker that would serve this search sees the files as the
+    client does: a local process (or the one-shot worker, with the daemon off),
+    not a container (another path for the tree, no user's global git excludes,
+    symlinks out of the tree dead).  ``runtime = "auto"`` is what the running
+    ragexd chose (``where.daemon_runtime_file``); with no ragexd running the
+    daemon path starts one and it decides, so the client does not guess."""
+    from ragexd import where
+
+    if not settings["enabled"] or settings["runtime"] == "process":
+        return True
+    if settings["runtime"] != "auto":
+        return False
+    try:
+        with open(where.daemon_runtime_file(), encoding="utf-8") as fh:
+            pid_text, _, chosen = fh.read().strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    # a ragexd that died without clearing its record: stale, the next one decides
+    return chosen == "process" and pid > 0 and where.process_running(pid)
 
 
-def plan(req: Request) -> Plan | None:
-    """(pattern, limit, root, globs, languages, (before, after)) for a search the
-    direct path can serve exactly, or None."""
+def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | None:
+    """(pattern, limit, root, languages, (before, after)) for a search the direct
+    path can serve exactly, or None."""
     from ragexd.vocabulary import MAX_LIMIT, query_problem
 
     from . import render
@@ -166,43 +195,38 @@ def plan(req: Request) -> Plan | None:
             return None
     elif req.mode != "regex":
         return None
-    from ragexd import config, paths
+    from ragexd import settings, where
 
     try:
-        cfg = config.load()
-    except config.ConfigError:
+        values, _ = settings.read()
+    except settings.ConfigError:
         return None
-    if not cfg.direct_regex or cfg.runtime == "docker":
+    if not values["direct_regex"] or not same_files_as_a_worker(values):
         return None
-    start = Path(req.project) if req.project is not None else Path(os.getcwd())
-    if not start.exists():
+    start = req.project if req.project is not None else os.getcwd()
+    if not os.path.exists(start):
         return None
-    choice = paths.choose_project_root(start, explicit=req.project is not None)
-    if choice.refusal or choice.how == "cwd":
+    root, how, _sentence, refusal = where.choose_root(start, explicit=req.project is not None)
+    if refusal or how == "cwd":
         return None
-    root = choice.root
-    index = os.path.realpath(paths.index_dir(paths.project_id_for(root)))
-    if index == str(root) or index.startswith(str(root).rstrip(os.sep) + os.sep):
+    index = os.path.realpath(where.index_dir(where.project_id_for(root)))
+    if index == root or index.startswith(root.rstrip(os.sep) + os.sep):
         return None   # the worker leaves its own index out of the search
-    from ragexd.filerules import GlobProblem, clean_globs
     from ragexd.filetypes import known_languages, normalise_language
 
     languages = [normalise_language(lang) for lang in req.languages]
     if any(lang not in known_languages() for lang in languages):
         return None
-    try:
-        globs = clean_globs(root, req.paths)
-    except GlobProblem:
-        return None
-    if globs:
+    if req.paths:
         # ripgrep searches a path it is given, and a -g glob overrides every ignore
         # rule: `-g '*.log'` finds gitignored logs, which only the worker's matcher
-        # (pathspec) takes out again; and that matcher reads a lone exclusion
-        # ('!tests/') otherwise than rg does.  The worker's reading is the answer.
+        # (pathspec, with the indexer's ignore rules) takes out again; and that
+        # matcher reads a lone exclusion ('!tests/') otherwise than rg does.  The
+        # worker's reading is the answer, and the CLI words a path it refuses.
         return None
     if _rg_unavailable():
         return None
-    return pattern, limit, root, globs, languages, context
+    return pattern, limit, root, languages, context
 
 
 def _may_reinclude(negation: str, rel: str) -> bool:
@@ -217,7 +241,7 @@ def _may_reinclude(negation: str, rel: str) -> bool:
     return any(fnmatchcase(part, pattern) for part in rel.split("/"))
 
 
-def undecided_by_ripgrep(root: Path) -> Callable[[str], bool]:
+def undecided_by_ripgrep(root: str) -> Callable[[str], bool]:
     """An ``accept`` for ripgrep that stops the search (NotHere) at a hit whose
     fate ripgrep cannot decide as ragex does, so that the worker decides it:
 
@@ -265,13 +289,12 @@ def search(req: Request) -> int | None:
     planned = plan(req)
     if planned is None:
         return None
-    pattern, limit, root, globs, languages, (before, after) = planned
+    pattern, limit, root, languages, (before, after) = planned
     from ragexd import exitcodes, ripgrep
 
     try:
-        matches, notes = ripgrep.grep(root, pattern, limit=limit, globs=globs,
-                                      languages=languages,
-                                      accept=undecided_by_ripgrep(root))
+        matches, notes = ripgrep.grep(root, pattern, limit=limit, languages=languages,
+                                      accept=undecided_by_ripgrep(root), alone=True)
     except NotHere:
         return None
     except ripgrep.RipgrepError as exc:
@@ -281,23 +304,18 @@ def search(req: Request) -> int | None:
         return exitcodes.ERROR
     if not matches and req.mode == "auto":
         return None       # auto goes on to search by meaning
-    from ragexd.filetypes import language_for
-
     from . import render
 
-    hits = [{"path": m.path, "line": m.line, "end_line": m.line, "kind": "match", "name": "",
-             "score": 1.0, "text": m.text, "language": language_for(m.path), "parent": "",
-             "start_line": m.line} for m in matches]
+    hits = [m.hit() for m in matches]
     for note in notes:
         sys.stderr.write(f"ragexctl: note: {note}\n")
     color = render.use_color(req.color, sys.stdout)
     ctx = render.Context(before, after)
     if ctx:   # as cli.print_hits prints a regex result
-        sys.stdout.write(render.render_context(hits, str(root), render.current_dir(), ctx,
+        sys.stdout.write(render.render_context(hits, root, render.current_dir(), ctx,
                                                color=color))
     else:
-        sys.stdout.write(render.render_hits(hits, str(root), render.current_dir(),
-                                            color=color))
+        sys.stdout.write(render.render_hits(hits, root, render.current_dir(), color=color))
     return exitcodes.OK if hits else exitcodes.NOTHING
 
 

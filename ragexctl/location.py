@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ragexd.protocol import ErrorCode, RagexError
+from ragexd.protocol.args import check_text
 
 
 def parse_location(text: str) -> tuple[str, int]:
@@ -35,7 +36,10 @@ def parse_location(text: str) -> tuple[str, int]:
 
 def project_relative(path: str, root: str, cwd: str) -> str:
     """``path`` (relative to ``cwd``, or absolute) as a '/'-separated path relative
-    to the project ``root``; PATH_OUTSIDE_PROJECT when it is not inside it."""
+    to the project ``root``; PATH_OUTSIDE_PROJECT when it is not inside it.  A path
+    no file can have (a NUL byte: an agent's JSON can hold one) is the wire's
+    sentence about 'path', not a ValueError from the file system."""
+    check_text("path", path)
     full = os.path.realpath(os.path.join(cwd, os.path.expanduser(path)))
     base = os.path.realpath(root)
     if full == base or not full.startswith(base.rstrip(os.sep) + os.sep):

@@ -313,40 +313,38 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 
 # --- argument checks (before any round trip) ------------------------------------
+#
+# The tools' arguments become the protocol's typed arguments here, and those
+# validate themselves (``ragexd/protocol/args.py``): one set of checks and one
+# sentence for each mistake, whether it comes from the CLI, an agent or the wire.
+# The sentences name fields (``'limit'``), which are also the tools' parameters.
+
+
+def _globs(value: Any) -> Any:
+    """``paths``/``languages`` as a list: a model often sends one string, or null."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
 
 
 def search_args(query: Any, mode: Any, limit: Any, paths_: Any, languages: Any) -> SearchArgs:
     """Validated SearchArgs, or a RagexError with the sentence a model can act on."""
-    if paths_ is None:
-        paths_ = []
-    if languages is None:
-        languages = []
-    if isinstance(paths_, str):
-        paths_ = [paths_]
-    if isinstance(languages, str):
-        languages = [languages]
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise RagexError(ErrorCode.BAD_QUERY,
-                         f"limit must be an integer between 1 and {MAX_LIMIT}, not {limit!r}")
-    args = SearchArgs(query=query if isinstance(query, str) else "", mode=str(mode), limit=limit,
-                      paths=list(paths_), languages=list(languages), auto_index=True)
+    args = SearchArgs(query=query, mode=mode, limit=limit, paths=_globs(paths_),
+                      languages=_globs(languages), auto_index=True)
     args.validate()
     return args
 
 
 def similar_args(path: Any, line: Any, limit: Any, paths_: Any, languages: Any, *,
                  root: str) -> SimilarArgs:
-    """Validated SimilarArgs for find_similar (a path relative to the project root,
-    or absolute), or a RagexError with the sentence a model can act on."""
-    search = search_args("x", "auto", limit, paths_, languages)   # the shared checks
-    if not isinstance(path, str) or not path.strip():
-        raise RagexError(ErrorCode.BAD_QUERY, "path must be a file of the project, e.g. "
-                         "\"src/app.py\"")
-    if isinstance(line, bool) or not isinstance(line, int) or line < 1:
-        raise RagexError(ErrorCode.BAD_QUERY, f"line must be a line number, 1 or more, not "
-                         f"{line!r}")
-    args = SimilarArgs(path=project_relative(path, root, root), line=line, limit=search.limit,
-                       paths=search.paths, languages=search.languages)
+    """Validated SimilarArgs for find_similar, or a RagexError with the sentence a
+    model can act on.  An agent may give the path absolute or relative to the
+    project root; the wire wants it relative to the root, so a usable path is
+    resolved first and anything else is left for ``SimilarArgs`` to refuse."""
+    if isinstance(path, str) and path.strip():
+        path = project_relative(path, root, root)
+    args = SimilarArgs(path=path, line=line, limit=limit, paths=_globs(paths_),
+                       languages=_globs(languages))
     args.validate()
     return args
 

@@ -8,18 +8,22 @@ magenta and line number in green, colour only on a terminal.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import stat
 import sys
-import textwrap
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable, TextIO
 
-from ragexd.config import format_size
 from ragexd.vocabulary import Problem, context_problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
+    import re
+    from collections.abc import Iterable
+    from typing import Any, TextIO
+
+#: json, re, textwrap and ragexd.config are imported by the functions that use
+#: them: the direct regex path (ragexctl/direct.py) prints grep lines through
+#: this module on every search, and those imports cost more than ripgrep's run.
 
 # ripgrep's default colours.
 PATH_COLOR = "\x1b[35m"     # magenta
@@ -136,6 +140,8 @@ def format_coverage(coverage: dict[str, Any] | None) -> str | None:
 def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
     programs whatever the cwd)."""
+    import json
+
     return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":")) + "\n" for h in hits)
 
 
@@ -146,12 +152,22 @@ def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
 CONTEXT_LINE_BYTES = 4096
 
 
-@dataclass
 class Context:
-    """How many lines to show before and after each hit (ripgrep's -B and -A)."""
+    """How many lines to show before and after each hit (ripgrep's -B and -A).
+    A plain class, not a dataclass, for the direct path's import cost."""
 
-    before: int = 0
-    after: int = 0
+    __slots__ = ("before", "after")
+
+    def __init__(self, before: int = 0, after: int = 0) -> None:
+        self.before = before
+        self.after = after
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Context) and (self.before, self.after) == \
+            (other.before, other.after)
+
+    def __repr__(self) -> str:
+        return f"Context(before={self.before}, after={self.after})"
 
     def __bool__(self) -> bool:
         return bool(self.before or self.after)
@@ -312,6 +328,8 @@ def query_words(query: str) -> "re.Pattern[str] | None":
     """What to highlight of a question: its words of three letters or more, minus
     the commonest ones, roughly stemmed (``uploads`` lights up ``upload``), found
     inside identifiers too (``retry`` in ``retry_upload``), any case."""
+    import re
+
     stems: set[str] = set()
     for word in re.findall(r"[A-Za-z0-9]+", query):
         w = word.lower()
@@ -374,7 +392,10 @@ def render_blocks(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, query:
         lines = str(hit.get("text") or "").replace("\r\n", "\n").split("\n")
         lines = lines[max(0, line - int(hit.get("line") or line)):]   # from the def line
         body = [ln for ln in lines if ln.strip()][:BLOCK_LINES]
-        body = textwrap.dedent("\n".join(body)).split("\n") if body else []
+        if body:
+            import textwrap
+
+            body = textwrap.dedent("\n".join(body)).split("\n")
         out.extend("    " + highlight(clip(ln, width - 4), words, color) for ln in body)
     return "".join(line + "\n" for line in out)
 
@@ -400,6 +421,8 @@ def terminal_width(stream: TextIO) -> int:
 def format_error(code: str, message: str, *, as_json: bool,
                  detail: dict[str, Any] | None = None) -> str:
     if as_json:
+        import json
+
         return json.dumps({"error": {"code": code, "message": message, "detail": detail or {}}},
                           ensure_ascii=False) + "\n"
     return f"ragexctl: {message}\n"
@@ -424,6 +447,8 @@ def format_duration(seconds: float | None) -> str:
 def format_bytes(n: Any) -> str:
     if n is None:
         return "-"
+    from ragexd.config import format_size
+
     try:
         return format_size(int(n))
     except (TypeError, ValueError):

@@ -50,19 +50,22 @@ def quiet(_text: str) -> None:
 
 
 def wait_daemon_gone(timeout: float, pid: int | None = None) -> bool:
-    """True once nothing accepts connections on ragexd's socket and, given its
-    ``pid``, that process has exited too (within ``timeout``).
+    """True once nothing accepts connections on ragexd's socket and its lock is
+    free, and, given its ``pid``, that process has exited too (within ``timeout``).
 
-    The socket closes a moment before the process ends; a caller that says
-    "ragexd stopped" (or starts the next one) must not be answered early: a
-    script that checks for the process right after ``stop --all`` would still
-    find it.
+    The socket closes a moment before ragexd lets go of its lock, and the lock a
+    moment before the process ends: a new ragexd started in between would exit
+    "already running", and a script that checks for the process right after
+    ``stop --all`` would still find it.
     """
-    from .client import daemon_alive, process_running
+    from ragexd.pidlock import lock_free
+
+    from .client import daemon_alive
 
     end = time.monotonic() + timeout
     while True:
-        if not daemon_alive() and (pid is None or not process_running(pid)):
+        if (not daemon_alive() and lock_free(paths.daemon_pid_path())
+                and (pid is None or not paths.process_running(pid))):
             return True
         if time.monotonic() >= end:
             return False
@@ -191,7 +194,7 @@ class Session:
                     raise
         finally:
             probe.close()
-        if not wait_daemon_gone(STOP_TIMEOUT, pid if isinstance(pid, int) else None):
+        if not wait_daemon_gone(STOP_TIMEOUT):
             raise RagexError(ErrorCode.RUNTIME_ERROR,
                              f"the stale ragexd {theirs} (pid {pid}) did not stop within "
                              f"{STOP_TIMEOUT:g} s; end it with `kill {pid}` and try again",

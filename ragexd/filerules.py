@@ -4,14 +4,18 @@ The indexer walks the tree (``engine/discovery.py``) and a regex search asks
 ripgrep (``ragexd/ripgrep.py``), either inside a worker or straight from the
 client (``ragexctl/direct.py``).  All three read the defaults, the size limit,
 the never-searched VCS folders and the path-glob rules from here, so the paths
-cannot drift apart.  Stdlib only: the client imports it on every search.
+cannot drift apart.  Stdlib only, and nothing the interpreter has not loaded
+already (no pathlib, no typing): the client imports it on every search.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
+    from collections.abc import Sequence
+    from typing import Any
 
 MAX_FILE_BYTES = 1024 * 1024
 IGNORE_FILES = (".gitignore", ".ragexignore")
@@ -98,7 +102,7 @@ class GlobProblem(ValueError):
         self.detail = detail
 
 
-def clean_globs(root: Path | str, globs: Sequence[str]) -> list[str]:
+def clean_globs(root: str | os.PathLike[str], globs: Sequence[str]) -> list[str]:
     """``--path`` globs made relative to the root, gitignore style: an absolute
     path inside the root becomes relative, ``./`` goes, and a path outside the
     root (``../x``, ``/etc``) is refused."""
@@ -118,8 +122,7 @@ def clean_globs(root: Path | str, globs: Sequence[str]) -> list[str]:
                 raise GlobProblem("path_outside_project",
                                   f"the path {g!r} is outside the project {root}; "
                                   "give paths relative to the project root", path=g)
-        parts = PurePosixPath(glob.lstrip("!")).parts
-        if ".." in parts:
+        if ".." in glob.lstrip("!").split("/"):
             raise GlobProblem("path_outside_project",
                               f"the path {g!r} leaves the project {root}; "
                               "give paths inside the project", path=g)

@@ -10,8 +10,6 @@ business.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 #: Extension (lower case, with dot) -> engine language name.  Languages without a
 #: LangSpec are indexed as line windows but still carry their name for filters.
 EXTENSIONS: dict[str, str] = {
@@ -60,10 +58,11 @@ ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "golang": "go
 
 def language_for(path: str) -> str:
     """Engine language for a relative path; "text" when nothing better is known."""
-    p = PurePosixPath(path)
-    if p.name in FILENAMES:
-        return FILENAMES[p.name]
-    return EXTENSIONS.get(p.suffix.lower(), "text")
+    name = path.rpartition("/")[2]
+    if name in FILENAMES:
+        return FILENAMES[name]
+    dot = name.rfind(".")   # PurePosixPath's suffix, without importing pathlib (the client's)
+    return EXTENSIONS.get(name[dot:].lower() if 0 < dot < len(name) - 1 else "", "text")
 
 
 def normalise_language(name: str) -> str:

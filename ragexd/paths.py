@@ -1,7 +1,9 @@
 """Where ragex keeps things, and which project a directory belongs to.
 
 Shared by ragexctl and ragexd so both agree on the socket path and on project
-identity without talking first.  Follows XDG through platformdirs:
+identity without talking first.  The rules are ``where.py``'s (plain strings,
+cheap to import: the client's direct regex path follows them too); this module
+gives them ``pathlib`` types and adds project records and pid files:
 
 * runtime (sockets, pid file): ``$XDG_RUNTIME_DIR/ragex`` (0700); without
   XDG_RUNTIME_DIR, ``/run/user/<uid>/ragex`` when systemd made that directory,
@@ -16,62 +18,34 @@ identity without talking first.  Follows XDG through platformdirs:
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import json
 import os
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from . import where
+from .where import APP, PROJECT_FILE, ROOT_MARKER, VCS_MARKERS, check_private_dir, process_running
 
-APP = "ragex"
-#: Written inside every index directory; its presence marks "an existing ragex index".
-PROJECT_FILE = "project.json"
-
-
-def _override(var: str) -> Path | None:
-    value = os.environ.get(var)
-    return Path(value) if value else None
-
-
-#: Where systemd-logind (and elogind) lay out each user's runtime directory.
-SYSTEMD_RUNTIME_BASE = Path("/run/user")
+__all__ = ["APP", "PROJECT_FILE", "ROOT_MARKER", "VCS_MARKERS", "check_private_dir",
+           "process_running"]
 
 
 def runtime_dir() -> Path:
-    """The directory of ragexd's socket: one per user whatever the environment.
-
-    A process started with a stripped environment must find the same ragexd as
-    the user's shell: the MCP SDK's stdio client starts ``ragexctl mcp`` with
-    only HOME, PATH, SHELL, TERM, USER and LOGNAME, so without XDG_RUNTIME_DIR
-    we look where systemd would have pointed it (``/run/user/<uid>``, when it
-    exists and is ours and private) before falling back to ``/tmp``.
-    """
-    over = _override("RAGEX_RUNTIME_DIR")
-    if over:
-        return over
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return Path(xdg) / APP
-    systemd = SYSTEMD_RUNTIME_BASE / str(os.getuid())
-    if systemd.is_dir() and check_private_dir(systemd) is None:  # exists, ours, private
-        return systemd / APP
-    return Path("/tmp") / f"{APP}-{os.getuid()}"
+    """The directory of ragexd's socket (``where.runtime_dir``)."""
+    return Path(where.runtime_dir())
 
 
 def data_dir() -> Path:
-    return _override("RAGEX_DATA_DIR") or Path(platformdirs.user_data_dir(APP, appauthor=False))
+    return Path(where.data_dir())
 
 
 def state_dir() -> Path:
-    return _override("RAGEX_STATE_DIR") or Path(platformdirs.user_state_dir(APP, appauthor=False))
+    return Path(where.state_dir())
 
 
 def config_dir() -> Path:
-    return _override("RAGEX_CONFIG_DIR") or Path(platformdirs.user_config_dir(APP, appauthor=False))
+    return Path(where.config_dir())
 
 
 def log_dir() -> Path:
@@ -90,6 +64,11 @@ def daemon_pid_path() -> Path:
     return runtime_dir() / "ragexd.pid"
 
 
+def daemon_runtime_path() -> Path:
+    """Which runtime ragexd chose (``where.daemon_runtime_file``)."""
+    return Path(where.daemon_runtime_file())
+
+
 def read_pid(path: Path) -> int | None:
     """The pid written in a pid file (ragexd's lock file), or None.  Here, not in
     the supervisor, because ragexctl reads it too (to name a frozen ragexd)."""
@@ -106,32 +85,11 @@ def worker_socket_dir(project_id: str) -> Path:
 
 
 def projects_dir() -> Path:
-    return data_dir() / "projects"
+    return Path(where.projects_dir())
 
 
 def index_dir(project_id: str) -> Path:
     return projects_dir() / project_id
-
-
-def check_private_dir(path: Path) -> str | None:
-    """Return why ``path`` is unsafe as a private runtime dir, or None if it is fine.
-
-    Like Watchman's state dir: it must be ours and closed to group and others,
-    or another local user could connect to our socket or plant one.
-    """
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        return f"{path} is not a directory. Remove it and start ragexd again."
-    if st.st_uid != os.getuid():
-        return (f"{path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()}). "
-                f"Remove it (`sudo rm -rf {path}`) or set RAGEX_RUNTIME_DIR to a private directory.")
-    if st.st_mode & 0o077:
-        return (f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}). "
-                f"Fix it with `chmod 700 {path}`.")
-    return None
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -148,27 +106,10 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def project_id_for(root: Path) -> str:
-    """Stable id of a project: hash of the user and the root's real path.
-
-    Short (16 hex chars) because it appears in ipc:// socket paths, which the
-    kernel limits to ~107 bytes.
-    """
-    real = os.path.realpath(root)
-    user = f"{os.getuid()}:{_username()}"
-    return hashlib.sha256(f"{user}\0{real}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    """Stable id of a project (``where.project_id_for``)."""
+    return where.project_id_for(root)
 
 
-def _username() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers with a bare uid)
-        return str(os.getuid())
-
-
-#: Directories that mark the root of a version-controlled tree.
-VCS_MARKERS = (".git", ".hg", ".svn", ".bzr", "_darcs", ".jj")
-#: An empty file a user puts at the root they want, where there is no VCS root.
-ROOT_MARKER = ".ragexroot"
 #: A root chosen only because it is the current directory, holding more files
 #: than this, is confirmed on a terminal and refused without one.
 LARGE_TREE_FILES = 20_000
@@ -195,19 +136,8 @@ class RootChoice:
 
 
 def forbidden_root(root: Path) -> str | None:
-    """What ``root`` is, when indexing it by accident would be harmful: ``/``,
-    the home directory, or one of ragex's own directories (or inside one)."""
-    real = os.path.realpath(root)
-    if real == os.path.sep:
-        return "the root directory"
-    if real == os.path.realpath(os.path.expanduser("~")):
-        return "your home directory"
-    for what, own in (("data", data_dir()), ("state", state_dir()),
-                      ("runtime", runtime_dir()), ("configuration", config_dir())):
-        mine = os.path.realpath(own)
-        if real == mine or real.startswith(mine + os.sep):
-            return f"ragex's own {what} directory ({mine})"
-    return None
+    """What ``root`` is, when indexing it by accident would be harmful (``where.forbidden_root``)."""
+    return where.forbidden_root(root)
 
 
 def choose_project_root(start: Path, *, explicit: bool = False) -> RootChoice:
@@ -215,32 +145,10 @@ def choose_project_root(start: Path, *, explicit: bool = False) -> RootChoice:
     holding ``.ragexroot``, a VCS root or an existing ragex index; else
     ``start`` itself, said out loud.  Refuses ``/``, the home directory and
     ragex's own directories unless ``explicit`` (a path given on the command
-    line) or a ``.ragexroot`` marker chose them."""
-    here = Path(os.path.realpath(start))
-    if here.is_file():
-        here = here.parent
-    for candidate in (here, *here.parents):
-        if (candidate / ROOT_MARKER).exists():
-            return RootChoice(candidate, "marker")
-        if any((candidate / m).exists() for m in VCS_MARKERS):
-            choice = RootChoice(candidate, "vcs")
-            break
-        if (index_dir(project_id_for(candidate)) / PROJECT_FILE).exists():
-            choice = RootChoice(candidate, "index")
-            break
-    else:
-        if explicit:
-            return RootChoice(here, "explicit")
-        choice = RootChoice(here, "cwd", sentence=(
-            f"no version-control root or {ROOT_MARKER} file above {here}: using it as the "
-            f"project root (put an empty {ROOT_MARKER} file where the project starts to "
-            "choose another)"))
-    what = None if explicit else forbidden_root(choice.root)
-    if what is not None:
-        return RootChoice(choice.root, choice.how, choice.sentence, refusal=(
-            f"will not index {choice.root}, {what}, without being asked: give the project "
-            f"with `--project PATH`, or put an empty {ROOT_MARKER} file at its root"))
-    return choice
+    line) or a ``.ragexroot`` marker chose them.  The rule is
+    ``where.choose_root``'s."""
+    root, how, sentence, refusal = where.choose_root(start, explicit=explicit)
+    return RootChoice(Path(root), how, sentence, refusal)
 
 
 def count_files(root: Path, limit: int) -> int:

@@ -68,3 +68,25 @@ class InstanceLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+def lock_free(path: Path) -> bool:
+    """Could a new holder take the lock at ``path`` now?  True when the file is
+    gone (the last holder removed it on its way out) or nobody holds it.
+
+    A ragexd closes its socket a moment before it lets go of the lock; whoever
+    replaces it waits for this, or the new one would exit "already running".
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    finally:
+        os.close(fd)   # drops our shared lock with it

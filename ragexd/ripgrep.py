@@ -14,28 +14,42 @@ Outside the engine and stdlib only, because two sides run it with the same
 command line: a worker (``engine/search.py``, which adds each hit's enclosing
 definition) and the client's direct path (``ragexctl/direct.py``), which skips
 the round trip for a plain grep.  What each side may not do alone it says in
-``accept``.
+``accept``; the shape of a hit is ``RgMatch.hit``'s, for both.
+
+Cheap to import, because the client pays every import on every search (issue
+#11 part 5: a regex search from a fresh client should cost little more than
+starting Python and ripgrep): rg prints ``path NUL line:text`` lines, read as
+bytes (no ``json``, hence no ``re``); a single-threaded caller starts rg with
+``os.posix_spawn`` (no ``subprocess``, ``threading`` or ``signal``), a worker
+with ``subprocess``; both read rg's output with ``select.poll`` against one
+deadline instead of timer and reader threads.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
+import select
 import sys
-import threading
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+import time
 
 from .filerules import ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
-from .filetypes import extensions_for
+from .filetypes import extensions_for, language_for
 
-#: logging, base64 and shutil are imported where they are used, on rare paths:
-#: the client imports this module on every regex search (see ragexctl/direct.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+#: logging and shutil are imported where they are used, on rare paths: the
+#: client imports this module on every regex search (see ragexctl/direct.py).
 
 TIMEOUT_SECONDS = 10.0
 MAX_LINE_CHARS = 400
+#: Lines longer than this many bytes are cut by rg itself (``--max-columns``):
+#: a minified bundle's line is not read whole to show its first MAX_LINE_CHARS
+#: characters, which lie well inside it (a character is at most 4 bytes).
+MAX_COLUMNS = 2000
+_SIGKILL = 9   # POSIX's number; importing ``signal`` for it costs an enum module
 
 
 class RipgrepError(Exception):
@@ -49,18 +63,39 @@ class RipgrepError(Exception):
         self.detail = detail
 
 
-@dataclass
 class RgMatch:
-    path: str       # relative, '/'-separated
-    line: int
-    text: str
+    """One line ripgrep matched: ``path`` relative and '/'-separated, ``line`` 1-based."""
+
+    __slots__ = ("path", "line", "text")
+
+    def __init__(self, path: str, line: int, text: str) -> None:
+        self.path = path
+        self.line = line
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RgMatch) and (self.path, self.line, self.text) == \
+            (other.path, other.line, other.text)
+
+    def __repr__(self) -> str:
+        return f"RgMatch({self.path!r}, {self.line}, {self.text!r})"
+
+    def hit(self, *, language: str | None = None, parent: str = "") -> dict[str, Any]:
+        """The search hit this match is, in the wire's shape (``SearchHit``'s
+        fields): the one place both sides build it.  A worker knows the
+        enclosing definition (``parent``) and its language from the index; the
+        client does not, and the file name decides the language."""
+        return {"path": self.path, "line": self.line, "end_line": self.line, "kind": "match",
+                "name": "", "score": 1.0, "text": self.text,
+                "language": language_for(self.path) if language is None else language,
+                "parent": parent, "stale": False, "start_line": self.line}
 
 
 def find_rg() -> str:
     """The rg next to our interpreter (the ripgrep wheel), else the one on PATH."""
-    here = Path(sys.executable).parent / "rg"
-    if here.is_file() and os.access(here, os.X_OK):
-        return str(here)
+    here = os.path.join(os.path.dirname(sys.executable), "rg")
+    if os.path.isfile(here) and os.access(here, os.X_OK):
+        return here
     import shutil
 
     found = shutil.which("rg")
@@ -96,19 +131,23 @@ def _clean_error(stderr: str) -> str:
     return text.strip()
 
 
-def build_command(rg: str, root: Path, pattern: str, *, globs: Sequence[str] = (),
-                  type_globs: Sequence[str] = (), max_filesize: int = MAX_FILE_BYTES,
-                  defaults_fd: int | None = None) -> list[str]:
-    cmd = [rg, "--json", "--no-config", "--no-require-git", "--hidden", "--sort", "path",
-           "--max-filesize", str(max_filesize), "--max-columns", "2000",
-           "--max-columns-preview"]
+def build_command(rg: str, root: str | os.PathLike[str], pattern: str, *,
+                  globs: Sequence[str] = (), type_globs: Sequence[str] = (),
+                  max_filesize: int = MAX_FILE_BYTES, defaults_fd: int | None = None
+                  ) -> list[str]:
+    """The one rg command line, run in ``root``.  Each match is one output line
+    ``./path NUL line:text`` (``--null``: a path may hold any byte but NUL)."""
+    cmd = [rg, "--no-config", "--no-require-git", "--hidden", "--sort", "path",
+           "--max-filesize", str(max_filesize), "--max-columns", str(MAX_COLUMNS),
+           "--max-columns-preview", "--no-heading", "--with-filename", "--line-number",
+           "--null", "--color", "never"]
     if defaults_fd is not None:
         cmd += ["--ignore-file", f"/dev/fd/{defaults_fd}"]
     for name in sorted(ALWAYS_SKIP_DIRS):
         cmd += ["-g", f"!{name}"]
-    ragexignore = root / ".ragexignore"
-    if ragexignore.is_file():
-        cmd += ["--ignore-file", str(ragexignore)]
+    ragexignore = os.path.join(root, ".ragexignore")
+    if os.path.isfile(ragexignore):
+        cmd += ["--ignore-file", ragexignore]
     for g in globs:
         if _has_glob_chars(g):
             cmd += ["-g", g]
@@ -120,96 +159,188 @@ def build_command(rg: str, root: Path, pattern: str, *, globs: Sequence[str] = (
     literal = [g.strip("/") for g in globs if not _has_glob_chars(g)]
     if literal and len(literal) == len(globs):
         # plain paths: search just them (rg's -g would not descend into a named dir)
-        cmd += [p for p in literal if (root / p).exists()] or ["./.ragex-no-such-path"]
+        cmd += [p for p in literal if os.path.exists(os.path.join(root, p))] \
+            or ["./.ragex-no-such-path"]
     else:
         cmd.append(".")
     return cmd
 
 
-def grep(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
-         languages: Sequence[str] = (), accept: Callable[[str], bool] | None = None
-         ) -> tuple[list[RgMatch], list[str]]:
+def grep(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Sequence[str] = (),
+         languages: Sequence[str] = (), accept: Callable[[str], bool] | None = None,
+         alone: bool = False) -> tuple[list[RgMatch], list[str]]:
     """A project's regex search: ``languages`` (engine names, already checked)
     become ripgrep globs; a language with no known file name matches nothing."""
     type_globs = [g for lang in languages for g in extensions_for(lang)]
     if languages and not type_globs:
         return [], []
-    return search(root, pattern, limit=limit, globs=globs, type_globs=type_globs, accept=accept)
+    return search(root, pattern, limit=limit, globs=globs, type_globs=type_globs, accept=accept,
+                  alone=alone)
 
 
-def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
+class _Rg:
+    """A running rg: its pid and the read ends of its stdout and stderr.
+
+    ``alone`` (a single-threaded process: the client) starts it with
+    ``os.posix_spawn`` after a brief ``chdir`` into the root, which rg needs as
+    its working directory (``--ignore-file`` patterns are relative to it);
+    ``posix_spawn`` cannot set it, and a process with threads (a worker) must
+    not change its own, so it uses ``subprocess``, which it has loaded anyway."""
+
+    def __init__(self, cmd: list[str], cwd: str | os.PathLike[str], keep_fd: int,
+                 alone: bool) -> None:
+        self._popen: Any = None
+        if alone:
+            os.set_inheritable(keep_fd, True)
+            here = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+            null = os.open(os.devnull, os.O_RDONLY)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            try:
+                os.chdir(cwd)
+                self.pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                    (os.POSIX_SPAWN_DUP2, err_w, 2)])
+            except BaseException:
+                os.close(out_r)
+                os.close(err_r)
+                raise
+            finally:
+                os.fchdir(here)
+                for fd in (here, null, out_w, err_w):
+                    os.close(fd)
+            self.out, self.err = out_r, err_r
+        else:
+            import subprocess
+
+            self._popen = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           pass_fds=(keep_fd,))
+            self.pid = self._popen.pid
+            self.out, self.err = self._popen.stdout.fileno(), self._popen.stderr.fileno()
+
+    def kill(self) -> None:
+        try:
+            if self._popen is not None:
+                self._popen.kill()
+            else:
+                os.kill(self.pid, _SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        """rg's exit status (negative: the signal that ended it); closes the pipes."""
+        try:
+            if self._popen is not None:
+                code = int(self._popen.wait())
+                self._popen.stdout.close()
+                self._popen.stderr.close()
+                return code
+            return os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        finally:
+            if self._popen is None:
+                for fd in (self.out, self.err):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+
+def _match(line: bytes) -> RgMatch | None:
+    """``./path NUL line:text`` as a match; None for anything else rg may print
+    on stdout (``path: binary file matches ...`` for a binary file named as a path)."""
+    raw_path, nul, rest = line.partition(b"\0")
+    number, colon, text = rest.partition(b":")
+    if not nul or not colon or not number.isdigit():
+        return None
+    while raw_path.startswith(b"./"):
+        raw_path = raw_path[2:]
+    # A path that is not UTF-8 is shown with \xNN escapes, exactly as the index
+    # summary names it, never mangled into U+FFFD; a line's text is just read.
+    return RgMatch(display_name(raw_path), int(number),
+                   text.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE_CHARS])
+
+
+def _take(lines: list[bytes], matches: list[RgMatch], limit: int,
+          accept: Callable[[str], bool] | None, verdicts: dict[str, bool]) -> bool:
+    """Add the accepted matches among ``lines``; True once ``limit`` is reached.
+    ``accept`` is asked once per file (``verdicts``): a worker's answer costs
+    a walk of the ignore rules, and a file often holds many matches."""
+    for line in lines:
+        m = _match(line)
+        if m is None:
+            continue
+        if accept is not None:
+            ok = verdicts.get(m.path)
+            if ok is None:
+                ok = verdicts[m.path] = accept(m.path)
+            if not ok:
+                continue
+        matches.append(m)
+        if len(matches) >= limit:
+            return True
+    return False
+
+
+def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Sequence[str] = (),
            type_globs: Sequence[str] = (), accept: Callable[[str], bool] | None = None,
-           timeout: float = TIMEOUT_SECONDS, max_filesize: int = MAX_FILE_BYTES
-           ) -> tuple[list[RgMatch], list[str]]:
+           timeout: float = TIMEOUT_SECONDS, max_filesize: int = MAX_FILE_BYTES,
+           alone: bool = False) -> tuple[list[RgMatch], list[str]]:
     """Matches (in path order, at most ``limit``) and notes for the user.
 
-    ``accept`` sees every match's path before it counts; an exception it raises
-    stops ripgrep and goes to the caller (the client's "I cannot be exact here")."""
+    ``accept`` sees each matched file's path before its matches count; an exception it raises
+    stops ripgrep and goes to the caller (the client's "I cannot be exact here").
+    ``alone``: the caller has no other threads (see ``_Rg``)."""
     fd = _defaults_pipe()
-    cmd = build_command(find_rg(), root, pattern, globs=globs, type_globs=type_globs,
-                        max_filesize=max_filesize, defaults_fd=fd)
-    notes: list[str] = []
     try:
-        proc = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(fd,))
+        cmd = build_command(find_rg(), root, pattern, globs=globs, type_globs=type_globs,
+                            max_filesize=max_filesize, defaults_fd=fd)
+        rg = _Rg(cmd, root, fd, alone)
     except OSError as exc:
         raise RipgrepError("internal", f"cannot run ripgrep: {exc}") from exc
     finally:
         os.close(fd)
-    timed_out = threading.Event()
-
-    def kill() -> None:
-        timed_out.set()
-        proc.kill()
-    timer = threading.Timer(timeout, kill)
-    timer.daemon = True
-    timer.start()
-    stderr_chunks: list[bytes] = []
-    err_thread = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()),
-                                  daemon=True)
-    err_thread.start()
+    notes: list[str] = []
     matches: list[RgMatch] = []
-    capped = False
+    capped = timed_out = False
+    stderr = bytearray()
+    pending = b""
+    verdicts: dict[str, bool] = {}
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    streams = {rg.out: "out", rg.err: "err"}
+    for stream in streams:
+        poller.register(stream, select.POLLIN | select.POLLHUP | select.POLLERR)
     try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                continue
-            if msg.get("type") != "match":
-                continue
-            data = msg["data"]
-            path = _path_text(data.get("path", {}))
-            if path is None:
-                continue
-            while path.startswith("./"):
-                path = path[2:]
-            if accept is not None and not accept(path):
-                continue
-            line_text = _text(data.get("lines", {})) or ""
-            matches.append(RgMatch(path, int(data.get("line_number") or 0),
-                                   line_text.rstrip("\r\n")[:MAX_LINE_CHARS]))
-            if len(matches) >= limit:
-                capped = True
-                proc.kill()
+        while streams and not capped:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                rg.kill()
                 break
+            for stream, _event in poller.poll(left * 1000):
+                chunk = os.read(stream, 65536)
+                if streams[stream] == "err":
+                    stderr += chunk[:65536 - len(stderr)]
+                elif chunk or pending:
+                    *lines, pending = (pending + chunk).split(b"\n") if chunk \
+                        else (pending, b"")   # the end: a last line without its \n
+                    capped = _take(lines, matches, limit, accept, verdicts)
+                if not chunk:
+                    poller.unregister(stream)
+                    del streams[stream]
+                if capped:
+                    rg.kill()
+                    break
+    except BaseException:
+        rg.kill()
+        raise
     finally:
-        timer.cancel()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - kill -9 cannot be refused
-            proc.kill()
-            proc.wait()
-        err_thread.join(timeout=5)
-        if proc.stdout:
-            proc.stdout.close()
-    stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
-    if timed_out.is_set():
+        returncode = rg.wait()
+    if timed_out:
         notes.append(f"ripgrep stopped after {timeout:g} s; results are incomplete")
-    elif proc.returncode == 2 and not matches and not capped:
-        cleaned = _clean_error(stderr)
+    elif returncode == 2 and not matches and not capped:
+        cleaned = _clean_error(stderr.decode("utf-8", "replace"))
         if "regex parse error" in cleaned or "error parsing" in cleaned \
                 or "regex" in cleaned.lower():
             raise RipgrepError("invalid_regex", f"invalid regular expression: {cleaned}",
@@ -221,29 +352,3 @@ def search(root: Path, pattern: str, *, limit: int, globs: Sequence[str] = (),
     if capped:
         notes.append(f"showing the first {limit} matches")
     return matches, notes
-
-
-def _path_text(obj: dict) -> str | None:
-    """A path rg reports as bytes (not valid UTF-8) shown with ``\\xNN`` escapes,
-    exactly as the index summary names it, never mangled into U+FFFD."""
-    if "bytes" in obj:
-        try:
-            import base64
-
-            return display_name(base64.b64decode(obj["bytes"]))
-        except ValueError:
-            return None
-    return _text(obj)
-
-
-def _text(obj: dict) -> str | None:
-    if "text" in obj:
-        return str(obj["text"])
-    if "bytes" in obj:
-        try:
-            import base64
-
-            return base64.b64decode(obj["bytes"]).decode("utf-8", "replace")
-        except Exception:
-            return None
-    return None

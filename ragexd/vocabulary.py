@@ -16,8 +16,9 @@ front-end that has flags translates the field to its flag (``--limit``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
+    from typing import Any
 
 #: Every search mode, ``auto`` (chosen from the query's shape) first.
 SEARCH_MODES: tuple[str, ...] = ("auto", "semantic", "regex", "symbol", "hybrid")
@@ -38,14 +39,29 @@ MAX_QUERY_BYTES = 8 * 1024
 MAX_CONTEXT_LINES = 1000
 
 
-@dataclass
 class Problem:
-    """Why a search argument cannot be served: ``code`` is a protocol ErrorCode value."""
+    """Why a search argument cannot be served: ``code`` is a protocol ErrorCode value.
 
-    code: str
-    message: str
-    field: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    A plain class, not a dataclass: the client's direct regex path imports this
+    module on every search, and ``dataclasses`` costs more than ripgrep's run."""
+
+    __slots__ = ("code", "message", "field", "detail")
+
+    def __init__(self, code: str, message: str, field: str,
+                 detail: dict[str, Any] | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.field = field
+        self.detail: dict[str, Any] = {} if detail is None else detail
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and (self.code, self.message, self.field,
+                                               self.detail) == (other.code, other.message,
+                                                                other.field, other.detail)
+
+    def __repr__(self) -> str:
+        return (f"Problem(code={self.code!r}, message={self.message!r}, field={self.field!r}, "
+                f"detail={self.detail!r})")
 
 
 def query_problem(text: object) -> Problem | None:

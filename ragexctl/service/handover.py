@@ -19,30 +19,10 @@ from ragexd import paths
 from .common import Console
 
 
-def _alive(pid: int) -> bool:
-    """Does ``pid`` run?  A zombie does not: it has exited (and released
-    ragexd's lock), its parent just has not reaped it yet."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): trust kill(0)
-    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
-
-
 def ondemand_ragexd(exclude: int | None = None) -> int | None:
     """Pid of a live ragexd per its pid file (not ``exclude``), else None."""
-    try:
-        words = paths.daemon_pid_path().read_text().split()
-        pid = int(words[0]) if words else 0
-    except (OSError, ValueError):
-        return None
-    if pid <= 0 or pid == exclude or not _alive(pid):
+    pid = paths.read_pid(paths.daemon_pid_path())
+    if pid is None or pid <= 0 or pid == exclude or not paths.process_running(pid):
         return None
     try:
         os.kill(pid, 0)
@@ -80,7 +60,7 @@ def stop_ondemand(exclude: int | None, con: Console, deadline: float = 35.0) -> 
         return
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        if not _alive(pid):
+        if not paths.process_running(pid):
             return
         time.sleep(0.05)
     con.err(f"warning: ragexd (pid {pid}) is still running {deadline:g} s after SIGTERM; "

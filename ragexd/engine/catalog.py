@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -45,6 +46,8 @@ FORMAT_VERSION = "2"
 READABLE_FORMATS = ("1", FORMAT_VERSION)
 
 _FTS_TOKENIZE = "tokenize = \"porter unicode61 tokenchars '_'\""
+#: The lexical index (format 2): contentless, its texts kept in ``fts_src``.
+_FTS = f"fts USING fts5(names, doc, body, content='', {_FTS_TOKENIZE})"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,8 +63,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
-CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    names, doc, body, content='', {_FTS_TOKENIZE});
+CREATE VIRTUAL TABLE IF NOT EXISTS {_FTS};
 CREATE TABLE IF NOT EXISTS fts_src (rid INTEGER PRIMARY KEY, z BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (
     rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, priority INTEGER NOT NULL,
@@ -207,8 +209,7 @@ class Catalog:
             n = 0
             # renamed, not read into memory: a large index's texts stream across
             conn.execute("ALTER TABLE fts RENAME TO fts_v1")
-            conn.execute("CREATE VIRTUAL TABLE fts USING fts5("
-                         f"names, doc, body, content='', {_FTS_TOKENIZE})")
+            conn.execute(f"CREATE VIRTUAL TABLE {_FTS}")
             for rid, names, doc, body in conn.execute(
                     "SELECT rowid, names, doc, body FROM fts_v1"):
                 _fts_insert(conn, rid, (names, doc, body))
@@ -530,14 +531,38 @@ class Catalog:
         return [(r[0], float(r[1])) for r in self.conn().execute(sql, params)]
 
 
-def schema_of_format(current: set[tuple[str, str]], fmt: str) -> set[tuple[str, str]]:
-    """The (type, name) objects a catalog of format ``fmt`` holds, given those of
-    the current format: format 1's FTS table kept its own ``fts_content`` and
-    there was no ``fts_src``.  Lets a snapshot made by the previous ragex be
-    checked for shape, then migrated when its worker opens it."""
-    if fmt == "1":
-        return (current - {("table", "fts_src")}) | {("table", "fts_content")}
-    return current
+#: Format 1's FTS table, which kept its own copy of the texts (``fts_content``);
+#: format 2 keeps them compressed in ``fts_src`` (``_migrate``).
+_FTS_FORMAT_1 = f"CREATE VIRTUAL TABLE fts USING fts5(names, doc, body, {_FTS_TOKENIZE})"
+
+
+def schema_of(conn: sqlite3.Connection) -> frozenset[tuple[str, str, str, str | None]]:
+    """Every object of a catalog as (type, name, table, SQL), the SQL spelled one way
+    (white space folded, none beside brackets and commas): the same schema gives the
+    same set whichever way it was made (created here, a column added by ALTER TABLE,
+    migrated from format 1), and a table with other columns or constraints does not."""
+    out = set()
+    for kind, name, table, sql in conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master"):
+        if isinstance(sql, str):
+            sql = re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", sql).strip())
+        out.add((kind, name, table, sql))
+    return frozenset(out)
+
+
+def schema_of_format(fmt: str) -> frozenset[tuple[str, str, str, str | None]]:
+    """The schema (``schema_of``) a catalog of format ``fmt`` has, as this module
+    creates it, built in memory.  Lets a catalog from elsewhere (a snapshot) be
+    held against it, including one made by the previous ragex, which is migrated
+    when its worker opens it."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        if fmt == "1":
+            conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {_FTS_FORMAT_1};")
+        return schema_of(conn)
+    finally:
+        conn.close()
 
 
 def _fts_insert(conn: sqlite3.Connection, rid: int, fields: Sequence[str]) -> None:

@@ -19,6 +19,7 @@ reason the user sees in the index summary.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -100,6 +101,14 @@ class FileInfo:
     language: str
 
 
+@functools.lru_cache(maxsize=1)
+def _default_spec() -> pathspec.GitIgnoreSpec:
+    """ragex's default ignores, compiled once per process: a regex search builds
+    fresh IgnoreRules every time (the project's ignore files may have changed),
+    and compiling these ~60 constant patterns cost it milliseconds per search."""
+    return compile_ignore(DEFAULT_IGNORES, "ragex's default ignores")
+
+
 class IgnoreRules:
     """Decides whether a path inside the root is ignored, caching each
     directory's ignore files.  Used by the walk and by the regex search, which
@@ -107,7 +116,7 @@ class IgnoreRules:
 
     def __init__(self, root: Path, extra_excluded: tuple[Path, ...] = ()) -> None:
         self.root = root
-        self.defaults = compile_ignore(DEFAULT_IGNORES, "ragex's default ignores")
+        self.defaults = _default_spec()
         self._specs: dict[str, list[pathspec.GitIgnoreSpec]] = {}
         self._excluded = tuple(os.path.realpath(p) for p in extra_excluded)
 

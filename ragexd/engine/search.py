@@ -34,7 +34,7 @@ from .. import ripgrep
 from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
-from .languages import known_languages, language_for, normalise_language
+from .languages import known_languages, normalise_language
 from ..query_shape import asks_for_usage, is_code_token, split_qualified
 from .symbols import SymbolIndex
 from .tokens import query_terms
@@ -379,8 +379,6 @@ class Searcher:
                 if c.start <= m.line <= c.end and c.kind not in ("block", "window"):
                     if owner is None or c.start >= owner.start:
                         owner = c
-            lang = owner.language if owner else language_for(m.path)
-            hits.append(SearchHit(path=m.path, line=m.line, end_line=m.line, kind="match",
-                                  name="", score=1.0, text=m.text, language=lang,
-                                  parent=owner.name if owner else "", start_line=m.line))
+            hits.append(SearchHit(**m.hit(language=owner.language if owner else None,
+                                          parent=owner.name if owner else "")))
         return hits, notes

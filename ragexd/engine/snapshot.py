@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable
 
 from .. import __version__
 from .catalog import FORMAT_VERSION as CATALOG_FORMAT
-from .catalog import READABLE_FORMATS, Catalog, schema_of_format
+from .catalog import READABLE_FORMATS, Catalog, schema_of, schema_of_format
 from .types import EngineError
 from .vectors import Vectors
 
@@ -447,19 +447,12 @@ def _load_vectors(into: Path, manifest: Manifest) -> tuple[list[str], "np.ndarra
     return ids, mat
 
 
-def _schema_of(conn: sqlite3.Connection) -> set[tuple[str, str]]:
-    return {(t, n) for t, n in conn.execute("SELECT type, name FROM sqlite_master")}
-
-
 def _check_catalog(path: Path, manifest: Manifest, ids: set[str]) -> None:
-    """The catalog is ours in shape (our tables and indexes only: no triggers or
-    views to run on our writes), intact, and agrees with the manifest and ids."""
-    with tempfile.TemporaryDirectory(prefix="ragex-schema-") as tmp:
-        fresh = Catalog(Path(tmp) / CATALOG)
-        try:
-            expected = schema_of_format(_schema_of(fresh.conn()), manifest.catalog_format)
-        finally:
-            fresh.close()
+    """The catalog is ours in shape (our tables and indexes only, each with our
+    columns and constraints, as ``Catalog`` creates them: no triggers or views to
+    run on our writes, no column that a constraint or default makes refuse them),
+    intact, and agrees with the manifest and ids."""
+    expected = schema_of_format(manifest.catalog_format)
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
@@ -467,11 +460,11 @@ def _check_catalog(path: Path, manifest: Manifest, ids: set[str]) -> None:
     try:
         conn.execute("PRAGMA trusted_schema=OFF")
         conn.execute("PRAGMA cell_size_check=ON")
-        got = _schema_of(conn)
+        got = schema_of(conn)
         if got != expected:
-            odd = sorted(f"{t} {n}" for t, n in got ^ expected)[:5]
-            raise refused("the snapshot's catalog is not a ragex catalog (unexpected or "
-                          f"missing: {', '.join(odd)})")
+            odd = sorted({f"{kind} {name}" for kind, name, _, _ in got ^ expected})[:5]
+            raise refused("the snapshot's catalog is not a ragex catalog (unexpected, "
+                          f"missing or other than ragex makes them: {', '.join(odd)})")
         check = conn.execute("PRAGMA quick_check").fetchone()
         if not check or check[0] != "ok":
             raise refused(f"the snapshot's catalog is damaged ({check[0] if check else '?'})")

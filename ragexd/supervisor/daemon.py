@@ -315,10 +315,8 @@ class Daemon(ClientFrontEnd, OnDiskProjects, Forwarding, WorkerLifecycle):
         self.notifier.stopping()
         for proj in self.projects.values():
             proj.start_at = None
-            for pending in proj.queue:
-                self._fail(pending, ErrorCode.SHUTTING_DOWN,
-                           "ragexd is shutting down; try again in a few seconds")
-            proj.queue.clear()
+            self._fail_queue(proj, ErrorCode.SHUTTING_DOWN,
+                             "ragexd is shutting down; try again in a few seconds")
             if proj.busy:
                 self._stop(proj, st.STOP_SHUTDOWN)
 

@@ -36,9 +36,7 @@ class Forwarding:
     def _forward(self, envelope: list[bytes], req: Request) -> None:
         now = time.monotonic()
         proj = self._project_for(req)
-        if proj.removing:
-            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
-                             f"the index of {proj.root} is being removed; try again")
+        self._refuse_if_removing(proj)
         if proj.state == st.CRASH_LOOP:
             self._send(envelope, self._crash_loop_reply(proj, req.id))
             return

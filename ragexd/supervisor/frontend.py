@@ -112,6 +112,20 @@ class ClientFrontEnd:
     def _fail(self, pending: Pending, code: ErrorCode, message: str, **detail: Any) -> None:
         self._send(pending.envelope, Reply.failure(pending.request.id, code, message, **detail))
 
+    def _fail_queue(self, proj: Project, code: ErrorCode, message: str) -> None:
+        """Answer every request waiting for ``proj``'s worker with one error, and
+        forget them: the worker they waited for is going (stop, rm, shutdown)."""
+        for pending in proj.queue:
+            self._fail(pending, code, message)
+        proj.queue.clear()
+
+    @staticmethod
+    def _refuse_if_removing(proj: Project) -> None:
+        """A project whose index is being removed takes no request until it is gone."""
+        if proj.removing:
+            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
+                             f"the index of {proj.root} is being removed; try again")
+
     def _dispatch(self, envelope: list[bytes], req: Request) -> None:
         op = req.op
         if self.shutting_down and op not in (Op.HELLO, Op.PING, Op.STATUS):
@@ -197,9 +211,7 @@ class ClientFrontEnd:
     def _start_op(self, envelope: list[bytes], req: Request) -> None:
         proj = self._project_for(req)
         now = time.monotonic()
-        if proj.removing:
-            raise RagexError(ErrorCode.WORKER_UNAVAILABLE,
-                             f"the index of {proj.root} is being removed; try again")
+        self._refuse_if_removing(proj)
         if proj.state == st.CRASH_LOOP:
             log.info("crash loop of %s cleared by START", proj.root)
         proj.restarts.reset()
@@ -233,10 +245,8 @@ class ClientFrontEnd:
                 self._send(envelope, Reply.success(req.id, {"stopped": stopped}))
 
         for proj in targets:
-            for pending in proj.queue:
-                self._fail(pending, ErrorCode.WORKER_UNAVAILABLE,
-                           f"the worker for {proj.root} was stopped (ragexctl stop)")
-            proj.queue.clear()
+            self._fail_queue(proj, ErrorCode.WORKER_UNAVAILABLE,
+                             f"the worker for {proj.root} was stopped (ragexctl stop)")
             self._stop(proj, st.STOP_USER, one_done)
 
     def _status(self, envelope: list[bytes], req: Request) -> None:

@@ -306,9 +306,7 @@ class WorkerLifecycle:
                 proj.queue.extendleft(reversed(retry))
         self._notify_stopped(proj)
         if self.shutting_down:
-            for pending in proj.queue:
-                self._fail(pending, ErrorCode.SHUTTING_DOWN, "ragexd is shutting down")
-            proj.queue.clear()
+            self._fail_queue(proj, ErrorCode.SHUTTING_DOWN, "ragexd is shutting down")
         elif proj.queue:
             if proj.state == st.CRASH_LOOP:
                 for pending in proj.queue:

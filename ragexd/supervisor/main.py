@@ -139,6 +139,7 @@ def _serve(cfg: "object", args: argparse.Namespace, lock: InstanceLock,
         report(f"error: cannot prepare {paths.runtime_dir()}: {exc}")
         return EXIT_ERROR
 
+    _record_runtime(runtime.name)
     prestart = 0
     if args.prestart is not None:
         prestart = cfg.prestart if args.prestart < 0 else args.prestart
@@ -152,8 +153,25 @@ def _serve(cfg: "object", args: argparse.Namespace, lock: InstanceLock,
         report(f"error: {exc}")
         return EXIT_ERROR
     finally:
+        _record_runtime(None)
         report("error: ragexd exited before it was ready; see "
                f"{paths.log_dir() / 'ragexd.log'}")
+
+
+def _record_runtime(name: str | None) -> None:
+    """Say which runtime ``runtime = "auto"`` chose (``<pid> <name>``), or forget it:
+    the client's direct regex path reads it (``ragexctl/direct.py``) to run
+    ripgrep itself only where a worker would see the same files."""
+    path = paths.daemon_runtime_path()
+    try:
+        if name is None:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(f"{os.getpid()} {name}\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("cannot record the runtime in %s: %s", path, exc)
 
 
 def _daemonize(lock: InstanceLock) -> int:

@@ -97,10 +97,8 @@ class OnDiskProjects:
 
         if proj is not None:
             proj.removing = True
-            for pending in proj.queue:
-                self._fail(pending, ErrorCode.WORKER_UNAVAILABLE,
-                           f"the index of {proj.root} is being removed")
-            proj.queue.clear()
+            self._fail_queue(proj, ErrorCode.WORKER_UNAVAILABLE,
+                             f"the index of {proj.root} is being removed")
             self._stop(proj, st.STOP_REMOVE, stopped)
         else:
             stopped(None)  # type: ignore[arg-type]

@@ -53,6 +53,8 @@ def _messy_tree(root: Path) -> Path:
     put("huge.txt", f"{NEEDLE}\n" + "x" * (1024 * 1024 + 10) + "\n")
     put("bundle.js", f"var a='{NEEDLE}';" + "a" * 30_000 + "\n")
     put("utf8/naïve.py", f"{NEEDLE} non-ASCII name\n")
+    put("tools/Makefile", f"all:\n\techo {NEEDLE}\n")       # a language by its file name
+    put("src/Legacy.PY", f"{NEEDLE} = 'an upper-case extension'\n")
     os.symlink("/etc", root / "etc_link")
     return root
 
@@ -109,6 +111,9 @@ CASES = [
     ["--mode", "regex", NEEDLE, "-C", "1"],                       # grep-style groups
     ["--mode", "regex", NEEDLE, "-C", "3", "-A", "0", "--color", "always", "-n", "20"],
     ["--mode", "regex", "return", "--before-context=2", "--after-context", "1"],
+    ["--mode", "regex", NEEDLE, "-t", "make"],                    # Makefile: a file name
+    ["--mode", "regex", NEEDLE, "--lang", "PY", "-t", "cpp"],     # an alias in capitals
+    [f"{NEEDLE}\\b", "--lang=python", "-C", "2", "-n", "2"],     # auto, capped, context
 ]
 
 
@@ -209,6 +214,7 @@ def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: P
 def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("RAGEX_RUNTIME", "RAGEX_DAEMON_RUNTIME", "RAGEX_SEARCH_DIRECT_REGEX"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RAGEX_RUNTIME", "process")
     for var, sub in (("RAGEX_DATA_DIR", "data"), ("RAGEX_STATE_DIR", "state"),
                      ("RAGEX_CONFIG_DIR", "config"), ("RAGEX_RUNTIME_DIR", "run")):
         monkeypatch.setenv(var, str(tmp_path / sub))
@@ -231,7 +237,7 @@ def test_the_direct_path_serves_plain_regex_and_pattern_shaped_auto(private_dirs
                  ["--mode", "regex", "--", "--pre=sh"], ["-t", "py", "need.*"]):
         planned = _plan(argv)
         assert planned is not None, argv
-        assert planned[2] == private_dirs
+        assert planned[2] == str(private_dirs)
 
 
 @pytest.mark.parametrize("argv", [
@@ -264,6 +270,55 @@ def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: py
     for var, value in setting.items():
         monkeypatch.setenv(var, value)
     assert _plan(["--mode", "regex", "needle"]) is None
+
+
+def _record(private_dirs: Path, text: str | None) -> None:
+    """What a running ragexd says it chose for ``runtime = "auto"``."""
+    run = private_dirs.parent / "run"
+    run.mkdir(mode=0o700, exist_ok=True)
+    record = run / "ragexd.runtime"
+    if text is None:
+        record.unlink(missing_ok=True)
+    else:
+        record.write_text(text)
+
+
+def test_runtime_auto_is_served_directly_only_when_the_running_ragexd_chose_processes(
+        private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` may resolve to Docker, whose worker sees the tree elsewhere (and
+    without the user's global git excludes): the client follows what the
+    running ragexd chose, and with none running leaves the choice to it."""
+    monkeypatch.setenv("RAGEX_RUNTIME", "auto")
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    for record, served in ((None, False),                       # no ragexd: it will decide
+                           (f"{os.getpid()} docker\n", False),
+                           (f"{dead} process\n", False),        # a ragexd that died
+                           ("garbage", False),
+                           (f"{os.getpid()} process\n", True)):
+        _record(private_dirs, record)
+        assert (_plan(["--mode", "regex", "needle"]) is not None) is served, record
+    monkeypatch.setenv("RAGEX_DAEMON_ENABLED", "false")   # one-shot: a local worker
+    _record(private_dirs, None)
+    assert _plan(["--mode", "regex", "needle"]) is not None
+
+
+def test_ragexd_records_the_runtime_it_chose_while_it_runs(tmp_path: Path) -> None:
+    from tests.harness import RagexInstance
+
+    rx = RagexInstance(tmp_path / "rx")
+    try:
+        rx.start()
+        record = rx.run_dir / "ragexd.runtime"
+        pid, name = record.read_text().split()
+        assert (int(pid), name) == (rx.pid, "process")
+        assert rx.shutdown() == 0
+        assert not record.exists()
+    finally:
+        rx.close()
+        rx.cleanup()
 
 
 def test_an_index_inside_the_project_sends_the_search_to_the_worker(

@@ -40,3 +40,11 @@ def test_paths_become_relative_to_the_root_and_outside_ones_are_refused(tmp_path
     os.symlink("/etc", root / "etc")   # a symlink out of the project is outside too
     with pytest.raises(RagexError):
         project_relative("etc/passwd", str(root), str(root))
+
+
+@pytest.mark.parametrize("path", ["src/a\0.py", "src/\ud800.py"])
+def test_a_path_no_file_can_have_is_the_wires_sentence_about_path(tmp_path, path):
+    # an agent's JSON can carry a NUL or a lone surrogate; realpath would raise ValueError
+    with pytest.raises(RagexError) as info:
+        project_relative(path, str(tmp_path), str(tmp_path))
+    assert info.value.code is ErrorCode.BAD_REQUEST and info.value.detail["field"] == "path"

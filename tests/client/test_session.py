@@ -177,3 +177,27 @@ def test_a_ragexd_of_our_version_is_asked_once_after_the_code_changed(
             r = rx_env.ctl("search", "--mode", "regex", "x", cwd=tree)
             assert r.returncode == 1 and r.stderr == "", r.stderr
     assert fake.ops() == ["hello", "search", "search"]
+
+
+def test_a_frozen_process_still_runs_and_an_exited_unreaped_one_does_not() -> None:
+    """``paths.process_running``, which the session (waiting for a ragexd to end), the
+    frozen-ragexd message and ``ragexctl service``'s hand-over all ask: SIGSTOP is
+    a frozen ragexd to name, a zombie one that has exited and let go of its lock."""
+    from ragexd.paths import process_running
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_running(child.pid)
+        os.kill(child.pid, signal.SIGSTOP)
+        assert process_running(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        state = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 10
+        while state.read_bytes().rsplit(b")", 1)[-1].split()[0] != b"Z":   # not reaped yet
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.01)
+        assert not process_running(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_running(child.pid)

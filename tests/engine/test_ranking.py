@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ragexd.engine import Engine, SearchQuery
+from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
+
+from tests.harness import write
+
+
+def indexed_engine(factory: pytest.TempPathFactory, name: str,
+                   files: dict[str, str]) -> Iterator[Engine]:
+    """An engine over a tree of ``files`` (path → dedented text), fully indexed."""
+    root = factory.mktemp(f"{name}-tree")
+    for rel, text in files.items():
+        write(root / rel, text)
+    eng = Engine(root, factory.mktemp(f"{name}-index"))
+    try:
+        eng.index()
+        yield eng
+    finally:
+        eng.close()
+
+
+def search_without(engine: Engine, prior: str, query: SearchQuery) -> list[SearchHit]:
+    """The hits ``engine`` gives with one ranking prior switched off (its factor 1.0):
+    what the prior changes is the difference from an ordinary search."""
+    searcher = engine._searcher
+    saved = searcher.weights
+    try:
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, prior: 1.0})
+        return engine.search(query).hits
+    finally:
+        searcher.weights = saved
+
 
 FILES = {
     "pkg/split.py": '''\
@@ -48,15 +77,8 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("rank-tree")
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("rank-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "rank", FILES)
 
 
 @pytest.mark.parametrize("mode", ["symbol", "semantic", "hybrid"])
@@ -71,13 +93,7 @@ def test_hit_line_is_the_def_line_and_the_span_starts_at_the_decorator(engine: E
 
 def test_tests_rank_below_the_code_they_test(engine: Engine) -> None:
     question = "merge two sorted runs"
-    searcher = engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "test_prior": 1.0})
-        without = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(engine, "test_prior", SearchQuery(question, mode="hybrid", limit=3))
     # the test repeats the question's words: without the prior it wins ...
     assert without[0].path == "tests/test_merge.py"
     # ... with it, the implementation comes first
@@ -131,8 +147,7 @@ def test_an_index_from_before_definition_lines_is_migrated_without_re_embedding(
     import sqlite3
 
     root = tmp_path / "tree"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "split.py").write_text(textwrap.dedent(FILES["pkg/split.py"]))
+    write(root / "pkg" / "split.py", FILES["pkg/split.py"])
     index = tmp_path / "index"
     eng = Engine(root, index)
     first = eng.index()
@@ -181,15 +196,8 @@ STUB_FILES = {
 
 
 @pytest.fixture(scope="module")
-def stub_engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("stub-tree")
-    for rel, text in STUB_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("stub-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def stub_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "stub", STUB_FILES)
 
 
 @pytest.mark.parametrize("question,code,stub", [
@@ -199,13 +207,7 @@ def stub_engine(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 def test_type_stubs_rank_below_the_code_they_declare(stub_engine: Engine, question: str,
                                                      code: str, stub: str, mode: str) -> None:
-    searcher = stub_engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "stub_prior": 1.0})
-        without = stub_engine.search(SearchQuery(question, mode=mode, limit=4)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(stub_engine, "stub_prior", SearchQuery(question, mode=mode, limit=4))
     # the stub says the same words in fewer lines: without the prior it wins ...
     assert without[0].path == stub
     # ... with it, the implementation comes first, and the stub is still found
@@ -256,27 +258,15 @@ USAGE_FILES = {
 
 
 @pytest.fixture(scope="module")
-def usage_engine(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("usage-tree")
-    for rel, text in USAGE_FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text), encoding="utf-8")
-    eng = Engine(root, tmp_path_factory.mktemp("usage-index"))
-    eng.index()
-    yield eng
-    eng.close()
+def usage_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "usage", USAGE_FILES)
 
 
 def test_where_is_an_identifier_called_finds_its_caller_not_its_definition(
         usage_engine: Engine) -> None:
     question = "where is parse_config called with a timeout"
-    searcher = usage_engine._searcher
-    saved = searcher.weights
-    try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, "usage_prior": 1.0})
-        without = usage_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
-    finally:
-        searcher.weights = saved
+    without = search_without(usage_engine, "usage_prior",
+                             SearchQuery(question, mode="auto", limit=3))
     # the definition says parse_config and timeout more than anything: it wins without ...
     assert without[0].name == "parse_config"
     # ... but the question asks for the call: start_server passes timeout=5

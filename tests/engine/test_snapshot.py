@@ -3,8 +3,8 @@ commit B (committed changes and an uncommitted edit) imports it, re-embeds exact
 what differs, and answers as a fresh full index of B does.  Hostile archives are
 refused with a sentence and leave the existing index as it was.
 
-Real git, the real model, the real vector file; the tree is small (stdlib json + two
-modules) so that the three full indexes it needs stay quick.
+Real git, the real model, the real vector file; the tree is small (stdlib json + the
+harness's client sample tree) so that the three full indexes it needs stay quick.
 """
 
 from __future__ import annotations
@@ -15,60 +15,17 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from ragexd.engine import Engine, EngineError, SearchQuery, snapshot
+from ragexd.engine import Engine, EngineError, SearchQuery, catalog, snapshot
 from ragexd.engine.embedding import embedder_id
 from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
 from ragexd.engine.vectors import VECTORS_FILE
 
-from tests.harness import STDLIB, short_tmp
-
-GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c",
-       "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def commit_all(cwd: Path, message: str) -> str:
-    git(cwd, "add", "-A")
-    git(cwd, "commit", "-q", "-m", message)
-    return git(cwd, "rev-parse", "HEAD")
-
-
-def make_repo(path: Path) -> str:
-    """Commit A: the stdlib json package plus two small modules of our own."""
-    shutil.copytree(STDLIB / "json", path / "json",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (path / "shop").mkdir()
-    (path / "shop" / "upload.py").write_text(
-        "import time\n\n\n"
-        "def retry_upload(client, path, attempts=5):\n"
-        "    \"\"\"Upload a file, retrying failed uploads with exponential backoff.\"\"\"\n"
-        "    delay = 1.0\n"
-        "    for _ in range(attempts):\n"
-        "        if client.put(path):\n"
-        "            return True\n"
-        "        time.sleep(delay)\n"
-        "        delay *= 2\n"
-        "    return False\n")
-    (path / "shop" / "cart.py").write_text(
-        "class Cart:\n"
-        "    \"\"\"A shopping cart holding items and their quantities.\"\"\"\n\n"
-        "    def __init__(self):\n"
-        "        self.items = {}\n\n"
-        "    def add(self, sku, qty=1):\n"
-        "        self.items[sku] = self.items.get(sku, 0) + qty\n")
-    git(path, "init", "-q")
-    return commit_all(path, "A")
-
+from tests.harness import commit_all, copy_stdlib, git, git_checkout, make_tree, short_tmp
 
 QUERIES = [("parse a JSON document from a string", "semantic"),
            ("retry failed uploads with backoff", "hybrid"),
@@ -96,8 +53,9 @@ def stores(engine: Engine) -> tuple[dict[str, str], set[str], set[str]]:
 def world():
     base = short_tmp("rx-snap-")
     ci = base / "ci" / "repo"
-    ci.mkdir(parents=True)
-    commit_a = make_repo(ci)
+    # commit A: the client suite's sample tree and the stdlib json package
+    copy_stdlib(make_tree(ci), "json")
+    commit_a = git_checkout(ci, "A")
     ci_engine = Engine(ci, base / "ci-index")
     ci_engine.index()
     archive = base / "snap.tar.gz"
@@ -311,16 +269,33 @@ def extra_member(archive: Path, dest: Path) -> Path:
     return write_tar(dest, items + [regular("evil.sh", b"#!/bin/sh\nrm -rf ~\n")])
 
 
-def catalog_with_trigger(archive: Path, dest: Path) -> Path:
-    items = members_of(archive)
-    tmp = dest.with_suffix(".sqlite")
-    tmp.write_bytes(dict(items)[snapshot.CATALOG])
-    conn = sqlite3.connect(tmp)
-    conn.execute("CREATE TRIGGER t AFTER INSERT ON files BEGIN DELETE FROM chunks; END")
-    conn.commit()
-    conn.close()
-    items = [(n, tmp.read_bytes() if n == snapshot.CATALOG else d) for n, d in items]
-    return write_tar(dest, [regular(n, d) for n, d in items])
+def catalog_altered(*statements: str):
+    """The snapshot with its catalog changed by ``statements`` (the names of its
+    tables may stay just what ragex expects)."""
+    def make(archive: Path, dest: Path) -> Path:
+        items = members_of(archive)
+        tmp = dest.with_suffix(".sqlite")
+        tmp.write_bytes(dict(items)[snapshot.CATALOG])
+        conn = sqlite3.connect(tmp)
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+        conn.close()
+        items = [(n, tmp.read_bytes() if n == snapshot.CATALOG else d) for n, d in items]
+        return write_tar(dest, [regular(n, d) for n, d in items])
+    return make
+
+
+catalog_with_trigger = catalog_altered(
+    "CREATE TRIGGER t AFTER INSERT ON files BEGIN DELETE FROM chunks; END")
+#: the right table names, another column: rows ragex writes would carry it blindly
+catalog_with_other_columns = catalog_altered("ALTER TABLE files ADD COLUMN evil TEXT")
+#: the right table names and columns, a constraint that refuses every later chunk:
+#: the index would fail on its first write after the import
+catalog_with_other_constraints = catalog_altered(
+    "PRAGMA writable_schema=ON",
+    "UPDATE sqlite_master SET sql = replace(sql, 'line INTEGER NOT NULL DEFAULT 0', "
+    "'line INTEGER NOT NULL DEFAULT 0 CHECK (rid < 0)') WHERE name = 'chunks'")
 
 
 def escaping_catalog_path(archive: Path, dest: Path) -> Path:
@@ -347,6 +322,11 @@ HOSTILE = {
                       "format 99, this ragex reads format 1; upgrade ragex"),
     "extra member": (extra_member, "unexpected 'evil.sh'"),
     "catalog trigger": (catalog_with_trigger, "not a ragex catalog"),
+    "catalog columns": (catalog_with_other_columns,
+                        "not a ragex catalog (unexpected, missing or other than ragex makes "
+                        "them: table files)"),
+    "catalog constraints": (catalog_with_other_constraints,
+                            "other than ragex makes them: table chunks)"),
     "path outside the project": (escaping_catalog_path, "not a path inside the project"),
 }
 
@@ -368,6 +348,42 @@ def test_a_hostile_archive_is_refused_and_the_index_is_untouched(world, imported
     assert sorted(p.name for p in engine.index_dir.iterdir()) == entries
     assert not (world["base"] / "manifest.json").exists()
     assert engine.search(SearchQuery("compute_invoice_total", mode="symbol")).hits
+
+
+def test_catalogs_ragex_itself_made_another_way_have_the_schema_a_snapshot_expects(
+        tmp_path: Path) -> None:
+    """The shape check compares SQL, and SQLite keeps each table's SQL as it was
+    written: a column added by ALTER TABLE and a format-1 catalog migrated in place
+    spell theirs differently from a fresh catalog, and must still be accepted."""
+    # an index from before chunks had their definition line, and one whose
+    # lexical index was created with its columns on a line of their own
+    old = tmp_path / "old-line.sqlite"
+    respelled = tmp_path / "respelled.sqlite"
+    for path, script in (
+            (old, catalog._SCHEMA.replace(",\n    line INTEGER NOT NULL DEFAULT 0", "")),
+            (respelled, catalog._SCHEMA.replace("fts5(names, doc,", "fts5(\n    names,  doc,"))):
+        assert script != catalog._SCHEMA
+        conn = sqlite3.connect(path)
+        conn.executescript(script)
+        conn.execute("INSERT INTO meta VALUES ('format', ?)", (catalog.FORMAT_VERSION,))
+        conn.commit()
+        conn.close()
+    # an index of format 1
+    v1 = tmp_path / "format-1.sqlite"
+    conn = sqlite3.connect(v1)
+    conn.executescript(catalog._SCHEMA)
+    conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {catalog._FTS_FORMAT_1};")
+    conn.execute("INSERT INTO meta VALUES ('format', '1')")
+    conn.commit()
+    assert catalog.schema_of(conn) == catalog.schema_of_format("1")
+    conn.close()
+    for path in (old, respelled, v1):
+        opened = catalog.Catalog(path)    # adds the column / migrates
+        try:
+            assert catalog.schema_of(opened.conn()) == catalog.schema_of_format("2"), path
+        finally:
+            opened.close()
+    assert catalog.schema_of_format("1") != catalog.schema_of_format("2")
 
 
 def test_a_bomb_in_an_extended_header_is_refused_before_it_is_read(world, imported) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import make_project, poll, short_tmp, write
+from tests.harness import make_project, pid_alive, poll, short_tmp, write
 from tests.harness.live import LiveRagex
 
 
@@ -96,7 +96,7 @@ def test_watching_never_keeps_an_idle_worker_alive(proj: Path) -> None:
                 live.workers(proj)[0]["state"]), 15.0, 0.1)[0]
         assert state == "idle-stopped", (state, elapsed)
         assert elapsed < 30.0, f"stopped only after {elapsed:.0f} s of edits"
-        poll(lambda: not _alive(pid), 15.0, 0.1)
+        poll(lambda: not pid_alive(pid), 15.0, 0.1)
         # and the edits were being re-indexed while it lived (so watching was on)
         runs = re.findall(r"re-indexed (\d+) changed", log_path.read_text(errors="replace"))
         assert runs, "the worker never re-indexed the saved file"
@@ -104,10 +104,3 @@ def test_watching_never_keeps_an_idle_worker_alive(proj: Path) -> None:
         left = live.close()
     assert not left, f"processes left after SHUTDOWN: {left}"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except OSError:
-        return False

@@ -10,7 +10,8 @@
 - ``runners``: ``ragexctl`` as a subprocess, and the one-shot worker;
 - ``procs``: waiting (``poll``, ``wait_for``) and finding / killing leftovers;
 - ``containers``: the docker CLI, a test's containers, whether Docker tests run;
-- ``trees``: the sample projects, a generated corpus, stdlib copies;
+- ``trees``: the sample projects (as git checkouts when a test needs commits), a
+  generated corpus, stdlib copies;
 - ``chroma``: ``ChromaServer``, a real ``chroma run`` on a free port, and
   ``TokenGate``, a token-checking proxy in front of it (the shared store).
 
@@ -24,11 +25,12 @@ from .instance import RagexInstance
 from .procs import (cleanup_base, daemon_pid, kill_pids, kill_workers_under, pid_alive,
                     pids_in_env, poll, stop_daemon_at, wait_for, workers_under)
 from .runners import index_oneshot, ragexctl, ragexctl_at_a_terminal, ragexctl_popen
-from .trees import STDLIB, copy_stdlib, make_project, make_tree, write, write_corpus, write_tree
+from .trees import (STDLIB, commit_all, copy_stdlib, git, git_checkout, make_project, make_tree,
+                    write, write_corpus, write_tree)
 
 __all__ = ["REPO", "STDLIB", "ChromaServer", "Client", "PrivateEnv", "RagexInstance",
-           "cleanup_base",
-           "copy_stdlib", "daemon_pid", "index_oneshot", "kill_pids", "kill_workers_under",
+           "cleanup_base", "commit_all", "copy_stdlib", "daemon_pid", "git", "git_checkout",
+           "index_oneshot", "kill_pids", "kill_workers_under",
            "make_env", "make_project", "make_tree", "pid_alive", "pids_in_env", "poll",
            "ragexctl", "ragexctl_at_a_terminal", "ragexctl_popen", "short_tmp",
            "stop_daemon_at", "TokenGate", "wait_for", "write",

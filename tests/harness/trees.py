@@ -3,18 +3,48 @@ name, a generated corpus of any size, and copies of stdlib packages (real code
 no test wrote for itself).
 
 Each sample tree is a git checkout (a ``.git`` marker), so ragex takes it as
-the project root.
+the project root; ``git_checkout`` makes one a real repository where a test needs
+commits (snapshots name the commit they reflect).
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sysconfig
 import textwrap
 import time
 from pathlib import Path
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+#: git with its own identity and defaults: commits work the same on any machine,
+#: whatever the user's configuration (no name set, a signing key, another branch name)
+GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c",
+       "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd``; its stdout, stripped (raises when git fails)."""
+    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def commit_all(cwd: Path, message: str) -> str:
+    """Commit everything in the checkout ``cwd``; the new commit's id."""
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", message)
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def git_checkout(root: Path, message: str = "A") -> str:
+    """Make the sample tree at ``root`` a real git repository (its ``.git`` is only a
+    marker) with everything committed; the commit's id."""
+    marker = root / ".git"
+    if marker.is_dir() and not any(marker.iterdir()):
+        marker.rmdir()
+    git(root, "init", "-q")
+    return commit_all(root, message)
 
 
 def write_tree(root: Path, files: int = 4) -> Path:

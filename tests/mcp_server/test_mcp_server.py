@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import anyio
+import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from ragexctl.mcp import search_args, similar_args
+from ragexd.protocol import RagexError, SearchArgs, SimilarArgs
 from tests.harness import make_project
 from tests.harness.live import LiveRagex
 
@@ -173,7 +176,8 @@ def test_find_similar_lists_look_alikes_and_refuses_bad_locations(live: LiveRage
                 {"path": "/etc/hostname", "line": 1},
                 {"path": "generated/x.py", "line": 1},
                 {"path": "", "line": 1},
-                {"path": "shapes.py", "line": 1, "limit": 0})]
+                {"path": "shapes.py", "line": 1, "limit": 0},
+                {"path": "shapes\0.py", "line": 1})]
             return found, bad
 
     found, bad = run(main)
@@ -181,19 +185,51 @@ def test_find_similar_lists_look_alikes_and_refuses_bad_locations(live: LiveRage
     text = text_of(found)
     assert text.startswith("3 similar chunks (mode similar"), text
     assert "method Circle.area" not in text   # the chunk itself is left out
-    sentences = ["line must be a line number", "past the end of shapes.py",
+    # the protocol's own sentences (SimilarArgs), naming the tool's parameters
+    sentences = ["'line' must be a line number", "past the end of shapes.py",
                  "path_outside_project", "path_outside_project", "not_found",
-                 "path must be a file", "limit must be an integer"]
+                 "needs a 'path' inside the project", "'limit' must be an integer",
+                 "'path' contains a NUL byte"]
     for result, sentence in zip(bad, sentences):
         assert result.is_error and sentence in text_of(result), text_of(result)
+
+
+@pytest.mark.parametrize("args", [
+    {"path": "shapes.py", "line": 0}, {"path": "shapes.py", "line": True},
+    {"path": "", "line": 1}, {"path": "shapes.py", "line": 1, "limit": 0},
+    {"path": "shapes.py", "line": 1, "paths": [3]},
+])
+def test_find_similar_refuses_what_the_wire_refuses_with_the_same_sentence(
+        tmp_path: Path, args: dict[str, Any]) -> None:
+    # one set of checks: the tool's arguments are SimilarArgs, validated by themselves
+    with pytest.raises(RagexError) as tool:
+        similar_args(args["path"], args["line"], args.get("limit", 10), args.get("paths"),
+                     None, root=str(tmp_path))
+    with pytest.raises(RagexError) as wire:
+        SimilarArgs.from_wire(args)
+    assert (tool.value.code, tool.value.message) == (wire.value.code, wire.value.message)
+
+
+@pytest.mark.parametrize("args", [
+    {"query": " "}, {"query": "x", "mode": "telepathic"}, {"query": "x", "limit": 0},
+    {"query": "x", "limit": 5000}, {"query": "x", "languages": [None]},
+])
+def test_search_code_refuses_what_the_wire_refuses_with_the_same_sentence(
+        args: dict[str, Any]) -> None:
+    with pytest.raises(RagexError) as tool:
+        search_args(args["query"], args.get("mode", "auto"), args.get("limit", 10), None,
+                    args.get("languages"))
+    with pytest.raises(RagexError) as wire:
+        SearchArgs.from_wire(args)
+    assert (tool.value.code, tool.value.message) == (wire.value.code, wire.value.message)
 
 
 def test_bad_arguments_are_clean_tool_errors(live: LiveRagex, proj: Path) -> None:
     bad = [
         ("search_code", {"query": "   "}, "the query is empty"),
         ("search_code", {"query": "x", "mode": "telepathic"}, "unknown search mode 'telepathic'"),
-        ("search_code", {"query": "x", "limit": 0}, "limit must be an integer between 1 and"),
-        ("search_code", {"query": "x", "limit": 5000}, "limit must be an integer between 1 and"),
+        ("search_code", {"query": "x", "limit": 0}, "'limit' must be an integer between 1 and"),
+        ("search_code", {"query": "x", "limit": 5000}, "'limit' must be an integer between 1 and"),
         ("search_code", {"query": "x", "limit": "many"}, "limit"),
         ("search_code", {"query": "(unclosed", "mode": "regex"}, "invalid_regex"),
         ("search_code", {"query": "x" * 9000}, "too_large"),

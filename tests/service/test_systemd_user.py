@@ -39,24 +39,12 @@ import pytest
 
 from ragexd.protocol import Op
 
-from tests.harness import REPO, make_env, ragexctl
+from tests.harness import REPO, make_env, pid_alive, ragexctl
 from .test_notify import ask, tail
 
 SYSTEMD = next((p for p in ("/lib/systemd/systemd", "/usr/lib/systemd/systemd")
                 if os.path.exists(p)), None)
 CGROUP_FS = Path("/sys/fs/cgroup")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped) is not alive for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def cgroups_of(pid: int | str) -> str:

@@ -10,21 +10,12 @@ import gzip
 import io
 import json
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.harness import PrivateEnv, short_tmp, write_tree
-
-GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "-c",
-       "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+from tests.harness import PrivateEnv, commit_all, git, git_checkout, short_tmp, write_tree
 
 
 def hits(env: PrivateEnv, tree: Path, query: str, *more: str) -> list[dict]:
@@ -37,10 +28,7 @@ def hits(env: PrivateEnv, tree: Path, query: str, *more: str) -> list[dict]:
 def team():
     base = short_tmp("rx-team-")
     ci_repo = write_tree(base / "ci" / "repo", files=5)
-    shutil.rmtree(ci_repo / ".git")
-    git(ci_repo, "init", "-q")
-    git(ci_repo, "add", "-A")
-    git(ci_repo, "commit", "-q", "-m", "A")
+    git_checkout(ci_repo, "A")
     # commit B on a laptop's clone: one module changed, one added
     laptop = base / "laptop" / "repo"
     git(base, "clone", "-q", str(ci_repo), str(laptop))
@@ -51,8 +39,7 @@ def team():
                                         "    \"\"\"Area of a simple polygon (shoelace).\"\"\"\n"
                                         "    return 0.5 * abs(sum(x0 * y1 - x1 * y0 for "
                                         "(x0, y0), (x1, y1) in zip(points, points[1:])))\n")
-    git(laptop, "add", "-A")
-    git(laptop, "commit", "-q", "-m", "B")
+    commit_all(laptop, "B")
     envs = {name: PrivateEnv(base / name / "env", TERM="dumb") for name in ("ci", "laptop")}
     yield base, ci_repo, laptop, envs
     left = {name: env.stop_everything() for name, env in envs.items()}
