@@ -40,14 +40,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 #: formats this code still reads: an older one is served as it is when the
 #: catalog cannot be written, and migrated in place when it can (``_migrate``)
-READABLE_FORMATS = ("1", FORMAT_VERSION)
+READABLE_FORMATS = ("1", "2", FORMAT_VERSION)
 
 _FTS_TOKENIZE = "tokenize = \"porter unicode61 tokenchars '_'\""
 #: The lexical index (format 2): contentless, its texts kept in ``fts_src``.
 _FTS = f"fts USING fts5(names, doc, body, content='', {_FTS_TOKENIZE})"
+
+#: Format 3: each chunk's text key (see the module's docstring).
+_TKEY = ", tkey TEXT NOT NULL DEFAULT ''"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,7 +62,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     parent TEXT NOT NULL, signature TEXT NOT NULL, language TEXT NOT NULL,
-    line INTEGER NOT NULL DEFAULT 0, tkey TEXT NOT NULL DEFAULT '');
+    line INTEGER NOT NULL DEFAULT 0{_TKEY});
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
@@ -172,7 +175,7 @@ class Catalog:
         conn = self.conn()
         if not self.read_only:
             conn.executescript(_SCHEMA)
-            _add_columns(conn)
+            _add_line_column(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         if row is None and self.read_only:
             raise sqlite3.DatabaseError("no format row")
@@ -193,32 +196,38 @@ class Catalog:
             self.chunk_columns = CHUNK_COLUMNS.replace(", line", ", 0 AS line")
 
     def _migrate(self, old: str) -> None:
-        """Format 1 -> 2: move the FTS text out of ``fts`` into ``fts_src``
-        (compressed) and rebuild ``fts`` contentless from it, in one transaction
-        (a kill leaves format 1 whole); then VACUUM once to give the space back
-        and switch the file to incremental auto-vacuum.  Chunk rows and their
-        ids do not change, so every stored vector stays valid: nothing is
-        re-embedded or re-read from the project's files."""
+        """To format 3, in one transaction (a kill leaves the old format whole).
+        From 1: move the FTS text out of ``fts`` into ``fts_src`` (compressed) and
+        rebuild ``fts`` contentless from it, then VACUUM once to give the space
+        back and switch the file to incremental auto-vacuum.  From 1 and 2: add
+        ``chunks.tkey`` (empty: those chunks are embedded again if they move,
+        until their file is re-catalogued).  Chunk rows and their ids do not
+        change, so every stored vector stays valid: nothing is re-embedded or
+        re-read from the project's files."""
         t0 = time.monotonic()
         conn = self.conn()
+        n = 0
         with self.transaction():
             row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
             if row and row[0] == FORMAT_VERSION:
                 return  # another opener migrated it while this one waited for the lock
-            conn.execute("DELETE FROM fts_src")
-            n = 0
-            # renamed, not read into memory: a large index's texts stream across
-            conn.execute("ALTER TABLE fts RENAME TO fts_v1")
-            conn.execute(f"CREATE VIRTUAL TABLE {_FTS}")
-            for rid, names, doc, body in conn.execute(
-                    "SELECT rowid, names, doc, body FROM fts_v1"):
-                _fts_insert(conn, rid, (names, doc, body))
-                n += 1
-            conn.execute("DROP TABLE fts_v1")
+            if old == "1":
+                conn.execute("DELETE FROM fts_src")
+                # renamed, not read into memory: a large index's texts stream across
+                conn.execute("ALTER TABLE fts RENAME TO fts_v1")
+                conn.execute(f"CREATE VIRTUAL TABLE {_FTS}")
+                for rid, names, doc, body in conn.execute(
+                        "SELECT rowid, names, doc, body FROM fts_v1"):
+                    _fts_insert(conn, rid, (names, doc, body))
+                    n += 1
+                conn.execute("DROP TABLE fts_v1")
+            if "tkey" not in {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}:
+                conn.execute(f"ALTER TABLE chunks ADD COLUMN {_TKEY.lstrip(', ')}")
             conn.execute("UPDATE meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        conn.execute("VACUUM")
-        log.info("index catalog %s: migrated format %s to %s (%d lexical rows kept, "
+        if old == "1":
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")
+        log.info("index catalog %s: migrated format %s to %s (%d lexical rows moved, "
                  "vectors untouched) in %.1f s", self.path, old, FORMAT_VERSION, n,
                  time.monotonic() - t0)
 
@@ -557,7 +566,7 @@ def schema_of_format(fmt: str) -> frozenset[tuple[str, str, str, str | None]]:
     when its worker opens it."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA if fmt == FORMAT_VERSION else _SCHEMA.replace(_TKEY, ""))
         if fmt == "1":
             conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {_FTS_FORMAT_1};")
         return schema_of(conn)
@@ -581,18 +590,13 @@ def _unpack(z: bytes) -> tuple[str, str, str]:
     return names, doc, body
 
 
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Indexes made before a column of ``chunks`` existed gain it instead of
-    needing a rebuild.  ``line`` (0: "use start"): the next run re-chunks every
-    file to fill it in (same chunk ids: no re-embedding).  ``tkey`` (''): filled
-    in as files are re-catalogued; until then their chunks are embedded again
-    when they move, as before."""
+def _add_line_column(conn: sqlite3.Connection) -> None:
+    """Indexes made before chunks knew their definition line gain the column (0:
+    "use start") instead of needing a rebuild; re-indexed files fill it in."""
     cols = {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}
     if "line" not in cols:
         with conn:
             conn.execute("ALTER TABLE chunks ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
+            # the next index run re-chunks every file (same chunk ids: no re-embedding)
             conn.execute("UPDATE files SET size = -1, sha256 = ''")
-    if "tkey" not in cols:
-        with conn:
-            conn.execute("ALTER TABLE chunks ADD COLUMN tkey TEXT NOT NULL DEFAULT ''")
 

@@ -355,35 +355,38 @@ def test_catalogs_ragex_itself_made_another_way_have_the_schema_a_snapshot_expec
     """The shape check compares SQL, and SQLite keeps each table's SQL as it was
     written: a column added by ALTER TABLE and a format-1 catalog migrated in place
     spell theirs differently from a fresh catalog, and must still be accepted."""
-    # an index from before chunks had their definition line, and one whose
-    # lexical index was created with its columns on a line of their own
+    # an index of format 2 from before chunks had their definition line, and one
+    # whose lexical index was created with its columns on a line of their own
+    current = catalog.FORMAT_VERSION
     old = tmp_path / "old-line.sqlite"
     respelled = tmp_path / "respelled.sqlite"
-    for path, script in (
-            (old, catalog._SCHEMA.replace(",\n    line INTEGER NOT NULL DEFAULT 0", "")),
-            (respelled, catalog._SCHEMA.replace("fts5(names, doc,", "fts5(\n    names,  doc,"))):
+    for path, script, fmt in (
+            (old, catalog._SCHEMA.replace(",\n    line INTEGER NOT NULL DEFAULT 0"
+                                          + catalog._TKEY, ""), "2"),
+            (respelled, catalog._SCHEMA.replace("fts5(names, doc,", "fts5(\n    names,  doc,"),
+             current)):
         assert script != catalog._SCHEMA
         conn = sqlite3.connect(path)
         conn.executescript(script)
-        conn.execute("INSERT INTO meta VALUES ('format', ?)", (catalog.FORMAT_VERSION,))
+        conn.execute("INSERT INTO meta VALUES ('format', ?)", (fmt,))
         conn.commit()
         conn.close()
     # an index of format 1
     v1 = tmp_path / "format-1.sqlite"
     conn = sqlite3.connect(v1)
-    conn.executescript(catalog._SCHEMA)
+    conn.executescript(catalog._SCHEMA.replace(catalog._TKEY, ""))
     conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {catalog._FTS_FORMAT_1};")
     conn.execute("INSERT INTO meta VALUES ('format', '1')")
     conn.commit()
     assert catalog.schema_of(conn) == catalog.schema_of_format("1")
     conn.close()
     for path in (old, respelled, v1):
-        opened = catalog.Catalog(path)    # adds the column / migrates
+        opened = catalog.Catalog(path)    # adds the columns / migrates
         try:
-            assert catalog.schema_of(opened.conn()) == catalog.schema_of_format("2"), path
+            assert catalog.schema_of(opened.conn()) == catalog.schema_of_format(current), path
         finally:
             opened.close()
-    assert catalog.schema_of_format("1") != catalog.schema_of_format("2")
+    assert len({catalog.schema_of_format(f) for f in catalog.READABLE_FORMATS}) == 3
 
 
 def test_a_bomb_in_an_extended_header_is_refused_before_it_is_read(world, imported) -> None:
