@@ -91,16 +91,6 @@ if catalog_only:
     print(json.dumps({"catalog": complete, "files": files, "chunks": summary.chunks_total,
                       "embedded": embedded}))
     sys.exit(0)
-# moved code: lines inserted at the top of the largest files move every chunk below
-edited = sorted(root.rglob("*.py"), key=lambda p: -p.stat().st_size)[:n_edit]
-for p in edited:
-    p.write_text("".join(f"# inserted line {i}\n" for i in range(20)) + p.read_text())
-again = engine.index()
-for p in edited:   # the tree is shared by every run: put it back
-    p.write_text(p.read_text().split("\n", 20)[20])
-edit = {"files": len(edited), "chunks": sum(len(engine._catalog.chunks_of(
-    p.relative_to(root).as_posix())) for p in edited), "embedded": again.chunks_embedded,
-    "seconds": again.seconds}
 import psutil
 rss = psutil.Process().memory_info().rss
 engine.close()
@@ -110,6 +100,18 @@ for p in idx.rglob("*"):
         top = p.relative_to(idx).parts[0]
         store = "chroma" if top == "chroma" else top.split(".")[0]
         disk[store] = disk.get(store, 0) + p.stat().st_size
+# moved code: lines inserted at the top of the largest files move every chunk below
+edited = sorted(root.rglob("*.py"), key=lambda p: -p.stat().st_size)[:n_edit]
+for p in edited:
+    p.write_text("".join(f"# inserted line {i}\n" for i in range(20)) + p.read_text())
+engine = Engine(root, idx)   # after the disk figure: the edit's churn is not in it
+again = engine.index()
+for p in edited:   # the tree is shared by every run: put it back
+    p.write_text(p.read_text().split("\n", 20)[20])
+edit = {"files": len(edited), "chunks": sum(len(engine._catalog.chunks_of(
+    p.relative_to(root).as_posix())) for p in edited), "embedded": again.chunks_embedded,
+    "seconds": again.seconds}
+engine.close()
 print(json.dumps({"code": os.path.dirname(os.path.dirname(ragexd.__file__)), "wall": wall, "catalog": min(complete, wall), "chunks": summary.chunks_total,
                   "files": files, "rss": rss, "disk": disk, "edit": edit,
                   "query": lat[len(lat) // 2] if lat else None, "query_max": lat[-1] if lat else None}))
