@@ -142,7 +142,7 @@ def write_catalog_only(name: str, args: argparse.Namespace,
            f"interleaved runs, each stopped once every file is catalogued; {machine()}, load "
            f"{os.getloadavg()[0]:.1f} at the end.  Command: `python bench/first_index.py "
            f"{' '.join(sys.argv[1:])}`.", "",
-           "| | catalog complete (s) | chunks embedded by then |", "|---|---|---|"]
+           "| | catalog complete (s) | vectors stored when stopped (the batch in flight ends) |", "|---|---|---|"]
     med = {}
     for label, rows in results.items():
         med[label] = median([r["catalog"] for r in rows])
