@@ -72,6 +72,16 @@ GRID: list[dict[str, Any]] = [
     {"usage_prior": 1.0},
     {"stub_prior": 1.0},
     {"stub_prior": 0.6},
+    # third round: the name-match signal (namematch.py); 0.0 is the second round's ranking
+    {"name_weight": 0.0},
+    {"name_weight": 0.1},
+    {"name_weight": 0.15},
+    {"name_weight": 0.25},
+    {"name_weight": 0.3},
+    {"name_weight": 0.25, "alpha": 0.7},
+    {"name_class_weight": 1.0},
+    {"name_class_weight": 0.0},
+    {"name_class_weight": 1.0, "alpha": 0.7},
 ]
 
 
@@ -334,6 +344,41 @@ def two_vectors(engine: Any, cache: VectorCache, weight: float, second: str = ""
     print(f"  two vectors: {int(has.sum())} of {exact.n} chunks have a second vector", flush=True)
 
 
+def latency_vs(engine: Any, queries: list[dict], over: dict[str, Any], rounds: int = 5
+               ) -> tuple[float, float]:
+    """p50 CPU ms of hybrid with the shipped weights and with ``over``, query by
+    query interleaved (a load change on a shared machine hits both alike, and each
+    goes first on every other query).  CPU time, not wall time: on a machine whose
+    cores are shared, wall-clock medians of a few ms moved by 2x between runs, the
+    process's CPU time by a few percent.  Each query's
+    vector is encoded once beforehand, so the figures are the ranking's own cost
+    plus the lookups, not the model's."""
+    from ragexd.engine import search
+
+    searcher = engine._searcher
+    base = search.WEIGHTS
+    other = search.Weights(**{**base.__dict__, **over})
+    vecs = {q["query"]: searcher.embedder.encode_query(q["query"]) for q in queries}
+    encode = searcher.embedder.encode_query
+    searcher.embedder.encode_query = vecs.__getitem__   # type: ignore[method-assign]
+    times: dict[str, list[float]] = {"base": [], "other": []}
+    try:
+        pair = (("base", base), ("other", other))
+        for _ in range(rounds):
+            for k, q in enumerate(queries):
+                # alternate who goes first: the second run of a query finds SQLite's
+                # pages for its words warm
+                for key, weights in (pair if k % 2 else pair[::-1]):
+                    searcher.weights = weights
+                    t0 = time.process_time()
+                    searcher.hybrid_ranked(q["query"], 10, [], lambda p: True)
+                    times[key].append((time.process_time() - t0) * 1000)
+    finally:
+        searcher.weights = base
+        searcher.embedder.encode_query = encode   # type: ignore[method-assign]
+    return statistics.median(times["base"]), statistics.median(times["other"])
+
+
 def label(over: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(over.items())) or "default"
 
@@ -354,6 +399,9 @@ def main() -> int:
                     "of embedding.VARIANTS or 'raw' (embedded through the cache)")
     ap.add_argument("--noise", action="store_true",
                     help="only measure the noise floor on the indexes of an earlier run")
+    ap.add_argument("--latency-vs", default="",
+                    help="only time hybrid (CPU), shipped weights against these overrides (JSON, "
+                    "e.g. '{\"name_weight\": 0.0}'), interleaved, on the indexes of an earlier run")
     ap.add_argument("--out", default="/tmp/ragex-eval3p")
     ap.add_argument("--write", help="write the markdown tables to this file")
     args = ap.parse_args()
@@ -399,6 +447,17 @@ def main() -> int:
             record(name, f"auto, two vectors w={args.two_vectors}", res, queries, ms)
             engine.close()
         print(markdown(per, names, nq, langs))
+        return 0
+    if args.latency_vs:
+        over = json.loads(args.latency_vs)
+        for name in names:
+            tree, queries = corpora_mod.build(corpora_mod.CORPORA[name], out, out / "_cache")
+            engine = Engine(tree, out / name / "index")
+            base_ms, other_ms = latency_vs(engine, queries, over)
+            engine.close()
+            print(f"  {name:16s} hybrid p50 CPU: shipped {base_ms:.2f} ms, {label(over)} "
+                  f"{other_ms:.2f} ms, ratio {base_ms / other_ms:.2f}", flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f}")
         return 0
     if args.noise:
         real: list[float] = []

@@ -82,6 +82,14 @@ def _lines(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a number of lines, not {text!r}") from None
 
 
+def _path(text: str) -> str:
+    """A path argument: an empty one is refused, never read as the current
+    directory (``--project "$DIR"`` with DIR unset would index wherever you stand)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path was given")
+    return text
+
+
 def _opt_output(p: argparse.ArgumentParser) -> None:
     """How hits are printed: colour and ripgrep's context flags."""
     p.add_argument("--color", "--colour", choices=render.COLOR_CHOICES, default="auto",
@@ -109,11 +117,11 @@ def _opt_filters(s: argparse.ArgumentParser) -> None:
 
 
 def _build_similar(s: argparse.ArgumentParser) -> None:
-    s.add_argument("location", metavar="PATH:LINE",
+    s.add_argument("location", type=_path, metavar="PATH:LINE",
                    help="a line of a file (relative to the current directory, or absolute); "
                         "the chunk holding it is compared with every other chunk")
     _opt_filters(s)
-    s.add_argument("--project", metavar="PATH",
+    s.add_argument("--project", type=_path, metavar="PATH",
                    help="the project to search (default: the one holding PATH)")
     _opt_output(s)
     _opt_json(s)
@@ -130,7 +138,7 @@ def _build_search(s: argparse.ArgumentParser) -> None:
                    help="auto (default: chosen from the query's shape), semantic, regex, "
                         "symbol or hybrid")
     _opt_filters(s)
-    s.add_argument("--project", metavar="PATH",
+    s.add_argument("--project", type=_path, metavar="PATH",
                    help="search this project instead of the current directory's")
     _opt_output(s)
     s.add_argument("--keep-indexing", action="store_true",
@@ -142,9 +150,9 @@ def _build_search(s: argparse.ArgumentParser) -> None:
 
 
 def _build_index(i: argparse.ArgumentParser) -> None:
-    i.add_argument("path", nargs="?", metavar="PATH")
+    i.add_argument("path", nargs="?", type=_path, metavar="PATH")
     i.add_argument("--rebuild", action="store_true", help="throw the index away and start over")
-    i.add_argument("--export", metavar="FILE",
+    i.add_argument("--export", type=_path, metavar="FILE",
                    help="then write the index as a snapshot archive FILE (.tar.gz) that "
                         "`ragexctl import` or `[index] base` use on other machines")
     _opt_json(i)
@@ -153,8 +161,8 @@ def _build_index(i: argparse.ArgumentParser) -> None:
 
 
 def _build_import(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="a snapshot from `ragexctl index --export`")
-    p.add_argument("--project", metavar="PATH",
+    p.add_argument("file", type=_path, metavar="FILE", help="a snapshot from `ragexctl index --export`")
+    p.add_argument("--project", type=_path, metavar="PATH",
                    help="the project it is for (default: the current directory's)")
     _opt_json(p)
     _opt_no_daemon(p)
@@ -162,7 +170,7 @@ def _build_import(p: argparse.ArgumentParser) -> None:
 
 
 def _build_path_cmd(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", nargs="?", metavar="PATH")
+    p.add_argument("path", nargs="?", type=_path, metavar="PATH")
     _opt_json(p)
     _opt_timeout(p)
 
@@ -178,13 +186,13 @@ def _build_ls(p: argparse.ArgumentParser) -> None:
 
 
 def _build_rm(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", metavar="PROJECT")
+    p.add_argument("target", type=_path, metavar="PROJECT")
     _opt_json(p)
     _opt_timeout(p)
 
 
 def _build_logs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", nargs="?", metavar="PROJECT")
+    p.add_argument("target", nargs="?", type=_path, metavar="PROJECT")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N",
                    help="how many lines (default 50)")
@@ -575,7 +583,8 @@ def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int
             app.note(f"note: {note}")
         for item in (summary.get("skipped") or [])[:20]:
             if isinstance(item, dict):
-                app.note(f"skipped {item.get('path')}: {item.get('reason')}")
+                app.note(f"skipped {render.printable(str(item.get('path')))}: "
+                         f"{item.get('reason')}")
         if isinstance(snap, dict) and op is Op.EXPORT:
             app.write(render.format_snapshot(snap, f"wrote {args['file']}") + "\n")
     return EXIT_OK

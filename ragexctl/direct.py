@@ -203,6 +203,8 @@ def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | Non
         return None
     if not values["direct_regex"] or not same_files_as_a_worker(values):
         return None
+    if req.project is not None and not req.project.strip():
+        return None   # the CLI refuses an empty path with its sentence
     start = req.project if req.project is not None else os.getcwd()
     if not os.path.exists(start):
         return None

@@ -288,6 +288,13 @@ def render_status(status: dict[str, Any], *, root: str, now: float | None = None
         pending = int(index.get("pending_files") or 0)
         lines.append(f"pending: {pending} changed file{'' if pending == 1 else 's'} not yet "
                      "re-indexed")
+        skipped = int(index.get("skipped") or 0)
+        if skipped:   # why a file an agent expects is never in an answer
+            named = [f for f in index.get("skipped_files") or [] if isinstance(f, dict)]
+            shown = "; ".join(f"{f.get('path')} ({f.get('reason')})" for f in named[:10])
+            lines.append(f"left out of the index: {skipped} file{'' if skipped == 1 else 's'}"
+                         + (f": {shown}" if shown else "")
+                         + ("; …" if skipped > min(len(named), 10) else ""))
     watch = status.get("watch")
     lines.append("watching for changes: " + ("yes (saved files are re-indexed within ~2 s)"
                                              if watch else "no"))

@@ -73,6 +73,26 @@ def display_path(rel: str, root: str, base: str | None) -> str:
     return os.path.relpath(os.path.join(root, rel), base)
 
 
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+#: What a terminal would obey rather than show: C0 controls but the tab (ESC starts
+#: sequences that retitle, clear or recolour the terminal; CR and BS overwrite what
+#: was printed), DEL, C1 controls, and the bidirectional overrides that reorder a
+#: line as it is displayed ("Trojan Source").  A hostile repository's file names
+#: and lines hold them on purpose; --json carries them untouched.
+_UNPRINTABLE = {c: _escape(c) for c in (*range(0x00, 0x09), *range(0x0a, 0x20),
+                                        *range(0x7f, 0xa0), 0x061c, 0x200e, 0x200f,
+                                        *range(0x2028, 0x202f), *range(0x2066, 0x206a))}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would obey written as an escape
+    (``\\x1b``, ``\\u202e``): what people read shows what the file holds."""
+    return text.translate(_UNPRINTABLE)
+
+
 def first_line(text: str) -> str:
     line = text.split("\n", 1)[0]
     return line.rstrip("\r")
@@ -109,6 +129,7 @@ def format_hit(hit: dict[str, Any], path: str, color: bool) -> str:
 def grep_line(path: str, line: int, text: str, color: bool, sep: str = ":") -> str:
     """One line as grep prints it: ``path:12:text`` for a match, ``path-12-text``
     (``sep="-"``) for a context line."""
+    path, text = printable(path), printable(text)
     if color:
         return f"{PATH_COLOR}{path}{RESET}{sep}{LINE_COLOR}{line}{RESET}{sep}{text}"
     return f"{path}{sep}{line}{sep}{text}"
@@ -139,10 +160,13 @@ def format_coverage(coverage: dict[str, Any] | None) -> str | None:
 
 def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
-    programs whatever the cwd)."""
+    programs whatever the cwd).  U+2028 and U+2029 (in JavaScript strings) are
+    escaped: Python's ``str.splitlines`` and JavaScript split lines at them."""
     import json
 
-    return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":")) + "\n" for h in hits)
+    return "".join(json.dumps(h, ensure_ascii=False, separators=(",", ":"))
+                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+                   for h in hits)
 
 
 # --- context lines (-A/-B/-C) ----------------------------------------------------------
@@ -205,6 +229,13 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 return {}
+            from ragexd.filerules import MAX_FILE_BYTES
+            from ragexd.textcodec import codec_of
+
+            codec, skip = codec_of(fh.read(4))
+            fh.seek(skip)
+            if codec != "utf-8":
+                return _wide_lines(fh.read(MAX_FILE_BYTES), codec, ranges)
             k, n = 0, 0
             while n < last:
                 raw = fh.readline(CONTEXT_LINE_BYTES)
@@ -222,6 +253,14 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
     except OSError:
         return out
     return out
+
+
+def _wide_lines(data: bytes, codec: str, ranges: list[tuple[int, int]]) -> dict[int, str]:
+    """``read_lines`` for a UTF-16 file (indexed only up to MAX_FILE_BYTES, so read
+    whole): its lines are counted in characters, as ripgrep and the index count them."""
+    lines = data.decode(codec, "replace").split("\n")
+    return {n: lines[n - 1].rstrip("\r")[:CONTEXT_LINE_BYTES]
+            for lo, hi in ranges for n in range(lo, min(hi, len(lines)) + 1)}
 
 
 def file_of(root: str, rel: str) -> str | None:
@@ -255,7 +294,7 @@ def stale_notes(hits: Iterable[dict[str, Any]]) -> list[str]:
         path = str(hit.get("path", ""))
         if hit.get("stale") and path not in seen:
             seen.append(path)
-    return [f"{path} changed since it was indexed; its lines are shown as they are now "
+    return [f"{printable(path)} changed since it was indexed; its lines are shown as they are now "
             "and may not line up (`ragexctl index` updates it)" for path in seen]
 
 
@@ -372,6 +411,7 @@ def block_head(hit: dict[str, Any], path: str, color: bool) -> str:
     if parent and not name:
         what += f" in {parent}"
     stale = "  [changed since indexed]" if hit.get("stale") else ""
+    path, what = printable(path), printable(what)
     if color:
         return (f"{PATH_COLOR}{path}{RESET}:{LINE_COLOR}{span}{RESET}  {what}"
                 + (f"{NOTE_COLOR}{stale}{RESET}" if stale else ""))
@@ -396,7 +436,8 @@ def render_blocks(hits: Iterable[dict[str, Any]], root: str, cwd: str, *, query:
             import textwrap
 
             body = textwrap.dedent("\n".join(body)).split("\n")
-        out.extend("    " + highlight(clip(ln, width - 4), words, color) for ln in body)
+        out.extend("    " + highlight(clip(printable(ln), width - 4), words, color)
+                   for ln in body)
     return "".join(line + "\n" for line in out)
 
 
@@ -507,7 +548,7 @@ class ProgressRenderer:
         eta = getattr(p, "eta_seconds", None)
         if eta is not None and phase not in ("done", "scanning"):
             details.append(f"ETA {format_duration(eta)}")
-        message = str(getattr(p, "message", "") or "").strip()
+        message = printable(str(getattr(p, "message", "") or "").strip())  # a file's name
         # "scanning"/"scanning", "loading-model"/"loading the model": say it once.
         if message and message.split()[0].lower() != phase.replace("-", " ").split()[0].lower():
             details.append(message)
@@ -589,6 +630,10 @@ def short_root(root: str, home: str | None = None) -> str:
     return root
 
 
+#: skipped files ``ragexctl status`` names per project (``--json`` has up to 200)
+SKIPPED_NAMED = 5
+
+
 def render_status(result: dict[str, Any]) -> str:
     daemon = result.get("daemon") or {}
     runtime = daemon.get("runtime") or {}
@@ -618,6 +663,8 @@ def render_status(result: dict[str, Any]) -> str:
             cov = index.get("coverage") or {}
             if not cov.get("complete", True):
                 idx_text += f", {cov.get('chunks_embedded', 0)} embedded"
+            if index.get("skipped"):
+                idx_text += f", {index['skipped']} skipped"
             idx_text += ")"
         rows.append([
             short_root(str(w.get("root") or w.get("project_id") or "?")),
@@ -641,6 +688,16 @@ def render_status(result: dict[str, Any]) -> str:
             body += (f"shared store of {short_root(str(w.get('root') or '?'))}: "
                      f"{store.get('url', '?')} {store.get('collection', '')} "
                      f"({store.get('role', '?')}): {state}\n")
+    for w in workers:   # what the index leaves out, named: a file missing from answers
+        index = w.get("index") or {}
+        named = [f for f in index.get("skipped_files") or [] if isinstance(f, dict)]
+        if index.get("skipped") and named:
+            more = int(index["skipped"]) - min(len(named), SKIPPED_NAMED)
+            body += (f"skipped in {printable(short_root(str(w.get('root') or '?')))}: "
+                     + "; ".join(f"{printable(str(f.get('path')))} ({f.get('reason')})"
+                                 for f in named[:SKIPPED_NAMED])
+                     + (f"; and {more} more (`ragexctl status --json`)" if more > 0 else "")
+                     + "\n")
     return "\n".join(lines) + "\n" + body
 
 

@@ -34,6 +34,8 @@ Example ``~/.config/ragex/config.toml``::
     port = 8000
     token_env = "CHROMA_TOKEN"   # or token_file = "~/.config/ragex/chroma-token"
     role = "reader"           # reader | writer (CI)
+    ssl = true                # HTTPS, the certificate always verified
+    ca_file = "/etc/ragex/team-ca.pem"   # the team's own CA; default: the system's store
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Config:
     store_host: str = DEFAULTS["store_host"]
     store_port: int = DEFAULTS["store_port"]
     store_ssl: bool = DEFAULTS["store_ssl"]
+    store_ca_file: str = DEFAULTS["store_ca_file"]
     store_tenant: str = DEFAULTS["store_tenant"]
     store_database: str = DEFAULTS["store_database"]
     store_token_env: str = DEFAULTS["store_token_env"]

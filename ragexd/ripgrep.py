@@ -123,8 +123,19 @@ def _has_glob_chars(glob: str) -> bool:
     return any(ch in glob for ch in "*?[{!")
 
 
+def _about_the_tree(line: str) -> bool:
+    """A complaint about the tree, not the pattern: an ignore file's bad glob
+    (``./.gitignore: line 3: error parsing glob '['``) or a file rg could not
+    read (``rg: ./x: Permission denied (os error 13)``)."""
+    return ": error parsing glob " in line or line.rstrip().endswith(")") and \
+        "(os error " in line
+
+
 def _clean_error(stderr: str) -> str:
-    lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip()]
+    """What rg said about the search itself, without its complaints about the tree:
+    a valid pattern in a tree with a bad .gitignore line and an unreadable file
+    was reported as an invalid regular expression."""
+    lines = [ln.rstrip() for ln in stderr.splitlines() if ln.strip() and not _about_the_tree(ln)]
     text = "\n".join(lines)
     if text.startswith("rg: "):
         text = text[len("rg: "):]

@@ -106,6 +106,25 @@ def _path(value: Any, name: str) -> str:
     return text
 
 
+def _ca_bundle(value: Any, name: str) -> str:
+    """A PEM file of certificate authorities (a team's private CA), checked when
+    the configuration is read: a wrong path is the user's to fix now, with exit 2,
+    not a TLS failure later in a worker's log."""
+    text = _path(value, name)
+    if not text:
+        return text
+    try:
+        with open(text, "rb") as fh:
+            pem = fh.read(1 << 20)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the CA bundle {text}: "
+                          f"{exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigError(f"{name}: {text} holds no PEM certificate (-----BEGIN "
+                          "CERTIFICATE-----): give the CA's certificate in PEM form")
+    return text
+
+
 def _lower(value: Any, name: str) -> str:
     return str(value).lower()
 
@@ -194,6 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store_host", "store", "host", _text, "localhost", "the Chroma server's host"),
     Setting("store_port", "store", "port", _port, 8000, "the Chroma server's port"),
     Setting("store_ssl", "store", "ssl", parse_bool, False, "talk HTTPS to the Chroma server"),
+    Setting("store_ca_file", "store", "ca_file", _ca_bundle, "",
+            "a PEM file of the certificate authorities to trust for the Chroma server (a "
+            "team's own CA), instead of the system's; \"\" = the system's"),
     Setting("store_tenant", "store", "tenant", _text, "default_tenant", "the Chroma tenant"),
     Setting("store_database", "store", "database", _text, "default_database",
             "the Chroma database"),
@@ -258,4 +280,9 @@ def read(env: dict[str, str] | None = None, config_file: str | os.PathLike[str] 
                           f"not {values['runtime']!r}")
     if values["memory_limit"] < 0 or values["idle_timeout"] < 0 or values["queue_size"] < 1:
         raise ConfigError("memory_limit and idle_timeout must be >= 0 and queue_size >= 1")
+    if values["store_backend"] == "chroma-http" and values["store_ca_file"] \
+            and not values["store_ssl"]:
+        raise ConfigError(f"[store] ca_file is {values['store_ca_file']} but [store] ssl is "
+                          "false: set ssl = true (RAGEX_STORE_SSL=1), the CA is only used "
+                          "for HTTPS")
     return values, source

@@ -208,10 +208,16 @@ def choose_root(start: str | os.PathLike[str], *, explicit: bool = False
     existing ragex index; else ``start`` itself, said out loud.  Refuses ``/``,
     the home directory and ragex's own directories unless ``explicit`` (a path
     given on the command line) or a ``.ragexroot`` marker chose them.
-    ``paths.choose_project_root`` documents the fields (``RootChoice``)."""
+    ``paths.choose_project_root`` documents the fields (``RootChoice``).
+
+    A file's project is the one holding it; a file in no project does not make
+    its directory explicit (``ragexctl index ~/notes.txt`` names a file, not the
+    home directory), so that directory is chosen, and refused, as the current
+    directory would be."""
     here = os.path.realpath(start)
     if os.path.isfile(here):
         here = os.path.dirname(here)
+        explicit = False
     candidate = here
     sentence = None
     while True:

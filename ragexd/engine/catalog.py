@@ -365,6 +365,15 @@ class Catalog:
             "WHERE path=?", (path,)).fetchone()
         return FileRow(*r) if r else None
 
+    def noted_files(self, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """Files catalogued without chunks for a reason (binary, generated...):
+        how many, and the first ``limit`` (path, reason) by path."""
+        conn = self.conn()
+        count = conn.execute("SELECT count(*) FROM files WHERE note != ''").fetchone()[0]
+        rows = conn.execute("SELECT path, note FROM files WHERE note != '' ORDER BY path "
+                            "LIMIT ?", (limit,)).fetchall()
+        return int(count), [(str(p), str(n)) for p, n in rows]
+
     def stats(self) -> tuple[int, int]:
         conn = self.conn()
         files = conn.execute("SELECT count(*) FROM files").fetchone()[0]

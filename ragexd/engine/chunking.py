@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..textcodec import text_lines
 from . import languages as L
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Chunk:
 
 def chunk_file(path: str, text: str, language: str) -> list[Chunk]:
     """All chunks of one file, in line order.  Never raises on odd input."""
-    lines = text.splitlines()
+    lines = text_lines(text)
     if not lines:
         return []
     chunks: list[Chunk] = []

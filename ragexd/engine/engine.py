@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..paths import dir_size
+from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery, snapshot
 from .catalog import Catalog
@@ -44,6 +45,10 @@ CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
 #: catalog meta key: why the last index run failed (absent when it did not)
 LAST_ERROR = "last_index_error"
+#: catalog meta: the files the index leaves out and why, for `ragexctl status`
+SKIPPED_KEY = "skipped_files"
+#: skipped files named in the catalog and in a status (all are counted)
+SKIPPED_SHOWN = 200
 
 
 def is_store_entry(name: str) -> bool:
@@ -265,6 +270,7 @@ class Engine:
                                                 chunk_hook=self._fault_hook)
                     summary.notes.extend(self._store_notes())
                     self._note_failure(None)
+                    self._remember_skipped(catalog, summary, paths)
                     return summary
                 except sqlite3.DatabaseError as exc:
                     if is_unwritable(exc):
@@ -293,6 +299,45 @@ class Engine:
             finally:
                 self._indexing = self._refreshing = False
                 self._live_run_done.set()
+
+    def _remember_skipped(self, catalog: Catalog, summary: IndexSummary,
+                          paths: Sequence[str] | None) -> None:
+        """Keep what this run left out, with why, for `ragexctl status`: a full run
+        replaces the list, a run over some paths (a save) updates those paths only."""
+        # files catalogued with a note (binary, generated) are counted from the catalog
+        found = {s.path: s.reason for s in summary.skipped if catalog.file(s.path) is None}
+        count, kept = 0, {}
+        if paths is not None or summary.cancelled:
+            count, kept = self._walk_skipped(catalog)
+            root = str(self.root).rstrip(os.sep) + os.sep
+            for raw in paths or ():
+                if kept.pop(raw[len(root):] if raw.startswith(root) else raw, None) is not None:
+                    count -= 1
+        count += sum(1 for p in found if p not in kept)
+        kept.update(found)
+        shown = dict(sorted(kept.items())[:SKIPPED_SHOWN])
+        record = json.dumps({"count": max(count, len(shown)), "files": shown})
+        if record != catalog.get_meta(SKIPPED_KEY):
+            Indexer._write(lambda: catalog.set_meta(SKIPPED_KEY, record))
+
+    @staticmethod
+    def _walk_skipped(catalog: Catalog) -> tuple[int, dict[str, str]]:
+        """The files the walk left out, never catalogued (too large, not regular,
+        unreadable, outside symlinks...): how many, the first SKIPPED_SHOWN."""
+        try:
+            data = json.loads(catalog.get_meta(SKIPPED_KEY) or "{}")
+            files = {str(k): str(v) for k, v in dict(data.get("files") or {}).items()}
+            return int(data.get("count") or len(files)), files
+        except (ValueError, TypeError, AttributeError):
+            return 0, {}
+
+    def _skipped(self, catalog: Catalog) -> tuple[int, dict[str, str]]:
+        """Every file the index leaves out: the walk's, and those catalogued
+        without chunks (binary, minified...): how many, the first SKIPPED_SHOWN."""
+        walked, named = self._walk_skipped(catalog)
+        noted, rows = catalog.noted_files(SKIPPED_SHOWN)
+        named.update(rows)
+        return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
 
     def _reopen_after_failed_write(self) -> None:
         """Never reuse a vector store whose write failed: after a full disk,
@@ -570,7 +615,10 @@ class Engine:
                               "chunks no longer match its lines; run `ragexctl index` (saved "
                               "files are re-indexed within seconds by a running worker) and "
                               "ask again", path=rel, reason="stale")
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        try:   # counted as the chunks' lines were (UTF-16 too)
+            lines = len(text_lines(discovery.decode(data)))
+        except discovery.Unreadable:
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
         if line > lines:
             raise EngineError("bad_query", f"line {line} is past the end of {rel} "
                               f"({lines} line{'s' if lines != 1 else ''})", path=rel,
@@ -711,6 +759,7 @@ class Engine:
             files, chunks = catalog.stats()
             marker = catalog.get_meta(RUN_MARKER)
             last = catalog.get_meta(LAST_INDEXED)
+            skipped, skipped_files = self._skipped(catalog)
         except sqlite3.DatabaseError:
             return IndexStatus(state="corrupt", size_bytes=size, model_loaded=self.model_loaded)
         except EngineError:   # closed under us by that swap
@@ -736,7 +785,9 @@ class Engine:
                            model_loaded=self.model_loaded, pending_files=pending,
                            coverage=cov,
                            last_error="" if self._indexing else self.last_error(),
-                           store=self._store_status())
+                           store=self._store_status(), skipped=skipped,
+                           skipped_files=[{"path": p, "reason": r}
+                                          for p, r in skipped_files.items()])
 
     def _store_status(self) -> dict[str, object] | None:
         try:

@@ -6,9 +6,10 @@
 * lexical: FTS5 bm25 over identifiers split into words, docstrings and code tokens;
 * symbol: the catalog's definition names (symbols.py);
 * regex: ripgrep (ripgrep.py);
-* hybrid: a linear fusion of the semantic cosine and the normalised bm25 over
-  candidates from both lists and the definitions of identifiers the question
-  names; weights chosen leave-one-corpus-out by bench/eval_quality.py on
+* hybrid: a linear fusion of the semantic cosine, the normalised bm25 and how much
+  of each candidate's name the question says (namematch.py), over candidates
+  from both lists and the definitions of identifiers the question names;
+  weights chosen leave-one-corpus-out by bench/eval_quality.py on
   third-party code (bench/QUALITY.md).  A question about where an identifier is
   used ranks the code using it above its definition;
 * auto: by the query's shape (``ragexd/query_shape.py``, shared with the client).
@@ -35,7 +36,9 @@ from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
 from .embedding import Embedder
 from .languages import known_languages, normalise_language
+from .namematch import QuestionWords
 from ..query_shape import asks_for_usage, is_code_token, split_qualified
+from ..textcodec import NotText, decode_text, text_lines
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
@@ -48,7 +51,10 @@ SNIPPET_LINES = 8
 class Weights:
     """Ranking knobs, all measured with bench/eval_quality.py (see bench/QUALITY.md).
 
-    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25``.
+    Hybrid is a linear fusion: ``alpha * cosine + (1 - alpha) * bm25 / max_bm25
+    + name_weight * name_match``, the last the share of the candidate's name words
+    the question says (namematch.py): doc-comment-like questions name the answer in
+    words, which tells it from neighbours that share its body and vocabulary.
     Identifiers named in the question add their definitions to the candidates;
     a bonus on top of that (``symbol_bonus``) lost on every leave-one-out fold:
     doc-comment-like questions name parameters and neighbours, not the answer.
@@ -60,6 +66,8 @@ class Weights:
     """
 
     alpha: float = 0.8
+    name_weight: float = 0.2    # chosen leave-one-out (bench/QUALITY.md, third round)
+    name_class_weight: float = 0.5   # the enclosing class's words, each, in that share
     symbol_bonus: float = 0.0   # chosen leave-one-out; named definitions still join the candidates
     bm25: tuple[float, float, float] = (4.0, 2.0, 1.0)
     block_prior: float = 0.8
@@ -304,6 +312,13 @@ class Searcher:
                 cos = {i: c / best for i, c in cos.items()}
             scores = {i: w.alpha * cos.get(i, 0.0) + (1 - w.alpha) * bm.get(i, 0.0)
                       for i in rows}
+            # a usage question names the callee, not the answer: its callers' names
+            # say none of it, so the name signal would only lift the definition
+            if w.name_weight and not usage:
+                said = QuestionWords(text)
+                for i, r in rows.items():
+                    scores[i] += w.name_weight * said.name_match(r.name, r.parent,
+                                                                 w.name_class_weight)
             for r, s in sym:
                 scores[r.id] += w.symbol_bonus * s
         tests = asks_for_tests(text)
@@ -355,7 +370,10 @@ class Searcher:
             return None, True
         stale = manifest is None or manifest.size != st.st_size or \
             manifest.mtime_ns != st.st_mtime_ns
-        return data.decode("utf-8", "replace").splitlines(), stale
+        try:
+            return text_lines(decode_text(data)), stale
+        except NotText:
+            return None, True
 
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
                    languages: Sequence[str], match: Callable[[str], bool]

@@ -30,6 +30,12 @@ store is *unavailable* for ``RETRY_AFTER`` seconds: indexing embeds locally at
 full speed meanwhile, and ``problem()`` gives the sentence that search notes,
 index summaries and status carry.  Nothing local depends on the server, so
 nothing local is lost.
+
+**TLS.**  With ``[store] ssl`` the server's certificate is verified, host name
+included, against ``[store] ca_file`` (a team's own certificate authority) or
+the system's trust store; there is no switch to skip that, since a reader takes
+the vectors it is handed as its index.  A certificate that fails is a sentence
+naming the setting that fixes it, like every other failure.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..config import Config
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     import numpy as np
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,7 @@ class StoreConfig:
     host: str
     port: int
     ssl: bool = Config.store_ssl
+    ca_file: str = Config.store_ca_file
     tenant: str = Config.store_tenant
     database: str = Config.store_database
     token_env: str = Config.store_token_env
@@ -88,6 +97,7 @@ class StoreConfig:
         if cfg.store_backend != "chroma-http":
             return None
         return cls(host=cfg.store_host, port=cfg.store_port, ssl=cfg.store_ssl,
+                   ca_file=cfg.store_ca_file,
                    tenant=cfg.store_tenant, database=cfg.store_database,
                    token_env=cfg.store_token_env, token_file=cfg.store_token_file,
                    role=cfg.store_role, repository=cfg.store_repository,
@@ -114,6 +124,25 @@ class StoreConfig:
                                        "environment")
             return value
         return ""
+
+    def trust(self) -> "SSLContext | None":
+        """What verifies the server's certificate (None for plain HTTP): the CA
+        bundle of ``[store] ca_file`` alone, else the system's trust store
+        (OpenSSL's default paths, which ``SSL_CERT_FILE`` overrides).  Not httpx's
+        default: that is certifi's public CAs, which never hold the private CA a
+        company installs into its machines' trust store.  Verification, host
+        name included, is never turned off.  Raises StoreUnavailable with a
+        sentence when the bundle cannot be loaded."""
+        if not self.ssl:
+            return None
+        import ssl
+
+        try:
+            return ssl.create_default_context(cafile=self.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:   # read at config load; since removed or bad
+            raise StoreUnavailable(f"cannot load the CA bundle {self.ca_file} ([store] "
+                                   f"ca_file): {getattr(exc, 'strerror', None) or exc}"
+                                   ) from None
 
 
 class StoreUnavailable(Exception):
@@ -176,7 +205,8 @@ class SharedStore:
 
     def describe(self) -> dict[str, Any]:
         """For status: where, which collection, role, state."""
-        return {"backend": "chroma-http", "url": self.conf.url, "tenant": self.conf.tenant,
+        return {"backend": "chroma-http", "url": self.conf.url,
+                "ca_file": self.conf.ca_file, "tenant": self.conf.tenant,
                 "database": self.conf.database, "collection": self.collection,
                 "repository": self.repository, "role": self.conf.role,
                 "problem": self.problem() or "", "fetched": self.fetched,
@@ -320,7 +350,9 @@ class SharedStore:
                 if token:
                     headers["Authorization"] = f"Bearer {token}"
                     headers["X-Chroma-Token"] = token
-                self._client = httpx.Client(base_url=self.conf.url, headers=headers)
+                trust = self.conf.trust()   # likewise
+                self._client = httpx.Client(base_url=self.conf.url, headers=headers,
+                                            **({"verify": trust} if trust else {}))
             return self._client
 
     def _post(self, path: str, body: dict[str, Any],
@@ -348,9 +380,7 @@ class SharedStore:
             raise StoreUnavailable(f"{where} did not answer within {limit:g} s ({what}); "
                                    "embedding locally") from None
         except httpx.HTTPError as exc:
-            raise StoreUnavailable(f"{where} cannot be reached ({exc}); check [store] host "
-                                   "and port, and that `chroma run` is up there; embedding "
-                                   "locally") from None
+            raise StoreUnavailable(_unreachable(where, exc, self.conf)) from None
         if resp.status_code in (401, 403):
             raise StoreUnavailable(f"{where} refused ragex's token (HTTP {resp.status_code}); "
                                    "check [store] token_env or token_file; embedding locally")
@@ -358,8 +388,11 @@ class SharedStore:
             return None
         if resp.status_code >= 400:
             detail = resp.text.strip().replace("\n", " ")[:200]
+            check = (_SSL_HINT   # nginx: "The plain HTTP request was sent to HTTPS port"
+                     if not self.conf.ssl and resp.status_code == 400 and "HTTPS" in detail
+                     else "check [store] tenant and database")
             raise StoreUnavailable(f"{where} answered HTTP {resp.status_code} ({detail}); "
-                                   "check [store] tenant and database; embedding locally")
+                                   f"{check}; embedding locally")
         try:
             data = resp.json()
         except ValueError:
@@ -370,3 +403,40 @@ class SharedStore:
                                    "embedding locally")
         return data
 
+
+#: The fix for plain HTTP sent to a server that speaks only HTTPS.
+_SSL_HINT = "if it speaks HTTPS there, set [store] ssl = true"
+
+
+def _unreachable(where: str, exc: Exception, conf: StoreConfig) -> str:
+    """The sentence for a request that got no answer, naming the setting that
+    fixes it: a certificate not trusted or for another host, a TLS handshake
+    that fails (HTTPS to a plain HTTP port), or a server that is not there."""
+    import ssl
+
+    import httpx
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or str(cause)
+        if "mismatch" in why:      # OpenSSL's "Hostname mismatch" / "IP address mismatch"
+            return (f"{where} presented a certificate for another host name ({why}); set "
+                    "[store] host to a name the certificate is for; embedding locally")
+        if conf.ca_file:
+            fix = (f"check that the CA bundle {conf.ca_file} ([store] ca_file) holds the "
+                   "certificate authority that signed the server's certificate")
+        else:
+            fix = ("if the server's certificate comes from your team's own certificate "
+                   "authority, set [store] ca_file to that CA's PEM file")
+        return (f"{where} presented a certificate ragex does not trust ({why}); {fix}; "
+                "embedding locally")
+    if cause is not None:
+        return (f"{where} failed the TLS handshake ({cause.reason or cause}); check that "
+                "the server speaks HTTPS on that port ([store] ssl, port); embedding locally")
+    # Connected, then dropped without an answer: what a TLS port does to plain HTTP.
+    dropped = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+    hint = (f"; {_SSL_HINT}" if not conf.ssl and isinstance(exc, dropped) else "")
+    return (f"{where} cannot be reached ({exc}); check [store] host and port, and that "
+            f"`chroma run` is up there{hint}; embedding locally")

@@ -134,3 +134,7 @@ class IndexStatus:
     #: the shared vector store (`[store] backend = "chroma-http"`): where, role,
     #: vectors fetched/published, and its problem while unavailable; None: local only
     store: dict[str, object] | None = None
+    #: files the last runs left out (too large, binary, generated, unreadable...):
+    #: how many, and the first SKIPPED_SHOWN of them as {"path", "reason"}
+    skipped: int = 0
+    skipped_files: list[dict[str, str]] = field(default_factory=list)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
+from ..filerules import GlobProblem, clean_globs
 from ..protocol import (ErrorCode, Hit, IndexArgs, Progress, RagexError, SearchArgs,
                         SearchResult, SimilarArgs, SnapshotArgs)
 
@@ -111,6 +112,9 @@ class WorkerService:
         self._first_lock = threading.Lock()
         self._first_summary: Any = None
         self._first_error: RagexError | None = None
+        #: when the first search began waiting on the index run now going: the run's
+        #: first answers are due FIRST_ANSWER_WAIT after it, not after each search
+        self._first_wait_since: float | None = None
         self._broadcast_throttle = ProgressThrottle()
         #: searches attached to the running first index: request id -> progress sink
         self._listeners: dict[str, ProgressSink] = {}
@@ -392,6 +396,11 @@ class WorkerService:
                     raise
                 return self._grep_without_index(args)
         engine = self.engine(timeout=120)
+        if args.paths:   # a bad glob is refused now, not after waiting for an index
+            try:
+                clean_globs(self.root, args.paths)
+            except GlobProblem as exc:
+                raise RagexError(ErrorCode(exc.code), exc.message, **exc.detail) from None
         notes: list[str] = []
         if args.auto_index and self._wants_first_index(engine):
             if self.background_first_index:
@@ -492,6 +501,7 @@ class WorkerService:
                 return   # an INDEX request or the watcher is building it: wait on that
             self.cancel_index.clear()
             self._first_summary = self._first_error = None
+            self._first_wait_since = None
 
             def run() -> None:
                 try:
@@ -526,14 +536,26 @@ class WorkerService:
 
     def _wait_first_index(self, engine: Any, request_id: str, mode: str, budget: float,
                           progress: ProgressSink | None) -> bool:
-        """Wait until what ``mode`` needs is indexed, or ``budget`` seconds;
-        True if the index run finished meanwhile."""
+        """Wait until what ``mode`` needs is indexed, or ``budget`` seconds after
+        the first search that waited on this run; True if the run finished meanwhile.
+
+        The budget is the run's, not each search's: a first index that embeds for
+        forty minutes answers its first search after at most ``budget`` seconds and
+        every later one at once, from what is there (waiting longer would add a few
+        hundred vectors to answers that say what they cover anyway)."""
         if mode == "regex":
             # ripgrep reads the live files: exact without an index.  Only the names of
             # the enclosing definitions come from the catalog, so wait a moment for
             # cataloguing (fast: no model), never for the embedding.
             budget = min(budget, REGEX_CATALOG_WAIT)
-        end = time.monotonic() + budget
+        now = time.monotonic()
+        with self._first_lock:
+            if not self.indexing:
+                self._first_wait_since = None
+                return True
+            if self._first_wait_since is None:
+                self._first_wait_since = now
+            end = min(now, self._first_wait_since) + budget
         if progress is not None:
             with self._first_lock:
                 self._listeners[request_id] = progress

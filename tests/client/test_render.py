@@ -349,3 +349,17 @@ def test_terminal_width_prefers_columns_then_the_terminal_then_80(monkeypatch):
     assert render.terminal_width(io.StringIO()) == 123
     monkeypatch.delenv("COLUMNS")
     assert render.terminal_width(io.StringIO()) == 80
+
+
+def test_what_a_terminal_would_obey_is_shown_as_an_escape_and_text_stays_text():
+    assert render.printable("a\x1b[2Jb\rc\x07\u202ed\u2028e\x85") == \
+        "a\\x1b[2Jb\\x0dc\\x07\\u202ed\\u2028e\\x85"
+    assert render.printable("caf\xe9 \u4e2d\t|") == "caf\xe9 \u4e2d\t|"
+    hit = dict(HIT, path="a\nb.py", text="x = '\x1b]0;t\x07'\n")
+    for out in (render.render_hits([hit], "/r", "/r", color=True),
+                render.render_blocks([hit], "/r", "/r", query="x", color=True, width=80)):
+        assert "\x1b]" not in out and "\x07" not in out and "a\\x0ab.py" in out, out
+    drawn = io.StringIO()
+    render.ProgressRenderer(drawn, tty=True).update(Progress(
+        id="1", phase="cataloguing", files_done=1, files_total=2, message="x\n\x1b[2J.py"))
+    assert drawn.getvalue().count("\n") == 0 and "\x1b[2J" not in drawn.getvalue(), drawn

@@ -108,3 +108,53 @@ def test_a_large_tree_without_a_terminal_is_refused_with_the_way_out(rx_env: Pri
     assert "more than 20,000 files" in res.stderr and "ragexctl index PATH" in res.stderr
     assert f"using it as the project root" in res.stderr  # which root, said out loud
     assert not rx_env.socket.exists()
+
+
+def test_a_file_in_no_project_makes_its_directory_neither_explicit_nor_silent(
+        dirs: PrivateEnv) -> None:
+    home = Path(dirs.env["HOME"])
+    notes = home / "notes.txt"
+    notes.write_text("todo\n")
+    refused = paths.choose_project_root(notes, explicit=True)
+    assert refused.refusal and "your home directory" in refused.refusal, refused
+    loose = dirs.base / "loose"
+    loose.mkdir()
+    (loose / "script.py").write_text("print(1)\n")
+    choice = paths.choose_project_root(loose / "script.py", explicit=True)
+    assert (choice.root, choice.how) == (loose, "cwd")
+    assert str(loose) in (choice.sentence or "")
+    (loose / paths.ROOT_MARKER).touch()  # a file inside a project: that project, silently
+    assert paths.choose_project_root(loose / "script.py", explicit=True) == \
+        paths.RootChoice(loose, "marker")
+
+
+def test_indexing_a_file_in_home_is_refused_before_anything_starts(rx_env: PrivateEnv) -> None:
+    """`ragexctl index ~/notes.txt` named a file: indexing all of home for it
+    would be the accident the home rule exists to prevent."""
+    home = Path(rx_env.env["HOME"])
+    (home / "notes.txt").write_text("find me\n")
+    for argv in (("index", str(home / "notes.txt")),
+                 ("search", "--project", str(home / "notes.txt"), "find me")):
+        res = rx_env.ctl(*argv, cwd=rx_env.base, timeout=60)
+        assert res.returncode == 2, (argv, res.stdout, res.stderr)
+        assert "your home directory" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not rx_env.socket.exists(), "ragexd was started for a refused root"
+
+
+@pytest.mark.parametrize("argv", [
+    ("search", "--project", "", "find me"), ("search", "--mode", "regex", "--project", "", "find"),
+    ("index", ""), ("index", "--export", ""), ("import", "", "--project", "."),
+    ("similar", ""), ("stop", ""), ("rm", ""), ("logs", " ")])
+def test_an_empty_path_is_refused_never_read_as_the_current_directory(
+        rx_env: PrivateEnv, argv: tuple[str, ...]) -> None:
+    """`--project "$DIR"` with DIR unset must not index or search wherever the user
+    stands (here a project with a marker, which the direct regex path would serve)."""
+    here = rx_env.base / "here"
+    here.mkdir()
+    (here / paths.ROOT_MARKER).touch()
+    (here / "notes.py").write_text("find_me = 1\n")
+    res = rx_env.ctl(*argv, cwd=here, timeout=60)
+    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+    assert "an empty path was given" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not res.stdout.strip(), res.stdout
+    assert not rx_env.socket.exists(), "ragexd was started for an empty path"

@@ -328,6 +328,32 @@ def test_empty_and_odd_input_never_raises() -> None:
     chunk_file("x.rs", "fn", "rust")
 
 
+@pytest.mark.parametrize("path, language, separator", [
+    ("ff.py", "python", "\x0c"), ("ls.js", "javascript", "\u2028"),
+    ("cr.py", "python", "\r"), ("nel.go", "go", "\x85"), ("notes.md", "markdown", "\x0c")])
+def test_line_separators_ripgrep_does_not_count_never_shift_the_chunks_below_them(
+        path: str, language: str, separator: str) -> None:
+    """Lines are numbered at \\n only, as ripgrep and tree-sitter number them: a form
+    feed or a U+2028 inside a string must not move every later chunk's text one line
+    up from the span it names."""
+    body = {"python": "def f{i}(x):\n    s = 'a{sep}b'\n    return x + {i}\n{sep}\n",
+            "javascript": "function f{i}(x) {{\n  const s = 'a{sep}b';\n  return x + {i};\n}}\n\n",
+            "go": "func f{i}(x int) int {{\n\ts := \"a{sep}b\"\n\treturn x + {i}\n}}\n\n",
+            "markdown": "# f{i}\n\ntext{sep} of section {i}\n\n"}[language]
+    text = "".join(body.format(i=i, sep=separator) for i in range(30))
+    if language == "go":
+        text = "package p\n\n" + text
+    numbered = text.split("\n")
+    chunks = chunk_file(path, text, language)
+    assert chunks
+    for c in chunks:
+        first = c.code.split("\n")[0].rstrip("\r")
+        assert first == numbered[c.start - 1].rstrip("\r"), (c.kind, c.name, c.start, c.code)
+    if language != "markdown":
+        defs = [c for c in chunks if c.name.startswith("f")]
+        assert len(defs) == 30 and all(f"x + {c.name[1:]}" in c.code for c in defs)
+
+
 DEF_LINE_SAMPLES = [
     ("swift", "Store.swift", '''\
         final class Store {

@@ -125,6 +125,19 @@ def test_binary_and_bad_utf8(tmp_path: Path) -> None:
     assert discovery.decode(b"\xef\xbb\xbfx = 1") == "x = 1"
 
 
+def test_utf16_is_text_by_its_mark_as_ripgrep_reads_it_and_binary_without() -> None:
+    text = "def f():\r\n    return 'caf\xe9 \u4e2d'\r\n"
+    assert discovery.decode(text.encode("utf-16")) == text                  # BOM, native order
+    assert discovery.decode(b"\xff\xfe" + text.encode("utf-16-le")) == text
+    assert discovery.decode(b"\xfe\xff" + text.encode("utf-16-be")) == text
+    with pytest.raises(discovery.Unreadable, match="without a byte-order mark"):
+        discovery.decode(text.encode("utf-16-le"))
+    with pytest.raises(discovery.Unreadable, match="binary"):  # a NUL character is binary
+        discovery.decode(b"\xff\xfe" + "a\0b".encode("utf-16-le"))
+    with pytest.raises(discovery.Unreadable, match="^binary file$"):
+        discovery.decode(b"\x7fELF\x02\x01\x01\0" + bytes(range(256)) * 4)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
 def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
     make(tmp_path, {"locked/a.py": "a\n", "ok.py": "o\n"})
@@ -185,3 +198,75 @@ def test_regex_output_names_a_non_utf8_file_as_the_index_summary_does(tmp_path: 
     open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.py"), "wb").write(b"needle = 1\n")
     matches, _ = ripgrep.search(tmp_path, "needle", limit=5)
     assert [m.path for m in matches] == ["caf\\xe9.py"]  # not "caf\ufffd.py"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is the oracle")
+def test_gitignore_files_above_a_project_inside_a_repository_apply_as_git_applies_them(
+        tmp_path: Path) -> None:
+    """A .ragexroot in a monorepo's subdirectory: the repository's .gitignore files
+    above it still decide, as git (and ripgrep) decide; the project's own ones can
+    re-include.  A project that is itself an ignored directory (a vendored checkout)
+    was asked for, and is indexed whole."""
+    import subprocess
+
+    repo = tmp_path / "mono"
+    make(repo, {".gitignore": "*.gen.py\ngenerated/\n/pkg/local.py\nvendor/\n",
+                "pkg/.gitignore": "!keep.gen.py\n", "pkg/.ragexroot": "",
+                "vendor/x/.ragexroot": "", "elsewhere/.ragexroot": ""})
+    for rel in ("pkg/a.py", "pkg/a.gen.py", "pkg/keep.gen.py", "pkg/generated/g.py",
+                "pkg/local.py", "pkg/sub/local.py", "pkg/sub/b.gen.py", "vendor/x/v.py",
+                "elsewhere/e.gen.py"):
+        make(repo, {rel: "x = 1\n"})
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--ignored",
+                          "-uall"], capture_output=True, text=True, check=True).stdout
+    git_kept = {line[3:] for line in out.splitlines() if line.startswith("??")}
+    for project in ("pkg", "elsewhere"):
+        assert rels(repo / project) == {p[len(project) + 1:] for p in git_kept
+                                        if p.startswith(project + "/")}, project
+    assert rels(repo / "vendor" / "x") == {".ragexroot", "v.py"}
+    assert "a.gen.py" not in rels(repo / "pkg") and "sub/local.py" in rels(repo / "pkg")
+    shutil.rmtree(repo / ".git")   # outside any repository nothing above applies
+    assert "a.gen.py" in rels(repo / "pkg")
+
+
+def test_a_submodule_or_worktree_gitlink_file_is_vcs_metadata_not_text(tmp_path: Path) -> None:
+    make(tmp_path, {"sub/.git": "gitdir: ../.git/modules/sub\n", "sub/code.py": "x = 1\n",
+                    "wt/.git": "gitdir: /elsewhere/.git/worktrees/wt\n"})
+    assert rels(tmp_path) == {"sub/code.py"}
+
+
+def test_a_generated_gitignore_of_thousands_of_lines_decides_like_pathspec_in_one_pass(
+        tmp_path: Path) -> None:
+    """pathspec tries patterns one by one in Python: 20,000 lines made a walk cost
+    files x patterns (28 s for 2,000 files).  A long ignore file is asked once, by
+    one regex, whether any pattern matches; the answers stay pathspec's."""
+    import pathspec
+
+    lines = [f"cache_{i}_*.tmp" for i in range(3000)] + [
+        "build/", "!build/keep.txt", "/anchored.py", "docs/**/draft-*.md", "*.log",
+        "!important.log", "sub/dir/", "[abc]x.py", "\\#literal"]
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    fast = discovery.compile_ignore(lines, "test")
+    paths = ["a.py", "cache_7_x.tmp", "d/cache_2999_y.tmp", "cache_3000_y.tmp", "build/x.py",
+             "build/keep.txt", "anchored.py", "d/anchored.py", "docs/a/b/draft-1.md",
+             "docs/draft-2.md", "x.log", "important.log", "sub/dir/f", "sub/dir", "ax.py",
+             "dx.py", "#literal", "src/build", "src/build/", "deep/er/file.txt"]
+    assert [fast.decide(p) for p in paths] == [spec.check_file(p).include for p in paths]
+    asked: list[str] = []
+    real = fast.spec.check_file
+    fast.spec.check_file = lambda p, *a: (asked.append(p), real(p, *a))[1]  # type: ignore
+    for i in range(500):
+        assert fast.decide(f"src/module_{i}.py") is None
+    assert fast.decide("x.log") is True and asked == ["x.log"], asked[:5]
+
+
+def test_a_huge_ignore_file_is_read_only_up_to_the_size_limit(tmp_path: Path) -> None:
+    """Bounded time and memory: a hostile multi-megabyte .gitignore is used up to
+    MAX_FILE_BYTES (cut at a line's end); its later lines do not apply."""
+    head = "*.early\n"
+    filler = ("# " + "x" * 1000 + "\n") * 1200   # comments: cheap to read, not to hold
+    make(tmp_path, {".gitignore": head + filler + "*.late\n", "a.early": "", "b.late": "",
+                    "c.py": ""})
+    assert len((tmp_path / ".gitignore").read_bytes()) > discovery.MAX_FILE_BYTES + 100_000
+    assert rels(tmp_path) == {"b.late", "c.py"}   # (the .gitignore itself: too large)

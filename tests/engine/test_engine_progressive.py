@@ -226,6 +226,55 @@ def test_repeated_index_runs_leave_no_connection_behind(tree: Path) -> None:
         engine.close()
 
 
+def test_searches_during_a_long_first_index_wait_once_per_run_not_each(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first search of a first index waits for it (at most the budget); later
+    searches answer at once from what is there, saying so: a run that embeds for
+    forty minutes must not cost every search of those forty minutes the budget.
+    A bad --path glob is refused before any wait."""
+    from ragexd.protocol import RagexError, SearchArgs
+    from ragexd.worker import service as service_module
+    from ragexd.worker.service import WorkerService
+
+    budget = 15.0
+    monkeypatch.setattr(service_module, "FIRST_ANSWER_WAIT", budget)
+    service = WorkerService(tree, tree.parent / "idx")
+    service.open_engine()
+    gate = threading.Event()
+    real_index = service._engine.index
+
+    def slow(**kw):   # the real index, held back as a long embedding would be
+        gate.wait(300)
+        return real_index(**kw)
+    service._engine.index = slow
+
+    def timed(query: str, **kw) -> tuple[float, dict]:
+        t0 = time.monotonic()
+        answer = service.search(query, SearchArgs(query=query, mode="hybrid", auto_index=True,
+                                                  **kw), timeout=120)
+        return time.monotonic() - t0, answer
+    try:
+        first, answer = timed("decode a JSON document")
+        assert first >= budget - 0.5, first           # the first search waited for it
+        assert any("first index is running" in n for n in answer["notes"]), answer["notes"]
+        for query in ("parse a number", "escape a string"):
+            took, answer = timed(query)
+            assert took < budget / 2, (query, took)   # later ones did not wait again
+            assert any("first index is running" in n for n in answer["notes"]), answer
+        t0 = time.monotonic()
+        with pytest.raises(RagexError) as refused:
+            timed("anything", paths=["../outside"])
+        assert refused.value.code.value == "path_outside_project"
+        assert time.monotonic() - t0 < budget / 2
+        assert service.indexing   # all of it while the first index was still running
+    finally:
+        gate.set()
+        service.cancel_index.set()
+        if service._first_index is not None:
+            service._first_index.join(600)
+        service.close()
+
+
 def test_a_name_in_the_last_catalogued_file_is_found_before_embedding_gets_going(
         monkeypatch) -> None:
     """Phase 1 has the processor to itself: the model is loaded meanwhile, but no

@@ -1,4 +1,5 @@
-"""What a hit says and where it ranks: definition lines, and tests below the code they test."""
+"""What a hit says and where it ranks: definition lines, tests below the code they test, and
+the definition whose name the question says above its siblings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
+from ragexd.engine.namematch import QuestionWords, stem
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
 
 from tests.harness import write
@@ -28,16 +30,22 @@ def indexed_engine(factory: pytest.TempPathFactory, name: str,
         eng.close()
 
 
-def search_without(engine: Engine, prior: str, query: SearchQuery) -> list[SearchHit]:
-    """The hits ``engine`` gives with one ranking prior switched off (its factor 1.0):
-    what the prior changes is the difference from an ordinary search."""
+def search_with(engine: Engine, query: SearchQuery, **weights: float) -> list[SearchHit]:
+    """The hits ``engine`` gives with some ranking weights overridden: what a weight
+    changes is the difference from an ordinary search."""
     searcher = engine._searcher
     saved = searcher.weights
     try:
-        searcher.weights = search_mod.Weights(**{**saved.__dict__, prior: 1.0})
+        searcher.weights = search_mod.Weights(**{**saved.__dict__, **weights})
         return engine.search(query).hits
     finally:
         searcher.weights = saved
+
+
+def search_without(engine: Engine, prior: str, query: SearchQuery,
+                   **weights: float) -> list[SearchHit]:
+    """The hits with one ranking prior switched off (its factor 1.0)."""
+    return search_with(engine, query, **{prior: 1.0, **weights})
 
 
 FILES = {
@@ -93,10 +101,15 @@ def test_hit_line_is_the_def_line_and_the_span_starts_at_the_decorator(engine: E
 
 def test_tests_rank_below_the_code_they_test(engine: Engine) -> None:
     question = "merge two sorted runs"
-    without = search_without(engine, "test_prior", SearchQuery(question, mode="hybrid", limit=3))
+    # by meaning and words: the name signal off, since the function's name says the
+    # question's words too, which is a different claim
+    query = SearchQuery(question, mode="hybrid", limit=3)
+    without = search_without(engine, "test_prior", query, name_weight=0.0)
+    with_prior = search_with(engine, query, name_weight=0.0)
     # the test repeats the question's words: without the prior it wins ...
     assert without[0].path == "tests/test_merge.py"
     # ... with it, the implementation comes first
+    assert (with_prior[0].path, with_prior[0].name) == ("pkg/split.py", "merge_runs")
     hits = engine.search(SearchQuery(question, mode="hybrid", limit=3)).hits
     assert (hits[0].path, hits[0].name) == ("pkg/split.py", "merge_runs")
 
@@ -280,3 +293,107 @@ def test_a_question_about_what_an_identifier_does_finds_its_definition(
     hits = usage_engine.search(SearchQuery("what does parse_config do with the timeout",
                                            mode="auto", limit=3)).hits
     assert hits[0].name == "parse_config"
+
+
+#: Siblings of one class share its vocabulary and its shape; the question names the
+#: answer in words ("representation" for ``__repr__``), which is all that tells it
+#: from ``__len__`` and ``__iter__``.  No docstrings: the question is all there is.
+SIBLING_FILES = {
+    "pkg/lru.py": '''\
+        from collections import OrderedDict
+
+
+        class LRUCache:
+
+            def __init__(self, capacity=128):
+                self._capacity = capacity
+                self._data = OrderedDict()
+                self.hits = 0
+                self.misses = 0
+
+            def __repr__(self):
+                kind = type(self).__name__
+                pairs = ", ".join(f"{k!r}: {v!r}" for k, v in self._data.items())
+                return f"{kind}({{{pairs}}}, capacity={self._capacity})"
+
+            def items(self):
+                for key in list(self._data):
+                    yield key, self._data[key]
+
+            def values(self):
+                for key in list(self._data):
+                    yield self._data[key]
+
+            def __iter__(self):
+                return iter(list(self._data))
+
+            def __len__(self):
+                return len(self._data)
+
+            def get(self, key, default=None):
+                if key not in self._data:
+                    self.misses += 1
+                    return default
+                self.hits += 1
+                self._data.move_to_end(key)
+                return self._data[key]
+
+            def __delitem__(self, key):
+                if key not in self._data:
+                    raise KeyError(key)
+                del self._data[key]
+
+            def pop(self, key, default=None):
+                if key not in self._data:
+                    return default
+                value = self._data[key]
+                del self._data[key]
+                return value
+        ''',
+}
+
+
+@pytest.fixture(scope="module")
+def sibling_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from indexed_engine(tmp_path_factory, "sibling", SIBLING_FILES)
+
+
+def test_the_method_whose_name_the_question_says_beats_its_siblings(
+        sibling_engine: Engine) -> None:
+    question = "string representation of the cache"
+    without = search_with(sibling_engine, SearchQuery(question, mode="hybrid", limit=3),
+                          name_weight=0.0)
+    # by meaning and words alone a sibling of the same class wins ...
+    assert without[0].name != "__repr__"
+    # ... the name says "repr": the question says "representation"
+    hits = sibling_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    assert (hits[0].name, hits[0].parent) == ("__repr__", "LRUCache")
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ("repr", "representation", True), ("init", "initialize", True), ("msg", "message", True),
+    ("fn", "function", True), ("ctx", "context", True), ("eq", "equality", True),
+    ("entries", "entry", True), ("len", "lens", True), ("set", "get", False),
+    ("pop", "push", False), ("cache", "clear", False), ("parse", "path", False),
+])
+def test_name_words_match_their_longer_forms_and_abbreviations(a: str, b: str,
+                                                               expected: bool) -> None:
+    # either side may be the name's word
+    assert QuestionWords(b).says(stem(a)) is expected
+    assert QuestionWords(a).says(stem(b)) is expected
+
+
+@pytest.mark.parametrize("question,name,parent,share", [
+    ("Return string representation of sorted dict", "__repr__", "SortedDict", 1.0),
+    ("Check invariants of sorted-key list", "_check", "SortedKeyList", 1.0),
+    # "check" and "sorted" said, "set" not; the class's words count half
+    ("Check invariants of sorted-key list", "_check", "SortedSet", (1 + 0.5) / (1 + 0.5 * 2)),
+    ("creates a new random UUID", "NewRandom", "", 1.0),   # "creates" -> New
+    ("determine if a value is a Buffer", "isBuffer", "", 1.0),   # "determine if" -> is
+    ("Invokes a command in an isolated environment", "invoke", "CliRunner", 1 / (1 + 0.5 * 2)),
+    ("parse the config file", "start_server", "", 0.0),
+    ("anything at all", "", "", 0.0),                       # blocks have no name
+])
+def test_name_match_is_the_share_of_the_name_the_question_says(question: str, name: str,
+                                                               parent: str, share: float) -> None:
+    assert QuestionWords(question).name_match(name, parent, 0.5) == pytest.approx(share)

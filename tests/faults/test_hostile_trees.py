@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ragexd.engine.discovery import IgnoreRules, walk
-from tests.harness import RagexInstance, ragexctl, short_tmp
+from tests.harness import RagexInstance, ragexctl, ragexctl_at_a_terminal, short_tmp
 
 from .helpers import figure
 
@@ -78,6 +78,7 @@ def tree_names(root: Path) -> dict[str, str]:
 
 def tree_contents(root: Path) -> dict[str, str]:
     """Minified and generated text, binary with a source extension, CRLF, BOMs,
+    UTF-16 without one,
     sparse and huge files, an empty file."""
     bundle = ";".join(f"var a{i}=function(x){{return x*{i}}}" for i in range(7000))
     _write(root, "dist2/bundle.js", bundle[:200_000] + "\n")
@@ -86,7 +87,7 @@ def tree_contents(root: Path) -> dict[str, str]:
     _write(root, "fake.py", b"\x7fELF\x02\x01\x01\0" + os.urandom(4096))
     _write(root, "crlf.py", GOOD.format(name="crlf_function").replace("\n", "\r\n"))
     _write(root, "bom.py", b"\xef\xbb\xbf" + GOOD.format(name="bom_function").encode())
-    _write(root, "utf16.py", "def utf16_function():\n    return 1\n".encode("utf-16"))
+    _write(root, "utf16_no_bom.py", "def utf16_function():\n    return 1\n".encode("utf-16-le"))
     _write(root, "latin1.py", "# caf\xe9\n".encode("latin-1") + GOOD.format(
         name="latin1_content").encode())
     _write(root, "empty.py", b"")
@@ -94,7 +95,7 @@ def tree_contents(root: Path) -> dict[str, str]:
         fh.truncate(10 * 1024 ** 3)          # 10 GiB, no blocks: must not be read
     _write(root, "huge.py", b"x = 1\n" * (1024 * 1024 // 6 + 10))
     return {"dist2/bundle.js": "minified", "gen/table.py": "minified", "fake.py": "binary",
-            "utf16.py": "binary", "sparse.py": "larger than", "huge.py": "larger than"}
+            "utf16_no_bom.py": "byte-order mark", "sparse.py": "larger than", "huge.py": "larger than"}
 
 
 def tree_symlinks(root: Path) -> dict[str, str]:
@@ -227,6 +228,115 @@ def test_every_hostile_tree_indexes_with_exit_0_and_a_reason_for_each_skipped_fi
            seconds=took, indexed=summary["files_indexed"], skipped=len(reasons))
 
 
+def test_utf16_and_odd_line_breaks_are_read_on_the_lines_ripgrep_numbers(
+        rx: RagexInstance) -> None:
+    """Windows tools write UTF-16 with a byte-order mark, and ripgrep reads it: the
+    index must too, or one file is found by regex and 'binary' to every other mode.
+    A form feed or U+2028 is no line break to ripgrep: the symbol hit's line, its
+    snippet and -C lines must be those ripgrep's line number names."""
+    root = rx.base / "utf16"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    source = ("# settings written by a Windows tool\r\n\r\n"
+              "def wide_function(value):\r\n    return value + 1\r\n")
+    _write(root, "le.py", source.encode("utf-16"))                  # BOM, little-endian
+    _write(root, "be.py", b"\xfe\xff" + source.replace("wide_", "big_").encode("utf-16-be"))
+    _write(root, "ff.py", "\x0c\n# s = 'a\u2028b'\ndef paged_function(value):\n"
+           "    return value + 1\n")
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not _summary(res.stdout)["skipped"], res.stdout[-2000:]
+    for name, path in (("wide_function", "le.py"), ("big_function", "be.py"),
+                       ("paged_function", "ff.py")):
+        lines = {}
+        for mode in ("symbol", "regex"):
+            hit = ragexctl(rx.env, "search", "--project", str(root), "--mode", mode, "--json",
+                           "-C", "1", name if mode == "symbol" else f"def {name}", timeout=900)
+            assert hit.returncode == 0, (mode, hit.stdout, hit.stderr)
+            first = json.loads(hit.stdout.splitlines()[0])
+            assert first["path"] == path and f"def {name}" in first["text"], first
+            lines[mode] = (first["line"], first["after"])
+        assert lines["symbol"] == lines["regex"] == (3, ["    return value + 1"]), lines
+        past = ragexctl(rx.env, "similar", f"{root / path}:5", timeout=900)
+        assert past.returncode == 2 and "(4 lines)" in past.stderr, past.stderr
+    ragexctl(rx.env, "stop", str(root), timeout=120)
+
+
+def test_control_sequences_in_names_and_lines_are_shown_never_obeyed_by_the_terminal(
+        rx: RagexInstance) -> None:
+    """A hostile repository's names and lines hold escape sequences (retitle, clear
+    the screen), carriage returns that overwrite what was printed, and bidi
+    overrides that reorder a line on screen: at a terminal every mode shows them
+    as escapes; --json carries the text untouched."""
+    root = rx.base / "escapes"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    payload = "\x1b]0;owned\x07\x1b[2J\rhidden\u202eexe.py"
+    _write(root, "evil\x1b[31m\u202e.py",
+           f"def escape_function(value):\n    banner = '{payload}'\n    return value\n")
+    _write(root, "new\nline.py", GOOD.format(name="newline_named"))
+    _write(root, "\x1b[2Jbig.txt", b"x\n" * (1024 * 1024))   # skipped: named in the summary
+    told = ragexctl(rx.env, "index", str(root), timeout=900)
+    assert told.returncode == 0 and "\\x1b[2Jbig.txt" in told.stderr, told.stderr[-3000:]
+    assert "\x1b[2J" not in told.stderr + told.stdout
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    obeyed = ("\x1b]", "\x1b[2J", "\x1b[31m", "\u202e", "\x07", "\r", "new\nline")
+    for argv in (("--mode", "regex", "banner"), ("--mode", "symbol", "escape_function", "-C", "1"),
+                 ("--mode", "semantic", "escape function banner"),
+                 ("--mode", "symbol", "newline_named")):
+        shown = ragexctl_at_a_terminal(rx.env, "search", *argv, cwd=root)
+        assert shown.returncode == 0, (argv, shown.stdout, shown.stderr)
+        for raw in obeyed:
+            assert raw not in shown.stdout, (argv, raw, shown.stdout)
+        assert "\\x1b" in shown.stdout or "new\\x0aline" in shown.stdout, shown.stdout
+    exact = ragexctl(rx.env, "search", "--project", str(root), "--mode", "regex", "banner",
+                     "--json", timeout=900)
+    hit = json.loads(exact.stdout.split("\n")[0])
+    assert payload in hit["text"] and hit["path"] == "evil\x1b[31m\u202e.py", hit
+    ragexctl(rx.env, "stop", str(root), timeout=120)
+
+
+def test_status_counts_and_names_every_file_the_index_leaves_out(rx: RagexInstance) -> None:
+    """A file missing from answers must be explained where people look: `ragexctl
+    status` counts what the walk skipped and what was catalogued without chunks
+    (binary, minified), names them, and forgets those fixed since."""
+    root = rx.base / "skipped"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    _good(root, "kept.py", "kept_function")
+    _write(root, "huge.py", b"x = 1\n" * (1024 * 1024 // 6 + 10))
+    _write(root, "blob.py", b"\x7fELF\x02\x01\x01\0" + bytes(range(256)) * 4)
+    _write(root, "bundle.js", "var a=1;" * 5000)
+    os.mkfifo(root / "pipe.py")
+    res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    expected = {"huge.py": "larger than", "blob.py": "binary", "bundle.js": "minified",
+                "pipe.py": "not a regular file"}
+
+    def status() -> tuple[dict[str, Any], str]:
+        as_json = ragexctl(rx.env, "status", "--json", timeout=120)
+        worker = next(w for w in json.loads(as_json.stdout)["workers"]
+                      if w["root"] == str(root))
+        text = ragexctl(rx.env, "status", timeout=120).stdout
+        return worker["index"], text
+    index, text = status()
+    assert index["skipped"] == 4, index
+    named = {f["path"]: f["reason"] for f in index["skipped_files"]}
+    for path, word in expected.items():
+        assert word in named.get(path, ""), (path, named)
+        assert path in text, text   # the table says it too, up to five a project
+    assert "4 skipped" in text, text
+    # the next full run forgets what was fixed, and still counts what was not
+    _write(root, "huge.py", b"x = 1\n")
+    (root / "pipe.py").unlink()
+    assert ragexctl(rx.env, "index", str(root), timeout=900).returncode == 0
+    index, text = status()
+    assert index["skipped"] == 2 and {f["path"] for f in index["skipped_files"]} == \
+        {"blob.py", "bundle.js"}, index
+    ragexctl(rx.env, "stop", str(root), timeout=120)
+
+
 def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance) -> None:
     """Root reads everything, so the one-shot index runs with root's DAC
     capabilities dropped: then mode 000 means what it means for a user."""
@@ -254,6 +364,43 @@ def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance)
     assert summary["files_indexed"] >= 1
     figure("T:permissions", f"mode-000 file and directory: exit 0, {len(summary['skipped'])} "
            "skipped with 'cannot read directory' / 'cannot open: Permission denied'")
+
+
+def test_a_valid_regex_in_a_tree_with_a_bad_ignore_line_and_an_unreadable_file_is_searched(
+        rx: RagexInstance) -> None:
+    """ripgrep complains about the tree (a .gitignore glob it cannot parse, a file
+    it may not read) and exits 2: that is no invalid regular expression.  Run with
+    root's DAC capabilities dropped, so mode 000 means what it means for a user."""
+    from ragexd import ripgrep
+
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("as root, needs setpriv(1) to drop CAP_DAC_OVERRIDE; not testable here")
+    root = rx.base / "rg_complaints"
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    _write(root, ".gitignore", "[\n*.log\n")
+    _good(root, "open.py", "readable_function")
+    _good(root, "locked.py", "unreadable_function")
+    os.chmod(root / "locked.py", 0)
+    prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+              "--inh-caps", "-all") if os.geteuid() == 0 else ()
+    try:
+        found = ragexctl(rx.env, "search", "--mode", "regex", "readable_function",
+                         cwd=root, prefix=prefix, timeout=120)
+        missing = ragexctl(rx.env, "search", "--mode", "regex", "no_such_thing_anywhere",
+                           cwd=root, prefix=prefix, timeout=120)
+        broken = ragexctl(rx.env, "search", "--mode", "regex", "(unclosed",
+                          cwd=root, prefix=prefix, timeout=120)
+    finally:
+        os.chmod(root / "locked.py", 0o644)
+    assert found.returncode == 0 and "open.py:1:" in found.stdout, found.stderr
+    assert missing.returncode == 1 and "invalid" not in missing.stderr, missing.stderr
+    assert broken.returncode == 2 and "invalid regular expression" in broken.stderr
+    assert "gitignore" not in broken.stderr, broken.stderr   # the pattern's fault, alone
+    # the worker's path reads rg's complaints through the same function
+    said = ("rg: ./.gitignore: line 1: error parsing glob '[': unclosed character class\n"
+            "rg: ./locked.py: Permission denied (os error 13)\n")
+    assert ripgrep._clean_error(said) == ""
 
 
 def test_files_that_vanish_or_change_type_mid_walk_never_break_it(tmp_path: Path) -> None:

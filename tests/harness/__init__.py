@@ -13,7 +13,11 @@
 - ``trees``: the sample projects (as git checkouts when a test needs commits), a
   generated corpus, stdlib copies;
 - ``chroma``: ``ChromaServer``, a real ``chroma run`` on a free port, and
-  ``TokenGate``, a token-checking proxy in front of it (the shared store).
+  ``TokenGate``, a token-checking (and TLS-terminating) proxy in front of it (the
+  shared store);
+- ``tls``: ``ThrowawayCA``, a test's own certificate authority and the server
+  certificates it signs (imported from ``tests.harness.tls``: it needs the
+  ``cryptography`` package, which only the TLS tests do).
 
 Everything is real: processes, signals, ZeroMQ sockets, the model, containers.
 """

@@ -8,7 +8,9 @@ is a real SIGKILL, ``start()`` again brings it back on the same port and data.
 ``TokenGate`` stands in front of it the way a team puts a reverse proxy (nginx,
 Caddy) in front of ``chroma run``, whose open-source server checks no token:
 it forwards every request whose ``Authorization: Bearer`` matches, and answers
-401 otherwise.  Only the shared-store tests' "bad token" case needs it.
+401 otherwise.  Given a server-side ``ssl.SSLContext`` it also terminates TLS,
+as such a proxy does (``tests/harness/tls.py`` makes the certificates); with
+``token=None`` it checks no token.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -122,9 +125,11 @@ class ChromaServer:
 
 
 class TokenGate:
-    """A bearer-token-checking reverse proxy to ``upstream`` (see the module docstring)."""
+    """A bearer-token-checking (and TLS-terminating) reverse proxy to ``upstream``
+    (see the module docstring)."""
 
-    def __init__(self, upstream: ChromaServer, token: str) -> None:
+    def __init__(self, upstream: ChromaServer, token: str | None,
+                 tls: ssl.SSLContext | None = None) -> None:
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -133,7 +138,8 @@ class TokenGate:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Authorization") != f"Bearer {gate.token}":
+                if (gate.token is not None
+                        and self.headers.get("Authorization") != f"Bearer {gate.token}"):
                     gate.refused += 1
                     self._answer(401, b'{"error":"Unauthorized"}')
                     return
@@ -142,6 +148,7 @@ class TokenGate:
                     conn.request(self.command, self.path, body=body or None,
                                  headers={"Content-Type": "application/json"})
                     resp = conn.getresponse()
+                    gate.forwarded += 1
                     self._answer(resp.status, resp.read())
                 finally:
                     conn.close()
@@ -157,7 +164,10 @@ class TokenGate:
 
         self.token = token
         self.refused = 0
+        self.forwarded = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:   # a client refusing the certificate fails accept(): ignored
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.host = "127.0.0.1"
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

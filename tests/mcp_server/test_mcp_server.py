@@ -22,7 +22,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from ragexctl.mcp import search_args, similar_args
+from ragexctl.mcp import render_status, search_args, similar_args
 from ragexd.protocol import RagexError, SearchArgs, SimilarArgs
 from tests.harness import make_project
 from tests.harness.live import LiveRagex
@@ -271,6 +271,17 @@ def test_index_status_and_reindex(live: LiveRagex, proj: Path) -> None:
     assert "watching for changes: yes" in text
     assert not reindex.is_error
     assert re.match(r"indexed 0 files \(5 unchanged, 0 removed\), \d+ chunks in", text_of(reindex))
+
+
+def test_index_status_names_the_files_the_index_leaves_out() -> None:
+    """An agent cannot run `ragexctl status`: index_status says what is left out and why."""
+    index = {"state": "ready", "files": 3, "chunks": 9, "pending_files": 0, "skipped": 12,
+             "skipped_files": [{"path": f"gen/f{i}.js", "reason": "looks minified"}
+                               for i in range(12)]}
+    text = render_status({"index": index}, root="/p")
+    assert "left out of the index: 12 files: gen/f0.js (looks minified);" in text, text
+    assert "gen/f9.js" in text and "gen/f10.js" not in text and text.count("…") == 1, text
+    assert "left out" not in render_status({"index": dict(index, skipped=0)}, root="/p")
 
 
 def test_two_sessions_share_one_worker(live: LiveRagex) -> None:

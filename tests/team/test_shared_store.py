@@ -345,3 +345,189 @@ def test_an_answer_without_a_collection_id_is_a_sentence_not_a_key_error() -> No
     for answer in ({}, {"id": 3}, ["x"], None):
         with pytest.raises(StoreUnavailable, match="without a collection id"):
             store._collection_id_of(answer)
+
+
+# --- over TLS: a team's server behind a TLS-terminating proxy with its own CA ------
+
+@pytest.fixture(scope="module")
+def team_ca() -> Iterator[Any]:
+    """A certificate authority of the team's own, which no system trust store holds."""
+    from tests.harness.tls import ThrowawayCA
+
+    base = short_tmp("rx-ca-")
+    yield ThrowawayCA(base)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _tls_env(server: ChromaServer, gate: TokenGate, host: str, **more: str) -> dict[str, str]:
+    """A reader of ``server`` through ``gate``'s HTTPS port, by ``host``."""
+    return {**server.store_env("reader"), "RAGEX_STORE_HOST": host,
+            "RAGEX_STORE_PORT": str(gate.port), "RAGEX_STORE_SSL": "true", **more}
+
+
+def test_with_the_teams_ca_file_a_reader_gets_the_writers_vectors_over_tls(
+        published, team_ca, users) -> None:
+    server, ci_root, ci_summary = published
+    tls = team_ca.server_context(["localhost", "127.0.0.1"])
+    with TokenGate(server, token=None, tls=tls) as gate:
+        user = PrivateEnv(**_tls_env(server, gate, "localhost",
+                                     RAGEX_STORE_CA_FILE=str(team_ca.ca_file)))
+        users.append(user)
+        summary, err = _index(user, ci_root)
+        assert summary["chunks_embedded"] == 0, (summary, err)
+        assert summary["chunks_shared"] == ci_summary["chunks_embedded"]
+        assert gate.forwarded >= 2            # the collection, then its vectors: over TLS
+        hits, err, _ = _search(user, ci_root)
+        assert hits[0] == ("text/slug.py", 4) and "unavailable" not in err
+        status = json.loads(user.ctl("status", "--json").stdout)
+        store = next(w["index"]["store"] for w in status["workers"]
+                     if (w.get("index") or {}).get("store"))
+        assert store["url"] == f"https://localhost:{gate.port}"
+        assert store["ca_file"] == str(team_ca.ca_file) and store["problem"] == ""
+
+
+def test_without_the_ca_file_the_certificate_is_refused_and_the_index_is_built_locally(
+        published, team_ca, users) -> None:
+    """The system's trust store does not hold a team's CA: the handshake fails, the
+    reader gets not one vector from a server it cannot authenticate, embeds
+    everything itself, and says once what to set."""
+    server, ci_root, ci_summary = published
+    with TokenGate(server, token=None, tls=team_ca.server_context(["127.0.0.1"])) as gate:
+        user = PrivateEnv(**_tls_env(server, gate, "127.0.0.1"))
+        users.append(user)
+        out = user.ctl("index", str(ci_root), timeout=600)
+        assert out.returncode == 0, out.stderr
+        notice = (f"the shared vector store at https://127.0.0.1:{gate.port} presented a "
+                  "certificate ragex does not trust")
+        assert out.stderr.count(notice) == 1, out.stderr
+        assert "set [store] ca_file to that CA's PEM file" in out.stderr
+        assert "Traceback" not in out.stderr + out.stdout
+        assert gate.forwarded == 0
+        assert f"{ci_summary['chunks_total']} chunks" in out.stdout, out.stdout
+        assert "from the shared store" not in out.stdout    # every one embedded here
+        hits, err, _ = _search(user, ci_root)
+        assert hits[0] == ("text/slug.py", 4)
+        assert "shared vectors unavailable" in err and "[store] ca_file" in err
+        assert "[store] ca_file" in user.ctl("status").stdout
+
+
+# The store itself over TLS, without the model: each failure names its fix.
+
+def _tls_store(port: int, ca_file: Path | None, host: str = "127.0.0.1",
+               ssl: bool = True) -> Any:
+    from ragexd.engine.shared_store import SharedStore, StoreConfig
+
+    return SharedStore(StoreConfig(host, port, ssl=ssl, ca_file=str(ca_file or ""),
+                                   repository="unit"), Path("/nonexistent"),
+                       "test-embedder", 4)
+
+
+def _fetch_problem(store: Any) -> str:
+    """What a reader's fetch leaves as the problem (the fetch itself never raises)."""
+    try:
+        assert store.fetch(["def a(): pass"]) == {}
+        return store.problem() or ""
+    finally:
+        store.close()
+
+
+def test_a_certificate_for_another_host_name_is_refused_even_from_the_trusted_ca(
+        team_ca) -> None:
+    with ChromaServer() as server, TokenGate(
+            server, token=None, tls=team_ca.server_context(["chroma.other.example"])) as gate:
+        problem = _fetch_problem(_tls_store(gate.port, team_ca.ca_file))
+        assert "presented a certificate for another host name" in problem, problem
+        assert "set [store] host to a name the certificate is for" in problem
+        assert gate.forwarded == 0
+
+
+def test_a_self_signed_server_certificate_is_trusted_when_it_is_the_ca_file(team_ca) -> None:
+    """No CA at all: the server's own certificate is what a user gives as ca_file."""
+    import numpy as np
+
+    cert_file, tls = team_ca.self_signed(["127.0.0.1"])
+    with ChromaServer() as server, TokenGate(server, token=None, tls=tls) as gate:
+        writer = _store(server, "writer")
+        writer.publish(["def a(): pass"], np.ones((1, 4), dtype=np.float32))
+        writer.close()
+        reader = _tls_store(gate.port, cert_file)
+        try:
+            assert list(reader.fetch(["def a(): pass"])) == [0], reader.problem()
+            assert gate.forwarded >= 2
+        finally:
+            reader.close()
+        assert "does not trust" in _fetch_problem(_tls_store(gate.port, team_ca.ca_file))
+
+
+def test_a_ca_file_of_another_authority_is_named_as_what_to_check(team_ca) -> None:
+    from tests.harness.tls import ThrowawayCA
+
+    other = ThrowawayCA(short_tmp("rx-ca-"), name="someone else's CA")
+    with ChromaServer() as server, TokenGate(
+            server, token=None, tls=team_ca.server_context(["127.0.0.1"])) as gate:
+        problem = _fetch_problem(_tls_store(gate.port, other.ca_file))
+        assert f"check that the CA bundle {other.ca_file} ([store] ca_file) holds" in problem
+        assert gate.forwarded == 0
+    shutil.rmtree(other.directory, ignore_errors=True)
+
+
+def test_https_to_a_plain_port_and_http_to_a_tls_port_name_the_ssl_setting(team_ca) -> None:
+    with ChromaServer() as server, TokenGate(
+            server, token=None, tls=team_ca.server_context(["127.0.0.1"])) as gate:
+        https_to_plain = _fetch_problem(_tls_store(server.port, team_ca.ca_file))
+        assert "failed the TLS handshake" in https_to_plain, https_to_plain
+        assert "[store] ssl" in https_to_plain
+        http_to_tls = _fetch_problem(_tls_store(gate.port, None, ssl=False))
+        assert "if it speaks HTTPS there, set [store] ssl = true" in http_to_tls, http_to_tls
+
+
+def test_nginxs_answer_to_plain_http_on_its_https_port_names_the_ssl_setting() -> None:
+    """nginx answers plain HTTP on a TLS port with a 400 page, not a dropped connection."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Nginx(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            page = b"<html><center>The plain HTTP request was sent to HTTPS port</center></html>"
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        do_POST = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Nginx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        problem = _fetch_problem(_tls_store(server.server_address[1], None, ssl=False))
+        assert "answered HTTP 400" in problem and "set [store] ssl = true" in problem, problem
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("setting,says", [
+    ({"RAGEX_STORE_CA_FILE": "/nonexistent/team-ca.pem"},
+     "RAGEX_STORE_CA_FILE='/nonexistent/team-ca.pem': RAGEX_STORE_CA_FILE: cannot read the "
+     "CA bundle /nonexistent/team-ca.pem: No such file or directory"),
+    ({"RAGEX_STORE_CA_FILE": "team-ca.pem"}, "expected an absolute path"),
+    ({"RAGEX_STORE_CA_FILE": "NOT-PEM"}, "holds no PEM certificate"),
+    ({"RAGEX_STORE_CA_FILE": "CA", "RAGEX_STORE_SSL": "false"},
+     "but [store] ssl is false: set ssl = true"),
+])
+def test_a_bad_ca_file_is_refused_at_config_load_with_a_sentence_and_exit_2(
+        setting: dict[str, str], says: str, team_ca, users) -> None:
+    junk = short_tmp("rx-ca-") / "junk.pem"
+    junk.write_text("not a certificate\n")
+    env = {k: {"NOT-PEM": str(junk), "CA": str(team_ca.ca_file)}.get(v, v)
+           for k, v in setting.items()}
+    user = PrivateEnv(**{"RAGEX_STORE_BACKEND": "chroma-http", "RAGEX_STORE_SSL": "true",
+                         **env})
+    users.append(user)
+    out = user.ctl("status")
+    assert out.returncode == 2, out
+    assert says in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    shutil.rmtree(junk.parent, ignore_errors=True)

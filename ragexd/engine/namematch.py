@@ -1,0 +1,139 @@
+"""How well a definition's *name* says what a question asks: its own signal in hybrid.
+
+A doc-comment-like question ("Return string representation of sorted dict",
+"Check invariants of sorted-key list", "creates a new random UUID") usually
+names the answer in plain words, while the answer's neighbours share its body,
+its file and most of its vocabulary: ``SortedDict.__repr__`` against
+``SortedDict.values``, ``SortedKeyList._check`` against ``SortedSet._check``,
+``NewRandom`` against ``NewUUID``.  The embedding sees the name as one line of a
+256-word-piece context, and BM25 folds the name column into one score with the
+body; neither asks "how much of this name does the question say?".  That is what
+``name_match`` measures: the share of the words of the chunk's name and (at half
+weight) its enclosing class that the question contains, where a word matches
+
+* itself, after a light suffix strip (``entries``/``entry``, ``enabled``/``enable``);
+* a longer or shorter form of itself (``repr``/``representation``,
+  ``init``/``initialize``, ``attr``/``attributes``: one is a prefix of the other,
+  both >= 3 letters);
+* an abbreviation (``msg``/``message``, ``fn``/``function``, ``ctx``/``context``,
+  ``eq``/``equality``: 2-4 letters, same first letter, the others in order);
+* the name words programmers use for a verb doc comments use (``CODE_VERBS``:
+  "create" -> ``new``/``make``/``build``; "check whether" -> ``is``/``has``...).
+
+Stdlib only, no per-index state: the cost is a few dictionary look-ups per
+candidate (names are split once, ``lru_cache``).  The weight is chosen
+leave-one-corpus-out by ``bench/eval_quality.py`` (bench/QUALITY.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .tokens import STOPWORDS, query_terms, split_identifier
+
+#: Verbs of doc comments and questions -> words code names use for them.  General
+#: conventions of naming (Go's ``NewX``, ``isX``/``hasX`` predicates, ``__repr__``,
+#: ``len``), not words of any one code base; written while reading the eval's
+#: failures, so the held-out set is its honest test (bench/QUALITY.md, third round).
+CODE_VERBS: tuple[tuple[str, str], ...] = (
+    ("create creat construct make build new instantiate initialize initialise",
+     "new create make build init constructor ctor"),
+    ("check determine whether verify test", "is has can should check valid validate"),
+    ("get retrieve fetch obtain lookup look", "get"),
+    ("set assign", "set"),
+    ("remove delete discard clear drop", "remove delete del discard clear pop drop unset"),
+    ("add append insert register", "add append insert push register"),
+    ("parse decode read load", "parse decode read load unmarshal"),
+    ("serialize encode write dump", "encode marshal write dump serialize"),
+    ("compare equal equality", "eq cmp compare equal"),
+    ("iterate iterator", "iter each next"),
+    ("representation", "repr str string"),
+    ("length size", "len count size"),
+    ("copy clone duplicate", "copy clone dup"),
+)
+
+_SUFFIXES = ("ies", "ing", "ed", "es", "s")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light suffix strip (no stemmer package is a dependency): enough for
+    plurals and -ed/-ing, which is what separates a question's words from a name's."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[:-len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _verb_table() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for verbs, names in CODE_VERBS:
+        for verb in verbs.split():
+            table.setdefault(stem(verb), set()).update(stem(n) for n in names.split())
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+_VERBS = _verb_table()
+
+
+def _abbreviates(short: str, long: str) -> bool:
+    """``msg`` in ``message``: 2-4 letters, the same first letter, the rest in order."""
+    if not 2 <= len(short) <= 4 or short[0] != long[0]:
+        return False
+    rest = iter(long[1:])
+    return all(ch in rest for ch in short[1:])
+
+
+@lru_cache(maxsize=65536)
+def name_words(name: str) -> tuple[str, ...]:
+    """The stemmed content words of an identifier."""
+    return tuple(stem(w) for w in split_identifier(name) if len(w) > 1 and w not in STOPWORDS)
+
+
+class QuestionWords:
+    """A question's stemmed words with the name words its verbs stand for, indexed
+    so that asking about a name word is a few set look-ups (a hybrid query asks
+    about every word of ~200 candidates' names); built once per query."""
+
+    def __init__(self, text: str) -> None:
+        words = {stem(t) for t in query_terms(text)}
+        for w in list(words):
+            words |= _VERBS.get(w, frozenset())
+        self.words = frozenset(words)
+        # every prefix of >= 3 letters of a question word: a name word that is one
+        # ("repr" of "representation") matches
+        self._prefixes = frozenset(q[:k] for q in words for k in range(3, len(q) + 1))
+        self._by_letter: dict[str, list[str]] = {}
+        for q in words:
+            self._by_letter.setdefault(q[0], []).append(q)
+        self._seen: dict[str, bool] = {}
+
+    def says(self, word: str) -> bool:
+        """Whether the question says this (stemmed) name word: the same word, one
+        a prefix of the other (both >= 3 letters), or one abbreviating the other."""
+        got = self._seen.get(word)
+        if got is None:
+            got = word in self.words or (len(word) >= 3 and (
+                word in self._prefixes
+                or any(word[:k] in self.words for k in range(3, len(word)))))
+            if not got:
+                got = any(_abbreviates(q, word) if len(q) < len(word) else
+                          len(q) > len(word) and _abbreviates(word, q)
+                          for q in self._by_letter.get(word[0], ()))
+            self._seen[word] = got
+        return got
+
+    def name_match(self, name: str, parent: str = "", parent_weight: float = 1.0) -> float:
+        """The share (0..1) of the name's words the question says, the enclosing
+        class's words counting ``parent_weight`` each: a question names the answer's
+        class ("... of sorted dict") less surely than the answer, and often names
+        objects that are other methods' classes ("invokes a command in an isolated
+        environment" is ``CliRunner.invoke``, not ``Command.invoke``); counting
+        them less narrows what such a class wins."""
+        own, outer = name_words(name), name_words(parent) if parent else ()
+        total = len(own) + parent_weight * len(outer)
+        if not total:
+            return 0.0
+        said = sum(1 for w in own if self.says(w))
+        said_outer = sum(1 for w in outer if self.says(w))
+        return (said + parent_weight * said_outer) / total

@@ -1,0 +1,79 @@
+"""How a file's bytes become text: the one reading both the index and the client use.
+
+ripgrep decodes a file that starts with a UTF-16 byte-order mark (and reads
+UTF-8's), so a regex search finds text in UTF-16 files, as Windows tools and
+PowerShell write them.  The index must read them the same way, or the same file
+is searchable by regex and "binary" for every other mode; and the client's
+``-A/-B/-C`` lines must be those the hit's line number counts.  Stdlib only: the
+client imports it.
+"""
+
+from __future__ import annotations
+
+#: Bytes examined for NUL bytes, the mark of a binary file (as git and ripgrep do).
+BINARY_SNIFF = 8192
+
+#: The byte-order marks ripgrep honours, and their codecs (UTF-32 is not among
+#: them: such a file is binary to both).
+BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+class NotText(ValueError):
+    """Bytes that are not text; the message says why, for the user."""
+
+
+def codec_of(head: bytes) -> tuple[str, int]:
+    """The codec a file's first bytes announce and the length of its mark:
+    ``("utf-8", 0)`` without one."""
+    for bom, codec in BOMS:
+        if head.startswith(bom):
+            return codec, len(bom)
+    return "utf-8", 0
+
+
+def _looks_utf16_without_bom(head: bytes) -> bool:
+    """Mostly-ASCII UTF-16 without a mark: NULs on one side of nearly every byte pair."""
+    sample = head[:1024]
+    pairs = len(sample) // 2
+    if pairs < 8:
+        return False
+    for side in (0, 1):
+        if sum(1 for b in sample[side::2][:pairs] if b == 0) >= 0.9 * pairs:
+            return True
+    return False
+
+
+def decode_text(data: bytes) -> str:
+    """The text of a whole file: its byte-order mark decides the codec, invalid
+    sequences are replaced rather than refused (a Latin-1 comment should not hide
+    the code); NotText when it holds NUL characters."""
+    codec, skip = codec_of(data[:4])
+    if skip == 0 and b"\0" in data[:BINARY_SNIFF]:
+        if _looks_utf16_without_bom(data):
+            raise NotText("binary file (UTF-16 text without a byte-order mark? ragex and "
+                          "ripgrep read UTF-8, or UTF-16 that starts with its mark)")
+        raise NotText("binary file")
+    text = data[skip:].decode(codec, errors="replace")
+    if "\0" in text[:BINARY_SNIFF]:
+        raise NotText("binary file")
+    return text
+
+
+def text_lines(text: str) -> list[str]:
+    """``text``'s lines as ripgrep, tree-sitter and editors number them: split at
+    ``\\n`` only, a CRLF's ``\\r`` dropped, a final newline ending the last line.
+
+    Not ``str.splitlines``: it also splits at form feeds (common in C and older
+    Python), ``\\u2028`` in JavaScript strings, lone ``\\r`` and five more, so every
+    line after one of those would be numbered one too far and a chunk's text would
+    not be the lines its span names."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
