@@ -45,12 +45,11 @@ def assemble() -> None:
             f = HERE / "QUALITY.md"  # eval_quality.py's own output file
         if f.exists():
             parts += [f.read_text().strip(), ""]
-            # bench_large.py's raw-only reruns; bench_team.py's shared-store half; the
+            # a benchmark's other sections: bench_large.py's raw-only reruns,
+            # bench_team.py's shared-store half, first_index.py --catalog-only, the
             # hand-written conclusions beside a generated table (runtimes-notes.md)
-            for extra in (RESULTS / f"{name}-raw.md", RESULTS / f"{name}-store.md",
-                          RESULTS / f"{name}-notes.md"):
-                if extra.exists():
-                    parts += [extra.read_text().strip(), ""]
+            for extra in sorted(RESULTS.glob(f"{name}-*.md")):
+                parts += [extra.read_text().strip(), ""]
         else:
             parts += [f"## {name}", "", "_not run yet_", ""]
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))

@@ -587,6 +587,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if g("chunks_shared"):
         text += (f"; {g('chunks_shared')} vectors from the shared store, "
                  f"{g('chunks_embedded')} embedded here")
+    if g("chunks_reused"):   # code that only moved keeps its vectors
+        text += (f"; {g('chunks_embedded')} chunks embedded, {g('chunks_reused')} moved "
+                 "ones kept their vectors")
     skipped = summary.get("skipped") or []
     if skipped:
         text += f"; {len(skipped)} files skipped"

@@ -9,6 +9,11 @@ in ``vectors.py``.
 * ``pending`` lists the chunks whose vector is not stored yet, with the text to
   embed: a first index catalogues every file (symbols, FTS) before it embeds
   anything, and a killed run resumes from this table.
+* ``chunks.tkey`` is the key of the text a chunk's vector was made from
+  (``shared_store.text_key``): chunk ids name their lines, so code that only
+  moved gets new ids, and the indexer gives it the vector of the old chunk with
+  the same key instead of embedding it again.  '' (chunks catalogued before the
+  column existed) matches nothing.
 * Opening copes with media it cannot write (read-only or full disk: served
   read-only) and with a worker's readers beside it (``reader=True``: ``mode=ro``).
 """
@@ -35,14 +40,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 #: formats this code still reads: an older one is served as it is when the
 #: catalog cannot be written, and migrated in place when it can (``_migrate``)
-READABLE_FORMATS = ("1", FORMAT_VERSION)
+READABLE_FORMATS = ("1", "2", FORMAT_VERSION)
 
 _FTS_TOKENIZE = "tokenize = \"porter unicode61 tokenchars '_'\""
 #: The lexical index (format 2): contentless, its texts kept in ``fts_src``.
 _FTS = f"fts USING fts5(names, doc, body, content='', {_FTS_TOKENIZE})"
+
+#: Format 3: each chunk's text key (see the module's docstring).
+_TKEY = ", tkey TEXT NOT NULL DEFAULT ''"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +62,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     parent TEXT NOT NULL, signature TEXT NOT NULL, language TEXT NOT NULL,
-    line INTEGER NOT NULL DEFAULT 0);
+    line INTEGER NOT NULL DEFAULT 0{_TKEY});
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_name_nocase ON chunks(name COLLATE NOCASE);
@@ -188,32 +196,38 @@ class Catalog:
             self.chunk_columns = CHUNK_COLUMNS.replace(", line", ", 0 AS line")
 
     def _migrate(self, old: str) -> None:
-        """Format 1 -> 2: move the FTS text out of ``fts`` into ``fts_src``
-        (compressed) and rebuild ``fts`` contentless from it, in one transaction
-        (a kill leaves format 1 whole); then VACUUM once to give the space back
-        and switch the file to incremental auto-vacuum.  Chunk rows and their
-        ids do not change, so every stored vector stays valid: nothing is
-        re-embedded or re-read from the project's files."""
+        """To format 3, in one transaction (a kill leaves the old format whole).
+        From 1: move the FTS text out of ``fts`` into ``fts_src`` (compressed) and
+        rebuild ``fts`` contentless from it, then VACUUM once to give the space
+        back and switch the file to incremental auto-vacuum.  From 1 and 2: add
+        ``chunks.tkey`` (empty: those chunks are embedded again if they move,
+        until their file is re-catalogued).  Chunk rows and their ids do not
+        change, so every stored vector stays valid: nothing is re-embedded or
+        re-read from the project's files."""
         t0 = time.monotonic()
         conn = self.conn()
+        n = 0
         with self.transaction():
             row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
             if row and row[0] == FORMAT_VERSION:
                 return  # another opener migrated it while this one waited for the lock
-            conn.execute("DELETE FROM fts_src")
-            n = 0
-            # renamed, not read into memory: a large index's texts stream across
-            conn.execute("ALTER TABLE fts RENAME TO fts_v1")
-            conn.execute(f"CREATE VIRTUAL TABLE {_FTS}")
-            for rid, names, doc, body in conn.execute(
-                    "SELECT rowid, names, doc, body FROM fts_v1"):
-                _fts_insert(conn, rid, (names, doc, body))
-                n += 1
-            conn.execute("DROP TABLE fts_v1")
+            if old == "1":
+                conn.execute("DELETE FROM fts_src")
+                # renamed, not read into memory: a large index's texts stream across
+                conn.execute("ALTER TABLE fts RENAME TO fts_v1")
+                conn.execute(f"CREATE VIRTUAL TABLE {_FTS}")
+                for rid, names, doc, body in conn.execute(
+                        "SELECT rowid, names, doc, body FROM fts_v1"):
+                    _fts_insert(conn, rid, (names, doc, body))
+                    n += 1
+                conn.execute("DROP TABLE fts_v1")
+            if "tkey" not in {r[1] for r in conn.execute("PRAGMA table_info(chunks)")}:
+                conn.execute(f"ALTER TABLE chunks ADD COLUMN {_TKEY.lstrip(', ')}")
             conn.execute("UPDATE meta SET value=? WHERE key='format'", (FORMAT_VERSION,))
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        conn.execute("VACUUM")
-        log.info("index catalog %s: migrated format %s to %s (%d lexical rows kept, "
+        if old == "1":
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")
+        log.info("index catalog %s: migrated format %s to %s (%d lexical rows moved, "
                  "vectors untouched) in %.1f s", self.path, old, FORMAT_VERSION, n,
                  time.monotonic() - t0)
 
@@ -385,21 +399,23 @@ class Catalog:
     def replace_files(self, rows: Sequence[FileRow], chunks: Sequence["Chunk"],
                       fts_rows: Sequence[tuple[str, str, str]],
                       removed: Iterable[str] = (),
-                      pending: Sequence[tuple[str, int, str]] = ()) -> None:
+                      pending: Sequence[tuple[str, int, str]] = (),
+                      keys: Sequence[str] = ()) -> None:
         """In ONE transaction: forget everything about the files in ``rows`` and
-        ``removed``, then record ``rows`` with their ``chunks`` and the
-        ``pending`` (chunk id, priority, text to embed) of those without a stored
-        vector.  Either all of a batch is visible or none of it is, whatever
-        kills the process."""
+        ``removed``, then record ``rows`` with their ``chunks`` (``keys``: the
+        text key of each, in order) and the ``pending`` (chunk id, priority, text
+        to embed) of those without a stored vector.  Either all of a batch is
+        visible or none of it is, whatever kills the process."""
         now = time.time()
         paths = [r.path for r in rows] + list(removed)
         with self.transaction() as conn:
             self._forget(conn, paths)
-            for c, fts in zip(chunks, fts_rows):
+            for k, (c, fts) in enumerate(zip(chunks, fts_rows)):
                 cur = conn.execute(
-                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO chunks ({CHUNK_COLUMNS}, tkey) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (c.id, c.path, c.start, c.end, c.kind, c.name, c.parent, c.signature,
-                     c.language, c.line))
+                     c.language, c.line, keys[k] if k < len(keys) else ""))
                 _fts_insert(conn, cur.lastrowid, fts)
             conn.executemany(
                 "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, language, "
@@ -436,6 +452,17 @@ class Catalog:
 
     def chunk_ids(self) -> set[str]:
         return {r[0] for r in self.conn().execute("SELECT id FROM chunks")}
+
+    def stored_chunks(self, paths: Sequence[str]) -> list[tuple[str, str, bool]]:
+        """(id, text key, has a stored vector) of every chunk of ``paths``: what a
+        re-catalogued file had, so its unchanged chunks keep their vectors."""
+        out: list[tuple[str, str, bool]] = []
+        for i in range(0, len(paths), 500):
+            part = list(paths[i:i + 500])
+            out += [(r[0], r[1], bool(r[2])) for r in self.conn().execute(
+                f"SELECT c.id, c.tkey, p.id IS NULL FROM chunks c LEFT JOIN pending p "
+                f"ON p.id = c.id WHERE c.path IN ({','.join('?' * len(part))})", part)]
+        return out
 
     # -- vectors still to compute -------------------------------------------------
 
@@ -560,7 +587,7 @@ def schema_of_format(fmt: str) -> frozenset[tuple[str, str, str, str | None]]:
     when its worker opens it."""
     conn = sqlite3.connect(":memory:")
     try:
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA if fmt == FORMAT_VERSION else _SCHEMA.replace(_TKEY, ""))
         if fmt == "1":
             conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {_FTS_FORMAT_1};")
         return schema_of(conn)

@@ -115,6 +115,7 @@ class IndexSummary:
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks_embedded: int = 0    # vectors computed this run (unchanged chunks keep theirs)
     chunks_shared: int = 0      # vectors taken from the shared store instead of computed
+    chunks_reused: int = 0      # vectors of moved chunks (same embedded text, new lines) kept
     notes: list[str] = field(default_factory=list)  # e.g. the shared store was unreachable
     cancelled: bool = False     # stopped early by the cancel event: the index is partial
 

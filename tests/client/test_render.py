@@ -113,6 +113,13 @@ def test_summary_line_says_how_many_vectors_came_from_the_shared_store():
                                              "store, 1 embedded here")
 
 
+def test_summary_line_says_how_many_moved_chunks_kept_their_vectors():
+    s = {"files_indexed": 1, "chunks_total": 83, "seconds": 2.0, "chunks_embedded": 3,
+         "chunks_reused": 35}
+    assert render.format_summary(s).endswith("83 chunks in 2.0 s; 3 chunks embedded, 35 moved "
+                                             "ones kept their vectors")
+
+
 def test_status_names_each_workers_shared_store_and_its_problem():
     worker = {"root": "/src/app", "state": "ready", "index": {"store": {
         "url": "http://chroma:8000", "collection": "ragex-abc-123", "role": "reader",

@@ -339,3 +339,64 @@ def test_a_failed_index_sets_last_error_and_is_not_reported_as_still_being_built
     finally:
         (root / "failing.py").unlink(missing_ok=True)
         engine.index()
+
+
+def _embedded_texts(root: Path, rel: str) -> set[str]:
+    """What the indexer embeds for ``rel`` as it is now."""
+    from ragexd.engine.chunking import chunk_file
+    from ragexd.engine.embedding import context_text
+
+    return {context_text(c) for c in chunk_file(rel, (root / rel).read_text(), "python")}
+
+
+def test_lines_inserted_at_the_top_re_embed_only_the_chunks_whose_text_changed(
+        tmp_path: Path) -> None:
+    """20 lines (a new function and comments) at the top of a file of many
+    functions move every chunk below them to new lines, hence new ids: they keep
+    their vectors (same embedded text), only the chunks whose text is new are
+    embedded, and the index then equals a full rebuild, vector for vector."""
+    root = copy_stdlib(tmp_path / "tree", "base64.py", "glob.py", "posixpath.py")
+    engine = Engine(root, tmp_path / "idx")
+    try:
+        engine.index()
+        before = _embedded_texts(root, "base64.py")
+        ids_before = {c.id for c in engine._catalog.chunks_of("base64.py")}
+        head = ("def inserted_helper(data):\n    \"\"\"Count the padding bytes.\"\"\"\n"
+                "    return data.count(b'=')\n\n\n"
+                + "".join(f"# inserted line {i}\n" for i in range(15)))
+        assert head.count("\n") == 20
+        path = root / "base64.py"
+        path.write_text(head + path.read_text())
+        new_texts = _embedded_texts(root, "base64.py") - before
+        after = engine._catalog  # (same object: read below, after the run)
+        s = engine.index()
+        rows = after.chunks_of("base64.py")
+        moved = [r for r in rows if r.id not in ids_before]
+        assert len(rows) > 30 and len(moved) == len(rows)   # every id changed
+        assert 1 <= len(new_texts) <= 3, new_texts
+        assert s.chunks_embedded == len(new_texts), s
+        assert s.chunks_reused == len(rows) - len(new_texts), s
+        assert sym(engine, "inserted_helper")[0].line == 1
+        cat, vec = ids_of(engine)
+        assert cat == vec
+
+        fresh = Engine(root, tmp_path / "idx-rebuilt")
+        try:
+            assert fresh.index().chunks_embedded == len(cat)
+            assert fresh._catalog.chunk_ids() == cat
+            import numpy as np
+
+            for cid in sorted(cat):
+                a, b = engine._vectors.vector_of(cid), fresh._vectors.vector_of(cid)
+                assert float(np.dot(a, b)) > 0.9999, cid
+            for q in ("decode base32 data", "split a path into directory and name",
+                      "match file names with a wildcard pattern"):
+                got = engine.search(SearchQuery(q, mode="semantic", limit=8)).hits
+                want = fresh.search(SearchQuery(q, mode="semantic", limit=8)).hits
+                assert [(h.path, h.line) for h in got] == [(h.path, h.line) for h in want], q
+                assert [h.score for h in got] == pytest.approx([h.score for h in want],
+                                                               abs=1e-4)
+        finally:
+            fresh.close()
+    finally:
+        engine.close()

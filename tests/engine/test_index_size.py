@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 
 from ragexd.engine import Engine, SearchQuery
-from ragexd.engine.catalog import Catalog
+from ragexd.engine.catalog import FORMAT_VERSION, Catalog
 
 from tests.harness import copy_stdlib
 
@@ -94,8 +94,8 @@ def test_a_deleted_function_is_no_longer_found_by_keyword(tmp_path: Path) -> Non
 
 
 def to_format_1(db: Path) -> None:
-    """Rewrite a catalog as the previous format wrote it: the FTS table holds its
-    own copy of the text, no ``fts_src``, no auto-vacuum."""
+    """Rewrite a catalog as format 1 wrote it: the FTS table holds its own copy of
+    the text, no ``fts_src``, no text keys (``chunks.tkey``), no auto-vacuum."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         rows = conn.execute("SELECT rid, z FROM fts_src").fetchall()
@@ -107,6 +107,7 @@ def to_format_1(db: Path) -> None:
                      "tokenize = \"porter unicode61 tokenchars '_'\")")
         conn.executemany("INSERT INTO fts (rowid, names, doc, body) VALUES (?,?,?,?)",
                          [(rid, *_unpack(z)) for rid, z in rows])
+        conn.execute("ALTER TABLE chunks DROP COLUMN tkey")
         conn.execute("UPDATE meta SET value='1' WHERE key='format'")
         conn.execute("COMMIT")
         conn.execute("PRAGMA auto_vacuum=NONE")
@@ -149,9 +150,10 @@ def test_a_catalog_in_the_previous_format_is_migrated_keeping_every_chunk_and_ve
     with caplog.at_level("INFO", logger="ragexd.engine.catalog"):
         engine = Engine(root, old)
     try:
-        assert any("migrated format 1 to 2" in r.getMessage() for r in caplog.records)
+        assert any(f"migrated format 1 to {FORMAT_VERSION}" in r.getMessage()
+                   for r in caplog.records)
         catalog = engine._catalog
-        assert catalog.get_meta("format") == "2"
+        assert catalog.get_meta("format") == FORMAT_VERSION
         assert catalog.conn().execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         assert catalog.chunk_ids() == chunk_ids and engine._vectors.all_ids() == vector_ids
         assert {w: lexical(catalog, w) for w in words} == words
@@ -215,7 +217,7 @@ def test_a_snapshot_made_by_the_previous_format_is_imported_and_migrated(
     engine = Engine(root, tmp_path / "index")
     try:
         engine.import_snapshot(old)
-        assert engine._catalog.get_meta("format") == "2"
+        assert engine._catalog.get_meta("format") == FORMAT_VERSION
         assert answers(engine) == before
         again = engine.index()
         assert again.chunks_embedded == 0 and again.chunks_total == chunks

@@ -121,13 +121,23 @@ def test_import_at_another_commit_re_embeds_exactly_the_changed_files(world, imp
     assert summary.files_removed == 1                  # tool.py
     assert summary.files_unchanged == fresh.files_scanned - 3
     assert summary.chunks_total == fresh.chunks_total
-    # exactly the chunks of B that the snapshot of A has no vector for were
-    # embedded, and all of them are in those three files
-    shipped = set(json.loads(dict(members_of(world["archive"]))[snapshot.IDS]))
+    # the chunks of B that the snapshot of A has no vector for are all in those
+    # three files; of them, exactly those whose embedded text is new were
+    # embedded: the ones that only moved (below strict_loads) kept their vectors
+    members = dict(members_of(world["archive"]))
+    shipped = set(json.loads(members[snapshot.IDS]))
     new_ids = world["fresh"]._catalog.chunk_ids() - shipped
-    assert summary.chunks_embedded == len(new_ids) < fresh.chunks_embedded
     changed = {"json/decoder.py", "shop/invoice.py", "shop/cart.py"}
     assert world["fresh"]._catalog.paths_of_ids(new_ids) == changed
+    a_catalog = world["base"] / "catalog-a.sqlite"
+    a_catalog.write_bytes(members[snapshot.CATALOG])
+    with sqlite3.connect(a_catalog) as conn:
+        keys_a = {r[0] for r in conn.execute("SELECT tkey FROM chunks")}
+    keys_b = {cid: key for p in changed
+              for cid, key, _ in world["fresh"]._catalog.stored_chunks([p])}
+    new_texts = [cid for cid in new_ids if keys_b[cid] not in keys_a]
+    assert summary.chunks_embedded == len(new_texts) < len(new_ids) < fresh.chunks_embedded
+    assert summary.chunks_reused == len(new_ids) - len(new_texts)
 
 
 def test_the_imported_index_equals_a_fresh_full_index_of_the_new_commit(world, imported) -> None:
@@ -345,35 +355,38 @@ def test_catalogs_ragex_itself_made_another_way_have_the_schema_a_snapshot_expec
     """The shape check compares SQL, and SQLite keeps each table's SQL as it was
     written: a column added by ALTER TABLE and a format-1 catalog migrated in place
     spell theirs differently from a fresh catalog, and must still be accepted."""
-    # an index from before chunks had their definition line, and one whose
-    # lexical index was created with its columns on a line of their own
+    # an index of format 2 from before chunks had their definition line, and one
+    # whose lexical index was created with its columns on a line of their own
+    current = catalog.FORMAT_VERSION
     old = tmp_path / "old-line.sqlite"
     respelled = tmp_path / "respelled.sqlite"
-    for path, script in (
-            (old, catalog._SCHEMA.replace(",\n    line INTEGER NOT NULL DEFAULT 0", "")),
-            (respelled, catalog._SCHEMA.replace("fts5(names, doc,", "fts5(\n    names,  doc,"))):
+    for path, script, fmt in (
+            (old, catalog._SCHEMA.replace(",\n    line INTEGER NOT NULL DEFAULT 0"
+                                          + catalog._TKEY, ""), "2"),
+            (respelled, catalog._SCHEMA.replace("fts5(names, doc,", "fts5(\n    names,  doc,"),
+             current)):
         assert script != catalog._SCHEMA
         conn = sqlite3.connect(path)
         conn.executescript(script)
-        conn.execute("INSERT INTO meta VALUES ('format', ?)", (catalog.FORMAT_VERSION,))
+        conn.execute("INSERT INTO meta VALUES ('format', ?)", (fmt,))
         conn.commit()
         conn.close()
     # an index of format 1
     v1 = tmp_path / "format-1.sqlite"
     conn = sqlite3.connect(v1)
-    conn.executescript(catalog._SCHEMA)
+    conn.executescript(catalog._SCHEMA.replace(catalog._TKEY, ""))
     conn.executescript(f"DROP TABLE fts_src; DROP TABLE fts; {catalog._FTS_FORMAT_1};")
     conn.execute("INSERT INTO meta VALUES ('format', '1')")
     conn.commit()
     assert catalog.schema_of(conn) == catalog.schema_of_format("1")
     conn.close()
     for path in (old, respelled, v1):
-        opened = catalog.Catalog(path)    # adds the column / migrates
+        opened = catalog.Catalog(path)    # adds the columns / migrates
         try:
-            assert catalog.schema_of(opened.conn()) == catalog.schema_of_format("2"), path
+            assert catalog.schema_of(opened.conn()) == catalog.schema_of_format(current), path
         finally:
             opened.close()
-    assert catalog.schema_of_format("1") != catalog.schema_of_format("2")
+    assert len({catalog.schema_of_format(f) for f in catalog.READABLE_FORMATS}) == 3
 
 
 def test_the_shape_check_ignores_how_sqlite_spells_fts5s_own_tables(tmp_path: Path) -> None:
