@@ -319,6 +319,8 @@ class Engine:
         record = json.dumps({"count": max(count, len(shown)), "files": shown})
         if record != catalog.get_meta(SKIPPED_KEY):
             Indexer._write(lambda: catalog.set_meta(SKIPPED_KEY, record))
+            # after the run's own compaction: truncate the WAL this write began again
+            Indexer._write(catalog.compact)
 
     @staticmethod
     def _walk_skipped(catalog: Catalog) -> tuple[int, dict[str, str]]:
