@@ -47,7 +47,8 @@ EMBEDDER_KEY = "embedder"
 LAST_ERROR = "last_index_error"
 #: catalog meta: the files the index leaves out and why, for `ragexctl status`
 SKIPPED_KEY = "skipped_files"
-#: skipped files named in the catalog and in a status (all are counted)
+#: skipped files named in a status and an index summary (all are counted, and the
+#: catalog keeps every one, so a save of any of them is counted exactly)
 SKIPPED_SHOWN = 200
 
 
@@ -271,6 +272,8 @@ class Engine:
                     summary.notes.extend(self._store_notes())
                     self._note_failure(None)
                     self._remember_skipped(catalog, summary, paths)
+                    summary.skipped_total = len(summary.skipped)
+                    del summary.skipped[SKIPPED_SHOWN:]
                     return summary
                 except sqlite3.DatabaseError as exc:
                     if is_unwritable(exc):
@@ -303,20 +306,22 @@ class Engine:
     def _remember_skipped(self, catalog: Catalog, summary: IndexSummary,
                           paths: Sequence[str] | None) -> None:
         """Keep what this run left out, with why, for `ragexctl status`: a full run
-        replaces the list, a run over some paths (a save) updates those paths only."""
+        replaces the set, a run over some paths (a save) updates those paths only.
+        The whole set is kept (not only the names a status shows), so a save of a
+        file that stays skipped is not counted twice, and one that becomes
+        indexable is subtracted, wherever it sorts."""
         # files catalogued with a note (binary, generated) are counted from the catalog
         found = {s.path: s.reason for s in summary.skipped if catalog.file(s.path) is None}
-        count, kept = 0, {}
+        kept: dict[str, str] = {}
+        count = 0
         if paths is not None or summary.cancelled:
             count, kept = self._walk_skipped(catalog)
+            count -= len(kept)      # > 0 only in a record from before the whole set was kept
             root = str(self.root).rstrip(os.sep) + os.sep
             for raw in paths or ():
-                if kept.pop(raw[len(root):] if raw.startswith(root) else raw, None) is not None:
-                    count -= 1
-        count += sum(1 for p in found if p not in kept)
+                kept.pop(raw[len(root):] if raw.startswith(root) else raw, None)
         kept.update(found)
-        shown = dict(sorted(kept.items())[:SKIPPED_SHOWN])
-        record = json.dumps({"count": max(count, len(shown)), "files": shown})
+        record = json.dumps({"count": count + len(kept), "files": dict(sorted(kept.items()))})
         if record != catalog.get_meta(SKIPPED_KEY):
             Indexer._write(lambda: catalog.set_meta(SKIPPED_KEY, record))
             # after the run's own compaction: truncate the WAL this write began again
@@ -325,11 +330,12 @@ class Engine:
     @staticmethod
     def _walk_skipped(catalog: Catalog) -> tuple[int, dict[str, str]]:
         """The files the walk left out, never catalogued (too large, not regular,
-        unreadable, outside symlinks...): how many, the first SKIPPED_SHOWN."""
+        unreadable, outside symlinks...): how many, and every one with why (a record
+        written before ragex kept them all names only the first SKIPPED_SHOWN)."""
         try:
             data = json.loads(catalog.get_meta(SKIPPED_KEY) or "{}")
             files = {str(k): str(v) for k, v in dict(data.get("files") or {}).items()}
-            return int(data.get("count") or len(files)), files
+            return max(int(data.get("count") or 0), len(files)), files
         except (ValueError, TypeError, AttributeError):
             return 0, {}
 
