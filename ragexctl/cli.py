@@ -42,6 +42,8 @@ EXIT_INTERRUPTED = exitcodes.INTERRUPTED
 #: (every progress message restarts the clock).
 SEARCH_TIMEOUT = 60.0
 INDEX_SILENCE_TIMEOUT = 300.0
+#: skipped files `ragexctl index` names on stderr; the rest are counted in one line
+SKIPPED_LISTED = 20
 
 PLUGINS = {"service": "manage ragexd as a user service (systemd, launchd)",
            "mcp": "serve ragex to AI assistants over the Model Context Protocol",
@@ -56,7 +58,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"ragexctl: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_ERROR, f"ragexctl: {render.printable_lines(message)} "
+                              f"(see `{self.prog} --help`)\n")
 
 
 def _opt_timeout(p: argparse.ArgumentParser) -> None:
@@ -336,14 +339,14 @@ class App:
         self.out.flush()
 
     def note(self, text: str) -> None:
-        self.err.write(f"ragexctl: {text}\n")
+        self.err.write(f"ragexctl: {render.printable_lines(text)}\n")
         self.err.flush()
 
     def error(self, code: str, message: str, detail: dict[str, Any] | None = None) -> int:
         self.err.write(render.format_error(code, message, as_json=self.json, detail=detail))
         if not self.json and detail:
             for line in detail.get("log_tail") or []:
-                self.err.write(f"  | {line}\n")
+                self.err.write(f"  | {render.printable(str(line))}\n")
         self.err.flush()
         return EXIT_ERROR
 
@@ -578,13 +581,15 @@ def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int
     else:
         if isinstance(snap, dict) and op is Op.IMPORT:
             app.write(render.format_snapshot(snap, f"imported {args['file']}") + "\n")
-        app.write(render.format_summary(summary) + f" ({root})\n")
+        app.write(render.format_summary(summary) + f" ({render.printable(str(root))})\n")
         for note in summary.get("notes") or []:
             app.note(f"note: {note}")
-        for item in (summary.get("skipped") or [])[:20]:
-            if isinstance(item, dict):
-                app.note(f"skipped {render.printable(str(item.get('path')))}: "
-                         f"{item.get('reason')}")
+        named = [item for item in summary.get("skipped") or [] if isinstance(item, dict)]
+        for item in named[:SKIPPED_LISTED]:
+            app.note(f"skipped {item.get('path')}: {item.get('reason')}")
+        more = render.skipped_total(summary) - min(len(named), SKIPPED_LISTED)
+        if more > 0:
+            app.note(f"... and {more} more skipped (`ragexctl status` counts them)")
         if isinstance(snap, dict) and op is Op.EXPORT:
             app.write(render.format_snapshot(snap, f"wrote {args['file']}") + "\n")
     return EXIT_OK
