@@ -338,6 +338,12 @@ class App:
         self.out.write(text)
         self.out.flush()
 
+    def say(self, text: str) -> None:
+        """A sentence for people on stdout (``write`` is for output render.py made,
+        escaped already, colours and all): roots and messages quoted in it may hold
+        escape sequences, so they are shown, never obeyed."""
+        self.write(render.printable_lines(text.removesuffix("\n")) + "\n")
+
     def note(self, text: str) -> None:
         self.err.write(f"ragexctl: {render.printable_lines(text)}\n")
         self.err.flush()
@@ -581,7 +587,7 @@ def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int
     else:
         if isinstance(snap, dict) and op is Op.IMPORT:
             app.write(render.format_snapshot(snap, f"imported {args['file']}") + "\n")
-        app.write(render.format_summary(summary) + f" ({render.printable(str(root))})\n")
+        app.say(render.format_summary(summary) + f" ({root})")
         for note in summary.get("notes") or []:
             app.note(f"note: {note}")
         named = [item for item in summary.get("skipped") or [] if isinstance(item, dict)]
@@ -615,7 +621,7 @@ def cmd_status(app: App) -> int:
             app.write(json.dumps({"daemon": {"pid": pid, "state": "not answering",
                                              "message": exc.message}, "workers": []}) + "\n")
         else:
-            app.write(f"ragexd is running but not answering: {exc.message}\n")
+            app.say(f"ragexd is running but not answering: {exc.message}")
         return EXIT_NOT_ANSWERING
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -639,7 +645,7 @@ def cmd_start(app: App) -> int:
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
-        app.write(f"worker for {root}: {result.get('state', 'started')}\n")
+        app.say(f"worker for {root}: {result.get('state', 'started')}")
     return EXIT_OK
 
 
@@ -665,8 +671,8 @@ def cmd_stop(app: App) -> int:
         if app.json:
             app.write(json.dumps(result, ensure_ascii=False) + "\n")
         else:
-            app.write(f"stopped the worker for {root}\n" if stopped
-                      else f"no worker was running for {root}\n")
+            app.say(f"stopped the worker for {root}" if stopped
+                    else f"no worker was running for {root}")
         return EXIT_OK
     result = app.quick_call(client, Op.STOP, {"all": True}, timeout=STOP_TIMEOUT)
     stopped = result.get("stopped") or []
@@ -718,8 +724,8 @@ def cmd_rm(app: App) -> int:
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
-        app.write(f"removed the index of {root or result.get('removed', project_id)} "
-                  f"({render.format_bytes(result.get('freed_bytes'))} freed)\n")
+        app.say(f"removed the index of {root or result.get('removed', project_id)} "
+                f"({render.format_bytes(result.get('freed_bytes'))} freed)")
     return EXIT_OK
 
 

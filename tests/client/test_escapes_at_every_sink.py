@@ -31,7 +31,7 @@ def _obeyed(text: str) -> bool:
     return "\x1b" in text or "\x07" in text
 
 
-def test_a_root_named_with_escape_sequences_is_printed_escaped_by_index_status_and_ls(rx):
+def test_a_root_named_with_escape_sequences_is_printed_escaped_by_index_status_ls_stop_rm(rx):
     root = write_tree(rx.base / EVIL, files=4)
     outputs = {}
     for argv in (("index",), ("status",), ("ls",), ("similar", "esc\x1b[31mred.py:99"),
@@ -50,6 +50,11 @@ def test_a_root_named_with_escape_sequences_is_printed_escaped_by_index_status_a
     assert summary and summary[0]["root"].endswith(EVIL), j.stdout
     ls = rx.ctl("ls", "--json", cwd=root)
     assert any(json.loads(line)["root"].endswith(EVIL) for line in ls.stdout.splitlines())
+
+    for argv in (("stop", "."), ("rm", ".")):
+        r = rx.ctl(*argv, cwd=root, timeout=120)
+        assert r.returncode == 0, (argv, r.stderr)
+        assert "evil\\x1b]0;PWNED\\x07dir" in r.stdout and not _obeyed(r.stdout + r.stderr)
 
 
 def test_notes_errors_and_table_cells_escape_but_keep_their_line_breaks():
