@@ -82,7 +82,9 @@ def test_a_worker_reply_over_the_limit_is_a_coded_error_not_a_wait(rx, tmp_path:
         assert not reply.ok and reply.error is not None
         assert reply.error.code is ErrorCode.TOO_LARGE, reply.error
         assert f"over the {MAX_MESSAGE_BYTES}-byte limit" in reply.error.message
-        assert time.monotonic() - t0 < 100
+        took = time.monotonic() - t0
+        assert took < 100
+        print(f"\na 5 MB worker answer reached the client as too_large in {took:.1f} s")
         # the worker still serves
         again = client.search(root, "compute_invoice_total", mode="symbol")
         assert again.ok, again.error
