@@ -59,20 +59,47 @@ def test_index_of_a_tree_with_thousands_of_skipped_fifos_answers_and_counts_them
         in s.stdout, s.stdout
 
 
-def test_a_worker_reply_over_the_limit_is_a_coded_error_not_a_wait(rx, tmp_path: Path) -> None:
-    """A worker whose INDEX answer is 5 MB (a bug): the client hears too_large at once."""
+def _worker_answering_index_with(rx, tmp_path: Path, padding: str) -> RagexInstance:
+    """A ragexd whose workers (only they: ``python -m ragexd.worker serve``) answer
+    INDEX with a summary padded by ``padding`` (an expression of ``request_id``)."""
     fake = tmp_path / "bigreply"
     fake.mkdir()
-    # Only worker processes (python -m ragexd.worker serve …) answer INDEX with 5 MB.
     (fake / "sitecustomize.py").write_text(
         "import sys\n"
         "if 'serve' in sys.argv:\n"
         "    from ragexd.worker import service\n"
+        "    from ragexd.protocol import MAX_MESSAGE_BYTES, Reply\n"
+        "    from ragexd.protocol.frames import encode_body\n"
         "    def index(self, request_id, args, progress=None):\n"
-        "        return {'summary': {'padding': 'x' * (5 << 20)}}\n"
+        f"        return {{'summary': {{'padding': {padding}}}}}\n"
         "    service.WorkerService.index = index\n")
-    big = RagexInstance(RAGEX_WATCH="0", PYTHONPATH=str(fake) + os.pathsep
-                        + rx.env.get("PYTHONPATH", ""))
+    return RagexInstance(RAGEX_WATCH="0", PYTHONPATH=str(fake) + os.pathsep
+                         + rx.env.get("PYTHONPATH", ""))
+
+
+def test_an_answer_that_outgrows_the_limit_on_its_way_to_the_client_is_a_coded_error(
+        rx, tmp_path: Path) -> None:
+    """A worker answer just under the limit under ragexd's short id grows past it
+    under the client's longer one: ragexctl (whose socket drops anything over the
+    limit) hears too_large instead of waiting."""
+    fits = ("'x' * (MAX_MESSAGE_BYTES - len(encode_body(Reply(id=request_id, ok=True, "
+            "result={'summary': {'padding': ''}}))))")
+    big = _worker_answering_index_with(rx, tmp_path, fits)
+    try:
+        big.start()
+        root = write_tree(big.base / "proj", files=4)
+        t0 = time.monotonic()
+        r = big.ctl("index", "--timeout", "60", cwd=root, timeout=240)
+        assert r.returncode == 2, (r.stdout[-300:], r.stderr[-2000:])
+        assert "exceeds the" in r.stderr and "message limit" in r.stderr, r.stderr[-2000:]
+        assert time.monotonic() - t0 < 50
+    finally:
+        big.cleanup()
+
+
+def test_a_worker_reply_over_the_limit_is_a_coded_error_not_a_wait(rx, tmp_path: Path) -> None:
+    """A worker whose INDEX answer is 5 MB (a bug): the client hears too_large at once."""
+    big = _worker_answering_index_with(rx, tmp_path, "'x' * (5 << 20)")
     try:
         big.start()
         root = write_tree(big.base / "proj", files=4)
