@@ -742,10 +742,11 @@ def cmd_logs(app: App) -> int:
         path = _log_path(target)
         lines = logfile.tail(path, lines_wanted)
     if lines:
-        app.write("".join(line.rstrip("\n") + "\n" for line in lines))
+        # log lines quote roots and file names, which may hold escape sequences
+        app.write("".join(render.printable(line.rstrip("\n")) + "\n" for line in lines))
     if args.follow:
         try:
-            logfile.follow(path, app.write)
+            logfile.follow(path, lambda text: app.write(render.printable_lines(text)))
         except KeyboardInterrupt:
             pass  # how one stops following: not an interruption of anything
         return EXIT_OK

@@ -31,17 +31,18 @@ def _obeyed(text: str) -> bool:
     return "\x1b" in text or "\x07" in text
 
 
-def test_a_root_named_with_escape_sequences_is_printed_escaped_by_index_status_ls_stop_rm(rx):
+def test_a_root_named_with_escape_sequences_is_printed_escaped_by_every_command(rx):
     root = write_tree(rx.base / EVIL, files=4)
     outputs = {}
     for argv in (("index",), ("status",), ("ls",), ("similar", "esc\x1b[31mred.py:99"),
-                 ("search", "--mode", "nonsense\x1b[2J", "x")):
+                 ("search", "--mode", "nonsense\x1b[2J", "x"), ("logs",)):
         r = rx.ctl(*argv, cwd=root, timeout=240)
         outputs[argv[0]] = r
         assert not _obeyed(r.stdout + r.stderr), (argv, r.stdout, r.stderr)
     assert "evil\\x1b]0;PWNED\\x07dir" in outputs["index"].stdout
     assert "evil\\x1b]0;PWNED\\x07dir" in outputs["ls"].stdout
     assert outputs["similar"].returncode == 2
+    assert "worker for " in outputs["logs"].stdout and "PWNED\\x07dir" in outputs["logs"].stdout
     assert "esc\\x1b[31mred.py" in outputs["similar"].stderr
 
     j = rx.ctl("index", "--json", cwd=root, timeout=240)
