@@ -379,7 +379,7 @@ def project_root(path: str | None, *, may_index: bool = False) -> Path:
     if choice.refusal:
         raise RagexError(ErrorCode.BAD_REQUEST, choice.refusal)
     if choice.sentence:
-        sys.stderr.write(f"ragexctl: note: {choice.sentence}\n")
+        sys.stderr.write(f"ragexctl: note: {render.printable_lines(choice.sentence)}\n")
     large = paths.large_tree_refusal(choice) if may_index else None
     if large and not _confirmed(f"{large}. Index it all? [y/N] "):
         raise RagexError(ErrorCode.BAD_REQUEST,
@@ -392,7 +392,7 @@ def _confirmed(question: str) -> bool:
     """A yes from the person at the terminal; never from a pipe or an agent."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
-    sys.stderr.write(question)
+    sys.stderr.write(render.printable_lines(question))   # it names the root
     sys.stderr.flush()
     try:
         return sys.stdin.readline().strip().lower() in ("y", "yes")

@@ -35,13 +35,15 @@ def test_a_root_named_with_escape_sequences_is_printed_escaped_by_every_command(
     root = write_tree(rx.base / EVIL, files=4)
     outputs = {}
     for argv in (("index",), ("status",), ("ls",), ("similar", "esc\x1b[31mred.py:99"),
-                 ("search", "--mode", "nonsense\x1b[2J", "x"), ("logs",)):
+                 ("search", "--mode", "nonsense\x1b[2J", "x"), ("logs",),
+                 ("search", "--mode", "regex", "(\x1b[31m")):
         r = rx.ctl(*argv, cwd=root, timeout=240)
         outputs[argv[0]] = r
         assert not _obeyed(r.stdout + r.stderr), (argv, r.stdout, r.stderr)
     assert "evil\\x1b]0;PWNED\\x07dir" in outputs["index"].stdout
     assert "evil\\x1b]0;PWNED\\x07dir" in outputs["ls"].stdout
     assert outputs["similar"].returncode == 2
+    assert outputs["search"].returncode == 2 and "\\x1b[31m" in outputs["search"].stderr
     assert "worker for " in outputs["logs"].stdout and "PWNED\\x07dir" in outputs["logs"].stdout
     assert "esc\\x1b[31mred.py" in outputs["similar"].stderr
 
