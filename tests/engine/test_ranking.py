@@ -279,6 +279,12 @@ def test_overload_declarations_rank_below_the_function_they_declare(
     ("python", "@t.overload  # narrow\nasync def f(x: None) -> None: ...", True),
     ("python", "@functools.cache\ndef f(x):\n    return x", False),
     ("python", "def f(x):\n    @overload\n    def g(y): ...\n    return g", False),
+    # a short class whose first method is an @overload is a class, with a body
+    ("python", "class C:\n    @overload\n    def f(self, x: int) -> int: ...\n"
+               "    def f(self, x):\n        return x", False),
+    ("python", "@dataclass\nclass C:\n    @overload\n    def f(self) -> None: ...", False),
+    ("python", "# narrowed by type\n@overload\n\n@deprecated(\n    \"use g\",\n)\n"
+               "def f(x: int) -> int: ...", True),
     ("typescript", "export function parse(s: string): Node;", True),
     ("typescript", "export declare function parse(\n  s: string,\n): Node;", True),
     ("typescript", "function parse(s: string): Node {\n  return read(s);\n}", False),
