@@ -4,6 +4,7 @@ the definition whose name the question says above its siblings."""
 from __future__ import annotations
 
 import shutil
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
 from ragexd.engine.declarations import is_declaration
-from ragexd.engine.namematch import QuestionWords, stem
+from ragexd.engine.namematch import MAX_PREFIX, QuestionWords, stem
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
 
+from ragexd.vocabulary import MAX_QUERY_BYTES
 from tests.harness import write
 
 
@@ -441,6 +443,29 @@ def test_name_words_match_their_longer_forms_and_abbreviations(a: str, b: str,
     # either side may be the name's word
     assert QuestionWords(b).says(stem(a)) is expected
     assert QuestionWords(a).says(stem(b)) is expected
+
+
+def test_words_longer_than_the_indexed_prefixes_still_match_their_longer_forms() -> None:
+    long = "internationalizationconfigurationloader"   # 39 letters, above MAX_PREFIX
+    assert len(long) > MAX_PREFIX
+    assert QuestionWords(long + "factory").says(long)          # the name's word begins the question's
+    assert QuestionWords(long).says(long + "factory")          # the question's word begins the name's
+    assert not QuestionWords(long).says("international" + "ization" + "settingsloader")
+
+
+def test_a_query_of_one_8_kb_token_costs_little_memory(overload_engine: Engine) -> None:
+    # every prefix of every question word was kept: one 8 KB token cost 31 MiB
+    # (and 50 ms) a query; a long word now costs its length, not its square
+    token = ("getCurrentContext" * 1000)[:MAX_QUERY_BYTES]
+    overload_engine.search(SearchQuery("get the current context", mode="hybrid"))  # warm
+    tracemalloc.start()
+    try:
+        hits = overload_engine.search(SearchQuery(token, mode="hybrid", limit=10)).hits
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert hits    # the name signal was reached: it is what cost the memory
+    assert peak < 4 * 1024 * 1024
 
 
 @pytest.mark.parametrize("question,name,parent,share", [
