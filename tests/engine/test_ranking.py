@@ -266,7 +266,7 @@ def overload_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine
 def test_overload_declarations_rank_below_the_function_they_declare(
         overload_engine: Engine, question: str, mode: str) -> None:
     query = SearchQuery(question, mode=mode, limit=3)
-    without = search_without(overload_engine, "declaration_prior", query)
+    without = search_without(overload_engine, "stub_prior", query)
     # a signature-only @overload says the name and types in two lines: it wins ...
     assert [h.name for h in without] == ["get_current_context"] * 3
     assert without[0].line != 20
