@@ -36,18 +36,21 @@ from ..vocabulary import query_problem
 from .. import ripgrep
 from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
+from .filelines import FileLines
+from .lru import LRU
 from .embedding import Embedder
 from .languages import known_languages, normalise_language
 from .declarations import MAX_DECLARATION_LINES, is_declaration
 from .namematch import QuestionWords
 from ..query_shape import asks_for_usage, is_code_token, split_qualified
-from ..textcodec import NotText, decode_text, text_lines
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
 from .vectors import Vectors
 
 SNIPPET_LINES = 8
+#: Chunks whose declaration answer is kept (a few hundred candidates a query).
+MAX_DECLARATIONS_KEPT = 65536
 
 
 @dataclass
@@ -199,7 +202,10 @@ class Searcher:
         self.weights = WEIGHTS
         self._probes: "object | None" = None         # NOISE_PROBES' vectors, encoded once
         self._floor: tuple[int, float] | None = None  # (vector count, floor) of this index
-        self._declarations: dict[str, bool] = {}      # chunk id (content-hashed) -> body-less?
+        # chunk id (content-hashed, so never stale) -> body-less?  Bounded: every edit
+        # makes new ids, and a worker lives for days
+        self._declarations: LRU[str, bool] = LRU(MAX_DECLARATIONS_KEPT)
+        self.files = FileLines(root)   # one read per file while it stays the same
 
     def noise_floor(self) -> float:
         """The best cosine this index gives to meaningless strings, plus a margin;
@@ -351,13 +357,12 @@ class Searcher:
         out: set[str] = set()
         todo: dict[str, list[ChunkRow]] = {}
         for r in rows:
+            if r.end - r.start + 1 > MAX_DECLARATION_LINES or r.kind in ("block", "window") \
+                    or is_stub_path(r.path):   # a stub has its own prior already
+                continue
             known = self._declarations.get(r.id)
             if known is None:
-                if r.end - r.start + 1 > MAX_DECLARATION_LINES or r.kind in ("block", "window") \
-                        or is_stub_path(r.path):   # a stub has its own prior already
-                    self._declarations[r.id] = False
-                else:
-                    todo.setdefault(r.path, []).append(r)
+                todo.setdefault(r.path, []).append(r)
             elif known:
                 out.add(r.id)
         for path, group in todo.items():
@@ -365,7 +370,7 @@ class Searcher:
             for r in group:
                 found = lines is not None and is_declaration(r.language, lines[r.start - 1:r.end])
                 if not stale:   # a changed file's lines may not be the chunk's any more
-                    self._declarations[r.id] = found
+                    self._declarations.put(r.id, found)
                 if found:
                     out.add(r.id)
         return out
@@ -409,19 +414,13 @@ class Searcher:
 
     def _read(self, rel: str) -> tuple[list[str] | None, bool]:
         """A file's lines now, and whether it changed since it was indexed."""
-        from . import discovery
-
+        now = self.files.get(rel)
+        if now.lines is None:
+            return None, True
         manifest: FileRow | None = self.catalog.file(rel)
-        try:
-            data, st = discovery.read_bytes(self.root / rel, 16 * 1024 * 1024)
-        except discovery.Unreadable:
-            return None, True
-        stale = manifest is None or manifest.size != st.st_size or \
-            manifest.mtime_ns != st.st_mtime_ns
-        try:
-            return text_lines(decode_text(data)), stale
-        except NotText:
-            return None, True
+        stale = manifest is None or manifest.size != now.size or \
+            manifest.mtime_ns != now.mtime_ns
+        return now.lines, stale
 
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
                    languages: Sequence[str], match: Callable[[str], bool]
