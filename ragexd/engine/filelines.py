@@ -39,10 +39,6 @@ class FileNow:
     mtime_ns: int | None
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-
 def _cost(entry: tuple[tuple[int, ...], FileNow]) -> int:
     lines = entry[1].lines
     return 1 if lines is None else entry[0][0] + _LINE_OVERHEAD * len(lines) + 1
@@ -62,7 +58,7 @@ class FileLines:
             st = os.lstat(path)
         except OSError:
             return FileNow(None, None, None)   # gone: nothing to read, nothing to keep
-        ident = _identity(st)
+        ident = discovery.file_identity(st)
         cached = self._cache.get(rel)
         if cached is not None and cached[0] == ident:
             return cached[1]
@@ -72,7 +68,7 @@ class FileLines:
         except discovery.Unreadable:
             now = FileNow(None, st.st_size, st.st_mtime_ns)
         else:   # kept under the identity of what was read, should it have changed since
-            ident = _identity(st)
+            ident = discovery.file_identity(st)
             try:
                 now = FileNow(text_lines(decode_text(data)), st.st_size, st.st_mtime_ns)
             except NotText:
