@@ -12,7 +12,8 @@ runs; a declaration is the same thing as a stub, in a different file.
 Decided at search time from the chunk's own lines (the catalog keeps spans, not
 decorators or bodies), so no re-cataloguing: only short chunks can be body-less,
 and the answer is cached by chunk id, which includes the content hash, so it never
-goes stale and each chunk's lines are read once per worker.
+goes stale (a bounded LRU in search.py; a file's lines are read once while it
+stays the same: filelines.py).
 
 Abstract methods (``...``/``pass``/``raise NotImplementedError`` bodies) are left
 alone: an abstract method's doc comment is often the only description of what
