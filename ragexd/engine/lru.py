@@ -46,6 +46,11 @@ class LRU(Generic[K, V]):
                 _k, (_v, c) = self._items.popitem(last=False)
                 self._total -= c
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._total = 0
+
     def __len__(self) -> int:
         return len(self._items)
 

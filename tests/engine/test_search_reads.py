@@ -147,3 +147,5 @@ def test_an_lru_drops_the_least_recently_used_first() -> None:
     assert lru.get("b") is None and lru.get("a") == 4 and lru.get("c") == 4
     lru.put("huge", 11)             # more than the whole budget: not kept, nothing dropped
     assert lru.get("huge") is None and lru.total_cost == 8
+    lru.clear()
+    assert len(lru) == 0 and lru.total_cost == 0 and lru.get("a") is None
