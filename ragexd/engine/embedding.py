@@ -276,16 +276,33 @@ def _openvino_cache_name(version: str, files: "modelfiles.ModelFiles") -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{version}-{sha[:12] or 'unknown'}")
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``lock_path`` (created with its directory), held for
-    the block; the kernel releases it if the process dies, so it is never stale."""
-    import fcntl
+#: How long a start waits for another process's compile (~1.5 s, a minute on a loaded
+#: machine) before compiling without the cache rather than hanging behind a stuck one.
+_CACHE_LOCK_WAIT = 120.0
 
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, wait: float | None = None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_path`` (created with its directory), held for
+    the block; the kernel releases it if the process dies, so it is never stale.
+    ``TimeoutError`` (an OSError) if another process holds it ``wait`` seconds
+    (default ``_CACHE_LOCK_WAIT``)."""
+    import fcntl
+    import time
+
+    wait = _CACHE_LOCK_WAIT if wait is None else wait
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{lock_path} held by another process for {wait:.0f} s")
+                time.sleep(0.05)
         yield
     finally:
         os.close(fd)   # closing releases the lock
@@ -445,9 +462,12 @@ class _OpenVinoBackend(_GraphBackend):
         died).  Under an exclusive ``flock`` one process at a time compiles, so the
         file is written once, completely, before anyone maps it; a cache found bad is
         unlinked, never rewritten in place, so a process still mapping it keeps its
-        pages.  Why the probe: a damaged cache file loads without complaint and gives
-        NaN or wrong vectors, which would be stored; it is checked against
-        onnxruntime's vector of a fixed text before the model serves anything."""
+        pages.  Why the checks: a damaged cache file loads without complaint and gives
+        NaN or wrong vectors, which would be stored.  A model compiled through the
+        cache embeds a fixed text before it serves anything, and must agree with
+        onnxruntime; the files it came from then have their sha256 recorded, and a
+        file that no longer matches is removed before OpenVINO reads it (most of the
+        file is the word-piece table, whose damage no single probe text can see)."""
         graph = files.graph
         root = modelfiles.openvino_cache_dir()
         cache = root / name
@@ -460,7 +480,8 @@ class _OpenVinoBackend(_GraphBackend):
                                                {**config, "CACHE_DIR": str(cache)}))
                 problem = self._probe_problem(cache)
                 if problem is None:
-                    _record_sums(cache, verified)
+                    with contextlib.suppress(OSError):   # unrecorded: probed again next start
+                        _record_sums(cache, verified)
                     return
                 log.warning("OpenVINO's compiled-model cache %s gives wrong vectors (%s): "
                             "removed it, compiling the graph without it", cache, problem)

@@ -254,6 +254,24 @@ def test_caches_of_other_openvino_versions_are_removed_when_compiling(tmp_path):
         openvino.__version__, modelfiles.locate("fp32", hashes=False))], left
 
 
+def test_a_start_that_cannot_get_the_cache_lock_compiles_without_the_cache_instead_of_hanging(
+        monkeypatch, tmp_path, caplog):
+    import fcntl
+
+    _openvino_path()
+    monkeypatch.setenv("RAGEX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(embedding, "_CACHE_LOCK_WAIT", 0.5)
+    lock = _cache(tmp_path) / ".lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("w") as held:          # a stuck process holding the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        caplog.set_level("INFO", logger=embedding.__name__)
+        backend = embedding._OpenVinoBackend(modelfiles.locate("fp32", hashes=False))
+    assert (backend.encode(TEXTS) * _reference()).sum(axis=1).min() >= 0.9999
+    assert "held by another process" in caplog.text
+    assert not list(_cache(tmp_path).glob("*/*.blob"))   # it did not touch the cache
+
+
 class _NaNBackend:
     """A backend whose runtime went wrong for some texts: NaN for those about uploads."""
 
