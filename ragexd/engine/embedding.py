@@ -460,8 +460,8 @@ class _OpenVinoBackend(_GraphBackend):
 
         Why the lock: OpenVINO maps the ~90 MB cache file lazily, so a process that
         rewrote it while another was still paging it in killed that one with SIGBUS
-        (reproduced: 5 workers starting 0.2-0.8 s apart on an empty cache, 3 of 15
-        died).  Under an exclusive ``flock`` one process at a time compiles, so the
+        (reproduced: 5 workers starting 0.3-0.8 s apart on an empty cache, 2 of 15
+        died; OpenVINO rewrites a file it could not import with O_TRUNC).  Under an exclusive ``flock`` one process at a time compiles, so the
         file is written once, completely, before anyone maps it; a cache found bad is
         unlinked, never rewritten in place, so a process still mapping it keeps its
         pages.  Why the checks: a damaged cache file loads without complaint and gives
