@@ -12,7 +12,8 @@ runs; a declaration is the same thing as a stub, in a different file.
 Decided at search time from the chunk's own lines (the catalog keeps spans, not
 decorators or bodies), so no re-cataloguing: only short chunks can be body-less,
 and the answer is cached by chunk id, which includes the content hash, so it never
-goes stale and each chunk's lines are read once per worker.
+goes stale (a bounded LRU in search.py; a file's lines are read once while it
+stays the same: filelines.py).
 
 Abstract methods (``...``/``pass``/``raise NotImplementedError`` bodies) are left
 alone: an abstract method's doc comment is often the only description of what
@@ -30,6 +31,10 @@ MAX_DECLARATION_LINES = 12
 
 _OVERLOAD = re.compile(r"^\s*@\s*(?:[A-Za-z_][\w.]*\.)?overload\s*(?:#.*)?$")
 _PY_DEF = re.compile(r"^\s*(?:async\s+)?def\s")
+#: what may stand between a function's first decorator and its ``def``: other
+#: decorators, blank lines and comments (and a decorator's arguments, spanning lines)
+_PY_PRELUDE = re.compile(r"^\s*(?:@|#|$)")
+_OPENERS, _CLOSERS = "([{", ")]}"
 _TS_FUNCTION = re.compile(r"^\s*(?:export\s+)?(?:default\s+)?(?:declare\s+)?(?:async\s+)?"
                           r"function\b")
 _TS_LANGUAGES = frozenset({"typescript", "tsx", "javascript"})
@@ -42,11 +47,19 @@ def is_declaration(language: str, lines: Sequence[str]) -> bool:
     if not lines or len(lines) > MAX_DECLARATION_LINES:
         return False
     if language == "python":
+        # only decorators, blank lines and comments may come before the ``def``: a
+        # class whose first method is an @overload is not itself a declaration
+        overload, depth = False, 0
         for line in lines:
-            if _PY_DEF.match(line):
-                return False   # decorators come first: past the def, none is @overload
-            if _OVERLOAD.match(line):
-                return True
+            if depth == 0:
+                if _PY_DEF.match(line):
+                    return overload
+                if _OVERLOAD.match(line):
+                    overload = True
+                elif not _PY_PRELUDE.match(line):
+                    return False
+            depth = max(0, depth + sum(line.count(c) for c in _OPENERS)
+                        - sum(line.count(c) for c in _CLOSERS))
         return False
     if language in _TS_LANGUAGES:
         code = [ln for ln in (x.split("//", 1)[0].rstrip() for x in lines) if ln.strip()]

@@ -11,10 +11,15 @@ bench/eval_quality.py, see bench/QUALITY.md).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 import re
+import shutil
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import modelfiles
 from .tokens import split_identifier
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .chunking import Chunk
+
+log = logging.getLogger(__name__)
 
 DIM = 384
 MODEL_NAME = modelfiles.MODEL_NAME
@@ -252,6 +259,146 @@ class _OnnxBackend(_GraphBackend):
         return self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
 
 
+#: What a freshly compiled OpenVINO model must embed like onnxruntime before it serves.
+_PROBE_TEXT = "function retry upload of client\nUpload a file, retrying with exponential backoff."
+_PROBE_MIN_COS = 0.999
+_PROBE_FILE = "onnxruntime-probe.json"
+#: CRC-32 of each cache file once its model passed the probe: most of the file is the
+#: word-piece table, so damage there changes only the texts holding those words and no
+#: probe text can see it; a file that no longer matches its sum is removed unread.
+_SUMS_FILE = "verified-crc32.json"
+
+
+def _openvino_cache_name(version: str, files: "modelfiles.ModelFiles") -> str:
+    """The cache subdirectory for this OpenVINO and this graph: one per pair, so an
+    upgrade or a new export starts a fresh one and the old (~90 MB each) can go."""
+    sha = str(files.manifest.get("files", {}).get(files.graph.name, {}).get("sha256", ""))
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{version}-{sha[:12] or 'unknown'}")
+
+
+#: How long a start waits for another process's compile (~1.5 s, a minute on a loaded
+#: machine) before compiling without the cache rather than hanging behind a stuck one.
+_CACHE_LOCK_WAIT = 120.0
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, wait: float | None = None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_path`` (created with its directory), held for
+    the block; the kernel releases it if the process dies, so it is never stale.
+    ``TimeoutError`` (an OSError) if another process holds it ``wait`` seconds
+    (default ``_CACHE_LOCK_WAIT``)."""
+    import fcntl
+    import time
+
+    wait = _CACHE_LOCK_WAIT if wait is None else wait
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{lock_path} held by another process for {wait:.0f} s")
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)   # closing releases the lock
+
+
+def _prune_openvino_cache(root: Path, keep: str) -> None:
+    """Remove the cache of other OpenVINO versions and graphs (and the loose files of
+    the layout before one subdirectory per version).  Called under the cache lock;
+    unlinking, never truncating, so a process still mapping an old file keeps it."""
+    for entry in root.iterdir():
+        if entry.name in (keep, ".lock"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        log.info("removed %s: OpenVINO's cache for another version or graph", entry)
+
+
+def _file_crc32(path: Path) -> str:
+    """The file's CRC-32: it catches damage, which is all it is for (nobody forges a
+    cache file), at 0.07 s for the ~90 MB file where sha256 took 0.11 s (measured
+    side by side, load ~5 on 2 cores); OpenVINO then reads the file from the page cache."""
+    import zlib
+
+    crc = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            crc = zlib.crc32(block, crc)
+    return f"{crc:08x}"
+
+
+def _read_sums(cache: Path) -> dict[str, str]:
+    try:
+        sums = json.loads((cache / _SUMS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in sums.items() if isinstance(v, str)} if isinstance(sums, dict) else {}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Written whole with ``os.replace``: a reader never sees half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _drop_damaged(cache: Path) -> dict[str, str]:
+    """Unlink the cache files that no longer match the sum recorded when their model
+    passed the probe; the sums of those that still do."""
+    sums = _read_sums(cache)
+    kept: dict[str, str] = {}
+    for blob in sorted(cache.glob("*.blob")):
+        want = sums.get(blob.name)
+        if want is None:
+            continue            # not verified yet: the probe after compiling checks it
+        if _file_crc32(blob) == want:
+            kept[blob.name] = want
+        else:
+            log.warning("OpenVINO's compiled-model cache file %s is damaged (its CRC-32 "
+                        "changed since it was verified): removed, compiling afresh", blob)
+            blob.unlink()
+    return kept
+
+
+def _record_sums(cache: Path, known: dict[str, str]) -> None:
+    """Record the sums of the cache files (the model compiled from them passed the probe)."""
+    sums = {blob.name: known.get(blob.name) or _file_crc32(blob)
+            for blob in sorted(cache.glob("*.blob"))}
+    if sums != known:
+        _write_json(cache / _SUMS_FILE, sums)
+
+
+def _probe_reference(files: "modelfiles.ModelFiles", cache: Path | None) -> "np.ndarray":
+    """onnxruntime's vector of ``_PROBE_TEXT``, kept in ``cache`` once computed (loading
+    onnxruntime at every start would cost what the cache saves)."""
+    import numpy as np
+
+    stored = cache / _PROBE_FILE if cache is not None else None
+    if stored is not None:
+        try:
+            data = json.loads(stored.read_text(encoding="utf-8"))
+            vec = np.asarray(data["vector"], dtype=np.float32)
+            if data.get("text") == _PROBE_TEXT and vec.shape == (DIM,) and np.isfinite(vec).all():
+                return vec
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    vec = _OnnxBackend(files).encode([_PROBE_TEXT], "query")[0]
+    release_memory()   # the session is gone: its ~100 MB need not stay in this worker
+    if stored is not None:
+        with contextlib.suppress(OSError):
+            _write_json(stored, {"text": _PROBE_TEXT, "vector": vec.tolist()})
+    return vec
+
+
 class _OpenVinoBackend(_GraphBackend):
     """The same fp32 graph on OpenVINO (``[embedder] runtime = "openvino"``).
 
@@ -278,38 +425,100 @@ class _OpenVinoBackend(_GraphBackend):
                 "\"onnxruntime\"")
         try:
             import openvino as ov
-        except ImportError as exc:
+
+            core = ov.Core()
+            caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+            version = str(ov.__version__)
+        except Exception as exc:  # noqa: BLE001 - a broken install raises OSError, RuntimeError...
+            # Missing, half-installed or built for another CPU/glibc: whatever it raises,
+            # the person needs the same sentence, not "internal error in the worker".
             raise modelfiles.ModelFilesError(f"[embedder] runtime is openvino but it cannot be "
-                                             f"imported ({exc})", modelfiles.OPENVINO_FIX) from exc
-        core = ov.Core()
-        caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+                                             f"loaded ({type(exc).__name__}: {exc})",
+                                             modelfiles.OPENVINO_FIX) from exc
         self.precision = "bf16" if "BF16" in caps else "f32"
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": embed_threads(),
                   "INFERENCE_PRECISION_HINT": self.precision,
                   # Pinned threads fight the chunker and other workers for the same cores.
                   "ENABLE_CPU_PINNING": False}
-        self._compiled = self._compile(core, files.graph, config)
-        self._inputs = {name for port in self._compiled.inputs for name in port.get_names()}
-        self._output = self._compiled.outputs[0]
         self._free: list[Any] = []
         self._free_lock = threading.Lock()
+        self._compile(core, files, config, _openvino_cache_name(version, files))
 
-    @staticmethod
-    def _compile(core: Any, graph: Any, config: dict[str, Any]) -> Any:
+    def _adopt(self, compiled: Any) -> None:
+        """Serve from ``compiled`` from now on (infer requests belong to one compiled model)."""
+        self._compiled = compiled
+        self._inputs = {name for port in compiled.inputs for name in port.get_names()}
+        self._output = compiled.outputs[0]
+        with self._free_lock:
+            self._free = []
+
+    def _compile(self, core: Any, files: "modelfiles.ModelFiles", config: dict[str, Any],
+                 name: str) -> None:
         """The graph compiled for this CPU, through OpenVINO's cache when the data
         directory takes it (measured: a start in 0.4-0.6 s instead of 1.5-2.0 s);
-        a cache that cannot be written only costs the compile time."""
-        cache = modelfiles.openvino_cache_dir()
+        a cache that cannot be written only costs the compile time.
+
+        Why the lock: OpenVINO maps the ~90 MB cache file lazily, so a process that
+        rewrote it while another was still paging it in killed that one with SIGBUS
+        (reproduced: 5 workers starting 0.3-0.8 s apart on an empty cache, 2 of 15
+        died; OpenVINO rewrites a file it could not import with O_TRUNC).  Under an exclusive ``flock`` one process at a time compiles, so the
+        file is written once, completely, before anyone maps it; a cache found bad is
+        unlinked, never rewritten in place, so a process still mapping it keeps its
+        pages.  Why the checks: a damaged cache file loads without complaint and gives
+        NaN or wrong vectors, which would be stored.  A model compiled through the
+        cache embeds a fixed text before it serves anything, and must agree with
+        onnxruntime; the files it came from then have their CRC-32 recorded, and a
+        file that no longer matches is removed before OpenVINO reads it (most of the
+        file is the word-piece table, whose damage no single probe text can see)."""
+        graph = files.graph
+        reference = None
+        root = modelfiles.openvino_cache_dir()
+        cache = root / name
         try:
-            cache.mkdir(parents=True, exist_ok=True)
-            return core.compile_model(str(graph), "CPU", {**config, "CACHE_DIR": str(cache)})
-        except Exception:  # noqa: BLE001 - an unwritable cache: compile without it
-            pass
+            with _exclusive(root / ".lock"):
+                _prune_openvino_cache(root, keep=name)
+                cache.mkdir(exist_ok=True)
+                verified = _drop_damaged(cache)
+                # Before compiling: onnxruntime's memory (on a first start) is freed and
+                # reused by OpenVINO's, instead of adding to it (measured peak 440 -> 318 MB).
+                reference = _probe_reference(files, cache)
+                self._adopt(core.compile_model(str(graph), "CPU",
+                                               {**config, "CACHE_DIR": str(cache)}))
+                problem = self._probe_problem(reference)
+                if problem is None:
+                    with contextlib.suppress(OSError):   # unrecorded: probed again next start
+                        _record_sums(cache, verified)
+                    return
+                log.warning("OpenVINO's compiled-model cache %s gives wrong vectors (%s): "
+                            "removed it, compiling the graph without it", cache, problem)
+                shutil.rmtree(cache, ignore_errors=True)
+                reference = None   # it came from the cache directory too: computed afresh
+        except Exception as exc:  # noqa: BLE001 - an unwritable cache: compile without it
+            log.info("OpenVINO's compiled-model cache %s is not usable (%s): compiling "
+                     "without it", cache, exc)
         try:
-            return core.compile_model(str(graph), "CPU", config)
+            self._adopt(core.compile_model(str(graph), "CPU", config))
         except Exception as exc:  # openvino raises RuntimeError subclasses of its own
             raise modelfiles.ModelFilesError(f"{graph} cannot be loaded by OpenVINO "
                                              f"({exc})") from exc
+        problem = self._probe_problem(reference if reference is not None
+                                      else _probe_reference(files, None))
+        if problem is not None:
+            raise modelfiles.ModelFilesError(f"OpenVINO computes wrong vectors from {graph} "
+                                             f"({problem})", modelfiles.OPENVINO_FIX)
+
+    def _probe_problem(self, reference: "np.ndarray") -> str | None:
+        """Why the compiled model cannot be trusted, or None: its vector of a fixed
+        text must be finite and at cos >= 0.999 of onnxruntime's ``reference`` (bf16
+        gives 0.99998)."""
+        np = self._np
+        got = self.encode([_PROBE_TEXT], "query")[0]
+        if not np.isfinite(got).all():
+            return "non-finite values"
+        cos = float(got @ reference)
+        if not cos >= _PROBE_MIN_COS:
+            return f"cos {cos:.4f} to onnxruntime's vector of a fixed text"
+        return None
 
     def _states(self, feed: dict[str, "np.ndarray"]) -> "np.ndarray":
         with self._free_lock:
@@ -424,6 +633,23 @@ def _load_shared() -> Any:
         return _shared_backend
 
 
+def _finite(vecs: "np.ndarray") -> "np.ndarray":
+    """``vecs``, if every value is finite.  A NaN vector is stored like any other and
+    then matches nothing (or everything) for good, so whatever produced it -- a
+    damaged compiled-model cache, a broken runtime -- is an error before any store."""
+    import numpy as np
+
+    bad = ~np.isfinite(vecs).all(axis=1)
+    if bad.any():
+        raise EngineError(
+            "model_unavailable",
+            f"the embedding model gave non-finite values for {int(bad.sum())} of {len(vecs)} "
+            f"texts, so nothing was stored; `ragexctl doctor` checks the model, and with "
+            f"[embedder] runtime = \"openvino\" removing {modelfiles.openvino_cache_dir()} "
+            f"makes the next worker compile it afresh (or set runtime = \"onnxruntime\")")
+    return vecs
+
+
 class Embedder:
     """The process's one embedding backend, shared by all threads.
 
@@ -456,7 +682,7 @@ class Embedder:
         for i in range(0, len(ordered), ENCODE_BATCH):
             with self._encode_lock:
                 out.append(self._model.encode(ordered[i:i + ENCODE_BATCH], "index"))
-        vecs = np.vstack(out).astype(np.float32)
+        vecs = _finite(np.vstack(out).astype(np.float32))
         release_memory()
         result = np.empty_like(vecs)
         result[np.asarray(order)] = vecs
@@ -464,4 +690,4 @@ class Embedder:
 
     def encode_query(self, text: str) -> "np.ndarray":
         self.load()
-        return self._model.encode([text], "query")[0]
+        return _finite(self._model.encode([text], "query"))[0]

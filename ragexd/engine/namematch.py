@@ -54,6 +54,10 @@ CODE_VERBS: tuple[tuple[str, str], ...] = (
 
 _SUFFIXES = ("ies", "ing", "ed", "es", "s")
 
+#: Prefixes of question words are indexed up to this length: name words are short
+#: (``representation`` is 14), longer ones are compared one by one.
+MAX_PREFIX = 32
+
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
@@ -101,8 +105,12 @@ class QuestionWords:
             words |= _VERBS.get(w, frozenset())
         self.words = frozenset(words)
         # every prefix of >= 3 letters of a question word: a name word that is one
-        # ("repr" of "representation") matches
-        self._prefixes = frozenset(q[:k] for q in words for k in range(3, len(q) + 1))
+        # ("repr" of "representation") matches.  Only the first MAX_PREFIX letters'
+        # worth: a word's prefixes cost the square of its length (one 8 KB token was
+        # 31 MiB and 50 ms a query), and the rare longer word is asked the slow way
+        self._prefixes = frozenset(q[:k] for q in words
+                                   for k in range(3, min(len(q), MAX_PREFIX) + 1))
+        self._long = tuple(q for q in words if len(q) > MAX_PREFIX)
         self._by_letter: dict[str, list[str]] = {}
         for q in words:
             self._by_letter.setdefault(q[0], []).append(q)
@@ -114,14 +122,21 @@ class QuestionWords:
         got = self._seen.get(word)
         if got is None:
             got = word in self.words or (len(word) >= 3 and (
-                word in self._prefixes
-                or any(word[:k] in self.words for k in range(3, len(word)))))
+                self._is_prefix(word)
+                or any(word[:k] in self.words for k in range(3, min(len(word), MAX_PREFIX + 1)))
+                or any(word.startswith(q) for q in self._long if len(q) < len(word))))
             if not got:
                 got = any(_abbreviates(q, word) if len(q) < len(word) else
                           len(q) > len(word) and _abbreviates(word, q)
                           for q in self._by_letter.get(word[0], ()))
             self._seen[word] = got
         return got
+
+    def _is_prefix(self, word: str) -> bool:
+        """Whether ``word`` begins a question word."""
+        if len(word) <= MAX_PREFIX:
+            return word in self._prefixes
+        return any(q.startswith(word) for q in self._long)
 
     def name_match(self, name: str, parent: str = "", parent_weight: float = 1.0) -> float:
         """The share (0..1) of the name's words the question says, the enclosing

@@ -36,18 +36,21 @@ from ..vocabulary import query_problem
 from .. import ripgrep
 from .catalog import Catalog, ChunkRow, FileRow
 from .discovery import IgnoreRules
+from .filelines import FileLines
+from .lru import LRU
 from .embedding import Embedder
 from .languages import known_languages, normalise_language
 from .declarations import MAX_DECLARATION_LINES, is_declaration
 from .namematch import QuestionWords
 from ..query_shape import asks_for_usage, is_code_token, split_qualified
-from ..textcodec import NotText, decode_text, text_lines
 from .symbols import SymbolIndex
 from .tokens import query_terms
 from .types import EngineError, SearchHit
 from .vectors import Vectors
 
 SNIPPET_LINES = 8
+#: Chunks whose declaration answer is kept (a few hundred candidates a query).
+MAX_DECLARATIONS_KEPT = 65536
 
 
 @dataclass
@@ -65,9 +68,10 @@ class Weights:
     ``kind_prior`` scales scores by chunk kind in semantic and hybrid rankings:
     a question is usually answered by a function; module-level blocks and class
     summaries are kept but ranked a little lower.  Tests and stubs get a prior of
-    their own on top (``test_prior``, ``stub_prior``), and so do declarations without
-    a body (``declaration_prior``, the stub prior's value: they are stubs in all but
-    file name).
+    their own on top (``test_prior``, ``stub_prior``); declarations without a body
+    in ordinary files (``@overload``, TypeScript overload signatures: declarations.py)
+    take the stub prior too: they are stubs in all but file name, and the eval chose
+    their factor as the stub prior's on principle (bench/QUALITY.md, fourth round).
     """
 
     alpha: float = 0.8
@@ -78,10 +82,7 @@ class Weights:
     block_prior: float = 0.8
     class_prior: float = 0.8
     test_prior: float = 0.8     # tests, fixtures, examples (unless the query asks for tests)
-    stub_prior: float = 0.8     # type stubs and declaration files (.pyi, .d.ts)
-    #: body-less declarations in ordinary files (``@overload``, TS overload signatures):
-    #: stubs in all but file name (declarations.py)
-    declaration_prior: float = 0.8
+    stub_prior: float = 0.8     # type stubs, declaration files and body-less declarations
     usage_prior: float = 0.5    # "where is X called": X's definition, and code not naming X
     fusion: str = "linear"      # linear | linear-norm (cosine / best cosine) | rrf
     depth: int = 100            # candidates taken from each list
@@ -201,7 +202,10 @@ class Searcher:
         self.weights = WEIGHTS
         self._probes: "object | None" = None         # NOISE_PROBES' vectors, encoded once
         self._floor: tuple[int, float] | None = None  # (vector count, floor) of this index
-        self._declarations: dict[str, bool] = {}      # chunk id (content-hashed) -> body-less?
+        # chunk id (content-hashed, so never stale) -> body-less?  Bounded: every edit
+        # makes new ids, and a worker lives for days
+        self._declarations: LRU[str, bool] = LRU(MAX_DECLARATIONS_KEPT)
+        self.files = FileLines(root)   # one read per file while it stays the same
 
     def noise_floor(self) -> float:
         """The best cosine this index gives to meaningless strings, plus a margin;
@@ -334,9 +338,9 @@ class Searcher:
         tests = asks_for_tests(text)
         for i, r in rows.items():
             scores[i] *= w.prior(r.kind, r.path, tests)
-        if w.declaration_prior != 1.0:
+        if w.stub_prior != 1.0:
             for i in self.declarations(rows.values()):
-                scores[i] *= w.declaration_prior
+                scores[i] *= w.stub_prior
         if usage:  # "where is parse_config called": code that uses the name, not its definition
             users = self._users(named, depth, languages)
             defined = {r.id for r, _ in sym}
@@ -353,13 +357,12 @@ class Searcher:
         out: set[str] = set()
         todo: dict[str, list[ChunkRow]] = {}
         for r in rows:
+            if r.end - r.start + 1 > MAX_DECLARATION_LINES or r.kind in ("block", "window") \
+                    or is_stub_path(r.path):   # a stub has its own prior already
+                continue
             known = self._declarations.get(r.id)
             if known is None:
-                if r.end - r.start + 1 > MAX_DECLARATION_LINES or r.kind in ("block", "window") \
-                        or is_stub_path(r.path):   # a stub has its own prior already
-                    self._declarations[r.id] = False
-                else:
-                    todo.setdefault(r.path, []).append(r)
+                todo.setdefault(r.path, []).append(r)
             elif known:
                 out.add(r.id)
         for path, group in todo.items():
@@ -367,14 +370,14 @@ class Searcher:
             for r in group:
                 found = lines is not None and is_declaration(r.language, lines[r.start - 1:r.end])
                 if not stale:   # a changed file's lines may not be the chunk's any more
-                    self._declarations[r.id] = found
+                    self._declarations.put(r.id, found)
                 if found:
                     out.add(r.id)
         return out
 
     def _demote_declarations(self, got: list[tuple[ChunkRow, float]]
                              ) -> list[tuple[ChunkRow, float]]:
-        factor = self.weights.declaration_prior
+        factor = self.weights.stub_prior
         if factor == 1.0:
             return got
         decl = self.declarations(r for r, _ in got)
@@ -411,19 +414,13 @@ class Searcher:
 
     def _read(self, rel: str) -> tuple[list[str] | None, bool]:
         """A file's lines now, and whether it changed since it was indexed."""
-        from . import discovery
-
+        now = self.files.get(rel)
+        if now.lines is None:
+            return None, True
         manifest: FileRow | None = self.catalog.file(rel)
-        try:
-            data, st = discovery.read_bytes(self.root / rel, 16 * 1024 * 1024)
-        except discovery.Unreadable:
-            return None, True
-        stale = manifest is None or manifest.size != st.st_size or \
-            manifest.mtime_ns != st.st_mtime_ns
-        try:
-            return text_lines(decode_text(data)), stale
-        except NotText:
-            return None, True
+        stale = manifest is None or manifest.size != now.size or \
+            manifest.mtime_ns != now.mtime_ns
+        return now.lines, stale
 
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
                    languages: Sequence[str], match: Callable[[str], bool]

@@ -4,6 +4,7 @@ the definition whose name the question says above its siblings."""
 from __future__ import annotations
 
 import shutil
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 from ragexd.engine import Engine, SearchHit, SearchQuery
 from ragexd.engine import search as search_mod
 from ragexd.engine.declarations import is_declaration
-from ragexd.engine.namematch import QuestionWords, stem
+from ragexd.engine.namematch import MAX_PREFIX, QuestionWords, stem
 from ragexd.engine.search import asks_for_tests, is_stub_path, is_test_path
 
+from ragexd.vocabulary import MAX_QUERY_BYTES
 from tests.harness import write
 
 
@@ -264,7 +266,7 @@ def overload_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine
 def test_overload_declarations_rank_below_the_function_they_declare(
         overload_engine: Engine, question: str, mode: str) -> None:
     query = SearchQuery(question, mode=mode, limit=3)
-    without = search_without(overload_engine, "declaration_prior", query)
+    without = search_without(overload_engine, "stub_prior", query)
     # a signature-only @overload says the name and types in two lines: it wins ...
     assert [h.name for h in without] == ["get_current_context"] * 3
     assert without[0].line != 20
@@ -279,6 +281,12 @@ def test_overload_declarations_rank_below_the_function_they_declare(
     ("python", "@t.overload  # narrow\nasync def f(x: None) -> None: ...", True),
     ("python", "@functools.cache\ndef f(x):\n    return x", False),
     ("python", "def f(x):\n    @overload\n    def g(y): ...\n    return g", False),
+    # a short class whose first method is an @overload is a class, with a body
+    ("python", "class C:\n    @overload\n    def f(self, x: int) -> int: ...\n"
+               "    def f(self, x):\n        return x", False),
+    ("python", "@dataclass\nclass C:\n    @overload\n    def f(self) -> None: ...", False),
+    ("python", "# narrowed by type\n@overload\n\n@deprecated(\n    \"use g\",\n)\n"
+               "def f(x: int) -> int: ...", True),
     ("typescript", "export function parse(s: string): Node;", True),
     ("typescript", "export declare function parse(\n  s: string,\n): Node;", True),
     ("typescript", "function parse(s: string): Node {\n  return read(s);\n}", False),
@@ -435,6 +443,29 @@ def test_name_words_match_their_longer_forms_and_abbreviations(a: str, b: str,
     # either side may be the name's word
     assert QuestionWords(b).says(stem(a)) is expected
     assert QuestionWords(a).says(stem(b)) is expected
+
+
+def test_words_longer_than_the_indexed_prefixes_still_match_their_longer_forms() -> None:
+    long = "internationalizationconfigurationloader"   # 39 letters, above MAX_PREFIX
+    assert len(long) > MAX_PREFIX
+    assert QuestionWords(long + "factory").says(long)          # the name's word begins the question's
+    assert QuestionWords(long).says(long + "factory")          # the question's word begins the name's
+    assert not QuestionWords(long).says("international" + "ization" + "settingsloader")
+
+
+def test_a_query_of_one_8_kb_token_costs_little_memory(overload_engine: Engine) -> None:
+    # every prefix of every question word was kept: one 8 KB token cost 31 MiB
+    # (and 50 ms) a query; a long word now costs its length, not its square
+    token = ("getCurrentContext" * 1000)[:MAX_QUERY_BYTES]
+    overload_engine.search(SearchQuery("get the current context", mode="hybrid"))  # warm
+    tracemalloc.start()
+    try:
+        hits = overload_engine.search(SearchQuery(token, mode="hybrid", limit=10)).hits
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert hits    # the name signal was reached: it is what cost the memory
+    assert peak < 4 * 1024 * 1024
 
 
 @pytest.mark.parametrize("question,name,parent,share", [

@@ -59,9 +59,12 @@ def test_idle_timeout_stops_a_worker_but_not_during_a_request(rx_base, daemon_fa
 
 def test_memory_limit_stops_a_worker_and_says_so(rx_base, daemon_factory):
     rx = _start(daemon_factory, rx_base, RAGEX_DAEMON_MEMORY_LIMIT="50MiB")
-    proj = write_tree(rx_base / "proj")
+    # An index that embeds for seconds: the model alone takes the worker past 50 MiB,
+    # and ragexd samples its RSS every second, so the request is still in flight when
+    # the limit stops it (a search of an empty index could answer before the sample).
+    proj = write_tree(rx_base / "proj", files=300)
     client = rx.client()
-    reply = client.search(proj, "add sales tax to an invoice", mode="semantic", timeout=120)
+    reply = client.index(proj, timeout=120)
     worker = wait_for(lambda: (w := client.worker(proj))["state"] != "ready"
                       and w["state"] != "starting" and w, 30, what="the worker to be stopped")
     assert worker["state"] == "memory-limit", worker
