@@ -42,6 +42,8 @@ EXIT_INTERRUPTED = exitcodes.INTERRUPTED
 #: (every progress message restarts the clock).
 SEARCH_TIMEOUT = 60.0
 INDEX_SILENCE_TIMEOUT = 300.0
+#: skipped files `ragexctl index` names on stderr; the rest are counted in one line
+SKIPPED_LISTED = 20
 
 PLUGINS = {"service": "manage ragexd as a user service (systemd, launchd)",
            "mcp": "serve ragex to AI assistants over the Model Context Protocol",
@@ -56,7 +58,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"ragexctl: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_ERROR, f"ragexctl: {render.printable_lines(message)} "
+                              f"(see `{self.prog} --help`)\n")
 
 
 def _opt_timeout(p: argparse.ArgumentParser) -> None:
@@ -335,15 +338,21 @@ class App:
         self.out.write(text)
         self.out.flush()
 
+    def say(self, text: str) -> None:
+        """A sentence for people on stdout (``write`` is for output render.py made,
+        escaped already, colours and all): roots and messages quoted in it may hold
+        escape sequences, so they are shown, never obeyed."""
+        self.write(render.printable_lines(text.removesuffix("\n")) + "\n")
+
     def note(self, text: str) -> None:
-        self.err.write(f"ragexctl: {text}\n")
+        self.err.write(f"ragexctl: {render.printable_lines(text)}\n")
         self.err.flush()
 
     def error(self, code: str, message: str, detail: dict[str, Any] | None = None) -> int:
         self.err.write(render.format_error(code, message, as_json=self.json, detail=detail))
         if not self.json and detail:
             for line in detail.get("log_tail") or []:
-                self.err.write(f"  | {line}\n")
+                self.err.write(f"  | {render.printable(str(line))}\n")
         self.err.flush()
         return EXIT_ERROR
 
@@ -370,7 +379,7 @@ def project_root(path: str | None, *, may_index: bool = False) -> Path:
     if choice.refusal:
         raise RagexError(ErrorCode.BAD_REQUEST, choice.refusal)
     if choice.sentence:
-        sys.stderr.write(f"ragexctl: note: {choice.sentence}\n")
+        sys.stderr.write(f"ragexctl: note: {render.printable_lines(choice.sentence)}\n")
     large = paths.large_tree_refusal(choice) if may_index else None
     if large and not _confirmed(f"{large}. Index it all? [y/N] "):
         raise RagexError(ErrorCode.BAD_REQUEST,
@@ -383,7 +392,7 @@ def _confirmed(question: str) -> bool:
     """A yes from the person at the terminal; never from a pipe or an agent."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
-    sys.stderr.write(question)
+    sys.stderr.write(render.printable_lines(question))   # it names the root
     sys.stderr.flush()
     try:
         return sys.stdin.readline().strip().lower() in ("y", "yes")
@@ -578,13 +587,15 @@ def _indexing_request(app: App, op: Op, args: dict[str, Any], root: Path) -> int
     else:
         if isinstance(snap, dict) and op is Op.IMPORT:
             app.write(render.format_snapshot(snap, f"imported {args['file']}") + "\n")
-        app.write(render.format_summary(summary) + f" ({root})\n")
+        app.say(render.format_summary(summary) + f" ({root})")
         for note in summary.get("notes") or []:
             app.note(f"note: {note}")
-        for item in (summary.get("skipped") or [])[:20]:
-            if isinstance(item, dict):
-                app.note(f"skipped {render.printable(str(item.get('path')))}: "
-                         f"{item.get('reason')}")
+        named = [item for item in summary.get("skipped") or [] if isinstance(item, dict)]
+        for item in named[:SKIPPED_LISTED]:
+            app.note(f"skipped {item.get('path')}: {item.get('reason')}")
+        more = render.skipped_total(summary) - min(len(named), SKIPPED_LISTED)
+        if more > 0:
+            app.note(f"... and {more} more skipped (`ragexctl status` counts them)")
         if isinstance(snap, dict) and op is Op.EXPORT:
             app.write(render.format_snapshot(snap, f"wrote {args['file']}") + "\n")
     return EXIT_OK
@@ -610,7 +621,7 @@ def cmd_status(app: App) -> int:
             app.write(json.dumps({"daemon": {"pid": pid, "state": "not answering",
                                              "message": exc.message}, "workers": []}) + "\n")
         else:
-            app.write(f"ragexd is running but not answering: {exc.message}\n")
+            app.say(f"ragexd is running but not answering: {exc.message}")
         return EXIT_NOT_ANSWERING
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -634,7 +645,7 @@ def cmd_start(app: App) -> int:
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
-        app.write(f"worker for {root}: {result.get('state', 'started')}\n")
+        app.say(f"worker for {root}: {result.get('state', 'started')}")
     return EXIT_OK
 
 
@@ -660,8 +671,8 @@ def cmd_stop(app: App) -> int:
         if app.json:
             app.write(json.dumps(result, ensure_ascii=False) + "\n")
         else:
-            app.write(f"stopped the worker for {root}\n" if stopped
-                      else f"no worker was running for {root}\n")
+            app.say(f"stopped the worker for {root}" if stopped
+                    else f"no worker was running for {root}")
         return EXIT_OK
     result = app.quick_call(client, Op.STOP, {"all": True}, timeout=STOP_TIMEOUT)
     stopped = result.get("stopped") or []
@@ -713,8 +724,8 @@ def cmd_rm(app: App) -> int:
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
-        app.write(f"removed the index of {root or result.get('removed', project_id)} "
-                  f"({render.format_bytes(result.get('freed_bytes'))} freed)\n")
+        app.say(f"removed the index of {root or result.get('removed', project_id)} "
+                f"({render.format_bytes(result.get('freed_bytes'))} freed)")
     return EXIT_OK
 
 
@@ -731,10 +742,11 @@ def cmd_logs(app: App) -> int:
         path = _log_path(target)
         lines = logfile.tail(path, lines_wanted)
     if lines:
-        app.write("".join(line.rstrip("\n") + "\n" for line in lines))
+        # log lines quote roots and file names, which may hold escape sequences
+        app.write("".join(render.printable(line.rstrip("\n")) + "\n" for line in lines))
     if args.follow:
         try:
-            logfile.follow(path, app.write)
+            logfile.follow(path, lambda text: app.write(render.printable_lines(text)))
         except KeyboardInterrupt:
             pass  # how one stops following: not an interruption of anything
         return EXIT_OK

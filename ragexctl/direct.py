@@ -303,7 +303,9 @@ def search(req: Request) -> int | None:
     except ripgrep.RipgrepError as exc:
         if req.mode != "regex" or exc.code != "invalid_regex":
             return None   # auto searches by meaning instead; other trouble: the worker's
-        sys.stderr.write(f"ragexctl: {exc.message}\n")
+        from .render import format_error
+
+        sys.stderr.write(format_error(exc.code, exc.message, as_json=False))
         return exitcodes.ERROR
     if not matches and req.mode == "auto":
         return None       # auto goes on to search by meaning
@@ -311,7 +313,7 @@ def search(req: Request) -> int | None:
 
     hits = [m.hit() for m in matches]
     for note in notes:
-        sys.stderr.write(f"ragexctl: note: {note}\n")
+        sys.stderr.write(f"ragexctl: note: {render.printable_lines(note)}\n")
     color = render.use_color(req.color, sys.stdout)
     ctx = render.Context(before, after)
     if ctx:   # as cli.print_hits prints a regex result

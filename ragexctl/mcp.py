@@ -39,7 +39,8 @@ from ragexd.protocol.messages import MAX_LIMIT
 
 from . import __version__
 from .location import project_relative
-from .render import file_of, format_coverage, format_duration, format_summary, read_lines
+from .render import (file_of, format_coverage, format_duration, format_summary, read_lines,
+                     skipped_total)
 from .session import ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
@@ -312,8 +313,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     if skipped:
         for item in skipped[:5]:
             text += f"\n  skipped {item.get('path')}: {item.get('reason')}"
-        if len(skipped) > 5:
-            text += f"\n  … and {len(skipped) - 5} more"
+        if skipped_total(summary) > min(len(skipped), 5):
+            text += f"\n  … and {skipped_total(summary) - min(len(skipped), 5)} more"
     if summary.get("cancelled"):
         text += "\nthe run was cancelled: the index is partial"
     return text

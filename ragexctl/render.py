@@ -93,9 +93,17 @@ def printable(text: str) -> str:
     return text.translate(_UNPRINTABLE)
 
 
+def printable_lines(text: str) -> str:
+    """``printable`` for a message of several lines: its line breaks stay breaks.
+    What ``ragexctl`` writes for people (notes, errors) passes here, because a
+    message may quote a path or an argument that holds escape sequences."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def first_line(text: str) -> str:
-    line = text.split("\n", 1)[0]
-    return line.rstrip("\r")
+    from ragexd.textcodec import line_text
+
+    return line_text(text.split("\n", 1)[0])
 
 
 def hit_line(hit: dict[str, Any]) -> tuple[int, str]:
@@ -230,7 +238,7 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 return {}
             from ragexd.filerules import MAX_FILE_BYTES
-            from ragexd.textcodec import codec_of
+            from ragexd.textcodec import codec_of, line_text
 
             codec, skip = codec_of(fh.read(4))
             fh.seek(skip)
@@ -249,7 +257,7 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
                 while k < len(ranges) and ranges[k][1] < n:
                     k += 1
                 if k < len(ranges) and ranges[k][0] <= n:
-                    out[n] = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    out[n] = line_text(raw.decode("utf-8", "replace"))
     except OSError:
         return out
     return out
@@ -258,8 +266,10 @@ def read_lines(path: str, wanted: Iterable[tuple[int, int]]) -> dict[int, str]:
 def _wide_lines(data: bytes, codec: str, ranges: list[tuple[int, int]]) -> dict[int, str]:
     """``read_lines`` for a UTF-16 file (indexed only up to MAX_FILE_BYTES, so read
     whole): its lines are counted in characters, as ripgrep and the index count them."""
-    lines = data.decode(codec, "replace").split("\n")
-    return {n: lines[n - 1].rstrip("\r")[:CONTEXT_LINE_BYTES]
+    from ragexd.textcodec import text_lines
+
+    lines = text_lines(data.decode(codec, "replace"))
+    return {n: lines[n - 1][:CONTEXT_LINE_BYTES]
             for lo, hi in ranges for n in range(lo, min(hi, len(lines)) + 1)}
 
 
@@ -466,7 +476,7 @@ def format_error(code: str, message: str, *, as_json: bool,
 
         return json.dumps({"error": {"code": code, "message": message, "detail": detail or {}}},
                           ensure_ascii=False) + "\n"
-    return f"ragexctl: {message}\n"
+    return f"ragexctl: {printable_lines(message)}\n"
 
 
 # --- humane numbers ---------------------------------------------------------------
@@ -590,10 +600,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     if g("chunks_reused"):   # code that only moved keeps its vectors
         text += (f"; {g('chunks_embedded')} chunks embedded, {g('chunks_reused')} moved "
                  "ones kept their vectors")
-    skipped = summary.get("skipped") or []
-    if skipped:
-        text += f"; {len(skipped)} files skipped"
+    if skipped_total(summary):
+        text += f"; {skipped_total(summary)} files skipped"
     return text
+
+
+def skipped_total(summary: dict[str, Any]) -> int:
+    """How many files an index run left out: ``skipped`` names the first 200 only
+    (a worker from before the count was sent names them all)."""
+    named = summary.get("skipped") or []
+    total = summary.get("skipped_total")
+    return max(total if isinstance(total, int) else 0, len(named))
 
 
 def format_snapshot(snap: dict[str, Any], what: str) -> str:
@@ -612,6 +629,7 @@ def format_snapshot(snap: dict[str, Any], what: str) -> str:
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """Left-aligned columns, two spaces apart, like ``docker ps``; the last column
     is not padded so long errors do not create trailing blanks."""
+    rows = [[printable(cell) for cell in row] for row in rows]   # roots, errors: any text
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -630,7 +648,7 @@ def short_root(root: str, home: str | None = None) -> str:
     return root
 
 
-#: skipped files ``ragexctl status`` names per project (``--json`` has up to 200)
+#: skipped files ``ragexctl status`` names per project (``--json`` names up to 200)
 SKIPPED_NAMED = 5
 
 
@@ -692,11 +710,16 @@ def render_status(result: dict[str, Any]) -> str:
         index = w.get("index") or {}
         named = [f for f in index.get("skipped_files") or [] if isinstance(f, dict)]
         if index.get("skipped") and named:
-            more = int(index["skipped"]) - min(len(named), SKIPPED_NAMED)
+            total = int(index["skipped"])
+            more = total - min(len(named), SKIPPED_NAMED)
+            json_names = ("names them" if len(named) >= total
+                          else f"names the first {len(named)}")
             body += (f"skipped in {printable(short_root(str(w.get('root') or '?')))}: "
-                     + "; ".join(f"{printable(str(f.get('path')))} ({f.get('reason')})"
+                     + "; ".join(f"{printable(str(f.get('path')))} "
+                                 f"({printable(str(f.get('reason')))})"
                                  for f in named[:SKIPPED_NAMED])
-                     + (f"; and {more} more (`ragexctl status --json`)" if more > 0 else "")
+                     + (f"; and {more} more (`ragexctl status --json` {json_names})"
+                        if more > 0 else "")
                      + "\n")
     return "\n".join(lines) + "\n" + body
 

@@ -76,4 +76,13 @@ def text_lines(text: str) -> list[str]:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return [line_text(ln) for ln in lines]
+
+
+def line_text(line: str) -> str:
+    """One line as ``text_lines`` gives it, from a line read with or without its
+    ``\n``: the break and one CR before it dropped, any other CR kept (``a\r\r\n``
+    is ``a\r``, as ripgrep prints it)."""
+    if line.endswith("\n"):
+        line = line[:-1]
+    return line[:-1] if line.endswith("\r") else line

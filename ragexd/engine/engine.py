@@ -13,6 +13,7 @@ incomplete says "not found in the N of M files indexed so far", never "absent".
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -45,9 +46,13 @@ CHROMA_DIR = "chroma"
 EMBEDDER_KEY = "embedder"
 #: catalog meta key: why the last index run failed (absent when it did not)
 LAST_ERROR = "last_index_error"
-#: catalog meta: the files the index leaves out and why, for `ragexctl status`
+#: catalog meta: how many files the walk leaves out and the first SKIPPED_SHOWN, with
+#: why, for `ragexctl status` (small: read on every status)
 SKIPPED_KEY = "skipped_files"
-#: skipped files named in the catalog and in a status (all are counted)
+#: catalog meta: every file the walk leaves out, with why (read by index runs only)
+SKIPPED_ALL_KEY = "skipped_files_all"
+#: skipped files named in a status and an index summary (all are counted, and the
+#: catalog keeps every one, so a save of any of them is counted exactly)
 SKIPPED_SHOWN = 200
 
 
@@ -271,6 +276,8 @@ class Engine:
                     summary.notes.extend(self._store_notes())
                     self._note_failure(None)
                     self._remember_skipped(catalog, summary, paths)
+                    summary.skipped_total = len(summary.skipped)
+                    del summary.skipped[SKIPPED_SHOWN:]
                     return summary
                 except sqlite3.DatabaseError as exc:
                     if is_unwritable(exc):
@@ -303,24 +310,46 @@ class Engine:
     def _remember_skipped(self, catalog: Catalog, summary: IndexSummary,
                           paths: Sequence[str] | None) -> None:
         """Keep what this run left out, with why, for `ragexctl status`: a full run
-        replaces the list, a run over some paths (a save) updates those paths only."""
+        replaces the set, a run over some paths (a save) updates those paths only.
+        The whole set is kept (SKIPPED_ALL_KEY), not only the names a status shows,
+        so a save of a file that stays skipped is not counted twice, and one that
+        becomes indexable is subtracted, wherever it sorts."""
         # files catalogued with a note (binary, generated) are counted from the catalog
         found = {s.path: s.reason for s in summary.skipped if catalog.file(s.path) is None}
-        count, kept = 0, {}
+        kept: dict[str, str] = {}
+        unnamed = 0     # > 0 only after a record from before the whole set was kept
         if paths is not None or summary.cancelled:
-            count, kept = self._walk_skipped(catalog)
+            unnamed, kept = self._all_skipped(catalog)
             root = str(self.root).rstrip(os.sep) + os.sep
             for raw in paths or ():
-                if kept.pop(raw[len(root):] if raw.startswith(root) else raw, None) is not None:
-                    count -= 1
-        count += sum(1 for p in found if p not in kept)
+                kept.pop(raw[len(root):] if raw.startswith(root) else raw, None)
         kept.update(found)
-        shown = dict(sorted(kept.items())[:SKIPPED_SHOWN])
-        record = json.dumps({"count": max(count, len(shown)), "files": shown})
-        if record != catalog.get_meta(SKIPPED_KEY):
-            Indexer._write(lambda: catalog.set_meta(SKIPPED_KEY, record))
+        every = dict(sorted(kept.items()))
+        record = json.dumps({"count": unnamed + len(every),
+                             "files": dict(itertools.islice(every.items(), SKIPPED_SHOWN))})
+        full = json.dumps({"unnamed": unnamed, "files": every})
+        changed = False
+        for key, value in ((SKIPPED_ALL_KEY, full), (SKIPPED_KEY, record)):
+            if value != catalog.get_meta(key):
+                Indexer._write(lambda k=key, v=value: catalog.set_meta(k, v))
+                changed = True
+        if changed:
             # after the run's own compaction: truncate the WAL this write began again
             Indexer._write(catalog.compact)
+
+    @staticmethod
+    def _all_skipped(catalog: Catalog) -> tuple[int, dict[str, str]]:
+        """Every file the walk left out, with why, and how many more it counted
+        without names (an index written before ragex kept them all)."""
+        try:
+            data = json.loads(catalog.get_meta(SKIPPED_ALL_KEY) or "null")
+            if isinstance(data, dict):
+                return (int(data.get("unnamed") or 0),
+                        {str(k): str(v) for k, v in dict(data.get("files") or {}).items()})
+        except (ValueError, TypeError, AttributeError):
+            pass
+        count, named = Engine._walk_skipped(catalog)
+        return count - len(named), named
 
     @staticmethod
     def _walk_skipped(catalog: Catalog) -> tuple[int, dict[str, str]]:
@@ -329,7 +358,7 @@ class Engine:
         try:
             data = json.loads(catalog.get_meta(SKIPPED_KEY) or "{}")
             files = {str(k): str(v) for k, v in dict(data.get("files") or {}).items()}
-            return int(data.get("count") or len(files)), files
+            return max(int(data.get("count") or 0), len(files)), files
         except (ValueError, TypeError, AttributeError):
             return 0, {}
 

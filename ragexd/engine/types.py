@@ -112,7 +112,10 @@ class IndexSummary:
     chunks_removed: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    #: what this run left out, with why: the first SKIPPED_SHOWN only (a reply must stay
+    #: under the wire's size limit; 40,000 FIFOs once made a 5 MB one), all counted below
     skipped: list[SkippedFile] = field(default_factory=list)
+    skipped_total: int = 0      # how many this run left out (``skipped`` may name fewer)
     chunks_embedded: int = 0    # vectors computed this run (unchanged chunks keep theirs)
     chunks_shared: int = 0      # vectors taken from the shared store instead of computed
     chunks_reused: int = 0      # vectors of moved chunks (same embedded text, new lines) kept

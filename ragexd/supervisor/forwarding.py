@@ -21,7 +21,8 @@ from typing import Any
 import zmq
 
 from ..config import Config
-from ..protocol import ErrorCode, Op, Progress, RagexError, Reply, Request, decode, encode
+from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, Op, Progress, RagexError, Reply, Request,
+                        decode, encode, request_id_of)
 from .frontend import MAX_BATCH
 from . import project as st
 from .project import Incarnation, Pending, Project
@@ -90,11 +91,33 @@ class Forwarding:
             except RagexError as exc:
                 log.warning("undecodable message from the worker for %s: %s", proj.root,
                             exc.message)
+                self._on_undecodable(proj, worker, frames, exc)
                 continue
             try:
                 self._on_worker_message(proj, worker, message)
             except Exception:  # noqa: BLE001
                 log.exception("error handling a message from the worker for %s", proj.root)
+
+    def _on_undecodable(self, proj: Project, worker: Incarnation, frames: list[bytes],
+                        exc: RagexError) -> None:
+        """A worker answer ragexd cannot read (too large, not JSON) still ends the
+        request it answered: the waiting client gets a coded error now instead of
+        waiting out its timeout for a reply that was dropped."""
+        wid = request_id_of(frames)
+        worker.internal.pop(wid, None)
+        pending = worker.inflight.pop(wid, None) if wid else None
+        if pending is None:
+            return
+        proj.last_activity = time.monotonic()
+        if exc.code == ErrorCode.TOO_LARGE:
+            self._fail(pending, ErrorCode.TOO_LARGE,
+                       f"the worker for {proj.root} answered with a message over the "
+                       f"{MAX_MESSAGE_BYTES}-byte limit ({exc.message}); this is a bug in "
+                       "ragex, please report it", limit=MAX_MESSAGE_BYTES)
+        else:
+            self._fail(pending, ErrorCode.INTERNAL,
+                       f"the worker for {proj.root} sent an answer ragexd cannot read "
+                       f"({exc.message}); this is a bug in ragex, please report it")
 
     def _on_worker_message(self, proj: Project, worker: Incarnation, message: Any) -> None:
         now = time.monotonic()

@@ -27,7 +27,7 @@ import zmq
 
 from .. import __version__, paths
 from ..config import Config, as_dict
-from ..protocol import (PROTOCOL_MAJOR, WORKER_OPS, ErrorCode, Op, Progress, RagexError, Reply,
+from ..protocol import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, WORKER_OPS, ErrorCode, Op, Progress, RagexError, Reply,
                         Request, StopArgs, decode, encode, request_id_of)
 from ..runtimes.base import Runtime
 from . import project as st
@@ -104,6 +104,15 @@ class ClientFrontEnd:
             frames = encode(Reply.failure(
                 message.id if message.id.isascii() else "", ErrorCode.INTERNAL,
                 f"ragexd could not encode its answer ({type(exc).__name__}); this is a bug"))
+        if len(frames[-1]) > MAX_MESSAGE_BYTES:
+            # The client's socket would drop it (ZMQ_MAXMSGSIZE) and the client wait out
+            # its timeout: a coded error it can read instead.
+            log.error("an answer of %d bytes to a client exceeds the limit", len(frames[-1]))
+            frames = encode(Reply.failure(
+                message.id if message.id.isascii() else "", ErrorCode.TOO_LARGE,
+                f"ragexd's answer ({len(frames[-1])} bytes) exceeds the {MAX_MESSAGE_BYTES}-byte "
+                "message limit; this is a bug in ragex, please report it",
+                limit=MAX_MESSAGE_BYTES))
         try:
             self.frontend.send_multipart(envelope + frames, zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # client gone or not reading: its loss, not ours

@@ -363,3 +363,32 @@ def test_what_a_terminal_would_obey_is_shown_as_an_escape_and_text_stays_text():
     render.ProgressRenderer(drawn, tty=True).update(Progress(
         id="1", phase="cataloguing", files_done=1, files_total=2, message="x\n\x1b[2J.py"))
     assert drawn.getvalue().count("\n") == 0 and "\x1b[2J" not in drawn.getvalue(), drawn
+
+
+def test_status_says_what_json_names_when_it_names_fewer_than_were_skipped():
+    def status(total: int, named: int) -> str:
+        files = [{"path": f"p{i:03d}", "reason": "not a regular file"} for i in range(named)]
+        worker = {"project_id": "a" * 16, "root": "/src/shop", "state": "ready",
+                  "index": {"files": 3, "chunks": 9, "skipped": total, "skipped_files": files}}
+        return render.render_status({"daemon": {}, "workers": [worker]})
+
+    assert "and 440 more (`ragexctl status --json` names the first 200)" in status(445, 200)
+    assert "and 7 more (`ragexctl status --json` names them)" in status(12, 12)
+
+
+def test_summary_counts_every_skipped_file_not_only_the_named_ones():
+    summary = {"files_indexed": 1, "skipped": [{"path": "a", "reason": "r"}] * 200,
+               "skipped_total": 40_000}
+    assert "; 40000 files skipped" in render.format_summary(summary)
+    # a worker from before skipped_total: what it names is all there is
+    assert "; 2 files skipped" in render.format_summary({"skipped": [{}, {}]})
+
+
+def test_context_lines_drop_one_cr_before_the_break_as_ripgrep_and_the_index_do(tmp_path):
+    utf8 = tmp_path / "crs.txt"
+    utf8.write_bytes(b"a\r\r\nb\r\nc\rd\n")
+    wide = tmp_path / "wide.txt"
+    wide.write_bytes("a\r\r\nb\r\nc\rd\n".encode("utf-16"))
+    for path in (utf8, wide):
+        assert render.read_lines(str(path), [(1, 3)]) == {1: "a\r", 2: "b", 3: "c\rd"}, path
+    assert render.first_line("a\r\r\nb") == "a\r"

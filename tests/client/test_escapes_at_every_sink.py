@@ -1,0 +1,74 @@
+"""What ragexctl writes for people never carries a terminal's escape sequences,
+whatever the project's root or an argument holds; --json keeps the text exact.
+
+A real ragexd and real workers: a project root named ``evil\\x1b]0;PWNED\\x07dir``
+would retitle the terminal of anyone who ran `ragexctl index`, `status` or `ls`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from ragexctl import cli, render
+
+from tests.harness import RagexInstance, write_tree
+
+EVIL = "evil\x1b]0;PWNED\x07dir"
+
+
+@pytest.fixture(scope="module")
+def rx():
+    daemon = RagexInstance(RAGEX_WATCH="0")
+    daemon.start()
+    yield daemon
+    daemon.cleanup()
+
+
+def _obeyed(text: str) -> bool:
+    return "\x1b" in text or "\x07" in text
+
+
+def test_a_root_named_with_escape_sequences_is_printed_escaped_by_every_command(rx):
+    root = write_tree(rx.base / EVIL, files=4)
+    outputs = {}
+    for argv in (("index",), ("status",), ("ls",), ("similar", "esc\x1b[31mred.py:99"),
+                 ("search", "--mode", "nonsense\x1b[2J", "x"), ("logs",),
+                 ("search", "--mode", "regex", "(\x1b[31m")):
+        r = rx.ctl(*argv, cwd=root, timeout=240)
+        outputs[argv[0]] = r
+        assert not _obeyed(r.stdout + r.stderr), (argv, r.stdout, r.stderr)
+    assert "evil\\x1b]0;PWNED\\x07dir" in outputs["index"].stdout
+    assert "evil\\x1b]0;PWNED\\x07dir" in outputs["ls"].stdout
+    assert outputs["similar"].returncode == 2
+    assert outputs["search"].returncode == 2 and "\\x1b[31m" in outputs["search"].stderr
+    assert "worker for " in outputs["logs"].stdout and "PWNED\\x07dir" in outputs["logs"].stdout
+    assert "esc\\x1b[31mred.py" in outputs["similar"].stderr
+
+    j = rx.ctl("index", "--json", cwd=root, timeout=240)
+    summary = [json.loads(line) for line in j.stdout.splitlines()
+               if json.loads(line).get("type") == "summary"]
+    assert summary and summary[0]["root"].endswith(EVIL), j.stdout
+    ls = rx.ctl("ls", "--json", cwd=root)
+    assert any(json.loads(line)["root"].endswith(EVIL) for line in ls.stdout.splitlines())
+
+    for argv in (("stop", "."), ("rm", ".")):
+        r = rx.ctl(*argv, cwd=root, timeout=120)
+        assert r.returncode == 0, (argv, r.stderr)
+        assert "evil\\x1b]0;PWNED\\x07dir" in r.stdout and not _obeyed(r.stdout + r.stderr)
+
+
+def test_notes_errors_and_table_cells_escape_but_keep_their_line_breaks():
+    assert render.table(["A", "B"], [["x\x1b[2J", "y\u202e"]]) == \
+        "A         B\nx\\x1b[2J  y\\u202e\n"
+    assert render.format_error("bad_query", "no file a\x1b]0;t\x07.py\nsee --help",
+                               as_json=False) == \
+        "ragexctl: no file a\\x1b]0;t\\x07.py\nsee --help\n"
+    assert json.loads(render.format_error("bad_query", "a\x1b", as_json=True)
+                      )["error"]["message"] == "a\x1b"
+    app = cli.App.__new__(cli.App)
+    app.err = io.StringIO()
+    app.note("skipped \x1b[31mred.py: reason")
+    assert app.err.getvalue() == "ragexctl: skipped \\x1b[31mred.py: reason\n"

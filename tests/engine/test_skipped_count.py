@@ -1,0 +1,51 @@
+"""The count of files the index leaves out stays exact through saves, and an
+index summary names only the first SKIPPED_SHOWN of them (a reply must fit the
+wire), with the total beside them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ragexd.engine import Engine
+from ragexd.engine.engine import SKIPPED_SHOWN
+
+FIFOS = 300
+
+
+def test_saves_of_skipped_files_beyond_the_named_ones_keep_the_count_exact() -> None:
+    base = Path(tempfile.mkdtemp(prefix="rx-skc-"))
+    root = base / "tree"
+    root.mkdir()
+    (root / "real.py").write_text("def kept_here():\n    return 1\n")
+    fifos = [root / f"pipe_{i:03d}.py" for i in range(FIFOS)]
+    for path in fifos:
+        os.mkfifo(path)
+    engine = Engine(root, base / "index")
+    try:
+        first = engine.index()
+        assert first.skipped_total == FIFOS
+        assert len(first.skipped) == SKIPPED_SHOWN < FIFOS
+        assert engine.status().skipped == FIFOS
+
+        # #250 sorts after the 200 a status names: each save used to count it again
+        for _ in range(5):
+            saved = engine.index(paths=[str(fifos[250])])
+            assert [s.path for s in saved.skipped] == ["pipe_250.py"]
+        assert engine.status().skipped == FIFOS
+
+        fifos[299].unlink()
+        fifos[299].write_text("def now_indexable():\n    return 2\n")
+        engine.index(paths=[str(fifos[299])])
+        status = engine.status()
+        assert status.skipped == FIFOS - 1
+        assert len(status.skipped_files) == SKIPPED_SHOWN
+        assert "pipe_299.py" not in {f["path"] for f in status.skipped_files}
+
+        assert engine.index().skipped_total == FIFOS - 1    # a full run agrees
+        assert engine.status().skipped == FIFOS - 1
+    finally:
+        engine.close()
+        shutil.rmtree(base, ignore_errors=True)
