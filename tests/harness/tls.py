@@ -38,6 +38,32 @@ def _san(name: str) -> x509.GeneralName:
         return x509.DNSName(name)
 
 
+
+def _server_builder(names: list[str], issuer: x509.Name,
+                    key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+    """A day-long certificate for ``names`` (its first the common name), not yet
+    signed: the CA-issued and the self-signed server certificates differ only after it."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]),
+                           critical=False))
+
+
+def _write_pair(stem: Path, cert: x509.Certificate,
+                key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+    """Write ``stem``.pem and a private ``stem``.key; returns both paths."""
+    cert_file, key_file = stem.with_suffix(".pem"), stem.with_suffix(".key")
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(_pem_key(key))
+    key_file.chmod(0o600)
+    return cert_file, key_file
+
 class ThrowawayCA:
     """A self-signed CA in ``directory``: ``ca_file`` is its certificate (PEM)."""
 
@@ -68,49 +94,24 @@ class ThrowawayCA:
     def issue(self, names: list[str]) -> tuple[Path, Path]:
         """A server certificate for ``names`` signed by this CA: (cert file, key file)."""
         key = _key()
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-                .issuer_name(self.cert.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]),
-                               critical=False)
+        cert = (_server_builder(names, self.cert.subject, key)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                                critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     self.key.public_key()), critical=False)
                 .sign(self.key, hashes.SHA256()))
-        stem = self.directory / ("server-" + "-".join(names).replace(":", "_"))
-        cert_file, key_file = stem.with_suffix(".pem"), stem.with_suffix(".key")
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(_pem_key(key))
-        key_file.chmod(0o600)
-        return cert_file, key_file
+        return _write_pair(self.directory / ("server-" + "-".join(names).replace(":", "_")),
+                           cert, key)
 
     def self_signed(self, names: list[str]) -> tuple[Path, ssl.SSLContext]:
         """A server certificate for ``names`` signed by its own key (no CA at all,
         as a small team's server often has): (its PEM file, a server context)."""
         key = _key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder()
-                .subject_name(subject).issuer_name(subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]),
-                               critical=False)
-                .sign(key, hashes.SHA256()))
-        stem = self.directory / ("self-signed-" + "-".join(names).replace(":", "_"))
-        cert_file, key_file = stem.with_suffix(".pem"), stem.with_suffix(".key")
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(_pem_key(key))
-        key_file.chmod(0o600)
+        cert = _server_builder(names, subject, key).sign(key, hashes.SHA256())
+        cert_file, key_file = _write_pair(
+            self.directory / ("self-signed-" + "-".join(names).replace(":", "_")), cert, key)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert_file, key_file)
         return cert_file, ctx
