@@ -263,8 +263,10 @@ class Indexer:
                 self.catalog.set_meta(RUN_FILES, None)
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
-            # the texts ``pending`` held until embedded, and rows of changed files
+            # the texts ``pending`` held until embedded, rows of changed files, and
+            # both stores' write-ahead logs (the vectors' alone was ~8 MB)
             self._write(self.catalog.compact)
+            self._write(self.vectors.compact)
         summary.chunks_total = self.catalog.stats()[1]
         summary.seconds = round(time.monotonic() - t0, 3)
         emit(IndexProgress("done", files_done=len(todo), files_total=len(todo),

@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .store import (BEING_REPLACED, HEAVY_IMPORTS, REBUILD_HINT, is_unwritable,
+from .store import (BEING_REPLACED, HEAVY_IMPORTS, REBUILD_HINT, give_back, is_unwritable,
                     on_read_only_fs, writable_dir)
 from .types import EngineError
 
@@ -92,6 +92,9 @@ class VectorFile:
                 conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
                                        isolation_level=None)
                 conn.execute(f"PRAGMA page_size={cls.PAGE_SIZE}")  # before the first table
+                # likewise only on a new file: the rows a re-index replaces leave
+                # free pages that ``compact`` can then give back
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 conn.executescript(_SCHEMA)
                 if not memory:
                     conn.execute("PRAGMA journal_mode=WAL")
@@ -205,6 +208,30 @@ class VectorFile:
                                   f"{self.dim}; {REBUILD_HINT}")
             self._conn.executemany("INSERT OR REPLACE INTO vec VALUES (?, ?, ?, ?)", rows)
         self.dim = self.dim or int(vecs.shape[1])
+
+    def compact(self) -> int:
+        """Give free pages and the write-ahead log back (``store.give_back``); a
+        file made before it had incremental auto-vacuum is rewritten once, when it
+        has free pages to give (a VACUUM: a second or so for 20 MB, and room for a
+        copy of the file, so a full disk leaves it as it was)."""
+        if self.read_only:
+            return 0
+        with self._lock:
+            conn = self._conn
+            if (int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2
+                    and int(conn.execute("PRAGMA freelist_count").fetchone()[0])):
+                before = Path(self.path).stat().st_size
+                try:
+                    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                    conn.execute("VACUUM")
+                except sqlite3.DatabaseError as exc:
+                    if not is_unwritable(exc):
+                        raise
+                    log.warning("cannot compact %s (%s): it keeps its free pages for reuse",
+                                self.path, exc)
+                give_back(conn)
+                return max(0, before - Path(self.path).stat().st_size)
+            return give_back(conn)
 
     def delete(self, column: str, values: Sequence[str]) -> None:
         assert column in ("id", "path")
@@ -557,6 +584,15 @@ class Vectors:
         at = {cid: k for k, cid in enumerate(got)}
         have = [cid for cid in dict.fromkeys(ids) if cid in at]
         return have, np.ascontiguousarray(mat[[at[c] for c in have]], dtype=np.float32)
+
+    def compact(self) -> int:
+        """After an index run: the vector file's free pages and its write-ahead
+        log back to the file system (``VectorFile.compact``).  A store not opened
+        by this process has nothing of ours to give back."""
+        store = self._store
+        if store is None or self.read_only:
+            return 0
+        return store.compact()
 
     def delete_paths(self, paths: Sequence[str]) -> None:
         paths = list(paths)
