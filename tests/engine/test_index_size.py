@@ -238,7 +238,8 @@ def test_a_finished_run_leaves_no_wal_behind_while_the_stores_stay_open(
 def test_an_older_vector_file_gives_back_its_free_pages_after_the_next_run(
         email_index, tmp_path: Path) -> None:
     """A vector file made before incremental auto-vacuum kept every page a re-index
-    freed; the next run's compaction rewrites it once, keeping every vector."""
+    freed, and an index on paths; the next run's compaction rewrites it once,
+    keeping every vector."""
     root, idx, _ = email_index
     old = tmp_path / "index"
     shutil.copytree(idx, old)
@@ -246,6 +247,7 @@ def test_an_older_vector_file_gives_back_its_free_pages_after_the_next_run(
     shutil.copytree(root, tree)
     conn = sqlite3.connect(old / "vectors.sqlite", isolation_level=None)
     try:
+        conn.execute("CREATE INDEX vec_path ON vec(path)")   # as the first layout had
         conn.execute("PRAGMA auto_vacuum=NONE")
         conn.execute("VACUUM")
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
@@ -263,6 +265,8 @@ def test_an_older_vector_file_gives_back_its_free_pages_after_the_next_run(
         try:
             assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
             assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+            assert conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND "
+                                "name='vec_path'").fetchall() == []
         finally:
             conn.close()
         assert engine._vectors.all_ids() == kept
