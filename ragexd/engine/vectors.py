@@ -667,7 +667,7 @@ class Vectors:
             return {}
         mat = mat.astype(np.float32)
         norms = np.linalg.norm(mat, axis=1) * (float(np.linalg.norm(vector)) or 1.0)
-        sims = mat @ np.asarray(vector, dtype=np.float32) / np.where(norms == 0, 1.0, norms)
+        sims = dots(mat, np.asarray(vector, dtype=np.float32)) / np.where(norms == 0, 1.0, norms)
         return {i: float(s) for i, s in zip(got, sims)}
 
     def query(self, vector: "np.ndarray", n: int, languages: Sequence[str] = ()
@@ -796,7 +796,7 @@ class _ExactIndex:
         with self.lock:
             if not self.row or n <= 0:
                 return []
-            sims = self.mat[:self.n] @ v
+            sims = dots(self.mat[:self.n], v)
             if languages or len(self.row) < self.n:   # filter: dead rows, other languages
                 ok = self.alive[:self.n].copy()
                 if languages:
@@ -826,8 +826,21 @@ class _ExactIndex:
             rows = [(cid, self.row[cid]) for cid in ids if cid in self.row]
             if not rows:
                 return {}
-            sims = self.mat[[r for _, r in rows]] @ v
+            sims = dots(self.mat[[r for _, r in rows]], v)
             return {cid: float(s) for (cid, _), s in zip(rows, sims)}
+
+
+def dots(mat: "np.ndarray", v: "np.ndarray") -> "np.ndarray":
+    """Each row of ``mat`` dotted with ``v``: the exact scan of every query.
+
+    ``einsum``'s own loop, not ``mat @ v``: the product goes to OpenBLAS, whose
+    threads (one a core, spinning) cost more than they save on a matrix this
+    small, most of all on a busy machine.  Measured for 13,126 x 384 at load 12 on
+    2 cores: 1.0 ms against 13-21 ms (2.2 ms with OpenBLAS held to one thread),
+    the same cosines within 3e-7."""
+    import numpy as np
+
+    return np.einsum("ij,j->i", mat, v)
 
 
 def _forget_broken_system(path: Path) -> None:
