@@ -82,7 +82,11 @@ for q in queries:
 vec = engine._embedder.encode_query(queries[0])
 times = {k: [] for k in ("encode onnxruntime", "encode openvino", "vector scan (exact)",
                          "the same scan's product as mat @ v (OpenBLAS, before)",
-                         "lexical (FTS5 bm25)", "semantic search", "hybrid search")}
+                         "lexical (FTS5 bm25)", "semantic search",
+                         "semantic search with mat @ v (before)", "hybrid search",
+                         "hybrid search with mat @ v (before)")}
+from ragexd.engine import vectors as V
+einsum, matmul = V.dots, (lambda mat, v: mat @ v)
 cat = engine._catalog
 exact = engine._vectors._exact_index()
 for _ in range(rounds):
@@ -98,8 +102,11 @@ for _ in range(rounds):
         t = time.perf_counter(); cat.fts_search(expr, 100, (1.0, 1.0, 1.0))
         times["lexical (FTS5 bm25)"].append(time.perf_counter() - t)
         for mode in ("semantic", "hybrid"):
-            t = time.perf_counter(); engine.search(SearchQuery(q, mode=mode))
-            times[mode + " search"].append(time.perf_counter() - t)
+            for label, product in (("", einsum), (" with mat @ v (before)", matmul)):
+                V.dots = product
+                t = time.perf_counter(); engine.search(SearchQuery(q, mode=mode))
+                times[mode + " search" + label].append(time.perf_counter() - t)
+            V.dots = einsum
 engine.close()
 print(json.dumps({k: statistics.median(v) * 1000 for k, v in times.items()}))
 """
@@ -196,7 +203,9 @@ def main() -> int:
                 trips.setdefault(mode, {})[rt] = json.loads(r.stdout.strip().splitlines()[-1])
         for rt in RUNTIMES:
             run(envs[rt].env, "-m", "ragexctl", "stop", "--all")
-        r = run(dict(envs[RUNTIMES[0]].env, OMP_NUM_THREADS="1"), "-c", _PARTS, str(tree),
+        # the worker's own environment: no OMP_NUM_THREADS, which holds OpenBLAS
+        # (the "before" product) to one thread, as a worker does not
+        r = run(envs[RUNTIMES[0]].env, "-c", _PARTS, str(tree),
                 str(parts_idx), str(max(2, args.rounds // 3)), json.dumps(QUERIES))
         if r.returncode:
             raise SystemExit(f"parts failed: {r.stderr[-2000:]}")
