@@ -10,21 +10,11 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-
 from ragexctl import cli, render
 
-from tests.harness import RagexInstance, write_tree
+from tests.harness import write_tree
 
 EVIL = "evil\x1b]0;PWNED\x07dir"
-
-
-@pytest.fixture(scope="module")
-def rx():
-    daemon = RagexInstance(RAGEX_WATCH="0")
-    daemon.start()
-    yield daemon
-    daemon.cleanup()
 
 
 def _obeyed(text: str) -> bool:
