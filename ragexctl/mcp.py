@@ -36,6 +36,7 @@ from ragexd import exitcodes, paths
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs,
                              SimilarArgs)
 from ragexd.protocol.messages import MAX_LIMIT
+from ragexd.textcodec import printable, printable_lines
 
 from . import __version__
 from .location import project_relative
@@ -622,7 +623,7 @@ def run(args: argparse.Namespace) -> int:
         project = getattr(args, "config_project", None) or getattr(args, "project", None)
         if project:
             if not os.path.isdir(project):
-                sys.stderr.write(f"ragexctl: no such directory: {project}\n")
+                sys.stderr.write(f"ragexctl: no such directory: {printable(project)}\n")
                 return EXIT_ERROR
             project = str(paths.find_project_root(Path(project)))
         sys.stdout.write(config_snippet(args.target, project))
@@ -631,12 +632,12 @@ def run(args: argparse.Namespace) -> int:
     _setup_logging()
     start = Path(args.project) if getattr(args, "project", None) else Path(os.getcwd())
     if not start.exists():
-        sys.stderr.write(f"ragexctl mcp: no such file or directory: {start}\n")
+        sys.stderr.write(f"ragexctl mcp: no such file or directory: {printable(str(start))}\n")
         return EXIT_ERROR
     try:
         cfg = rconfig.load()
     except rconfig.ConfigError as exc:
-        sys.stderr.write(f"ragexctl mcp: bad configuration: {exc}\n")
+        sys.stderr.write(f"ragexctl mcp: bad configuration: {printable_lines(str(exc))}\n")
         return EXIT_ERROR
     root = paths.find_project_root(start)
     try:

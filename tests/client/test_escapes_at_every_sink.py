@@ -62,3 +62,24 @@ def test_notes_errors_and_table_cells_escape_but_keep_their_line_breaks():
     app.err = io.StringIO()
     app.note("skipped \x1b[31mred.py: reason")
     assert app.err.getvalue() == "ragexctl: skipped \\x1b[31mred.py: reason\n"
+
+
+def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env) -> None:
+    missing = rx_env.base / EVIL / "nowhere"
+    served = rx_env.ctl("mcp", "--project", str(missing), timeout=60)
+    assert served.returncode != 0
+    assert "evil\\x1b]0;PWNED\\x07dir/nowhere" in served.stderr, served.stderr
+
+    config = rx_env.ctl("mcp", "config", "claude", "--project", str(missing), timeout=60)
+    assert config.returncode != 0
+    assert "no such directory" in config.stderr and "PWNED\\x07dir" in config.stderr
+
+    bad = rx_env.base / EVIL / "config"
+    bad.mkdir(parents=True)
+    (bad / "config.toml").write_text("this is = not [ toml\n")
+    r = rx_env.ctl("mcp", "--project", str(rx_env.base), timeout=60,
+                   env={**rx_env.env, "RAGEX_CONFIG_DIR": str(bad)})
+    assert r.returncode != 0 and "bad configuration" in r.stderr, r.stderr
+    assert "PWNED\\x07dir/config/config.toml" in r.stderr
+    for out in (served, config, r):
+        assert not _obeyed(out.stdout + out.stderr), out.stderr
