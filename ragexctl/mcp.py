@@ -35,6 +35,7 @@ from ragexd import config as rconfig
 from ragexd import exitcodes, paths
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs,
                              SimilarArgs)
+from ragexd.logformat import PrintableFormatter
 from ragexd.protocol.messages import MAX_LIMIT
 from ragexd.textcodec import printable, printable_lines
 
@@ -609,8 +610,8 @@ def _setup_logging() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s ragexctl-mcp[%(process)d] "
-                                               "%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PrintableFormatter("%(asctime)s ragexctl-mcp[%(process)d] "
+                                                "%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     try:
         root.setLevel(level)

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .textcodec import printable
+
 #: A log past this size is moved aside (one generation kept) by ``rotate``.
 ROTATE_BYTES = 10 * 1024 * 1024
 #: ``tail`` reads at most this much from the end of a file.
@@ -57,6 +59,13 @@ def tail_of(fh: BinaryIO, lines: int, *, offset: int = 0, skip_blank: bool = Fal
     if skip_blank:
         text = [line for line in text if line.strip()]
     return text[-lines:]
+
+
+def note_line(text: str) -> bytes:
+    """A dated line that ragexd itself writes into a worker's log (a worker starts,
+    a container ends), in both runtimes' one form; its text (a project root, an
+    error) printable, as a log line is (``logformat``)."""
+    return f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {printable(text)}\n".encode()
 
 
 def rotate(path: Path, max_bytes: int = ROTATE_BYTES) -> None:

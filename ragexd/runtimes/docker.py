@@ -45,6 +45,7 @@ from docker.types import Mount
 
 from .. import __version__, paths
 from ..config import format_size
+from ..logfile import note_line
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as _tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -388,7 +389,7 @@ class DockerRuntime(Runtime):
     def _note(self, spec: WorkerSpec, text: str) -> None:
         try:
             with open(spec.log_path, "ab") as fh:
-                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ragexd: {text}\n".encode())
+                fh.write(note_line(f"ragexd: {text}"))
         except OSError:
             pass
 

@@ -28,6 +28,7 @@ import psutil
 
 from .. import paths
 from ..config import format_size
+from ..logfile import note_line
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -172,8 +173,7 @@ class ProcessRuntime(Runtime):
         except OSError as exc:
             raise RuntimeError(f"cannot prepare the worker for {spec.root}: {exc}") from None
         try:
-            logfh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ragexd (pid {os.getpid()}) "
-                        f"starts a worker for {spec.root}\n".encode())
+            logfh.write(note_line(f"ragexd (pid {os.getpid()}) starts a worker for {spec.root}"))
             logfh.flush()
             proc = subprocess.Popen(self.command(spec), stdin=subprocess.DEVNULL, stdout=logfh,
                                     stderr=subprocess.STDOUT, cwd="/", env=self._env(spec),

@@ -64,6 +64,20 @@ def test_notes_errors_and_table_cells_escape_but_keep_their_line_breaks():
     assert app.err.getvalue() == "ragexctl: skipped \\x1b[31mred.py: reason\n"
 
 
+def test_ragexd_and_worker_logs_hold_a_hostile_root_escaped(rx) -> None:
+    """The log files (read by `tail`, `less`, journald) and ragexd's own stderr
+    name the root with its escapes shown, as `ragexctl logs` does."""
+    root = write_tree(rx.base / ("logged-" + EVIL), files=4)
+    r = rx.ctl("index", cwd=root, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert rx.ctl("stop", ".", cwd=root, timeout=120).returncode == 0
+    logs = {p.name: p.read_text(errors="replace") for p in (rx.state / "logs").iterdir()
+            if p.is_file()}
+    assert "logged-evil\\x1b]0;PWNED\\x07dir" in logs["ragexd.log"], logs["ragexd.log"][-2000:]
+    for name, text in {**logs, "ragexd's stderr": rx.output()}.items():
+        assert not _obeyed(text), (name, text[-2000:])
+
+
 def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env) -> None:
     missing = rx_env.base / EVIL / "nowhere"
     served = rx_env.ctl("mcp", "--project", str(missing), timeout=60)
