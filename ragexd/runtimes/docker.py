@@ -45,7 +45,7 @@ from docker.types import Mount
 
 from .. import __version__, paths
 from ..config import format_size
-from ..logfile import note_line
+from ..logfile import note
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as _tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -387,11 +387,7 @@ class DockerRuntime(Runtime):
         return data.decode("utf-8", "replace").splitlines()[-lines:]
 
     def _note(self, spec: WorkerSpec, text: str) -> None:
-        try:
-            with open(spec.log_path, "ab") as fh:
-                fh.write(note_line(f"ragexd: {text}"))
-        except OSError:
-            pass
+        note(spec.log_path, f"ragexd: {text}")
 
     # --- Runtime ---------------------------------------------------------------------
 

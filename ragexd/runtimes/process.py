@@ -28,7 +28,7 @@ import psutil
 
 from .. import paths
 from ..config import format_size
-from ..logfile import note_line
+from ..logfile import note, note_line
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -259,11 +259,7 @@ class ProcessRuntime(Runtime):
                 code = self._kill(handle, signal.SIGKILL, 5.0)
                 message = (f"stopped: memory limit {format_size(limit)} exceeded "
                            f"(it used {format_size(rss)})")
-                try:
-                    with open(handle.spec.log_path, "ab") as fh:
-                        fh.write(f"--- ragexd: {message}\n".encode())
-                except OSError:
-                    pass
+                note(handle.spec.log_path, f"ragexd: {message}")
                 return self._finish(handle, ExitInfo(code, "memory_limit", message,
                                                      self.log_tail(handle, LOG_TAIL_LINES)))
         return None
