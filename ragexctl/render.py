@@ -52,6 +52,18 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def tolerate_unencodable_output() -> None:
+    """Let stdout and stderr write what their encoding cannot (a file name's
+    undecodable bytes, any text under a C or Latin-1 locale) as backslash escapes,
+    instead of raising UnicodeEncodeError halfway through the output.  Every way
+    into ragexctl (the direct regex path, the CLI) calls it first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
 def current_dir() -> str:
     """The cwd as hit paths are made relative to it (``/`` when it was deleted)."""
     try:

@@ -97,3 +97,19 @@ def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env
     assert "PWNED\\x07dir/config/config.toml" in r.stderr
     for out in (served, config, r):
         assert not _obeyed(out.stdout + out.stderr), out.stderr
+
+
+def test_an_ascii_only_output_gets_what_it_cannot_encode_as_backslash_escapes(rx_env) -> None:
+    """Both ways into ragexctl (the direct regex path, the CLI) write a non-ASCII
+    name to an ASCII-only stream escaped, never a UnicodeEncodeError traceback."""
+    root = rx_env.base / "proj"
+    (root / ".git").mkdir(parents=True)
+    (root / "caf\u00e9.py").write_text("needle_here = 1\n")
+    env = {**rx_env.env, "PYTHONIOENCODING": "ascii", "RAGEX_SEARCH_DIRECT_REGEX": "true"}
+    direct = rx_env.ctl("search", "--mode", "regex", "needle_here", cwd=root, env=env,
+                        timeout=60)
+    assert direct.returncode == 0, direct.stderr
+    assert "caf\\xe9.py:1:needle_here = 1" in direct.stdout
+    cli = rx_env.ctl("search", "--mode", "mod\u00e9", "x", cwd=root, env=env, timeout=60)
+    assert cli.returncode == 2 and "mod\\xe9" in cli.stderr, cli.stderr
+    assert "Traceback" not in direct.stderr + cli.stderr
