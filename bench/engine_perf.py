@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine_line, pct, write_result  # noqa: E402
+from ragexd.modelfiles import stay_offline  # noqa: E402
 
 
 def main() -> int:
@@ -34,8 +35,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=60)
     ap.add_argument("--write")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    stay_offline()
     import logging
     logging.disable(logging.WARNING)
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import eval_corpora as corpora_mod  # noqa: E402
 from bench.common import load_average, machine_line, write_result  # noqa: E402
+from ragexd.modelfiles import stay_offline  # noqa: E402
 
 #: Ranking configurations tried by --loo: overrides of search.Weights.  The first
 #: is the shipped default (chosen by leave-one-corpus-out, see QUALITY.md).
@@ -410,8 +411,7 @@ def main() -> int:
     ap.add_argument("--write", help="write the markdown tables to this file")
     args = ap.parse_args()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    stay_offline()
     import logging
     logging.disable(logging.WARNING)
     from ragexd.engine import Engine, embedding, search

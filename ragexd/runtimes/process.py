@@ -29,6 +29,7 @@ import psutil
 from .. import paths
 from ..config import format_size
 from ..logfile import note, note_line
+from ..modelfiles import OFFLINE_ENV
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -46,8 +47,6 @@ WORKER_MODULE = "ragexd.worker"
 #: Never forwarded to workers: they describe ragexd's own systemd unit.
 _DROP_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
              "LISTEN_FDNAMES")
-WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-              "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def describe_exit(code: int | None) -> tuple[str, str]:
@@ -107,7 +106,7 @@ class ProcessRuntime(Runtime):
 
     def _env(self, spec: WorkerSpec) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
-        env.update(WORKER_ENV)
+        env.update(OFFLINE_ENV)
         # Import ragexd from where this ragexd comes from, whatever the cwd is:
         # the worker runs in "/" so that a project directory containing a
         # "ragexd" folder can never shadow the real package.

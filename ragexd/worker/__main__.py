@@ -9,14 +9,11 @@ import sys
 from pathlib import Path
 
 from ..logformat import PrintableFormatter
+from ..modelfiles import stay_offline
 
 # Set before anything can import huggingface/transformers: nothing may download
 # weights at run time, and chromadb must not phone home.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in worker logs
+stay_offline()
 
 
 def main(argv: list[str] | None = None) -> int:

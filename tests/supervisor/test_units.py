@@ -347,6 +347,11 @@ def test_process_runtime_env_is_offline_and_drops_systemd_vars(monkeypatch):
     assert "NOTIFY_SOCKET" not in env and "WATCHDOG_USEC" not in env
     assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
     assert env["TOKENIZERS_PARALLELISM"] == "false" and env["ANONYMIZED_TELEMETRY"] == "False"
+    from ragexd.modelfiles import OFFLINE_ENV
+    from ragexd.runtimes.docker import WORKER_ENV
+
+    # one table for both runtimes (and the worker's own defaults): neither lags
+    assert OFFLINE_ENV.items() <= env.items() and OFFLINE_ENV.items() <= WORKER_ENV.items()
     cmd = ProcessRuntime(Config()).command(spec)
     assert cmd[1:4] == ["-m", "ragexd.worker", "serve"] and "--orphan-timeout" in cmd
 
