@@ -37,10 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_large import QUERIES, copy_tree  # noqa: E402
-from bench.common import PY, REPO, machine, median  # noqa: E402
-from tests.harness.env import PrivateEnv  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.common import (PY, REPO, RESULTS, PrivateEnv, load_average,  # noqa: E402
+                          machine_line, median, write_result)
 RUNTIMES = ("onnxruntime", "openvino")
 
 #: A client that stays up: the round trip of SEARCH without the process start.
@@ -184,7 +182,7 @@ def main() -> int:
             run(envs[rt].env, "-m", "ragexctl", "start")
             for q in QUERIES:
                 search(rt, q)
-        load_before = os.getloadavg()
+        load_before = load_average()
         wall: dict[str, list[float]] = {"python -c pass": [], **{rt: [] for rt in RUNTIMES}}
         for i in range(args.rounds):
             q = QUERIES[i % len(QUERIES)]
@@ -210,7 +208,7 @@ def main() -> int:
         if r.returncode:
             raise SystemExit(f"parts failed: {r.stderr[-2000:]}")
         parts = json.loads(r.stdout.strip().splitlines()[-1])
-        load_after = os.getloadavg()
+        load_after = load_average()
         write(args, n_files, n_lines, chunks, built, wall, trips, parts, load_before, load_after,
               disk)
     finally:
@@ -222,14 +220,15 @@ def main() -> int:
 
 def write(args: argparse.Namespace, n_files: int, n_lines: int, chunks: int, built: float,
           wall: dict[str, list[float]], trips: dict[str, dict[str, list[tuple[float, float]]]],
-          parts: dict[str, float], load_before: tuple[float, ...],
-          load_after: tuple[float, ...], disk: dict[str, int]) -> None:
+          parts: dict[str, float], load_before: float, load_after: float,
+          disk: dict[str, int]) -> None:
     ort, ov = RUNTIMES
     ratio = median([a / b for a, b in zip(wall[ort], wall[ov])])
     lines = [
         "## Warm search: onnxruntime and OpenVINO side by side (bench/bench_warm.py)",
         "",
-        f"Machine: {machine()}.  Tree: `{args.package}` copied from site-packages, "
+        f"{machine_line(load_before, load_after)} (2 cores shared with other work: read the "
+        f"ratios, not the absolute times).  Tree: `{args.package}` copied from site-packages, "
         f"{n_files} files, {n_lines} lines, {chunks} chunks (indexed once by "
         f"{args.index_runtime} in {built:.0f} s, then copied to both environments).  Command: "
         f"`python bench/bench_warm.py --package {args.package} --max-files {args.max_files} "
@@ -263,9 +262,7 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, chunks: int, bui
         f"Whole-process rows: {args.rounds} rounds, each `python -c pass` then one search on "
         "each runtime (order alternating).  Round trips: one client process per runtime and "
         "mode, the same queries.  What a whole search costs beyond the worker's `took_ms` is "
-        "the client's start (interpreter, imports, config) and the hop through ragexd.  "
-        f"Load average {load_before[0]:.1f} before and {load_after[0]:.1f} after "
-        "(2 cores shared with other engineers' work: read the ratios, not the absolute times).",
+        "the client's start (interpreter, imports, config) and the hop through ragexd.",
         "",
     ]
     files = {k[5:]: v for k, v in disk.items() if k.startswith("file ")}
@@ -283,9 +280,7 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, chunks: int, bui
         *[f"| {k} | {v / chunks:.0f} |" for k, v in sorted(tables.items(), key=lambda kv: -kv[1])],
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "warm.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(RESULTS / "warm.md", lines)
 
 
 if __name__ == "__main__":
