@@ -18,7 +18,10 @@ weight) its enclosing class that the question contains, where a word matches
 * an abbreviation (``msg``/``message``, ``fn``/``function``, ``ctx``/``context``,
   ``eq``/``equality``: 2-4 letters, same first letter, the others in order);
 * the name words programmers use for a verb doc comments use (``CODE_VERBS``:
-  "create" -> ``new``/``make``/``build``; "check whether" -> ``is``/``has``...).
+  "create" -> ``new``/``make``/``build``; "check whether" -> ``is``/``has``...);
+* and a name word written as one (``tempfilepager``, ``lazyrouter``, ``getchar``:
+  no case change or underscore to split it at) matches when it is made, end to
+  end, of pieces of >= 3 letters the question says by the rules above.
 
 Stdlib only, no per-index state: the cost is a few dictionary look-ups per
 candidate (names are split once, ``lru_cache``).  The weight is chosen
@@ -57,6 +60,8 @@ _SUFFIXES = ("ies", "ing", "ed", "es", "s")
 #: Prefixes of question words are indexed up to this length: name words are short
 #: (``representation`` is 14), longer ones are compared one by one.
 MAX_PREFIX = 32
+#: The shortest piece of a compound name word (``getchar`` = ``get`` + ``char``).
+MIN_PIECE = 3
 
 
 @lru_cache(maxsize=65536)
@@ -129,8 +134,21 @@ class QuestionWords:
                 got = any(_abbreviates(q, word) if len(q) < len(word) else
                           len(q) > len(word) and _abbreviates(word, q)
                           for q in self._by_letter.get(word[0], ()))
-            self._seen[word] = got
+            self._seen[word] = got   # before the compound test, which asks about its parts
+            if not got and MIN_PIECE * 2 <= len(word) <= MAX_PREFIX:
+                got = self._seen[word] = self._compound(word)
         return got
+
+    def _compound(self, word: str) -> bool:
+        """Whether a name word written as one (``tempfilepager``, ``getchar``,
+        ``lazyrouter``, ``setitem``: no case change or underscore to split it at) is
+        made of pieces the question says, each of >= MIN_PIECE letters."""
+        ends = {0}
+        for i in range(len(word)):
+            if i in ends:
+                ends.update(j for j in range(i + MIN_PIECE, len(word) + 1)
+                            if (i, j) != (0, len(word)) and self.says(word[i:j]))
+        return len(word) in ends
 
     def _is_prefix(self, word: str) -> bool:
         """Whether ``word`` begins a question word."""
