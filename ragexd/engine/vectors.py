@@ -281,10 +281,10 @@ class VectorFile:
         converting is a read and a write of the file (~1 s for scikit-learn's
         13k chunks) against minutes of embedding for ``--rebuild``.  Finding
         none to rewrite is one scan of row lengths (SQLite reads a BLOB's length
-        from its row header)."""
+        from its row header): ~4 ms for 14k rows."""
         import numpy as np
 
-        if self.read_only or not self.dim:
+        if self.read_only or not self.dim or str(self.path) == ":memory:":
             return [], np.zeros((0, self.dim), dtype=np.float32)
         wide = 4 * self.dim
         with self._lock:

@@ -178,3 +178,23 @@ def test_a_new_index_is_written_as_float16_and_answers_what_it_scored(tmp_path: 
     finally:
         engine.close()
     assert again == during
+
+
+def test_a_vector_float16_cannot_hold_is_stored_at_unit_length_never_as_infinity(
+        tmp_path: Path) -> None:
+    """A snapshot or a team's server may hand over vectors of any length: float16
+    overflows past 65504 and keeps few bits below 6e-5, so those are scaled to
+    unit length first (cosine, all a stored vector is used for, is unchanged)."""
+    rng = np.random.default_rng(5)
+    direction = rng.normal(size=(3, 384)).astype(np.float32)
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    given = direction * np.array([[1e6], [1e-7], [1.0]], dtype=np.float32)
+    vf = VectorFile.open(tmp_path / VECTORS_FILE)
+    try:
+        vf.put(["huge", "tiny", "unit"], given, [{"path": "a.py", "language": "python"}] * 3)
+        _, got = vf.get(["huge", "tiny", "unit"])
+    finally:
+        vf.close()
+    assert np.isfinite(got).all()
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-3)
+    assert (np.einsum("ij,ij->i", got, direction) >= 0.99999).all()
