@@ -376,8 +376,9 @@ def project_root(path: str | None, *, may_index: bool = False) -> Path:
     if not start.exists():
         raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {path}")
     choice = paths.choose_project_root(start, explicit=path is not None)
-    if choice.refusal:
-        raise RagexError(ErrorCode.BAD_REQUEST, choice.refusal)
+    refusal = choice.refusal or paths.unnameable_root(choice.root)
+    if refusal:
+        raise RagexError(ErrorCode.BAD_REQUEST, refusal)
     if choice.sentence:
         sys.stderr.write(f"ragexctl: note: {render.printable_lines(choice.sentence)}\n")
     large = paths.large_tree_refusal(choice) if may_index else None
@@ -631,8 +632,10 @@ def cmd_status(app: App) -> int:
 
 
 def cmd_start(app: App) -> int:
+    # the path first: a root refused (missing, not UTF-8) must not start ragexd for nothing
+    root = project_root(app.args.path) if app.args.path else None
     client = app.session.connect(auto_start=True)  # an explicit start ignores auto_start=false
-    if not app.args.path:
+    if root is None:
         hello = app.quick_call(client, Op.HELLO)
         app.session.check_version(hello)
         if app.json:
@@ -640,7 +643,6 @@ def cmd_start(app: App) -> int:
         else:
             app.write(f"ragexd {hello.get('version', '?')} is running (pid {hello.get('pid')})\n")
         return EXIT_OK
-    root = project_root(app.args.path)
     result = app.quick_call(client, Op.START, project=str(root), timeout=STOP_TIMEOUT)
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")

@@ -101,6 +101,9 @@ class Backend:
     def refusal(self) -> str | None:
         """Why this root must not be indexed, or None.  An agent launched from the
         home directory (or /) without --project would otherwise index all of it."""
+        unnameable = paths.unnameable_root(self.root)
+        if unnameable is not None:
+            return f"no project: {unnameable}."
         what = paths.forbidden_root(self.root)
         if what is not None:
             return (f"no project: the MCP server was started in {self.root}, {what}, and will "

@@ -290,6 +290,24 @@ def forbidden_root(root: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def unnameable_root(root: str | os.PathLike[str]) -> str | None:
+    """Why ragex cannot serve ``root`` as a project, whoever asks: its path is not
+    UTF-8 (a directory named in Latin-1, say).  Projects are named on the wire
+    (JSON) and in their ``project.json`` as UTF-8 text, so such a root got
+    "'project' is not valid Unicode text (it holds a lone surrogate)", a sentence
+    about a field nobody typed.  ripgrep reads it fine, so the client's direct
+    regex path still answers there; everything else says this before anything starts."""
+    text = os.fspath(root)
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        from .filerules import display_name   # lazy: the direct regex path never needs it
+
+        return (f"cannot index or serve {display_name(text)}: its path is not valid UTF-8, and "
+                "ragex names projects as UTF-8 text; rename the directory to a UTF-8 name")
+
+
 def choose_root(start: str | os.PathLike[str], *, explicit: bool = False
                 ) -> tuple[str, str, str | None, str | None]:
     """The project of ``start`` as (root, how, sentence, refusal): the nearest

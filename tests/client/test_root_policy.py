@@ -6,6 +6,7 @@ client to show that a refusal comes before anything starts."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -158,3 +159,30 @@ def test_an_empty_path_is_refused_never_read_as_the_current_directory(
     assert "an empty path was given" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not res.stdout.strip(), res.stdout
     assert not rx_env.socket.exists(), "ragexd was started for an empty path"
+
+
+def test_a_project_whose_path_is_not_utf8_is_refused_in_one_sentence_naming_it(
+        rx_env: PrivateEnv) -> None:
+    """A directory named in Latin-1 (`caf\\xe9`) is a legal Linux path, but projects
+    travel as UTF-8 text: every command got "'project' is not valid Unicode text (it
+    holds a lone surrogate)", naming a field the user never typed.  Now one sentence
+    names the directory and the fix, before ragexd starts; the direct regex path,
+    which needs no project name, still answers."""
+    here = rx_env.base / os.fsdecode(b"caf\xe9")
+    (here / ".git").mkdir(parents=True)
+    (here / "g.py").write_text("def gamma_fn():\n    return 3\n")
+    for argv in (("search", "--mode", "symbol", "gamma_fn"), ("search", "return three"),
+                 ("search", "--json", "--mode", "regex", "gamma"), ("index",),
+                 ("similar", "g.py:1"), ("start", ".")):
+        res = rx_env.ctl(*argv, cwd=here, timeout=60)
+        assert res.returncode == 2, (argv, res.stdout, res.stderr)
+        said = json.loads(res.stderr)["error"]["message"] if "--json" in argv else res.stderr
+        assert "caf\\xe9: its path is not valid UTF-8" in said, (argv, res.stderr)
+        assert "surrogate" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not rx_env.socket.exists(), "ragexd was started for a root it cannot serve"
+    direct = PrivateEnv(TERM="dumb")   # the client's own ripgrep: no project name needed
+    try:
+        res = direct.ctl("search", "--mode", "regex", "gamma_fn", cwd=here, timeout=60)
+        assert res.returncode == 0 and res.stdout == "g.py:1:def gamma_fn():\n", res
+    finally:
+        direct.cleanup()
