@@ -370,6 +370,29 @@ class Engine:
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
 
+    def _left_out_note(self, mode: str) -> list[str]:
+        """An empty answer must not read as "it does not exist" when files were left
+        out (too large, binary, unreadable...): an agent told "no definition named X"
+        stops looking, and X sat in a 1.2 MB generated module.  ripgrep skips what the
+        walk skips (the size limit, non-regular files, symlinks out) but reads
+        minified or generated text, so a regex answer counts only those."""
+        catalog = self._catalog
+        if catalog is None:
+            return []
+        try:
+            count, named = self._walk_skipped(catalog) if mode == "regex" \
+                else self._skipped(catalog)
+        except sqlite3.Error:
+            return []
+        if not count:
+            return []
+        example = next(iter(sorted(named.items())), None)
+        return [f"{count} file{'' if count == 1 else 's'} of the project "
+                f"{'is' if count == 1 else 'are'} not searched and may hold it"
+                + (f" ({example[0]}: {example[1]}" + (", ...)" if count > 1 else ")")
+                   if example else "")
+                + "; `ragexctl status` names them"]
+
     def _reopen_after_failed_write(self) -> None:
         """Never reuse a vector store whose write failed: after a full disk,
         chroma's next upsert on the same client could block forever holding the
@@ -511,6 +534,8 @@ class Engine:
         for attempt in range(2):
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
+                if not outcome.hits:
+                    outcome.notes.extend(self._left_out_note(outcome.mode))
                 outcome.notes.extend(self._store_notes())
                 failed = "" if self._indexing else self.last_error()
                 if failed:

@@ -49,3 +49,36 @@ def test_saves_of_skipped_files_beyond_the_named_ones_keep_the_count_exact() -> 
     finally:
         engine.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_empty_answer_names_the_left_out_files_that_may_hold_it() -> None:
+    """An agent told "no definition named X" stops looking; X was in a generated
+    module over the size limit, which neither the index nor ripgrep reads.  An
+    empty answer now says how many files were not searched and names one."""
+    from ragexd.engine.types import SearchQuery
+
+    base = Path(tempfile.mkdtemp(prefix="rx-skn-"))
+    root = base / "tree"
+    root.mkdir()
+    (root / "real.py").write_text("def kept_here():\n    return 1\n")
+    (root / "generated.py").write_text("def only_in_the_big_file():\n    return 1\n"
+                                       + "".join(f"X{i} = {i}\n" for i in range(90_000)))
+    engine = Engine(root, base / "index")
+    try:
+        assert engine.index().skipped_total == 1
+        for mode in ("symbol", "regex"):
+            empty = engine.search(SearchQuery(text="only_in_the_big_file", mode=mode, limit=5))
+            assert empty.hits == [], (mode, empty.hits)
+            said = [n for n in empty.notes if "not searched" in n]
+            assert said == ["1 file of the project is not searched and may hold it "
+                            "(generated.py: larger than 1048576 bytes (1327821)); "
+                            "`ragexctl status` names them"], (mode, empty.notes)
+            found = engine.search(SearchQuery(text="kept_here", mode=mode, limit=5))
+            assert found.hits and not any("not searched" in n for n in found.notes), found
+        (root / "generated.py").unlink()
+        engine.index()
+        gone = engine.search(SearchQuery(text="only_in_the_big_file", mode="symbol", limit=5))
+        assert gone.hits == [] and not any("not searched" in n for n in gone.notes), gone.notes
+    finally:
+        engine.close()
+        shutil.rmtree(base, ignore_errors=True)
