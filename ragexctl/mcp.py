@@ -290,8 +290,11 @@ def render_status(status: dict[str, Any], *, root: str, now: float | None = None
         if coverage is not None:
             lines.append(coverage)
         pending = int(index.get("pending_files") or 0)
-        lines.append(f"pending: {pending} changed file{'' if pending == 1 else 's'} not yet "
-                     "re-indexed")
+        # the engine counts files not yet catalogued and files still waiting for
+        # vectors: during a first index these are not "changed" files (was: "10
+        # changed files not yet re-indexed" on a tree nobody had touched)
+        lines.append(f"pending: {pending} file{'' if pending == 1 else 's'} not yet fully "
+                     "indexed (saved since the last run, or waiting for vectors)")
         skipped = int(index.get("skipped") or 0)
         if skipped:   # why a file an agent expects is never in an answer
             named = [f for f in index.get("skipped_files") or [] if isinstance(f, dict)]
