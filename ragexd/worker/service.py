@@ -417,7 +417,9 @@ class WorkerService:
                     min(FIRST_ANSWER_WAIT, timeout / 2)
                 if self._wait_first_index(engine, request_id, args.mode, budget, progress):
                     if self._first_error is not None:
-                        raise self._first_error   # disk full, read-only...: say it
+                        if not self._answers_despite(engine, self._first_error):
+                            raise self._first_error   # disk full, read-only...: say it
+                        # else the engine's answer carries "the last index failed (…)"
                     summary = self._first_summary
                     if summary is not None:
                         notes.append(f"indexed {summary.files_indexed} files "
@@ -448,6 +450,19 @@ class WorkerService:
                             took_ms=round(took, 2), notes=notes + list(outcome.notes),
                             coverage=dataclasses.asdict(coverage) if coverage is not None
                             else None).to_wire()
+
+    @staticmethod
+    def _answers_despite(engine: Any, error: RagexError) -> bool:
+        """Whether a search can still answer after its first index failed: a full
+        disk or a read-only directory stops writing, not reading, and what was
+        catalogued before is searchable (the sentence itself says so; was: every
+        search failed with it, a symbol search of a tree catalogued in full too)."""
+        if error.code is not ErrorCode.INDEX_UNWRITABLE:
+            return False
+        try:
+            return bool(engine.status().files)
+        except Exception:  # noqa: BLE001 - then the error is the answer
+            return False
 
     def similar(self, args: SimilarArgs) -> dict[str, Any]:
         """Serve a SIMILAR: never starts an index (a location in a never-indexed
