@@ -59,7 +59,14 @@ def resolve(target: str) -> tuple[str, str | None]:
         return target, record.root if record else None
     if os.path.exists(target):
         root = paths.find_project_root(Path(target))
-        return paths.project_id_for(root), str(root)
+        project_id = paths.project_id_for(root)
+        if not paths.index_dir(project_id).exists():
+            # said about the path given, not the id it hashes to (was: "no indexed
+            # project '8e6ea3a6f2742959'" for `ragexctl rm ~/src/app`)
+            raise RagexError(ErrorCode.NOT_FOUND,
+                             f"{root} has no index (see `ragexctl ls` for indexed projects)",
+                             target=target)
+        return project_id, str(root)
     wanted = {os.path.abspath(target), os.path.realpath(target)}
     for project in list_projects():
         if project["root"] in wanted:
