@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from ragexd import config as rconfig
-from ragexd import exitcodes, logfile, paths, projects
+from ragexd import exitcodes, logfile, paths, projects, where
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs, SimilarArgs)
 from ragexd.protocol.args import problem_error
@@ -862,6 +862,12 @@ def _main(argv: list[str]) -> int:
         return app.error(exc.code.value, flag_sentence(exc), dict(exc.detail))
     except rconfig.ConfigError as exc:
         return app.error(ErrorCode.BAD_REQUEST.value, f"bad configuration: {exc}")
+    except FileNotFoundError:
+        # The shell's directory was deleted under it: every command that reads it
+        # (no path, `.`, a relative snapshot file) failed with a traceback, exit 1.
+        if where.current_dir() is None:
+            return app.error(ErrorCode.NOT_FOUND.value, where.NO_CURRENT_DIR)
+        raise
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ragexd import config as rconfig
-from ragexd import exitcodes, paths
+from ragexd import exitcodes, paths, where
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs,
                              SimilarArgs)
 from ragexd.protocol.messages import MAX_LIMIT
@@ -558,7 +558,7 @@ def config_snippet(target: str, project: str | None) -> str:
             + "\n# or put this in the project's .mcp.json:\n"
             + json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2) + "\n")
     if target == "cursor":
-        proj = project or str(paths.find_project_root(Path(os.getcwd())))
+        proj = project or str(paths.find_project_root(Path(where.current_dir() or "/")))
         exe2, args2 = server_command(proj)
         return ("// Cursor: add to <project>/.cursor/mcp.json (per project: Cursor does not "
                 "start MCP servers in the project directory)\n"
@@ -635,7 +635,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return EXIT_OK
     _setup_logging()
-    start = Path(args.project) if getattr(args, "project", None) else Path(os.getcwd())
+    cwd = getattr(args, "project", None) or where.current_dir()
+    if cwd is None:
+        sys.stderr.write(f"ragexctl mcp: {where.NO_CURRENT_DIR}\n")
+        return EXIT_ERROR
+    start = Path(cwd)
     if not start.exists():
         sys.stderr.write(f"ragexctl mcp: no such file or directory: {start}\n")
         return EXIT_ERROR

@@ -53,10 +53,10 @@ def is_terminal(stream: TextIO) -> bool:
 
 def current_dir() -> str:
     """The cwd as hit paths are made relative to it (``/`` when it was deleted)."""
-    try:
-        return os.path.realpath(os.getcwd())
-    except OSError:
-        return "/"
+    from ragexd import where
+
+    cwd = where.current_dir()
+    return os.path.realpath(cwd) if cwd is not None else "/"
 
 
 def path_base(root: str, cwd: str) -> str | None:

@@ -274,6 +274,21 @@ def project_id_for(root: str | os.PathLike[str]) -> str:
     return sha256(f"{user}\0{real}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
+#: what a command that needs the current directory says when it is gone
+NO_CURRENT_DIR = ("the current directory no longer exists (it was deleted or moved after "
+                  "this shell entered it): cd into the project, or name it with --project PATH")
+
+
+def current_dir() -> str | None:
+    """``os.getcwd()``, or None when the directory was deleted under the shell (a
+    `git checkout` that removed it, an `rm -rf` from another terminal): every
+    command that read it raised FileNotFoundError, a traceback and exit 1."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
 def forbidden_root(root: str | os.PathLike[str]) -> str | None:
     """What ``root`` is, when indexing it by accident would be harmful: ``/``,
     the home directory, or one of ragex's own directories (or inside one)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,35 @@ def test_a_project_whose_path_is_not_utf8_is_refused_in_one_sentence_naming_it(
         assert res.returncode == 0 and res.stdout == "g.py:1:def gamma_fn():\n", res
     finally:
         direct.cleanup()
+
+
+def _in_a_deleted_directory(env: PrivateEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ragexctl ARGS`` from a directory removed after the shell entered it."""
+    gone = env.base / "gone"
+    return subprocess.run(
+        ["sh", "-c", 'mkdir -p "$1" && cd "$1" && rmdir "$1" && shift && exec "$@"', "sh",
+         str(gone), sys.executable, "-m", "ragexctl", *args],
+        env=env.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("argv", [
+    ("search", "find me"), ("search", "--mode", "regex", "find_me"), ("index",),
+    ("index", "--export", "snap.tar.gz", "{project}"), ("start", "."),
+    ("rm", "."), ("logs", "."), ("mcp",)])
+def test_a_deleted_current_directory_is_one_sentence_never_a_traceback(
+        rx_env: PrivateEnv, argv: tuple[str, ...]) -> None:
+    """A shell whose directory was removed under it (a checkout that deleted it, an
+    `rm -rf` from another terminal): every command that reads the current
+    directory raised FileNotFoundError, a traceback and exit 1."""
+    project = rx_env.base / "proj"
+    (project / ".git").mkdir(parents=True)
+    (project / "notes.py").write_text("find_me = 1\n")
+    res = _in_a_deleted_directory(rx_env, *[a.replace("{project}", str(project)) for a in argv])
+    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+    assert "the current directory no longer exists" in res.stderr, (argv, res.stderr)
+    assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+    assert not res.stdout, res.stdout
+    # a command given an absolute path does not need it
+    ok = _in_a_deleted_directory(rx_env, "search", "--mode", "regex", "--project", str(project),
+                                 "find_me")
+    assert ok.returncode == 0 and ok.stdout == "notes.py:1:find_me = 1\n", ok
