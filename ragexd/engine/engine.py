@@ -577,11 +577,16 @@ class Engine:
         catalog, vectors, searcher = self._require_open()
         partial = self._partial()
         cov = self.coverage()
+        # A symbol answer needs only the catalogue: once every file is catalogued it is
+        # complete, however much embedding is left (was: "results may be incomplete"
+        # on every symbol search while a first index embedded for minutes).
+        symbol_partial = partial and not cov.catalog_complete
         if mode == "auto":
             if shape(text) == "symbol":
                 ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
                 if ranked:
-                    return SearchOutcome(searcher.to_hits(ranked), "symbol", partial, notes, cov)
+                    return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
+                                         notes, cov)
                 notes.append("no symbol by that name" + (
                     "" if cov.catalog_complete else f" in {cov.files_note()}")
                     + "; searched by meaning instead")
@@ -629,7 +634,8 @@ class Engine:
             notes.append("the index is empty; run `ragexctl index` first")
         elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
             notes.append(NOTHING_MEANINGFUL)
-        return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes, cov)
+        return SearchOutcome(searcher.to_hits(ranked), mode,
+                             symbol_partial if mode == "symbol" else partial, notes, cov)
 
     # -- similar ----------------------------------------------------------------------
 
