@@ -435,7 +435,11 @@ def _stop_first_index(app: App, root: Path) -> None:
     """Stop the project's worker, and with it the first index this search started
     (nothing committed is lost: the next run resumes where this one stopped)."""
     try:
-        app.session.quick_call(Op.STOP, project=str(root), timeout=STOP_TIMEOUT)
+        result = app.session.quick_call(Op.STOP, {"first_index_only": True},
+                                        project=str(root), timeout=STOP_TIMEOUT)
+        if result.get("kept"):   # an index someone asked for goes on
+            app.note(f"interrupted; the first index of {root} goes on: {result['kept']}")
+            return
         app.note(f"interrupted; stopped the first index of {root} (it resumes on the next "
                  "search or `ragexctl index`; --keep-indexing lets it go on)")
     except (RagexError, KeyboardInterrupt):

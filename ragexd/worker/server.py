@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import zmq
 
-from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
+from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
                         Request, SearchArgs, SimilarArgs, SnapshotArgs, decode, encode, request_id_of,
                         split_envelope)
 from .service import WorkerService
@@ -157,7 +157,7 @@ class WorkerServer:
                          lambda: self.service.similar(message.args_as(SimilarArgs)))
         elif op is Op.WORKER_STATUS:
             self._submit(envelope, message, self.service.status)
-        elif op in (Op.INDEX, Op.EXPORT, Op.IMPORT):
+        elif op in INDEXING_OPS:
             # On the index thread, after any run going or queued before it: they wait
             # and follow that run's progress rather than refuse (the user asked for
             # an up-to-date index, and a search may just have started the first one).
