@@ -632,7 +632,13 @@ class Engine:
         if mode != "symbol" and not ranked:
             notes.extend(self._not_found_note(cov, "nothing found"))
         if not ranked and cov.chunks_indexed == 0 and not self._indexing:
-            notes.append("the index is empty; run `ragexctl index` first")
+            notes.append(
+                "the index is empty; run `ragexctl index` first"
+                if catalog.get_meta(LAST_INDEXED) is None else
+                # indexing again would change nothing (was: the same advice)
+                "the index is empty: the last index found no file to read as code or text "
+                "(every file is ignored by .gitignore, .ragexignore or ragex's default "
+                "excludes, or left out: `ragexctl status` names those)")
         elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
             notes.append(NOTHING_MEANINGFUL)
         return SearchOutcome(searcher.to_hits(ranked), mode,

@@ -112,3 +112,29 @@ def test_a_first_index_with_skipped_files_compacts_once_and_leaves_no_wal(
         assert engine.status().skipped == 3     # the record is there all the same
     finally:
         engine.close()
+
+
+def test_an_index_that_found_nothing_to_read_does_not_advise_indexing_again(
+        tmp_path: Path) -> None:
+    """A project whose every file is ignored (`*` in .ragexignore) answered "the
+    index is empty; run `ragexctl index` first" after `ragexctl index` had run:
+    advice that changes nothing.  Before any index, the advice stands."""
+    from ragexd.engine.types import SearchQuery
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "e.py").write_text("def eta_fn():\n    return 1\n")
+    (root / ".ragexignore").write_text("*\n")
+    engine = Engine(root, tmp_path / "index")
+    try:
+        before = engine.search(SearchQuery(text="eta_fn", mode="symbol", limit=5))
+        assert "the index is empty; run `ragexctl index` first" in before.notes, before.notes
+        assert engine.index().files_indexed == 0
+        for mode in ("symbol", "hybrid"):
+            after = engine.search(SearchQuery(text="eta_fn", mode=mode, limit=5))
+            assert after.hits == [], after.hits
+            said = " ".join(after.notes)
+            assert "run `ragexctl index` first" not in said, said
+            assert "the last index found no file to read" in said and ".ragexignore" in said
+    finally:
+        engine.close()
