@@ -27,8 +27,9 @@ import zmq
 
 from .. import __version__, paths
 from ..config import Config, as_dict
-from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, WORKER_OPS, ErrorCode, Op, Progress, RagexError, Reply,
-                        Request, StopArgs, decode, encode, request_id_of)
+from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, WORKER_OPS, ErrorCode,
+                        Op, Progress, RagexError, Reply, Request, StopArgs, decode, encode,
+                        request_id_of)
 from ..runtimes.base import Runtime
 from . import project as st
 from .project import Pending, Project

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import zmq
 
-from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
-                        Request, SearchArgs, SimilarArgs, SnapshotArgs, decode, encode, request_id_of,
-                        split_envelope)
+from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress,
+                        RagexError, Reply, Request, SearchArgs, SimilarArgs, SnapshotArgs, decode,
+                        encode, request_id_of, split_envelope)
 from .service import WorkerService
 
 log = logging.getLogger("ragex.worker")
