@@ -30,7 +30,9 @@ def is_project_id(text: str) -> bool:
 
 def list_projects() -> list[dict[str, Any]]:
     """Every recorded project, most recently used first: id, root, size_bytes,
-    last_used, created.  Directories without a readable record are skipped."""
+    last_used, created, and whether the root still ``exists`` (an index whose
+    project was deleted is the one to `ragexctl rm`).  Directories without a
+    readable record are skipped."""
     out: list[dict[str, Any]] = []
     try:
         directories = sorted(paths.projects_dir().iterdir())
@@ -41,7 +43,8 @@ def list_projects() -> list[dict[str, Any]]:
         if record is None:
             continue
         out.append({"id": record.id, "root": record.root, "size_bytes": paths.dir_size(directory),
-                    "last_used": record.last_used, "created": record.created})
+                    "last_used": record.last_used, "created": record.created,
+                    "exists": os.path.isdir(record.root)})
     out.sort(key=lambda p: -float(p["last_used"] or 0))
     return out
 

@@ -190,6 +190,10 @@ def test_rm_by_path_of_a_deleted_project(rx_env: PrivateEnv, tree: Path):
     import shutil
 
     shutil.rmtree(tree)
+    # ls says which index lost its project: the one to remove (was: listed like any other)
+    listed = rx_env.ctl("ls")
+    assert f"{real} (deleted)" in listed.stdout, listed.stdout
+    assert json.loads(rx_env.ctl("ls", "--json").stdout)["exists"] is False
     r = rx_env.ctl("rm", real)
     assert r.returncode == 0, r.stderr
     assert not (rx_env.data / "projects" / pid).exists()
