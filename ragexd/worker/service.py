@@ -41,6 +41,12 @@ FIRST_ANSWER_WAIT = 30.0
 #: of a large tree embeds for many minutes) is followed, its progress relayed,
 #: however long it takes.
 INDEX_WAIT = 300.0
+#: After a first index failed for a full disk or a read-only index directory, how
+#: long searches answer from what it catalogued before one tries it again: each
+#: retry embeds a batch only to fail at the disk again (an agent searching every
+#: few seconds kept a core busy doing that); freeing space and `ragexctl index`
+#: retries at once.
+UNWRITABLE_RETRY = 60.0
 #: How long a regex search during a first index waits for cataloguing, which
 #: names each match's enclosing definition (the matches themselves need no index).
 REGEX_CATALOG_WAIT = 5.0
@@ -114,6 +120,7 @@ class WorkerService:
         self._first_lock = threading.Lock()
         self._first_summary: Any = None
         self._first_error: RagexError | None = None
+        self._first_failed_at = 0.0   # monotonic
         #: when the first search began waiting on the index run now going: the run's
         #: first answers are due FIRST_ANSWER_WAIT after it, not after each search
         self._first_wait_since: float | None = None
@@ -520,6 +527,10 @@ class WorkerService:
             thread = self._first_index
             if thread is not None and thread.is_alive():
                 return
+            failed = self._first_error
+            if failed is not None and failed.code is ErrorCode.INDEX_UNWRITABLE and \
+                    time.monotonic() - self._first_failed_at < UNWRITABLE_RETRY:
+                return   # searches answer from the catalogue, the note says why
             if not self._index_lock.acquire(blocking=False):
                 return   # an INDEX request or the watcher is building it: wait on that
             self.cancel_index.clear()
@@ -535,6 +546,7 @@ class WorkerService:
                              summary.files_indexed, summary.chunks_total, summary.seconds,
                              " (cancelled)" if summary.cancelled else "")
                 except Exception as exc:  # noqa: BLE001 - the waiting searches report it
+                    self._first_failed_at = time.monotonic()
                     self._first_error = _to_ragex_error(exc)
                     log.warning("first index failed: %s", self._first_error.message)
                 finally:
