@@ -231,9 +231,13 @@ class _OnnxBackend(_GraphBackend):
     installed with the engine and in the worker image.  One ``InferenceSession`` per
     process; its ``run`` is thread-safe."""
 
+    runtime = "onnxruntime"
+
     def __init__(self, files: "modelfiles.ModelFiles") -> None:
         super().__init__(files)
         import onnxruntime as ort
+
+        self.precision = "int8" if files.graph.name != modelfiles.GRAPH_FILES["fp32"] else "fp32"
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = embed_threads()
@@ -416,6 +420,8 @@ class _OpenVinoBackend(_GraphBackend):
     request (an infer request is not re-entrant), so a query still runs beside an
     index batch."""
 
+    runtime = "openvino"
+
     def __init__(self, files: "modelfiles.ModelFiles") -> None:
         super().__init__(files)
         if files.graph.name != modelfiles.GRAPH_FILES["fp32"]:
@@ -535,6 +541,9 @@ class _TorchBackend:
     """The reference: sentence-transformers on torch (``RAGEX_EMBEDDER=torch``).
     Needs the ``[export]`` extra; kept for the benchmark and the equivalence test."""
 
+    runtime = "torch"
+    precision = "fp32"
+
     def __init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -573,9 +582,11 @@ def backend_name() -> str:
 
 
 def runtime_name() -> str:
-    """``[embedder] runtime`` (``RAGEX_EMBEDDER_RUNTIME``): onnxruntime or openvino.
-    Both run the fp32 graph and give the same vectors, so it is not part of
-    ``embedder_id``; a configuration that cannot be read is an error, not a guess."""
+    """``[embedder] runtime`` (``RAGEX_EMBEDDER_RUNTIME``): auto, onnxruntime or
+    openvino.  Both runtimes run the fp32 graph and give the same vectors, so it is
+    not part of ``embedder_id``; a configuration that cannot be read is an error, not
+    a guess.  ``auto`` loads onnxruntime in the worker; a large backlog may go to
+    OpenVINO in a child process (bulk.py)."""
     from ..config import ConfigError, load
 
     try:
@@ -664,6 +675,13 @@ class Embedder:
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    def describe(self) -> dict[str, str] | None:
+        """The runtime and precision in use in this process (None: not loaded yet)."""
+        model = self._model
+        if model is None:
+            return None
+        return {"runtime": model.runtime, "precision": model.precision}
 
     def load(self) -> None:
         if self._model is None:

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from . import discovery
+from . import bulk, discovery
 from .catalog import Catalog, FileRow
 from .chunking import Chunk, chunk_file
 from .embedding import Embedder, context_text
@@ -151,6 +151,8 @@ class LiveRun:
     chunks_catalogued: int = 0    # by this run's phase 1
     files_todo: int = 0           # files phase 1 has to read
     files_done: int = 0
+    #: the child process embedding this run's backlog (bulk.py), while it does
+    bulk: "bulk.BulkChild | None" = None
 
     def embed_rate(self) -> float | None:
         """Chunks embedded per second so far, or None before the first batch."""
@@ -472,12 +474,42 @@ class Indexer:
         before it leaves ``pending``."""
         live = self.live
         loaded = False
-        while not (cancel.is_set() or stop.is_set() or catalogued.is_set()):
-            if not loaded and self.catalog.pending_count():
-                # something to embed: have the model ready when phase 1 ends
-                self.load_model()
-                loaded = True
-            catalogued.wait(FOLLOW_WAIT)
+        plan = self._bulk_plan()
+        try:
+            while not (cancel.is_set() or stop.is_set() or catalogued.is_set()):
+                pending = self.catalog.pending_count()
+                if not loaded and pending:
+                    # something to embed: have the model ready when phase 1 ends
+                    self.load_model()
+                    loaded = True
+                if plan is not None and pending >= plan[1]:
+                    live.bulk = bulk.start(plan[0])   # loads its model beside phase 1
+                    plan = None
+                catalogued.wait(FOLLOW_WAIT)
+            if plan is not None and not (cancel.is_set() or stop.is_set()) \
+                    and self.catalog.pending_count() >= plan[1]:
+                live.bulk = bulk.start(plan[0])
+            self._embed_batches(summary, emit, cancel, stop, chunk_hook, loaded)
+        finally:
+            child, live.bulk = live.bulk, None
+            if child is not None:
+                child.close()   # waited for: its memory is the OS's again
+
+    def _bulk_plan(self) -> tuple[str, int] | None:
+        """A bulk child's runtime and the backlog that pays for it (bulk.py); never
+        with a shared store's vectors (its misses are few by design)."""
+        if self.shared is not None:
+            return None
+        try:
+            return bulk.bulk_plan()
+        except EngineError:
+            return None   # the in-process load reports a bad configuration
+
+    def _embed_batches(self, summary: IndexSummary, emit: Callable[[IndexProgress], None],
+                       cancel: threading.Event, stop: threading.Event,
+                       chunk_hook: Callable[[int], None] | None, loaded: bool) -> None:
+        """Phase 2's loop: the most wanted pending chunks, a batch at a time."""
+        live = self.live
         while not (cancel.is_set() or stop.is_set()):
             batch = self.catalog.next_pending(BATCH_CHUNKS)
             if not batch:
@@ -489,7 +521,7 @@ class Indexer:
             if live.embed_started is None:
                 live.embed_started = t0
             batch.sort(key=lambda p: len(p.text))   # each slice pads little
-            vectors, computed = self._vectors_for([p.text for p in batch])
+            vectors, computed = self._vectors_for([p.text for p in batch], summary)
             ids = [p.id for p in batch]
             metas = [{"path": p.path, "language": p.language, "kind": p.kind} for p in batch]
 
@@ -510,10 +542,23 @@ class Indexer:
                                summary.chunks_embedded + summary.chunks_shared, self.eta(),
                                batch[-1].path))
 
-    def _vectors_for(self, texts: list[str]) -> tuple["np.ndarray", int]:
+    def _vectors_for(self, texts: list[str], summary: IndexSummary
+                     ) -> tuple["np.ndarray", int]:
         """The vectors of ``texts`` and how many the model computed: with a shared
         store, the ones it holds are taken from it and only the misses encoded
-        (and, by a writer, published)."""
+        (and, by a writer, published); with a bulk child, by the child."""
+        child = self.live.bulk
+        if child is not None:
+            try:
+                return child.encode(texts), len(texts)
+            except bulk.BulkFailed as exc:
+                note = (f"the {child.runtime} child process stopped embedding ({exc}); "
+                        "embedding the rest in this worker on onnxruntime")
+                log.warning("%s", note)
+                summary.notes.append(note)
+                self.live.bulk = None
+                child.close()
+                self.load_model()
         if self.shared is None:
             return self._encode(texts), len(texts)
         import numpy as np
