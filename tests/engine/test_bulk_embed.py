@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +24,7 @@ import psutil
 import pytest
 
 from ragexd import modelfiles
-from ragexd.engine import Engine, IndexProgress, bulk, embedding, indexer
+from ragexd.engine import Engine, IndexProgress, SearchQuery, bulk, embedding, indexer
 from ragexd.engine.chunking import chunk_file
 from ragexd.protocol import Op, Request
 
@@ -107,6 +108,45 @@ def test_the_child_is_gone_once_the_backlog_is_embedded_and_status_names_it_mean
             [embedding.context_text(chunks[i]) for i in ids])
         assert (ort * stored).sum(axis=1).min() >= 0.999
     finally:
+        engine.close()
+
+
+def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batch(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The whole backlog is one batch: an answer before the index ends came while the
+    child was loading or embedding it, not after (the worker's own session serves it)."""
+    _needs_openvino_bf16()
+    monkeypatch.setattr(indexer, "BATCH_CHUNKS", 100_000)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    engine.index()
+    copy_stdlib(tree, "email")   # the backlog: email's chunks, in one batch
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.index()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not (engine.status().embedder or {}).get("bulk") and not done.is_set():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not done.is_set(), "the index ended before its child was seen"
+        outcome = engine.search(SearchQuery("parse a json document", mode="semantic"))
+        assert not done.is_set(), "the query waited for the child's batch"
+        assert outcome.hits and outcome.hits[0].path.startswith("json/"), outcome
+        thread.join(600)
+        assert not errors, errors
+    finally:
+        thread.join(600)
         engine.close()
 
 
