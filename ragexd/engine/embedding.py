@@ -411,9 +411,11 @@ class _OpenVinoBackend(_GraphBackend):
     batch pair by batch pair beside onnxruntime's fp32 session: 2.3-2.8x its
     chunks/s, vectors at cos >= 0.99998 of it (bench/results/runtimes.md) -- closer
     than the torch reference is, so they share the fp32 embedder id and an index
-    built by either is reused.  Why not the default: without bf16 the gain is small
-    (f32: 0.9-1.4x), it holds ~190 MiB more RSS, and its 180 MB install does not fit
-    the worker image's size target.  It reads ``model.onnx`` itself (onnxruntime's
+    built by either is reused.  Why not in every worker: without bf16 the gain is
+    small (f32: 0.9-1.4x), it holds ~190 MiB more RSS for good (~390 MiB more after a
+    large index), and its 180 MB install does not fit the worker image's size target.
+    The default, ``auto``, runs it in a short-lived child for a large backlog only
+    (bulk.py).  It reads ``model.onnx`` itself (onnxruntime's
     fused ops included), so there is nothing more to export or ship.
 
     One compiled model per process; each concurrent caller borrows its own infer

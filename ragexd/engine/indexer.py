@@ -26,6 +26,13 @@ meanwhile, 2 % of the total.  Symbols and keywords exact within seconds are
 worth more than those few early vectors; once phase 1 is over the encoder has
 both cores to itself.
 
+Where a backlog of ``[embedder] bulk_min_chunks`` or more is embedded
+(``runtime = "auto"`` on a CPU with bf16 and openvino installed): by a child
+process on OpenVINO (bulk.py), started as soon as phase 1 has catalogued that
+many chunks so its model loads meanwhile, and ended when phase 2 ends.  This
+thread still stores every vector (one writer per index); a child that fails is
+noted once in the summary and the rest is embedded here.
+
 Write order, chosen so a kill -9 anywhere converges: a file's catalog rows are
 committed before its stale vectors are deleted (an extra vector is harmless,
 reconcile drops it); a vector is stored before its chunk leaves ``pending`` (a
