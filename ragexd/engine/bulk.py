@@ -212,6 +212,8 @@ class BulkChild:
         """End the child: end of file on its input, then SIGKILL if it lingers.
         Waited for, so its memory is back with the OS when this returns."""
         proc = self._proc
+        if not self._ready and proc.poll() is None:
+            proc.kill()   # still loading (an index cancelled early): nothing to finish
         try:
             if proc.stdin is not None:
                 proc.stdin.close()

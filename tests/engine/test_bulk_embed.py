@@ -262,3 +262,29 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
     monkeypatch.setenv("RAGEX_EMBEDDER_PRECISION", "int8")   # other vectors: never mixed
     assert bulk.bulk_plan() is None
+
+
+def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread() -> None:
+    """The process runtime sums the RSS of the worker's descendants, found through each
+    thread's children: a child started by the indexing thread (as bulk.py's is) counts."""
+    from ragexd.runtimes.process import _descendants
+
+    started: list[bulk.BulkChild] = []
+    seen, release = threading.Event(), threading.Event()
+
+    def index_thread() -> None:   # the child's death signal is tied to this thread
+        child = bulk.BulkChild("openvino")
+        started.append(child)
+        seen.set()
+        release.wait(60)
+        child.close()
+
+    thread = threading.Thread(target=index_thread)
+    thread.start()
+    try:
+        assert seen.wait(60)
+        assert started[0].pid in _descendants(os.getpid())
+    finally:
+        release.set()
+        thread.join(60)
+    assert not psutil.pid_exists(started[0].pid)
