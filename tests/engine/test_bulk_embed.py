@@ -236,6 +236,19 @@ def test_killing_the_worker_kills_its_bulk_child(tmp_path: Path, data_dir: Path)
             worker.wait()
         assert worker.stderr is not None
         worker.stderr.close()
+    # Nothing committed is lost: the next worker resumes and completes the index.
+    again = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root",
+                            str(tree), "--index-dir", str(tmp_path / "idx")],
+                           input=json.dumps(req.to_wire()), capture_output=True, text=True,
+                           env=env, timeout=900)
+    replies = [json.loads(line) for line in again.stdout.splitlines()]
+    assert replies and replies[-1]["ok"], again.stderr[-2000:]
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        ids = engine._catalog.chunk_ids()
+        assert ids and engine._vectors.all_ids() == ids and engine._catalog.pending_count() == 0
+    finally:
+        engine.close()
 
 
 def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
