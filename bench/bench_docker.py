@@ -31,13 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (PY, REPO, machine, median, ms, pct, private_ragex_env,  # noqa: E402
-                          time_cmd)
+from bench.common import (PY, REPO, RESULTS, machine_line, median, ms, pct,  # noqa: E402
+                          private_ragex_env, time_cmd, write_result)
 from tests.harness import Client, copy_stdlib  # noqa: E402
 from tests.harness.containers import DOCKER, docker_config  # noqa: E402
 
 QUERY = "parse an email address into its display name and address"
-RESULTS = REPO / "bench" / "results" / "docker.md"
 
 
 def sh(*cmd: str, env: dict[str, str] | None = None, timeout: float = 600,
@@ -158,8 +157,7 @@ def main() -> int:
     lines = [
         "# Docker runtime benchmark",
         "",
-        f"Machine: {machine()}; Docker {docker_version()}; load average when done: "
-        f"{os.getloadavg()[0]:.1f}.",
+        f"{machine_line()}; Docker {docker_version()}.",
         f"Corpus: stdlib `email` ({files} Python files), query {QUERY!r}; first index through "
         f"the container {index_s:.1f} s.",
         "",
@@ -189,11 +187,8 @@ def main() -> int:
         f"- worker container memory: {rss / 1024**2:.0f} MiB (ragexd status, from docker stats "
         f"minus page cache); `docker stats`: {stats}",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(f"written to {RESULTS.relative_to(REPO)}")
+    out = write_result(RESULTS / "docker.md", lines)
+    print(f"written to {out.relative_to(REPO)}")
     return 0
 
 

@@ -15,7 +15,6 @@ the ratio, not the absolute times.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, median, ms  # noqa: E402
+from bench.common import RESULTS, machine_line, median, ms, write_result  # noqa: E402
 from ragexd.engine import discovery  # noqa: E402
 
 #: The shapes of a generated monorepo .gitignore's lines.
@@ -38,7 +37,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=2100)
     ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "regex-ignores.md"))
+    ap.add_argument("--out", default=str(RESULTS / "regex-ignores.md"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "mono"
@@ -60,11 +59,10 @@ def main() -> int:
             build(root)
             dropped.append(time.perf_counter() - t0)
     k, d = median(kept), median(dropped)
-    load = os.getloadavg()[0]
-    text = "\n".join([
+    write_result(args.out, [
         "### Ignore rules per regex search: a long .gitignore above a subproject (task K)",
         "",
-        f"{machine()}; load average {load:.1f}; median of {args.runs}, alternating.",
+        f"{machine_line()}; median of {args.runs}, alternating.",
         f"A {args.lines}-line `.gitignore` at a repository's top, the project a `.ragexroot` "
         "below it; `IgnoreRules(root)` and one `is_ignored`, as each regex search and each "
         "save builds them (`python bench/bench_ignores.py`).",
@@ -76,11 +74,7 @@ def main() -> int:
         "",
         f"**{d / k:.0f}x less** per regex search and per save; an edited ignore file is "
         "compiled again at the next build (its size, mtime, ctime or inode changed).",
-        "",
     ])
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
     return 0
 
 

@@ -41,9 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PY, REPO, machine, median, private_ragex_env  # noqa: E402
+from bench.common import (PY, REPO, RESULTS, machine_line, median,  # noqa: E402
+                          private_ragex_env, write_result)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 QUERIES = ["check that an estimator is fitted", "compute pairwise distances between samples",
            "split data into train and test sets", "standardize features by removing the mean"]
 
@@ -334,7 +334,7 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int,
     title = (f"Large tree: {' vs '.join(labels[n] for n in shown)}" if args.section
              else "Large tree: ONNX Runtime vs torch") + ("" if idx else ", raw embedding only")
     lines = [f"## {title} (bench/bench_large.py)", "",
-             f"Machine: {machine()}.  Tree: `{args.package}` copied from site-packages into a fresh "
+             f"{machine_line()}.  Tree: `{args.package}` copied from site-packages into a fresh "
              f"git repo, {n_files} files, {n_lines} lines.  Command: `{cmd}`.", "",
              "| " + " | ".join(header + ["target"]) + " |",
              "|" + "---|" * (len(header) + 1),
@@ -368,12 +368,9 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int,
               "from its first seconds, semantic ones from what is embedded so far, and 100 % "
               "semantic coverage is reached when the run ends.  The one-shot searches run after "
               "`stop --all` (a warm worker would own the index).", ""]
-    RESULTS.mkdir(exist_ok=True)
     # Raw-only runs (--index-embedders "") keep the last full run's section beside them.
-    out = RESULTS / (f"large-{args.section}.md" if args.section
-                     else "large.md" if idx else "large-raw.md")
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(RESULTS / (f"large-{args.section}.md" if args.section
+                            else "large.md" if idx else "large-raw.md"), lines)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import PY, REPO, machine, median, ms, pct, private_ragex_env  # noqa: E402
+from bench.common import (PY, REPO, RESULTS, load_average, machine_line, median, ms,  # noqa: E402
+                          pct, private_ragex_env, write_result)
 from tests.harness import copy_stdlib  # noqa: E402
 
-RESULTS = HERE / "results" / "mcp.md"
 QUERY = "parse an email address into its display name and address"
 #: The answer a reader wants: email.utils.parseaddr (checked in ragex's top 5).
 EXPECT = ("email/utils.py:", " function parseaddr ")
@@ -104,13 +104,6 @@ def mcp_session(command: list[str], env: dict[str, str], query: str) -> dict[str
     return out
 
 
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def fresh_hits(corpus: Path, runs: int) -> tuple[list[float], list[float]]:
     """Save a new file; seconds until the first symbol hit and the first semantic hit."""
     from ragexd.protocol import Op
@@ -159,7 +152,7 @@ def main() -> int:
                     help="sessions of the baseline embedding the whole tree (0: skip)")
     ap.add_argument("--save-runs", type=int, default=5, help="save -> hit measurements")
     args = ap.parse_args()
-    load_start = loadavg()
+    load_start = load_average()
 
     work = Path(tempfile.mkdtemp(prefix="rxb-mcp-"))
     corpus = work / "corpus"
@@ -202,7 +195,7 @@ def main() -> int:
         sym, sem = fresh_hits(corpus, args.save_runs)
         worker_rss = _worker_rss(status)
 
-    load_end = loadavg()
+    load_end = load_average()
     r_tot = [r["total"] for r in ragex]
     b_tot = [r["total"] for r in base]
     t_tot = [r["total"] for r in tree]
@@ -223,7 +216,7 @@ def main() -> int:
     lines = [
         "# MCP benchmark: `ragexctl mcp` vs a cold MCP server",
         "",
-        f"Machine: {machine()}; load average {load_start} at start, {load_end} at end "
+        f"{machine_line(load_start, load_end)} "
         "(other work was running: compare the ratios, measured interleaved).",
         f"Corpus: stdlib `email` ({n_files} Python files), query {QUERY!r}; "
         f"first ragex index {index_s:.1f} s. Client: the MCP SDK's stdio client "
@@ -249,9 +242,7 @@ def main() -> int:
         f"{ms(median(sem))} (target: semantic within 2 s)",
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(RESULTS / "mcp.md", lines)
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)

@@ -32,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PY, machine, median, ms, private_ragex_env  # noqa: E402
+from bench.common import (PY, RESULTS, load_average, machine_line, median, ms,  # noqa: E402
+                          private_ragex_env, write_result)
 from tests.harness import copy_stdlib  # noqa: E402
 
 REGEX = r"def \w+_header"
@@ -89,7 +90,7 @@ def main() -> int:
                     "distutils,pydoc_data,ensurepip,encodings",
                     help="a larger tree timed by the direct path only (no index needed), "
                          "to show how the fixed start-up cost weighs as ripgrep's share grows")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "regex.md"))
+    ap.add_argument("--out", default=str(RESULTS / "regex.md"))
     args = ap.parse_args()
     tree = Path(tempfile.mkdtemp(prefix="rxb-regex-")) / "corpus"
     (tree / ".git").mkdir(parents=True)
@@ -118,7 +119,7 @@ def main() -> int:
                  "RAGEX_DAEMON_AUTO_START": "false"}
         if _cpu_and_wall(search, alone, tree)[2] != outputs["direct"]:
             raise SystemExit("the direct leg was not served by the direct path")
-        load_before = os.getloadavg()
+        load_before = load_average()
         wall: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
@@ -127,7 +128,7 @@ def main() -> int:
                 wall[name].append(w)
                 cpu[name].append(c)
         large_rows = _large_tree(args.large, args.runs, env, rg) if args.large else []
-        load_after = os.getloadavg()
+        load_after = load_average()
     w = {k: median(v) for k, v in wall.items()}
     c = {k: median(v) for k, v in cpu.items()}
     target_w = w["pass"] + 1.3 * w["rg"]
@@ -135,9 +136,9 @@ def main() -> int:
     lines = [
         "## Regex from a fresh client: the direct path (issue #11, part 5)",
         "",
-        f"Machine: {machine()}; load average {load_before[0]:.1f} before and "
-        f"{load_after[0]:.1f} after (2 cores shared: absolute times are inflated, read the "
-        f"ratios). Corpus: stdlib `{args.packages}` ({files} files), pattern `{REGEX}`, "
+        f"{machine_line(load_before, load_after)} (2 cores shared: absolute times are "
+        f"inflated, read the ratios). Corpus: stdlib `{args.packages}` ({files} files), "
+        f"pattern `{REGEX}`, "
         f"{args.runs} rounds, each command once a round; medians (CPU is counted in the "
         f"kernel's 10 ms ticks: coarse). Measured "
         f"{time.strftime('%Y-%m-%d')}.",
@@ -167,10 +168,7 @@ def main() -> int:
         "",
         *large_rows,
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_result(args.out, lines)
     return 0
 
 

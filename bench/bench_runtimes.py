@@ -31,8 +31,6 @@ Writes bench/results/runtimes.md (``run_all.py`` puts it into BENCHMARKS.md).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import threading
@@ -44,9 +42,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_large import chunk_texts, copy_tree  # noqa: E402
-from bench.common import machine, median  # noqa: E402
+from bench.common import RESULTS, load_average, machine_line, median, write_result  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_VARIANTS = "ort-fp32,ort-2x1,ort-int8-nbits,ort-int8-dyn,ov-f32,ov-bf16,ov-bf16-2s"
 Run = Callable[[Any, Any], Any]
 
@@ -210,7 +207,7 @@ def main() -> int:
         all_batches, timed_batches = _batches(texts, tokenizer), _batches(timed, tokenizer)
         names = args.variants.split(",")
         runners = {n: make(n, work) for n in names}
-        load0 = os.getloadavg()[0]
+        load0 = load_average()
         ref = None
         cos: dict[str, tuple[float, float]] = {}
         for n in names:
@@ -234,7 +231,7 @@ def main() -> int:
             for n in names:
                 speed[n].append(len(timed) / spent[n])
             print(" ".join(f"{n} {speed[n][-1]:.1f}" for n in names), "chunks/s", flush=True)
-        load1 = os.getloadavg()[0]
+        load1 = load_average()
     write(args, n_files, n_lines, len(texts), len(timed), names, speed, cos, (load0, load1))
     return 0
 
@@ -244,8 +241,8 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int, n_
           load: tuple[float, float]) -> None:
     base = median(speed[names[0]])
     lines = ["## Embedding runtimes side by side (bench/bench_runtimes.py)", "",
-             f"Machine: {machine()}; load average {load[0]:.1f} before and {load[1]:.1f} after "
-             "(2 cores shared: absolute chunks/s are inflated by the load, read the ratios).  "
+             f"{machine_line(*load)} (2 cores shared: absolute chunks/s are inflated by the "
+             "load, read the ratios).  "
              f"Texts: {n_texts} chunk texts of `{args.package}` ({n_files} files, {n_lines} "
              f"lines) for the cosines, {n_timed} of them timed; one process, every variant "
              f"embeds each pair of batches in turn, {args.rounds} rounds, median.  Command: "
@@ -258,9 +255,7 @@ def write(args: argparse.Namespace, n_files: int, n_lines: int, n_texts: int, n_
         lines.append(f"| {n} | {m:.1f} | {m / base:.2f}× | {cos[n][0]:.5f} | {cos[n][1]:.5f} "
                      f"| {', '.join(f'{x:.1f}' for x in speed[n])} |")
     lines.append("")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "runtimes.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(RESULTS / "runtimes.md", lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PY, machine, median, ms, pct, private_ragex_env, time_cmd  # noqa: E402
+from bench.common import (PY, RESULTS, machine_line, median, ms, pct,  # noqa: E402
+                          private_ragex_env, time_cmd, write_result)
 from tests.harness import copy_stdlib  # noqa: E402
 
 QUERIES = [
@@ -125,7 +126,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--packages", default="email,http,json")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "search.md"))
+    ap.add_argument("--out", default=str(RESULTS / "search.md"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rxb-tree-"))
     tree = work / "corpus"
@@ -139,7 +140,7 @@ def main() -> int:
     lines = [
         "## Search: engine, warm worker and the ragexctl → ragexd path (issues #2, #3)",
         "",
-        f"Machine: {machine()}. Corpus: stdlib `{args.packages}` "
+        f"{machine_line()}. Corpus: stdlib `{args.packages}` "
         f"({e['chunks']:.0f} chunks). Medians of {args.runs} runs unless noted; "
         f"measured {time.strftime('%Y-%m-%d')}.",
         "",
@@ -164,10 +165,7 @@ def main() -> int:
         f"CPU {d['ragexd_idle_cpu_pct']:.2f} % over 10 s.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_result(args.out, lines)
     print(json.dumps({**e, **d}, indent=1), file=sys.stderr)
     return 0
 

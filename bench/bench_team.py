@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -48,10 +47,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_large import QUERIES, copy_tree  # noqa: E402
-from bench.common import PY, machine, pct, private_ragex_env  # noqa: E402
+from bench.common import (PY, RESULTS, machine_line, pct, private_ragex_env,  # noqa: E402
+                          write_result)
 from tests.harness import ChromaServer, PrivateEnv  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 10.0   # issue #14: a second user is searchable >= 10x sooner than indexing locally
 #: issue #14: p50 query latency through the shared-store setup, over local
 OVERHEAD_TARGET_MS = 20.0
@@ -335,10 +334,9 @@ def write(args: argparse.Namespace, trees: Trees, sections: list[Section],
                                           if args.max_files else "") \
         + (f" --only {args.only}" if args.only != "snapshot,store" else "") \
         + (" --scale" if args.scale else "")
-    load = os.getloadavg()
     lines = [f"## {title} (bench/bench_team.py)", "",
-             f"Machine: {machine()}; load average {load[0]:.1f} when it ended (other work "
-             "shares the cores: compare the rows, measured side by side, not the seconds).  "
+             f"{machine_line()} (other work shares the cores: compare the rows, measured "
+             "side by side, not the seconds).  "
              f"Tree: `{args.package}` from site-packages in a fresh git repo, {trees.files} "
              f"files, {trees.lines} lines.  Command: `{cmd}`.", "",
              "| how the second user gets a fully searchable index | time | vs indexing locally |",
@@ -348,10 +346,7 @@ def write(args: argparse.Namespace, trees: Trees, sections: list[Section],
     lines.append("")
     for sec in sections:
         lines += [f"- {n}" for n in sec.notes]
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_result(RESULTS / f"{name}.md", lines)
 
 
 def main() -> int:
@@ -368,16 +363,14 @@ def main() -> int:
     try:
         trees = prepare(args.package, args.max_files, work)
         if "snapshot" in halves:
-            path = write(args, trees, [snapshot_section(trees, work)])
-            print(path.read_text())
+            write(args, trees, [snapshot_section(trees, work)])
         if "store" in halves:
             store, baseline = shared_store_section(trees, work)
             sections = [store]
             if args.scale:
                 sections.append(shared_store_scale_section(args.package, work, baseline))
-            path = write(args, trees, sections, "team-store",
-                         "Teams: a second user's index through a shared store")
-            print(path.read_text())
+            write(args, trees, sections, "team-store",
+                  "Teams: a second user's index through a shared store")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

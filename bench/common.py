@@ -18,11 +18,13 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from tests.harness import REPO, PrivateEnv  # noqa: F401 - REPO: the scripts' too
 
 PY = sys.executable
+#: where each benchmark writes its section; ``run_all.py`` assembles them into BENCHMARKS.md
+RESULTS = REPO / "bench" / "results"
 
 
 def machine() -> str:
@@ -42,6 +44,35 @@ def machine() -> str:
         pass
     return (f"{os.cpu_count()} cores ({cpu or platform.processor()}), {mem}, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def load_average() -> float:
+    """The 1-minute load average, which every section states: on a shared machine
+    absolute figures move with it, ratios measured side by side much less."""
+    return os.getloadavg()[0]
+
+
+def machine_line(load_before: float | None = None, load_after: float | None = None) -> str:
+    """The sentence a section's figures are read against: the machine, and the load
+    average before and after the measurements when the script took both, else when
+    it ended (now, unless given).  Scripts add their own caveats after it."""
+    after = load_average() if load_after is None else load_after
+    load = (f"{load_before:.1f} before and {after:.1f} after" if load_before is not None
+            else f"{after:.1f} when it ended")
+    return f"Machine: {machine()}; load average {load}"
+
+
+def write_result(path: Path | str, lines: Sequence[str], *, echo: bool = True) -> Path:
+    """Print a benchmark's section (unless it printed each line as it went) and
+    write it (usually ``RESULTS / "<name>.md"``, which ``run_all.py --assemble-only``
+    picks up), ending in one newline."""
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    if echo:
+        print(text)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
 
 
 def median(xs: list[float]) -> float:

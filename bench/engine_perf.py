@@ -25,10 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+from bench.common import machine_line, pct, write_result  # noqa: E402
+from ragexd.modelfiles import stay_offline  # noqa: E402
 
 
 def main() -> int:
@@ -37,8 +35,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=60)
     ap.add_argument("--write")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    stay_offline()
     import logging
     logging.disable(logging.WARNING)
 
@@ -119,11 +116,13 @@ def main() -> int:
             times.append((time.perf_counter() - t) * 1000)
         label = mode if mode != "auto" else ("auto (question)" if qs is natural else
                                               "auto (identifier)")
-        say(f"| {label} | {len(qs)} | {statistics.median(times):.1f} | {pct(times, 0.95):.1f} |")
+        say(f"| {label} | {len(qs)} | {statistics.median(times):.1f} | {pct(times, 95):.1f} |")
     engine.close()
     shutil.rmtree(work, ignore_errors=True)
+    say("")
+    say(f"{machine_line()}.")
     if args.write:
-        Path(args.write).write_text("\n".join(lines) + "\n")
+        write_result(args.write, lines, echo=False)
     return 0
 
 

@@ -31,7 +31,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import sqlite3
@@ -45,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import eval_corpora as corpora_mod  # noqa: E402
+from bench.common import load_average, machine_line, write_result  # noqa: E402
+from ragexd.modelfiles import stay_offline  # noqa: E402
 
 #: Ranking configurations tried by --loo: overrides of search.Weights.  The first
 #: is the shipped default (chosen by leave-one-corpus-out, see QUALITY.md).
@@ -410,8 +411,7 @@ def main() -> int:
     ap.add_argument("--write", help="write the markdown tables to this file")
     args = ap.parse_args()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    stay_offline()
     import logging
     logging.disable(logging.WARNING)
     from ragexd.engine import Engine, embedding, search
@@ -461,7 +461,7 @@ def main() -> int:
             engine.close()
             print(f"  {name:16s} hybrid p50 CPU: shipped {base_ms:.2f} ms, {label(over)} "
                   f"{other_ms:.2f} ms, ratio {base_ms / other_ms:.2f}", flush=True)
-        print(f"load average {os.getloadavg()[0]:.1f}")
+        print(f"load average {load_average():.1f}")
         return 0
     if args.noise:
         real: list[float] = []
@@ -539,20 +539,8 @@ def main() -> int:
     print()
     print(table)
     if args.write:
-        Path(args.write).write_text(table)
+        write_result(args.write, [table], echo=False)
     return 0
-
-
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def markdown(per: dict[tuple[str, str], list[float]], names: list[str], nq: dict[str, int],
@@ -561,7 +549,7 @@ def markdown(per: dict[tuple[str, str], list[float]], names: list[str], nq: dict
     for (_, s) in per:
         if s not in systems:
             systems.append(s)
-    lines = [f"Measured {_dt.date.today().isoformat()} on {machine()}.", "",
+    lines = [f"Measured {_dt.date.today().isoformat()}.  {machine_line()}.", "",
              "MRR@10 per corpus (n = queries); mean = unweighted mean over corpora with its "
              "95% bootstrap interval (queries resampled within each corpus).", "",
              "| system | " + " | ".join(f"{c} ({langs[c][:2]}, n={nq[c]})" for c in names)

@@ -41,10 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PY, REPO, machine, median  # noqa: E402
+from bench.common import PY, REPO, RESULTS, machine_line, median, write_result  # noqa: E402
 from tests.harness import copy_stdlib  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 CHILD = r"""
 import json, os, sys, threading, time
@@ -139,8 +137,8 @@ def write_catalog_only(name: str, args: argparse.Namespace,
     out = ["## Catalogue phase of a first index: this checkout vs " + args.baseline +
            " (bench/first_index.py --catalog-only)", "",
            f"{name} ({first['files']} files, {first['chunks']} chunks), medians of {args.runs} "
-           f"interleaved runs, each stopped once every file is catalogued; {machine()}, load "
-           f"{os.getloadavg()[0]:.1f} at the end.  Command: `python bench/first_index.py "
+           f"interleaved runs, each stopped once every file is catalogued.  {machine_line()}.  "
+           f"Command: `python bench/first_index.py "
            f"{' '.join(sys.argv[1:])}`.", "",
            "| | catalog complete (s) | vectors stored when stopped (the batch in flight ends) |", "|---|---|---|"]
     med = {}
@@ -153,9 +151,7 @@ def write_catalog_only(name: str, args: argparse.Namespace,
             "answers when the catalogue is complete (the worker waits for it, at most 30 s, "
             "then answers from what is catalogued and says so), so this is also the time to "
             "the first exact symbol answer, less the client's start-up."]
-    print("\n" + "\n".join(out))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "first_index-catalog.md").write_text("\n".join(out) + "\n")
+    write_result(RESULTS / "first_index-catalog.md", out)
 
 
 def main() -> int:
@@ -210,7 +206,7 @@ def main() -> int:
         out = ["## First index: this checkout vs " + args.baseline + " (bench/first_index.py)", "",
                f"First index of {name} ({results['this'][0]['files']} files, "
                f"{results['this'][0]['chunks']} chunks), medians of {args.runs} interleaved "
-               f"runs; {machine()}.  Command: `python bench/first_index.py "
+               f"runs.  {machine_line()}.  Command: `python bench/first_index.py "
                f"{' '.join(sys.argv[1:])}`.", "",
                "| | catalog complete (s) | first index (s) | chunks/s | query during index "
                "p50 / max (ms) | RSS after (MB) | index bytes/chunk (by store) |",
@@ -243,9 +239,7 @@ def main() -> int:
                         f"{label} embedded {median([r['edit']['embedded'] for r in rows])} "
                         f"chunks in {median([r['edit']['seconds'] for r in rows]):.1f} s"
                         for label, rows in results.items()) + "."]
-        print("\n" + "\n".join(out))
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "first_index.md").write_text("\n".join(out) + "\n")
+        write_result(RESULTS / "first_index.md", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

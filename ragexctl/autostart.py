@@ -79,8 +79,7 @@ def start_daemon(deadline: float = START_DEADLINE) -> dict[str, Any]:
             from None
     cmd = [sys.executable, "-m", "ragexd"]
     with log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ragexctl (pid {os.getpid()}) "
-                  f"starts: {' '.join(cmd)}\n".encode())
+        log.write(logfile.note_line(f"ragexctl (pid {os.getpid()}) starts: {' '.join(cmd)}"))
         log.flush()
         offset = log.tell()  # what ragexd prints comes after our header line
         try:

@@ -836,11 +836,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-        except (AttributeError, ValueError):
-            pass
+    render.tolerate_unencodable_output()
     if argv and argv[0] in PLUGINS:
         try:
             return run_plugin(argv[0], argv[1:])

@@ -39,12 +39,9 @@ def _direct(argv: list[str]) -> int | None:
     from ragexd import exitcodes
 
     from .direct import try_search
+    from .render import tolerate_unencodable_output
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-        except (AttributeError, ValueError):
-            pass
+    tolerate_unencodable_output()
     try:
         return try_search(argv)
     except KeyboardInterrupt:

@@ -35,7 +35,9 @@ from ragexd import config as rconfig
 from ragexd import exitcodes, paths
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs,
                              SimilarArgs)
+from ragexd.logformat import PrintableFormatter
 from ragexd.protocol.messages import MAX_LIMIT
+from ragexd.textcodec import printable, printable_lines
 
 from . import __version__
 from .location import project_relative
@@ -608,8 +610,8 @@ def _setup_logging() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s ragexctl-mcp[%(process)d] "
-                                               "%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PrintableFormatter("%(asctime)s ragexctl-mcp[%(process)d] "
+                                                "%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     try:
         root.setLevel(level)
@@ -622,7 +624,7 @@ def run(args: argparse.Namespace) -> int:
         project = getattr(args, "config_project", None) or getattr(args, "project", None)
         if project:
             if not os.path.isdir(project):
-                sys.stderr.write(f"ragexctl: no such directory: {project}\n")
+                sys.stderr.write(f"ragexctl: no such directory: {printable(project)}\n")
                 return EXIT_ERROR
             project = str(paths.find_project_root(Path(project)))
         sys.stdout.write(config_snippet(args.target, project))
@@ -631,12 +633,12 @@ def run(args: argparse.Namespace) -> int:
     _setup_logging()
     start = Path(args.project) if getattr(args, "project", None) else Path(os.getcwd())
     if not start.exists():
-        sys.stderr.write(f"ragexctl mcp: no such file or directory: {start}\n")
+        sys.stderr.write(f"ragexctl mcp: no such file or directory: {printable(str(start))}\n")
         return EXIT_ERROR
     try:
         cfg = rconfig.load()
     except rconfig.ConfigError as exc:
-        sys.stderr.write(f"ragexctl mcp: bad configuration: {exc}\n")
+        sys.stderr.write(f"ragexctl mcp: bad configuration: {printable_lines(str(exc))}\n")
         return EXIT_ERROR
     root = paths.find_project_root(start)
     try:

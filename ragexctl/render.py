@@ -13,6 +13,7 @@ import stat
 import sys
 import time
 
+from ragexd.textcodec import printable, printable_lines  # noqa: F401 - also render's API
 from ragexd.vocabulary import Problem, context_problem
 
 TYPE_CHECKING = False
@@ -51,6 +52,18 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def tolerate_unencodable_output() -> None:
+    """Let stdout and stderr write what their encoding cannot (a file name's
+    undecodable bytes, any text under a C or Latin-1 locale) as backslash escapes,
+    instead of raising UnicodeEncodeError halfway through the output.  Every way
+    into ragexctl (the direct regex path, the CLI) calls it first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
 def current_dir() -> str:
     """The cwd as hit paths are made relative to it (``/`` when it was deleted)."""
     try:
@@ -71,33 +84,6 @@ def display_path(rel: str, root: str, base: str | None) -> str:
     if base is None or base == root:
         return rel
     return os.path.relpath(os.path.join(root, rel), base)
-
-
-def _escape(code: int) -> str:
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-#: What a terminal would obey rather than show: C0 controls but the tab (ESC starts
-#: sequences that retitle, clear or recolour the terminal; CR and BS overwrite what
-#: was printed), DEL, C1 controls, and the bidirectional overrides that reorder a
-#: line as it is displayed ("Trojan Source").  A hostile repository's file names
-#: and lines hold them on purpose; --json carries them untouched.
-_UNPRINTABLE = {c: _escape(c) for c in (*range(0x00, 0x09), *range(0x0a, 0x20),
-                                        *range(0x7f, 0xa0), 0x061c, 0x200e, 0x200f,
-                                        *range(0x2028, 0x202f), *range(0x2066, 0x206a))}
-
-
-def printable(text: str) -> str:
-    """``text`` with every character a terminal would obey written as an escape
-    (``\\x1b``, ``\\u202e``): what people read shows what the file holds."""
-    return text.translate(_UNPRINTABLE)
-
-
-def printable_lines(text: str) -> str:
-    """``printable`` for a message of several lines: its line breaks stay breaks.
-    What ``ragexctl`` writes for people (notes, errors) passes here, because a
-    message may quote a path or an argument that holds escape sequences."""
-    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def first_line(text: str) -> str:

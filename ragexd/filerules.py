@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 
+from .vocabulary import CodedError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
     from collections.abc import Sequence
-    from typing import Any
 
 MAX_FILE_BYTES = 1024 * 1024
 IGNORE_FILES = (".gitignore", ".ragexignore")
@@ -92,14 +93,8 @@ def display_name(name: str | bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-class GlobProblem(ValueError):
+class GlobProblem(CodedError, ValueError):
     """A ``--path`` glob that cannot be served; ``code`` is a protocol ErrorCode value."""
-
-    def __init__(self, code: str, message: str, **detail: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
 
 
 def clean_globs(root: str | os.PathLike[str], globs: Sequence[str]) -> list[str]:

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .textcodec import printable
+
 #: A log past this size is moved aside (one generation kept) by ``rotate``.
 ROTATE_BYTES = 10 * 1024 * 1024
 #: ``tail`` reads at most this much from the end of a file.
@@ -57,6 +59,24 @@ def tail_of(fh: BinaryIO, lines: int, *, offset: int = 0, skip_blank: bool = Fal
     if skip_blank:
         text = [line for line in text if line.strip()]
     return text[-lines:]
+
+
+def note_line(text: str) -> bytes:
+    """A dated line that ragex writes into a log another process fills (a worker's
+    log: a worker starts, a container ends, a memory limit kills; ragexd's start
+    log: ragexctl starts it), in one form; its text (a project root, an error)
+    printable, as a log line is (``logformat``)."""
+    return f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {printable(text)}\n".encode()
+
+
+def note(path: Path, text: str) -> None:
+    """Append ``note_line(text)`` to the log at ``path``; a log that cannot be
+    written loses the note, never the operation it reports."""
+    try:
+        with open(path, "ab") as fh:
+            fh.write(note_line(text))
+    except OSError:
+        pass
 
 
 def rotate(path: Path, max_bytes: int = ROTATE_BYTES) -> None:

@@ -46,6 +46,22 @@ EXPORT_FIX = "run `make install`, or `python -m ragexd.engine.onnx_export` (need
 OPENVINO_FIX = ("pip install 'ragex[openvino]' (or `pip install openvino`), or set "
                 "[embedder] runtime = \"onnxruntime\"")
 
+#: The environment of every process that may load the model (a worker, as a process
+#: or in a container; the exporter; the benchmarks): the model ships with ragex, so
+#: nothing may download weights at run time, and nothing phones home (Hugging Face,
+#: chromadb); no tokenizer thread pool beside ours, no progress bars in worker logs.
+OFFLINE_ENV: dict[str, str] = {
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+    "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1",
+}
+
+
+def stay_offline() -> None:
+    """Give this process ``OFFLINE_ENV`` wherever its environment says nothing else;
+    called before anything imports huggingface, transformers or chromadb."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
 
 class ModelFilesError(RuntimeError):
     """The model files are missing, truncated or do not match their manifest.

@@ -43,6 +43,7 @@ import time
 
 from .filerules import ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
 from .filetypes import extensions_for, language_for
+from .vocabulary import CodedError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
@@ -62,15 +63,9 @@ _SIGKILL = 9   # POSIX's numbers; importing ``signal`` for them costs an enum mo
 _SIGPIPE = 13
 
 
-class RipgrepError(Exception):
+class RipgrepError(CodedError):
     """ripgrep could not run, or refused the pattern; ``code`` is a protocol
     ErrorCode value, so each side raises it as its own error type unchanged."""
-
-    def __init__(self, code: str, message: str, **detail: object) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
 
 
 class Ambiguous(Exception):

@@ -6,6 +6,10 @@ PowerShell write them.  The index must read them the same way, or the same file
 is searchable by regex and "binary" for every other mode; and the client's
 ``-A/-B/-C`` lines must be those the hit's line number counts.  Stdlib only: the
 client imports it.
+
+It is also the one rule for showing such text to people (``printable``): a file's
+name or line may hold what a terminal would obey, and every sink people read
+(ragexctl's output and messages, ragexd's log) escapes it the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +24,34 @@ BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfe", "utf-16-le"),
     (b"\xfe\xff", "utf-16-be"),
 )
+
+
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+#: What a terminal would obey rather than show: C0 controls but the tab (ESC starts
+#: sequences that retitle, clear or recolour the terminal; CR and BS overwrite what
+#: was printed), DEL, C1 controls, and the bidirectional overrides that reorder a
+#: line as it is displayed ("Trojan Source").  A hostile repository's file names
+#: and lines hold them on purpose; --json carries them untouched.
+_UNPRINTABLE = {c: _escape(c) for c in (*range(0x00, 0x09), *range(0x0a, 0x20),
+                                        *range(0x7f, 0xa0), 0x061c, 0x200e, 0x200f,
+                                        *range(0x2028, 0x202f), *range(0x2066, 0x206a))}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would obey written as an escape
+    (``\\x1b``, ``\\u202e``): what people read shows what the file holds.  The one
+    rule for every sink people read: ragexctl's output and messages, ragexd's log."""
+    return text.translate(_UNPRINTABLE)
+
+
+def printable_lines(text: str) -> str:
+    """``printable`` for a message of several lines: its line breaks stay breaks.
+    What ``ragexctl`` writes for people (notes, errors) passes here, because a
+    message may quote a path or an argument that holds escape sequences."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 class NotText(ValueError):

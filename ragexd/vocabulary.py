@@ -39,6 +39,20 @@ MAX_QUERY_BYTES = 8 * 1024
 MAX_CONTEXT_LINES = 1000
 
 
+class CodedError(Exception):
+    """An error that carries a protocol ErrorCode value (``code``), a sentence for
+    people (``message``) and the facts behind it (``detail``): the one shape of
+    every ragex error type (``RagexError`` on the wire, ``EngineError`` in the
+    engine, ``RipgrepError``, ``GlobProblem``), so that one passes into another as
+    ``Other(exc.code, exc.message, **exc.detail)`` unchanged."""
+
+    def __init__(self, code: str, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
 class Problem:
     """Why a search argument cannot be served: ``code`` is a protocol ErrorCode value.
 

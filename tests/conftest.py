@@ -1,8 +1,9 @@
-"""Hooks for every suite.
+"""Hooks and fixtures for every suite.
 
 A failing test's report carries the end of the log of each ragexd it had
 running (tests.harness.RagexInstance), as Watchman's integration tests print
 the server's log: the reason a request failed is usually written there.
+``rx`` is the one module-scoped ragexd that suites in several folders share.
 """
 
 from __future__ import annotations
@@ -11,9 +12,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.instance import STARTED
+from tests.harness.instance import STARTED, RagexInstance
 
 _FIRST = pytest.StashKey[int]()
+
+
+@pytest.fixture(scope="module")
+def rx() -> Iterator[RagexInstance]:
+    """One real ragexd (process runtime) shared by a module's tests, watching no
+    tree (``RAGEX_WATCH=0``: the tests index when they mean to).  A module that
+    needs other settings defines its own ``rx``, which takes precedence."""
+    daemon = RagexInstance(RAGEX_WATCH="0")
+    daemon.start()
+    yield daemon
+    daemon.cleanup()
 
 
 @pytest.hookimpl(tryfirst=True)

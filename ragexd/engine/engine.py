@@ -271,11 +271,12 @@ class Engine:
                                         gate=self._gate, load_model=self.load_model,
                                         shared=self.shared_store())
                 try:
-                    summary = self._indexer.run(paths=paths, progress=progress, cancel=cancel,
-                                                chunk_hook=self._fault_hook)
+                    summary = self._indexer.run(
+                        paths=paths, progress=progress, cancel=cancel,
+                        chunk_hook=self._fault_hook,
+                        record=lambda s: self._remember_skipped(catalog, s, paths))
                     summary.notes.extend(self._store_notes())
                     self._note_failure(None)
-                    self._remember_skipped(catalog, summary, paths)
                     summary.skipped_total = len(summary.skipped)
                     del summary.skipped[SKIPPED_SHOWN:]
                     return summary
@@ -308,12 +309,14 @@ class Engine:
                 self._live_run_done.set()
 
     def _remember_skipped(self, catalog: Catalog, summary: IndexSummary,
-                          paths: Sequence[str] | None) -> None:
+                          paths: Sequence[str] | None) -> bool:
         """Keep what this run left out, with why, for `ragexctl status`: a full run
         replaces the set, a run over some paths (a save) updates those paths only.
         The whole set is kept (SKIPPED_ALL_KEY), not only the names a status shows,
         so a save of a file that stays skipped is not counted twice, and one that
-        becomes indexable is subtracted, wherever it sorts."""
+        becomes indexable is subtracted, wherever it sorts.  The indexer calls it
+        before its compaction; returns whether it wrote (so the WAL it grew is
+        truncated even by a run that would not compact)."""
         # files catalogued with a note (binary, generated) are counted from the catalog
         found = {s.path: s.reason for s in summary.skipped if catalog.file(s.path) is None}
         kept: dict[str, str] = {}
@@ -333,9 +336,7 @@ class Engine:
             if value != catalog.get_meta(key):
                 Indexer._write(lambda k=key, v=value: catalog.set_meta(k, v))
                 changed = True
-        if changed:
-            # after the run's own compaction: truncate the WAL this write began again
-            Indexer._write(catalog.compact)
+        return changed
 
     @staticmethod
     def _all_skipped(catalog: Catalog) -> tuple[int, dict[str, str]]:

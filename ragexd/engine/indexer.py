@@ -193,7 +193,12 @@ class Indexer:
     def run(self, *, paths: Sequence[str] | None = None,
             progress: Callable[[IndexProgress], None] | None = None,
             cancel: threading.Event | None = None,
-            chunk_hook: Callable[[int], None] | None = None) -> IndexSummary:
+            chunk_hook: Callable[[int], None] | None = None,
+            record: Callable[[IndexSummary], bool] | None = None) -> IndexSummary:
+        """Index the whole tree, or only ``paths`` (saved files).  ``record`` writes
+        the caller's own account of the run (the engine's skipped files) into the
+        catalog before the run's one compaction, and says whether it wrote: a
+        record written after it would need a second compaction for its WAL."""
         t0 = time.monotonic()
         summary = IndexSummary()
         emit = progress or (lambda p: None)
@@ -263,7 +268,9 @@ class Indexer:
         self._phases(todo, summary, emit, cancel, chunk_hook)
         cancelled = cancel.is_set()
         summary.cancelled = cancelled
-        if not cancelled and (paths is None or not interrupted):
+        recorded = record is not None and record(summary)
+        finished = not cancelled and (paths is None or not interrupted)
+        if finished:
             # A run over a few paths completes only itself: after an interrupted
             # full run the index stays partial until a full run finishes.
             def finish() -> None:
@@ -272,7 +279,9 @@ class Indexer:
                 self.catalog.set_meta(RUN_FILES, None)
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
-            # the texts ``pending`` held until embedded, and rows of changed files
+        if finished or recorded:
+            # the texts ``pending`` held until embedded, rows of changed files, and
+            # the WAL this run's writes (the record's too) grew
             self._write(self.catalog.compact)
         summary.chunks_total = self.catalog.stats()[1]
         summary.seconds = round(time.monotonic() - t0, 3)

@@ -72,8 +72,7 @@ def _settings(src: Path) -> dict:
 
 
 def _export_fp32(src: Path, graph: Path) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    modelfiles.stay_offline()
     import torch
     from transformers import AutoModel
 

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..vocabulary import CodedError
 
-class EngineError(Exception):
+
+class EngineError(CodedError):
     """A failure the user can act on.  ``code`` matches a protocol ErrorCode value
     (``invalid_regex``, ``bad_query``, ``path_outside_project``, ``index_corrupt``,
     ``index_unwritable``, ``not_found``, ``too_large``, ``internal``) so the
     worker can pass it on without a translation table."""
-
-    def __init__(self, code: str, message: str, **detail: object) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..vocabulary import CodedError
+
 
 class ErrorCode(str, enum.Enum):
     """Stable, machine-readable error codes.  Never renumber or rename one."""
@@ -72,14 +74,10 @@ class ErrorInfo:
                    detail=dict(data.get("detail") or {}))
 
 
-class RagexError(Exception):
+class RagexError(CodedError):
     """An error that carries a wire code; raised inside ragex, sent as a value."""
 
-    def __init__(self, code: ErrorCode, message: str, **detail: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
+    code: ErrorCode
 
     @property
     def info(self) -> ErrorInfo:

@@ -45,8 +45,10 @@ from docker.types import Mount
 
 from .. import __version__, paths
 from ..config import format_size
+from ..logfile import note
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as _tail_file
+from ..modelfiles import OFFLINE_ENV
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,10 +78,8 @@ LABEL_SOCKET_DIR = "ragex.socket-dir"
 RUN_FLAGS_REVISION = "1"
 PIDS_LIMIT = 512
 TMPFS = {"/tmp": "size=64m,mode=1777"}
-WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-              "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
-              "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache", "PYTHONUNBUFFERED": "1",
-              "PYTHONDONTWRITEBYTECODE": "1"}
+WORKER_ENV = {**OFFLINE_ENV, "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
+              "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 LOG_TAIL_LINES = 20
 #: Without an event stream, or as a safety net with one, inspect this often.
 INSPECT_INTERVAL = 5.0
@@ -386,11 +386,7 @@ class DockerRuntime(Runtime):
         return data.decode("utf-8", "replace").splitlines()[-lines:]
 
     def _note(self, spec: WorkerSpec, text: str) -> None:
-        try:
-            with open(spec.log_path, "ab") as fh:
-                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ragexd: {text}\n".encode())
-        except OSError:
-            pass
+        note(spec.log_path, f"ragexd: {text}")
 
     # --- Runtime ---------------------------------------------------------------------
 

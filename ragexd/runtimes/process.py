@@ -28,6 +28,8 @@ import psutil
 
 from .. import paths
 from ..config import format_size
+from ..logfile import note, note_line
+from ..modelfiles import OFFLINE_ENV
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -45,8 +47,6 @@ WORKER_MODULE = "ragexd.worker"
 #: Never forwarded to workers: they describe ragexd's own systemd unit.
 _DROP_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
              "LISTEN_FDNAMES")
-WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-              "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def describe_exit(code: int | None) -> tuple[str, str]:
@@ -106,7 +106,7 @@ class ProcessRuntime(Runtime):
 
     def _env(self, spec: WorkerSpec) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
-        env.update(WORKER_ENV)
+        env.update(OFFLINE_ENV)
         # Import ragexd from where this ragexd comes from, whatever the cwd is:
         # the worker runs in "/" so that a project directory containing a
         # "ragexd" folder can never shadow the real package.
@@ -172,8 +172,7 @@ class ProcessRuntime(Runtime):
         except OSError as exc:
             raise RuntimeError(f"cannot prepare the worker for {spec.root}: {exc}") from None
         try:
-            logfh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ragexd (pid {os.getpid()}) "
-                        f"starts a worker for {spec.root}\n".encode())
+            logfh.write(note_line(f"ragexd (pid {os.getpid()}) starts a worker for {spec.root}"))
             logfh.flush()
             proc = subprocess.Popen(self.command(spec), stdin=subprocess.DEVNULL, stdout=logfh,
                                     stderr=subprocess.STDOUT, cwd="/", env=self._env(spec),
@@ -259,11 +258,7 @@ class ProcessRuntime(Runtime):
                 code = self._kill(handle, signal.SIGKILL, 5.0)
                 message = (f"stopped: memory limit {format_size(limit)} exceeded "
                            f"(it used {format_size(rss)})")
-                try:
-                    with open(handle.spec.log_path, "ab") as fh:
-                        fh.write(f"--- ragexd: {message}\n".encode())
-                except OSError:
-                    pass
+                note(handle.spec.log_path, f"ragexd: {message}")
                 return self._finish(handle, ExitInfo(code, "memory_limit", message,
                                                      self.log_tail(handle, LOG_TAIL_LINES)))
         return None

@@ -15,7 +15,10 @@ import sys
 from pathlib import Path
 
 from ..logfile import tail  # noqa: F401 - re-exported for the supervisor's tests
+from ..logformat import PrintableFormatter
 
+#: a line of ragexd's log file (and of its stderr outside journald)
+LINE = "%(asctime)s ragexd[%(process)d] %(levelname)s %(name)s: %(message)s"
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 
@@ -23,7 +26,7 @@ _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
                     logging.ERROR: 3, logging.CRITICAL: 2}
 
 
-class JournalFormatter(logging.Formatter):
+class JournalFormatter(PrintableFormatter):
     """``<6>ragexd: message`` — the priority prefix journald parses, no timestamp."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -48,16 +51,14 @@ def setup(log_file: Path | None, level: str = "info", to_stderr: bool = True) ->
         if under_journald():
             stderr.setFormatter(JournalFormatter("%(name)s: %(message)s"))
         else:
-            stderr.setFormatter(logging.Formatter(
-                "%(asctime)s ragexd[%(process)d] %(levelname)s %(name)s: %(message)s"))
+            stderr.setFormatter(PrintableFormatter(LINE))
         root.addHandler(stderr)
     if log_file is not None:
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.handlers.RotatingFileHandler(
                 log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s ragexd[%(process)d] %(levelname)s %(name)s: %(message)s"))
+            handler.setFormatter(PrintableFormatter(LINE))
             root.addHandler(handler)
         except OSError as exc:
             logging.getLogger("ragexd").warning("cannot write the log file %s: %s",

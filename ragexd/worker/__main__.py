@@ -8,13 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..logformat import PrintableFormatter
+from ..modelfiles import stay_offline
+
 # Set before anything can import huggingface/transformers: nothing may download
 # weights at run time, and chromadb must not phone home.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in worker logs
+stay_offline()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="[index] base: a snapshot (or a directory of them) to start from")
     args = parser.parse_args(argv)
 
+    handler = logging.StreamHandler(sys.stderr)     # into the worker's log file
+    handler.setFormatter(PrintableFormatter(
+        "%(asctime)s worker[%(process)d] %(levelname)s %(message)s"))
     logging.basicConfig(level=os.environ.get("RAGEX_LOG_LEVEL", "info").upper(),
-                        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
-                        stream=sys.stderr)
+                        handlers=[handler])
     root = Path(os.path.realpath(args.root))
     if not root.is_dir():
         print(f"ragex worker: project root {root} is not a directory", file=sys.stderr)

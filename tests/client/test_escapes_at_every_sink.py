@@ -10,21 +10,11 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-
 from ragexctl import cli, render
 
-from tests.harness import RagexInstance, write_tree
+from tests.harness import write_tree
 
 EVIL = "evil\x1b]0;PWNED\x07dir"
-
-
-@pytest.fixture(scope="module")
-def rx():
-    daemon = RagexInstance(RAGEX_WATCH="0")
-    daemon.start()
-    yield daemon
-    daemon.cleanup()
 
 
 def _obeyed(text: str) -> bool:
@@ -72,3 +62,54 @@ def test_notes_errors_and_table_cells_escape_but_keep_their_line_breaks():
     app.err = io.StringIO()
     app.note("skipped \x1b[31mred.py: reason")
     assert app.err.getvalue() == "ragexctl: skipped \\x1b[31mred.py: reason\n"
+
+
+def test_ragexd_and_worker_logs_hold_a_hostile_root_escaped(rx) -> None:
+    """The log files (read by `tail`, `less`, journald) and ragexd's own stderr
+    name the root with its escapes shown, as `ragexctl logs` does."""
+    root = write_tree(rx.base / ("logged-" + EVIL), files=4)
+    r = rx.ctl("index", cwd=root, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert rx.ctl("stop", ".", cwd=root, timeout=120).returncode == 0
+    logs = {p.name: p.read_text(errors="replace") for p in (rx.state / "logs").iterdir()
+            if p.is_file()}
+    assert "logged-evil\\x1b]0;PWNED\\x07dir" in logs["ragexd.log"], logs["ragexd.log"][-2000:]
+    for name, text in {**logs, "ragexd's stderr": rx.output()}.items():
+        assert not _obeyed(text), (name, text[-2000:])
+
+
+def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env) -> None:
+    missing = rx_env.base / EVIL / "nowhere"
+    served = rx_env.ctl("mcp", "--project", str(missing), timeout=60)
+    assert served.returncode != 0
+    assert "evil\\x1b]0;PWNED\\x07dir/nowhere" in served.stderr, served.stderr
+
+    config = rx_env.ctl("mcp", "config", "claude", "--project", str(missing), timeout=60)
+    assert config.returncode != 0
+    assert "no such directory" in config.stderr and "PWNED\\x07dir" in config.stderr
+
+    bad = rx_env.base / EVIL / "config"
+    bad.mkdir(parents=True)
+    (bad / "config.toml").write_text("this is = not [ toml\n")
+    r = rx_env.ctl("mcp", "--project", str(rx_env.base), timeout=60,
+                   env={**rx_env.env, "RAGEX_CONFIG_DIR": str(bad)})
+    assert r.returncode != 0 and "bad configuration" in r.stderr, r.stderr
+    assert "PWNED\\x07dir/config/config.toml" in r.stderr
+    for out in (served, config, r):
+        assert not _obeyed(out.stdout + out.stderr), out.stderr
+
+
+def test_an_ascii_only_output_gets_what_it_cannot_encode_as_backslash_escapes(rx_env) -> None:
+    """Both ways into ragexctl (the direct regex path, the CLI) write a non-ASCII
+    name to an ASCII-only stream escaped, never a UnicodeEncodeError traceback."""
+    root = rx_env.base / "proj"
+    (root / ".git").mkdir(parents=True)
+    (root / "caf\u00e9.py").write_text("needle_here = 1\n")
+    env = {**rx_env.env, "PYTHONIOENCODING": "ascii", "RAGEX_SEARCH_DIRECT_REGEX": "true"}
+    direct = rx_env.ctl("search", "--mode", "regex", "needle_here", cwd=root, env=env,
+                        timeout=60)
+    assert direct.returncode == 0, direct.stderr
+    assert "caf\\xe9.py:1:needle_here = 1" in direct.stdout
+    cli = rx_env.ctl("search", "--mode", "mod\u00e9", "x", cwd=root, env=env, timeout=60)
+    assert cli.returncode == 2 and "mod\\xe9" in cli.stderr, cli.stderr
+    assert "Traceback" not in direct.stderr + cli.stderr

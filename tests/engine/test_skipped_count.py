@@ -49,3 +49,33 @@ def test_saves_of_skipped_files_beyond_the_named_ones_keep_the_count_exact() -> 
     finally:
         engine.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_first_index_with_skipped_files_compacts_once_and_leaves_no_wal(
+        tmp_path: Path, monkeypatch) -> None:
+    """The skipped-files record goes in before the run's compaction: written
+    after it, it needed a second compaction (or left a WAL behind)."""
+    from ragexd.engine.catalog import Catalog
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "real.py").write_text("def kept_here():\n    return 1\n")
+    for i in range(3):
+        os.mkfifo(root / f"pipe_{i}.py")
+    compactions: list[int] = []
+    real_compact = Catalog.compact
+
+    def counted(self: Catalog) -> int:
+        compactions.append(1)
+        return real_compact(self)
+
+    monkeypatch.setattr(Catalog, "compact", counted)
+    engine = Engine(root, tmp_path / "index")
+    try:
+        assert engine.index().skipped_total == 3
+        assert len(compactions) == 1
+        wal = tmp_path / "index" / "catalog.sqlite-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert engine.status().skipped == 3     # the record is there all the same
+    finally:
+        engine.close()

@@ -337,11 +337,21 @@ def test_status_counts_and_names_every_file_the_index_leaves_out(rx: RagexInstan
     ragexctl(rx.env, "stop", str(root), timeout=120)
 
 
+def _as_a_user() -> tuple[str, ...]:
+    """The command prefix that makes mode 000 mean for this test's ragexctl what it
+    means for a user: as root, ``setpriv`` without the capabilities that read past
+    permissions (the test is skipped where it is missing); nothing otherwise."""
+    if os.geteuid() != 0:
+        return ()
+    if not shutil.which("setpriv"):
+        pytest.skip("as root, needs setpriv(1) to drop CAP_DAC_OVERRIDE; not testable here")
+    return ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all")
+
+
 def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance) -> None:
     """Root reads everything, so the one-shot index runs with root's DAC
     capabilities dropped: then mode 000 means what it means for a user."""
-    if os.geteuid() == 0 and not shutil.which("setpriv"):
-        pytest.skip("as root, needs setpriv(1) to drop CAP_DAC_OVERRIDE; not testable here")
+    prefix = _as_a_user()
     root = rx.base / "permissions"
     root.mkdir()
     (root / ".ragexroot").touch()
@@ -350,8 +360,6 @@ def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance)
     _good(root, "locked.py", "unreadable_function")
     os.chmod(root / "locked_dir", 0)
     os.chmod(root / "locked.py", 0)
-    prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
-              "--inh-caps", "-all") if os.geteuid() == 0 else ()
     try:
         res = ragexctl(rx.env, "index", str(root), "--json", "--no-daemon", prefix=prefix,
                        timeout=900)
@@ -373,8 +381,7 @@ def test_a_valid_regex_in_a_tree_with_a_bad_ignore_line_and_an_unreadable_file_i
     root's DAC capabilities dropped, so mode 000 means what it means for a user."""
     from ragexd import ripgrep
 
-    if os.geteuid() == 0 and not shutil.which("setpriv"):
-        pytest.skip("as root, needs setpriv(1) to drop CAP_DAC_OVERRIDE; not testable here")
+    prefix = _as_a_user()
     root = rx.base / "rg_complaints"
     root.mkdir()
     (root / ".ragexroot").touch()
@@ -382,8 +389,6 @@ def test_a_valid_regex_in_a_tree_with_a_bad_ignore_line_and_an_unreadable_file_i
     _good(root, "open.py", "readable_function")
     _good(root, "locked.py", "unreadable_function")
     os.chmod(root / "locked.py", 0)
-    prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search",
-              "--inh-caps", "-all") if os.geteuid() == 0 else ()
     try:
         found = ragexctl(rx.env, "search", "--mode", "regex", "readable_function",
                          cwd=root, prefix=prefix, timeout=120)

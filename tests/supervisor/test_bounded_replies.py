@@ -12,8 +12,6 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
 from ragexd.protocol import MAX_MESSAGE_BYTES, ErrorCode, Op
 
 from tests.harness import RagexInstance, write_tree
@@ -21,14 +19,6 @@ from tests.harness import RagexInstance, write_tree
 #: long names: the uncapped summary of this tree is ~6 MB, over the 4 MiB limit
 FIFOS = 24_000
 LONG = "p" * 200
-
-
-@pytest.fixture(scope="module")
-def rx():
-    daemon = RagexInstance(RAGEX_WATCH="0")
-    daemon.start()
-    yield daemon
-    daemon.cleanup()
 
 
 def test_index_of_a_tree_with_thousands_of_skipped_fifos_answers_and_counts_them_all(rx) -> None:

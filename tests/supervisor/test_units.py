@@ -20,6 +20,7 @@ from ragexd.runtimes import RuntimeUnavailable, select_runtime
 from ragexd.runtimes.process import ProcessRuntime, describe_exit
 from ragexd.supervisor.backoff import BackoffPolicy, RestartTracker
 from ragexd.pidlock import AlreadyRunning, InstanceLock
+from ragexd.logformat import PrintableFormatter
 from ragexd.supervisor.logs import JournalFormatter, tail
 from ragexd.supervisor.notify import Notifier
 from ragexd.supervisor.recent import RecentProjects
@@ -288,6 +289,27 @@ def test_journal_formatter_prefixes_priorities():
     assert fmt.format(record) == "<4>two\n<4>lines"
 
 
+def test_log_lines_show_escape_sequences_escaped_and_keep_their_line_breaks():
+    import logging
+
+    fmt = JournalFormatter("%(message)s")
+    record = logging.LogRecord("ragexd", logging.WARNING, __file__, 1,
+                               "the worker for %s crashed; last log lines:\n  %s", (
+                                   "/p/evil\x1b]0;PWNED\x07dir", "boom \x1b[2J\r"), None)
+    assert fmt.format(record) == ("<4>the worker for /p/evil\\x1b]0;PWNED\\x07dir crashed; "
+                                  "last log lines:\n<4>  boom \\x1b[2J\\x0d")
+    try:
+        raise OSError("cannot read /p/\x1b[31mred.py")
+    except OSError:
+        import sys
+
+        record = logging.LogRecord("ragexd", logging.ERROR, __file__, 1, "failed", None,
+                                   sys.exc_info())
+    text = PrintableFormatter("%(message)s").format(record)
+    assert "cannot read /p/\\x1b[31mred.py" in text and "\x1b" not in text
+    assert text.startswith("failed\nTraceback")
+
+
 def test_exit_descriptions():
     assert describe_exit(-9) == ("killed", "killed (SIGKILL)")
     assert describe_exit(3) == ("crashed", "exited with code 3")
@@ -325,6 +347,11 @@ def test_process_runtime_env_is_offline_and_drops_systemd_vars(monkeypatch):
     assert "NOTIFY_SOCKET" not in env and "WATCHDOG_USEC" not in env
     assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
     assert env["TOKENIZERS_PARALLELISM"] == "false" and env["ANONYMIZED_TELEMETRY"] == "False"
+    from ragexd.modelfiles import OFFLINE_ENV
+    from ragexd.runtimes.docker import WORKER_ENV
+
+    # one table for both runtimes (and the worker's own defaults): neither lags
+    assert OFFLINE_ENV.items() <= env.items() and OFFLINE_ENV.items() <= WORKER_ENV.items()
     cmd = ProcessRuntime(Config()).command(spec)
     assert cmd[1:4] == ["-m", "ragexd.worker", "serve"] and "--orphan-timeout" in cmd
 
