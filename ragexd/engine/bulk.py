@@ -257,6 +257,7 @@ def main(argv: Sequence[str]) -> int:
     """The child: load the model, then embed each batch it is sent until end of file."""
     _die_with(int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    modelfiles.stay_offline()   # as any process that loads the model
     # Frames go out on a private copy of stdout; whatever a library prints goes to stderr.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
