@@ -82,16 +82,17 @@ def _path_words(path: str) -> str:
     return " ".join(w for part in stem for w in split_identifier(re.sub(r"\.\w+$", "", part)))
 
 
-#: Context recipes compared by bench/eval_quality.py:
-#: (file words?, body lines, raw body?, body as words?)
-VARIANTS: dict[str, tuple[bool, int, bool, bool]] = {
-    "context+path": (True, BODY_LINES, False, False),   # the default: best mean hybrid MRR@10
-    "context": (False, BODY_LINES, False, False),       # without the file's name
-    "short": (False, 6, False, False),
-    "long": (False, 30, False, False),
-    "long+path": (True, 30, False, False),
-    "nameraw": (False, 400, True, False),
-    "words+path": (True, BODY_LINES, False, True),
+#: Context recipes compared by bench/eval_quality.py: (file words?, body lines, raw
+#: body?, body as words?, decorators kept and the body taken after the whole signature?)
+VARIANTS: dict[str, tuple[bool, int, bool, bool, bool]] = {
+    "context+path": (True, BODY_LINES, False, False, False),   # the default (QUALITY.md)
+    "context": (False, BODY_LINES, False, False, False),       # without the file's name
+    "short": (False, 6, False, False, False),
+    "long": (False, 30, False, False, False),
+    "long+path": (True, 30, False, False, False),
+    "nameraw": (False, 400, True, False, False),
+    "words+path": (True, BODY_LINES, False, True, False),
+    "body+path": (True, BODY_LINES, False, False, True),       # rejected (QUALITY.md)
 }
 
 
@@ -128,6 +129,35 @@ def _skip_docstring(body: list[str]) -> list[str]:
     return body
 
 
+#: Decorator/attribute lines kept in the context, and how far a signature is followed.
+PRELUDE_LINES = 3
+MAX_SIGNATURE_LINES = 40
+_STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
+_COMMENT = re.compile(r"(?:^|\s)(?:#|//).*$")
+
+
+def _split_definition(code: list[str], def_at: int) -> tuple[list[str], list[str]]:
+    """A definition's lines as (its decorators/attributes, its body lines).
+
+    The signature is in the context already (``chunk.signature``), but it may span
+    many lines (one parameter a line, a wrapped return type) and decorators come
+    before it: dropping only the first line spent the body's budget on the rest of
+    the signature (all twelve lines of attrs' ``define`` were parameters) and lost
+    the decorators (``@contextmanager``, ``@property``), which say what kind of thing
+    the function is.  The signature ends at the first line where the brackets
+    opened since the definition's line are closed again (strings left out); if they
+    never are, within MAX_SIGNATURE_LINES, only the definition's line is dropped."""
+    def_at = max(0, min(def_at, len(code) - 1)) if code else 0
+    prelude = [ln.strip() for ln in code[:def_at] if ln.strip()][:PRELUDE_LINES]
+    depth = 0
+    for i, line in enumerate(code[def_at:def_at + MAX_SIGNATURE_LINES]):
+        text = _COMMENT.sub("", _STRING.sub("", line))
+        depth += sum(text.count(c) for c in "([") - sum(text.count(c) for c in ")]")
+        if depth <= 0:
+            return prelude, code[def_at + i + 1:]
+    return prelude, code[def_at + 1:]
+
+
 _CODE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*|#.*$|//.*$")
 
 
@@ -149,7 +179,8 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     variant = variant or CONTEXT_VARIANT
     if variant == "raw":
         return chunk.code
-    with_path, n_body, raw_body, as_words = VARIANTS.get(variant, VARIANTS["context+path"])
+    with_path, n_body, raw_body, as_words, whole_sig = VARIANTS.get(variant,
+                                                                   VARIANTS["context+path"])
     lines: list[str] = []
     kind = chunk.kind
     if chunk.name:
@@ -164,15 +195,19 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     if raw_body:
         lines.append(chunk.code)
         return "\n".join(lines)
+    body = chunk.code.splitlines()
+    prelude: list[str] = []
+    if whole_sig and chunk.kind not in ("block", "window"):
+        prelude, body = _split_definition(body, chunk.line - chunk.start if chunk.line else 0)
+    elif chunk.kind not in ("block", "window"):
+        body = body[1:]  # the signature line is already there
+    lines.extend(prelude)
     if chunk.signature:
         lines.append(chunk.signature)
     if chunk.doc:
         lines.append(_doc_summary(chunk.doc))
     if chunk.members:
         lines.append("members: " + ", ".join(chunk.members[:40]))
-    body = chunk.code.splitlines()
-    if chunk.kind not in ("block", "window"):
-        body = body[1:]  # the signature line is already there
     kept = [ln.strip() for ln in _skip_docstring(body) if ln.strip()][:n_body]
     if as_words:
         kept = [w for w in (_line_words(ln) for ln in kept) if w]

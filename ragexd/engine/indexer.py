@@ -279,9 +279,11 @@ class Indexer:
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
         if finished or recorded:
-            # the texts ``pending`` held until embedded, rows of changed files, and
-            # the WAL this run's writes (the record's too) grew
+            # the texts ``pending`` held until embedded, rows of changed files, the
+            # WAL this run's writes (the record's too) grew, and the vectors' WAL
+            # (~8 MB at its high-water mark, more than a 5k-chunk index's vectors)
             self._write(self.catalog.compact)
+            self._write(self.vectors.compact)
         summary.chunks_total = self.catalog.stats()[1]
         summary.seconds = round(time.monotonic() - t0, 3)
         emit(IndexProgress("done", files_done=len(todo), files_total=len(todo),

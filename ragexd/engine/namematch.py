@@ -18,7 +18,10 @@ weight) its enclosing class that the question contains, where a word matches
 * an abbreviation (``msg``/``message``, ``fn``/``function``, ``ctx``/``context``,
   ``eq``/``equality``: 2-4 letters, same first letter, the others in order);
 * the name words programmers use for a verb doc comments use (``CODE_VERBS``:
-  "create" -> ``new``/``make``/``build``; "check whether" -> ``is``/``has``...).
+  "create" -> ``new``/``make``/``build``; "check whether" -> ``is``/``has``...);
+* and a name word written as one (``tempfilepager``, ``lazyrouter``, ``getchar``:
+  no case change or underscore to split it at) matches when it is made, end to
+  end, of pieces of >= 3 letters the question says by the rules above.
 
 Stdlib only, no per-index state: the cost is a few dictionary look-ups per
 candidate (names are split once, ``lru_cache``).  The weight is chosen
@@ -57,6 +60,8 @@ _SUFFIXES = ("ies", "ing", "ed", "es", "s")
 #: Prefixes of question words are indexed up to this length: name words are short
 #: (``representation`` is 14), longer ones are compared one by one.
 MAX_PREFIX = 32
+#: The shortest piece of a compound name word (``getchar`` = ``get`` + ``char``).
+MIN_PIECE = 3
 
 
 @lru_cache(maxsize=65536)
@@ -115,11 +120,23 @@ class QuestionWords:
         for q in words:
             self._by_letter.setdefault(q[0], []).append(q)
         self._seen: dict[str, bool] = {}
+        self._whole: dict[str, bool] = {}
 
     def says(self, word: str) -> bool:
         """Whether the question says this (stemmed) name word: the same word, one
-        a prefix of the other (both >= 3 letters), or one abbreviating the other."""
+        a prefix of the other (both >= 3 letters), one abbreviating the other, or
+        a word written as one whose pieces it says (``_compound``)."""
         got = self._seen.get(word)
+        if got is None:
+            got = self._says_whole(word) or (
+                MIN_PIECE * 2 <= len(word) <= MAX_PREFIX and self._compound(word))
+            self._seen[word] = got
+        return got
+
+    def _says_whole(self, word: str) -> bool:
+        """``says`` without looking inside the word; cached, as the compound test
+        asks it about every piece of every name word the question does not say."""
+        got = self._whole.get(word)
         if got is None:
             got = word in self.words or (len(word) >= 3 and (
                 self._is_prefix(word)
@@ -129,8 +146,20 @@ class QuestionWords:
                 got = any(_abbreviates(q, word) if len(q) < len(word) else
                           len(q) > len(word) and _abbreviates(word, q)
                           for q in self._by_letter.get(word[0], ()))
-            self._seen[word] = got
+            self._whole[word] = got
         return got
+
+    def _compound(self, word: str) -> bool:
+        """Whether a name word written as one (``tempfilepager``, ``getchar``,
+        ``lazyrouter``, ``setitem``: no case change or underscore to split it at) is
+        made, end to end, of pieces the question says, each of >= MIN_PIECE letters
+        (a piece that is itself such a word is covered by its own pieces)."""
+        ends = {0}
+        for i in range(len(word) - MIN_PIECE + 1):
+            if i in ends:
+                ends.update(j for j in range(i + MIN_PIECE, len(word) + 1)
+                            if (i, j) != (0, len(word)) and self._says_whole(word[i:j]))
+        return len(word) in ends
 
     def _is_prefix(self, word: str) -> bool:
         """Whether ``word`` begins a question word."""

@@ -598,3 +598,29 @@ def test_more_languages_have_definition_chunks(language: str) -> None:
     got = [(c.kind, c.name, c.parent, c.start, c.end)
            for c in chunk_file(path, source, language) if c.kind != "block"]
     assert got == MORE_EXPECTED[language]
+
+
+DECORATED = '''\
+@contextmanager
+def augment_usage_errors(
+    ctx: "Context", param: t.Optional["Parameter"] = None  # (a comment's bracket
+) -> t.Iterator[None]:
+    try:
+        yield
+    except BadParameter as e:
+        raise
+'''
+
+
+def test_the_body_recipe_keeps_decorators_and_starts_the_body_after_the_whole_signature(
+) -> None:
+    from ragexd.engine.embedding import context_text
+
+    (chunk,) = [c for c in chunk_file("core.py", DECORATED, "python") if c.kind == "function"]
+    default = context_text(chunk, "context+path").splitlines()
+    body = context_text(chunk, "body+path").splitlines()
+    # the default recipe (the index's) drops the first line only: the decorator goes,
+    # and the rest of the signature is read as body
+    assert "@contextmanager" not in default and "def augment_usage_errors(" in default
+    assert body[2] == "@contextmanager"
+    assert body[4:] == ["try:", "yield", "except BadParameter as e:", "raise"]

@@ -453,6 +453,52 @@ def test_words_longer_than_the_indexed_prefixes_still_match_their_longer_forms()
     assert not QuestionWords(long).says("international" + "ization" + "settingsloader")
 
 
+#: click's ``_termui_impl.py`` as published: its pagers are ``_pipepager``,
+#: ``_tempfilepager`` and ``_nullpager``, names written as one word each.
+CLICK_TERMUI = Path(__file__).parent / "data" / "real_code" / "click_termui_impl.py"
+
+
+@pytest.fixture(scope="module")
+def pager_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    root = tmp_path_factory.mktemp("pager-tree")
+    (root / "click").mkdir()
+    shutil.copy(CLICK_TERMUI, root / "click" / "_termui_impl.py")
+    eng = Engine(root, tmp_path_factory.mktemp("pager-index"))
+    try:
+        eng.index()
+        yield eng
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize("question", [
+    "show long text in a pager by writing it to a temporary file first",
+    "page through text by invoking a program on a temporary file",
+])
+def test_a_name_written_as_one_word_is_matched_by_the_words_the_question_says(
+        pager_engine: Engine, question: str) -> None:
+    # "tempfilepager" has no case change or underscore to split it at: before it was
+    # read as temp + file + pager, the name signal saw nothing of it said, and a
+    # sibling (``_PagerWriter.write``, ``_pipepager``) ranked first
+    hits = pager_engine.search(SearchQuery(question, mode="auto", limit=3)).hits
+    assert hits[0].name == "_tempfilepager"
+
+
+@pytest.mark.parametrize("word,question,expected", [
+    ("tempfilepager", "page through text using a temporary file", True),
+    ("lazyrouter", "lazily adds the base router", True),
+    ("getchar", "fetch a single character", True),      # fetch -> get, char -> character
+    ("setitem", "set the item at this key", True),
+    ("tempfilepager", "page through text", False),        # temp and file not said
+    ("isatty", "is it a terminal", False),                 # pieces of 3 letters or more
+    ("routerlazy", "lazily adds the base router", True),   # any order of pieces
+    ("lazyqzrouter", "lazily adds the base router", False),  # every letter in a piece
+])
+def test_a_compound_name_word_is_said_when_each_of_its_pieces_is(word: str, question: str,
+                                                                 expected: bool) -> None:
+    assert QuestionWords(question).says(word) is expected
+
+
 def test_a_query_of_one_8_kb_token_costs_little_memory(overload_engine: Engine) -> None:
     # every prefix of every question word was kept: one 8 KB token cost 31 MiB
     # (and 50 ms) a query; a long word now costs its length, not its square
