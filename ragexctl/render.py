@@ -66,10 +66,10 @@ def tolerate_unencodable_output() -> None:
 
 def current_dir() -> str:
     """The cwd as hit paths are made relative to it (``/`` when it was deleted)."""
-    try:
-        return os.path.realpath(os.getcwd())
-    except OSError:
-        return "/"
+    from ragexd import where
+
+    cwd = where.current_dir()
+    return os.path.realpath(cwd) if cwd is not None else "/"
 
 
 def path_base(root: str, cwd: str) -> str | None:
@@ -723,7 +723,8 @@ def render_status(result: dict[str, Any]) -> str:
 def render_projects(projects: list[dict[str, Any]], now: float | None = None) -> str:
     if not projects:
         return "no indexed projects\n"
-    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?"))),
+    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?")))
+             + (" (deleted)" if p.get("exists") is False else ""),
              format_bytes(p.get("size_bytes")), format_ago(p.get("last_used"), now),
              "running" if p.get("running") else "-"] for p in projects]
     return table(["ID", "ROOT", "SIZE", "LAST USED", "WORKER"], rows)
