@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from ragexd import config as rconfig
-from ragexd import exitcodes, logfile, paths, projects
+from ragexd import exitcodes, logfile, paths, projects, where
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs, SimilarArgs)
 from ragexd.protocol.args import problem_error
@@ -376,8 +376,9 @@ def project_root(path: str | None, *, may_index: bool = False) -> Path:
     if not start.exists():
         raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {path}")
     choice = paths.choose_project_root(start, explicit=path is not None)
-    if choice.refusal:
-        raise RagexError(ErrorCode.BAD_REQUEST, choice.refusal)
+    refusal = choice.refusal or paths.unnameable_root(choice.root)
+    if refusal:
+        raise RagexError(ErrorCode.BAD_REQUEST, refusal)
     if choice.sentence:
         sys.stderr.write(f"ragexctl: note: {render.printable_lines(choice.sentence)}\n")
     large = paths.large_tree_refusal(choice) if may_index else None
@@ -434,7 +435,11 @@ def _stop_first_index(app: App, root: Path) -> None:
     """Stop the project's worker, and with it the first index this search started
     (nothing committed is lost: the next run resumes where this one stopped)."""
     try:
-        app.session.quick_call(Op.STOP, project=str(root), timeout=STOP_TIMEOUT)
+        result = app.session.quick_call(Op.STOP, {"first_index_only": True},
+                                        project=str(root), timeout=STOP_TIMEOUT)
+        if result.get("kept"):   # an index someone asked for goes on
+            app.note(f"interrupted; the first index of {root} goes on: {result['kept']}")
+            return
         app.note(f"interrupted; stopped the first index of {root} (it resumes on the next "
                  "search or `ragexctl index`; --keep-indexing lets it go on)")
     except (RagexError, KeyboardInterrupt):
@@ -631,8 +636,10 @@ def cmd_status(app: App) -> int:
 
 
 def cmd_start(app: App) -> int:
+    # the path first: a root refused (missing, not UTF-8) must not start ragexd for nothing
+    root = project_root(app.args.path) if app.args.path else None
     client = app.session.connect(auto_start=True)  # an explicit start ignores auto_start=false
-    if not app.args.path:
+    if root is None:
         hello = app.quick_call(client, Op.HELLO)
         app.session.check_version(hello)
         if app.json:
@@ -640,7 +647,6 @@ def cmd_start(app: App) -> int:
         else:
             app.write(f"ragexd {hello.get('version', '?')} is running (pid {hello.get('pid')})\n")
         return EXIT_OK
-    root = project_root(app.args.path)
     result = app.quick_call(client, Op.START, project=str(root), timeout=STOP_TIMEOUT)
     if app.json:
         app.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -856,6 +862,12 @@ def _main(argv: list[str]) -> int:
         return app.error(exc.code.value, flag_sentence(exc), dict(exc.detail))
     except rconfig.ConfigError as exc:
         return app.error(ErrorCode.BAD_REQUEST.value, f"bad configuration: {exc}")
+    except FileNotFoundError:
+        # The shell's directory was deleted under it: every command that reads it
+        # (no path, `.`, a relative snapshot file) failed with a traceback, exit 1.
+        if where.current_dir() is None:
+            return app.error(ErrorCode.NOT_FOUND.value, where.NO_CURRENT_DIR)
+        raise
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

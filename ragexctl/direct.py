@@ -204,8 +204,8 @@ def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | Non
         return None
     if req.project is not None and not req.project.strip():
         return None   # the CLI refuses an empty path with its sentence
-    start = req.project if req.project is not None else os.getcwd()
-    if not os.path.exists(start):
+    start = req.project if req.project is not None else where.current_dir()
+    if start is None or not os.path.exists(start):   # the CLI says why
         return None
     root, how, _sentence, refusal = where.choose_root(start, explicit=req.project is not None)
     if refusal or how == "cwd":

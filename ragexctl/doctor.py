@@ -22,7 +22,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragexd import __version__, config as rconfig, exitcodes, modelfiles, paths
+from ragexd import __version__, config as rconfig, exitcodes, modelfiles, paths, settings
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -74,6 +74,11 @@ def check_config() -> tuple[Check, rconfig.Config | None]:
     except rconfig.ConfigError as exc:
         return Check("config", False, str(exc), "fix the setting named above"), None
     where = ", ".join(cfg.source) or "defaults"
+    unknown = settings.unknown_keys()
+    if unknown:
+        return Check("config", False, f"{', '.join(cfg.source[:1]) or 'config.toml'}: "
+                     f"{'; '.join(unknown)}: not a setting, ignored",
+                     "correct or remove it (README, \"Configuration\", lists every setting)"), cfg
     return Check("config", True, f"runtime={cfg.runtime}, memory limit "
                  f"{rconfig.format_size(cfg.memory_limit)} per worker (from {where})"), cfg
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ragexd import config as rconfig
-from ragexd import exitcodes, paths
+from ragexd import exitcodes, paths, where
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError, SearchArgs,
                              SimilarArgs)
 from ragexd.logformat import PrintableFormatter
@@ -103,6 +103,9 @@ class Backend:
     def refusal(self) -> str | None:
         """Why this root must not be indexed, or None.  An agent launched from the
         home directory (or /) without --project would otherwise index all of it."""
+        unnameable = paths.unnameable_root(self.root)
+        if unnameable is not None:
+            return f"no project: {unnameable}."
         what = paths.forbidden_root(self.root)
         if what is not None:
             return (f"no project: the MCP server was started in {self.root}, {what}, and will "
@@ -289,8 +292,11 @@ def render_status(status: dict[str, Any], *, root: str, now: float | None = None
         if coverage is not None:
             lines.append(coverage)
         pending = int(index.get("pending_files") or 0)
-        lines.append(f"pending: {pending} changed file{'' if pending == 1 else 's'} not yet "
-                     "re-indexed")
+        # the engine counts files not yet catalogued and files still waiting for
+        # vectors: during a first index these are not "changed" files (was: "10
+        # changed files not yet re-indexed" on a tree nobody had touched)
+        lines.append(f"pending: {pending} file{'' if pending == 1 else 's'} not yet fully "
+                     "indexed (saved since the last run, or waiting for vectors)")
         skipped = int(index.get("skipped") or 0)
         if skipped:   # why a file an agent expects is never in an answer
             named = [f for f in index.get("skipped_files") or [] if isinstance(f, dict)]
@@ -554,7 +560,7 @@ def config_snippet(target: str, project: str | None) -> str:
             + "\n# or put this in the project's .mcp.json:\n"
             + json.dumps({"mcpServers": {SERVER_NAME: entry}}, indent=2) + "\n")
     if target == "cursor":
-        proj = project or str(paths.find_project_root(Path(os.getcwd())))
+        proj = project or str(paths.find_project_root(Path(where.current_dir() or "/")))
         exe2, args2 = server_command(proj)
         return ("// Cursor: add to <project>/.cursor/mcp.json (per project: Cursor does not "
                 "start MCP servers in the project directory)\n"
@@ -631,7 +637,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return EXIT_OK
     _setup_logging()
-    start = Path(args.project) if getattr(args, "project", None) else Path(os.getcwd())
+    cwd = getattr(args, "project", None) or where.current_dir()
+    if cwd is None:
+        sys.stderr.write(f"ragexctl mcp: {where.NO_CURRENT_DIR}\n")
+        return EXIT_ERROR
+    start = Path(cwd)
     if not start.exists():
         sys.stderr.write(f"ragexctl mcp: no such file or directory: {printable(str(start))}\n")
         return EXIT_ERROR

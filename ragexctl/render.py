@@ -66,10 +66,10 @@ def tolerate_unencodable_output() -> None:
 
 def current_dir() -> str:
     """The cwd as hit paths are made relative to it (``/`` when it was deleted)."""
-    try:
-        return os.path.realpath(os.getcwd())
-    except OSError:
-        return "/"
+    from ragexd import where
+
+    cwd = where.current_dir()
+    return os.path.realpath(cwd) if cwd is not None else "/"
 
 
 def path_base(root: str, cwd: str) -> str | None:
@@ -684,6 +684,16 @@ def render_status(result: dict[str, Any]) -> str:
     lines.append("")
     body = table(["PROJECT", "STATE", "RUNTIME", "PID/CONTAINER", "RSS", "UPTIME", "IDLE",
                   "INDEX", "LAST ERROR"], rows)
+    for w in workers:   # what embeds: the worker's runtime, and a bulk child's while it runs
+        embedder = (w.get("index") or {}).get("embedder")
+        if isinstance(embedder, dict):
+            line = (f"embedder of {printable(short_root(str(w.get('root') or '?')))}: "
+                    f"{embedder.get('runtime', '?')} {embedder.get('precision', '')}".rstrip())
+            child = embedder.get("bulk")
+            if isinstance(child, dict):
+                line += (f"; the index's backlog on {child.get('runtime', '?')} "
+                         f"{child.get('precision', '')} in child pid {child.get('pid', '?')}")
+            body += line + "\n"
     for w in workers:   # [store] backend = "chroma-http": where, and whether it serves
         store = (w.get("index") or {}).get("store")
         if isinstance(store, dict):
@@ -713,7 +723,8 @@ def render_status(result: dict[str, Any]) -> str:
 def render_projects(projects: list[dict[str, Any]], now: float | None = None) -> str:
     if not projects:
         return "no indexed projects\n"
-    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?"))),
+    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?")))
+             + (" (deleted)" if p.get("exists") is False else ""),
              format_bytes(p.get("size_bytes")), format_ago(p.get("last_used"), now),
              "running" if p.get("running") else "-"] for p in projects]
     return table(["ID", "ROOT", "SIZE", "LAST USED", "WORKER"], rows)

@@ -130,6 +130,11 @@ def forbidden_root(root: Path) -> str | None:
     return where.forbidden_root(root)
 
 
+def unnameable_root(root: Path) -> str | None:
+    """Why no worker can serve ``root``, whoever asks (``where.unnameable_root``)."""
+    return where.unnameable_root(root)
+
+
 def choose_project_root(start: Path, *, explicit: bool = False) -> RootChoice:
     """The project of ``start``: the nearest ancestor (``start`` included)
     holding ``.ragexroot``, a VCS root or an existing ragex index; else

@@ -30,7 +30,9 @@ def is_project_id(text: str) -> bool:
 
 def list_projects() -> list[dict[str, Any]]:
     """Every recorded project, most recently used first: id, root, size_bytes,
-    last_used, created.  Directories without a readable record are skipped."""
+    last_used, created, and whether the root still ``exists`` (an index whose
+    project was deleted is the one to `ragexctl rm`).  Directories without a
+    readable record are skipped."""
     out: list[dict[str, Any]] = []
     try:
         directories = sorted(paths.projects_dir().iterdir())
@@ -41,7 +43,8 @@ def list_projects() -> list[dict[str, Any]]:
         if record is None:
             continue
         out.append({"id": record.id, "root": record.root, "size_bytes": paths.dir_size(directory),
-                    "last_used": record.last_used, "created": record.created})
+                    "last_used": record.last_used, "created": record.created,
+                    "exists": os.path.isdir(record.root)})
     out.sort(key=lambda p: -float(p["last_used"] or 0))
     return out
 
@@ -59,7 +62,14 @@ def resolve(target: str) -> tuple[str, str | None]:
         return target, record.root if record else None
     if os.path.exists(target):
         root = paths.find_project_root(Path(target))
-        return paths.project_id_for(root), str(root)
+        project_id = paths.project_id_for(root)
+        if not paths.index_dir(project_id).exists():
+            # said about the path given, not the id it hashes to (was: "no indexed
+            # project '8e6ea3a6f2742959'" for `ragexctl rm ~/src/app`)
+            raise RagexError(ErrorCode.NOT_FOUND,
+                             f"{root} has no index (see `ragexctl ls` for indexed projects)",
+                             target=target)
+        return project_id, str(root)
     wanted = {os.path.abspath(target), os.path.realpath(target)}
     for project in list_projects():
         if project["root"] in wanted:

@@ -29,7 +29,7 @@ RUNTIMES = ("auto", "process", "docker")
 STORE_BACKENDS = ("local", "chroma-http")
 STORE_ROLES = ("reader", "writer")
 #: ``[embedder] runtime``: what runs the fp32 graph (ragexd/engine/embedding.py)
-EMBEDDER_RUNTIMES = ("onnxruntime", "openvino")
+EMBEDDER_RUNTIMES = ("auto", "onnxruntime", "openvino")
 
 #: Sizes are read as Docker reads ``docker run -m`` (go-units' RAMInBytes), since
 #: users copy them from there: every unit is binary, so 2g, 2G, 2gb and 2GiB are
@@ -233,10 +233,16 @@ SETTINGS: tuple[Setting, ...] = (
             "commit"),
     Setting("store_timeout", "store", "timeout", parse_duration, 3.0,
             "longest wait for the Chroma server; past it, indexing embeds locally"),
-    Setting("embedder_runtime", "embedder", "runtime", _one_of(*EMBEDDER_RUNTIMES), "onnxruntime",
-            "what runs the embedding model in a local worker: onnxruntime, or openvino "
-            "(the [openvino] extra; bf16 on CPUs with AVX-512 BF16 or AMX, ~2x faster "
-            "there, same vectors, ~190 MiB more RSS; not in the worker image)"),
+    Setting("embedder_runtime", "embedder", "runtime", _one_of(*EMBEDDER_RUNTIMES), "auto",
+            "what runs the embedding model in a local worker: auto (onnxruntime, and a "
+            "first index or other large backlog on OpenVINO in a short-lived child "
+            "process where openvino is installed and the CPU has AVX-512 BF16 or AMX: "
+            "~2.4x faster there, same vectors, the worker's RSS unchanged once it exits), "
+            "onnxruntime (always), or openvino (the [openvino] extra, in the worker: "
+            "~190 MiB more RSS; not in the worker image)"),
+    Setting("embedder_bulk_min_chunks", "embedder", "bulk_min_chunks", _int, 500,
+            "with runtime = auto, the fewest chunks to embed for which a worker starts "
+            "the OpenVINO child (smaller backlogs are embedded in the worker)"),
     Setting("direct_regex", "search", "direct_regex", parse_bool, True,
             "regex searches run ripgrep from the client (same results, no round trip); "
             "false sends them through ragexd and a worker"),
@@ -269,6 +275,8 @@ def read(env: dict[str, str] | None = None, config_file: str | os.PathLike[str] 
                 place = f"{path} [{s.section}] {s.key}"
                 try:
                     values[s.field] = s.parse(section[s.key], place)
+                except ConfigError:
+                    raise   # the parser's sentence names the place already (was: twice)
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{place}: {exc}") from None
         source.append(str(path))
@@ -278,6 +286,8 @@ def read(env: dict[str, str] | None = None, config_file: str | os.PathLike[str] 
             continue
         try:
             values[s.field] = s.parse(env[var], var)
+        except ConfigError:
+            raise   # "VAR: expected …, got '…'" names the variable and the value
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{var}={env[var]!r}: {exc}") from None
         source.append(var)
@@ -292,3 +302,35 @@ def read(env: dict[str, str] | None = None, config_file: str | os.PathLike[str] 
                           "false: set ssl = true (RAGEX_STORE_SSL=1), the CA is only used "
                           "for HTTPS")
     return values, source
+
+
+def unknown_keys(config_file: str | os.PathLike[str] | None = None) -> list[str]:
+    """The config file's sections and keys no setting reads (``[daemon] idle_timout``),
+    each with the nearest known name when one is close.  ``read`` ignores them, so
+    a typo silently left the default in force; ``ragexctl doctor`` names them."""
+    path = os.fspath(config_file) if config_file is not None else where.config_file()
+    if not os.path.exists(path):
+        return []
+    import difflib
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return []   # read() says what is wrong with the file itself
+    sections = {s.section for s in SETTINGS}
+    known = {f"[{s.section}] {s.key}" for s in SETTINGS} | {f"[{x}]" for x in sections}
+    names = []
+    for section, body in data.items():
+        if isinstance(body, dict) and section in sections:
+            names += [f"[{section}] {key}" for key in body]
+        else:
+            names.append(f"[{section}]" if isinstance(body, dict) else section)
+    found = []
+    for name in names:
+        if name not in known:
+            near = [f"[{s.section}] {s.key}" for s in SETTINGS if s.key == name] or \
+                difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            found.append(name + (f" (did you mean {near[0]}?)" if near else ""))
+    return found

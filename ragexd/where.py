@@ -274,6 +274,21 @@ def project_id_for(root: str | os.PathLike[str]) -> str:
     return sha256(f"{user}\0{real}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
+#: what a command that needs the current directory says when it is gone
+NO_CURRENT_DIR = ("the current directory no longer exists (it was deleted or moved after "
+                  "this shell entered it): cd into the project, or name it with --project PATH")
+
+
+def current_dir() -> str | None:
+    """``os.getcwd()``, or None when the directory was deleted under the shell (a
+    `git checkout` that removed it, an `rm -rf` from another terminal): every
+    command that read it raised FileNotFoundError, a traceback and exit 1."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
 def forbidden_root(root: str | os.PathLike[str]) -> str | None:
     """What ``root`` is, when indexing it by accident would be harmful: ``/``,
     the home directory, or one of ragex's own directories (or inside one)."""
@@ -288,6 +303,24 @@ def forbidden_root(root: str | os.PathLike[str]) -> str | None:
         if real == mine or real.startswith(mine + os.sep):
             return f"ragex's own {what} directory ({mine})"
     return None
+
+
+def unnameable_root(root: str | os.PathLike[str]) -> str | None:
+    """Why ragex cannot serve ``root`` as a project, whoever asks: its path is not
+    UTF-8 (a directory named in Latin-1, say).  Projects are named on the wire
+    (JSON) and in their ``project.json`` as UTF-8 text, so such a root got
+    "'project' is not valid Unicode text (it holds a lone surrogate)", a sentence
+    about a field nobody typed.  ripgrep reads it fine, so the client's direct
+    regex path still answers there; everything else says this before anything starts."""
+    text = os.fspath(root)
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        from .filerules import display_name   # lazy: the direct regex path never needs it
+
+        return (f"cannot index or serve {display_name(text)}: its path is not valid UTF-8, and "
+                "ragex names projects as UTF-8 text; rename the directory to a UTF-8 name")
 
 
 def choose_root(start: str | os.PathLike[str], *, explicit: bool = False

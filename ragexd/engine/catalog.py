@@ -146,6 +146,9 @@ class Catalog:
         #: ``mode=ro`` (WAL readers see the owner's commits), never written
         self.reader = reader
         self.read_only = reader
+        #: how a read-only catalog of ours is opened: ``immutable=1`` on read-only
+        #: media (no side files can be made), ``mode=ro`` on a full disk (below)
+        self._ro_mode = "immutable=1"
         if path.exists() and on_read_only_fs(path.parent):
             # Read-only media: SQLite cannot create its WAL side files, but an
             # immutable connection still reads the index, so searches keep working.
@@ -163,12 +166,21 @@ class Catalog:
             # INDEX says index_unwritable) rather than refuse it or call it corrupt.
             log.warning("cannot open %s for writing (%s): serving it read-only", path, exc)
             self.read_only = True
-            try:
-                self._check_format()
-            except sqlite3.DatabaseError as exc2:
-                self._disconnect()
+            # ``mode=ro`` first: it reads the WAL, where every commit since the last
+            # checkpoint lives; a first index that filled the disk has all of its
+            # catalogue there, and ``immutable=1`` (which ignores the WAL) showed an
+            # empty index: every symbol and semantic search failed.  immutable only
+            # if the WAL's side files cannot be opened (read-only directory).
+            for self._ro_mode in ("mode=ro", "immutable=1"):
+                try:
+                    self._check_format()
+                    break
+                except sqlite3.DatabaseError as exc2:
+                    self._disconnect()
+                    failed = exc2
+            else:
                 raise EngineError("index_unwritable",
-                                  f"cannot open the index catalog {path}: {exc}") from exc2
+                                  f"cannot open the index catalog {path}: {exc}") from failed
 
     def _check_format(self) -> None:
         """Create the schema (when writable), check the format version and
@@ -245,7 +257,7 @@ class Catalog:
             raise EngineError("busy", BEING_REPLACED)
         conn = getattr(self._local, "conn", None)
         if conn is None and self.read_only:
-            mode = "mode=ro" if self.reader else "immutable=1"
+            mode = "mode=ro" if self.reader else self._ro_mode
             conn = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, timeout=30,
                                    check_same_thread=False, isolation_level=None)
             self._local.conn = conn

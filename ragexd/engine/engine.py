@@ -371,6 +371,29 @@ class Engine:
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
 
+    def _left_out_note(self, mode: str) -> list[str]:
+        """An empty answer must not read as "it does not exist" when files were left
+        out (too large, binary, unreadable...): an agent told "no definition named X"
+        stops looking, and X sat in a 1.2 MB generated module.  ripgrep skips what the
+        walk skips (the size limit, non-regular files, symlinks out) but reads
+        minified or generated text, so a regex answer counts only those."""
+        catalog = self._catalog
+        if catalog is None:
+            return []
+        try:
+            count, named = self._walk_skipped(catalog) if mode == "regex" \
+                else self._skipped(catalog)
+        except sqlite3.Error:
+            return []
+        if not count:
+            return []
+        example = next(iter(sorted(named.items())), None)
+        return [f"{count} file{'' if count == 1 else 's'} of the project "
+                f"{'is' if count == 1 else 'are'} not searched and may hold it"
+                + (f" ({example[0]}: {example[1]}" + (", ...)" if count > 1 else ")")
+                   if example else "")
+                + "; `ragexctl status` names them"]
+
     def _reopen_after_failed_write(self) -> None:
         """Never reuse a vector store whose write failed: after a full disk,
         chroma's next upsert on the same client could block forever holding the
@@ -512,6 +535,8 @@ class Engine:
         for attempt in range(2):
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
+                if not outcome.hits:
+                    outcome.notes.extend(self._left_out_note(outcome.mode))
                 outcome.notes.extend(self._store_notes())
                 failed = "" if self._indexing else self.last_error()
                 if failed:
@@ -553,11 +578,16 @@ class Engine:
         catalog, vectors, searcher = self._require_open()
         partial = self._partial()
         cov = self.coverage()
+        # A symbol answer needs only the catalogue: once every file is catalogued it is
+        # complete, however much embedding is left (was: "results may be incomplete"
+        # on every symbol search while a first index embedded for minutes).
+        symbol_partial = partial and not cov.catalog_complete
         if mode == "auto":
             if shape(text) == "symbol":
                 ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
                 if ranked:
-                    return SearchOutcome(searcher.to_hits(ranked), "symbol", partial, notes, cov)
+                    return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
+                                         notes, cov)
                 notes.append("no symbol by that name" + (
                     "" if cov.catalog_complete else f" in {cov.files_note()}")
                     + "; searched by meaning instead")
@@ -602,10 +632,17 @@ class Engine:
         if mode != "symbol" and not ranked:
             notes.extend(self._not_found_note(cov, "nothing found"))
         if not ranked and cov.chunks_indexed == 0 and not self._indexing:
-            notes.append("the index is empty; run `ragexctl index` first")
+            notes.append(
+                "the index is empty; run `ragexctl index` first"
+                if catalog.get_meta(LAST_INDEXED) is None else
+                # indexing again would change nothing (was: the same advice)
+                "the index is empty: the last index found no file to read as code or text "
+                "(every file is ignored by .gitignore, .ragexignore or ragex's default "
+                "excludes, or left out: `ragexctl status` names those)")
         elif not ranked and mode in ("semantic", "hybrid") and cov.catalog_complete:
             notes.append(NOTHING_MEANINGFUL)
-        return SearchOutcome(searcher.to_hits(ranked), mode, partial, notes, cov)
+        return SearchOutcome(searcher.to_hits(ranked), mode,
+                             symbol_partial if mode == "symbol" else partial, notes, cov)
 
     # -- similar ----------------------------------------------------------------------
 
@@ -819,7 +856,18 @@ class Engine:
                            last_error="" if self._indexing else self.last_error(),
                            store=self._store_status(), skipped=skipped,
                            skipped_files=[{"path": p, "reason": r}
-                                          for p, r in skipped_files.items()])
+                                          for p, r in skipped_files.items()],
+                           embedder=self._embedder_status())
+
+    def _embedder_status(self) -> dict[str, object] | None:
+        """The runtime embedding queries here and, while an index runs on a bulk child
+        (bulk.py), that child's runtime and pid."""
+        info: dict[str, object] | None = self._embedder.describe()
+        indexer = self._indexer
+        child = indexer.live.bulk if indexer is not None and self._indexing else None
+        if child is not None:
+            info = {**(info or {}), "bulk": child.describe()}
+        return info
 
     def _store_status(self) -> dict[str, object] | None:
         try:

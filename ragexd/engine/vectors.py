@@ -141,12 +141,19 @@ class VectorFile:
 
     @classmethod
     def open_read_only(cls, path: Path) -> "VectorFile":
-        try:
-            conn = _connect_read_only(path, immutable=True)
-            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise EngineError("index_unwritable",
-                              f"cannot open the vector file {path}: {exc}") from exc
+        """Read a store that cannot be opened for writing (a full disk): ``mode=ro``
+        first, which reads the WAL (a first index that filled the disk has every
+        vector there; ``immutable=1`` ignores it), immutable if the WAL's side
+        files cannot be opened."""
+        for immutable in (False, True):
+            try:
+                conn = _connect_read_only(path, immutable=immutable)
+                row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+                break
+            except sqlite3.DatabaseError as exc:
+                if immutable:
+                    raise EngineError("index_unwritable",
+                                      f"cannot open the vector file {path}: {exc}") from exc
         if row is None or row[0] != VECTORS_FORMAT:
             conn.close()
             raise Damaged(f"format {row[0] if row else 'missing'}, expected {VECTORS_FORMAT}")
@@ -314,8 +321,8 @@ class VectorFile:
 
 
 def _connect_read_only(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
-    """Read without writing anything, not even SQLite's side files: ``immutable``
-    on read-only media or a full disk (nothing else writes this file then)."""
+    """Read without writing: ``immutable`` (not even SQLite's side files, and not
+    the WAL) on read-only media or when asked; else ``mode=ro``, which reads the WAL."""
     mode = "immutable=1" if immutable or on_read_only_fs(path) else "mode=ro"
     return sqlite3.connect(f"file:{path}?{mode}", uri=True, timeout=30,
                            check_same_thread=False, isolation_level=None)

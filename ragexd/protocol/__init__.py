@@ -10,14 +10,14 @@ from .args import (IndexArgs, LogsArgs, NoArgs, OpArgs, RemoveArgs, SearchArgs, 
 from .errors import ErrorCode, ErrorInfo, RagexError
 from .frames import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, PROTOCOL_TAG, decode, decode_body,
                      encode, request_id_of, split_envelope)
-from .messages import (ARGS_BY_OP, IDEMPOTENT_OPS, MAX_LIMIT, MAX_QUERY_BYTES, SEARCH_MODES,
-                       WORKER_OPS, Hit, Op, Progress, Reply, Request, SearchResult,
+from .messages import (ARGS_BY_OP, IDEMPOTENT_OPS, INDEXING_OPS, MAX_LIMIT, MAX_QUERY_BYTES,
+                       SEARCH_MODES, WORKER_OPS, Hit, Op, Progress, Reply, Request, SearchResult,
                        new_request_id)
 
 __all__ = [
     "ErrorCode", "ErrorInfo", "RagexError", "MAX_MESSAGE_BYTES", "PROTOCOL_MAJOR",
     "PROTOCOL_TAG", "decode", "decode_body", "encode", "request_id_of", "split_envelope",
-    "IDEMPOTENT_OPS", "MAX_QUERY_BYTES", "SEARCH_MODES", "WORKER_OPS", "Hit", "Op",
+    "IDEMPOTENT_OPS", "INDEXING_OPS", "MAX_QUERY_BYTES", "SEARCH_MODES", "WORKER_OPS", "Hit", "Op",
     "Progress", "Reply", "Request", "SearchArgs", "SearchResult", "new_request_id",
     "ARGS_BY_OP", "MAX_LIMIT", "IndexArgs", "LogsArgs", "NoArgs", "OpArgs", "RemoveArgs",
     "SnapshotArgs", "StopArgs", "SimilarArgs",

@@ -177,13 +177,20 @@ class SnapshotArgs(OpArgs):
 
 @dataclass
 class StopArgs(OpArgs):
-    """``args`` of STOP: every worker (``all``), or the request's project."""
+    """``args`` of STOP: every worker (``all``), or the request's project.
+
+    ``first_index_only``: the stop a Ctrl-C'd search sends to end the first index
+    it started, which must not end an index someone else asked for (an INDEX,
+    EXPORT or IMPORT in flight or queued for the project): then nothing stops."""
 
     all: bool = False
+    first_index_only: bool = False
 
     @classmethod
     def _decode(cls, data: dict[str, Any]) -> "StopArgs":
-        return cls(all=_flag("all", data.get("all", False)))
+        return cls(all=_flag("all", data.get("all", False)),
+                   first_index_only=_flag("first_index_only",
+                                          data.get("first_index_only", False)))
 
 
 @dataclass

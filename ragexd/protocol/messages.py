@@ -51,6 +51,10 @@ IDEMPOTENT_OPS = frozenset({Op.HELLO, Op.PING, Op.STATUS, Op.LIST, Op.LOGS,
 #: Ops that ragexd forwards to the project's worker.
 WORKER_OPS = frozenset({Op.SEARCH, Op.SIMILAR, Op.INDEX, Op.WORKER_STATUS, Op.EXPORT, Op.IMPORT})
 
+#: Ops that run on a worker's index thread, one after another: an index someone asked
+#: for (a worker queues them behind a run going; a Ctrl-C'd search does not end them).
+INDEXING_OPS = frozenset({Op.INDEX, Op.EXPORT, Op.IMPORT})
+
 # SEARCH_MODES, MAX_LIMIT and MAX_QUERY_BYTES live in ``ragexd.vocabulary`` and are
 # re-exported here (and by the package) because every front-end imports the protocol.
 

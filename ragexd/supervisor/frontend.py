@@ -27,8 +27,9 @@ import zmq
 
 from .. import __version__, paths
 from ..config import Config, as_dict
-from ..protocol import (MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, WORKER_OPS, ErrorCode, Op, Progress, RagexError, Reply,
-                        Request, StopArgs, decode, encode, request_id_of)
+from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, WORKER_OPS, ErrorCode,
+                        Op, Progress, RagexError, Reply, Request, StopArgs, decode, encode,
+                        request_id_of)
 from ..runtimes.base import Runtime
 from . import project as st
 from .project import Pending, Project
@@ -234,7 +235,8 @@ class ClientFrontEnd:
                                                     "state": proj.display_state()}))
 
     def _stop_op(self, envelope: list[bytes], req: Request) -> None:
-        if req.args_as(StopArgs).all:
+        args = req.args_as(StopArgs)
+        if args.all:
             targets = [p for p in self.projects.values()
                        if p.busy or p.start_at is not None]
         else:
@@ -242,6 +244,14 @@ class ClientFrontEnd:
             proj = self.projects.get(project_id)
             targets = [proj] if proj is not None and (
                 proj.busy or proj.start_at is not None) else []
+            if targets and args.first_index_only and any(
+                    p.request.op in INDEXING_OPS
+                    for p in (*proj.queue, *proj.inflight.values())):
+                # a Ctrl-C'd search must not end an index another client asked for
+                self._send(envelope, Reply.success(req.id, {
+                    "stopped": [], "kept": "another client asked for this project's index "
+                    "and is waiting for it"}))
+                return
         if not targets:
             self._send(envelope, Reply.success(req.id, {"stopped": []}))
             return

@@ -53,7 +53,6 @@ class OnDiskProjects:
                 proj = self.projects.get(item["id"])
                 item["running"] = bool(proj and proj.worker is not None)
                 item["state"] = proj.display_state() if proj else st.STOPPED
-                item["exists"] = os.path.isdir(item["root"])
             items.sort(key=lambda i: -float(i["last_used"] or 0))
             self._send(envelope, Reply.success(req.id, {"projects": items}))
 

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import zmq
 
-from ..protocol import (MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress, RagexError, Reply,
-                        Request, SearchArgs, SimilarArgs, SnapshotArgs, decode, encode, request_id_of,
-                        split_envelope)
+from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, ErrorCode, IndexArgs, Op, Progress,
+                        RagexError, Reply, Request, SearchArgs, SimilarArgs, SnapshotArgs, decode,
+                        encode, request_id_of, split_envelope)
 from .service import WorkerService
 
 log = logging.getLogger("ragex.worker")
@@ -157,22 +157,25 @@ class WorkerServer:
                          lambda: self.service.similar(message.args_as(SimilarArgs)))
         elif op is Op.WORKER_STATUS:
             self._submit(envelope, message, self.service.status)
-        elif op is Op.INDEX:
-            if self.service.indexing:
-                router.send_multipart(envelope + encode(Reply.failure(
-                    message.id, ErrorCode.BUSY, "this project is already being indexed; wait "
-                    "for it to finish (see `ragexctl status`)")))
-                return
-            self._index_future = self._index_pool.submit(
-                self._run, envelope, message, lambda: self.service.index(
-                    message.id, message.args_as(IndexArgs), lambda p: self._send(envelope, p)))
-        elif op in (Op.EXPORT, Op.IMPORT):
-            # on the index thread, after any INDEX queued before it (they wait for a
-            # running index rather than refuse: the user asked for this snapshot)
-            serve = self.service.export if op is Op.EXPORT else self.service.import_snapshot
-            self._index_future = self._index_pool.submit(
-                self._run, envelope, message, lambda: serve(
-                    message.id, message.args_as(SnapshotArgs), lambda p: self._send(envelope, p)))
+        elif op in INDEXING_OPS:
+            # On the index thread, after any run going or queued before it: they wait
+            # and follow that run's progress rather than refuse (the user asked for
+            # an up-to-date index, and a search may just have started the first one).
+            def sink(p: Progress, envelope: list[bytes] = envelope) -> None:
+                self._send(envelope, p)
+
+            if self.service.indexing or (self._index_future is not None
+                                         and not self._index_future.done()):
+                self.service.follow_running_index(message.id, sink)
+            if op is Op.INDEX:
+                serve: Callable[[], dict[str, Any]] = lambda: self.service.index(
+                    message.id, message.args_as(IndexArgs), sink)
+            elif op is Op.EXPORT:
+                serve = lambda: self.service.export(message.id, message.args_as(SnapshotArgs), sink)
+            else:
+                serve = lambda: self.service.import_snapshot(
+                    message.id, message.args_as(SnapshotArgs), sink)
+            self._index_future = self._index_pool.submit(self._run, envelope, message, serve)
         else:
             router.send_multipart(envelope + encode(Reply.failure(
                 message.id, ErrorCode.BAD_REQUEST,

@@ -36,9 +36,17 @@ PROGRESS_INTERVAL = 0.25
 FIRST_ANSWER_WAIT = 30.0
 #: How long an INDEX request waits for an index already running in this worker
 #: (the watcher's re-index of a save, another client's INDEX, a first index)
-#: before it answers ``busy``: the user asked for an up-to-date index, and the
-#: run in progress usually ends within seconds.
+#: *while that run reports no progress* before it answers ``busy``: the user
+#: asked for an up-to-date index, and a run that keeps reporting (a first index
+#: of a large tree embeds for many minutes) is followed, its progress relayed,
+#: however long it takes.
 INDEX_WAIT = 300.0
+#: After a first index failed for a full disk or a read-only index directory, how
+#: long searches answer from what it catalogued before one tries it again: each
+#: retry embeds a batch only to fail at the disk again (an agent searching every
+#: few seconds kept a core busy doing that); freeing space and `ragexctl index`
+#: retries at once.
+UNWRITABLE_RETRY = 60.0
 #: How long a regex search during a first index waits for cataloguing, which
 #: names each match's enclosing definition (the matches themselves need no index).
 REGEX_CATALOG_WAIT = 5.0
@@ -112,12 +120,18 @@ class WorkerService:
         self._first_lock = threading.Lock()
         self._first_summary: Any = None
         self._first_error: RagexError | None = None
+        self._first_failed_at = 0.0   # monotonic
         #: when the first search began waiting on the index run now going: the run's
         #: first answers are due FIRST_ANSWER_WAIT after it, not after each search
         self._first_wait_since: float | None = None
         self._broadcast_throttle = ProgressThrottle()
-        #: searches attached to the running first index: request id -> progress sink
+        #: requests following the index run now going (searches attached to a first
+        #: index, INDEX/EXPORT/IMPORT requests waiting for their turn): request id ->
+        #: progress sink; every run's progress goes to all of them
         self._listeners: dict[str, ProgressSink] = {}
+        #: when the run now going last reported progress (monotonic): a waiting INDEX
+        #: gives up on a run that has gone quiet, never on one that keeps working
+        self._last_run_progress = time.monotonic()
         self._reopen_lock = threading.Lock()
         self._index_owner: Any = None  # the index directory's lock (pidlock.InstanceLock)
 
@@ -315,7 +329,8 @@ class WorkerService:
             t0 = time.monotonic()
             if big:
                 _set_torch_threads(os.cpu_count() or 1)
-            summary = self._engine.index(paths=paths, cancel=self.cancel_index, refresh=True)
+            summary = self._engine.index(paths=paths, cancel=self.cancel_index, refresh=True,
+                                         progress=self._broadcast)
             if summary.files_indexed or summary.files_removed:
                 log.info("re-indexed %d changed and %d removed files in %.2f s",
                          summary.files_indexed, summary.files_removed, time.monotonic() - t0)
@@ -409,7 +424,9 @@ class WorkerService:
                     min(FIRST_ANSWER_WAIT, timeout / 2)
                 if self._wait_first_index(engine, request_id, args.mode, budget, progress):
                     if self._first_error is not None:
-                        raise self._first_error   # disk full, read-only...: say it
+                        if not self._answers_despite(engine, self._first_error):
+                            raise self._first_error   # disk full, read-only...: say it
+                        # else the engine's answer carries "the last index failed (…)"
                     summary = self._first_summary
                     if summary is not None:
                         notes.append(f"indexed {summary.files_indexed} files "
@@ -440,6 +457,19 @@ class WorkerService:
                             took_ms=round(took, 2), notes=notes + list(outcome.notes),
                             coverage=dataclasses.asdict(coverage) if coverage is not None
                             else None).to_wire()
+
+    @staticmethod
+    def _answers_despite(engine: Any, error: RagexError) -> bool:
+        """Whether a search can still answer after its first index failed: a full
+        disk or a read-only directory stops writing, not reading, and what was
+        catalogued before is searchable (the sentence itself says so; was: every
+        search failed with it, a symbol search of a tree catalogued in full too)."""
+        if error.code is not ErrorCode.INDEX_UNWRITABLE:
+            return False
+        try:
+            return bool(engine.status().files)
+        except Exception:  # noqa: BLE001 - then the error is the answer
+            return False
 
     def similar(self, args: SimilarArgs) -> dict[str, Any]:
         """Serve a SIMILAR: never starts an index (a location in a never-indexed
@@ -497,6 +527,10 @@ class WorkerService:
             thread = self._first_index
             if thread is not None and thread.is_alive():
                 return
+            failed = self._first_error
+            if failed is not None and failed.code is ErrorCode.INDEX_UNWRITABLE and \
+                    time.monotonic() - self._first_failed_at < UNWRITABLE_RETRY:
+                return   # searches answer from the catalogue, the note says why
             if not self._index_lock.acquire(blocking=False):
                 return   # an INDEX request or the watcher is building it: wait on that
             self.cancel_index.clear()
@@ -512,6 +546,7 @@ class WorkerService:
                              summary.files_indexed, summary.chunks_total, summary.seconds,
                              " (cancelled)" if summary.cancelled else "")
                 except Exception as exc:  # noqa: BLE001 - the waiting searches report it
+                    self._first_failed_at = time.monotonic()
                     self._first_error = _to_ragex_error(exc)
                     log.warning("first index failed: %s", self._first_error.message)
                 finally:
@@ -523,7 +558,8 @@ class WorkerService:
             self._first_index.start()
 
     def _broadcast(self, p: Any) -> None:
-        """Index progress → every attached search's client (throttled)."""
+        """Index progress of the run now going → every request following it (throttled)."""
+        self._last_run_progress = time.monotonic()
         if not self._broadcast_throttle.admit(p.phase):
             return
         with self._first_lock:
@@ -602,30 +638,51 @@ class WorkerService:
             self._index_lock.release()
         return {**self.index(request_id, IndexArgs(), progress), "snapshot": manifest.summary()}
 
-    def _take_index_lock(self, request_id: str, progress: ProgressSink | None) -> None:
+    def follow_running_index(self, request_id: str, progress: ProgressSink) -> None:
+        """An INDEX, EXPORT or IMPORT that must wait for the run now going (a first
+        index a search started, the watcher's, another client's INDEX): say so, and
+        relay that run's progress to it until its own turn comes (``_take_index_lock``
+        stops following).  Its client's clock restarts with each message, so a
+        first index that embeds for forty minutes is followed to its end, never
+        refused ``busy`` (was: exit 2 "already being indexed" the moment a search
+        had started it)."""
+        progress(Progress(id=request_id, phase="waiting",
+                          message="for the index already running; its progress follows"))
+        with self._first_lock:
+            self._listeners[request_id] = progress
+
+    def _take_index_lock(self, request_id: str, progress: ProgressSink | None) -> float:
         """This worker's index lock: wait for a run already going (the watcher's,
-        another client's, a first index), then ours, rather than refuse."""
-        if not self._index_lock.acquire(blocking=False):
-            # Another run (the watcher's, another client's, a first index) is going:
-            # wait for it, then make our own incremental pass, rather than refuse.
-            if progress is not None:
-                progress(Progress(id=request_id, phase="waiting",
-                                  message="waiting for the index already running"))
-            if not self._index_lock.acquire(timeout=INDEX_WAIT):
-                raise RagexError(ErrorCode.BUSY, "this project has been indexing for over "
-                                 f"{INDEX_WAIT:.0f} s; wait for it to finish (see "
-                                 "`ragexctl status`)")
+        another client's, a first index), following its progress, then ours, rather
+        than refuse.  Returns the seconds waited."""
+        t0 = time.monotonic()
+        try:
+            if self._index_lock.acquire(blocking=False):
+                return 0.0
+            if progress is not None and request_id not in self._listeners:
+                self.follow_running_index(request_id, progress)
+            while not self._index_lock.acquire(timeout=1.0):
+                quiet = time.monotonic() - max(t0, self._last_run_progress)
+                if quiet > INDEX_WAIT:
+                    raise RagexError(ErrorCode.BUSY, "the index already running in this "
+                                     f"project has reported nothing for {quiet:.0f} s; see "
+                                     "`ragexctl status` and `ragexctl logs`")
+            return time.monotonic() - t0
+        finally:
+            with self._first_lock:
+                self._listeners.pop(request_id, None)
 
     def index(self, request_id: str, args: IndexArgs,
               progress: ProgressSink | None = None) -> dict[str, Any]:
         """Serve an INDEX whose arguments were validated when the request was decoded."""
-        self._take_index_lock(request_id, progress)
+        waited = self._take_index_lock(request_id, progress)
         try:
             self.cancel_index.clear()
             engine = self.engine(timeout=120)
             throttle = ProgressThrottle()
 
             def on_progress(p: Any) -> None:
+                self._broadcast(p)   # to the requests queued behind this one
                 if progress is not None and throttle.admit(p.phase):
                     progress(_progress(request_id, p))
 
@@ -637,7 +694,12 @@ class WorkerService:
                 raise _to_ragex_error(exc) from None
             finally:
                 _set_torch_threads(1)
-            return {"summary": dataclasses.asdict(summary)}
+            result = dataclasses.asdict(summary)
+            if waited >= 1.0:
+                result["notes"] = [f"waited {waited:.0f} s for the index that was already "
+                                   "running; this pass indexed what changed since",
+                                   *(result.get("notes") or [])]
+            return {"summary": result}
         finally:
             self._index_lock.release()
 
@@ -692,9 +754,18 @@ def _heavy_modules() -> list[str]:
 
 
 def _rss() -> int | None:
+    """This worker's RSS with its children's (a bulk-embedding child, ripgrep): what
+    ragexd's memory limit counts too."""
     try:
         import psutil
 
-        return int(psutil.Process().memory_info().rss)
+        me = psutil.Process()
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass   # gone meanwhile
+        return int(total)
     except Exception:  # noqa: BLE001
         return None

@@ -175,6 +175,12 @@ def test_ls_and_rm_work_without_ragexd(rx_env: PrivateEnv, tree: Path):
     assert not (rx_env.data / "projects" / pid1).exists()
     r = rx_env.ctl("rm", pid1)
     assert r.returncode == 2 and "no indexed project" in r.stderr
+    # a path is answered about as given, not as the id it hashes to
+    for argv in (("rm", str(tree)), ("logs", str(tree / "shop"))):
+        r = rx_env.ctl(*argv)
+        assert r.returncode == 2 and r.stderr == (
+            f"ragexctl: {os.path.realpath(tree)} has no index (see `ragexctl ls` for "
+            "indexed projects)\n"), (argv, r.stderr)
     _no_daemon_started(rx_env)
 
 
@@ -184,6 +190,10 @@ def test_rm_by_path_of_a_deleted_project(rx_env: PrivateEnv, tree: Path):
     import shutil
 
     shutil.rmtree(tree)
+    # ls says which index lost its project: the one to remove (was: listed like any other)
+    listed = rx_env.ctl("ls")
+    assert f"{real} (deleted)" in listed.stdout, listed.stdout
+    assert json.loads(rx_env.ctl("ls", "--json").stdout)["exists"] is False
     r = rx_env.ctl("rm", real)
     assert r.returncode == 0, r.stderr
     assert not (rx_env.data / "projects" / pid).exists()

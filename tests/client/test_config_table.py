@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -65,4 +66,40 @@ def test_a_bad_value_is_refused_in_the_name_the_user_wrote(rx_env: PrivateEnv) -
     env = dict(rx_env.env, RAGEX_DAEMON_IDLE_TIMEOUT="lots")
     r = rx_env.ctl("ls", env=env)
     assert r.returncode == exitcodes.ERROR
-    assert "RAGEX_DAEMON_IDLE_TIMEOUT='lots'" in r.stderr and "30m" in r.stderr
+    assert r.stderr.count("RAGEX_DAEMON_IDLE_TIMEOUT") == 1, r.stderr
+    assert "RAGEX_DAEMON_IDLE_TIMEOUT: expected a duration" in r.stderr
+    assert "'lots'" in r.stderr and "30m" in r.stderr
+
+
+def test_a_bad_value_in_config_toml_names_its_place_once(rx_env: PrivateEnv) -> None:
+    """It said "… [daemon] idle_timeout: … [daemon] idle_timeout: expected …"."""
+    rx_env.config.mkdir(parents=True, exist_ok=True)
+    (rx_env.config / "config.toml").write_text('[daemon]\nidle_timeout = "forever"\n')
+    r = rx_env.ctl("ls")
+    assert r.returncode == exitcodes.ERROR
+    assert r.stderr == (f"ragexctl: bad configuration: {rx_env.config / 'config.toml'} "
+                        "[daemon] idle_timeout: expected a duration like '30m', '90s' or "
+                        "'2h', got 'forever'\n"), r.stderr
+
+
+def test_doctor_names_config_keys_no_setting_reads_with_the_one_meant(
+        rx_env: PrivateEnv) -> None:
+    """A typo (`idle_timout`, `[deamon]`, a key outside its section) was ignored
+    without a word, leaving the default in force."""
+    rx_env.config.mkdir(parents=True, exist_ok=True)
+    (rx_env.config / "config.toml").write_text(
+        'memory_limit = "1g"\n[daemon]\nidle_timout = "5m"\nqueue_size = 8\n'
+        '[deamon]\nprestart = 0\n')
+    r = rx_env.ctl("doctor", "--json")
+    assert r.returncode == exitcodes.ERROR, r.stdout + r.stderr
+    check = next(c for c in json.loads(r.stdout) if c["name"] == "config")
+    assert not check["ok"], check
+    for said in ("memory_limit (did you mean [daemon] memory_limit?)",
+                 "[daemon] idle_timout (did you mean [daemon] idle_timeout?)",
+                 "[deamon] (did you mean [daemon]?)"):
+        assert said in check["detail"], check
+    assert "queue_size" not in check["detail"], check
+    (rx_env.config / "config.toml").write_text('[daemon]\nidle_timeout = "5m"\n')
+    r = rx_env.ctl("doctor", "--json")
+    check = next(c for c in json.loads(r.stdout) if c["name"] == "config")
+    assert check["ok"], check

@@ -68,3 +68,35 @@ def test_with_keep_indexing_ctrl_c_leaves_the_first_index_running() -> None:
         assert _state(env).get("state") == "indexing", _state(env)
     finally:
         env.cleanup()
+
+
+def test_ctrl_c_of_a_search_leaves_a_first_index_another_client_asked_for() -> None:
+    """One terminal's search started the first index; another's `ragexctl index`
+    follows it.  Ctrl-C of the search stopped the worker, and the index the other
+    user asked for failed "the worker … was stopped (user)".  Now it goes on."""
+    env = PrivateEnv(TERM="dumb")
+    index = None
+    try:
+        tree = copy_stdlib(env.base / "proj", "email", "json")
+        (tree / ".git").mkdir()
+        search = ragexctl_popen(env.env, "search", "--project", str(tree),
+                                "where is the message parsed into headers")
+        try:
+            wait_for(lambda: _state(env).get("state") == "indexing", timeout=120,
+                     what="the first index to start")
+            index = ragexctl_popen(env.env, "index", str(tree))
+            time.sleep(5)   # its request reaches the worker (a client starts in ~0.5 s)
+            search.send_signal(signal.SIGINT)
+            _, err = search.communicate(timeout=90)
+        finally:
+            if search.poll() is None:
+                search.kill()
+        assert search.returncode == 130, err
+        assert "goes on: another client asked for this project's index" in err, err
+        out, err = index.communicate(timeout=900)
+        assert index.returncode == 0, err
+        assert out.startswith("indexed "), out
+    finally:
+        if index is not None and index.poll() is None:
+            index.kill()
+        env.cleanup()

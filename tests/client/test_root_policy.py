@@ -6,7 +6,10 @@ client to show that a refusal comes before anything starts."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +161,62 @@ def test_an_empty_path_is_refused_never_read_as_the_current_directory(
     assert "an empty path was given" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not res.stdout.strip(), res.stdout
     assert not rx_env.socket.exists(), "ragexd was started for an empty path"
+
+
+def test_a_project_whose_path_is_not_utf8_is_refused_in_one_sentence_naming_it(
+        rx_env: PrivateEnv) -> None:
+    """A directory named in Latin-1 (`caf\\xe9`) is a legal Linux path, but projects
+    travel as UTF-8 text: every command got "'project' is not valid Unicode text (it
+    holds a lone surrogate)", naming a field the user never typed.  Now one sentence
+    names the directory and the fix, before ragexd starts; the direct regex path,
+    which needs no project name, still answers."""
+    here = rx_env.base / os.fsdecode(b"caf\xe9")
+    (here / ".git").mkdir(parents=True)
+    (here / "g.py").write_text("def gamma_fn():\n    return 3\n")
+    for argv in (("search", "--mode", "symbol", "gamma_fn"), ("search", "return three"),
+                 ("search", "--json", "--mode", "regex", "gamma"), ("index",),
+                 ("similar", "g.py:1"), ("start", ".")):
+        res = rx_env.ctl(*argv, cwd=here, timeout=60)
+        assert res.returncode == 2, (argv, res.stdout, res.stderr)
+        said = json.loads(res.stderr)["error"]["message"] if "--json" in argv else res.stderr
+        assert "caf\\xe9: its path is not valid UTF-8" in said, (argv, res.stderr)
+        assert "surrogate" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not rx_env.socket.exists(), "ragexd was started for a root it cannot serve"
+    direct = PrivateEnv(TERM="dumb")   # the client's own ripgrep: no project name needed
+    try:
+        res = direct.ctl("search", "--mode", "regex", "gamma_fn", cwd=here, timeout=60)
+        assert res.returncode == 0 and res.stdout == "g.py:1:def gamma_fn():\n", res
+    finally:
+        direct.cleanup()
+
+
+def _in_a_deleted_directory(env: PrivateEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ragexctl ARGS`` from a directory removed after the shell entered it."""
+    gone = env.base / "gone"
+    return subprocess.run(
+        ["sh", "-c", 'mkdir -p "$1" && cd "$1" && rmdir "$1" && shift && exec "$@"', "sh",
+         str(gone), sys.executable, "-m", "ragexctl", *args],
+        env=env.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("argv", [
+    ("search", "find me"), ("search", "--mode", "regex", "find_me"), ("index",),
+    ("index", "--export", "snap.tar.gz", "{project}"), ("start", "."),
+    ("rm", "."), ("logs", "."), ("mcp",)])
+def test_a_deleted_current_directory_is_one_sentence_never_a_traceback(
+        rx_env: PrivateEnv, argv: tuple[str, ...]) -> None:
+    """A shell whose directory was removed under it (a checkout that deleted it, an
+    `rm -rf` from another terminal): every command that reads the current
+    directory raised FileNotFoundError, a traceback and exit 1."""
+    project = rx_env.base / "proj"
+    (project / ".git").mkdir(parents=True)
+    (project / "notes.py").write_text("find_me = 1\n")
+    res = _in_a_deleted_directory(rx_env, *[a.replace("{project}", str(project)) for a in argv])
+    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+    assert "the current directory no longer exists" in res.stderr, (argv, res.stderr)
+    assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+    assert not res.stdout, res.stdout
+    # a command given an absolute path does not need it
+    ok = _in_a_deleted_directory(rx_env, "search", "--mode", "regex", "--project", str(project),
+                                 "find_me")
+    assert ok.returncode == 0 and ok.stdout == "notes.py:1:find_me = 1\n", ok

@@ -60,6 +60,38 @@ def test_paths_rank_source_before_tests_docs_examples_and_vendored_code() -> Non
     assert RECENT < SOURCE < TESTS < DOCS < EXAMPLES < VENDORED
 
 
+def test_once_every_file_is_catalogued_symbol_answers_are_complete_while_embedding_goes_on(
+        tree: Path, monkeypatch) -> None:
+    """A symbol answer needs only the catalogue: while a first index embeds (minutes
+    on a large tree) every symbol search said "the index is still being built;
+    results may be incomplete", though every definition was already there.  Meaning
+    answers still say they are partial: they see only the vectors stored so far."""
+    monkeypatch.setattr(indexer, "BATCH_CHUNKS", 16)   # progress after each 16 vectors
+    engine = Engine(tree, tree.parent / "idx")
+    reached, release = threading.Event(), threading.Event()
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "embedding" and not reached.is_set():
+            reached.set()
+            release.wait(120)   # hold phase 2 here while the test searches
+
+    run = threading.Thread(target=lambda: engine.index(progress=progress))
+    run.start()
+    try:
+        assert reached.wait(120)
+        for mode in ("symbol", "auto"):
+            out = engine.search(SearchQuery("late_helper", mode=mode))
+            assert [h.path for h in out.hits] == ["tests/test_late.py"], (mode, out.hits)
+            assert out.coverage is not None and out.coverage.catalog_complete
+            assert not out.coverage.complete and not out.partial, (mode, out)
+        meaning = engine.search(SearchQuery("a helper defined last", mode="semantic"))
+        assert meaning.partial
+    finally:
+        release.set()
+        run.join(600)
+        engine.close()
+
+
 def test_symbol_search_during_first_index_never_claims_absent(tree: Path,
                                                               monkeypatch) -> None:
     """Stopped while cataloguing: a name in a file not yet catalogued is 'not

@@ -141,3 +141,33 @@ def test_uncreatable_index_dir_is_unwritable(tmp_path: Path) -> None:
     assert err.value.code == "index_unwritable"
     # a grep still works without any index
     assert engine.search(SearchQuery("not a directory", mode="regex")).hits
+
+
+@pytest.mark.parametrize("small_fs", ["1500k"], indirect=True)
+def test_a_first_index_that_fills_the_disk_leaves_what_it_catalogued_searchable(
+        small_fs: Path, tmp_path: Path) -> None:
+    """A first index commits its catalogue, then fills the disk with vectors.  All
+    of it sits in SQLite's WAL (never checkpointed), and the read-only reopen used
+    ``immutable=1``, which ignores the WAL: the index looked empty, and every
+    symbol and semantic search failed "cannot open the index catalog", under a
+    message saying "the existing index is still searchable".  Now ``mode=ro``."""
+    from tests.harness import write_corpus
+
+    root = write_corpus(tmp_path / "tree", files=20, funcs=30)
+    engine = Engine(root, small_fs / "index")
+    try:
+        with pytest.raises(EngineError) as err:
+            engine.index()
+        assert err.value.code == "index_unwritable", err.value.message
+        assert "searchable" in err.value.message
+        names = ("resolve_thumbnail_3_4", "compute_route_19_29")   # an early and the last module
+        for opened in (engine, Engine(root, small_fs / "index")):   # as a restarted worker
+            for name in names:
+                hits = opened.search(SearchQuery(name, mode="symbol", limit=3)).hits
+                assert [h.name for h in hits[:1]] == [name], (name, hits)
+            assert opened.search(SearchQuery("the thumbnail record", mode="hybrid")).hits
+            assert opened.status().files == 20
+            if opened is not engine:
+                opened.close()
+    finally:
+        engine.close()

@@ -51,6 +51,39 @@ def test_saves_of_skipped_files_beyond_the_named_ones_keep_the_count_exact() -> 
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_an_empty_answer_names_the_left_out_files_that_may_hold_it() -> None:
+    """An agent told "no definition named X" stops looking; X was in a generated
+    module over the size limit, which neither the index nor ripgrep reads.  An
+    empty answer now says how many files were not searched and names one."""
+    from ragexd.engine.types import SearchQuery
+
+    base = Path(tempfile.mkdtemp(prefix="rx-skn-"))
+    root = base / "tree"
+    root.mkdir()
+    (root / "real.py").write_text("def kept_here():\n    return 1\n")
+    (root / "generated.py").write_text("def only_in_the_big_file():\n    return 1\n"
+                                       + "".join(f"X{i} = {i}\n" for i in range(90_000)))
+    engine = Engine(root, base / "index")
+    try:
+        assert engine.index().skipped_total == 1
+        for mode in ("symbol", "regex"):
+            empty = engine.search(SearchQuery(text="only_in_the_big_file", mode=mode, limit=5))
+            assert empty.hits == [], (mode, empty.hits)
+            said = [n for n in empty.notes if "not searched" in n]
+            assert said == ["1 file of the project is not searched and may hold it "
+                            "(generated.py: larger than 1048576 bytes (1327821)); "
+                            "`ragexctl status` names them"], (mode, empty.notes)
+            found = engine.search(SearchQuery(text="kept_here", mode=mode, limit=5))
+            assert found.hits and not any("not searched" in n for n in found.notes), found
+        (root / "generated.py").unlink()
+        engine.index()
+        gone = engine.search(SearchQuery(text="only_in_the_big_file", mode="symbol", limit=5))
+        assert gone.hits == [] and not any("not searched" in n for n in gone.notes), gone.notes
+    finally:
+        engine.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_a_first_index_with_skipped_files_compacts_once_and_leaves_no_wal(
         tmp_path: Path, monkeypatch) -> None:
     """The skipped-files record goes in before the run's compaction: written
@@ -77,5 +110,31 @@ def test_a_first_index_with_skipped_files_compacts_once_and_leaves_no_wal(
         wal = tmp_path / "index" / "catalog.sqlite-wal"
         assert not wal.exists() or wal.stat().st_size == 0
         assert engine.status().skipped == 3     # the record is there all the same
+    finally:
+        engine.close()
+
+
+def test_an_index_that_found_nothing_to_read_does_not_advise_indexing_again(
+        tmp_path: Path) -> None:
+    """A project whose every file is ignored (`*` in .ragexignore) answered "the
+    index is empty; run `ragexctl index` first" after `ragexctl index` had run:
+    advice that changes nothing.  Before any index, the advice stands."""
+    from ragexd.engine.types import SearchQuery
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "e.py").write_text("def eta_fn():\n    return 1\n")
+    (root / ".ragexignore").write_text("*\n")
+    engine = Engine(root, tmp_path / "index")
+    try:
+        before = engine.search(SearchQuery(text="eta_fn", mode="symbol", limit=5))
+        assert "the index is empty; run `ragexctl index` first" in before.notes, before.notes
+        assert engine.index().files_indexed == 0
+        for mode in ("symbol", "hybrid"):
+            after = engine.search(SearchQuery(text="eta_fn", mode=mode, limit=5))
+            assert after.hits == [], after.hits
+            said = " ".join(after.notes)
+            assert "run `ragexctl index` first" not in said, said
+            assert "the last index found no file to read" in said and ".ragexignore" in said
     finally:
         engine.close()

@@ -23,8 +23,8 @@ import pytest
 
 from ragexd import paths
 from ragexd.protocol import ErrorCode, Op, Progress, Reply, Request
-from tests.harness import (Client, RagexInstance, index_oneshot, pid_alive, ragexctl, short_tmp,
-                           wait_for, write_corpus, write_tree)
+from tests.harness import (Client, PrivateEnv, RagexInstance, index_oneshot, pid_alive, ragexctl,
+                           short_tmp, wait_for, write_corpus, write_tree)
 
 from .helpers import (HeartbeatProbe, figure, fill_disk, free_bytes, index_contents,
                       json_error, read_only, tmpfs)
@@ -349,6 +349,38 @@ def test_disk_full_when_a_worker_restarts_the_index_stays_searchable(world: Worl
     finally:
         filler.unlink()
         world.stop(root)
+
+
+def test_after_a_first_index_filled_the_disk_searches_answer_from_what_it_catalogued(
+        need_root: None) -> None:
+    """A first index catalogues the whole tree, then fills the disk with vectors.
+    The next searches failed with the disk-full sentence, which itself says "the
+    existing index is still searchable" (the worker restarted the first index for
+    each search and passed its failure on; and the catalogue, all in SQLite's WAL,
+    was reopened ignoring the WAL).  Now they answer, saying the last index failed."""
+    env = PrivateEnv(TERM="dumb")
+    try:
+        with tmpfs(env.data, "1500k"):
+            tree = write_corpus(env.base / "proj", files=20, funcs=30)
+            first = env.ctl("search", "--mode", "symbol", "resolve_thumbnail_3_4",
+                            "--project", str(tree), timeout=300)
+            assert first.returncode in (0, 2), first.stderr
+            wait_for(lambda: "indexing" not in env.ctl("status", timeout=60).stdout,
+                     timeout=300, what="the first index to stop")
+            for argv in (("--mode", "symbol", "compute_route_19_29"),
+                         ("the thumbnail record",)):
+                r = env.ctl("search", *argv, "--project", str(tree), timeout=300)
+                assert r.returncode == 0, (argv, r.stderr)
+                assert r.stdout.startswith("mod_0"), (argv, r.stdout)
+                # and no retry of the first index meanwhile (it would fail at the disk
+                # again, after embedding a batch for nothing)
+                assert "the last index failed" in r.stderr and "disk" in r.stderr, r.stderr
+                assert "running in the background" not in r.stderr, r.stderr
+            assert env.ctl("search", "--mode", "symbol", "compute_route_19_29",
+                           "--project", str(tree)).stdout.startswith("mod_019.py:")
+            env.ctl("stop", "--all", timeout=60)
+    finally:
+        env.cleanup()
 
 
 # --- a read-only index directory -----------------------------------------------------------

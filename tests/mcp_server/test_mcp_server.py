@@ -267,7 +267,7 @@ def test_index_status_and_reindex(live: LiveRagex, proj: Path) -> None:
     assert f"project: {proj}" in text
     assert re.search(r"index: ready — complete; 5 files, \d+ chunks", text), text
     assert re.search(r"last update: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(", text), text
-    assert "pending: 0 changed files" in text
+    assert "pending: 0 files not yet fully indexed" in text
     assert "watching for changes: yes" in text
     assert not reindex.is_error
     assert re.match(r"indexed 0 files \(5 unchanged, 0 removed\), \d+ chunks in", text_of(reindex))
