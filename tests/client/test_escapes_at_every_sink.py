@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from ragexctl import cli, render
 
@@ -77,6 +80,18 @@ def test_ragexd_and_worker_logs_hold_a_hostile_root_escaped(rx) -> None:
     for name, text in {**logs, "ragexd's stderr": rx.output()}.items():
         assert not _obeyed(text), (name, text[-2000:])
 
+
+
+def test_a_worker_started_on_a_missing_root_logs_its_name_escaped(tmp_path: Path) -> None:
+    """The worker's stderr is its log file: the one line it writes before serving
+    (the root is gone) goes through the log's escaping like any other."""
+    missing = tmp_path / EVIL / "gone"
+    r = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root", str(missing),
+                        "--index-dir", str(tmp_path / "index")],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "evil\\x1b]0;PWNED\\x07dir/gone is not a directory" in r.stderr, r.stderr
+    assert not _obeyed(r.stderr), r.stderr
 
 def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env) -> None:
     missing = rx_env.base / EVIL / "nowhere"
