@@ -684,6 +684,16 @@ def render_status(result: dict[str, Any]) -> str:
     lines.append("")
     body = table(["PROJECT", "STATE", "RUNTIME", "PID/CONTAINER", "RSS", "UPTIME", "IDLE",
                   "INDEX", "LAST ERROR"], rows)
+    for w in workers:   # what embeds: the worker's runtime, and a bulk child's while it runs
+        embedder = (w.get("index") or {}).get("embedder")
+        if isinstance(embedder, dict):
+            line = (f"embedder of {printable(short_root(str(w.get('root') or '?')))}: "
+                    f"{embedder.get('runtime', '?')} {embedder.get('precision', '')}".rstrip())
+            child = embedder.get("bulk")
+            if isinstance(child, dict):
+                line += (f"; the index's backlog on {child.get('runtime', '?')} "
+                         f"{child.get('precision', '')} in child pid {child.get('pid', '?')}")
+            body += line + "\n"
     for w in workers:   # [store] backend = "chroma-http": where, and whether it serves
         store = (w.get("index") or {}).get("store")
         if isinstance(store, dict):

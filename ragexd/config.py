@@ -106,6 +106,7 @@ class Config:
     #: onnxruntime (installed with the engine) or openvino (the [openvino] extra):
     #: both run the same fp32 graph; bench/results/runtimes.md compares them.
     embedder_runtime: str = DEFAULTS["embedder_runtime"]
+    embedder_bulk_min_chunks: int = DEFAULTS["embedder_bulk_min_chunks"]
     source: list[str] = field(default_factory=list)  # where settings came from, for `status`
 
     @property

@@ -29,7 +29,7 @@ RUNTIMES = ("auto", "process", "docker")
 STORE_BACKENDS = ("local", "chroma-http")
 STORE_ROLES = ("reader", "writer")
 #: ``[embedder] runtime``: what runs the fp32 graph (ragexd/engine/embedding.py)
-EMBEDDER_RUNTIMES = ("onnxruntime", "openvino")
+EMBEDDER_RUNTIMES = ("auto", "onnxruntime", "openvino")
 
 #: Sizes are read as Docker reads ``docker run -m`` (go-units' RAMInBytes), since
 #: users copy them from there: every unit is binary, so 2g, 2G, 2gb and 2GiB are
@@ -233,10 +233,16 @@ SETTINGS: tuple[Setting, ...] = (
             "commit"),
     Setting("store_timeout", "store", "timeout", parse_duration, 3.0,
             "longest wait for the Chroma server; past it, indexing embeds locally"),
-    Setting("embedder_runtime", "embedder", "runtime", _one_of(*EMBEDDER_RUNTIMES), "onnxruntime",
-            "what runs the embedding model in a local worker: onnxruntime, or openvino "
-            "(the [openvino] extra; bf16 on CPUs with AVX-512 BF16 or AMX, ~2x faster "
-            "there, same vectors, ~190 MiB more RSS; not in the worker image)"),
+    Setting("embedder_runtime", "embedder", "runtime", _one_of(*EMBEDDER_RUNTIMES), "auto",
+            "what runs the embedding model in a local worker: auto (onnxruntime, and a "
+            "first index or other large backlog on OpenVINO in a short-lived child "
+            "process where openvino is installed and the CPU has AVX-512 BF16 or AMX: "
+            "~2.4x faster there, same vectors, the worker's RSS unchanged once it exits), "
+            "onnxruntime (always), or openvino (the [openvino] extra, in the worker: "
+            "~190 MiB more RSS; not in the worker image)"),
+    Setting("embedder_bulk_min_chunks", "embedder", "bulk_min_chunks", _int, 500,
+            "with runtime = auto, the fewest chunks to embed for which a worker starts "
+            "the OpenVINO child (smaller backlogs are embedded in the worker)"),
     Setting("direct_regex", "search", "direct_regex", parse_bool, True,
             "regex searches run ripgrep from the client (same results, no round trip); "
             "false sends them through ragexd and a worker"),

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from .store import BEING_REPLACED, REBUILD_HINT, is_unwritable, on_read_only_fs, writable_dir
+from .store import (BEING_REPLACED, REBUILD_HINT, give_back, is_unwritable, on_read_only_fs,
+                    writable_dir)
 from .types import EngineError
 
 if TYPE_CHECKING:
@@ -232,33 +233,12 @@ class Catalog:
                  time.monotonic() - t0)
 
     def compact(self) -> int:
-        """Give the pages freed since the last call back to the file system, and
-        the WAL's; returns the bytes of freed pages given back.  Cheap (it moves
-        only what follows the free pages) and safe beside the worker's readers
-        (an ordinary WAL write transaction), unlike a VACUUM, which rewrites the
-        whole file.  A catalog made before incremental auto-vacuum keeps its
-        free pages for reuse."""
+        """Give the pages freed since the last call and the WAL back to the file
+        system (``store.give_back``); returns the bytes of freed pages given back.
+        A catalog made before incremental auto-vacuum keeps its free pages for reuse."""
         if self.read_only:
             return 0
-        conn = self.conn()
-        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
-        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-        freed = 0
-        if free and int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
-            # it frees one page per step, and execute() steps a row-less statement
-            # only once: executescript() runs it to the end
-            conn.executescript("PRAGMA incremental_vacuum;")
-            freed = (free - int(conn.execute("PRAGMA freelist_count").fetchone()[0])) * page
-        # The worker stays up between runs, so the WAL would keep the largest size
-        # a run gave it (megabytes after a first index) until the last connection
-        # closes.  Truncating waits for readers on an older snapshot, so it gets
-        # a second, not the usual 30: a busy catalog keeps its WAL until next time.
-        conn.execute("PRAGMA busy_timeout=1000")
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            conn.execute("PRAGMA busy_timeout=30000")
-        return freed
+        return give_back(self.conn())
 
     def conn(self) -> sqlite3.Connection:
         if self._closed:

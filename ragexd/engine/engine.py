@@ -819,7 +819,18 @@ class Engine:
                            last_error="" if self._indexing else self.last_error(),
                            store=self._store_status(), skipped=skipped,
                            skipped_files=[{"path": p, "reason": r}
-                                          for p, r in skipped_files.items()])
+                                          for p, r in skipped_files.items()],
+                           embedder=self._embedder_status())
+
+    def _embedder_status(self) -> dict[str, object] | None:
+        """The runtime embedding queries here and, while an index runs on a bulk child
+        (bulk.py), that child's runtime and pid."""
+        info: dict[str, object] | None = self._embedder.describe()
+        indexer = self._indexer
+        child = indexer.live.bulk if indexer is not None and self._indexing else None
+        if child is not None:
+            info = {**(info or {}), "bulk": child.describe()}
+        return info
 
     def _store_status(self) -> dict[str, object] | None:
         try:

@@ -26,6 +26,12 @@ meanwhile, 2 % of the total.  Symbols and keywords exact within seconds are
 worth more than those few early vectors; once phase 1 is over the encoder has
 both cores to itself.
 
+Where a backlog of ``[embedder] bulk_min_chunks`` or more is embedded
+(``runtime = "auto"`` on a CPU with bf16 and openvino installed): by a child
+process on OpenVINO (bulk.py), started when phase 1 ends and ended with phase 2.  This
+thread still stores every vector (one writer per index); a child that fails is
+noted once in the summary and the rest is embedded here.
+
 Write order, chosen so a kill -9 anywhere converges: a file's catalog rows are
 committed before its stale vectors are deleted (an extra vector is harmless,
 reconcile drops it); a vector is stored before its chunk leaves ``pending`` (a
@@ -51,10 +57,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from . import discovery
+from . import bulk, discovery
 from .catalog import Catalog, FileRow
 from .chunking import Chunk, chunk_file
-from .embedding import Embedder, context_text
+from .embedding import Embedder, context_text, release_memory
 from .priority import Priorities, classify
 from .shared_store import SharedStore, text_key
 from .store import is_unwritable
@@ -151,6 +157,8 @@ class LiveRun:
     chunks_catalogued: int = 0    # by this run's phase 1
     files_todo: int = 0           # files phase 1 has to read
     files_done: int = 0
+    #: the child process embedding this run's backlog (bulk.py), while it does
+    bulk: "bulk.BulkChild | None" = None
 
     def embed_rate(self) -> float | None:
         """Chunks embedded per second so far, or None before the first batch."""
@@ -273,9 +281,11 @@ class Indexer:
         # its completion), before the one compaction
         recorded = record is not None and record(summary)
         if finished or recorded:
-            # the texts ``pending`` held until embedded, rows of changed files, and
-            # the WAL this run's writes (the record's too) grew
+            # the texts ``pending`` held until embedded, rows of changed files, the
+            # WAL this run's writes (the record's too) grew, and the vectors' WAL
+            # (~8 MB at its high-water mark, more than a 5k-chunk index's vectors)
             self._write(self.catalog.compact)
+            self._write(self.vectors.compact)
         summary.chunks_total = self.catalog.stats()[1]
         summary.seconds = round(time.monotonic() - t0, 3)
         emit(IndexProgress("done", files_done=len(todo), files_total=len(todo),
@@ -483,12 +493,42 @@ class Indexer:
         before it leaves ``pending``."""
         live = self.live
         loaded = False
-        while not (cancel.is_set() or stop.is_set() or catalogued.is_set()):
-            if not loaded and self.catalog.pending_count():
-                # something to embed: have the model ready when phase 1 ends
-                self.load_model()
-                loaded = True
-            catalogued.wait(FOLLOW_WAIT)
+        plan = self._bulk_plan()
+        try:
+            while not (cancel.is_set() or stop.is_set() or catalogued.is_set()):
+                if not loaded and self.catalog.pending_count():
+                    # something to embed: have the model ready when phase 1 ends
+                    self.load_model()
+                    loaded = True
+                catalogued.wait(FOLLOW_WAIT)
+            # The child starts once phase 1 is over, like the encoding: its import and
+            # compile (seconds of both cores) beside phase 1 delayed the first symbol
+            # answer on scikit-learn from 17 s to 30 s (load ~8), for ~2 s saved.
+            if plan is not None and not (cancel.is_set() or stop.is_set()) \
+                    and self.catalog.pending_count() >= plan[1]:
+                live.bulk = bulk.start(plan[0])
+            self._embed_batches(summary, emit, cancel, stop, chunk_hook, loaded)
+        finally:
+            child, live.bulk = live.bulk, None
+            if child is not None:
+                child.close()   # waited for: its memory is the OS's again
+                release_memory()   # and the frames' buffers in this worker
+
+    def _bulk_plan(self) -> tuple[str, int] | None:
+        """A bulk child's runtime and the backlog that pays for it (bulk.py); never
+        with a shared store's vectors (its misses are few by design)."""
+        if self.shared is not None:
+            return None
+        try:
+            return bulk.bulk_plan()
+        except EngineError:
+            return None   # the in-process load reports a bad configuration
+
+    def _embed_batches(self, summary: IndexSummary, emit: Callable[[IndexProgress], None],
+                       cancel: threading.Event, stop: threading.Event,
+                       chunk_hook: Callable[[int], None] | None, loaded: bool) -> None:
+        """Phase 2's loop: the most wanted pending chunks, a batch at a time."""
+        live = self.live
         while not (cancel.is_set() or stop.is_set()):
             batch = self.catalog.next_pending(BATCH_CHUNKS)
             if not batch:
@@ -500,7 +540,7 @@ class Indexer:
             if live.embed_started is None:
                 live.embed_started = t0
             batch.sort(key=lambda p: len(p.text))   # each slice pads little
-            vectors, computed = self._vectors_for([p.text for p in batch])
+            vectors, computed = self._vectors_for([p.text for p in batch], summary)
             ids = [p.id for p in batch]
             metas = [{"path": p.path, "language": p.language, "kind": p.kind} for p in batch]
 
@@ -521,10 +561,23 @@ class Indexer:
                                summary.chunks_embedded + summary.chunks_shared, self.eta(),
                                batch[-1].path))
 
-    def _vectors_for(self, texts: list[str]) -> tuple["np.ndarray", int]:
+    def _vectors_for(self, texts: list[str], summary: IndexSummary
+                     ) -> tuple["np.ndarray", int]:
         """The vectors of ``texts`` and how many the model computed: with a shared
         store, the ones it holds are taken from it and only the misses encoded
-        (and, by a writer, published)."""
+        (and, by a writer, published); with a bulk child, by the child."""
+        child = self.live.bulk
+        if child is not None:
+            try:
+                return child.encode(texts), len(texts)
+            except bulk.BulkFailed as exc:
+                note = (f"the {child.runtime} child process stopped embedding ({exc}); "
+                        "embedding the rest in this worker on onnxruntime")
+                log.warning("%s", note)
+                summary.notes.append(note)
+                self.live.bulk = None
+                child.close()
+                self.load_model()
         if self.shared is None:
             return self._encode(texts), len(texts)
         import numpy as np

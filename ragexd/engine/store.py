@@ -12,6 +12,7 @@ store imports the other.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -54,3 +55,32 @@ def is_unwritable(exc: BaseException) -> bool:
                                    # chromadb's Rust sqlite layer, on a read-only or vanished dir
                                    "(code: 14)", "unable to open database file",
                                    "(code: 8)", "(code: 13)"))
+
+
+def give_back(conn: sqlite3.Connection) -> int:
+    """Return a store's spare bytes to the file system: the pages freed since the
+    last call (when the file has incremental auto-vacuum) and its write-ahead log;
+    returns the bytes of freed pages given back.
+
+    Both SQLite stores need it after an index run.  A WAL is reset, not shrunk,
+    by SQLite's checkpoints, so it keeps the largest size a run gave it (about
+    8 MB for the vectors' 8 KiB pages: more than a whole 5k-chunk index) until the
+    last connection closes, and a worker stays up between runs.  Cheap (it moves
+    only what follows the free pages) and safe beside readers (an ordinary WAL
+    write transaction), unlike a VACUUM, which rewrites the whole file.
+    Truncating the WAL waits for readers on an older snapshot, so it gets a
+    second, not the usual 30: a busy store keeps its WAL until next time."""
+    page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    freed = 0
+    if free and int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+        # it frees one page per step, and execute() steps a row-less statement
+        # only once: executescript() runs it to the end
+        conn.executescript("PRAGMA incremental_vacuum;")
+        freed = (free - int(conn.execute("PRAGMA freelist_count").fetchone()[0])) * page
+    conn.execute("PRAGMA busy_timeout=1000")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute("PRAGMA busy_timeout=30000")
+    return freed

@@ -137,3 +137,6 @@ class IndexStatus:
     #: how many, and the first SKIPPED_SHOWN of them as {"path", "reason"}
     skipped: int = 0
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    #: what embeds in this worker ({"runtime", "precision"}; None: not loaded yet) and,
+    #: under "bulk", the child process embedding the running index's backlog
+    embedder: dict[str, object] | None = None

@@ -688,9 +688,18 @@ def _heavy_modules() -> list[str]:
 
 
 def _rss() -> int | None:
+    """This worker's RSS with its children's (a bulk-embedding child, ripgrep): what
+    ragexd's memory limit counts too."""
     try:
         import psutil
 
-        return int(psutil.Process().memory_info().rss)
+        me = psutil.Process()
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass   # gone meanwhile
+        return int(total)
     except Exception:  # noqa: BLE001
         return None

@@ -129,6 +129,18 @@ def test_status_names_each_workers_shared_store_and_its_problem():
             "vector store at http://chroma:8000 cannot be reached") in text
 
 
+def test_status_names_the_embedding_runtime_and_a_bulk_child_while_it_runs():
+    worker = {"root": "/src/app", "state": "indexing", "index": {"embedder": {
+        "runtime": "onnxruntime", "precision": "fp32",
+        "bulk": {"runtime": "openvino", "precision": "bf16", "pid": 4242}}}}
+    text = render.render_status({"daemon": {}, "workers": [worker]})
+    assert ("embedder of /src/app: onnxruntime fp32; the index's backlog on openvino bf16 "
+            "in child pid 4242") in text
+    worker["index"]["embedder"].pop("bulk")
+    text = render.render_status({"daemon": {}, "workers": [worker]})
+    assert "embedder of /src/app: onnxruntime fp32\n" in text and "child" not in text
+
+
 def test_durations_and_sizes():
     assert render.format_duration(5) == "5s"
     assert render.format_duration(125) == "2m05s"

@@ -1,0 +1,303 @@
+"""``[embedder] runtime = "auto"``: a backlog embedded on OpenVINO in a short-lived
+child process while the worker keeps onnxruntime (ragexd/engine/bulk.py).
+
+Real model, real OpenVINO, real child processes and signals.  The tests that need
+OpenVINO to run the child skip cleanly where the [openvino] extra is missing or the
+CPU has no bf16; the fallback and the choice of runtime are tested everywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import psutil
+import pytest
+
+from ragexd import modelfiles
+from ragexd.engine import Engine, IndexProgress, SearchQuery, bulk, embedding, indexer
+from ragexd.engine.chunking import chunk_file
+from ragexd.protocol import Op, Request
+
+from tests.engine.test_onnx_embedder import REPO, _env, _real_code_texts
+from tests.harness import copy_stdlib
+
+
+def _needs_openvino_bf16() -> None:
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("the [openvino] extra is not installed")
+    if not bulk.cpu_has_bf16():
+        pytest.skip("this CPU has no AVX-512 BF16 or AMX: auto never starts a child here")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data directory for the module: OpenVINO's compiled-model cache is made once."""
+    return tmp_path_factory.mktemp("bulk-data")
+
+
+@pytest.fixture
+def auto_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[None]:
+    """runtime = auto, and every backlog (however small) goes to the child."""
+    monkeypatch.setenv("RAGEX_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
+    monkeypatch.setenv("RAGEX_EMBEDDER_BULK_MIN_CHUNKS", "1")
+    monkeypatch.setattr(indexer, "BATCH_CHUNKS", 16)   # several batches on a small tree
+    yield
+
+
+def _bulk_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if "ragexd.engine.bulk" in " ".join(p.cmdline())]
+
+
+def test_the_child_gives_the_vectors_of_in_process_onnxruntime_on_real_code(auto_env) -> None:
+    _needs_openvino_bf16()
+    texts = _real_code_texts()
+    ort = embedding._OnnxBackend(modelfiles.locate("fp32")).encode(texts)
+    child = bulk.BulkChild("openvino")
+    try:
+        got = child.encode(texts)
+        assert child.describe()["precision"] == "bf16"
+    finally:
+        child.close()
+    assert got.shape == ort.shape == (len(texts), embedding.DIM)
+    cos = (ort * got).sum(axis=1)
+    assert cos.min() >= 0.999, f"worst cos {cos.min():.6f} at {texts[int(cos.argmin())][:80]!r}"
+    assert not psutil.pid_exists(child.pid)   # closed means waited for: no zombie
+
+
+def test_the_child_is_gone_once_the_backlog_is_embedded_and_status_names_it_meanwhile(
+        auto_env, tmp_path: Path) -> None:
+    _needs_openvino_bf16()
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    seen: list[dict[str, Any]] = []
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "embedding" and not seen:
+            seen.append(dict(engine.status().embedder or {}))
+
+    try:
+        summary = engine.index(progress=progress)
+        assert not summary.notes, summary.notes
+        child = seen[0]["bulk"]
+        assert child["runtime"] == "openvino" and child["precision"] == "bf16", seen
+        assert seen[0]["runtime"] == "onnxruntime"   # queries: the worker's own session
+        # The backlog is done: the child has exited (and been reaped), so its memory
+        # is the OS's again; the worker reports onnxruntime alone.
+        assert not psutil.pid_exists(child["pid"])
+        assert _bulk_children() == []
+        assert engine.status().embedder == {"runtime": "onnxruntime", "precision": "fp32"}
+        # what the child stored is what onnxruntime in the worker computes
+        chunks = {c.id: c for path, row in engine._catalog.files().items()
+                  for c in chunk_file(path, (tree / path).read_text(encoding="utf-8"),
+                                      row.language)}
+        assert chunks and engine._vectors.all_ids() == set(chunks)
+        ids, stored = engine._vectors.export_vectors(sorted(chunks))
+        ort = embedding._OnnxBackend(modelfiles.locate("fp32")).encode(
+            [embedding.context_text(chunks[i]) for i in ids])
+        assert (ort * stored).sum(axis=1).min() >= 0.999
+    finally:
+        engine.close()
+
+
+def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batch(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The whole backlog is one batch: an answer before the index ends came while the
+    child was loading or embedding it, not after (the worker's own session serves it)."""
+    _needs_openvino_bf16()
+    monkeypatch.setattr(indexer, "BATCH_CHUNKS", 100_000)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    engine.index()
+    copy_stdlib(tree, "email")   # the backlog: email's chunks, in one batch
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.index()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not (engine.status().embedder or {}).get("bulk") and not done.is_set():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not done.is_set(), "the index ended before its child was seen"
+        outcome = engine.search(SearchQuery("parse a json document", mode="semantic"))
+        assert not done.is_set(), "the query waited for the child's batch"
+        assert outcome.hits and outcome.hits[0].path.startswith("json/"), outcome
+        thread.join(600)
+        assert not errors, errors
+    finally:
+        thread.join(600)
+        engine.close()
+
+
+def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_with_one_notice(
+        auto_env, tmp_path: Path) -> None:
+    _needs_openvino_bf16()
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    killed: list[int] = []
+
+    def progress(p: IndexProgress) -> None:
+        if p.phase == "embedding" and not killed:   # one batch stored by the child
+            for proc in _bulk_children():
+                proc.kill()
+                proc.wait(10)
+                killed.append(proc.pid)
+
+    try:
+        summary = engine.index(progress=progress)
+        assert killed, "no bulk child was running during the index"
+        assert len(summary.notes) == 1 and "child process" in summary.notes[0], summary.notes
+        assert "in this worker on onnxruntime" in summary.notes[0]
+        ids = engine._catalog.chunk_ids()
+        assert engine._vectors.all_ids() == ids and engine._catalog.pending_count() == 0
+        stored, vecs = engine._vectors.export_vectors(sorted(ids))
+        assert len(stored) == len(ids) and np.isfinite(vecs).all()
+        assert engine.status().state == "ready"
+    finally:
+        engine.close()
+
+
+def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_one_notice(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs everywhere: the child finds a broken openvino (as a half-installed extra
+    would be), so the worker embeds in-process as onnxruntime alone did."""
+    broken = tmp_path / "broken" / "openvino"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise OSError('libopenvino.so: cannot open shared "
+                                        "object file (planted by the test)')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join((str(broken.parent), str(REPO))))
+    monkeypatch.syspath_prepend(str(broken.parent))   # so auto sees openvino installed
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        summary = engine.index()
+        assert len(summary.notes) == 1, summary.notes
+        assert "planted by the test" in summary.notes[0] and "onnxruntime" in summary.notes[0]
+        ids = engine._catalog.chunk_ids()
+        assert ids and engine._vectors.all_ids() == ids
+        assert _bulk_children() == []
+    finally:
+        engine.close()
+
+
+def test_killing_the_worker_kills_its_bulk_child(tmp_path: Path, data_dir: Path) -> None:
+    _needs_openvino_bf16()
+    tree = copy_stdlib(tmp_path / "tree", "json", "email")
+    env = _env(tmp_path, RAGEX_EMBEDDER_RUNTIME="auto", RAGEX_EMBEDDER_BULK_MIN_CHUNKS="1")
+    env["RAGEX_DATA_DIR"] = str(data_dir)
+    if "RAGEX_MODEL_DIR" in os.environ:
+        env["RAGEX_MODEL_DIR"] = os.environ["RAGEX_MODEL_DIR"]
+    req = Request(Op.INDEX, {}, project=str(tree))
+    worker = subprocess.Popen([sys.executable, "-m", "ragexd.worker", "oneshot", "--root",
+                               str(tree), "--index-dir", str(tmp_path / "idx")],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env)
+    assert worker.stdin is not None
+    worker.stdin.write(json.dumps(req.to_wire()).encode())
+    worker.stdin.close()
+    try:
+        deadline = time.monotonic() + 300
+        children: list[psutil.Process] = []
+        while not children and worker.poll() is None and time.monotonic() < deadline:
+            children = [p for p in psutil.Process(worker.pid).children(recursive=True)
+                        if "ragexd.engine.bulk" in " ".join(p.cmdline())]
+            time.sleep(0.1)
+        assert children, "the worker started no bulk child"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+        # PR_SET_PDEATHSIG: at once (end of file on its input alone would wait for its load)
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f"orphaned bulk child {[p.pid for p in alive]}"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        assert worker.stderr is not None
+        worker.stderr.close()
+    # Nothing committed is lost: the next worker resumes and completes the index.
+    again = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root",
+                            str(tree), "--index-dir", str(tmp_path / "idx")],
+                           input=json.dumps(req.to_wire()), capture_output=True, text=True,
+                           env=env, timeout=900)
+    replies = [json.loads(line) for line in again.stdout.splitlines()]
+    assert replies and replies[-1]["ok"], again.stderr[-2000:]
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        ids = engine._catalog.chunk_ids()
+        assert ids and engine._vectors.all_ids() == ids and engine._catalog.pending_count() == 0
+    finally:
+        engine.close()
+
+
+def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Where the child would not pay, auto is exactly onnxruntime: no child is planned."""
+    monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
+    no_bf16 = tmp_path / "cpuinfo"
+    no_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n\n")
+    with_bf16 = tmp_path / "cpuinfo-bf16"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n\n")
+    assert not bulk.cpu_has_bf16(str(no_bf16)) and bulk.cpu_has_bf16(str(with_bf16))
+    assert not bulk.cpu_has_bf16(str(tmp_path / "missing"))
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": False)
+    assert bulk.bulk_plan() is None
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(bulk.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "openvino" else real(name, *a))
+    assert bulk.bulk_plan() is None
+    monkeypatch.undo()
+    for runtime in ("onnxruntime", "openvino"):   # they keep their meaning: no child
+        monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", runtime)
+        assert bulk.bulk_plan() is None
+    monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
+    monkeypatch.setenv("RAGEX_EMBEDDER_PRECISION", "int8")   # other vectors: never mixed
+    assert bulk.bulk_plan() is None
+
+
+def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread() -> None:
+    """The process runtime sums the RSS of the worker's descendants, found through each
+    thread's children: a child started by the indexing thread (as bulk.py's is) counts."""
+    from ragexd.runtimes.process import _descendants
+
+    started: list[bulk.BulkChild] = []
+    seen, release = threading.Event(), threading.Event()
+
+    def index_thread() -> None:   # the child's death signal is tied to this thread
+        child = bulk.BulkChild("openvino")
+        started.append(child)
+        seen.set()
+        release.wait(60)
+        child.close()
+
+    thread = threading.Thread(target=index_thread)
+    thread.start()
+    try:
+        assert seen.wait(60)
+        assert started[0].pid in _descendants(os.getpid())
+    finally:
+        release.set()
+        thread.join(60)
+    assert not psutil.pid_exists(started[0].pid)
