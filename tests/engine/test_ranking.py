@@ -493,6 +493,11 @@ def test_a_name_written_as_one_word_is_matched_by_the_words_the_question_says(
     ("isatty", "is it a terminal", False),                 # pieces of 3 letters or more
     ("routerlazy", "lazily adds the base router", True),   # any order of pieces
     ("lazyqzrouter", "lazily adds the base router", False),  # every letter in a piece
+    # a piece of three letters is no abbreviation: "cont" + "ext" (connection,
+    # exponential) and "cont" + "ent" are not what this question says
+    ("context", "retry with exponential backoff when the connection fails", False),
+    ("content", "retry with exponential backoff when the connection fails", False),
+    ("retryconn", "retry with exponential backoff when the connection fails", True),
 ])
 def test_a_compound_name_word_is_said_when_each_of_its_pieces_is(word: str, question: str,
                                                                  expected: bool) -> None:
