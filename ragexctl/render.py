@@ -152,6 +152,31 @@ def format_coverage(coverage: dict[str, Any] | None) -> str | None:
     return text
 
 
+#: Said when an answer is partial and carries no coverage to say how (an older
+#: worker, or a run that has not counted yet).
+PARTIAL_NOTE = ("the index is still being built; results may be incomplete "
+                "(see `ragexctl status`)")
+
+
+def answer_notes(result: dict[str, Any], *, coverage: bool = True) -> list[str]:
+    """The notes of a search or similar answer, each thing said once (CLI and MCP).
+
+    The engine's notes say what happened to this query; how much of the project
+    it saw is the answer's coverage, said in one sentence.  That sentence
+    replaces the generic "still being built" note, which said the same less
+    precisely (a first-index answer carried three notes saying it).
+    ``coverage=False``: the caller says the coverage its own way (``--json``
+    writes it as a record) and only the notes are wanted."""
+    notes = [str(n) for n in result.get("notes") or []]
+    said = format_coverage(result.get("coverage"))
+    if said is not None:
+        if coverage:
+            notes.append(said)
+    elif result.get("partial"):
+        notes.append(PARTIAL_NOTE)
+    return notes
+
+
 def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
     programs whatever the cwd).  U+2028 and U+2029 (in JavaScript strings) are

@@ -64,6 +64,10 @@ def is_store_entry(name: str) -> bool:
     return name.startswith((CATALOG_FILE, VECTORS_FILE)) or name == CHROMA_DIR
 
 
+#: Where a search of an incomplete index looked.  The counts are the answer's
+#: coverage, which every client renders once: notes do not repeat them.
+SO_FAR = "the files indexed so far"
+
 #: How long a query by meaning waits for a live re-index of saved files (the
 #: freshness promise: a save is found by meaning within 2 s).
 LIVE_RUN_WAIT = 2.0
@@ -589,10 +593,9 @@ class Engine:
                     return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
                                          notes, cov)
                 notes.append("no symbol by that name" + (
-                    "" if cov.catalog_complete else f" in {cov.files_note()}")
+                    "" if cov.catalog_complete else f" in {SO_FAR}")
                     + "; searched by meaning instead")
             mode = AUTO_NATURAL
-        semantic_used = False
         if mode == "symbol":
             ranked = searcher.symbol_ranked(text, limit, languages, match)
             if not ranked:
@@ -602,7 +605,6 @@ class Engine:
             self.load_model()
             with self._gate.query():   # the model is ours before the index's next slice
                 ranked = searcher.semantic_ranked(text, limit, languages, match)
-            semantic_used = True
         elif self._indexing and not self.model_loaded:
             # A first index loads the model beside its cataloguing: do not make the
             # answer wait seconds for it when keywords and symbols can answer now.
@@ -613,7 +615,6 @@ class Engine:
             self._await_live_run()
             self.load_model()
             mode = "hybrid"
-            semantic_used = True
             try:
                 with self._gate.query():
                     ranked = searcher.hybrid_ranked(text, limit, languages, match)
@@ -624,11 +625,8 @@ class Engine:
                 notes.append("the vector store cannot be opened (read-only index directory); "
                              "ranked by keywords only")
                 ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
-        if semantic_used and cov.chunks_embedded < cov.chunks_indexed:
-            note = cov.embedded_note()
-            if mode == "hybrid":
-                note += f"; keywords cover {cov.files_note()}"
-            notes.append(note)
+        # how much was embedded or catalogued is the answer's coverage, which every
+        # client renders: a note restating it was said twice or three times
         if mode != "symbol" and not ranked:
             notes.extend(self._not_found_note(cov, "nothing found"))
         if not ranked and cov.chunks_indexed == 0 and not self._indexing:
@@ -714,8 +712,6 @@ class Engine:
                               chunks_embedded=cov.chunks_embedded,
                               chunks_indexed=cov.chunks_indexed)
         ranked = searcher.similar_ranked(source, vec, limit, languages, match)
-        if cov.chunks_embedded < cov.chunks_indexed:
-            notes.append(cov.embedded_note())
         return SearchOutcome(searcher.to_hits(ranked), "similar", self._partial(), notes, cov)
 
     def _why_not_indexed(self, rel: str, cov: Coverage) -> str:
@@ -749,7 +745,7 @@ class Engine:
         later = ("the index is still being built, so it may yet be found: ask again shortly"
                  if self._indexing else "the index is incomplete; `ragexctl index` "
                  "completes it")
-        return [f"{what} in {cov.files_note()}; {later}"]
+        return [f"{what} in {SO_FAR}; {later}"]
 
     def _coverage_or_none(self) -> Coverage | None:
         try:
