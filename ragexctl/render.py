@@ -659,6 +659,15 @@ def short_root(root: str, home: str | None = None) -> str:
     return root
 
 
+def root_label(entry: dict[str, Any]) -> str:
+    """A project's root as `ls` and `status` show it: marked "(deleted)" when
+    ragexd found its directory gone (``exists`` false; unknown from an older
+    ragexd is not marked)."""
+    root = short_root(str(entry.get("root") or entry.get("project_id") or entry.get("id")
+                          or "?"))
+    return root + (" (deleted)" if entry.get("exists") is False else "")
+
+
 #: skipped files ``ragexctl status`` names per project (``--json`` names up to 200)
 SKIPPED_NAMED = 5
 
@@ -696,7 +705,7 @@ def render_status(result: dict[str, Any]) -> str:
                 idx_text += f", {index['skipped']} skipped"
             idx_text += ")"
         rows.append([
-            short_root(str(w.get("root") or w.get("project_id") or "?")),
+            root_label(w),
             str(w.get("state") or "?"),
             str(w.get("runtime") or "-"),
             str(ident),
@@ -748,8 +757,7 @@ def render_status(result: dict[str, Any]) -> str:
 def render_projects(projects: list[dict[str, Any]], now: float | None = None) -> str:
     if not projects:
         return "no indexed projects\n"
-    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?")))
-             + (" (deleted)" if p.get("exists") is False else ""),
+    rows = [[str(p.get("id", "?")), root_label(p),
              format_bytes(p.get("size_bytes")), format_ago(p.get("last_used"), now),
              "running" if p.get("running") else "-"] for p in projects]
     return table(["ID", "ROOT", "SIZE", "LAST USED", "WORKER"], rows)
