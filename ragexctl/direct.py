@@ -312,6 +312,8 @@ def search(req: Request) -> int | None:
     from . import render
 
     hits = [m.hit() for m in matches]
+    if not hits:   # ripgrep skips files over the size limit silently: say so
+        notes.extend(_left_out(root, languages))
     for note in notes:
         sys.stderr.write(f"ragexctl: note: {render.printable_lines(note)}\n")
     color = render.use_color(req.color, sys.stdout)
@@ -322,6 +324,29 @@ def search(req: Request) -> int | None:
     else:
         sys.stdout.write(render.render_hits(hits, root, render.current_dir(), color=color))
     return exitcodes.OK if hits else exitcodes.NOTHING
+
+
+def _left_out(root: str, languages: list[str]) -> list[str]:
+    """The note of an empty answer whose search left files out for their size
+    (the worker's says the same from its index, which this path never reads)."""
+    from ragexd import filerules, ripgrep
+
+    accept = undecided_by_ripgrep(root)
+
+    def searched_but_for_size(rel: str) -> bool:
+        try:
+            return accept(rel)
+        except NotHere:   # maybe ignored by a rule ripgrep cannot read: not claimed
+            return False
+
+    skipped = [(path, size) for path, size in
+               ripgrep.grep_skipped(root, languages=languages, alone=True) or ()
+               if searched_but_for_size(path)]
+    if not skipped:
+        return []
+    path, size = skipped[0]
+    return [filerules.left_out_note(len(skipped), (path, filerules.too_large(
+        filerules.MAX_FILE_BYTES, size)))]
 
 
 def try_search(argv: list[str]) -> int | None:

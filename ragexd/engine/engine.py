@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..filerules import left_out_note
 from ..paths import dir_size
 from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
@@ -392,11 +393,7 @@ class Engine:
         if not count:
             return []
         example = next(iter(sorted(named.items())), None)
-        return [f"{count} file{'' if count == 1 else 's'} of the project "
-                f"{'is' if count == 1 else 'are'} not searched and may hold it"
-                + (f" ({example[0]}: {example[1]}" + (", ...)" if count > 1 else ")")
-                   if example else "")
-                + "; `ragexctl status` names them"]
+        return [left_out_note(count, example, "; `ragexctl status` names them")]
 
     def _reopen_after_failed_write(self) -> None:
         """Never reuse a vector store whose write failed: after a full disk,
