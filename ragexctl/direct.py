@@ -328,8 +328,8 @@ def search(req: Request) -> int | None:
 
 def _left_out(root: str, languages: list[str]) -> list[str]:
     """The note of an empty answer whose search left files out for their size
-    (the worker's says the same from its index, which this path never reads)."""
-    from ragexd import filerules, ripgrep
+    (ripgrep.left_out: a worker's regex answer says the same)."""
+    from ragexd import ripgrep
 
     accept = undecided_by_ripgrep(root)
 
@@ -339,14 +339,8 @@ def _left_out(root: str, languages: list[str]) -> list[str]:
         except NotHere:   # maybe ignored by a rule ripgrep cannot read: not claimed
             return False
 
-    skipped = [(path, size) for path, size in
-               ripgrep.grep_skipped(root, languages=languages, alone=True) or ()
-               if searched_but_for_size(path)]
-    if not skipped:
-        return []
-    path, size = skipped[0]
-    return [filerules.left_out_note(len(skipped), (path, filerules.too_large(
-        filerules.MAX_FILE_BYTES, size)))]
+    return ripgrep.left_out(root, languages=languages, accept=searched_but_for_size,
+                            alone=True)
 
 
 def try_search(argv: list[str]) -> int | None:

@@ -41,7 +41,8 @@ import select
 import sys
 import time
 
-from .filerules import ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
+from .filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name,
+                        left_out_note, too_large)
 from .filetypes import extensions_for, language_for
 from .vocabulary import CodedError
 
@@ -234,14 +235,24 @@ def grep(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seque
                   alone=alone)
 
 
-def grep_skipped(root: str | os.PathLike[str], *, globs: Sequence[str] = (),
-                 languages: Sequence[str] = (), alone: bool = False
-                 ) -> list[tuple[str, int]] | None:
-    """``skipped_for_size`` for the search ``grep`` runs with the same arguments."""
+def left_out(root: str | os.PathLike[str], *, globs: Sequence[str] = (),
+             languages: Sequence[str] = (), accept: Callable[[str], bool] | None = None,
+             alone: bool = False) -> list[str]:
+    """The note of an empty ``grep`` answer (same arguments) that left files out
+    for their size: ripgrep skips them without a word, so "nothing matched"
+    would read as "it is not there" (an agent stops looking).  ``accept`` drops
+    files the search would not have read anyway (ignored by rules rg cannot
+    read).  The client's direct path and a worker say the same sentence."""
     type_globs = [g for lang in languages for g in extensions_for(lang)]
     if languages and not type_globs:
         return []
-    return skipped_for_size(root, globs=globs, type_globs=type_globs, alone=alone)
+    skipped = [(path, size) for path, size in
+               skipped_for_size(root, globs=globs, type_globs=type_globs, alone=alone) or ()
+               if accept is None or accept(path)]
+    if not skipped:
+        return []
+    path, size = skipped[0]
+    return [left_out_note(len(skipped), (path, too_large(MAX_FILE_BYTES, size)))]
 
 
 #: What rg's debug log says of a file over ``--max-filesize`` (the ignore crate's

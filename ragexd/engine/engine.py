@@ -376,18 +376,18 @@ class Engine:
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
 
-    def _left_out_note(self, mode: str) -> list[str]:
+    def _left_out_note(self) -> list[str]:
         """An empty answer must not read as "it does not exist" when files were left
         out (too large, binary, unreadable...): an agent told "no definition named X"
-        stops looking, and X sat in a 1.2 MB generated module.  ripgrep skips what the
-        walk skips (the size limit, non-regular files, symlinks out) but reads
-        minified or generated text, so a regex answer counts only those."""
+        stops looking, and X sat in a 1.2 MB generated module.  A regex answer asks
+        ripgrep instead (Searcher.regex_hits): it reads some files the index leaves
+        out (a name that is not UTF-8, minified text), which the index's count
+        claimed were not searched."""
         catalog = self._catalog
         if catalog is None:
             return []
         try:
-            count, named = self._walk_skipped(catalog) if mode == "regex" \
-                else self._skipped(catalog)
+            count, named = self._skipped(catalog)
         except sqlite3.Error:
             return []
         if not count:
@@ -536,8 +536,8 @@ class Engine:
         for attempt in range(2):
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
-                if not outcome.hits:
-                    outcome.notes.extend(self._left_out_note(outcome.mode))
+                if not outcome.hits and outcome.mode != "regex":   # regex_hits says it
+                    outcome.notes.extend(self._left_out_note())
                 outcome.notes.extend(self._store_notes())
                 failed = "" if self._indexing else self.last_error()
                 if failed:
@@ -563,7 +563,9 @@ class Engine:
                                     self._embedder, self._rules)
             try:
                 # ripgrep reads the live files: exact whatever the index holds
-                hits, notes = searcher.regex_hits(text, limit, globs, languages, match)
+                hits, notes = searcher.regex_hits(text, limit, globs, languages, match,
+                                                  final=mode == "regex"
+                                                  or self._open_error is not None)
                 if hits or mode == "regex" or self._open_error is not None:
                     # never partial, no coverage to report: ripgrep read every live
                     # file, whatever the index holds
