@@ -16,7 +16,10 @@ worker stays the one writer of its index, and settles at its onnxruntime size.
 The child lives only as long as the worker's indexing thread wants it: it asks
 the kernel for SIGKILL when that thread's process dies (``PR_SET_PDEATHSIG``), and
 stops at end-of-file on its input, so a killed or interrupted worker leaves no
-orphan.  It ignores SIGINT: Ctrl-C stops the worker, whose exit then ends it.
+orphan.  It ignores SIGINT and SIGTERM: Ctrl-C, or ragexd stopping the worker (it
+signals the worker's whole process group), stops the worker, whose exit then ends
+it; dying at once instead cost the batch in flight, which the worker then
+re-embedded in-process while it was meant to be stopping.
 Anything wrong with it -- it cannot load, crashes, answers garbage or nothing --
 is ``BulkFailed``: the worker says so once and embeds the rest in-process on
 onnxruntime; nothing it computed is stored unless it came back whole and finite.
@@ -257,6 +260,7 @@ def main(argv: Sequence[str]) -> int:
     """The child: load the model, then embed each batch it is sent until end of file."""
     _die_with(int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     modelfiles.stay_offline()   # as any process that loads the model
     # Frames go out on a private copy of stdout; whatever a library prints goes to stderr.
     out = os.fdopen(os.dup(1), "wb")

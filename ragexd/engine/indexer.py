@@ -538,7 +538,11 @@ class Indexer:
             if live.embed_started is None:
                 live.embed_started = t0
             batch.sort(key=lambda p: len(p.text))   # each slice pads little
-            vectors, computed = self._vectors_for([p.text for p in batch], summary)
+            got = self._vectors_for([p.text for p in batch], summary,
+                                    lambda: cancel.is_set() or stop.is_set())
+            if got is None:
+                return   # the child was lost while this run was stopping
+            vectors, computed = got
             ids = [p.id for p in batch]
             metas = [{"path": p.path, "language": p.language, "kind": p.kind} for p in batch]
 
@@ -559,22 +563,27 @@ class Indexer:
                                summary.chunks_embedded + summary.chunks_shared, self.eta(),
                                batch[-1].path))
 
-    def _vectors_for(self, texts: list[str], summary: IndexSummary
-                     ) -> tuple["np.ndarray", int]:
+    def _vectors_for(self, texts: list[str], summary: IndexSummary,
+                     halted: Callable[[], bool]) -> tuple["np.ndarray", int] | None:
         """The vectors of ``texts`` and how many the model computed: with a shared
         store, the ones it holds are taken from it and only the misses encoded
-        (and, by a writer, published); with a bulk child, by the child."""
+        (and, by a writer, published); with a bulk child, by the child.  None if
+        the child was lost while the run is cancelled or stopping (``halted``):
+        re-embedding its batch in-process then would only delay the stop (a worker
+        slow to stop is SIGKILLed), and the batch stays pending for the next run."""
         child = self.live.bulk
         if child is not None:
             try:
                 return child.encode(texts), len(texts)
             except bulk.BulkFailed as exc:
+                self.live.bulk = None
+                child.close()
+                if halted():
+                    return None
                 note = (f"the {child.runtime} child process stopped embedding ({exc}); "
                         "embedding the rest in this worker on onnxruntime")
                 log.warning("%s", note)
                 summary.notes.append(note)
-                self.live.bulk = None
-                child.close()
                 self.load_model()
         if self.shared is None:
             return self._encode(texts), len(texts)

@@ -178,6 +178,49 @@ def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_wi
         engine.close()
 
 
+def test_a_child_outlives_the_sigterm_ragexd_sends_the_workers_process_group(auto_env) -> None:
+    """ragexd stops a worker by SIGTERM to its whole group: the child must not die of
+    it mid-batch (the worker would re-embed that batch in-process while stopping)."""
+    _needs_openvino_bf16()
+    texts = _real_code_texts()[:8]
+    child = bulk.BulkChild("openvino")
+    try:
+        child.wait_ready()
+        os.kill(child.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        assert child.encode(texts).shape == (len(texts), embedding.DIM)
+    finally:
+        child.close()
+    assert not psutil.pid_exists(child.pid)   # end of file on its input still ends it
+
+
+def test_a_child_lost_while_the_index_is_cancelled_is_not_replaced_by_in_process_embedding(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stop (cancel) that also ends the child: the batch it held stays pending for
+    the next run, with no note of a failure and no in-process encode meanwhile."""
+    _needs_openvino_bf16()
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    cancel = threading.Event()
+    encode = bulk.BulkChild.encode
+
+    def stopped_mid_batch(self: bulk.BulkChild, texts: Any) -> np.ndarray:
+        self.wait_ready()
+        cancel.set()   # the worker's stop ...
+        self._proc.kill()   # ... and the signal to its group, in the same moment
+        self._proc.wait(10)
+        return encode(self, texts)
+
+    monkeypatch.setattr(bulk.BulkChild, "encode", stopped_mid_batch)
+    try:
+        summary = engine.index(cancel=cancel)
+        assert summary.cancelled and not summary.notes, summary.notes
+        assert summary.chunks_embedded == 0 and engine._catalog.pending_count() > 0
+        assert _bulk_children() == []
+    finally:
+        engine.close()
+
+
 def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_one_notice(
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Runs everywhere: the child finds a broken openvino (as a half-installed extra
