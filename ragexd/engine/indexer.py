@@ -574,7 +574,7 @@ class Indexer:
         child = self.live.bulk
         if child is not None:
             try:
-                return child.encode(texts), len(texts)
+                return self._encode(texts, child.encode), len(texts)
             except bulk.BulkFailed as exc:
                 self.live.bulk = None
                 child.close()
@@ -603,14 +603,18 @@ class Indexer:
             out[i] = vec
         return out, len(misses)
 
-    def _encode(self, texts: list[str]) -> "np.ndarray":
-        """Encode in small slices, letting waiting queries go before each one."""
+    def _encode(self, texts: list[str],
+                encode: Callable[[list[str]], "np.ndarray"] | None = None) -> "np.ndarray":
+        """Encode in small slices, letting waiting queries go before each one; by the
+        worker's embedder, or ``encode`` (a bulk child's: it shares the cores a query
+        needs, so a whole batch in one frame kept a query waiting for all of it)."""
         import numpy as np
 
+        encode = encode or self.embedder.encode
         parts = []
         for i in range(0, len(texts), ENCODE_SLICE):
             self.gate.let_queries_pass()
-            parts.append(self.embedder.encode(texts[i:i + ENCODE_SLICE]))
+            parts.append(encode(texts[i:i + ENCODE_SLICE]))
         return np.vstack(parts)
 
     def eta(self) -> float | None:

@@ -150,6 +150,39 @@ def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batc
         engine.close()
 
 
+def test_queries_may_go_before_each_small_slice_the_child_embeds_not_once_a_batch(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The child shares the cores a query needs: like the in-process path, it is sent
+    ENCODE_SLICE texts at a time and waiting queries go first before each."""
+    _needs_openvino_bf16()
+    monkeypatch.setattr(indexer, "BATCH_CHUNKS", 128)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    events: list[Any] = []
+    encode = bulk.BulkChild.encode
+    let_pass = indexer.QueryGate.let_queries_pass
+
+    def child_encode(self: bulk.BulkChild, texts: Any) -> np.ndarray:
+        events.append(len(texts))
+        return encode(self, texts)
+
+    def gate(self: indexer.QueryGate, *args: Any) -> None:
+        events.append("gate")
+        let_pass(self, *args)
+
+    monkeypatch.setattr(bulk.BulkChild, "encode", child_encode)
+    monkeypatch.setattr(indexer.QueryGate, "let_queries_pass", gate)
+    try:
+        summary = engine.index()
+        assert not summary.notes, summary.notes
+        sizes = [e for e in events if e != "gate"]
+        assert sum(sizes) == summary.chunks_embedded > indexer.ENCODE_SLICE, sizes
+        assert max(sizes) <= indexer.ENCODE_SLICE, sizes
+        assert all(events[i - 1] == "gate" for i, e in enumerate(events) if e != "gate")
+    finally:
+        engine.close()
+
+
 def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_with_one_notice(
         auto_env, tmp_path: Path) -> None:
     _needs_openvino_bf16()
