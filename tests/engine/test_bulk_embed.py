@@ -356,7 +356,7 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
 def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread() -> None:
     """The process runtime sums the RSS of the worker's descendants, found through each
     thread's children: a child started by the indexing thread (as bulk.py's is) counts."""
-    from ragexd.runtimes.process import _descendants
+    from ragexd.proctree import descendants
 
     started: list[bulk.BulkChild] = []
     seen, release = threading.Event(), threading.Event()
@@ -372,7 +372,7 @@ def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index
     thread.start()
     try:
         assert seen.wait(60)
-        assert started[0].pid in _descendants(os.getpid())
+        assert started[0].pid in descendants(os.getpid())
     finally:
         release.set()
         thread.join(60)
