@@ -45,7 +45,7 @@ import time
 from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
 from .embedding import DIM, backend_name, runtime_name
-from .. import modelfiles
+from .. import modelfiles, proctree
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 #: failure the worker recovers from rather than a hang.
 LOAD_TIMEOUT = 180.0
 BATCH_TIMEOUT = 300.0
+#: What a child adds to the worker's process tree (its RSS is ~640 MiB on OpenVINO
+#: bf16, measured on scikit-learn), with a margin: a worker whose ``[daemon]
+#: memory_limit`` leaves less than this above its own RSS embeds in-process rather
+#: than be stopped for memory by ragexd, which counts the child too.
+CHILD_MEMORY = 700 << 20
 #: CPU flags with which OpenVINO runs the weight MatMuls in bf16 (its "BF16"
 #: capability); without them its f32 path is no faster than onnxruntime.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -90,8 +95,9 @@ def bulk_plan() -> tuple[str, int] | None:
     """(runtime, fewest chunks) if a backlog that large should go to a child, else
     None: the setting is ``auto``, the model is the fp32 graph on the ONNX path (the
     int8 graph and the torch reference have other vectors), openvino is importable
-    and the CPU has bf16.  Everywhere else (the Docker image has no openvino)
-    behaviour is onnxruntime's.
+    and the CPU has bf16, and the worker's memory limit (``[daemon] memory_limit``,
+    which the process runtime passes on) has room for the child.  Everywhere else
+    (the Docker image has no openvino) behaviour is onnxruntime's.
 
     The fewest chunks, ``[embedder] bulk_min_chunks`` (500): a child's start (0.5-1 s
     from OpenVINO's cache, ~3 s on a first compile, more under load) costs more than
@@ -108,9 +114,17 @@ def bulk_plan() -> tuple[str, int] | None:
     from ..config import ConfigError, load
 
     try:
-        return "openvino", load().embedder_bulk_min_chunks
+        cfg = load()
     except ConfigError:
         return None   # runtime_name() read the same file: not reached in practice
+    if cfg.memory_limit > 0:   # set by the runtime that started this worker
+        used = proctree.tree_rss(os.getpid()) or 0
+        if cfg.memory_limit - used < CHILD_MEMORY:
+            log.info("embedding in this worker: its memory limit (%d MiB) leaves %d MiB "
+                     "above its %d MiB, too little for a %s child", cfg.memory_limit >> 20,
+                     (cfg.memory_limit - used) >> 20, used >> 20, "openvino")
+            return None
+    return "openvino", cfg.embedder_bulk_min_chunks
 
 
 # -- frames ----------------------------------------------------------------------------

@@ -353,6 +353,32 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     assert bulk.bulk_plan() is None
 
 
+def test_no_child_is_planned_when_the_workers_memory_limit_leaves_no_room_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ragexd counts the child in the worker's memory: a limit that cannot hold it
+    means in-process embedding, not a worker stopped for memory mid-index."""
+    from ragexd import proctree
+    from ragexd.runtimes.base import WorkerSpec
+    from ragexd.runtimes.process import ProcessRuntime
+
+    monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(bulk.importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "openvino" else real(name, *a))
+    used = proctree.tree_rss(os.getpid()) or 0
+    for room, planned in ((bulk.CHILD_MEMORY - (50 << 20), False),
+                          (bulk.CHILD_MEMORY + (200 << 20), True)):
+        # as the process runtime that starts the worker sets it
+        spec = WorkerSpec("0" * 16, Path("/r"), Path("/i"), Path("/s"), Path("/l.log"),
+                          used + room)
+        limit = ProcessRuntime()._env(spec)["RAGEX_DAEMON_MEMORY_LIMIT"]
+        monkeypatch.setenv("RAGEX_DAEMON_MEMORY_LIMIT", limit)
+        assert (bulk.bulk_plan() is not None) is planned, (limit, used)
+    monkeypatch.setenv("RAGEX_DAEMON_MEMORY_LIMIT", "0")   # 0: unlimited
+    assert bulk.bulk_plan() is not None
+
+
 def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread() -> None:
     """The process runtime sums the RSS of the worker's descendants, found through each
     thread's children: a child started by the indexing thread (as bulk.py's is) counts."""
