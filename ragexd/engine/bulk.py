@@ -52,11 +52,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The longest the worker waits for the child to load its model, and for one batch's
-#: vectors.  Generous (a loaded 2-core machine is slow), yet a stuck child is a
-#: failure the worker recovers from rather than a hang.
+#: The longest the worker waits for the child to load its model, and for one slice's
+#: vectors (indexer.ENCODE_SLICE texts: well under a second, ~5 s on a loaded 2-core
+#: machine).  Generous, yet a stuck child is a failure the worker recovers from
+#: rather than a hang; and the two together stay well inside the time a client waits
+#: for a word from an index (ragexctl's INDEX_SILENCE_TIMEOUT, 300 s: the index says
+#: it is starting the child before the load), so the worker gives up on the child,
+#: and carries on in-process, before any client gives up on the index.
 LOAD_TIMEOUT = 180.0
-BATCH_TIMEOUT = 300.0
+BATCH_TIMEOUT = 60.0
 #: What a child adds to the worker's process tree (its RSS is ~640 MiB on OpenVINO
 #: bf16, measured on scikit-learn), with a margin: a worker whose ``[daemon]
 #: memory_limit`` leaves less than this above its own RSS embeds in-process rather

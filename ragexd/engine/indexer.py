@@ -505,6 +505,10 @@ class Indexer:
             if plan is not None and not (cancel.is_set() or stop.is_set()) \
                     and self.catalog.pending_count() >= plan[1]:
                 live.bulk = bulk.start(plan[0])
+                if live.bulk is not None:   # its load (up to LOAD_TIMEOUT) says nothing
+                    emit(IndexProgress("embedding", live.files_done, live.files_todo,
+                                       summary.chunks_embedded + summary.chunks_shared,
+                                       self.eta(), f"starting the {plan[0]} child process"))
             self._embed_batches(summary, emit, cancel, stop, chunk_hook, loaded)
         finally:
             child, live.bulk = live.bulk, None

@@ -183,6 +183,34 @@ def test_queries_may_go_before_each_small_slice_the_child_embeds_not_once_a_batc
         engine.close()
 
 
+def test_the_index_speaks_before_it_waits_for_the_child_so_a_client_never_gives_up_first(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A client gives up on an index silent for INDEX_SILENCE_TIMEOUT: the child's load
+    and one stuck slice, then the in-process fallback, must fit in it after a word."""
+    from ragexctl.cli import INDEX_SILENCE_TIMEOUT
+    from ragexctl.mcp import INDEX_SILENCE_TIMEOUT as MCP_SILENCE
+
+    assert bulk.LOAD_TIMEOUT + bulk.BATCH_TIMEOUT <= 0.8 * min(INDEX_SILENCE_TIMEOUT,
+                                                              MCP_SILENCE)
+    _needs_openvino_bf16()
+    events: list[str] = []
+    wait_ready = bulk.BulkChild.wait_ready
+
+    def waited(self: bulk.BulkChild) -> None:
+        events.append("wait")
+        wait_ready(self)
+
+    monkeypatch.setattr(bulk.BulkChild, "wait_ready", waited)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        engine.index(progress=lambda p: events.append(f"{p.phase}: {p.message}"))
+        first = events.index("wait")
+        assert "embedding: starting the openvino child process" in events[:first], events
+    finally:
+        engine.close()
+
+
 def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_with_one_notice(
         auto_env, tmp_path: Path) -> None:
     _needs_openvino_bf16()
