@@ -207,7 +207,14 @@ class BulkChild:
             answer = self._call(None, LOAD_TIMEOUT)
             if answer[:1] != b"R":
                 raise BulkFailed(f"the {self.runtime} child process answered {answer[:1]!r}")
-            self.info = json.loads(answer[1:].decode("utf-8"))
+            try:   # anything it says is suspect: garbage is a failure, not a crash
+                info = json.loads(answer[1:].decode("utf-8"))
+            except ValueError:   # UnicodeDecodeError included
+                info = None
+            if not isinstance(info, dict):
+                raise BulkFailed(f"the {self.runtime} child process answered "
+                                 f"{answer[:40]!r} when it was ready")
+            self.info = info
             self._ready = True
             log.info("embedding the backlog on %s %s in child process %d", self.runtime,
                      self.info.get("precision", ""), self.pid)

@@ -55,6 +55,13 @@ def auto_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[None]:
     yield
 
 
+#: A stand-in for the child (no model, no OpenVINO): says ``ready`` as its first
+#: frame, then waits for end of file on its input, as the real one does.
+_STAND_IN = ("import struct, sys; ready = {ready!r}; "
+             "sys.stdout.buffer.write(struct.pack('>I', len(ready)) + ready); "
+             "sys.stdout.buffer.flush(); sys.stdin.buffer.read()")
+
+
 def _bulk_children() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True)
             if "ragexd.engine.bulk" in " ".join(p.cmdline())]
@@ -280,6 +287,19 @@ def test_a_child_lost_while_the_index_is_cancelled_is_not_replaced_by_in_process
         assert _bulk_children() == []
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("ready", [b"R\xff\xfe", b"R{not json", b"R[1, 2]"])
+def test_a_garbled_ready_frame_is_a_child_failure_not_a_failed_index(
+        monkeypatch: pytest.MonkeyPatch, ready: bytes) -> None:
+    monkeypatch.setattr(bulk, "_CHILD_MAIN", _STAND_IN.format(ready=ready))
+    child = bulk.BulkChild("openvino")
+    try:
+        with pytest.raises(bulk.BulkFailed, match="when it was ready"):
+            child.wait_ready()
+    finally:
+        child.close()
+    assert not psutil.pid_exists(child.pid)
 
 
 def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_one_notice(
