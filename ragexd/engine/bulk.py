@@ -140,12 +140,16 @@ def _write_frame(out: BinaryIO, payload: bytes) -> None:
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
-    """``n`` bytes from ``fd``; EOFError at end of file, TimeoutError past ``deadline``."""
+    """``n`` bytes from ``fd``; EOFError at end of file, TimeoutError past ``deadline``.
+    ``poll``, not ``select``: a worker with many files open (a watcher, SQLite,
+    sockets) may get a pipe numbered 1024 or more, which ``select`` refuses."""
     parts: list[bytes] = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while n:
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not poller.poll(max(1, int(left * 1000))):
                 raise TimeoutError("no answer in time")
         block = os.read(fd, min(n, 1 << 20))
         if not block:

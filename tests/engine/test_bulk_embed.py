@@ -302,6 +302,30 @@ def test_a_garbled_ready_frame_is_a_child_failure_not_a_failed_index(
     assert not psutil.pid_exists(child.pid)
 
 
+def test_frames_are_read_from_a_pipe_numbered_above_1023() -> None:
+    """select() refuses descriptors >= FD_SETSIZE; a busy worker's pipe may be one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"at most {hard} open files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    r, w = os.pipe()
+    high = os.dup2(r, 1100)
+    try:
+        os.write(w, b"\0\0\0\3abc")
+        assert bulk._read_frame(high, time.monotonic() + 5) == b"abc"
+        with pytest.raises(TimeoutError):
+            bulk._read_frame(high, time.monotonic() + 0.2)
+        os.close(w)
+        with pytest.raises(EOFError):
+            bulk._read_frame(high, time.monotonic() + 5)
+    finally:
+        for fd in (r, high):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_one_notice(
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Runs everywhere: the child finds a broken openvino (as a half-installed extra
