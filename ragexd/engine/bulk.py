@@ -32,6 +32,7 @@ is ``R`` and a JSON description once the model is loaded (or ``E``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -44,7 +45,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
-from .embedding import DIM, backend_name, runtime_name
+from .embedding import DIM, backend_name
 from .. import modelfiles, proctree
 
 if TYPE_CHECKING:
@@ -80,10 +81,12 @@ class BulkFailed(Exception):
     """The child could not embed: the caller embeds in-process instead."""
 
 
+@functools.lru_cache(maxsize=4)
 def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU advertises bf16 matrix instructions (Linux; elsewhere False).
     Read from /proc rather than asked of OpenVINO: importing it in the worker would
-    cost the memory the child exists to keep out of it."""
+    cost the memory the child exists to keep out of it.  Once per process: the CPU
+    does not change, and /proc/cpuinfo is long on a many-core machine."""
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as f:
             for line in f:
@@ -93,6 +96,14 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         pass
     return False
+
+
+@functools.lru_cache(maxsize=1)
+def openvino_installed() -> bool:
+    """Whether the [openvino] extra is importable (found, not imported: see above).
+    Once per process: a search of every ``sys.path`` entry each run is not worth
+    repeating, and a child that cannot load it after all is a BulkFailed anyway."""
+    return importlib.util.find_spec("openvino") is not None
 
 
 def bulk_plan() -> tuple[str, int] | None:
@@ -106,21 +117,21 @@ def bulk_plan() -> tuple[str, int] | None:
     The fewest chunks, ``[embedder] bulk_min_chunks`` (500): a child's start (0.5-1 s
     from OpenVINO's cache, ~3 s on a first compile, more under load) costs more than
     OpenVINO saves on a few hundred chunks (~20 ms each, measured on scikit-learn)."""
-    if runtime_name() != "auto" or backend_name() != "onnx":
+    from ..config import ConfigError, load
+
+    try:
+        cfg = load()   # once: [embedder] runtime, bulk_min_chunks, [daemon] memory_limit
+    except ConfigError:
+        return None    # the in-process load reports it
+    if cfg.embedder_runtime != "auto" or backend_name() != "onnx":
         return None
     try:
         if modelfiles.precision() != "fp32":
             return None
     except modelfiles.ModelFilesError:
         return None
-    if importlib.util.find_spec("openvino") is None or not cpu_has_bf16():
+    if not openvino_installed() or not cpu_has_bf16():
         return None
-    from ..config import ConfigError, load
-
-    try:
-        cfg = load()
-    except ConfigError:
-        return None   # runtime_name() read the same file: not reached in practice
     if cfg.memory_limit > 0:   # set by the runtime that started this worker
         used = proctree.tree_rss(os.getpid()) or 0
         if cfg.memory_limit - used < CHILD_MEMORY:

@@ -491,7 +491,6 @@ class Indexer:
         before it leaves ``pending``."""
         live = self.live
         loaded = False
-        plan = self._bulk_plan()
         try:
             while not (cancel.is_set() or stop.is_set() or catalogued.is_set()):
                 if not loaded and self.catalog.pending_count():
@@ -502,8 +501,11 @@ class Indexer:
             # The child starts once phase 1 is over, like the encoding: its import and
             # compile (seconds of both cores) beside phase 1 delayed the first symbol
             # answer on scikit-learn from 17 s to 30 s (load ~8), for ~2 s saved.
-            if plan is not None and not (cancel.is_set() or stop.is_set()) \
-                    and self.catalog.pending_count() >= plan[1]:
+            # Planned only now, and only with a backlog: most runs (a watcher's save)
+            # have little or nothing to embed, and the plan reads the settings.
+            pending = 0 if cancel.is_set() or stop.is_set() else self.catalog.pending_count()
+            plan = self._bulk_plan() if pending else None
+            if plan is not None and pending >= plan[1]:
                 live.bulk = bulk.start(plan[0])
                 if live.bulk is not None:   # its load (up to LOAD_TIMEOUT) says nothing
                     emit(IndexProgress("embedding", live.files_done, live.files_todo,

@@ -91,7 +91,7 @@ def test_the_child_is_gone_once_the_backlog_is_embedded_and_status_names_it_mean
     seen: list[dict[str, Any]] = []
 
     def progress(p: IndexProgress) -> None:
-        if p.phase == "embedding" and not seen:
+        if p.phase == "embedding" and p.chunks_embedded and not seen:   # a batch stored
             seen.append(dict(engine.status().embedder or {}))
 
     try:
@@ -335,7 +335,7 @@ def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_
     (broken / "__init__.py").write_text("raise OSError('libopenvino.so: cannot open shared "
                                         "object file (planted by the test)')\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join((str(broken.parent), str(REPO))))
-    monkeypatch.syspath_prepend(str(broken.parent))   # so auto sees openvino installed
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: True)   # as auto would see it
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
@@ -412,9 +412,7 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": False)
     assert bulk.bulk_plan() is None
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(bulk.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "openvino" else real(name, *a))
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: False)
     assert bulk.bulk_plan() is None
     monkeypatch.undo()
     for runtime in ("onnxruntime", "openvino"):   # they keep their meaning: no child
@@ -423,6 +421,27 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
     monkeypatch.setenv("RAGEX_EMBEDDER_PRECISION", "int8")   # other vectors: never mixed
     assert bulk.bulk_plan() is None
+
+
+def test_a_run_with_nothing_to_embed_never_plans_a_child(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The plan reads the settings, the model files and the CPU: a watcher's save
+    with nothing to embed (most runs) must not pay for it."""
+    plans: list[object] = []
+
+    def counted() -> tuple[str, int] | None:
+        plans.append(1)
+        return None   # in-process: this test is about when the plan is asked for
+
+    monkeypatch.setattr(bulk, "bulk_plan", counted)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        assert engine.index().chunks_embedded > 0 and len(plans) == 1
+        again = engine.index()
+        assert again.chunks_embedded == 0 and len(plans) == 1, again
+    finally:
+        engine.close()
 
 
 def test_no_child_is_planned_when_the_workers_memory_limit_leaves_no_room_for_it(
@@ -435,9 +454,7 @@ def test_no_child_is_planned_when_the_workers_memory_limit_leaves_no_room_for_it
 
     monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(bulk.importlib.util, "find_spec",
-                        lambda name, *a: object() if name == "openvino" else real(name, *a))
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: True)
     used = proctree.tree_rss(os.getpid()) or 0
     for room, planned in ((bulk.CHILD_MEMORY - (50 << 20), False),
                           (bulk.CHILD_MEMORY + (200 << 20), True)):
