@@ -468,10 +468,14 @@ def test_no_child_is_planned_when_the_workers_memory_limit_leaves_no_room_for_it
     assert bulk.bulk_plan() is not None
 
 
-def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread() -> None:
+def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The process runtime sums the RSS of the worker's descendants, found through each
-    thread's children: a child started by the indexing thread (as bulk.py's is) counts."""
+    thread's children: a child started by the indexing thread (as bulk.py's is) counts.
+    The stand-in child: no OpenVINO compile into the user's real data directory."""
     from ragexd.proctree import descendants
+
+    monkeypatch.setattr(bulk, "_CHILD_MAIN", _STAND_IN.format(ready=b"R{}"))
 
     started: list[bulk.BulkChild] = []
     seen, release = threading.Event(), threading.Event()
