@@ -70,6 +70,10 @@ CHILD_MEMORY = 700 << 20
 #: CPU flags with which OpenVINO runs the weight MatMuls in bf16 (its "BF16"
 #: capability); without them its f32 path is no faster than onnxruntime.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: Tests only: the child may run OpenVINO in f32 and the plan asks for no bf16, so
+#: the child's lifecycle is tested on CPUs without bf16 too (CI runners).  Never
+#: for use: f32 OpenVINO is no faster than onnxruntime, and the child costs a start.
+TEST_F32_ENV = "RAGEX_TEST_BULK_F32"
 _HEADER = struct.Struct(">I")
 #: The child's command (``-m`` would import this module twice: the package imports it).
 _CHILD_MAIN = "import sys; from ragexd.engine.bulk import main; sys.exit(main(sys.argv[1:]))"
@@ -106,6 +110,10 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def _test_f32() -> bool:
+    return os.environ.get(TEST_F32_ENV) == "1"
+
+
 def bulk_plan() -> tuple[str, int] | None:
     """(runtime, fewest chunks) if a backlog that large should go to a child, else
     None: the setting is ``auto``, the model is the fp32 graph on the ONNX path (the
@@ -130,7 +138,7 @@ def bulk_plan() -> tuple[str, int] | None:
             return None
     except modelfiles.ModelFilesError:
         return None
-    if not openvino_installed() or not cpu_has_bf16():
+    if not openvino_installed() or not (cpu_has_bf16() or _test_f32()):
         return None
     if cfg.memory_limit > 0:   # set by the runtime that started this worker
         used = proctree.tree_rss(os.getpid()) or 0
@@ -315,7 +323,7 @@ def main(argv: Sequence[str]) -> int:
         embedder.load()
         loaded = embedder.describe() or {}
         runtime, precision = loaded.get("runtime"), loaded.get("precision")
-        if precision != "bf16":
+        if precision != "bf16" and not _test_f32():
             raise EngineError("model_unavailable", f"{runtime} runs in {precision} here, "
                               "no faster than onnxruntime in the worker")
     except Exception as exc:  # noqa: BLE001 - whatever it is, the worker embeds in-process

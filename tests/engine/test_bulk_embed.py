@@ -2,8 +2,10 @@
 child process while the worker keeps onnxruntime (ragexd/engine/bulk.py).
 
 Real model, real OpenVINO, real child processes and signals.  The tests that need
-OpenVINO to run the child skip cleanly where the [openvino] extra is missing or the
-CPU has no bf16; the fallback and the choice of runtime are tested everywhere.
+OpenVINO to run the child skip cleanly where the [openvino] extra is missing; on a
+CPU without bf16 they run the child in f32 (``bulk.TEST_F32_ENV``, tests only), so
+its lifecycle is tested there too.  The fallback and the choice of runtime are
+tested everywhere.
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ from tests.engine.test_onnx_embedder import REPO, _env, _real_code_texts
 from tests.harness import copy_stdlib
 
 
-def _needs_openvino_bf16() -> None:
+def _needs_openvino() -> None:
+    """Without bf16 the tests still run the child, in f32 (``bulk.TEST_F32_ENV``)."""
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("the [openvino] extra is not installed")
-    if not bulk.cpu_has_bf16():
-        pytest.skip("this CPU has no AVX-512 BF16 or AMX: auto never starts a child here")
+
+
+def _child_precision() -> str:
+    """What the child runs in here: bf16 where auto would start it, f32 in tests elsewhere."""
+    return "bf16" if bulk.cpu_has_bf16() else "f32"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +57,7 @@ def auto_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[None]:
     monkeypatch.setenv("RAGEX_DATA_DIR", str(data_dir))
     monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
     monkeypatch.setenv("RAGEX_EMBEDDER_BULK_MIN_CHUNKS", "1")
+    monkeypatch.setenv(bulk.TEST_F32_ENV, "1")   # a CPU without bf16 runs the child too
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 16)   # several batches on a small tree
     yield
 
@@ -62,19 +69,27 @@ _STAND_IN = ("import struct, sys; ready = {ready!r}; "
              "sys.stdout.buffer.flush(); sys.stdin.buffer.read()")
 
 
-def _bulk_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True)
-            if "ragexd.engine.bulk" in " ".join(p.cmdline())]
+def _bulk_children(pid: int | None = None) -> list[psutil.Process]:
+    """The bulk children below ``pid`` (this process): one listed a moment ago may be
+    gone (a short git, a child just closed) by the time its command line is read."""
+    found = []
+    for proc in psutil.Process(pid).children(recursive=True):
+        try:
+            if "ragexd.engine.bulk" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
 
 
 def test_the_child_gives_the_vectors_of_in_process_onnxruntime_on_real_code(auto_env) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     texts = _real_code_texts()
     ort = embedding._OnnxBackend(modelfiles.locate("fp32")).encode(texts)
     child = bulk.BulkChild("openvino")
     try:
         got = child.encode(texts)
-        assert child.describe()["precision"] == "bf16"
+        assert child.describe()["precision"] == _child_precision()
     finally:
         child.close()
     assert got.shape == ort.shape == (len(texts), embedding.DIM)
@@ -85,7 +100,7 @@ def test_the_child_gives_the_vectors_of_in_process_onnxruntime_on_real_code(auto
 
 def test_the_child_is_gone_once_the_backlog_is_embedded_and_status_names_it_meanwhile(
         auto_env, tmp_path: Path) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
     seen: list[dict[str, Any]] = []
@@ -98,7 +113,7 @@ def test_the_child_is_gone_once_the_backlog_is_embedded_and_status_names_it_mean
         summary = engine.index(progress=progress)
         assert not summary.notes, summary.notes
         child = seen[0]["bulk"]
-        assert child["runtime"] == "openvino" and child["precision"] == "bf16", seen
+        assert child["runtime"] == "openvino" and child["precision"] == _child_precision(), seen
         assert seen[0]["runtime"] == "onnxruntime"   # queries: the worker's own session
         # The backlog is done: the child has exited (and been reaped), so its memory
         # is the OS's again; the worker reports onnxruntime alone.
@@ -122,7 +137,7 @@ def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batc
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The whole backlog is one batch: an answer before the index ends came while the
     child was loading or embedding it, not after (the worker's own session serves it)."""
-    _needs_openvino_bf16()
+    _needs_openvino()
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 100_000)
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
@@ -161,7 +176,7 @@ def test_queries_may_go_before_each_small_slice_the_child_embeds_not_once_a_batc
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The child shares the cores a query needs: like the in-process path, it is sent
     ENCODE_SLICE texts at a time and waiting queries go first before each."""
-    _needs_openvino_bf16()
+    _needs_openvino()
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 128)
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
@@ -199,7 +214,7 @@ def test_the_index_speaks_before_it_waits_for_the_child_so_a_client_never_gives_
 
     assert bulk.LOAD_TIMEOUT + bulk.BATCH_TIMEOUT <= 0.8 * min(INDEX_SILENCE_TIMEOUT,
                                                               MCP_SILENCE)
-    _needs_openvino_bf16()
+    _needs_openvino()
     events: list[str] = []
     wait_ready = bulk.BulkChild.wait_ready
 
@@ -220,7 +235,7 @@ def test_the_index_speaks_before_it_waits_for_the_child_so_a_client_never_gives_
 
 def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_with_one_notice(
         auto_env, tmp_path: Path) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
     killed: list[int] = []
@@ -249,7 +264,7 @@ def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_wi
 def test_a_child_outlives_the_sigterm_ragexd_sends_the_workers_process_group(auto_env) -> None:
     """ragexd stops a worker by SIGTERM to its whole group: the child must not die of
     it mid-batch (the worker would re-embed that batch in-process while stopping)."""
-    _needs_openvino_bf16()
+    _needs_openvino()
     texts = _real_code_texts()[:8]
     child = bulk.BulkChild("openvino")
     try:
@@ -266,7 +281,7 @@ def test_a_child_lost_while_the_index_is_cancelled_is_not_replaced_by_in_process
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A stop (cancel) that also ends the child: the batch it held stays pending for
     the next run, with no note of a failure and no in-process encode meanwhile."""
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
     cancel = threading.Event()
@@ -351,10 +366,11 @@ def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_
 
 
 def test_killing_the_worker_kills_its_bulk_child(tmp_path: Path, data_dir: Path) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json", "email")
     env = _env(tmp_path, RAGEX_EMBEDDER_RUNTIME="auto", RAGEX_EMBEDDER_BULK_MIN_CHUNKS="1")
     env["RAGEX_DATA_DIR"] = str(data_dir)
+    env[bulk.TEST_F32_ENV] = "1"
     if "RAGEX_MODEL_DIR" in os.environ:
         env["RAGEX_MODEL_DIR"] = os.environ["RAGEX_MODEL_DIR"]
     req = Request(Op.INDEX, {}, project=str(tree))
@@ -369,8 +385,7 @@ def test_killing_the_worker_kills_its_bulk_child(tmp_path: Path, data_dir: Path)
         deadline = time.monotonic() + 300
         children: list[psutil.Process] = []
         while not children and worker.poll() is None and time.monotonic() < deadline:
-            children = [p for p in psutil.Process(worker.pid).children(recursive=True)
-                        if "ragexd.engine.bulk" in " ".join(p.cmdline())]
+            children = _bulk_children(worker.pid)
             time.sleep(0.1)
         assert children, "the worker started no bulk child"
         worker.send_signal(signal.SIGKILL)
@@ -411,6 +426,9 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     assert not bulk.cpu_has_bf16(str(tmp_path / "missing"))
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": False)
     assert bulk.bulk_plan() is None
+    monkeypatch.setenv(bulk.TEST_F32_ENV, "1")   # tests only: the child's lifecycle in f32
+    assert bulk.bulk_plan() is not None or not bulk.openvino_installed()
+    monkeypatch.delenv(bulk.TEST_F32_ENV)
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
     monkeypatch.setattr(bulk, "openvino_installed", lambda: False)
     assert bulk.bulk_plan() is None
