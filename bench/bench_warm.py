@@ -117,7 +117,7 @@ def where_the_bytes_go(index: Path) -> dict[str, int]:
     out: dict[str, int] = {f"file {p.name}": p.stat().st_size for p in sorted(index.iterdir())
                            if p.is_file() and p.stat().st_size}
     groups = {"fts": "lexical index (FTS5, contentless)", "fts_src": "lexical texts, zlib "
-              "(for deletes)", "chunks": "chunk rows", "vec": "vectors (float32)"}
+              "(for deletes)", "chunks": "chunk rows", "vec": "vector rows"}
     for db in ("catalog.sqlite", "vectors.sqlite"):
         conn = sqlite3.connect(f"file:{index / db}?mode=ro", uri=True)
         try:

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE.parent))
+
+from bench.common import REPO, RESULTS  # noqa: E402 - the one place of both paths
 
 BENCHES = {
     "search": [sys.executable, str(HERE / "bench_search.py")],

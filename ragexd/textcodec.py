@@ -44,14 +44,23 @@ def printable(text: str) -> str:
     """``text`` with every character a terminal would obey written as an escape
     (``\\x1b``, ``\\u202e``): what people read shows what the file holds.  The one
     rule for every sink people read: ragexctl's output and messages, ragexd's log."""
+    # every log line and hit line passes here, and nearly all are plain text: a
+    # string Python calls printable holds none of _UNPRINTABLE's characters (each
+    # is a control, format or separator character; tests/client/test_render.py)
+    if text.isprintable():
+        return text
     return text.translate(_UNPRINTABLE)
+
+
+#: ``_UNPRINTABLE`` without the line break, for ``printable_lines``.
+_UNPRINTABLE_BUT_BREAKS = {c: e for c, e in _UNPRINTABLE.items() if c != ord("\n")}
 
 
 def printable_lines(text: str) -> str:
     """``printable`` for a message of several lines: its line breaks stay breaks.
     What ``ragexctl`` writes for people (notes, errors) passes here, because a
     message may quote a path or an argument that holds escape sequences."""
-    return "\n".join(printable(line) for line in text.split("\n"))
+    return text.translate(_UNPRINTABLE_BUT_BREAKS)
 
 
 class NotText(ValueError):

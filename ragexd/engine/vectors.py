@@ -2,11 +2,21 @@
 memory, and chroma's HNSW only for very large indexes.
 
 Its own module because it is a different store with different failure modes.
-One float32 vector per chunk id lives in ``vectors.sqlite`` (our own compact
-file: a BLOB per row, no documents, no write-ahead copy of every vector), read
-whole into an exact in-memory matrix on the first query.  That cold path needs
+One vector per chunk id lives in ``vectors.sqlite`` (our own compact file: a
+BLOB per row, no documents, no write-ahead copy of every vector), read whole
+into an exact in-memory float32 matrix on the first query.  That cold path needs
 neither chromadb (importing it took ~2.7 s of a 5.8 s cold start) nor its HNSW
-files and SQLite log (~6 KB a chunk on disk, against ~1.7 KB here).  chromadb is
+files and SQLite log (~6 KB a chunk on disk, against ~0.9 KB here).
+
+Rows are written as little-endian float16 (768 bytes for 384 values, half of
+float32's 1536: issue #10's 3 KB a chunk).  A unit vector loses nothing a search
+sees: cosine against the float32 original >= 0.99999 on real code, the same
+top ten (``tests/engine/test_vector_precision.py``).  Each row is read by its
+length, float16 or float32, so a file written before (all float32) or one
+holding both reads as it is, with no format change; the next run's ``compact``
+rewrites its float32 rows once (``VectorFile.narrow``).  Only the bytes on disk
+are narrow: the matrix in memory and every product stay float32, and what a
+search scores is exactly what a restart reads back (``as_stored``).  chromadb is
 imported only above ``Vectors.EXACT_MAX`` vectors, where its HNSW graph answers
 instead; it is then a mirror of the file, synced on first use.
 
@@ -39,8 +49,13 @@ log = logging.getLogger(__name__)
 
 #: The vector file, beside ``catalog.sqlite`` in the index directory.
 VECTORS_FILE = "vectors.sqlite"
-#: Its layout: rows (id, path, language, little-endian float32 BLOB).
+#: Its layout: rows (id, path, language, BLOB of little-endian float16, or float32
+#: as written before; each row's length says which).
 VECTORS_FORMAT = "1"
+#: How a vector is written: float16, read back as float32 (``as_stored``).
+STORED = "<f2"
+#: Both widths a row may have on disk, by bytes a value.
+_WIDTHS = {2: "<f2", 4: "<f4"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,7 +86,8 @@ class VectorFile:
 
     SQLite, not a raw ``.npy``: a kill -9 mid-write leaves the last committed
     batch (its journal rolls the rest back), deletes by path are one statement,
-    and 8 KiB pages pack five 1.6 KB rows each, so a chunk costs ~1.7 KB.
+    and 8 KiB pages pack nine ~0.85 KB float16 rows each (five of float32), so a
+    chunk costs ~0.9 KB (1.7 KB).
     """
 
     PAGE_SIZE = 8192
@@ -81,6 +97,7 @@ class VectorFile:
         self.read_only = read_only
         self._conn = conn
         self._lock = threading.Lock()
+        self._narrowed = False   # set by ``narrow``: the next ``compact`` packs the pages
         self.dim = 0
         row = conn.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
         if row is not None:
@@ -201,21 +218,35 @@ class VectorFile:
         return [found.get(i, ("", "")) for i in ids]
 
     def _matrix(self, blobs: list[bytes]) -> "np.ndarray":
+        """Rows as one float32 matrix, each decoded by its length: ``dim`` float16
+        values or ``dim`` float32 (a file written before float16, or partly)."""
         import numpy as np
 
-        width = 4 * self.dim
-        if blobs and (not width or any(len(b) != width for b in blobs)):
-            raise Damaged(f"a vector is not {self.dim} float32 values")
-        return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), self.dim)
+        dim, n = self.dim, len(blobs)
+        by_width: dict[int, list[int]] = {}
+        for k, b in enumerate(blobs):
+            by_width.setdefault(len(b) // dim if dim and len(b) % dim == 0 else 0, []).append(k)
+        if n and (not dim or set(by_width) - set(_WIDTHS)):
+            raise Damaged(f"a vector is neither {dim} float16 nor {dim} float32 values")
+        if len(by_width) == 1:   # the usual case: one width, one join
+            (width,) = by_width
+            return np.frombuffer(b"".join(blobs), dtype=_WIDTHS[width]
+                                 ).reshape(n, dim).astype(np.float32)
+        out = np.empty((n, dim), dtype=np.float32)
+        for width, rows in by_width.items():
+            out[rows] = np.frombuffer(b"".join(blobs[k] for k in rows),
+                                      dtype=_WIDTHS[width]).reshape(len(rows), dim)
+        return out
 
     def put(self, ids: Sequence[str], vectors: "np.ndarray",
             metadatas: Sequence[dict[str, Any]]) -> None:
-        import numpy as np
-
-        vecs = np.ascontiguousarray(vectors, dtype="<f4")
+        """Write rows as ``STORED`` (give ``as_stored``'s output to keep a copy in
+        memory that matches the file)."""
+        vecs = as_stored(vectors)
+        narrow = vecs.astype(STORED)
         rows = [(cid, str((metadatas[k] or {}).get("path", "")) if k < len(metadatas) else "",
                  str((metadatas[k] or {}).get("language", "")) if k < len(metadatas) else "",
-                 vecs[k].tobytes()) for k, cid in enumerate(ids)]
+                 narrow[k].tobytes()) for k, cid in enumerate(ids)]
         with self._lock, _transaction(self._conn):
             if not self.dim:
                 self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)",
@@ -230,16 +261,19 @@ class VectorFile:
     def compact(self) -> int:
         """Give free pages and the write-ahead log back (``store.give_back``); a
         file made before it had incremental auto-vacuum is rewritten once, when it
-        has free pages to give (a VACUUM: a second or so for 20 MB, and room for a
-        copy of the file, so a full disk leaves it as it was)."""
+        has free pages to give, and so is one whose rows ``narrow`` just halved
+        (they stay on their pages, half empty, until a VACUUM packs them: a second
+        or so for 20 MB, and room for a copy of the file, so a full disk leaves it
+        as it was, its free room reused by later rows)."""
         if self.read_only:
             return 0
         with self._lock:
             conn = self._conn
             key = os.path.abspath(self.path)
-            if (key not in _VACUUM_REFUSED
-                    and int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2
-                    and int(conn.execute("PRAGMA freelist_count").fetchone()[0])):
+            if self._narrowed or (key not in _VACUUM_REFUSED
+                                  and int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2
+                                  and int(conn.execute("PRAGMA freelist_count").fetchone()[0])):
+                self._narrowed = False   # once, as a refused VACUUM of an old file
                 before = Path(self.path).stat().st_size
                 try:
                     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -253,6 +287,36 @@ class VectorFile:
                 give_back(conn)
                 return max(0, before - Path(self.path).stat().st_size)
             return give_back(conn)
+
+    def narrow(self) -> tuple[list[str], "np.ndarray"]:
+        """Rewrite the float32 rows of a file written before float16 as float16,
+        once (the next ``compact`` packs the pages they leave half empty); returns
+        the ids rewritten and their vectors as now stored, for the copy in memory.
+
+        Here, not only when chunks are embedded again: an index made last week
+        would otherwise keep 1.5 KB a chunk more until every file changed, and
+        converting is a read and a write of the file (~1 s for scikit-learn's
+        13k chunks) against minutes of embedding for ``--rebuild``.  Finding
+        none to rewrite is one scan of row lengths (SQLite reads a BLOB's length
+        from its row header): ~4 ms for 14k rows."""
+        import numpy as np
+
+        if self.read_only or not self.dim or str(self.path) == ":memory:":
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        wide = 4 * self.dim
+        with self._lock:
+            got = self._conn.execute("SELECT id, v FROM vec WHERE length(v) = ?",
+                                     (wide,)).fetchall()
+            if not got:
+                return [], np.zeros((0, self.dim), dtype=np.float32)
+            vecs = as_stored(self._matrix([r[1] for r in got]))
+            narrow = vecs.astype(STORED)
+            with _transaction(self._conn):
+                self._conn.executemany("UPDATE vec SET v = ? WHERE id = ?",
+                                       [(narrow[k].tobytes(), r[0]) for k, r in enumerate(got)])
+            self._narrowed = True
+        log.info("rewrote %d float32 vectors of %s as float16", len(got), self.path)
+        return [r[0] for r in got], vecs
 
     def delete(self, column: str, values: Sequence[str]) -> None:
         """Remove the rows whose ``column`` is one of ``values``; by path (no index)
@@ -318,6 +382,27 @@ def _set_aside(path: Path) -> None:
         side.unlink(missing_ok=True)
     if path.exists():
         os.replace(path, path.with_name(path.name + ".damaged"))
+
+
+def as_stored(vectors: Any) -> "np.ndarray":
+    """``vectors`` as the file keeps them and gives them back: float32 holding the
+    float16 rounding of each row, so the copy in memory scores exactly what a
+    restart will read.  Idempotent: a row read back is stored again unchanged.
+
+    A row far from unit length (outside 0.5-2: not the embedder's, which are
+    unit) is first scaled to unit length: cosine, all anything asks of a stored
+    vector, does not change, and a unit vector's values (at most 1) neither
+    overflow float16 (65504) nor sink into its subnormals, where it keeps fewer
+    than its 11 bits."""
+    import numpy as np
+
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if vecs.ndim == 2 and len(vecs):
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        far = (norms < 0.5) | (norms > 2.0)
+        if far.any():
+            vecs = np.where(far, vecs / np.where(norms == 0, 1.0, norms), vecs)
+    return np.ascontiguousarray(vecs.astype(STORED).astype(np.float32))
 
 
 class Vectors:
@@ -612,12 +697,18 @@ class Vectors:
         return have, np.ascontiguousarray(mat[[at[c] for c in have]], dtype=np.float32)
 
     def compact(self) -> int:
-        """After an index run: the vector file's free pages and its write-ahead
-        log back to the file system (``VectorFile.compact``).  A store not opened
+        """After an index run: float32 rows rewritten as float16 (``VectorFile.narrow``),
+        the vector file's free pages and its write-ahead log back to the file
+        system (``VectorFile.compact``).  A store not opened
         by this process has nothing of ours to give back."""
         store = self._store
         if store is None or self.read_only:
             return 0
+        ids, vecs = store.narrow()
+        if ids:
+            with self._exact.lock:   # what a restart would read, and it is loaded
+                if self._exact.loaded:
+                    self._exact.put(ids, vecs, [{}] * len(ids))
         return store.compact()
 
     def delete_paths(self, paths: Sequence[str]) -> None:
@@ -648,6 +739,7 @@ class Vectors:
                metadatas: Sequence[dict[str, Any]]) -> None:
         if not len(ids):
             return
+        vectors = as_stored(vectors)   # the memory copy and the mirror match the file
         with self._exact.lock:   # a load reading the file meanwhile would miss these
             self._file().put(ids, vectors, metadatas)
             if self._exact.loaded:

@@ -79,6 +79,17 @@ class RagexError(CodedError):
 
     code: ErrorCode
 
+    def __init__(self, code: ErrorCode | str, message: str, **detail: Any) -> None:
+        """Takes another ragex error's str code as is (``RagexError(exc.code,
+        exc.message, **exc.detail)``, vocabulary.CodedError) and converts it here,
+        once: a str left in ``code`` broke ``to_wire``.  A code the protocol does not
+        know is a bug, sent as ``internal`` with its sentence kept."""
+        try:
+            known = ErrorCode(code)
+        except ValueError:
+            known = ErrorCode.INTERNAL
+        super().__init__(known, message, **detail)
+
     @property
     def info(self) -> ErrorInfo:
         return ErrorInfo(self.code, self.message, dict(self.detail))

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         handlers=[handler])
     root = Path(os.path.realpath(args.root))
     if not root.is_dir():
-        print(f"ragex worker: project root {root} is not a directory", file=sys.stderr)
+        # through the log's handler: a root's name is escaped like every log line
+        logging.getLogger("ragex.worker").error("project root %s is not a directory", root)
         return 2
 
     if args.command == "oneshot":

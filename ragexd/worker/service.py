@@ -63,11 +63,7 @@ def _to_ragex_error(exc: Exception) -> RagexError:
     if isinstance(exc, RagexError):
         return exc
     if isinstance(exc, EngineError):
-        try:
-            code = ErrorCode(exc.code)
-        except ValueError:
-            code = ErrorCode.INTERNAL
-        return RagexError(code, exc.message, **{k: _jsonable(v) for k, v in exc.detail.items()})
+        return RagexError(exc.code, exc.message, **{k: _jsonable(v) for k, v in exc.detail.items()})
     log.exception("internal error")
     return RagexError(ErrorCode.INTERNAL, f"internal error in the worker: {type(exc).__name__}: {exc}")
 
@@ -416,7 +412,7 @@ class WorkerService:
             try:
                 clean_globs(self.root, args.paths)
             except GlobProblem as exc:
-                raise RagexError(ErrorCode(exc.code), exc.message, **exc.detail) from None
+                raise RagexError(exc.code, exc.message, **exc.detail) from None
         notes: list[str] = []
         if args.auto_index and self._wants_first_index(engine):
             if self.background_first_index:

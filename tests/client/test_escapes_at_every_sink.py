@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from ragexctl import cli, render
 
@@ -78,6 +81,18 @@ def test_ragexd_and_worker_logs_hold_a_hostile_root_escaped(rx) -> None:
         assert not _obeyed(text), (name, text[-2000:])
 
 
+
+def test_a_worker_started_on_a_missing_root_logs_its_name_escaped(tmp_path: Path) -> None:
+    """The worker's stderr is its log file: the one line it writes before serving
+    (the root is gone) goes through the log's escaping like any other."""
+    missing = tmp_path / EVIL / "gone"
+    r = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root", str(missing),
+                        "--index-dir", str(tmp_path / "index")],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "evil\\x1b]0;PWNED\\x07dir/gone is not a directory" in r.stderr, r.stderr
+    assert not _obeyed(r.stderr), r.stderr
+
 def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env) -> None:
     missing = rx_env.base / EVIL / "nowhere"
     served = rx_env.ctl("mcp", "--project", str(missing), timeout=60)
@@ -101,8 +116,8 @@ def test_mcp_names_missing_paths_and_bad_configuration_with_escapes_shown(rx_env
 
 def test_an_ascii_only_output_gets_what_it_cannot_encode_as_backslash_escapes(rx_env) -> None:
     """Both ways into ragexctl (the direct regex path, the CLI) write a non-ASCII
-    name to an ASCII-only stream escaped, never a UnicodeEncodeError traceback."""
-    root = rx_env.base / "proj"
+    name to an ASCII-only stdout escaped, never a UnicodeEncodeError traceback."""
+    root = rx_env.base / "proj-caf\u00e9"
     (root / ".git").mkdir(parents=True)
     (root / "caf\u00e9.py").write_text("needle_here = 1\n")
     env = {**rx_env.env, "PYTHONIOENCODING": "ascii", "RAGEX_SEARCH_DIRECT_REGEX": "true"}
@@ -110,6 +125,15 @@ def test_an_ascii_only_output_gets_what_it_cannot_encode_as_backslash_escapes(rx
                         timeout=60)
     assert direct.returncode == 0, direct.stderr
     assert "caf\\xe9.py:1:needle_here = 1" in direct.stdout
-    cli = rx_env.ctl("search", "--mode", "mod\u00e9", "x", cwd=root, env=env, timeout=60)
-    assert cli.returncode == 2 and "mod\\xe9" in cli.stderr, cli.stderr
-    assert "Traceback" not in direct.stderr + cli.stderr
+    # through ragexd: the hit comes back from a worker, printed to stdout (stderr
+    # Python writes backslashreplace anyway, so only stdout can show the fault)
+    served = rx_env.ctl("search", "--mode", "regex", "needle_here", cwd=root, timeout=240,
+                        env={**env, "RAGEX_SEARCH_DIRECT_REGEX": "false"})
+    assert served.returncode == 0, served.stderr
+    assert "caf\\xe9.py:1:needle_here = 1" in served.stdout, served.stdout
+    # every `search` passes the direct path's door (entry.py) first: a command that
+    # does not is what shows cli._main reconfiguring stdout itself
+    cli = rx_env.ctl("ls", cwd=root, env=env, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert "proj-caf\\xe9" in cli.stdout, cli.stdout
+    assert "Traceback" not in direct.stderr + served.stderr + cli.stderr

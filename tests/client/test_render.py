@@ -363,6 +363,21 @@ def test_terminal_width_prefers_columns_then_the_terminal_then_80(monkeypatch):
     assert render.terminal_width(io.StringIO()) == 80
 
 
+
+def test_no_character_printable_escapes_is_one_python_calls_printable():
+    # printable() returns a str.isprintable() text untouched without looking at it
+    from ragexd.textcodec import _UNPRINTABLE
+
+    assert not [hex(c) for c in _UNPRINTABLE if chr(c).isprintable()]
+    assert render.printable("plain caf\xe9 \u4e2d") == "plain caf\xe9 \u4e2d"
+
+
+def test_a_message_of_several_lines_keeps_its_breaks_and_escapes_the_rest():
+    text = "a\x1b[2J\nb\r\u202e\n\n\tc\x85"
+    assert render.printable_lines(text) == "a\\x1b[2J\nb\\x0d\\u202e\n\n\tc\\x85"
+    assert render.printable_lines(text) == "\n".join(render.printable(line)
+                                                     for line in text.split("\n"))
+
 def test_what_a_terminal_would_obey_is_shown_as_an_escape_and_text_stays_text():
     assert render.printable("a\x1b[2Jb\rc\x07\u202ed\u2028e\x85") == \
         "a\\x1b[2Jb\\x0dc\\x07\\u202ed\\u2028e\\x85"

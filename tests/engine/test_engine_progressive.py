@@ -6,6 +6,7 @@ Real engine, real model, real chroma, real processes and SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -50,6 +51,28 @@ def tree() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def first_index_held(engine: Engine, when: Callable[[IndexProgress], bool]) -> Iterator[None]:
+    """Run ``engine``'s index in a thread and hold it at the first progress report
+    ``when`` accepts, while the body searches; then let it finish.  (A test of what
+    answers say mid-index needs the index to stand still at a known point.)"""
+    reached, release = threading.Event(), threading.Event()
+
+    def progress(p: IndexProgress) -> None:
+        if when(p) and not reached.is_set():
+            reached.set()
+            release.wait(120)   # hold the run here while the test searches
+
+    run = threading.Thread(target=lambda: engine.index(progress=progress))
+    run.start()
+    try:
+        assert reached.wait(120), "the index never reached the point to hold it at"
+        yield
+    finally:
+        release.set()
+        run.join(600)
+
+
 def test_paths_rank_source_before_tests_docs_examples_and_vendored_code() -> None:
     assert classify("pkg/core.py") == SOURCE
     assert classify("tests/test_core.py") == classify("pkg/core_test.go") == TESTS
@@ -68,27 +91,16 @@ def test_once_every_file_is_catalogued_symbol_answers_are_complete_while_embeddi
     answers still say they are partial: they see only the vectors stored so far."""
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 16)   # progress after each 16 vectors
     engine = Engine(tree, tree.parent / "idx")
-    reached, release = threading.Event(), threading.Event()
-
-    def progress(p: IndexProgress) -> None:
-        if p.phase == "embedding" and not reached.is_set():
-            reached.set()
-            release.wait(120)   # hold phase 2 here while the test searches
-
-    run = threading.Thread(target=lambda: engine.index(progress=progress))
-    run.start()
     try:
-        assert reached.wait(120)
-        for mode in ("symbol", "auto"):
-            out = engine.search(SearchQuery("late_helper", mode=mode))
-            assert [h.path for h in out.hits] == ["tests/test_late.py"], (mode, out.hits)
-            assert out.coverage is not None and out.coverage.catalog_complete
-            assert not out.coverage.complete and not out.partial, (mode, out)
-        meaning = engine.search(SearchQuery("a helper defined last", mode="semantic"))
-        assert meaning.partial
+        with first_index_held(engine, lambda p: p.phase == "embedding"):
+            for mode in ("symbol", "auto"):
+                out = engine.search(SearchQuery("late_helper", mode=mode))
+                assert [h.path for h in out.hits] == ["tests/test_late.py"], (mode, out.hits)
+                assert out.coverage is not None and out.coverage.catalog_complete
+                assert not out.coverage.complete and not out.partial, (mode, out)
+            meaning = engine.search(SearchQuery("a helper defined last", mode="semantic"))
+            assert meaning.partial
     finally:
-        release.set()
-        run.join(600)
         engine.close()
 
 
@@ -99,31 +111,19 @@ def test_symbol_search_during_first_index_never_claims_absent(tree: Path,
     catalog is complete the same search finds it."""
     monkeypatch.setattr(indexer, "BATCH_FILES", 2)
     engine = Engine(tree, tree.parent / "idx")
-    reached, release = threading.Event(), threading.Event()
-
-    def progress(p: IndexProgress) -> None:
-        if p.phase == "cataloguing" and p.files_done >= 2 and not reached.is_set():
-            reached.set()
-            release.wait(120)   # hold phase 1 here while the test searches
-
-    run = threading.Thread(target=lambda: engine.index(progress=progress))
-    run.start()
     try:
-        assert reached.wait(120)
-        out = engine.search(SearchQuery("late_helper", mode="symbol"))
-        cov = out.coverage
-        assert out.hits == [] and out.partial
-        assert cov is not None and not cov.catalog_complete and not cov.complete
-        assert cov.files_total is not None and 0 < cov.files_indexed < cov.files_total
-        said = " ".join(out.notes)
-        assert f"in the {cov.files_indexed} of {cov.files_total} files indexed so far" in said
-        auto = engine.search(SearchQuery("late_helper", mode="auto"))
-        assert any("indexed so far" in n for n in auto.notes), auto.notes
-        assert not any(n.startswith("no symbol by that name;") for n in auto.notes)
-    finally:
-        release.set()
-        run.join(600)
-    try:
+        with first_index_held(engine,
+                              lambda p: p.phase == "cataloguing" and p.files_done >= 2):
+            out = engine.search(SearchQuery("late_helper", mode="symbol"))
+            cov = out.coverage
+            assert out.hits == [] and out.partial
+            assert cov is not None and not cov.catalog_complete and not cov.complete
+            assert cov.files_total is not None and 0 < cov.files_indexed < cov.files_total
+            said = " ".join(out.notes)
+            assert f"in the {cov.files_indexed} of {cov.files_total} files indexed so far" in said
+            auto = engine.search(SearchQuery("late_helper", mode="auto"))
+            assert any("indexed so far" in n for n in auto.notes), auto.notes
+            assert not any(n.startswith("no symbol by that name;") for n in auto.notes)
         done = engine.search(SearchQuery("late_helper", mode="symbol"))
         assert [h.path for h in done.hits] == ["tests/test_late.py"]
         assert done.coverage is not None and done.coverage.complete

@@ -1,9 +1,9 @@
-"""The index on disk stays small (issue #10: at most 3 KB a chunk), also while its
-worker keeps it open (what `ragexctl status` shows), no store keeps a second copy
-of the code, and the space savings change nothing a user sees: deletes still
-leave the lexical index, an index made by the previous catalog format or an
-older vector file is migrated without losing a chunk or a vector and answers the
-same."""
+"""The index on disk stays small (issue #10: at most 3 KB a chunk; 2.4 KB is held
+here since vectors are float16), also while its worker keeps it open (what
+`ragexctl status` shows), no store keeps a second copy of the code, and the
+space savings change nothing a user sees: deletes still leave the lexical index,
+an index made by the previous catalog format or an older vector file is migrated
+without losing a chunk or a vector and answers the same."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ from ragexd.engine.catalog import FORMAT_VERSION, Catalog
 
 from tests.harness import copy_stdlib
 
-#: issue #10's target for the whole index (catalog + vectors), bytes a chunk
-MAX_BYTES_A_CHUNK = 3000
+#: Bytes a chunk for the whole index (catalog + vectors).  Issue #10's target is
+#: 3000; with float16 vectors stdlib ``email`` takes ~2030 (~2120 with the engine
+#: open), against ~2760 with float32 rows, so 2400 fails if float32 rows come
+#: back and leaves the catalog room to grow.
+MAX_BYTES_A_CHUNK = 2400
 
 
 def index_bytes(idx: Path) -> int:
@@ -60,13 +63,15 @@ def test_a_first_index_gives_back_the_pages_its_pending_texts_held(email_index) 
         conn.close()
 
 
-def test_the_index_of_a_real_tree_takes_at_most_3_kb_a_chunk(email_index) -> None:
+def test_the_index_of_a_real_tree_takes_at_most_2_4_kb_a_chunk(email_index) -> None:
     _, idx, chunks = email_index
     assert chunks > 500
+    print(f"\nindex of stdlib email: {index_bytes(idx) / chunks:.0f} bytes a chunk, "
+          f"{OPEN_BYTES['email'] / chunks:.0f} with the engine open")
     assert index_bytes(idx) / chunks <= MAX_BYTES_A_CHUNK
 
 
-def test_the_index_takes_at_most_3_kb_a_chunk_while_its_worker_keeps_it_open(
+def test_the_index_takes_at_most_2_4_kb_a_chunk_while_its_worker_keeps_it_open(
         email_index) -> None:
     """The write-ahead logs count: the vectors' stayed ~8 MB after every run."""
     _, _, chunks = email_index

@@ -21,11 +21,17 @@ from tests.harness import write
 
 
 def indexed_engine(factory: pytest.TempPathFactory, name: str,
-                   files: dict[str, str]) -> Iterator[Engine]:
-    """An engine over a tree of ``files`` (path → dedented text), fully indexed."""
+                   files: dict[str, str | Path]) -> Iterator[Engine]:
+    """An engine over a tree of ``files``, fully indexed: each path maps to a
+    dedented text, or to a real file copied byte for byte (published code kept
+    exactly as its authors wrote it)."""
     root = factory.mktemp(f"{name}-tree")
     for rel, text in files.items():
-        write(root / rel, text)
+        if isinstance(text, Path):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(text, root / rel)
+        else:
+            write(root / rel, text)
     eng = Engine(root, factory.mktemp(f"{name}-index"))
     try:
         eng.index()
@@ -247,15 +253,7 @@ CLICK_GLOBALS = Path(__file__).parent / "data" / "real_code" / "click_globals.py
 
 @pytest.fixture(scope="module")
 def overload_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("overload-tree")
-    (root / "click").mkdir()
-    shutil.copy(CLICK_GLOBALS, root / "click" / "globals.py")
-    eng = Engine(root, tmp_path_factory.mktemp("overload-index"))
-    try:
-        eng.index()
-        yield eng
-    finally:
-        eng.close()
+    yield from indexed_engine(tmp_path_factory, "overload", {"click/globals.py": CLICK_GLOBALS})
 
 
 @pytest.mark.parametrize("question,mode", [
@@ -460,15 +458,8 @@ CLICK_TERMUI = Path(__file__).parent / "data" / "real_code" / "click_termui_impl
 
 @pytest.fixture(scope="module")
 def pager_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    root = tmp_path_factory.mktemp("pager-tree")
-    (root / "click").mkdir()
-    shutil.copy(CLICK_TERMUI, root / "click" / "_termui_impl.py")
-    eng = Engine(root, tmp_path_factory.mktemp("pager-index"))
-    try:
-        eng.index()
-        yield eng
-    finally:
-        eng.close()
+    yield from indexed_engine(tmp_path_factory, "pager",
+                              {"click/_termui_impl.py": CLICK_TERMUI})
 
 
 @pytest.mark.parametrize("question", [
@@ -493,6 +484,11 @@ def test_a_name_written_as_one_word_is_matched_by_the_words_the_question_says(
     ("isatty", "is it a terminal", False),                 # pieces of 3 letters or more
     ("routerlazy", "lazily adds the base router", True),   # any order of pieces
     ("lazyqzrouter", "lazily adds the base router", False),  # every letter in a piece
+    # a piece of three letters is no abbreviation: "cont" + "ext" (connection,
+    # exponential) and "cont" + "ent" are not what this question says
+    ("context", "retry with exponential backoff when the connection fails", False),
+    ("content", "retry with exponential backoff when the connection fails", False),
+    ("retryconn", "retry with exponential backoff when the connection fails", True),
 ])
 def test_a_compound_name_word_is_said_when_each_of_its_pieces_is(word: str, question: str,
                                                                  expected: bool) -> None:

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from ragexd.engine import Engine
 from ragexd.engine.engine import SKIPPED_SHOWN
+from ragexd.engine.types import EngineError
 
 FIFOS = 300
 
@@ -138,3 +142,35 @@ def test_an_index_that_found_nothing_to_read_does_not_advise_indexing_again(
             assert "the last index found no file to read" in said and ".ragexignore" in said
     finally:
         engine.close()
+
+
+def test_a_failing_skipped_record_still_leaves_the_run_completed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's completion is written before the skipped-files record: a record
+    that fails to write (a full disk) costs the status its list of skipped files,
+    not the index its "complete" (which would resume the run on every start)."""
+    from ragexd.engine.catalog import Catalog
+    from ragexd.engine.indexer import LAST_INDEXED, RUN_MARKER
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "real.py").write_text("def kept_here():\n    return 1\n")
+    os.mkfifo(root / "pipe_0.py")
+
+    def full_disk(self: Engine, *args: object) -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Engine, "_remember_skipped", full_disk)
+    engine = Engine(root, tmp_path / "index")
+    try:
+        with pytest.raises(EngineError) as failed:
+            engine.index()
+        assert failed.value.code == "index_unwritable"
+    finally:
+        engine.close()
+    catalog = Catalog(tmp_path / "index" / "catalog.sqlite")
+    try:
+        assert catalog.get_meta(RUN_MARKER) is None
+        assert catalog.get_meta(LAST_INDEXED) is not None
+    finally:
+        catalog.close()

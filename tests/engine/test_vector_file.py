@@ -112,8 +112,8 @@ from ragexd.engine.vectors import Vectors
 store = Vectors(Path(sys.argv[1]) / "chroma")
 for b in range(10_000):
     ids = [f"b{b}-{i}" for i in range(500)]
-    seeds = np.array([[b * 1000 + i] for i in range(500)], dtype=np.float32)
-    mat = np.repeat(seeds, 384, axis=1)
+    mat = np.full((500, 384), 0.04, dtype=np.float32)   # near unit length: kept as written
+    mat[:, 0], mat[:, 1] = b / 8192, np.arange(500) / 512  # the row's batch and place
     store.upsert(ids, mat, [{"path": f"f{b}.py", "language": "python"}] * 500)
     if b % 3 == 2:
         store.delete_paths([f"f{b - 1}.py"])
@@ -143,9 +143,10 @@ def test_a_vector_file_killed_mid_write_keeps_whole_batches_never_garbage(tmp_pa
         for b in batches:                             # deletes applied whole, in order
             assert b % 3 != 1 or b + 1 >= last, b
         got, mat = VectorFile.open(tmp_path / VECTORS_FILE).get(sorted(ids))
-        seeds = np.array([int(c[1:].split("-")[0]) * 1000 + int(c.split("-")[1])
-                          for c in got], dtype=np.float32)
-        assert np.array_equal(mat, np.repeat(seeds[:, None], 384, axis=1))  # not garbage
+        want = np.full((len(got), 384), np.float16(0.04), dtype=np.float32)
+        want[:, 0] = [np.float16(int(c[1:].split("-")[0]) / 8192) for c in got]
+        want[:, 1] = [int(c.split("-")[1]) / 512 for c in got]
+        assert np.array_equal(mat, want)   # not garbage: each row as its batch wrote it
         assert not (tmp_path / (VECTORS_FILE + ".damaged")).exists()
     finally:
         store.close()

@@ -141,3 +141,18 @@ def test_protocol_and_engine_refuse_the_same_queries_with_the_same_sentence():
             validate_text(text)
         assert (wire.value.code.value, wire.value.message) == \
             (engine.value.code, engine.value.message)
+
+
+def test_an_engine_error_passes_into_a_wire_error_as_its_code_message_and_detail():
+    # the one shape of every ragex error (vocabulary.CodedError): an engine error's
+    # str code becomes the wire's ErrorCode, so the reply encodes
+    exc = EngineError("index_unwritable", "cannot write the index", path="/x")
+    wire = RagexError(exc.code, exc.message, **exc.detail)
+    assert wire.code is ErrorCode.INDEX_UNWRITABLE
+    assert wire.info.to_wire() == {"code": "index_unwritable",
+                                   "message": "cannot write the index",
+                                   "detail": {"path": "/x"}}
+    # a code the protocol does not know is a bug: sent as internal, sentence kept
+    odd = RagexError("no_such_code", "what happened")
+    assert odd.info.to_wire()["code"] == "internal"
+    assert odd.message == "what happened"

@@ -510,7 +510,7 @@ def test_nginxs_answer_to_plain_http_on_its_https_port_names_the_ssl_setting() -
 
 @pytest.mark.parametrize("setting,says", [
     ({"RAGEX_STORE_CA_FILE": "/nonexistent/team-ca.pem"},
-     "RAGEX_STORE_CA_FILE='/nonexistent/team-ca.pem': RAGEX_STORE_CA_FILE: cannot read the "
+     "bad configuration: RAGEX_STORE_CA_FILE: cannot read the "
      "CA bundle /nonexistent/team-ca.pem: No such file or directory"),
     ({"RAGEX_STORE_CA_FILE": "team-ca.pem"}, "expected an absolute path"),
     ({"RAGEX_STORE_CA_FILE": "NOT-PEM"}, "holds no PEM certificate"),
