@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The longest the worker waits for the child to load its model, and for one slice's
-#: vectors (indexer.ENCODE_SLICE texts: well under a second, ~5 s on a loaded 2-core
-#: machine).  Generous, yet a stuck child is a failure the worker recovers from
+#: vectors (indexer.CHILD_ENCODE_SLICE texts: well under a second, seconds on a
+#: loaded 2-core machine).  Generous, yet a stuck child is a failure the worker recovers from
 #: rather than a hang; and the two together stay well inside the time a client waits
 #: for a word from an index (ragexctl's INDEX_SILENCE_TIMEOUT, 300 s: the index says
 #: it is starting the child before the load), so the worker gives up on the child,

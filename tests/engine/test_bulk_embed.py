@@ -175,7 +175,7 @@ def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batc
 def test_queries_may_go_before_each_small_slice_the_child_embeds_not_once_a_batch(
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The child shares the cores a query needs: like the in-process path, it is sent
-    ENCODE_SLICE texts at a time and waiting queries go first before each."""
+    a slice at a time (CHILD_ENCODE_SLICE texts) and waiting queries go first before each."""
     _needs_openvino()
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 128)
     tree = copy_stdlib(tmp_path / "tree", "json")
@@ -198,8 +198,8 @@ def test_queries_may_go_before_each_small_slice_the_child_embeds_not_once_a_batc
         summary = engine.index()
         assert not summary.notes, summary.notes
         sizes = [e for e in events if e != "gate"]
-        assert sum(sizes) == summary.chunks_embedded > indexer.ENCODE_SLICE, sizes
-        assert max(sizes) <= indexer.ENCODE_SLICE, sizes
+        assert sum(sizes) == summary.chunks_embedded > indexer.CHILD_ENCODE_SLICE, sizes
+        assert max(sizes) <= indexer.CHILD_ENCODE_SLICE < indexer.BATCH_CHUNKS, sizes
         assert all(events[i - 1] == "gate" for i, e in enumerate(events) if e != "gate")
     finally:
         engine.close()

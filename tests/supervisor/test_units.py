@@ -386,9 +386,9 @@ def test_a_process_trees_memory_counts_a_grandchild_started_by_another_thread():
     procs: list[subprocess.Popen] = []
 
     def start() -> None:   # a child listed under this thread's task, not the main one
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", f"import subprocess, sys; p = subprocess.Popen([sys.executable, "
-             f"'-c', {holder!r}], stdout=sys.stdout); p.wait()"], stdout=subprocess.PIPE))
+        parent = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+                  f"{holder!r}], stdout=sys.stdout); p.wait()")
+        procs.append(subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE))
 
     thread = threading.Thread(target=start)
     thread.start()
