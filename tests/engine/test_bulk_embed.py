@@ -209,11 +209,9 @@ def test_the_index_speaks_before_it_waits_for_the_child_so_a_client_never_gives_
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A client gives up on an index silent for INDEX_SILENCE_TIMEOUT: the child's load
     and one stuck slice, then the in-process fallback, must fit in it after a word."""
-    from ragexctl.cli import INDEX_SILENCE_TIMEOUT
-    from ragexctl.mcp import INDEX_SILENCE_TIMEOUT as MCP_SILENCE
+    from ragexctl.session import INDEX_SILENCE_TIMEOUT   # the CLI's and the MCP server's
 
-    assert bulk.LOAD_TIMEOUT + bulk.BATCH_TIMEOUT <= 0.8 * min(INDEX_SILENCE_TIMEOUT,
-                                                              MCP_SILENCE)
+    assert bulk.LOAD_TIMEOUT + bulk.BATCH_TIMEOUT <= 0.8 * INDEX_SILENCE_TIMEOUT
     _needs_openvino()
     events: list[str] = []
     wait_ready = bulk.BulkChild.wait_ready
