@@ -28,7 +28,8 @@ from . import __version__, location, render
 from .entry import fast_exit
 from .render import current_dir as _cwd
 from .session import ONESHOT_TIMEOUT as ONESHOT_SEARCH_TIMEOUT
-from .session import QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet, wait_daemon_gone
+from .session import (INDEX_SILENCE_TIMEOUT, QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet,
+                      wait_daemon_gone)
 
 EXIT_OK = exitcodes.OK
 EXIT_NONE = exitcodes.NOTHING
@@ -37,11 +38,9 @@ EXIT_NOT_RUNNING = exitcodes.NOT_RUNNING
 EXIT_NOT_ANSWERING = exitcodes.NOT_ANSWERING
 EXIT_INTERRUPTED = exitcodes.INTERRUPTED
 
-#: Default deadlines, in seconds.  A search's first reply may need a cold
-#: worker to load the model; an index only fails after this much *silence*
-#: (every progress message restarts the clock).
+#: Default deadline, in seconds: a search's first reply may need a cold worker
+#: to load the model (an index's is the session's INDEX_SILENCE_TIMEOUT).
 SEARCH_TIMEOUT = 60.0
-INDEX_SILENCE_TIMEOUT = 300.0
 #: skipped files `ragexctl index` names on stderr; the rest are counted in one line
 SKIPPED_LISTED = 20
 

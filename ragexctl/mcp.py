@@ -43,7 +43,7 @@ from . import __version__
 from .location import project_relative
 from .render import (answer_notes, file_of, format_coverage, format_duration, format_summary,
                      read_lines, skipped_total)
-from .session import ONESHOT_TIMEOUT, Session
+from .session import INDEX_SILENCE_TIMEOUT, ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
 
@@ -57,7 +57,6 @@ SERVER_NAME = "ragex"
 #: relayed as MCP progress notifications); a hung worker is still caught by
 #: ragexd's heartbeats within seconds.
 SEARCH_TIMEOUT = 600.0
-INDEX_SILENCE_TIMEOUT = 300.0
 STATUS_TIMEOUT = 30.0
 
 #: Output budgets, in characters (~4 characters a token).  Compact output keeps

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 ONESHOT_TIMEOUT = 180.0
 QUICK_TIMEOUT = 10.0
 STOP_TIMEOUT = 45.0
+#: An index (CLI or MCP) fails only after this much *silence*: every progress
+#: message restarts the clock, so a long first index never trips it, a hung one
+#: does.  The worker's own waits (ragexd/engine/bulk.py) stay well inside it.
+INDEX_SILENCE_TIMEOUT = 300.0
 #: How long a ragexd on its way out (SHUTDOWN elsewhere) may take to be gone
 #: before a new one is started for our request.
 GONE_TIMEOUT = 30.0

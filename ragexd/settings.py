@@ -89,6 +89,15 @@ def _int(value: Any, name: str) -> int:
     return int(value)
 
 
+def _count(value: Any, name: str) -> int:
+    """A whole number of at least 1: a count for which 0 or less means nothing
+    sensible (``bulk_min_chunks = 0`` would start a child for every watcher save)."""
+    n = _int(value, name)
+    if n < 1:
+        raise ConfigError(f"{name}: expected a whole number of 1 or more, got {value!r}")
+    return n
+
+
 def _float(value: Any, name: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"{name}: expected a number, got {value!r}")
@@ -240,7 +249,7 @@ SETTINGS: tuple[Setting, ...] = (
             "~2.4x faster there, same vectors, the worker's RSS unchanged once it exits), "
             "onnxruntime (always), or openvino (the [openvino] extra, in the worker: "
             "~190 MiB more RSS; not in the worker image)"),
-    Setting("embedder_bulk_min_chunks", "embedder", "bulk_min_chunks", _int, 500,
+    Setting("embedder_bulk_min_chunks", "embedder", "bulk_min_chunks", _count, 500,
             "with runtime = auto, the fewest chunks to embed for which a worker starts "
             "the OpenVINO child (smaller backlogs are embedded in the worker)"),
     Setting("direct_regex", "search", "direct_regex", parse_bool, True,

@@ -16,7 +16,10 @@ worker stays the one writer of its index, and settles at its onnxruntime size.
 The child lives only as long as the worker's indexing thread wants it: it asks
 the kernel for SIGKILL when that thread's process dies (``PR_SET_PDEATHSIG``), and
 stops at end-of-file on its input, so a killed or interrupted worker leaves no
-orphan.  It ignores SIGINT: Ctrl-C stops the worker, whose exit then ends it.
+orphan.  It ignores SIGINT and SIGTERM: Ctrl-C, or ragexd stopping the worker (it
+signals the worker's whole process group), stops the worker, whose exit then ends
+it; dying at once instead cost the batch in flight, which the worker then
+re-embedded in-process while it was meant to be stopping.
 Anything wrong with it -- it cannot load, crashes, answers garbage or nothing --
 is ``BulkFailed``: the worker says so once and embeds the rest in-process on
 onnxruntime; nothing it computed is stored unless it came back whole and finite.
@@ -29,6 +32,7 @@ is ``R`` and a JSON description once the model is loaded (or ``E``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -41,22 +45,35 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
-from .embedding import DIM, backend_name, runtime_name
-from .. import modelfiles
+from .embedding import DIM, backend_name
+from .. import modelfiles, proctree
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: The longest the worker waits for the child to load its model, and for one batch's
-#: vectors.  Generous (a loaded 2-core machine is slow), yet a stuck child is a
-#: failure the worker recovers from rather than a hang.
+#: The longest the worker waits for the child to load its model, and for one slice's
+#: vectors (indexer.CHILD_ENCODE_SLICE texts: well under a second, seconds on a
+#: loaded 2-core machine).  Generous, yet a stuck child is a failure the worker recovers from
+#: rather than a hang; and the two together stay well inside the time a client waits
+#: for a word from an index (ragexctl's INDEX_SILENCE_TIMEOUT, 300 s: the index says
+#: it is starting the child before the load), so the worker gives up on the child,
+#: and carries on in-process, before any client gives up on the index.
 LOAD_TIMEOUT = 180.0
-BATCH_TIMEOUT = 300.0
+BATCH_TIMEOUT = 60.0
+#: What a child adds to the worker's process tree (its RSS is ~640 MiB on OpenVINO
+#: bf16, measured on scikit-learn), with a margin: a worker whose ``[daemon]
+#: memory_limit`` leaves less than this above its own RSS embeds in-process rather
+#: than be stopped for memory by ragexd, which counts the child too.
+CHILD_MEMORY = 700 << 20
 #: CPU flags with which OpenVINO runs the weight MatMuls in bf16 (its "BF16"
 #: capability); without them its f32 path is no faster than onnxruntime.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: Tests only: the child may run OpenVINO in f32 and the plan asks for no bf16, so
+#: the child's lifecycle is tested on CPUs without bf16 too (CI runners).  Never
+#: for use: f32 OpenVINO is no faster than onnxruntime, and the child costs a start.
+TEST_F32_ENV = "RAGEX_TEST_BULK_F32"
 _HEADER = struct.Struct(">I")
 #: The child's command (``-m`` would import this module twice: the package imports it).
 _CHILD_MAIN = "import sys; from ragexd.engine.bulk import main; sys.exit(main(sys.argv[1:]))"
@@ -68,10 +85,12 @@ class BulkFailed(Exception):
     """The child could not embed: the caller embeds in-process instead."""
 
 
+@functools.lru_cache(maxsize=4)
 def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU advertises bf16 matrix instructions (Linux; elsewhere False).
     Read from /proc rather than asked of OpenVINO: importing it in the worker would
-    cost the memory the child exists to keep out of it."""
+    cost the memory the child exists to keep out of it.  Once per process: the CPU
+    does not change, and /proc/cpuinfo is long on a many-core machine."""
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as f:
             for line in f:
@@ -83,31 +102,52 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1)
+def openvino_installed() -> bool:
+    """Whether the [openvino] extra is importable (found, not imported: see above).
+    Once per process: a search of every ``sys.path`` entry each run is not worth
+    repeating, and a child that cannot load it after all is a BulkFailed anyway."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def _test_f32() -> bool:
+    return os.environ.get(TEST_F32_ENV) == "1"
+
+
 def bulk_plan() -> tuple[str, int] | None:
     """(runtime, fewest chunks) if a backlog that large should go to a child, else
     None: the setting is ``auto``, the model is the fp32 graph on the ONNX path (the
     int8 graph and the torch reference have other vectors), openvino is importable
-    and the CPU has bf16.  Everywhere else (the Docker image has no openvino)
-    behaviour is onnxruntime's.
+    and the CPU has bf16, and the worker's memory limit (``[daemon] memory_limit``,
+    which the process runtime passes on) has room for the child.  Everywhere else
+    (the Docker image has no openvino) behaviour is onnxruntime's.
 
     The fewest chunks, ``[embedder] bulk_min_chunks`` (500): a child's start (0.5-1 s
     from OpenVINO's cache, ~3 s on a first compile, more under load) costs more than
     OpenVINO saves on a few hundred chunks (~20 ms each, measured on scikit-learn)."""
-    if runtime_name() != "auto" or backend_name() != "onnx":
+    from ..config import ConfigError, load
+
+    try:
+        cfg = load()   # once: [embedder] runtime, bulk_min_chunks, [daemon] memory_limit
+    except ConfigError:
+        return None    # the in-process load reports it
+    if cfg.embedder_runtime != "auto" or backend_name() != "onnx":
         return None
     try:
         if modelfiles.precision() != "fp32":
             return None
     except modelfiles.ModelFilesError:
         return None
-    if importlib.util.find_spec("openvino") is None or not cpu_has_bf16():
+    if not openvino_installed() or not (cpu_has_bf16() or _test_f32()):
         return None
-    from ..config import ConfigError, load
-
-    try:
-        return "openvino", load().embedder_bulk_min_chunks
-    except ConfigError:
-        return None   # runtime_name() read the same file: not reached in practice
+    if cfg.memory_limit > 0:   # set by the runtime that started this worker
+        used = proctree.tree_rss(os.getpid()) or 0
+        if cfg.memory_limit - used < CHILD_MEMORY:
+            log.info("embedding in this worker: its memory limit (%d MiB) leaves %d MiB "
+                     "above its %d MiB, too little for a %s child", cfg.memory_limit >> 20,
+                     (cfg.memory_limit - used) >> 20, used >> 20, "openvino")
+            return None
+    return "openvino", cfg.embedder_bulk_min_chunks
 
 
 # -- frames ----------------------------------------------------------------------------
@@ -119,12 +159,16 @@ def _write_frame(out: BinaryIO, payload: bytes) -> None:
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
-    """``n`` bytes from ``fd``; EOFError at end of file, TimeoutError past ``deadline``."""
+    """``n`` bytes from ``fd``; EOFError at end of file, TimeoutError past ``deadline``.
+    ``poll``, not ``select``: a worker with many files open (a watcher, SQLite,
+    sockets) may get a pipe numbered 1024 or more, which ``select`` refuses."""
     parts: list[bytes] = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while n:
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not poller.poll(max(1, int(left * 1000))):
                 raise TimeoutError("no answer in time")
         block = os.read(fd, min(n, 1 << 20))
         if not block:
@@ -186,7 +230,14 @@ class BulkChild:
             answer = self._call(None, LOAD_TIMEOUT)
             if answer[:1] != b"R":
                 raise BulkFailed(f"the {self.runtime} child process answered {answer[:1]!r}")
-            self.info = json.loads(answer[1:].decode("utf-8"))
+            try:   # anything it says is suspect: garbage is a failure, not a crash
+                info = json.loads(answer[1:].decode("utf-8"))
+            except ValueError:   # UnicodeDecodeError included
+                info = None
+            if not isinstance(info, dict):
+                raise BulkFailed(f"the {self.runtime} child process answered "
+                                 f"{answer[:40]!r} when it was ready")
+            self.info = info
             self._ready = True
             log.info("embedding the backlog on %s %s in child process %d", self.runtime,
                      self.info.get("precision", ""), self.pid)
@@ -257,6 +308,7 @@ def main(argv: Sequence[str]) -> int:
     """The child: load the model, then embed each batch it is sent until end of file."""
     _die_with(int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     modelfiles.stay_offline()   # as any process that loads the model
     # Frames go out on a private copy of stdout; whatever a library prints goes to stderr.
     out = os.fdopen(os.dup(1), "wb")
@@ -271,7 +323,7 @@ def main(argv: Sequence[str]) -> int:
         embedder.load()
         loaded = embedder.describe() or {}
         runtime, precision = loaded.get("runtime"), loaded.get("precision")
-        if precision != "bf16":
+        if precision != "bf16" and not _test_f32():
             raise EngineError("model_unavailable", f"{runtime} runs in {precision} here, "
                               "no faster than onnxruntime in the worker")
     except Exception as exc:  # noqa: BLE001 - whatever it is, the worker embeds in-process

@@ -89,6 +89,11 @@ FOLLOW_WAIT = 0.2
 #: Texts per encode call of the embedding thread: between two calls it lets
 #: waiting queries go first, so a query waits for one small encode at most.
 ENCODE_SLICE = 16
+#: The same for a bulk child (bulk.py), which pays a round trip and an inference
+#: call per slice: 16-text slices made it ~1.3x slower than whole 128-text batches,
+#: 32 and 64 as fast (512 chunks of the stdlib email package, OpenVINO bf16, 2 cores at
+#: load ~5, medians of 4 rotated rounds); 32 keeps a query's wait at a quarter batch.
+CHILD_ENCODE_SLICE = 32
 #: The longest the embedding thread defers to queries before each slice (a
 #: steady stream of queries slows an index down; it never stops it).
 QUERY_YIELD_MAX = 0.5
@@ -490,7 +495,6 @@ class Indexer:
         before it leaves ``pending``."""
         live = self.live
         loaded = False
-        plan = self._bulk_plan()
         try:
             while not (cancel.is_set() or stop.is_set() or catalogued.is_set()):
                 if not loaded and self.catalog.pending_count():
@@ -501,9 +505,16 @@ class Indexer:
             # The child starts once phase 1 is over, like the encoding: its import and
             # compile (seconds of both cores) beside phase 1 delayed the first symbol
             # answer on scikit-learn from 17 s to 30 s (load ~8), for ~2 s saved.
-            if plan is not None and not (cancel.is_set() or stop.is_set()) \
-                    and self.catalog.pending_count() >= plan[1]:
+            # Planned only now, and only with a backlog: most runs (a watcher's save)
+            # have little or nothing to embed, and the plan reads the settings.
+            pending = 0 if cancel.is_set() or stop.is_set() else self.catalog.pending_count()
+            plan = self._bulk_plan() if pending else None
+            if plan is not None and pending >= plan[1]:
                 live.bulk = bulk.start(plan[0])
+                if live.bulk is not None:   # its load (up to LOAD_TIMEOUT) says nothing
+                    emit(IndexProgress("embedding", live.files_done, live.files_todo,
+                                       summary.chunks_embedded + summary.chunks_shared,
+                                       self.eta(), f"starting the {plan[0]} child process"))
             self._embed_batches(summary, emit, cancel, stop, chunk_hook, loaded)
         finally:
             child, live.bulk = live.bulk, None
@@ -537,7 +548,11 @@ class Indexer:
             if live.embed_started is None:
                 live.embed_started = t0
             batch.sort(key=lambda p: len(p.text))   # each slice pads little
-            vectors, computed = self._vectors_for([p.text for p in batch], summary)
+            got = self._vectors_for([p.text for p in batch], summary,
+                                    lambda: cancel.is_set() or stop.is_set())
+            if got is None:
+                return   # the child was lost while this run was stopping
+            vectors, computed = got
             ids = [p.id for p in batch]
             metas = [{"path": p.path, "language": p.language, "kind": p.kind} for p in batch]
 
@@ -560,22 +575,27 @@ class Indexer:
                                summary.chunks_embedded + summary.chunks_shared, self.eta(),
                                batch[-1].path))
 
-    def _vectors_for(self, texts: list[str], summary: IndexSummary
-                     ) -> tuple["np.ndarray", int]:
+    def _vectors_for(self, texts: list[str], summary: IndexSummary,
+                     halted: Callable[[], bool]) -> tuple["np.ndarray", int] | None:
         """The vectors of ``texts`` and how many the model computed: with a shared
         store, the ones it holds are taken from it and only the misses encoded
-        (and, by a writer, published); with a bulk child, by the child."""
+        (and, by a writer, published); with a bulk child, by the child.  None if
+        the child was lost while the run is cancelled or stopping (``halted``):
+        re-embedding its batch in-process then would only delay the stop (a worker
+        slow to stop is SIGKILLed), and the batch stays pending for the next run."""
         child = self.live.bulk
         if child is not None:
             try:
-                return child.encode(texts), len(texts)
+                return self._encode(texts, child.encode, CHILD_ENCODE_SLICE), len(texts)
             except bulk.BulkFailed as exc:
+                self.live.bulk = None
+                child.close()
+                if halted():
+                    return None
                 note = (f"the {child.runtime} child process stopped embedding ({exc}); "
                         "embedding the rest in this worker on onnxruntime")
                 log.warning("%s", note)
                 summary.notes.append(note)
-                self.live.bulk = None
-                child.close()
                 self.load_model()
         if self.shared is None:
             return self._encode(texts), len(texts)
@@ -595,14 +615,20 @@ class Indexer:
             out[i] = vec
         return out, len(misses)
 
-    def _encode(self, texts: list[str]) -> "np.ndarray":
-        """Encode in small slices, letting waiting queries go before each one."""
+    def _encode(self, texts: list[str],
+                encode: Callable[[list[str]], "np.ndarray"] | None = None,
+                size: int = ENCODE_SLICE) -> "np.ndarray":
+        """Encode in small slices of ``size``, letting waiting queries go before each
+        one; by the worker's embedder, or ``encode`` (a bulk child's: it shares the
+        cores a query needs, so a whole batch in one frame kept a query waiting for
+        all of it)."""
         import numpy as np
 
+        encode = encode or self.embedder.encode
         parts = []
-        for i in range(0, len(texts), ENCODE_SLICE):
+        for i in range(0, len(texts), size):
             self.gate.let_queries_pass()
-            parts.append(self.embedder.encode(texts[i:i + ENCODE_SLICE]))
+            parts.append(encode(texts[i:i + size]))
         return np.vstack(parts)
 
     def eta(self) -> float | None:

@@ -73,6 +73,13 @@ class Damaged(Exception):
     """The vector file is not what we wrote: truncated, overwritten, wrong sizes."""
 
 
+#: Vector files whose one rewrite (``VectorFile.compact``'s VACUUM) a full disk or a
+#: read-only directory refused: not tried again while this process lives, since every
+#: run (each watcher save) would otherwise rewrite the whole file under the index's
+#: lock only to fail at the disk again.  The next worker tries once more.
+_VACUUM_REFUSED: set[str] = set()
+
+
 class VectorFile:
     """``vectors.sqlite``: one connection shared by every thread, under a lock
     (a write is one transaction of a batch, a read a few ms).
@@ -262,9 +269,11 @@ class VectorFile:
             return 0
         with self._lock:
             conn = self._conn
-            if self._narrowed or (int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2
+            key = os.path.abspath(self.path)
+            if self._narrowed or (key not in _VACUUM_REFUSED
+                                  and int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2
                                   and int(conn.execute("PRAGMA freelist_count").fetchone()[0])):
-                self._narrowed = False
+                self._narrowed = False   # once, as a refused VACUUM of an old file
                 before = Path(self.path).stat().st_size
                 try:
                     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -272,6 +281,7 @@ class VectorFile:
                 except sqlite3.DatabaseError as exc:
                     if not is_unwritable(exc):
                         raise
+                    _VACUUM_REFUSED.add(key)
                     log.warning("cannot compact %s (%s): it keeps its free pages for reuse",
                                 self.path, exc)
                 give_back(conn)

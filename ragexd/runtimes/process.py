@@ -30,6 +30,8 @@ from .. import paths
 from ..config import format_size
 from ..logfile import note, note_line
 from ..modelfiles import OFFLINE_ENV
+from ..proctree import tree_rss
+from ..settings import SETTINGS
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -43,6 +45,8 @@ PID_FILE = "worker.pid"
 #: A worker log above this size is moved aside (to ``.1``) when the worker starts.
 LOG_TAIL_LINES = 20
 WORKER_MODULE = "ragexd.worker"
+
+_MEMORY_LIMIT_ENV = next(s.env for s in SETTINGS if s.field == "memory_limit")
 
 #: Never forwarded to workers: they describe ragexd's own systemd unit.
 _DROP_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
@@ -115,6 +119,9 @@ class ProcessRuntime(Runtime):
             p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
         env.update(self.extra_env)
         env.update(dict(spec.env))
+        # The limit this runtime holds the worker to, in the worker's own settings:
+        # it plans a bulk-embedding child (engine/bulk.py) only if the child fits.
+        env[_MEMORY_LIMIT_ENV] = str(spec.memory_limit)
         return env
 
     def command(self, spec: WorkerSpec) -> list[str]:
@@ -311,13 +318,9 @@ class ProcessRuntime(Runtime):
                                              self.log_tail(handle, LOG_TAIL_LINES)))
 
     def memory(self, handle: WorkerHandle) -> int | None:
-        """RSS of the worker and all its descendants (ripgrep, tokenizer helpers).
-
-        Called about once a second per worker, so it avoids psutil's
-        ``children()``, which reads every process in /proc (~5 ms on a desktop,
-        1 % of a core per worker at 1 Hz): the kernel's per-task ``children``
-        lists give the same tree for a few microseconds.
-        """
+        """RSS of the worker and all its descendants (ripgrep, a bulk-embedding
+        child), as ``proctree.tree_rss`` sums it: called about once a second per
+        worker, so it must stay cheap."""
         now = time.monotonic()
         with self._lock:
             cached = self._rss.get(handle.ident)
@@ -326,16 +329,9 @@ class ProcessRuntime(Runtime):
         proc = self._ps_process(handle)
         if proc is None:
             return None
-        try:
-            total = proc.memory_info().rss
-        except psutil.Error:
+        total = tree_rss(proc.pid)
+        if total is None:
             return None
-        for pid in _descendants(proc.pid):
-            try:
-                with open(f"/proc/{pid}/statm", "rb") as fh:
-                    total += int(fh.read().split()[1]) * _PAGE_SIZE
-            except (OSError, ValueError, IndexError):
-                pass
         with self._lock:
             self._rss[handle.ident] = (now, int(total))
         return int(total)
@@ -378,36 +374,6 @@ class ProcessRuntime(Runtime):
 
     def describe(self) -> dict[str, object]:
         return {"runtime": self.name, "python": self.python}
-
-
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _descendants(pid: int) -> list[int]:
-    """All descendants of ``pid``, from /proc/<pid>/task/<tid>/children."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            tids = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{current}/task/{tid}/children", "rb") as fh:
-                    kids = [int(x) for x in fh.read().split()]
-            except (OSError, ValueError):
-                if current == pid and not os.path.exists(f"/proc/{pid}/task/{tid}/children"):
-                    # Kernel without CONFIG_PROC_CHILDREN: ask psutil (slower, same answer).
-                    try:
-                        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
-                    except psutil.Error:
-                        return []
-                continue
-            found.extend(kids)
-            todo.extend(kids)
-    return found
 
 
 def _wait_gone(pids: list[int], timeout: float) -> list[int]:

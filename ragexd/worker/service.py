@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..filerules import GlobProblem, clean_globs
+from ..proctree import tree_rss
 from ..protocol import (ErrorCode, Hit, IndexArgs, Progress, RagexError, SearchArgs,
                         SearchResult, SimilarArgs, SnapshotArgs)
 
@@ -380,7 +381,7 @@ class WorkerService:
                     index["pending_files"] = index.get("pending_files", 0) + self._watcher.pending
             except RagexError as exc:
                 error = exc.message
-        return {"pid": os.getpid(), "rss": _rss(), "uptime_s": time.time() - self.started_at,
+        return {"pid": os.getpid(), "rss": tree_rss(os.getpid()), "uptime_s": time.time() - self.started_at,
                 "model_loaded": self.model_loaded, "index": index, "indexing": self.indexing,
                 "watch": self._watcher is not None, "error": error,
                 "heavy_modules": _heavy_modules()}
@@ -747,21 +748,3 @@ def _heavy_modules() -> list[str]:
     import sys
 
     return [name for name in HEAVY_MODULES if name in sys.modules]
-
-
-def _rss() -> int | None:
-    """This worker's RSS with its children's (a bulk-embedding child, ripgrep): what
-    ragexd's memory limit counts too."""
-    try:
-        import psutil
-
-        me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass   # gone meanwhile
-        return int(total)
-    except Exception:  # noqa: BLE001
-        return None

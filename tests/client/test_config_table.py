@@ -71,6 +71,17 @@ def test_a_bad_value_is_refused_in_the_name_the_user_wrote(rx_env: PrivateEnv) -
     assert "'lots'" in r.stderr and "30m" in r.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_bulk_threshold_below_one_is_refused_not_a_child_for_every_save(
+        rx_env: PrivateEnv, value: str) -> None:
+    env = dict(rx_env.env, RAGEX_EMBEDDER_BULK_MIN_CHUNKS=value)
+    r = rx_env.ctl("ls", env=env)
+    assert r.returncode == exitcodes.ERROR
+    assert r.stderr == ("ragexctl: bad configuration: RAGEX_EMBEDDER_BULK_MIN_CHUNKS: expected "
+                        f"a whole number of 1 or more, got '{value}'\n"), r.stderr
+    assert config.load({"RAGEX_EMBEDDER_BULK_MIN_CHUNKS": "1"}).embedder_bulk_min_chunks == 1
+
+
 def test_a_bad_value_in_config_toml_names_its_place_once(rx_env: PrivateEnv) -> None:
     """It said "… [daemon] idle_timeout: … [daemon] idle_timeout: expected …"."""
     rx_env.config.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,10 @@
 child process while the worker keeps onnxruntime (ragexd/engine/bulk.py).
 
 Real model, real OpenVINO, real child processes and signals.  The tests that need
-OpenVINO to run the child skip cleanly where the [openvino] extra is missing or the
-CPU has no bf16; the fallback and the choice of runtime are tested everywhere.
+OpenVINO to run the child skip cleanly where the [openvino] extra is missing; on a
+CPU without bf16 they run the child in f32 (``bulk.TEST_F32_ENV``, tests only), so
+its lifecycle is tested there too.  The fallback and the choice of runtime are
+tested everywhere.
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ from tests.engine.test_onnx_embedder import REPO, _env, _real_code_texts
 from tests.harness import copy_stdlib
 
 
-def _needs_openvino_bf16() -> None:
+def _needs_openvino() -> None:
+    """Without bf16 the tests still run the child, in f32 (``bulk.TEST_F32_ENV``)."""
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("the [openvino] extra is not installed")
-    if not bulk.cpu_has_bf16():
-        pytest.skip("this CPU has no AVX-512 BF16 or AMX: auto never starts a child here")
+
+
+def _child_precision() -> str:
+    """What the child runs in here: bf16 where auto would start it, f32 in tests elsewhere."""
+    return "bf16" if bulk.cpu_has_bf16() else "f32"
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +57,39 @@ def auto_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[None]:
     monkeypatch.setenv("RAGEX_DATA_DIR", str(data_dir))
     monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
     monkeypatch.setenv("RAGEX_EMBEDDER_BULK_MIN_CHUNKS", "1")
+    monkeypatch.setenv(bulk.TEST_F32_ENV, "1")   # a CPU without bf16 runs the child too
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 16)   # several batches on a small tree
     yield
 
 
-def _bulk_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True)
-            if "ragexd.engine.bulk" in " ".join(p.cmdline())]
+#: A stand-in for the child (no model, no OpenVINO): says ``ready`` as its first
+#: frame, then waits for end of file on its input, as the real one does.
+_STAND_IN = ("import struct, sys; ready = {ready!r}; "
+             "sys.stdout.buffer.write(struct.pack('>I', len(ready)) + ready); "
+             "sys.stdout.buffer.flush(); sys.stdin.buffer.read()")
+
+
+def _bulk_children(pid: int | None = None) -> list[psutil.Process]:
+    """The bulk children below ``pid`` (this process): one listed a moment ago may be
+    gone (a short git, a child just closed) by the time its command line is read."""
+    found = []
+    for proc in psutil.Process(pid).children(recursive=True):
+        try:
+            if "ragexd.engine.bulk" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
 
 
 def test_the_child_gives_the_vectors_of_in_process_onnxruntime_on_real_code(auto_env) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     texts = _real_code_texts()
     ort = embedding._OnnxBackend(modelfiles.locate("fp32")).encode(texts)
     child = bulk.BulkChild("openvino")
     try:
         got = child.encode(texts)
-        assert child.describe()["precision"] == "bf16"
+        assert child.describe()["precision"] == _child_precision()
     finally:
         child.close()
     assert got.shape == ort.shape == (len(texts), embedding.DIM)
@@ -78,20 +100,20 @@ def test_the_child_gives_the_vectors_of_in_process_onnxruntime_on_real_code(auto
 
 def test_the_child_is_gone_once_the_backlog_is_embedded_and_status_names_it_meanwhile(
         auto_env, tmp_path: Path) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
     seen: list[dict[str, Any]] = []
 
     def progress(p: IndexProgress) -> None:
-        if p.phase == "embedding" and not seen:
+        if p.phase == "embedding" and p.chunks_embedded and not seen:   # a batch stored
             seen.append(dict(engine.status().embedder or {}))
 
     try:
         summary = engine.index(progress=progress)
         assert not summary.notes, summary.notes
         child = seen[0]["bulk"]
-        assert child["runtime"] == "openvino" and child["precision"] == "bf16", seen
+        assert child["runtime"] == "openvino" and child["precision"] == _child_precision(), seen
         assert seen[0]["runtime"] == "onnxruntime"   # queries: the worker's own session
         # The backlog is done: the child has exited (and been reaped), so its memory
         # is the OS's again; the worker reports onnxruntime alone.
@@ -115,7 +137,7 @@ def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batc
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The whole backlog is one batch: an answer before the index ends came while the
     child was loading or embedding it, not after (the worker's own session serves it)."""
-    _needs_openvino_bf16()
+    _needs_openvino()
     monkeypatch.setattr(indexer, "BATCH_CHUNKS", 100_000)
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
@@ -150,9 +172,68 @@ def test_a_query_is_answered_on_onnxruntime_while_the_child_embeds_one_long_batc
         engine.close()
 
 
+def test_queries_may_go_before_each_small_slice_the_child_embeds_not_once_a_batch(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The child shares the cores a query needs: like the in-process path, it is sent
+    a slice at a time (CHILD_ENCODE_SLICE texts) and waiting queries go first before each."""
+    _needs_openvino()
+    monkeypatch.setattr(indexer, "BATCH_CHUNKS", 128)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    events: list[Any] = []
+    encode = bulk.BulkChild.encode
+    let_pass = indexer.QueryGate.let_queries_pass
+
+    def child_encode(self: bulk.BulkChild, texts: Any) -> np.ndarray:
+        events.append(len(texts))
+        return encode(self, texts)
+
+    def gate(self: indexer.QueryGate, *args: Any) -> None:
+        events.append("gate")
+        let_pass(self, *args)
+
+    monkeypatch.setattr(bulk.BulkChild, "encode", child_encode)
+    monkeypatch.setattr(indexer.QueryGate, "let_queries_pass", gate)
+    try:
+        summary = engine.index()
+        assert not summary.notes, summary.notes
+        sizes = [e for e in events if e != "gate"]
+        assert sum(sizes) == summary.chunks_embedded > indexer.CHILD_ENCODE_SLICE, sizes
+        assert max(sizes) <= indexer.CHILD_ENCODE_SLICE < indexer.BATCH_CHUNKS, sizes
+        assert all(events[i - 1] == "gate" for i, e in enumerate(events) if e != "gate")
+    finally:
+        engine.close()
+
+
+def test_the_index_speaks_before_it_waits_for_the_child_so_a_client_never_gives_up_first(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A client gives up on an index silent for INDEX_SILENCE_TIMEOUT: the child's load
+    and one stuck slice, then the in-process fallback, must fit in it after a word."""
+    from ragexctl.session import INDEX_SILENCE_TIMEOUT   # the CLI's and the MCP server's
+
+    assert bulk.LOAD_TIMEOUT + bulk.BATCH_TIMEOUT <= 0.8 * INDEX_SILENCE_TIMEOUT
+    _needs_openvino()
+    events: list[str] = []
+    wait_ready = bulk.BulkChild.wait_ready
+
+    def waited(self: bulk.BulkChild) -> None:
+        events.append("wait")
+        wait_ready(self)
+
+    monkeypatch.setattr(bulk.BulkChild, "wait_ready", waited)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        engine.index(progress=lambda p: events.append(f"{p.phase}: {p.message}"))
+        first = events.index("wait")
+        assert "embedding: starting the openvino child process" in events[:first], events
+    finally:
+        engine.close()
+
+
 def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_with_one_notice(
         auto_env, tmp_path: Path) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
     killed: list[int] = []
@@ -178,6 +259,86 @@ def test_a_child_killed_mid_index_leaves_a_complete_index_embedded_in_process_wi
         engine.close()
 
 
+def test_a_child_outlives_the_sigterm_ragexd_sends_the_workers_process_group(auto_env) -> None:
+    """ragexd stops a worker by SIGTERM to its whole group: the child must not die of
+    it mid-batch (the worker would re-embed that batch in-process while stopping)."""
+    _needs_openvino()
+    texts = _real_code_texts()[:8]
+    child = bulk.BulkChild("openvino")
+    try:
+        child.wait_ready()
+        os.kill(child.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        assert child.encode(texts).shape == (len(texts), embedding.DIM)
+    finally:
+        child.close()
+    assert not psutil.pid_exists(child.pid)   # end of file on its input still ends it
+
+
+def test_a_child_lost_while_the_index_is_cancelled_is_not_replaced_by_in_process_embedding(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stop (cancel) that also ends the child: the batch it held stays pending for
+    the next run, with no note of a failure and no in-process encode meanwhile."""
+    _needs_openvino()
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    cancel = threading.Event()
+    encode = bulk.BulkChild.encode
+
+    def stopped_mid_batch(self: bulk.BulkChild, texts: Any) -> np.ndarray:
+        self.wait_ready()
+        cancel.set()   # the worker's stop ...
+        self._proc.kill()   # ... and the signal to its group, in the same moment
+        self._proc.wait(10)
+        return encode(self, texts)
+
+    monkeypatch.setattr(bulk.BulkChild, "encode", stopped_mid_batch)
+    try:
+        summary = engine.index(cancel=cancel)
+        assert summary.cancelled and not summary.notes, summary.notes
+        assert summary.chunks_embedded == 0 and engine._catalog.pending_count() > 0
+        assert _bulk_children() == []
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("ready", [b"R\xff\xfe", b"R{not json", b"R[1, 2]"])
+def test_a_garbled_ready_frame_is_a_child_failure_not_a_failed_index(
+        monkeypatch: pytest.MonkeyPatch, ready: bytes) -> None:
+    monkeypatch.setattr(bulk, "_CHILD_MAIN", _STAND_IN.format(ready=ready))
+    child = bulk.BulkChild("openvino")
+    try:
+        with pytest.raises(bulk.BulkFailed, match="when it was ready"):
+            child.wait_ready()
+    finally:
+        child.close()
+    assert not psutil.pid_exists(child.pid)
+
+
+def test_frames_are_read_from_a_pipe_numbered_above_1023() -> None:
+    """select() refuses descriptors >= FD_SETSIZE; a busy worker's pipe may be one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"at most {hard} open files here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    r, w = os.pipe()
+    high = os.dup2(r, 1100)
+    try:
+        os.write(w, b"\0\0\0\3abc")
+        assert bulk._read_frame(high, time.monotonic() + 5) == b"abc"
+        with pytest.raises(TimeoutError):
+            bulk._read_frame(high, time.monotonic() + 0.2)
+        os.close(w)
+        with pytest.raises(EOFError):
+            bulk._read_frame(high, time.monotonic() + 5)
+    finally:
+        for fd in (r, high):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_one_notice(
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Runs everywhere: the child finds a broken openvino (as a half-installed extra
@@ -187,7 +348,7 @@ def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_
     (broken / "__init__.py").write_text("raise OSError('libopenvino.so: cannot open shared "
                                         "object file (planted by the test)')\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join((str(broken.parent), str(REPO))))
-    monkeypatch.syspath_prepend(str(broken.parent))   # so auto sees openvino installed
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: True)   # as auto would see it
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
     tree = copy_stdlib(tmp_path / "tree", "json")
     engine = Engine(tree, tmp_path / "idx")
@@ -203,10 +364,11 @@ def test_a_child_that_cannot_load_openvino_leaves_the_index_to_onnxruntime_with_
 
 
 def test_killing_the_worker_kills_its_bulk_child(tmp_path: Path, data_dir: Path) -> None:
-    _needs_openvino_bf16()
+    _needs_openvino()
     tree = copy_stdlib(tmp_path / "tree", "json", "email")
     env = _env(tmp_path, RAGEX_EMBEDDER_RUNTIME="auto", RAGEX_EMBEDDER_BULK_MIN_CHUNKS="1")
     env["RAGEX_DATA_DIR"] = str(data_dir)
+    env[bulk.TEST_F32_ENV] = "1"
     if "RAGEX_MODEL_DIR" in os.environ:
         env["RAGEX_MODEL_DIR"] = os.environ["RAGEX_MODEL_DIR"]
     req = Request(Op.INDEX, {}, project=str(tree))
@@ -221,8 +383,7 @@ def test_killing_the_worker_kills_its_bulk_child(tmp_path: Path, data_dir: Path)
         deadline = time.monotonic() + 300
         children: list[psutil.Process] = []
         while not children and worker.poll() is None and time.monotonic() < deadline:
-            children = [p for p in psutil.Process(worker.pid).children(recursive=True)
-                        if "ragexd.engine.bulk" in " ".join(p.cmdline())]
+            children = _bulk_children(worker.pid)
             time.sleep(0.1)
         assert children, "the worker started no bulk child"
         worker.send_signal(signal.SIGKILL)
@@ -263,10 +424,11 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     assert not bulk.cpu_has_bf16(str(tmp_path / "missing"))
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": False)
     assert bulk.bulk_plan() is None
+    monkeypatch.setenv(bulk.TEST_F32_ENV, "1")   # tests only: the child's lifecycle in f32
+    assert bulk.bulk_plan() is not None or not bulk.openvino_installed()
+    monkeypatch.delenv(bulk.TEST_F32_ENV)
     monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(bulk.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "openvino" else real(name, *a))
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: False)
     assert bulk.bulk_plan() is None
     monkeypatch.undo()
     for runtime in ("onnxruntime", "openvino"):   # they keep their meaning: no child
@@ -277,10 +439,59 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     assert bulk.bulk_plan() is None
 
 
-def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread() -> None:
+def test_a_run_with_nothing_to_embed_never_plans_a_child(
+        auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The plan reads the settings, the model files and the CPU: a watcher's save
+    with nothing to embed (most runs) must not pay for it."""
+    plans: list[object] = []
+
+    def counted() -> tuple[str, int] | None:
+        plans.append(1)
+        return None   # in-process: this test is about when the plan is asked for
+
+    monkeypatch.setattr(bulk, "bulk_plan", counted)
+    tree = copy_stdlib(tmp_path / "tree", "json")
+    engine = Engine(tree, tmp_path / "idx")
+    try:
+        assert engine.index().chunks_embedded > 0 and len(plans) == 1
+        again = engine.index()
+        assert again.chunks_embedded == 0 and len(plans) == 1, again
+    finally:
+        engine.close()
+
+
+def test_no_child_is_planned_when_the_workers_memory_limit_leaves_no_room_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ragexd counts the child in the worker's memory: a limit that cannot hold it
+    means in-process embedding, not a worker stopped for memory mid-index."""
+    from ragexd import proctree
+    from ragexd.runtimes.base import WorkerSpec
+    from ragexd.runtimes.process import ProcessRuntime
+
+    monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: True)
+    used = proctree.tree_rss(os.getpid()) or 0
+    for room, planned in ((bulk.CHILD_MEMORY - (50 << 20), False),
+                          (bulk.CHILD_MEMORY + (200 << 20), True)):
+        # as the process runtime that starts the worker sets it
+        spec = WorkerSpec("0" * 16, Path("/r"), Path("/i"), Path("/s"), Path("/l.log"),
+                          used + room)
+        limit = ProcessRuntime()._env(spec)["RAGEX_DAEMON_MEMORY_LIMIT"]
+        monkeypatch.setenv("RAGEX_DAEMON_MEMORY_LIMIT", limit)
+        assert (bulk.bulk_plan() is not None) is planned, (limit, used)
+    monkeypatch.setenv("RAGEX_DAEMON_MEMORY_LIMIT", "0")   # 0: unlimited
+    assert bulk.bulk_plan() is not None
+
+
+def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The process runtime sums the RSS of the worker's descendants, found through each
-    thread's children: a child started by the indexing thread (as bulk.py's is) counts."""
-    from ragexd.runtimes.process import _descendants
+    thread's children: a child started by the indexing thread (as bulk.py's is) counts.
+    The stand-in child: no OpenVINO compile into the user's real data directory."""
+    from ragexd.proctree import descendants
+
+    monkeypatch.setattr(bulk, "_CHILD_MAIN", _STAND_IN.format(ready=b"R{}"))
 
     started: list[bulk.BulkChild] = []
     seen, release = threading.Event(), threading.Event()
@@ -296,7 +507,7 @@ def test_the_memory_ragexd_holds_a_worker_to_counts_a_child_started_by_its_index
     thread.start()
     try:
         assert seen.wait(60)
-        assert started[0].pid in _descendants(os.getpid())
+        assert started[0].pid in descendants(os.getpid())
     finally:
         release.set()
         thread.join(60)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -210,3 +211,39 @@ def test_above_exact_max_chroma_mirrors_the_file_for_hnsw(tmp_path, monkeypatch)
         assert store.collection().count() == store.count() == 270
     finally:
         store.close()
+
+
+class _DiskFullOnVacuum:
+    """The real connection, except that VACUUM meets a full disk (as SQLite says it)."""
+
+    def __init__(self, conn) -> None:
+        self.conn, self.vacuums = conn, 0
+
+    def execute(self, sql: str, *args):
+        if sql.strip().upper() == "VACUUM":
+            self.vacuums += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+
+def test_an_old_vector_file_a_full_disk_would_not_vacuum_is_not_retried_every_run(
+        tmp_path) -> None:
+    """Each run (every watcher save) ends with compact(): the once-only rewrite of a
+    file from before incremental auto-vacuum must not be retried at every one."""
+    path = tmp_path / VECTORS_FILE
+    store = VectorFile.open(path)
+    ids = [f"c{i}" for i in range(200)]
+    store.put(ids, np.eye(200, 384, dtype=np.float32), [{"path": "a.py"}] * 200)
+    store.delete("id", ids[:150])   # free pages to give back
+    store._conn.execute("PRAGMA auto_vacuum=NONE")
+    store._conn.execute("VACUUM")   # as files were made before incremental auto-vacuum
+    store.delete("id", ids[150:180])
+    conn = store._conn
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+    full = _DiskFullOnVacuum(conn)
+    for _run in range(3):   # the same process, a later run: a fresh VectorFile
+        VectorFile(path, full, read_only=False).compact()
+    assert full.vacuums == 1
+    assert conn.execute("SELECT count(*) FROM vec").fetchone()[0] == 20   # nothing lost
+    conn.close()

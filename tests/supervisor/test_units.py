@@ -373,3 +373,35 @@ def test_reaping_spares_a_process_that_merely_reuses_a_recorded_pid(monkeypatch,
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_process_trees_memory_counts_a_grandchild_started_by_another_thread():
+    """proctree: the one sum behind ragexd's memory limit and a worker's status."""
+    import threading
+
+    from ragexd import proctree
+
+    holder = ("import subprocess, sys, time; b = bytearray(64 << 20); b[::4096] = b'x' * (16384);"
+              " print('ready', flush=True); time.sleep(60)")
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:   # a child listed under this thread's task, not the main one
+        parent = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+                  f"{holder!r}], stdout=sys.stdout); p.wait()")
+        procs.append(subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE))
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    try:
+        assert procs[0].stdout is not None and procs[0].stdout.readline() == b"ready\n"
+        (grandchild,) = proctree.descendants(procs[0].pid)
+        assert {procs[0].pid, grandchild} <= set(proctree.descendants(os.getpid()))
+        assert (proctree.rss(grandchild) or 0) > 64 << 20
+        total = proctree.tree_rss(os.getpid())
+        assert total is not None and total >= (proctree.rss(os.getpid()) or 0) + (64 << 20)
+    finally:
+        for pid in proctree.descendants(procs[0].pid):
+            os.kill(pid, signal.SIGKILL)
+        procs[0].wait(10)
+    assert proctree.tree_rss(2**22 + 12345) is None   # no such process
