@@ -483,17 +483,11 @@ def print_hits(app: App, result: dict[str, Any], root: Path, *, query: str) -> i
     mode; on a terminal, hits ranked by meaning are compact blocks a person can
     read.  -A/-B/-C always print grep-style groups (``--json``: before/after)."""
     hits = [h for h in result.get("hits") or [] if isinstance(h, dict)]
-    for note in result.get("notes") or []:
+    for note in render.answer_notes(result, coverage=not app.json):
         app.note(f"note: {note}")
-    if result.get("partial"):
-        app.note("note: the index is still being built; results may be incomplete "
-                 "(see `ragexctl status`)")
-    coverage = render.format_coverage(result.get("coverage"))
-    if coverage is not None:   # stdout stays one hit per line, even with --json
-        if app.json:
-            app.err.write(json.dumps({"type": "coverage", **result["coverage"]}) + "\n")
-        else:
-            app.note(f"note: {coverage}")
+    if app.json and render.format_coverage(result.get("coverage")) is not None:
+        # stdout stays one hit per line: the coverage is a record on stderr
+        app.err.write(json.dumps({"type": "coverage", **result["coverage"]}) + "\n")
     ctx = context_of(app.args)
     if ctx:
         for note in render.stale_notes(hits):

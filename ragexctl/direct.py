@@ -312,6 +312,8 @@ def search(req: Request) -> int | None:
     from . import render
 
     hits = [m.hit() for m in matches]
+    if not hits:   # ripgrep skips files over the size limit silently: say so
+        notes.extend(_left_out(root, languages))
     for note in notes:
         sys.stderr.write(f"ragexctl: note: {render.printable_lines(note)}\n")
     color = render.use_color(req.color, sys.stdout)
@@ -322,6 +324,23 @@ def search(req: Request) -> int | None:
     else:
         sys.stdout.write(render.render_hits(hits, root, render.current_dir(), color=color))
     return exitcodes.OK if hits else exitcodes.NOTHING
+
+
+def _left_out(root: str, languages: list[str]) -> list[str]:
+    """The note of an empty answer whose search left files out for their size
+    (ripgrep.left_out: a worker's regex answer says the same)."""
+    from ragexd import ripgrep
+
+    accept = undecided_by_ripgrep(root)
+
+    def searched_but_for_size(rel: str) -> bool:
+        try:
+            return accept(rel)
+        except NotHere:   # maybe ignored by a rule ripgrep cannot read: not claimed
+            return False
+
+    return ripgrep.left_out(root, languages=languages, accept=searched_but_for_size,
+                            alone=True)
 
 
 def try_search(argv: list[str]) -> int | None:

@@ -41,8 +41,8 @@ from ragexd.textcodec import printable, printable_lines
 
 from . import __version__
 from .location import project_relative
-from .render import (file_of, format_coverage, format_duration, format_summary, read_lines,
-                     skipped_total)
+from .render import (answer_notes, file_of, format_coverage, format_duration, format_summary,
+                     read_lines, skipped_total)
 from .session import INDEX_SILENCE_TIMEOUT, ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
@@ -227,13 +227,7 @@ def render_search(result: dict[str, Any], *, root: str, detail: bool,
     n = len(hits)
     head = f"{n} {what}{'' if n == 1 else 's'} (mode {mode}, {took:.0f} ms) in {root}"
     lines = [head]
-    if result.get("partial"):
-        lines.append("note: the index is still being built or updated; results may be incomplete")
-    for note in result.get("notes") or []:
-        lines.append(f"note: {note}")
-    coverage = format_coverage(result.get("coverage"))
-    if coverage is not None:
-        lines.append(coverage)
+    lines.extend(_note_lines(result))
     used = sum(len(x) + 1 for x in lines)
     for i, hit in enumerate(hits):
         text = full_text(root, hit) if detail else str(hit.get("text") or "")
@@ -253,15 +247,14 @@ def render_no_definition(name: str, result: dict[str, Any], *, root: str) -> str
     name may be in a file not read yet: say how much was searched, never that it
     does not exist."""
     cov = result.get("coverage") or {}
-    where = root
-    if not cov.get("catalog_complete", True):
-        total = cov.get("files_total")
-        where = (f"the {cov.get('files_indexed', 0)}"
-                 + (f" of {total}" if total is not None else "")
-                 + f" files of {root} indexed so far (the index is still being built: it "
-                 "may yet be found; ask again shortly)")
-    return f"no definition named {name!r} found in {where}" + "".join(
-        f"\nnote: {n}" for n in result.get("notes") or [])
+    yet = "" if cov.get("catalog_complete", True) else " yet"
+    return "\n".join([f"no definition named {name!r} found{yet} in {root}",
+                      *_note_lines(result)])
+
+
+def _note_lines(result: dict[str, Any]) -> list[str]:
+    """An answer's notes, each said once, as the CLI says them (render.answer_notes)."""
+    return [f"note: {n}" for n in answer_notes(result)]
 
 
 def render_status(status: dict[str, Any], *, root: str, now: float | None = None) -> str:

@@ -152,6 +152,31 @@ def format_coverage(coverage: dict[str, Any] | None) -> str | None:
     return text
 
 
+#: Said when an answer is partial and carries no coverage to say how (an older
+#: worker, or a run that has not counted yet).
+PARTIAL_NOTE = ("the index is still being built; results may be incomplete "
+                "(see `ragexctl status`)")
+
+
+def answer_notes(result: dict[str, Any], *, coverage: bool = True) -> list[str]:
+    """The notes of a search or similar answer, each thing said once (CLI and MCP).
+
+    The engine's notes say what happened to this query; how much of the project
+    it saw is the answer's coverage, said in one sentence.  That sentence
+    replaces the generic "still being built" note, which said the same less
+    precisely (a first-index answer carried three notes saying it).
+    ``coverage=False``: the caller says the coverage its own way (``--json``
+    writes it as a record) and only the notes are wanted."""
+    notes = [str(n) for n in result.get("notes") or []]
+    said = format_coverage(result.get("coverage"))
+    if said is not None:
+        if coverage:
+            notes.append(said)
+    elif result.get("partial"):
+        notes.append(PARTIAL_NOTE)
+    return notes
+
+
 def render_hits_json(hits: Iterable[dict[str, Any]]) -> str:
     """One Hit wire dict per line, paths relative to the project root (stable for
     programs whatever the cwd).  U+2028 and U+2029 (in JavaScript strings) are
@@ -634,6 +659,15 @@ def short_root(root: str, home: str | None = None) -> str:
     return root
 
 
+def root_label(entry: dict[str, Any]) -> str:
+    """A project's root as `ls` and `status` show it: marked "(deleted)" when
+    ragexd found its directory gone (``exists`` false; unknown from an older
+    ragexd is not marked)."""
+    root = short_root(str(entry.get("root") or entry.get("project_id") or entry.get("id")
+                          or "?"))
+    return root + (" (deleted)" if entry.get("exists") is False else "")
+
+
 #: skipped files ``ragexctl status`` names per project (``--json`` names up to 200)
 SKIPPED_NAMED = 5
 
@@ -671,7 +705,7 @@ def render_status(result: dict[str, Any]) -> str:
                 idx_text += f", {index['skipped']} skipped"
             idx_text += ")"
         rows.append([
-            short_root(str(w.get("root") or w.get("project_id") or "?")),
+            root_label(w),
             str(w.get("state") or "?"),
             str(w.get("runtime") or "-"),
             str(ident),
@@ -723,8 +757,7 @@ def render_status(result: dict[str, Any]) -> str:
 def render_projects(projects: list[dict[str, Any]], now: float | None = None) -> str:
     if not projects:
         return "no indexed projects\n"
-    rows = [[str(p.get("id", "?")), short_root(str(p.get("root", "?")))
-             + (" (deleted)" if p.get("exists") is False else ""),
+    rows = [[str(p.get("id", "?")), root_label(p),
              format_bytes(p.get("size_bytes")), format_ago(p.get("last_used"), now),
              "running" if p.get("running") else "-"] for p in projects]
     return table(["ID", "ROOT", "SIZE", "LAST USED", "WORKER"], rows)

@@ -93,6 +93,23 @@ def display_name(name: str | bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def left_out_note(count: int, example: tuple[str, str] | None, tail: str = "") -> str:
+    """The note of an empty answer when ``count`` files were left out of the
+    search (``example``: one of them and why): "nothing found" must not read as
+    "it does not exist" (an agent stops looking).  One sentence for the engine's
+    answers and the client's direct regex path."""
+    return (f"{count} file{'' if count == 1 else 's'} of the project "
+            f"{'is' if count == 1 else 'are'} not searched and may hold it"
+            + (f" ({example[0]}: {example[1]}" + (", ...)" if count > 1 else ")")
+               if example else "")
+            + tail)
+
+
+def too_large(max_size: int, size: int) -> str:
+    """Why a file over the size limit is left out, in the index's words and rg's."""
+    return f"larger than {max_size} bytes ({size})"
+
+
 class GlobProblem(CodedError, ValueError):
     """A ``--path`` glob that cannot be served; ``code`` is a protocol ErrorCode value."""
 

@@ -28,6 +28,14 @@ def is_project_id(text: str) -> bool:
     return PROJECT_ID.fullmatch(text) is not None
 
 
+def root_exists(root: str) -> bool:
+    """Is a recorded project's directory still there?  One predicate for every
+    place that asks (`ragexctl ls`, `ragexctl status`, which recent projects
+    ragexd adopts or pre-starts): status showed a worker whose project was
+    deleted as plainly "ready" while ls marked it "(deleted)"."""
+    return os.path.isdir(root)
+
+
 def list_projects() -> list[dict[str, Any]]:
     """Every recorded project, most recently used first: id, root, size_bytes,
     last_used, created, and whether the root still ``exists`` (an index whose
@@ -44,7 +52,7 @@ def list_projects() -> list[dict[str, Any]]:
             continue
         out.append({"id": record.id, "root": record.root, "size_bytes": paths.dir_size(directory),
                     "last_used": record.last_used, "created": record.created,
-                    "exists": os.path.isdir(record.root)})
+                    "exists": root_exists(record.root)})
     out.sort(key=lambda p: -float(p["last_used"] or 0))
     return out
 

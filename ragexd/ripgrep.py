@@ -41,7 +41,8 @@ import select
 import sys
 import time
 
-from .filerules import ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name
+from .filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name,
+                        left_out_note, too_large)
 from .filetypes import extensions_for, language_for
 from .vocabulary import CodedError
 
@@ -183,13 +184,15 @@ def _clean_error(stderr: str) -> str:
     return text.strip()
 
 
-def build_command(rg: str, root: str | os.PathLike[str], pattern: str, *,
+def build_command(rg: str, root: str | os.PathLike[str], pattern: str | None, *,
                   globs: Sequence[str] = (), type_globs: Sequence[str] = (),
                   max_filesize: int = MAX_FILE_BYTES, defaults_fd: int | None = None,
                   as_json: bool = False) -> list[str]:
     """The one rg command line, run in ``root``.  Each match is one output line:
     ``./path NUL line:text`` (``--null``: a path may hold any byte but NUL, a
-    newline included, see ``Ambiguous``), or with ``as_json`` rg's JSON messages."""
+    newline included, see ``Ambiguous``), or with ``as_json`` rg's JSON messages.
+    ``pattern`` None: the files the search would read instead, with rg's debug
+    log, which names each one it leaves out for its size (``skipped_for_size``)."""
     cmd = [rg, "--no-config", "--no-require-git", "--hidden", "--sort", "path",
            "--max-filesize", str(max_filesize), "--max-columns", str(MAX_COLUMNS),
            "--max-columns-preview"]
@@ -209,7 +212,7 @@ def build_command(rg: str, root: str | os.PathLike[str], pattern: str, *,
         for tg in type_globs:
             cmd += ["--type-add", f"ragexlang:{tg}"]
         cmd += ["-t", "ragexlang"]
-    cmd += ["-e", pattern, "--"]
+    cmd += ["--files", "--debug", "--"] if pattern is None else ["-e", pattern, "--"]
     literal = [g.strip("/") for g in globs if not _has_glob_chars(g)]
     if literal and len(literal) == len(globs):
         # plain paths: search just them (rg's -g would not descend into a named dir)
@@ -230,6 +233,88 @@ def grep(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seque
         return [], []
     return search(root, pattern, limit=limit, globs=globs, type_globs=type_globs, accept=accept,
                   alone=alone)
+
+
+def left_out(root: str | os.PathLike[str], *, globs: Sequence[str] = (),
+             languages: Sequence[str] = (), accept: Callable[[str], bool] | None = None,
+             alone: bool = False) -> list[str]:
+    """The note of an empty ``grep`` answer (same arguments) that left files out
+    for their size: ripgrep skips them without a word, so "nothing matched"
+    would read as "it is not there" (an agent stops looking).  ``accept`` drops
+    files the search would not have read anyway (ignored by rules rg cannot
+    read).  The client's direct path and a worker say the same sentence."""
+    type_globs = [g for lang in languages for g in extensions_for(lang)]
+    if languages and not type_globs:
+        return []
+    skipped = [(path, size) for path, size in
+               skipped_for_size(root, globs=globs, type_globs=type_globs, alone=alone) or ()
+               if accept is None or accept(path)]
+    if not skipped:
+        return []
+    path, size = skipped[0]
+    return [left_out_note(len(skipped), (path, too_large(MAX_FILE_BYTES, size)))]
+
+
+#: What rg's debug log says of a file over ``--max-filesize`` (the ignore crate's
+#: walk): ``rg: DEBUG|ignore::walk|...: ignoring ./vendor/big.js: 2000000 bytes``.
+_IGNORING = b": ignoring "
+#: rg's debug log read at most: its lines are per ignore file and ignored entry
+#: (a directory is one line, not its files), so a tree's is a few KB.
+_DEBUG_CAP = 4 * 1024 * 1024
+
+
+def skipped_for_size(root: str | os.PathLike[str], *, globs: Sequence[str] = (),
+                     type_globs: Sequence[str] = (), max_filesize: int = MAX_FILE_BYTES,
+                     timeout: float = TIMEOUT_SECONDS, alone: bool = False
+                     ) -> list[tuple[str, int]] | None:
+    """The files a search of ``root`` leaves out for their size, as (path, bytes):
+    ripgrep skips them without a word, so an empty answer is asked about them.
+    A walk that reads no file (``rg --files``), for empty answers only.  None
+    when rg cannot tell: it failed, timed out or filled its log past the cap."""
+    fd = _defaults_pipe()
+    try:
+        cmd = build_command(find_rg(), root, None, globs=globs, type_globs=type_globs,
+                            max_filesize=max_filesize, defaults_fd=fd)
+        rg = _Rg(cmd, root, fd, alone)
+    except (OSError, RipgrepError):
+        return None
+    finally:
+        os.close(fd)
+    log = bytearray()
+    complete = True
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    streams = [rg.out, rg.err]
+    for stream in streams:
+        poller.register(stream, select.POLLIN | select.POLLHUP | select.POLLERR)
+    try:
+        while streams:
+            left = deadline - time.monotonic()
+            if left <= 0 or len(log) > _DEBUG_CAP:
+                complete = False
+                rg.kill()
+                break
+            for stream, _event in poller.poll(left * 1000):
+                chunk = os.read(stream, 65536)
+                if stream == rg.err:
+                    log += chunk    # the file names on stdout are not needed
+                if not chunk:
+                    poller.unregister(stream)
+                    streams.remove(stream)
+    finally:
+        returncode = rg.wait()
+    if not complete or returncode not in (0, 1):
+        return None
+    out = []
+    for line in bytes(log).splitlines():
+        _, found, rest = line.partition(_IGNORING)
+        path, _, size = rest.rpartition(b": ")
+        if found and size.endswith(b" bytes") and size[:-6].isdigit():
+            name = display_name(path)
+            while name.startswith("./"):
+                name = name[2:]
+            out.append((name, int(size[:-6])))
+    return sorted(out)
 
 
 class _Rg:

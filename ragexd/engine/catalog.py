@@ -461,6 +461,13 @@ class Catalog:
     def pending_count(self) -> int:
         return int(self.conn().execute("SELECT count(*) FROM pending").fetchone()[0])
 
+    def pending_work(self, cap: int) -> tuple[int, int]:
+        """(chunks, characters) still to embed, each text's characters counted up
+        to ``cap`` (what the model reads of it): the ETA's measure of what is left."""
+        count, chars = self.conn().execute(
+            "SELECT count(*), total(min(length(text), ?)) FROM pending", (cap,)).fetchone()
+        return int(count), int(chars)
+
     def pending_files(self) -> int:
         """Files with at least one chunk still waiting for its vector."""
         return int(self.conn().execute(

@@ -32,7 +32,7 @@ from pathlib import Path
 import pathspec
 
 from ..filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, IGNORE_FILES,  # noqa: F401
-                         MAX_FILE_BYTES, display_name)
+                         MAX_FILE_BYTES, display_name, too_large)
 from ..filetypes import language_for
 from ..textcodec import NotText, decode_text
 from .lru import LRU
@@ -355,7 +355,7 @@ def walk(root: Path, rules: IgnoreRules, max_size: int = MAX_FILE_BYTES
                 skipped.append(SkippedFile(rel, f"cannot stat: {exc.strerror or exc}"))
                 continue
             if st.st_size > max_size:
-                skipped.append(SkippedFile(rel, f"larger than {max_size} bytes ({st.st_size})"))
+                skipped.append(SkippedFile(rel, too_large(max_size, st.st_size)))
                 continue
             files.append(FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(rel)))
         stack.extend((sub, holders) for sub in reversed(subdirs))
@@ -387,7 +387,7 @@ def stat_one(root: Path, rel: str, rules: IgnoreRules, max_size: int = MAX_FILE_
     if not stat.S_ISREG(st.st_mode):
         return SkippedFile(rel, "not a regular file (socket, FIFO or device)")
     if st.st_size > max_size:
-        return SkippedFile(rel, f"larger than {max_size} bytes ({st.st_size})")
+        return SkippedFile(rel, too_large(max_size, st.st_size))
     return FileInfo(rel, st.st_size, st.st_mtime_ns, language_for(rel))
 
 
@@ -423,7 +423,7 @@ def read_bytes(path: Path, max_size: int = MAX_FILE_BYTES) -> tuple[bytes, os.st
         if not stat.S_ISREG(st.st_mode):
             raise Unreadable("not a regular file (socket, FIFO or device)")
         if st.st_size > max_size:
-            raise Unreadable(f"larger than {max_size} bytes ({st.st_size})")
+            raise Unreadable(too_large(max_size, st.st_size))
         chunks = []
         remaining = max_size + 1
         while remaining > 0:

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..filerules import left_out_note
 from ..paths import dir_size
 from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
@@ -63,6 +64,10 @@ def is_store_entry(name: str) -> bool:
     replaces.  Not the owner's lock, project.json or a staging directory."""
     return name.startswith((CATALOG_FILE, VECTORS_FILE)) or name == CHROMA_DIR
 
+
+#: Where a search of an incomplete index looked.  The counts are the answer's
+#: coverage, which every client renders once: notes do not repeat them.
+SO_FAR = "the files indexed so far"
 
 #: How long a query by meaning waits for a live re-index of saved files (the
 #: freshness promise: a save is found by meaning within 2 s).
@@ -371,28 +376,24 @@ class Engine:
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
 
-    def _left_out_note(self, mode: str) -> list[str]:
+    def _left_out_note(self) -> list[str]:
         """An empty answer must not read as "it does not exist" when files were left
         out (too large, binary, unreadable...): an agent told "no definition named X"
-        stops looking, and X sat in a 1.2 MB generated module.  ripgrep skips what the
-        walk skips (the size limit, non-regular files, symlinks out) but reads
-        minified or generated text, so a regex answer counts only those."""
+        stops looking, and X sat in a 1.2 MB generated module.  A regex answer asks
+        ripgrep instead (Searcher.regex_hits): it reads some files the index leaves
+        out (a name that is not UTF-8, minified text), which the index's count
+        claimed were not searched."""
         catalog = self._catalog
         if catalog is None:
             return []
         try:
-            count, named = self._walk_skipped(catalog) if mode == "regex" \
-                else self._skipped(catalog)
+            count, named = self._skipped(catalog)
         except sqlite3.Error:
             return []
         if not count:
             return []
         example = next(iter(sorted(named.items())), None)
-        return [f"{count} file{'' if count == 1 else 's'} of the project "
-                f"{'is' if count == 1 else 'are'} not searched and may hold it"
-                + (f" ({example[0]}: {example[1]}" + (", ...)" if count > 1 else ")")
-                   if example else "")
-                + "; `ragexctl status` names them"]
+        return [left_out_note(count, example, "; `ragexctl status` names them")]
 
     def _reopen_after_failed_write(self) -> None:
         """Never reuse a vector store whose write failed: after a full disk,
@@ -535,8 +536,8 @@ class Engine:
         for attempt in range(2):
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
-                if not outcome.hits:
-                    outcome.notes.extend(self._left_out_note(outcome.mode))
+                if not outcome.hits and outcome.mode != "regex":   # regex_hits says it
+                    outcome.notes.extend(self._left_out_note())
                 outcome.notes.extend(self._store_notes())
                 failed = "" if self._indexing else self.last_error()
                 if failed:
@@ -562,7 +563,9 @@ class Engine:
                                     self._embedder, self._rules)
             try:
                 # ripgrep reads the live files: exact whatever the index holds
-                hits, notes = searcher.regex_hits(text, limit, globs, languages, match)
+                hits, notes = searcher.regex_hits(text, limit, globs, languages, match,
+                                                  final=mode == "regex"
+                                                  or self._open_error is not None)
                 if hits or mode == "regex" or self._open_error is not None:
                     # never partial, no coverage to report: ripgrep read every live
                     # file, whatever the index holds
@@ -589,10 +592,9 @@ class Engine:
                     return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
                                          notes, cov)
                 notes.append("no symbol by that name" + (
-                    "" if cov.catalog_complete else f" in {cov.files_note()}")
+                    "" if cov.catalog_complete else f" in {SO_FAR}")
                     + "; searched by meaning instead")
             mode = AUTO_NATURAL
-        semantic_used = False
         if mode == "symbol":
             ranked = searcher.symbol_ranked(text, limit, languages, match)
             if not ranked:
@@ -602,7 +604,6 @@ class Engine:
             self.load_model()
             with self._gate.query():   # the model is ours before the index's next slice
                 ranked = searcher.semantic_ranked(text, limit, languages, match)
-            semantic_used = True
         elif self._indexing and not self.model_loaded:
             # A first index loads the model beside its cataloguing: do not make the
             # answer wait seconds for it when keywords and symbols can answer now.
@@ -613,7 +614,6 @@ class Engine:
             self._await_live_run()
             self.load_model()
             mode = "hybrid"
-            semantic_used = True
             try:
                 with self._gate.query():
                     ranked = searcher.hybrid_ranked(text, limit, languages, match)
@@ -624,11 +624,8 @@ class Engine:
                 notes.append("the vector store cannot be opened (read-only index directory); "
                              "ranked by keywords only")
                 ranked = searcher.hybrid_ranked(text, limit, languages, match, semantic=False)
-        if semantic_used and cov.chunks_embedded < cov.chunks_indexed:
-            note = cov.embedded_note()
-            if mode == "hybrid":
-                note += f"; keywords cover {cov.files_note()}"
-            notes.append(note)
+        # how much was embedded or catalogued is the answer's coverage, which every
+        # client renders: a note restating it was said twice or three times
         if mode != "symbol" and not ranked:
             notes.extend(self._not_found_note(cov, "nothing found"))
         if not ranked and cov.chunks_indexed == 0 and not self._indexing:
@@ -714,8 +711,6 @@ class Engine:
                               chunks_embedded=cov.chunks_embedded,
                               chunks_indexed=cov.chunks_indexed)
         ranked = searcher.similar_ranked(source, vec, limit, languages, match)
-        if cov.chunks_embedded < cov.chunks_indexed:
-            notes.append(cov.embedded_note())
         return SearchOutcome(searcher.to_hits(ranked), "similar", self._partial(), notes, cov)
 
     def _why_not_indexed(self, rel: str, cov: Coverage) -> str:
@@ -749,7 +744,7 @@ class Engine:
         later = ("the index is still being built, so it may yet be found: ask again shortly"
                  if self._indexing else "the index is incomplete; `ragexctl index` "
                  "completes it")
-        return [f"{what} in {cov.files_note()}; {later}"]
+        return [f"{what} in {SO_FAR}; {later}"]
 
     def _coverage_or_none(self) -> Coverage | None:
         try:

@@ -53,7 +53,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -61,6 +61,7 @@ from . import bulk, discovery
 from .catalog import Catalog, FileRow
 from .chunking import Chunk, chunk_file
 from .embedding import Embedder, context_text, release_memory
+from .eta import WORK_CAP, Backlog, EmbedRate, work
 from .priority import Priorities, classify
 from .shared_store import SharedStore, text_key
 from .store import is_unwritable
@@ -156,7 +157,9 @@ class LiveRun:
     was_complete: bool = False    # a full index had completed before this run
     embedded: int = 0             # vectors stored by this run
     embed_started: float | None = None
-    embed_seconds: float = 0.0    # time spent encoding + storing (for the rate)
+    #: the recent embedding rate and the work left, for the ETA (eta.py)
+    rate: EmbedRate = field(default_factory=EmbedRate)
+    backlog: Backlog = field(default_factory=Backlog)
     bytes_total: int = 0
     bytes_done: int = 0
     chunks_catalogued: int = 0    # by this run's phase 1
@@ -164,12 +167,6 @@ class LiveRun:
     files_done: int = 0
     #: the child process embedding this run's backlog (bulk.py), while it does
     bulk: "bulk.BulkChild | None" = None
-
-    def embed_rate(self) -> float | None:
-        """Chunks embedded per second so far, or None before the first batch."""
-        if self.embedded <= 0 or self.embed_seconds <= 0:
-            return None
-        return self.embedded / self.embed_seconds
 
 
 class Indexer:
@@ -569,7 +566,9 @@ class Indexer:
                     self.vectors.delete_ids(gone)
             self._write(store)
             live.embedded += len(ids)
-            live.embed_seconds += time.monotonic() - t0
+            done = sum(work(p.text) for p in batch)
+            live.rate.add(done, time.monotonic() - t0)
+            live.backlog.embedded(len(ids), done)
             summary.chunks_embedded += computed
             summary.chunks_shared += len(ids) - computed
             emit(IndexProgress("embedding", live.files_done, live.files_todo,
@@ -633,21 +632,23 @@ class Indexer:
         return np.vstack(parts)
 
     def eta(self) -> float | None:
-        """Seconds until every chunk has its vector, from this run's embedding
-        rate (None until the first batch is stored).  While phase 1 runs, the
-        chunks not catalogued yet are estimated from the bytes still to read."""
+        """Seconds until every chunk has its vector, from this run's recent
+        embedding rate (eta.py; None until the first batch is stored).  While
+        phase 1 runs, the chunks not catalogued yet are estimated from the bytes
+        still to read, each costing what the pending ones do on average."""
         live = self.live
-        rate = live.embed_rate()
-        if rate is None:
+        if live.rate.per_second() is None:
             return None
         try:
-            left = self.catalog.pending_count()
+            if not live.backlog.measured:   # once a run: a scan of the pending texts
+                live.backlog.measure(*self.catalog.pending_work(WORK_CAP))
+            left = live.backlog.work_left(self.catalog.pending_count())
         except Exception:  # noqa: BLE001 - an estimate is not worth a failure
             return None
         if live.cataloguing and live.bytes_done > 0:
             per_byte = live.chunks_catalogued / live.bytes_done
-            left += int(per_byte * max(0, live.bytes_total - live.bytes_done))
-        return round(left / rate, 1)
+            left += per_byte * max(0, live.bytes_total - live.bytes_done) * live.backlog.mean()
+        return live.rate.seconds_left(left)
 
     @staticmethod
     def _write(fn: Callable[[], object]) -> object:

@@ -423,8 +423,10 @@ class Searcher:
         return now.lines, stale
 
     def regex_hits(self, pattern: str, limit: int, globs: Sequence[str],
-                   languages: Sequence[str], match: Callable[[str], bool]
-                   ) -> tuple[list[SearchHit], list[str]]:
+                   languages: Sequence[str], match: Callable[[str], bool],
+                   *, final: bool = True) -> tuple[list[SearchHit], list[str]]:
+        """ripgrep's matches as hits; ``final`` (the answer, not a try before a
+        search by meaning): an empty one names the files left out for their size."""
         rules = self.rules()
 
         def accept(path: str) -> bool:
@@ -446,4 +448,7 @@ class Searcher:
                         owner = c
             hits.append(SearchHit(**m.hit(language=owner.language if owner else None,
                                           parent=owner.name if owner else "")))
+        if not hits and final:
+            notes = notes + ripgrep.left_out(self.root, globs=globs, languages=languages,
+                                             accept=accept)
         return hits, notes

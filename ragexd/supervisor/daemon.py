@@ -37,7 +37,7 @@ from typing import Any, Callable
 import psutil
 import zmq
 
-from .. import __version__, paths
+from .. import __version__, paths, projects
 from ..config import Config, format_size
 from ..protocol import MAX_MESSAGE_BYTES, ErrorCode, RagexError
 from ..runtimes.base import Runtime, WorkerSpec
@@ -127,7 +127,7 @@ class Daemon(ClientFrontEnd, OnDiskProjects, Forwarding, WorkerLifecycle):
         """Clear what a previous ragexd left behind; adopt what the runtime can adopt."""
         wanted: dict[str, WorkerSpec] = {}
         for project_id, root in self.recent.most_recent(max(self.prestart, 10)):
-            if os.path.isdir(root):
+            if projects.root_exists(root):
                 try:
                     wanted[project_id] = self._spec(project_id, root)
                 except RagexError:
@@ -343,7 +343,7 @@ class Daemon(ClientFrontEnd, OnDiskProjects, Forwarding, WorkerLifecycle):
         for project_id, root in self.recent.most_recent(self.prestart * 3):
             if started >= self.prestart:
                 break
-            if not os.path.isdir(root):
+            if not projects.root_exists(root):
                 continue
             available = psutil.virtual_memory().available - started * PRESTART_PER_WORKER
             if available < PRESTART_MIN_AVAILABLE:

@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 import zmq
 
-from .. import __version__, paths
+from .. import __version__, paths, projects
 from ..config import Config, as_dict
 from ..protocol import (INDEXING_OPS, MAX_MESSAGE_BYTES, PROTOCOL_MAJOR, WORKER_OPS, ErrorCode,
                         Op, Progress, RagexError, Reply, Request, StopArgs, decode, encode,
@@ -344,6 +344,7 @@ class ClientFrontEnd:
         answers = (worker.last_ping or worker.last_status or {}) if worker is not None else {}
         info: dict[str, Any] = {
             "project_id": proj.id, "root": proj.root, "state": proj.display_state(),
+            "exists": projects.root_exists(proj.root),   # said as `ragexctl ls` says it
             "runtime": worker.handle.runtime if worker else self.runtime.name,
             "ident": worker.handle.ident if worker else None,
             "pid": worker.handle.pid if worker else None,

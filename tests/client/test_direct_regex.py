@@ -170,6 +170,26 @@ def test_an_invalid_regex_is_exit_2_with_the_same_sentence(env: PrivateEnv, tree
     assert daemon.stderr.endswith(direct.stderr)
 
 
+def test_an_empty_regex_answer_names_the_files_too_large_to_search_both_ways(
+        env: PrivateEnv, tree: Path) -> None:
+    """ripgrep skips huge.txt (over 1 MiB) without a word: the direct path said
+    nothing and exited 1, though it may hold the pattern.  It now says so in one
+    line, the one a worker's empty regex answer says (ripgrep.left_out)."""
+    args = ["--mode", "regex", "zzqq_never_there_9"]
+    direct, daemon = _both(env, args, tree)
+    assert direct.returncode == daemon.returncode == 1 and direct.stdout == ""
+    size = (tree / "huge.txt").stat().st_size
+    said = ("ragexctl: note: 1 file of the project is not searched and may hold it "
+            f"(huge.txt: larger than {1024 * 1024} bytes ({size}))")
+    assert direct.stderr == said + "\n", direct.stderr
+    # a worker asks ripgrep too: the index's count also held caf\xe9.py (a name
+    # that is not UTF-8: not indexed, but read by ripgrep) and the symlink out
+    assert daemon.stderr.endswith(said + "\n"), daemon.stderr
+    # only what is left out of this search: a language whose files are all small
+    quiet = env.ctl("search", "--mode", "regex", "zzqq_never_there_9", "-t", "go", cwd=tree)
+    assert (quiet.returncode, quiet.stderr) == (1, "")
+
+
 def test_ragexignore_beats_a_gitignore_negation_by_falling_back(env: PrivateEnv,
                                                                 tree: Path) -> None:
     """ragex reads .ragexignore after .gitignore (it wins); ripgrep ranks an

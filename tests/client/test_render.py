@@ -419,3 +419,21 @@ def test_context_lines_drop_one_cr_before_the_break_as_ripgrep_and_the_index_do(
     for path in (utf8, wide):
         assert render.read_lines(str(path), [(1, 3)]) == {1: "a\r", 2: "b", 3: "c\rd"}, path
     assert render.first_line("a\r\r\nb") == "a\r"
+
+
+def test_an_answer_during_a_first_index_says_how_much_it_saw_once() -> None:
+    """A search during a first index printed "still being built", then the
+    coverage, (and the engine's own restatement): one sentence says it now."""
+    during = {"files_indexed": 165, "files_total": 849, "chunks_indexed": 3000,
+              "chunks_embedded": 1200, "catalog_complete": False, "complete": False,
+              "eta_seconds": 95.0}
+    answer = {"hits": [], "partial": True, "coverage": during,
+              "notes": ["the model is still loading; ranked by keywords and symbols only"]}
+    notes = render.answer_notes(answer)
+    assert notes == [answer["notes"][0], render.format_coverage(during)]
+    assert render.answer_notes(answer, coverage=False) == answer["notes"]   # --json's record
+    # no coverage to say it (an older worker): the partial answer still says so
+    older = dict(answer, coverage=None)
+    assert render.answer_notes(older) == [answer["notes"][0], render.PARTIAL_NOTE]
+    done = dict(answer, partial=False, coverage=dict(during, complete=True))
+    assert render.answer_notes(done) == answer["notes"]

@@ -102,7 +102,7 @@ def test_search_code_first_search_indexes_then_answers(live: LiveRagex, proj: Pa
     lines = text.splitlines()
     # the first search indexed the project, or (on a slow machine) answered before
     # the index was complete, from keywords, and said how much its answer covers
-    partial = "\ncoverage: " in text
+    partial = "\nnote: coverage: " in text
     assert "note: indexed 5 files" in text or partial, text
     head = r"\d results? " if partial else r"5 results "
     assert re.match(head + r"\(mode (hybrid|semantic), \d+ ms\) in " + re.escape(str(proj)),
@@ -465,11 +465,13 @@ def test_find_symbol_during_first_index_never_claims_the_name_is_absent() -> Non
     during = {"hits": [], "notes": [], "coverage": {
         "files_indexed": 165, "files_total": 849, "chunks_indexed": 3000, "chunks_embedded": 0,
         "catalog_complete": False, "complete": False, "eta_seconds": None}}
+    during["notes"] = ["no definition by that name in the files indexed so far; the index "
+                       "is still being built, so it may yet be found: ask again shortly"]
     text = render_no_definition("check_is_fitted", during, root="/p")
-    assert text.startswith("no definition named 'check_is_fitted' found in the 165 of 849 "
-                           "files of /p indexed so far"), text
-    assert "may yet be found" in text
-    done = dict(during, coverage=dict(during["coverage"], files_indexed=849,
-                                      catalog_complete=True))
+    assert text.startswith("no definition named 'check_is_fitted' found yet in /p\n"), text
+    assert "may yet be found" in text and text.count("165/849 files indexed so far") == 1
+    assert text.count("still being built") == 1, text
+    done = dict(during, notes=[], coverage=dict(during["coverage"], files_indexed=849,
+                                                catalog_complete=True, complete=True))
     assert render_no_definition("nope", done, root="/p") == \
         "no definition named 'nope' found in /p"
