@@ -583,8 +583,10 @@ class Engine:
         cov = self.coverage()
         # A symbol answer needs only the catalogue: once every file is catalogued it is
         # complete, however much embedding is left (was: "results may be incomplete"
-        # on every symbol search while a first index embedded for minutes).
-        symbol_partial = partial and not cov.catalog_complete
+        # on every symbol search while a first index embedded for minutes).  While a
+        # run still catalogues, new files it has not read yet may hold the name, even
+        # in an index that was complete before the run.
+        symbol_partial = partial and (not cov.catalog_complete or self._cataloguing())
         if mode == "auto":
             if shape(text) == "symbol":
                 ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
@@ -789,6 +791,14 @@ class Engine:
         and before it takes the model from the indexer) for that small run."""
         if not self._live_run_done.is_set():
             self._live_run_done.wait(LIVE_RUN_WAIT)
+
+    def _cataloguing(self) -> bool:
+        """Is a run reading files into the catalogue right now (its phase 1)?  A run
+        whose indexer has not started yet is assumed to be."""
+        if not self._indexing:
+            return False
+        indexer = self._indexer
+        return indexer is None or indexer.live.cataloguing
 
     def _partial(self) -> bool:
         """Is the index still being built (answers may miss whole files)?  Not while
