@@ -153,8 +153,11 @@ def test_status_is_readable(live):
     r = env.ctl("status")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ragexd ") and "running, pid" in r.stdout
-    row = [ln for ln in r.stdout.splitlines() if ln.startswith(str(tree)) or "proj" in ln][-1]
+    lines = r.stdout.splitlines()
+    row = [ln for ln in lines if (ln.startswith(str(tree)) or "proj" in ln)
+           and not ln.startswith("embedder of ")][-1]
     assert "process" in row and ("ready" in row or "indexing" in row)
+    assert any(ln.startswith("embedder of ") and "onnxruntime" in ln for ln in lines), lines
     data = json.loads(env.ctl("status", "--json").stdout)
     assert data["daemon"]["pid"] in pids_in_env(env.run_dir, ragexd_only=True)
     assert [w["root"] for w in data["workers"]] == [os.path.realpath(tree)]
