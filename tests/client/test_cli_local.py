@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from ragexctl import cli
-from ragexd.paths import PROJECT_FILE
 
 from tests.harness import PrivateEnv
 from tests.harness.runners import as_at_a_terminal
@@ -131,33 +130,13 @@ def test_stop_and_version_without_ragexd(rx_env: PrivateEnv):
     _no_daemon_started(rx_env)
 
 
-def _fake_index(env: PrivateEnv, root: Path, last_used: float = 1000.0) -> str:
-    from ragexd import paths
-
-    old = os.environ.get("RAGEX_DATA_DIR")
-    os.environ["RAGEX_DATA_DIR"] = str(env.data)
-    try:
-        pid = paths.project_id_for(root)
-        d = paths.index_dir(pid)
-    finally:
-        if old is None:
-            del os.environ["RAGEX_DATA_DIR"]
-        else:
-            os.environ["RAGEX_DATA_DIR"] = old
-    d.mkdir(parents=True)
-    (d / PROJECT_FILE).write_text(json.dumps({"id": pid, "root": os.path.realpath(root),
-                                              "created": 1.0, "last_used": last_used}))
-    (d / "vectors.bin").write_bytes(b"\0" * 5000)
-    return pid
-
-
 def test_ls_and_rm_work_without_ragexd(rx_env: PrivateEnv, tree: Path):
     r = rx_env.ctl("ls")
     assert r.returncode == 0 and r.stdout == "no indexed projects\n"
     other = rx_env.base / "other"
     (other / ".git").mkdir(parents=True)
-    pid1 = _fake_index(rx_env, tree, last_used=time.time() - 60)
-    pid2 = _fake_index(rx_env, other, last_used=time.time() - 7200)
+    pid1 = rx_env.fake_index(tree, last_used=time.time() - 60)
+    pid2 = rx_env.fake_index(other, last_used=time.time() - 7200)
     r = rx_env.ctl("ls", "--json")
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [p["id"] for p in rows] == [pid1, pid2]  # most recently used first
@@ -185,7 +164,7 @@ def test_ls_and_rm_work_without_ragexd(rx_env: PrivateEnv, tree: Path):
 
 
 def test_rm_by_path_of_a_deleted_project(rx_env: PrivateEnv, tree: Path):
-    pid = _fake_index(rx_env, tree)
+    pid = rx_env.fake_index(tree)
     real = os.path.realpath(tree)
     import shutil
 

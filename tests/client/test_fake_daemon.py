@@ -317,6 +317,7 @@ def test_status_ls_rm_logs_through_ragexd(rx_env: PrivateEnv, tree: Path):
                                            "lines": ["one", "two"]})]
         return [Reply.failure(req.id, ErrorCode.BAD_REQUEST, "unexpected")]
 
+    rx_env.fake_index(tree)   # `rm PATH` resolves a path to an index on disk first
     with FakeDaemon(rx_env.endpoint, handler) as fake:
         r = rx_env.ctl("status")
         assert r.returncode == 0 and "indexing" in r.stdout and "256 MiB" in r.stdout

@@ -92,6 +92,30 @@ class PrivateEnv:
     def state(self) -> Path:
         return Path(self.env["RAGEX_STATE_DIR"])
 
+    def fake_index(self, root: Path, last_used: float = 1000.0) -> str:
+        """An index directory for ``root`` as ragexd leaves one (its project record
+        and 5,000 bytes of data), with no worker ever started: for what lists,
+        resolves and removes indexes.  Returns the project id."""
+        import json
+
+        from ragexd import paths
+
+        old = os.environ.get("RAGEX_DATA_DIR")
+        os.environ["RAGEX_DATA_DIR"] = str(self.data)
+        try:
+            pid = paths.project_id_for(root)
+            d = paths.index_dir(pid)
+        finally:
+            if old is None:
+                del os.environ["RAGEX_DATA_DIR"]
+            else:
+                os.environ["RAGEX_DATA_DIR"] = old
+        d.mkdir(parents=True)
+        (d / paths.PROJECT_FILE).write_text(json.dumps(
+            {"id": pid, "root": os.path.realpath(root), "created": 1.0, "last_used": last_used}))
+        (d / "vectors.bin").write_bytes(b"\0" * 5000)
+        return pid
+
     @property
     def config(self) -> Path:
         return Path(self.env["RAGEX_CONFIG_DIR"])
