@@ -83,16 +83,19 @@ def _path_words(path: str) -> str:
 
 
 #: Context recipes compared by bench/eval_quality.py: (file words?, body lines, raw
-#: body?, body as words?, decorators kept and the body taken after the whole signature?)
-VARIANTS: dict[str, tuple[bool, int, bool, bool, bool]] = {
-    "context+path": (True, BODY_LINES, False, False, False),   # the default (QUALITY.md)
-    "context": (False, BODY_LINES, False, False, False),       # without the file's name
-    "short": (False, 6, False, False, False),
-    "long": (False, 30, False, False, False),
-    "long+path": (True, 30, False, False, False),
-    "nameraw": (False, 400, True, False, False),
-    "words+path": (True, BODY_LINES, False, True, False),
-    "body+path": (True, BODY_LINES, False, False, True),       # rejected (QUALITY.md)
+#: body?, body as words?, decorators kept and the body taken after the whole signature?,
+#: last body lines added after the first ones?)
+VARIANTS: dict[str, tuple[bool, int, bool, bool, bool, int]] = {
+    "context+path": (True, BODY_LINES, False, False, False, 0),   # the default (QUALITY.md)
+    "context": (False, BODY_LINES, False, False, False, 0),       # without the file's name
+    "short": (False, 6, False, False, False, 0),
+    "short+path": (True, 6, False, False, False, 0),              # sixth round (QUALITY.md)
+    "head+tail+path": (True, 6, False, False, False, 2),          # sixth round (QUALITY.md)
+    "long": (False, 30, False, False, False, 0),
+    "long+path": (True, 30, False, False, False, 0),
+    "nameraw": (False, 400, True, False, False, 0),
+    "words+path": (True, BODY_LINES, False, True, False, 0),
+    "body+path": (True, BODY_LINES, False, False, True, 0),       # rejected (QUALITY.md)
 }
 
 
@@ -179,8 +182,8 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     variant = variant or CONTEXT_VARIANT
     if variant == "raw":
         return chunk.code
-    with_path, n_body, raw_body, as_words, whole_sig = VARIANTS.get(variant,
-                                                                   VARIANTS["context+path"])
+    with_path, n_body, raw_body, as_words, whole_sig, n_tail = VARIANTS.get(
+        variant, VARIANTS["context+path"])
     lines: list[str] = []
     kind = chunk.kind
     if chunk.name:
@@ -208,7 +211,10 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
         lines.append(_doc_summary(chunk.doc))
     if chunk.members:
         lines.append("members: " + ", ".join(chunk.members[:40]))
-    kept = [ln.strip() for ln in _skip_docstring(body) if ln.strip()][:n_body]
+    every = [ln.strip() for ln in _skip_docstring(body) if ln.strip()]
+    kept = every[:n_body]
+    if n_tail and len(every) > n_body:   # a long body's end: what it returns or yields
+        kept += every[max(n_body, len(every) - n_tail):]
     if as_words:
         kept = [w for w in (_line_words(ln) for ln in kept) if w]
     if kept:

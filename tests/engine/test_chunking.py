@@ -624,3 +624,20 @@ def test_the_body_recipe_keeps_decorators_and_starts_the_body_after_the_whole_si
     assert "@contextmanager" not in default and "def augment_usage_errors(" in default
     assert body[2] == "@contextmanager"
     assert body[4:] == ["try:", "yield", "except BadParameter as e:", "raise"]
+
+
+LONG_BODY = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(14)) + "    return y13\n"
+
+
+def test_the_head_and_tail_recipe_reads_a_long_bodys_first_lines_and_its_last_two() -> None:
+    from ragexd.engine.embedding import context_text
+
+    (long,) = [c for c in chunk_file("m.py", LONG_BODY, "python") if c.kind == "function"]
+    (short,) = [c for c in chunk_file("m.py", "def g(x):\n    y = x\n    return y\n",
+                                      "python") if c.kind == "function"]
+    lines = context_text(long, "head+tail+path").splitlines()
+    assert lines[-8:] == [f"y{i} = x + {i}" for i in range(6)] + ["y13 = x + 13", "return y13"]
+    # the default reads twelve lines from the top and never the return
+    assert "return y13" not in context_text(long, "context+path").splitlines()
+    # a body that fits is read once, not its end a second time
+    assert context_text(short, "head+tail+path") == context_text(short, "context+path")
