@@ -514,7 +514,10 @@ BLOCK_MODES = ("semantic", "hybrid", "similar")
 def cmd_similar(app: App) -> int:
     args = app.args
     context_of(args)   # a bad -C fails before any round trip
-    path, line = location.parse_location(args.location)
+    def on_disk(path: str) -> bool:
+        return os.path.lexists(os.path.join(_cwd(), os.path.expanduser(path)))
+
+    path, line = location.parse_location(args.location, on_disk)
     full = os.path.join(_cwd(), os.path.expanduser(path))
     if not os.path.lexists(full):
         raise RagexError(ErrorCode.NOT_FOUND, f"no such file: {path}", path=path)
