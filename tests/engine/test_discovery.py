@@ -230,6 +230,56 @@ def test_gitignore_files_above_a_project_inside_a_repository_apply_as_git_applie
     assert "a.gen.py" in rels(repo / "pkg")
 
 
+def _rg_files(root: Path) -> set[str]:
+    """The files a regex search reads: the one rg command line, run as it is run."""
+    import subprocess
+
+    from ragexd import ripgrep
+
+    cmd = ripgrep.build_command(ripgrep.find_rg(), root, None)
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True).stdout
+    return {name.removeprefix("./") for name in out.split("\0") if name}
+
+
+def test_every_ignore_source_git_and_ripgrep_obey_decides_the_index_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's .git/info/exclude and global excludes file, and ripgrep's .ignore and
+    .rgignore, left files out of every regex search while the index kept them:
+    found by symbol and by meaning, never by regex.  A linked worktree's excludes
+    live in the repository's common directory, where ripgrep does not look.  The
+    index and a regex search now read the same files, and git agrees."""
+    import subprocess
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    make(home, {".config/git/ignore": "global_gone.py\n"})
+    repo = tmp_path / "repo"
+    names = ("kept.py", "global_gone.py", "info_gone.py", "dot_gone.py", "rg_gone.py",
+             "sub/dot_kept.py", "sub/dot_gone.py")
+    make(repo, {**{n: "def f():\n    pass\n" for n in names},
+                ".ignore": "dot_gone.py\n", ".rgignore": "rg_gone.py\n",
+                "sub/.ignore": "!dot_kept.py\n"})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(git[:-2] + ["init", "-q", str(repo)], check=True)
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("info_gone.py\n")
+    want = {"kept.py", "sub/dot_kept.py", ".ignore", ".rgignore", "sub/.ignore"}
+    assert rels(repo) == _rg_files(repo) == want
+    git_kept = subprocess.run(git + ["ls-files", "-o", "--exclude-standard"], env={
+        **os.environ, "HOME": str(home)}, capture_output=True, text=True, check=True).stdout
+    assert {"global_gone.py", "info_gone.py"}.isdisjoint(git_kept.split())
+    # a linked worktree: .git is a file, the excludes are the repository's
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    linked = tmp_path / "linked"
+    subprocess.run(git + ["worktree", "add", "-q", str(linked)], check=True)
+    make(linked, {"info_gone.py": "x = 1\n", "global_gone.py": "x = 1\n"})
+    assert rels(linked) == _rg_files(linked) == want
+    (repo / ".git" / "info" / "exclude").unlink()   # nothing else left it out
+    assert "info_gone.py" in rels(linked) and "info_gone.py" in _rg_files(linked)
+
+
 def test_a_submodule_or_worktree_gitlink_file_is_vcs_metadata_not_text(tmp_path: Path) -> None:
     make(tmp_path, {"sub/.git": "gitdir: ../.git/modules/sub\n", "sub/code.py": "x = 1\n",
                     "wt/.git": "gitdir: /elsewhere/.git/worktrees/wt\n"})
