@@ -366,6 +366,40 @@ def tool_error(exc: RagexError) -> Exception:
     return ToolError(f"ragex error [{exc.code.value}]: {exc.message}")
 
 
+#: What an argument of each JSON type pydantic refuses must be, in the words of
+#: the protocol's own checks (``'limit' must be an integer ...``).
+_MUST_BE = {"string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+            "int_from_float": "an integer", "int_parsing_size": "an integer",
+            "finite_number": "an integer", "bool_type": "true or false",
+            "bool_parsing": "true or false", "list_type": "a list of strings"}
+
+
+def argument_problem(errors: list[dict[str, Any]]) -> RagexError:
+    """The tool-schema checks' refusal (pydantic's ``errors()``) as one sentence
+    naming the argument, like every other refusal: an agent sending ``"limit":
+    "many"`` got four lines of pydantic, its type codes and a documentation URL.
+    A tool's arguments are flat, so the argument is the first step of a location;
+    a deeper one (a list's item, a union's member) is said of the whole argument."""
+    def arg(error: dict[str, Any]) -> str:
+        return str((error.get("loc") or ("arguments",))[0])
+
+    first = errors[0]
+    name, nested = arg(first), len(first.get("loc", ())) > 1
+    shown = _shorten(repr(first.get("input")), 60)
+    if first.get("type") == "missing":
+        sentence = f"'{name}' is required"
+    elif name in ("paths", "languages"):
+        sentence = f"'{name}' must be a list of strings (or one string), not {shown}"
+    elif not nested and first.get("type") in _MUST_BE:
+        sentence = f"'{name}' must be {_MUST_BE[first['type']]}, not {shown}"
+    else:
+        sentence = f"'{name}' is not valid ({first.get('msg', 'refused')}): {shown}"
+    others = sorted({arg(e) for e in errors[1:]} - {name})
+    if others:
+        sentence += " (and " + ", ".join(f"'{o}'" for o in others) + ")"
+    return RagexError(ErrorCode.BAD_QUERY, sentence, field=name)
+
+
 def build_server(backend: Backend) -> Any:
     """The MCPServer with ragex's five tools, bound to ``backend``."""
     import anyio
@@ -375,8 +409,26 @@ def build_server(backend: Backend) -> Any:
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp_types import ToolAnnotations
 
-    server = MCPServer(name=SERVER_NAME, version=__version__, instructions=INSTRUCTIONS,
-                       log_level="WARNING")
+    from pydantic import ValidationError
+
+    class Server(MCPServer):   # type: ignore[misc]
+        """MCPServer whose every refusal reads ``ragex error [code]: sentence``: its
+        schema's refusal of an argument too, and without the SDK's prefix."""
+
+        async def call_tool(self, name: str, arguments: dict[str, Any],
+                            context: Any = None) -> Any:
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if isinstance(exc.__cause__, ValidationError):
+                    raise tool_error(argument_problem(exc.__cause__.errors())) from None
+                text = str(exc).removeprefix(f"Error executing tool {name}: ")
+                if text.startswith("ragex error [") and text != str(exc):
+                    raise ToolError(text) from None
+                raise
+
+    server = Server(name=SERVER_NAME, version=__version__, instructions=INSTRUCTIONS,
+                    log_level="WARNING")
     root = str(backend.root)
 
     async def forward(op: Op, args: dict[str, Any], timeout: float,
@@ -425,7 +477,8 @@ def build_server(backend: Backend) -> Any:
             "`detail`: whole snippets instead of 3 lines."),
         annotations=read_only, structured_output=False)
     async def search_code(ctx: Context, query: str, mode: str = "auto", limit: int = 10,
-                          paths: list[str] | None = None, languages: list[str] | None = None,
+                          paths: list[str] | str | None = None,
+                          languages: list[str] | str | None = None,
                           detail: bool = False) -> str:
         try:
             args = search_args(query, mode, limit, paths, languages)
@@ -441,7 +494,8 @@ def build_server(backend: Backend) -> Any:
             "definition's first lines (detail=true: the whole definition)."),
         annotations=read_only, structured_output=False)
     async def find_symbol(ctx: Context, name: str, limit: int = 10,
-                          paths: list[str] | None = None, languages: list[str] | None = None,
+                          paths: list[str] | str | None = None,
+                          languages: list[str] | str | None = None,
                           detail: bool = False) -> str:
         try:
             args = search_args(name, "symbol", limit, paths, languages)
@@ -463,7 +517,8 @@ def build_server(backend: Backend) -> Any:
             f"since. `limit`: 1-{MAX_LIMIT} (default 10). `detail`: whole snippets."),
         annotations=read_only, structured_output=False)
     async def find_similar(path: str, line: int, limit: int = 10,
-                           paths: list[str] | None = None, languages: list[str] | None = None,
+                           paths: list[str] | str | None = None,
+                          languages: list[str] | str | None = None,
                            detail: bool = False) -> str:
         try:
             args = similar_args(path, line, limit, paths, languages, root=root)

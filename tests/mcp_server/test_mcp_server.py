@@ -230,27 +230,40 @@ def test_bad_arguments_are_clean_tool_errors(live: LiveRagex, proj: Path) -> Non
         ("search_code", {"query": "x", "mode": "telepathic"}, "unknown search mode 'telepathic'"),
         ("search_code", {"query": "x", "limit": 0}, "'limit' must be an integer between 1 and"),
         ("search_code", {"query": "x", "limit": 5000}, "'limit' must be an integer between 1 and"),
-        ("search_code", {"query": "x", "limit": "many"}, "limit"),
+        ("search_code", {"query": "x", "limit": "many"}, "'limit' must be an integer, not 'many'"),
         ("search_code", {"query": "(unclosed", "mode": "regex"}, "invalid_regex"),
         ("search_code", {"query": "x" * 9000}, "too_large"),
-        ("search_code", {}, "query"),
+        ("search_code", {}, "'query' is required"),
         ("find_symbol", {"name": ""}, "the symbol name is empty"),
         ("search_code", {"query": "x", "paths": ["/etc/**"]}, "ragex error"),
+        # wrong JSON types: the tool schema's refusal, in one sentence like the rest
+        # (was four lines of pydantic: type codes and an errors.pydantic.dev URL)
+        ("search_code", {"query": 123}, "'query' must be a string, not 123"),
+        ("find_symbol", {"name": "x", "limit": 1e300}, "'limit' must be an integer"),
+        ("find_symbol", {"name": "x", "detail": "very"}, "'detail' must be true or false"),
+        ("find_similar", {"path": "shapes.py"}, "'line' is required"),
+        ("search_code", {"query": "x", "languages": {"a": 1}}, "'languages' must be"),
     ]
 
-    async def main() -> tuple[list[Any], Any]:
+    async def main() -> tuple[list[Any], Any, Any]:
         async with session(live, proj) as c:
             results = [await c.call_tool(tool, args) for tool, args, _ in bad]
             # the server is still alive and well after all that
             ok = await c.call_tool("find_symbol", {"name": "slugify_title"})
-            return results, ok
+            # one glob as a string, as models send it, is the list of that one glob
+            one = await c.call_tool("find_symbol", {"name": "slugify_title", "paths": "text/*"})
+            return results, ok, one
 
-    results, ok = run(main)
+    results, ok, one = run(main)
     for (tool, args, sentence), result in zip(bad, results):
-        assert result.is_error, (tool, args, text_of(result))
-        assert sentence in text_of(result), (tool, args, text_of(result))
+        text = text_of(result)
+        assert result.is_error, (tool, args, text)
+        assert sentence in text, (tool, args, text)
+        assert text.startswith("ragex error ["), (tool, args, text)
+        assert "pydantic" not in text, (tool, args, text)
     assert [r for r in results[:4] if "ragex error [bad_query]" not in text_of(r)] == []
     assert not ok.is_error and "text/slug.py" in text_of(ok)
+    assert not one.is_error and "text/slug.py" in text_of(one), text_of(one)
 
 
 def test_index_status_and_reindex(live: LiveRagex, proj: Path) -> None:
