@@ -21,6 +21,7 @@ from ragexd import config as rconfig
 from ragexd import exitcodes, logfile, paths, projects, where
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs, SimilarArgs)
+from ragexd.filerules import display_name
 from ragexd.protocol.args import problem_error
 from ragexd.vocabulary import MAX_CONTEXT_LINES
 
@@ -373,7 +374,7 @@ def project_root(path: str | None, *, may_index: bool = False) -> Path:
     nobody called a project, asks on a terminal and refuses without one."""
     start = Path(path) if path else Path(os.getcwd())
     if not start.exists():
-        raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {path}")
+        raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {display_name(path)}")
     choice = paths.choose_project_root(start, explicit=path is not None)
     refusal = choice.refusal or paths.unnameable_root(choice.root)
     if refusal:
@@ -520,7 +521,8 @@ def cmd_similar(app: App) -> int:
     path, line = location.parse_location(args.location, on_disk)
     full = os.path.join(_cwd(), os.path.expanduser(path))
     if not os.path.lexists(full):
-        raise RagexError(ErrorCode.NOT_FOUND, f"no such file: {path}", path=path)
+        raise RagexError(ErrorCode.NOT_FOUND, f"no such file: {display_name(path)}",
+                         path=display_name(path))
     root = project_root(args.project or (full if os.path.isdir(full) else
                                          os.path.dirname(full)))
     sargs = SimilarArgs(path=location.project_relative(path, str(root), _cwd()), line=line,

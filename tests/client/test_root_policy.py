@@ -183,6 +183,17 @@ def test_an_empty_path_is_refused_never_read_as_the_current_directory(
     assert not rx_env.socket.exists(), "ragexd was started for an empty path"
 
 
+@pytest.mark.parametrize("argv", [("similar", b"caf\xe9.py:1"),
+                                  ("search", "--project", b"/nowhere/caf\xe9", "find me")])
+def test_a_missing_path_that_is_not_utf8_is_named_with_escapes(
+        rx_env: PrivateEnv, argv: tuple[str | bytes, ...]) -> None:
+    """The sentence named the path as Python decoded it: "no such file: caf\udce9.py",
+    a lone surrogate no file name holds, where every other sink shows `\xe9`."""
+    res = rx_env.ctl(*(os.fsdecode(a) for a in argv), cwd=rx_env.base, timeout=60)
+    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+    assert "caf\\xe9" in res.stderr and "udce9" not in res.stderr, res.stderr
+
+
 def test_a_project_whose_path_is_not_utf8_is_refused_in_one_sentence_naming_it(
         rx_env: PrivateEnv) -> None:
     """A directory named in Latin-1 (`caf\\xe9`) is a legal Linux path, but projects
