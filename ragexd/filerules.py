@@ -28,6 +28,20 @@ ALWAYS_SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs"})
 DEFAULT_IGNORES = """
 node_modules/
 bower_components/
+vendor/
+Pods/
+.bundle/
+.yarn/
+.pnpm-store/
+.terraform/
+.dart_tool/
+elm-stuff/
+site-packages/
+.eggs/
+.ipynb_checkpoints/
+.nuxt/
+.svelte-kit/
+.parcel-cache/
 __pycache__/
 .venv/
 venv/

@@ -3,8 +3,9 @@
 Change detection is size + mtime_ns first (a stat, no read), then sha256 for
 files whose stat changed (a touched-but-identical file costs a read, never an
 embedding), and for every file named by path (a watcher's event says the file
-was written, even when its stat did not move).  Inside a changed file, a chunk whose id (path, span, kind, name,
-content hash) already has a vector keeps it, and a chunk whose id changed only
+was written, even when its stat did not move).  Inside a changed file, a chunk
+whose id (path, span, kind, name, content hash) already has a vector keeps it,
+and a chunk whose id changed only
 because it moved (lines inserted above it) takes the stored vector of the old
 chunk that was embedded from the same text (``chunks.tkey``, the hash of
 ``context_text``): editing a large file re-embeds only the chunks whose text

@@ -67,6 +67,22 @@ def test_defaults(tmp_path: Path) -> None:
     assert rels(tmp_path) == {"src/main.py", ".github/workflows/ci.yml"}
 
 
+def test_dependency_folders_of_every_ecosystem_are_left_out_like_node_modules(
+        tmp_path: Path) -> None:
+    """A Go or PHP `vendor/`, CocoaPods, Bundler, Yarn's cache, Terraform's providers, a
+    `site-packages` copied into the tree: without a .gitignore they were indexed whole
+    (a Go repository's vendor/ holds thousands of files of other people's code), and
+    regex searches read them too (both paths share DEFAULT_IGNORES); a project brings
+    one back with a negation."""
+    deps = ("vendor/github.com/x/y.go", "Pods/Alamofire/a.swift", ".bundle/gems/g.rb",
+            ".yarn/cache/c.js", ".terraform/providers/p.go", "lib/site-packages/m.py",
+            ".eggs/e.py", "nb/.ipynb_checkpoints/n.py", "elm-stuff/e.elm", ".dart_tool/d.dart")
+    make(tmp_path, {**{d: "x = 1\n" for d in deps}, "src/main.py": "m\n"})
+    assert rels(tmp_path) == {"src/main.py"}
+    make(tmp_path, {".ragexignore": "!vendor/\n"})
+    assert "vendor/github.com/x/y.go" in rels(tmp_path)
+
+
 def test_gitignore_can_reinclude_a_default(tmp_path: Path) -> None:
     make(tmp_path, {".gitignore": "!build/\n", "build/gen.py": "g\n"})
     assert "build/gen.py" in rels(tmp_path)
@@ -154,14 +170,14 @@ def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
 def test_an_invalid_ignore_line_is_skipped_like_git_and_the_rest_still_applies(
         tmp_path: Path, bad: str, caplog: pytest.LogCaptureFixture) -> None:
     # a vendored library's .gitignore with a line git itself silently ignores
-    make(tmp_path, {".gitignore": f"{bad}\n*.log\n", "vendor/lib/.gitignore": f"{bad}\n*.tmp\n",
-                    "a.py": "a = 1\n", "a.log": "l\n", "vendor/lib/x.tmp": "t\n",
-                    "vendor/lib/x.py": "x = 1\n"})
+    make(tmp_path, {".gitignore": f"{bad}\n*.log\n", "libs/vendored/.gitignore": f"{bad}\n*.tmp\n",
+                    "a.py": "a = 1\n", "a.log": "l\n", "libs/vendored/x.tmp": "t\n",
+                    "libs/vendored/x.py": "x = 1\n"})
     with caplog.at_level("WARNING"):
         got = rels(tmp_path)
-    assert got == {".gitignore", "a.py", "vendor/lib/.gitignore", "vendor/lib/x.py"}
+    assert got == {".gitignore", "a.py", "libs/vendored/.gitignore", "libs/vendored/x.py"}
     assert any("invalid ignore pattern" in r.getMessage() for r in caplog.records)
-    assert IgnoreRules(tmp_path).is_ignored("vendor/lib/x.tmp")
+    assert IgnoreRules(tmp_path).is_ignored("libs/vendored/x.tmp")
 
 
 def test_names_that_are_not_utf8_are_skipped_with_a_readable_reason(tmp_path: Path) -> None:
