@@ -119,7 +119,7 @@ def bulk_plan() -> tuple[str, int] | None:
     None: the setting is ``auto``, the model is the fp32 graph on the ONNX path (the
     int8 graph and the torch reference have other vectors), openvino is importable
     and the CPU has bf16, and the worker's memory limit (``[daemon] memory_limit``,
-    which the process runtime passes on) has room for the child.  Everywhere else
+    which every runtime passes on) has room for the child.  Everywhere else
     (the Docker image has no openvino) behaviour is onnxruntime's.
 
     The fewest chunks, ``[embedder] bulk_min_chunks`` (500): a child's start (0.5-1 s

@@ -75,7 +75,7 @@ LABEL_SOCKET_DIR = "ragex.socket-dir"
 
 #: Bumped when the run flags below change, so adopted containers started with
 #: older flags are replaced rather than kept.
-RUN_FLAGS_REVISION = "1"
+RUN_FLAGS_REVISION = "2"   # 2: the worker's memory limit in its environment
 PIDS_LIMIT = 512
 TMPFS = {"/tmp": "size=64m,mode=1777"}
 WORKER_ENV = {**OFFLINE_ENV, "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
@@ -304,6 +304,7 @@ class DockerRuntime(Runtime):
         env = dict(WORKER_ENV)
         env["RAGEX_LOG_LEVEL"] = self.cfg.log_level
         env.update(dict(spec.env))
+        env.update(spec.limit_env())   # the limit below, as the worker's own setting
         labels = {LABEL_MANAGED: "1", LABEL_OWNER: str(self.uid), LABEL_PROJECT: spec.project_id,
                   LABEL_CONFIG: self.config_hash(spec, image_id), LABEL_VERSION: __version__,
                   LABEL_SCOPE: self.scope, LABEL_ROOT: str(spec.root),

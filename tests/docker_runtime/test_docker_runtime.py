@@ -159,6 +159,18 @@ def test_container_is_hardened_and_labelled(runtime, running) -> None:
     assert described["engine"]
 
 
+def test_the_worker_in_a_container_knows_the_memory_limit_docker_holds_it_to(running) -> None:
+    """The bulk-embed planner (engine/bulk.py) reads ``[daemon] memory_limit`` to decide
+    whether a child fits: inside the container it must be the cgroup's limit, as a
+    local worker gets ragexd's, not the 2 GiB default of a worker that was never told."""
+    spec = running.spec
+    assert spec.memory_limit != 2 * 1024**3        # not the default: the test could not fail
+    seen = docker("exec", running.ident, "python", "-c",
+                  "from ragexd.config import load; print(load().memory_limit)").stdout.split()
+    assert seen == [str(spec.memory_limit)]
+    assert int(inspect(running.ident)["HostConfig"]["Memory"]) == spec.memory_limit
+
+
 def test_inside_the_container_only_tmp_and_the_index_are_writable(running) -> None:
     cid = running.ident
     ws = docker("exec", cid, "touch", "/workspace/intruder", check=False)
