@@ -245,19 +245,13 @@ def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
 
 
 def with_manifest(archive: Path, dest: Path, **changes) -> Path:
-    out = []
-    for name, data in members_of(archive):
-        if name == snapshot.MANIFEST:
-            doc = json.loads(data)
-            doc.update(changes)
-            data = json.dumps(doc).encode()
-        out.append(regular(name, data))
-    return write_tar(dest, out)
+    return with_vectors(archive, dest, None, **changes)
 
 
-def with_vectors(archive: Path, dest: Path, dtype: str, **manifest: object) -> Path:
-    """The archive with its vectors.npy written as ``dtype`` (and its manifest changed
-    by ``manifest``): ``format=1`` with ``"<f4"`` is what ragex wrote before float16."""
+def with_vectors(archive: Path, dest: Path, dtype: str | None, **manifest: object) -> Path:
+    """The archive with its vectors.npy written as ``dtype`` (None: as they are) and its
+    manifest changed by ``manifest``: ``format=1`` with ``"<f4"`` is what ragex wrote
+    before float16."""
     import numpy as np
 
     out = []
@@ -266,7 +260,7 @@ def with_vectors(archive: Path, dest: Path, dtype: str, **manifest: object) -> P
             doc = json.loads(data)
             doc.update(manifest)
             data = json.dumps(doc).encode()
-        elif name == snapshot.VECTORS:
+        elif name == snapshot.VECTORS and dtype is not None:
             buf = io.BytesIO()
             np.save(buf, np.load(io.BytesIO(data)).astype(dtype), allow_pickle=False)
             data = buf.getvalue()
