@@ -49,6 +49,7 @@ from ..logfile import note
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as _tail_file
 from ..modelfiles import OFFLINE_ENV
+from ..proctree import tree_rss
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -539,17 +540,9 @@ class DockerRuntime(Runtime):
 
     @staticmethod
     def _memory_from_processes(handle: WorkerHandle) -> int | None:
-        """RSS of the container's processes seen from the host (same pid namespace)."""
-        if not handle.pid:
-            return None
-        try:
-            import psutil
-
-            proc = psutil.Process(handle.pid)
-            return int(proc.memory_info().rss + sum(
-                c.memory_info().rss for c in proc.children(recursive=True)))
-        except Exception:  # noqa: BLE001 - psutil.Error, ImportError
-            return None
+        """RSS of the container's processes seen from the host (same pid namespace),
+        summed as the process runtime sums a worker's (``proctree.tree_rss``)."""
+        return tree_rss(handle.pid) if handle.pid else None
 
     def log_tail(self, handle: WorkerHandle, lines: int = 20) -> list[str]:
         got = _tail_file(handle.spec.log_path, lines)

@@ -118,6 +118,15 @@ def test_worker_in_container_answers_on_the_host_socket(runtime, running) -> Non
     assert any("serving" in line for line in runtime.log_tail(running, 50))
 
 
+def test_without_the_stats_api_a_containers_memory_is_its_processes_rss_seen_from_the_host(
+        runtime, running) -> None:
+    """An engine older than API 1.41 has no one-shot stats: the host's view of the
+    container's process tree (proctree, as for a local worker) answers instead."""
+    assert running.pid
+    rss = runtime._memory_from_processes(running)
+    assert rss is not None and 10 * 1024**2 < rss < running.spec.memory_limit
+
+
 def test_container_is_hardened_and_labelled(runtime, running) -> None:
     spec = running.spec
     info = inspect(running.ident)
