@@ -103,6 +103,9 @@ def main() -> int:
                     snaps[fmt] = (dest.stat().st_size, min(best, took))
         finally:
             engine.close()
+        # measured before anything opens the files again: a read-only open may leave
+        # a -shm file behind, which is no part of the index
+        bytes_ = {"float32": where_the_bytes_go(wide), "float16": where_the_bytes_go(narrow)}
         vf = V.VectorFile.open_read_only(wide / V.VECTORS_FILE)
         _, _, _, mat = vf.rows()
         vf.close()
@@ -113,7 +116,6 @@ def main() -> int:
             [[(p, ln) for p, ln, _ in x] for x in before],
             [[(p, ln) for p, ln, _ in x] for x in after]))
         score_moved = max(abs(a[2] - b[2]) for x, y in zip(before, after) for a, b in zip(x, y))
-        bytes_ = {"float32": where_the_bytes_go(wide), "float16": where_the_bytes_go(narrow)}
         loads = {"float32": load_ms(wide), "float16": load_ms(narrow)}
         load1 = load_average()
     finally:
