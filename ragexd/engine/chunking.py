@@ -101,9 +101,11 @@ _ELIXIR_DEFS = {"def": "function", "defp": "function", "defmacro": "function",
                 "defmacrop": "function", "defguard": "function", "defmodule": "module",
                 "defprotocol": "interface", "defimpl": "module"}
 #: Children that come before a definition's own line: annotations, attributes, modifiers.
+#: (C/C++ put ``[[nodiscard]]`` and ``__attribute__((...))`` lines inside the definition.)
 _PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modifiers",
                            "attribute_list", "attribute_item", "attribute", "comment",
-                           "line_comment", "block_comment"})
+                           "line_comment", "block_comment", "attribute_declaration",
+                           "attribute_specifier"})
 #: GNU make's built-in targets: they tune other rules, they do not make anything.
 _MAKE_SPECIAL_TARGETS = frozenset({
     ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",

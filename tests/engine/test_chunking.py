@@ -420,6 +420,58 @@ DEF_LINE_SAMPLES = [
             }
         }
         ''', "load", 2, 4),
+    ("cpp", "a.cpp", '''\
+        [[nodiscard]]
+        [[deprecated(
+            "use g")]]
+        int f(int a) {
+            return a;
+        }
+        ''', "f", 1, 4),
+    ("c", "a.c", '''\
+        __attribute__((noinline))
+        __attribute__((
+            unused))
+        static int f(void) {
+            return 1;
+        }
+        ''', "f", 1, 4),
+    ("rust", "a.rs", '''\
+        impl S {
+            #[inline]
+            #[cfg(all(
+                unix,
+                feature = "x"))]
+            pub fn go(&self) -> i32 {
+                1
+            }
+        }
+        ''', "go", 6, 6),
+    ("scala", "A.scala", '''\
+        class A {
+          @inline
+          @throws[Exception](
+            "x")
+          def f(x: Int): Int = x
+        }
+        ''', "f", 2, 5),
+    ("php", "a.php", '''\
+        <?php
+        class A {
+            #[Route(
+                '/x'
+            )]
+            public function f() {}
+        }
+        ''', "f", 3, 6),
+    ("typescript", "c.ts", '''\
+        @Component({
+          selector: 'app',
+        })
+        export class AppComponent {
+          x = 1;
+        }
+        ''', "AppComponent", 1, 4),
 ]
 
 
