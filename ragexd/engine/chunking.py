@@ -354,6 +354,11 @@ class _Walker:
                     qualifier = parts[-2] if len(parts) >= 2 else ""
                     if qualifier in ("exports", "module", "this", "window", "self", "globalThis"):
                         qualifier = ""
+                    own = value.child_by_field_name("name")
+                    if parts in (["module", "exports"], ["exports"]) and own is not None:
+                        # `module.exports = function query(options)`: the module *is*
+                        # `query` (Express's middleware); "exports" names nothing
+                        return value, (self.text(own), "")
                     return value, (parts[-1], qualifier)
         if node.type in ("field_definition", "public_field_definition"):
             value = node.child_by_field_name("value")

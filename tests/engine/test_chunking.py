@@ -505,6 +505,20 @@ def test_javascript_assigned_functions_are_definitions() -> None:
                    ("method", "bar", "Foo", 11, 11, "")]
 
 
+def test_a_named_function_exported_whole_is_found_by_its_own_name() -> None:
+    # Express's middleware/query.js: `query` is what a person searches for
+    source = textwrap.dedent('''\
+        module.exports = function query(options) {
+          return options;
+        };
+        ''')
+    other = "exports = function parse(s) {\n  return s;\n};\nmodule.exports = function () {};\n"
+    got = [(c.kind, c.name, c.parent) for c in chunk_file("q.js", source, "javascript")]
+    assert got == [("function", "query", "")]
+    got = [(c.kind, c.name, c.parent) for c in chunk_file("p.js", other, "javascript")]
+    assert got == [("function", "parse", ""), ("function", "exports", "")]
+
+
 # Grammars chunked by the generic definition rule (languages.py), on small real programs.
 MORE_LANGUAGES: dict[str, tuple[str, str]] = {
 "scala": ("a.scala", '''\
