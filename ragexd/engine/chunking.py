@@ -27,6 +27,13 @@ WINDOW_OVERLAP = 10
 BLOCK_MAX_LINES = 40
 MAX_SIGNATURE = 300
 MAX_DOC = 1200
+#: The version of the rules above and below.  Raise it with any change that cuts,
+#: names or places the chunks of an unchanged file differently (a definition's
+#: line, its span, its name): an index records the rules it was chunked with, and
+#: its next full run chunks every file again, so a fix reaches files nobody edits.
+#: Chunks whose text is unchanged keep their vectors; only new texts are embedded.
+#: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
+CHUNK_RULES = "2"
 _COMMENT_LINE = re.compile(r"^\s*(#|//|/\*|\*|--|;)")
 
 
