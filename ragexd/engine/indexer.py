@@ -7,7 +7,9 @@ content hash) already has a vector keeps it, and a chunk whose id changed only
 because it moved (lines inserted above it) takes the stored vector of the old
 chunk that was embedded from the same text (``chunks.tkey``, the hash of
 ``context_text``): editing a large file re-embeds only the chunks whose text
-changed.
+changed.  The same holds when the chunker's rules change (``chunking.CHUNK_RULES``,
+recorded in the catalog): the next full run chunks every file again, unchanged
+or not, and embeds only the texts the new rules made.
 
 A run has two phases:
   1. *catalogue* (this thread, no model): read and chunk every changed file, in
