@@ -437,16 +437,18 @@ class Engine:
 
     # -- snapshots --------------------------------------------------------------------
 
-    def export_snapshot(self, dest: Path) -> snapshot.Manifest:
-        """Write the index as a snapshot archive at ``dest`` (snapshot.py).  Run it
-        after a complete index: chunks still waiting for a vector go without one
-        (the importer embeds them)."""
+    def export_snapshot(self, dest: Path, fmt: int = snapshot.SNAPSHOT_FORMAT
+                        ) -> snapshot.Manifest:
+        """Write the index as a snapshot archive at ``dest`` (snapshot.py), in
+        ``fmt`` (an older format: ``snapshot.export``).  Run it after a complete
+        index: chunks still waiting for a vector go without one (the importer
+        embeds them)."""
         with self._index_lock:
             catalog, vectors, _ = self._require_open()
             made_with = catalog.get_meta(EMBEDDER_KEY) or embedder_id()
             try:
                 return snapshot.export(self.root, catalog, vectors, Path(dest),
-                                       embedder=made_with)
+                                       embedder=made_with, fmt=fmt)
             except OSError as exc:
                 raise EngineError("index_unwritable",
                                   f"cannot write the snapshot {dest}: "
