@@ -16,11 +16,16 @@ from ragexd.protocol.args import check_text
 
 def parse_location(text: str) -> tuple[str, int]:
     """``src/app.py:42`` → (``src/app.py``, 42); a third field (``:42:def f``, pasted
-    from grep output) is allowed and ignored.  A sentence for anything else."""
+    from grep output) is allowed and ignored, and so is a span's end: a ranked hit
+    on a terminal reads ``src/app.py:40-57``, and people paste that too (its first
+    line is the chunk's).  A sentence for anything else."""
     example = "give PATH:LINE, e.g. src/app.py:42"
     parts = text.split(":")
     # the line is the first all-digits field after the path (a path may hold ':')
     for i in range(1, len(parts)):
+        first, dash, last = parts[i].partition("-")
+        if dash and first.isdigit() and last.isdigit() and parts[i].isascii():
+            parts[i] = first
         if parts[i].isdigit() and parts[i].isascii():
             path = ":".join(parts[:i])
             if not path.strip():

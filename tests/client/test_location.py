@@ -14,13 +14,15 @@ from ragexd.protocol import ErrorCode, RagexError
     ("src/app.py:42", ("src/app.py", 42)),
     ("src/app.py:42:def main():", ("src/app.py", 42)),   # pasted from grep output
     ("odd:name.py:7", ("odd:name.py", 7)),
+    ("src/app.py:40-57", ("src/app.py", 40)),          # a ranked hit's span, pasted
 ])
 def test_locations_people_type_are_understood(text, want):
     assert parse_location(text) == want
 
 
 @pytest.mark.parametrize("text", ["src/app.py", "src/app.py:", "src/app.py:x", ":12",
-                                  "src/app.py:0", "src/app.py:-3", "src/app.py:١٢"])
+                                  "src/app.py:0", "src/app.py:-3", "src/app.py:١٢",
+                                  "src/app.py:4-", "src/app.py:-4-9", "src/app.py:0-9"])
 def test_malformed_locations_are_a_sentence_not_a_traceback(text):
     with pytest.raises(RagexError) as info:
         parse_location(text)
