@@ -121,8 +121,9 @@ def _opt_filters(s: argparse.ArgumentParser) -> None:
 
 def _build_similar(s: argparse.ArgumentParser) -> None:
     s.add_argument("location", type=_path, metavar="PATH:LINE",
-                   help="a line of a file (relative to the current directory, or absolute); "
-                        "the chunk holding it is compared with every other chunk")
+                   help="a line of a file (relative to the current directory, or absolute), or "
+                        "a hit's PATH:START-END; the chunk holding it is compared with "
+                        "every other chunk")
     _opt_filters(s)
     s.add_argument("--project", type=_path, metavar="PATH",
                    help="the project to search (default: the one holding PATH)")

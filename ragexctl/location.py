@@ -18,7 +18,9 @@ from ragexd.protocol.args import check_text
 def parse_location(text: str, exists: Callable[[str], bool] = lambda path: False
                    ) -> tuple[str, int]:
     """``src/app.py:42`` → (``src/app.py``, 42); a third field (``:42:def f``, pasted
-    from grep output) is allowed and ignored.  A sentence for anything else.
+    from grep output) is allowed and ignored, and so is a span's end: a ranked hit
+    on a terminal reads ``src/app.py:40-57``, and people paste that too (its first
+    line is the chunk's).  A sentence for anything else.
 
     A path may hold ':' and digits (``v1:2:3.py``), so ``v1:2:3.py:7`` splits more
     than one way: the first split whose path ``exists`` wins, else the first split
@@ -28,11 +30,15 @@ def parse_location(text: str, exists: Callable[[str], bool] = lambda path: False
     parts = text.split(":")
     splits: list[tuple[str, int]] = []
     for i in range(1, len(parts)):
-        if parts[i].isdigit() and parts[i].isascii():
+        field = parts[i]   # not rewritten in place: a later split's path joins it
+        first, dash, last = field.partition("-")
+        if dash and first.isdigit() and last.isdigit() and field.isascii():
+            field = first
+        if field.isdigit() and field.isascii():
             path = ":".join(parts[:i])
             if not path.strip():
                 break
-            splits.append((path, int(parts[i])))
+            splits.append((path, int(field)))
     if not splits:
         raise RagexError(ErrorCode.BAD_QUERY, f"{text!r} is not a location: {example}",
                          field="location")

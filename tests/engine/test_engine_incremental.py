@@ -423,3 +423,36 @@ def test_lines_inserted_at_the_top_re_embed_only_the_chunks_whose_text_changed(
             fresh.close()
     finally:
         engine.close()
+
+
+def test_an_index_chunked_by_older_rules_is_chunked_again_without_re_embedding(
+        tmp_path: Path) -> None:
+    """A fix to the chunker (here: a C++ definition's line after its [[attributes]])
+    must reach files nobody edits.  An index that says it was cut by older rules,
+    and holds what those rules made, is chunked again by its next full run: the
+    line is the def's, no unchanged text is embedded again, and the run after
+    that finds nothing to do."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "a.cpp").write_text("[[nodiscard]]\n[[deprecated(\n    \"use g\")]]\n"
+                                "int f(int a) {\n    return a;\n}\n")
+    (root / "b.py").write_text("def g(x):\n    return x\n")
+    engine = Engine(root, tmp_path / "idx")
+    try:
+        first = engine.index()
+        assert sym(engine, "f")[0].line == 4
+        # what the old rules left behind: the attribute's line, no rules recorded
+        catalog = engine._catalog
+        with catalog.conn() as conn:
+            conn.execute("UPDATE chunks SET line = 1 WHERE name = 'f'")
+        catalog.set_meta(indexer.CHUNK_RULES_KEY, None)
+        assert sym(engine, "f")[0].line == 1
+        again = engine.index()
+        assert sym(engine, "f")[0].line == 4
+        assert again.files_indexed == 2 and again.chunks_embedded == 0, again
+        cat, vec = ids_of(engine)
+        assert cat == vec and len(cat) == first.chunks_total
+        third = engine.index()
+        assert (third.files_indexed, third.files_unchanged) == (0, 2), third
+    finally:
+        engine.close()
