@@ -59,7 +59,37 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"ragexctl: {render.printable_lines(message)} "
-                              f"(see `{self.prog} --help`)\n")
+                              f"(see `{self.prog} --help`){self._dash_hint(message)}\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._seen = list(sys.argv[1:] if args is None else args)   # for _dash_hint
+        return super().parse_known_args(args, namespace)
+
+    def _dash_hint(self, message: str) -> str:
+        """How to pass a query or a path that starts with '-' (a file `-x.py` as
+        grep-like output names it, `-x.py:3`): argparse takes it for an option it
+        does not know, and its sentence never says `--`."""
+        argv: list[str] = getattr(self, "_seen", [])
+        argv = argv[:argv.index("--")] if "--" in argv else argv
+        if message.startswith("unrecognized arguments: "):   # the top parser names them
+            named = set(message.split(": ", 1)[1].split())
+            stray = [a for a in argv if a in named and a[:1] == "-" and a[:2] != "--"]
+            if stray:   # other words may be the query already: no whole command line
+                shown = render.printable_lines(stray[0])
+                return (f"\nragexctl: if {shown} is a query or a path, give it after `--` "
+                        f"(`-- {shown}`)")
+            return ""
+        if "arguments are required" not in message:
+            return ""
+        known = self._option_string_actions   # a subcommand's parser: its own options
+        stray = [a for a in argv if a[:1] == "-" and a[:2] != "--" and len(a) > 1
+                 and a[:2] not in known]
+        if not stray:
+            return ""
+        words = " ".join([self.prog, *(a for a in argv if a not in stray)])
+        shown = render.printable_lines(stray[0])
+        return (f"\nragexctl: {shown} starts with '-': give it after `--`, "
+                f"e.g. {render.printable_lines(words)} -- {shown}")
 
 
 def _opt_timeout(p: argparse.ArgumentParser) -> None:
