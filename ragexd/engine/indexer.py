@@ -2,8 +2,10 @@
 
 Change detection is size + mtime_ns first (a stat, no read), then sha256 for
 files whose stat changed (a touched-but-identical file costs a read, never an
-embedding).  Inside a changed file, a chunk whose id (path, span, kind, name,
-content hash) already has a vector keeps it, and a chunk whose id changed only
+embedding), and for every file named by path (a watcher's event says the file
+was written, even when its stat did not move).  Inside a changed file, a chunk
+whose id (path, span, kind, name, content hash) already has a vector keeps it,
+and a chunk whose id changed only
 because it moved (lines inserted above it) takes the stored vector of the old
 chunk that was embedded from the same text (``chunks.tkey``, the hash of
 ``context_text``): editing a large file re-embeds only the chunks whose text
@@ -259,7 +261,11 @@ class Indexer:
             old = manifest.get(f.rel)
             if rechunk and old is not None:
                 todo.append(_Pending(f, old, rechunk=True))
-            elif old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns:
+            # A path named (a watcher's event, `ragexctl index PATH`) is compared by
+            # content: a save that kept the size within one mtime tick, or a tool
+            # that keeps the mtime, leaves the stat as it was, not the text.
+            elif (paths is None and old is not None and old.size == f.size
+                    and old.mtime_ns == f.mtime_ns):
                 summary.files_unchanged += 1
             else:
                 todo.append(_Pending(f, old))

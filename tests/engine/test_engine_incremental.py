@@ -90,6 +90,29 @@ def test_touch_without_change_costs_no_embedding(project) -> None:
     assert engine._catalog.file("json/encoder.py").mtime_ns == p.stat().st_mtime_ns
 
 
+def test_a_save_that_keeps_size_and_mtime_is_indexed_when_its_path_is_named(project) -> None:
+    """Two saves of the same size within one timestamp tick (or a tool that keeps
+    the mtime: ``cp -p``, ``touch -r``, an archive) leave the stat unchanged.  The
+    watcher still sees the second save and names the file; the index trusted the
+    stat over the event and kept the first save's text for good."""
+    engine, root, _, _ = project
+    path = root / "json" / "racy_mod.py"
+    path.write_text("def racy_first_version():\n    return 1\n")
+    engine.index(paths=["json/racy_mod.py"])
+    st = path.stat()
+    path.write_text("def racy_other_version():\n    return 2\n")   # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))           # same tick
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    s = engine.index(paths=["json/racy_mod.py"])
+    assert s.files_indexed == 1, s
+    assert sym(engine, "racy_other_version")[0].path == "json/racy_mod.py"
+    assert not [h for h in sym(engine, "racy_first_version") if h.name == "racy_first_version"]
+    again = engine.index(paths=["json/racy_mod.py"])   # named again, unchanged: a read only
+    assert (again.files_indexed, again.chunks_embedded, again.files_unchanged) == (0, 0, 1)
+    path.unlink()
+    engine.index(paths=["json/racy_mod.py"])
+
+
 def test_deleted_file_disappears(project) -> None:
     engine, root, _, _ = project
     assert sym(engine, "encode_base64")

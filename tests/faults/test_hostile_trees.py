@@ -73,14 +73,14 @@ def _locked(*paths: Path) -> Iterator[None]:
 def tree_ignore_lines(root: Path) -> dict[str, str]:
     """Invalid lines (git skips them), CRLF, a BOM, and a .gitignore in every directory."""
     _write(root, ".gitignore", "!\n\\\n*.log\r\n/build-out/\n")
-    _write(root, "vendor/lib/.gitignore", "\ufeff!\n*.tmp\n")
+    _write(root, "libs/vendored/.gitignore", "\ufeff!\n*.tmp\n")
     for depth in range(1, 6):
         base = "/".join(f"d{i}" for i in range(depth))
         _write(root, f"{base}/.gitignore", f"!\nskip{depth}.py\n")
         _good(root, f"{base}/kept{depth}.py", f"kept_at_depth_{depth}")
         _good(root, f"{base}/skip{depth}.py", f"ignored_at_depth_{depth}")
-    _good(root, "vendor/lib/lib.py", "vendored_function")
-    _write(root, "vendor/lib/cache.tmp", "tmp")
+    _good(root, "libs/vendored/lib.py", "vendored_function")
+    _write(root, "libs/vendored/cache.tmp", "tmp")
     _write(root, "debug.log", "log")
     _good(root, "build-out/gen.py", "never_indexed")
     return {}
