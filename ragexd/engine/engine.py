@@ -30,7 +30,7 @@ from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery, snapshot
 from .catalog import Catalog
-from .embedding import DIM, Embedder, embedder_id
+from .embedding import DIM, Embedder, embedder_change, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
 from ..query_shape import shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
@@ -247,8 +247,9 @@ class Engine:
                                 progress(IndexProgress("loading-model",
                                                        message="loading the model"))
                             self.load_model()
-                        why = (f"the index was embedded with {made_with}, this engine uses "
-                               f"{embedder_id()}: rebuilding it (vectors are never mixed)")
+                        why = (f"the index was embedded with "
+                               f"{embedder_change(made_with, embedder_id())}: rebuilding "
+                               "it once (vectors are never mixed)")
                         log.warning("%s", why)
                         if progress is not None:
                             progress(IndexProgress("rebuilding", message=why))
