@@ -33,6 +33,7 @@ import argparse
 import ast
 import json
 import os
+import shlex
 import shutil
 import statistics
 import sys
@@ -247,8 +248,13 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_result(args.write, ["## Repository-scale questions (scikit-learn)", "", text],
-                     echo=False)
+        write_result(args.write, ["## Quality at repository scale: questions as a user types "
+                                  "them, on scikit-learn (bench/eval_repo.py)", "",
+                                  f"Command: `OMP_NUM_THREADS=1 python bench/eval_repo.py "
+                                  f"{' '.join(shlex.quote(a) for a in sys.argv[1:])}`; failure "
+                                  "analysis and what was tried: bench/QUALITY.md, "
+                                  "\"Repository-scale questions\".",
+                                  "", text], echo=False)
     return 0
 
 
