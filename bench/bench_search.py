@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (PY, RESULTS, machine_line, median, ms, pct,  # noqa: E402
-                          private_ragex_env, time_cmd, write_result)
+from bench.common import (PY, RESULTS, load_average, machine_line, median, ms,  # noqa: E402
+                          pct, private_ragex_env, time_cmd, write_result)
 from tests.harness import copy_stdlib  # noqa: E402
 
 QUERIES = [
@@ -134,26 +134,29 @@ def main() -> int:
     for pkg in args.packages.split(","):
         copy_stdlib(tree, pkg)
 
+    load_before = load_average()
     e = engine_part(tree, args.runs)
     d = daemon_part(tree, args.runs)
     speedup = d["oneshot_p50"] / d["warm_p50"]
     lines = [
         "## Search: engine, warm worker and the ragexctl → ragexd path (issues #2, #3)",
         "",
-        f"{machine_line()}. Corpus: stdlib `{args.packages}` "
+        f"{machine_line(load_before)}. Corpus: stdlib `{args.packages}` "
         f"({e['chunks']:.0f} chunks). Medians of {args.runs} runs unless noted; "
         f"measured {time.strftime('%Y-%m-%d')}.",
         "",
         "| what | ragex | baseline | ratio |",
         "|---|---|---|---|",
         f"| index throughput | {e['chunks'] / e['index_s']:.1f} chunks/s (Engine.index, full) "
-        f"| {e['texts'] / e['raw_s']:.1f} chunks/s (raw `SentenceTransformer.encode`) "
+        f"| {e['texts'] / e['raw_s']:.1f} chunks/s (the same texts, bare `Embedder.encode`) "
         f"| {(e['chunks'] / e['index_s']) / (e['texts'] / e['raw_s']):.2f}× |",
         f"| warm `ragexctl search` (semantic, fresh process) | {ms(d['warm_p50'])} (p90 {ms(d['warm_p90'])}) "
         f"| {ms(d['oneshot_p50'])} (`--no-daemon`) | **{speedup:.0f}× faster** |",
         f"| warm `ragexctl search` vs bare `python -c 'import zmq'` | {ms(d['warm_p50'])} "
         f"| {ms(d['import_zmq_p50'])} | {d['warm_p50'] / d['import_zmq_p50']:.2f}× |",
-        f"| regex, warm `ragexctl search --mode regex` | {ms(d['warm_regex_p50'])} "
+        f"| regex, warm `ragexctl search --mode regex --json` (the daemon path: `--json` "
+        f"names enclosing definitions from the index; plain regex takes the direct path, "
+        f"next section) | {ms(d['warm_regex_p50'])} "
         f"| {ms(e['bare_rg'])} (bare `rg --json`) | {d['warm_regex_p50'] / e['bare_rg']:.2f}× |",
         f"| regex inside the engine | {ms(e['engine_regex'])} | {ms(e['bare_rg'])} (bare `rg`) "
         f"| {e['engine_regex'] / e['bare_rg']:.2f}× |",

@@ -21,6 +21,7 @@ from ragexd import config as rconfig
 from ragexd import exitcodes, logfile, paths, projects, where
 from ragexd.protocol import (SEARCH_MODES, ErrorCode, Op, Progress, RagexError,
                              SearchArgs, SimilarArgs)
+from ragexd.filerules import display_name
 from ragexd.protocol.args import problem_error
 from ragexd.vocabulary import MAX_CONTEXT_LINES
 
@@ -58,7 +59,37 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"ragexctl: {render.printable_lines(message)} "
-                              f"(see `{self.prog} --help`)\n")
+                              f"(see `{self.prog} --help`){self._dash_hint(message)}\n")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._seen = list(sys.argv[1:] if args is None else args)   # for _dash_hint
+        return super().parse_known_args(args, namespace)
+
+    def _dash_hint(self, message: str) -> str:
+        """How to pass a query or a path that starts with '-' (a file `-x.py` as
+        grep-like output names it, `-x.py:3`): argparse takes it for an option it
+        does not know, and its sentence never says `--`."""
+        argv: list[str] = getattr(self, "_seen", [])
+        argv = argv[:argv.index("--")] if "--" in argv else argv
+        if message.startswith("unrecognized arguments: "):   # the top parser names them
+            named = set(message.split(": ", 1)[1].split())
+            stray = [a for a in argv if a in named and a[:1] == "-" and a[:2] != "--"]
+            if stray:   # other words may be the query already: no whole command line
+                shown = render.printable_lines(stray[0])
+                return (f"\nragexctl: if {shown} is a query or a path, give it after `--` "
+                        f"(`-- {shown}`)")
+            return ""
+        if "arguments are required" not in message:
+            return ""
+        known = self._option_string_actions   # a subcommand's parser: its own options
+        stray = [a for a in argv if a[:1] == "-" and a[:2] != "--" and len(a) > 1
+                 and a[:2] not in known]
+        if not stray:
+            return ""
+        words = " ".join([self.prog, *(a for a in argv if a not in stray)])
+        shown = render.printable_lines(stray[0])
+        return (f"\nragexctl: {shown} starts with '-': give it after `--`, "
+                f"e.g. {render.printable_lines(words)} -- {shown}")
 
 
 def _opt_timeout(p: argparse.ArgumentParser) -> None:
@@ -120,8 +151,9 @@ def _opt_filters(s: argparse.ArgumentParser) -> None:
 
 def _build_similar(s: argparse.ArgumentParser) -> None:
     s.add_argument("location", type=_path, metavar="PATH:LINE",
-                   help="a line of a file (relative to the current directory, or absolute); "
-                        "the chunk holding it is compared with every other chunk")
+                   help="a line of a file (relative to the current directory, or absolute), or "
+                        "a hit's PATH:START-END; the chunk holding it is compared with "
+                        "every other chunk")
     _opt_filters(s)
     s.add_argument("--project", type=_path, metavar="PATH",
                    help="the project to search (default: the one holding PATH)")
@@ -373,7 +405,7 @@ def project_root(path: str | None, *, may_index: bool = False) -> Path:
     nobody called a project, asks on a terminal and refuses without one."""
     start = Path(path) if path else Path(os.getcwd())
     if not start.exists():
-        raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {path}")
+        raise RagexError(ErrorCode.NOT_FOUND, f"no such file or directory: {display_name(path)}")
     choice = paths.choose_project_root(start, explicit=path is not None)
     refusal = choice.refusal or paths.unnameable_root(choice.root)
     if refusal:
@@ -514,10 +546,14 @@ BLOCK_MODES = ("semantic", "hybrid", "similar")
 def cmd_similar(app: App) -> int:
     args = app.args
     context_of(args)   # a bad -C fails before any round trip
-    path, line = location.parse_location(args.location)
+    def on_disk(path: str) -> bool:
+        return os.path.lexists(os.path.join(_cwd(), os.path.expanduser(path)))
+
+    path, line = location.parse_location(args.location, on_disk)
     full = os.path.join(_cwd(), os.path.expanduser(path))
     if not os.path.lexists(full):
-        raise RagexError(ErrorCode.NOT_FOUND, f"no such file: {path}", path=path)
+        raise RagexError(ErrorCode.NOT_FOUND, f"no such file: {display_name(path)}",
+                         path=display_name(path))
     root = project_root(args.project or (full if os.path.isdir(full) else
                                          os.path.dirname(full)))
     sargs = SimilarArgs(path=location.project_relative(path, str(root), _cwd()), line=line,

@@ -248,10 +248,14 @@ def undecided_by_ripgrep(root: str) -> Callable[[str], bool]:
 
     * a ``.ragexignore`` in a directory below the root: ripgrep reads only the
       root's (``--ignore-file``);
-    * a ``.gitignore`` negation (``!keep.log``) on the hit's way that may match
-      it, while the root has a ``.ragexignore``: ragex lets ``.ragexignore``
-      override ``.gitignore``, ripgrep ranks an ``--ignore-file`` below it.
+    * a negation (``!keep.log``) in a ``.gitignore``, ``.ignore`` or ``.rgignore``
+      on the hit's way that may match it, while the root has a ``.ragexignore``:
+      ragex lets ``.ragexignore`` override them, ripgrep ranks an
+      ``--ignore-file`` below them.
       Without a negation, ignore files only add up and their order is moot."""
+    from ragexd.filerules import IGNORE_FILES
+
+    theirs = [name for name in IGNORE_FILES if name != ".ragexignore"]
     root_rules = os.path.lexists(os.path.join(root, ".ragexignore"))
     nested: dict[str, bool] = {}
     negations: dict[str, list[str]] = {}
@@ -259,12 +263,14 @@ def undecided_by_ripgrep(root: str) -> Callable[[str], bool]:
     def negations_in(rel_dir: str) -> list[str]:
         held = negations.get(rel_dir)
         if held is None:
-            try:
-                with open(os.path.join(root, rel_dir, ".gitignore"), "rb") as fh:
-                    held = [line.strip()[1:].decode("utf-8", "replace") for line in fh
-                            if line.strip().startswith(b"!")]
-            except OSError:
-                held = []
+            held = []
+            for name in theirs:
+                try:
+                    with open(os.path.join(root, rel_dir, name), "rb") as fh:
+                        held += [line.strip()[1:].decode("utf-8", "replace") for line in fh
+                                 if line.strip().startswith(b"!")]
+                except OSError:
+                    pass
             negations[rel_dir] = held
         return held
 

@@ -148,13 +148,41 @@ def check_ripgrep() -> Check:
     return Check("ripgrep", True, found)
 
 
-#: Run by check_model in a child: load the graph the workers would load, embed a query.
-_LOAD_PROBE = ("from ragexd.engine.embedding import Embedder; "
+#: Run by check_model in a child: load the graph the workers would load, embed a query,
+#: then ask the bulk-embed planner what a worker here would do with a first index (after
+#: the load, so the memory it weighs against the limit is a loaded worker's).
+_LOAD_PROBE = ("import json; from ragexd.engine.embedding import Embedder; "
+               "from ragexd.engine.bulk import explain_plan; "
                "v = Embedder().encode_query('parse a config file'); "
-               "assert v.shape == (384,) and abs(float((v * v).sum()) - 1) < 1e-3; print('ok')")
+               "assert v.shape == (384,) and abs(float((v * v).sum()) - 1) < 1e-3; print('ok'); "
+               "plan, why = explain_plan(); print(json.dumps([bool(plan), why]))")
 
 
 def check_model(cfg: rconfig.Config | None) -> list[Check]:
+    """The model's checks, then which embedder a first index uses (``check_embedder``)."""
+    checks, plan = _model_checks(cfg)
+    return checks + ([check_embedder(cfg, plan)] if plan is not None else [])
+
+
+def check_embedder(cfg: rconfig.Config | None, plan: tuple[bool, str]) -> Check:
+    """One line: whether ``auto`` hands a first index's backlog to an OpenVINO child
+    here, and why, as the planner itself (engine/bulk.py) decided in the load probe.
+    Workers in Docker stay on onnxruntime (the image has no openvino)."""
+    if cfg is not None and cfg.runtime == "docker":
+        return Check("embedder", True, "onnxruntime in the worker: workers run in Docker, "
+                     "whose image has no openvino")
+    child, why = plan
+    if child:
+        what = "a first index's backlog goes to an OpenVINO child process (queries stay on onnxruntime)"
+    else:
+        engine = cfg.embedder_runtime if cfg is not None and cfg.embedder_runtime != "auto" \
+            else "onnxruntime"
+        what = f"{engine} in the worker, for a first index too"
+    docker = "; workers in Docker stay on onnxruntime" if cfg is None or cfg.runtime == "auto" else ""
+    return Check("embedder", True, f"{what}: {why}{docker}")
+
+
+def _model_checks(cfg: rconfig.Config | None) -> tuple[list[Check], tuple[bool, str] | None]:
     """The exported ONNX model: present, matching its manifest's sha256, loadable.
 
     A host that runs workers only in Docker needs none of it (the image carries
@@ -163,7 +191,7 @@ def check_model(cfg: rconfig.Config | None) -> list[Check]:
     try:
         found = modelfiles.locate(hashes=True)
     except modelfiles.ModelFilesError as exc:
-        return [Check("model", False, exc.problem, exc.fix, optional=optional)]
+        return [Check("model", False, exc.problem, exc.fix, optional=optional)], None
     checks = [Check("model", True, f"{found.graph.name} in {found.directory} ({found.source}), "
                     "sha256 matches its manifest")]
     made_by = found.manifest.get("exporter_version")
@@ -180,9 +208,10 @@ def check_model(cfg: rconfig.Config | None) -> list[Check]:
                               text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return checks + [Check("model load", False, f"the load probe did not finish ({exc})",
-                               "run it again on a quieter machine", optional=optional)]
+                               "run it again on a quieter machine", optional=optional)], None
     runtime = cfg.embedder_runtime if cfg else "onnxruntime"
-    if proc.returncode != 0 or proc.stdout.strip() != "ok":
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or lines[:1] != ["ok"]:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         if runtime == "openvino" and "openvino" in last:
             fix = modelfiles.OPENVINO_FIX
@@ -191,8 +220,13 @@ def check_model(cfg: rconfig.Config | None) -> list[Check]:
         else:
             fix = modelfiles.EXPORT_FIX
         return checks + [Check("model load", False, f"{runtime} cannot run it: {last}", fix,
-                               optional=optional)]
-    return checks + [Check("model load", True, f"{runtime} loads it and embeds a query")]
+                               optional=optional)], None
+    try:
+        child, why = json.loads(lines[1])
+        plan: tuple[bool, str] | None = (bool(child), str(why))
+    except (IndexError, ValueError, TypeError):
+        plan = None
+    return checks + [Check("model load", True, f"{runtime} loads it and embeds a query")], plan
 
 
 _GRAMMAR_PROBE = ("import json; from ragexd.engine.languages import SPECS, grammar_problems; "

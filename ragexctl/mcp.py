@@ -366,6 +366,123 @@ def tool_error(exc: RagexError) -> Exception:
     return ToolError(f"ragex error [{exc.code.value}]: {exc.message}")
 
 
+#: What an argument of each JSON type pydantic refuses must be, in the words of
+#: the protocol's own checks (``'limit' must be an integer ...``).
+_MUST_BE = {"string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+            "int_from_float": "an integer", "int_parsing_size": "an integer",
+            "finite_number": "an integer", "bool_type": "true or false",
+            "bool_parsing": "true or false", "list_type": "a list of strings"}
+
+
+def argument_problem(errors: list[dict[str, Any]]) -> RagexError:
+    """The tool-schema checks' refusal (pydantic's ``errors()``) as one sentence
+    naming the argument, like every other refusal: an agent sending ``"limit":
+    "many"`` got four lines of pydantic, its type codes and a documentation URL.
+    A tool's arguments are flat, so the argument is the first step of a location;
+    a deeper one (a list's item, a union's member) is said of the whole argument."""
+    def arg(error: dict[str, Any]) -> str:
+        return str((error.get("loc") or ("arguments",))[0])
+
+    first = errors[0]
+    name, nested = arg(first), len(first.get("loc", ())) > 1
+    shown = _shorten(repr(first.get("input")), 60)
+    if first.get("type") == "missing":
+        sentence = f"'{name}' is required"
+    elif name in ("paths", "languages"):
+        sentence = f"'{name}' must be a list of strings (or one string), not {shown}"
+    elif not nested and first.get("type") in _MUST_BE:
+        sentence = f"'{name}' must be {_MUST_BE[first['type']]}, not {shown}"
+    else:
+        sentence = f"'{name}' is not valid ({first.get('msg', 'refused')}): {shown}"
+    others = sorted({arg(e) for e in errors[1:]} - {name})
+    if others:
+        sentence += " (and " + ", ".join(f"'{o}'" for o in others) + ")"
+    return RagexError(ErrorCode.BAD_QUERY, sentence, field=name)
+
+
+def unreadable_answers(exc: Exception) -> list[tuple[Any, int, str]]:
+    """(id, JSON-RPC code, sentence) for each answer a message the transport could
+    not read is owed.  The SDK dropped such a line without a word, so a client that
+    sent a malformed request (or a batch, which MCP no longer has) waited for its
+    own timeout.  JSON-RPC 2.0 answers invalid JSON with id null (-32700), and a
+    valid JSON value that is no message with its id when it has one (-32600); a
+    batch gets one answer for each request in it."""
+    from mcp_types import INVALID_REQUEST, PARSE_ERROR
+
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors or errors[0].get("type") == "json_invalid":
+        return [(None, PARSE_ERROR, "the message is not valid JSON")]
+    # the message itself is the input of a union member's refusal as a whole
+    # (not a dict or a list) or of a field missing from it
+    value = next((e.get("input") for e in errors if e.get("type") in ("model_type", "missing")
+                  and len(e.get("loc", ())) <= 2), None)
+
+    def id_of(obj: Any) -> Any:
+        got = obj.get("id") if isinstance(obj, dict) else None
+        return got if isinstance(got, (str, int)) and not isinstance(got, bool) else None
+
+    if isinstance(value, list):
+        sentence = "batches are not supported: send each message on its own line"
+        ids = [id_of(item) for item in value]
+        return [(i, INVALID_REQUEST, sentence) for i in ids if i is not None] \
+            or [(None, INVALID_REQUEST, sentence)]
+    return [(id_of(value), INVALID_REQUEST,
+             "the message is not a JSON-RPC 2.0 request, notification or response")]
+
+
+class AnsweringReader:
+    """The stdio transport's read stream, which answers what it cannot read
+    (``unreadable_answers``) on the transport's own write stream, in order with
+    every other answer, and passes the rest on."""
+
+    def __init__(self, inner: Any, write: Any) -> None:
+        self._inner, self._write = inner, write
+
+    @property
+    def last_context(self) -> Any:   # the dispatcher's per-message contextvars
+        return getattr(self._inner, "last_context", None)
+
+    async def __aenter__(self) -> "AnsweringReader":
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
+
+    def __aiter__(self) -> "AnsweringReader":
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except Exception as exc:
+            import anyio
+
+            if isinstance(exc, (anyio.EndOfStream, anyio.ClosedResourceError)):
+                raise StopAsyncIteration from None
+            raise
+
+    async def receive(self) -> Any:
+        from mcp.shared.message import SessionMessage
+        from mcp_types import ErrorData, JSONRPCError
+
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, Exception):
+                return item
+            log.info("answered a message the transport could not read: %s",
+                     str(item).splitlines()[0][:200])
+            for ident, code, sentence in unreadable_answers(item):
+                await self._write.send(SessionMessage(JSONRPCError(
+                    jsonrpc="2.0", id=ident, error=ErrorData(code=code, message=sentence))))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def build_server(backend: Backend) -> Any:
     """The MCPServer with ragex's five tools, bound to ``backend``."""
     import anyio
@@ -375,8 +492,35 @@ def build_server(backend: Backend) -> Any:
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp_types import ToolAnnotations
 
-    server = MCPServer(name=SERVER_NAME, version=__version__, instructions=INSTRUCTIONS,
-                       log_level="WARNING")
+    from pydantic import ValidationError
+
+    class Server(MCPServer):   # type: ignore[misc]
+        """MCPServer whose every refusal reads ``ragex error [code]: sentence``: its
+        schema's refusal of an argument too, and without the SDK's prefix."""
+
+        async def call_tool(self, name: str, arguments: dict[str, Any],
+                            context: Any = None) -> Any:
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if isinstance(exc.__cause__, ValidationError):
+                    raise tool_error(argument_problem(exc.__cause__.errors())) from None
+                text = str(exc).removeprefix(f"Error executing tool {name}: ")
+                if text.startswith("ragex error [") and text != str(exc):
+                    raise ToolError(text) from None
+                raise
+
+        async def run_stdio_async(self) -> None:
+            """The SDK's stdio serving, with a read stream that answers every line."""
+            from mcp.server.stdio import stdio_server
+
+            async with stdio_server() as (read_stream, write_stream):
+                await self._lowlevel_server.run(
+                    AnsweringReader(read_stream, write_stream), write_stream,
+                    self._lowlevel_server.create_initialization_options())
+
+    server = Server(name=SERVER_NAME, version=__version__, instructions=INSTRUCTIONS,
+                    log_level="WARNING")
     root = str(backend.root)
 
     async def forward(op: Op, args: dict[str, Any], timeout: float,
@@ -425,7 +569,8 @@ def build_server(backend: Backend) -> Any:
             "`detail`: whole snippets instead of 3 lines."),
         annotations=read_only, structured_output=False)
     async def search_code(ctx: Context, query: str, mode: str = "auto", limit: int = 10,
-                          paths: list[str] | None = None, languages: list[str] | None = None,
+                          paths: list[str] | str | None = None,
+                          languages: list[str] | str | None = None,
                           detail: bool = False) -> str:
         try:
             args = search_args(query, mode, limit, paths, languages)
@@ -441,7 +586,8 @@ def build_server(backend: Backend) -> Any:
             "definition's first lines (detail=true: the whole definition)."),
         annotations=read_only, structured_output=False)
     async def find_symbol(ctx: Context, name: str, limit: int = 10,
-                          paths: list[str] | None = None, languages: list[str] | None = None,
+                          paths: list[str] | str | None = None,
+                          languages: list[str] | str | None = None,
                           detail: bool = False) -> str:
         try:
             args = search_args(name, "symbol", limit, paths, languages)
@@ -463,7 +609,8 @@ def build_server(backend: Backend) -> Any:
             f"since. `limit`: 1-{MAX_LIMIT} (default 10). `detail`: whole snippets."),
         annotations=read_only, structured_output=False)
     async def find_similar(path: str, line: int, limit: int = 10,
-                           paths: list[str] | None = None, languages: list[str] | None = None,
+                           paths: list[str] | str | None = None,
+                          languages: list[str] | str | None = None,
                            detail: bool = False) -> str:
         try:
             args = similar_args(path, line, limit, paths, languages, root=root)

@@ -19,12 +19,29 @@ if TYPE_CHECKING:  # pragma: no cover - typing costs milliseconds at run time
     from collections.abc import Sequence
 
 MAX_FILE_BYTES = 1024 * 1024
-IGNORE_FILES = (".gitignore", ".ragexignore")
+#: The ignore files read in every directory, lowest precedence first: git's, then
+#: ``.ignore`` and ``.rgignore`` (ripgrep, fd and ag obey them, so a regex search
+#: already did and the index must too), then ragex's own.
+IGNORE_FILES = (".gitignore", ".ignore", ".rgignore", ".ragexignore")
 ALWAYS_SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "_darcs"})
 
 DEFAULT_IGNORES = """
 node_modules/
 bower_components/
+vendor/
+Pods/
+.bundle/
+.yarn/
+.pnpm-store/
+.terraform/
+.dart_tool/
+elm-stuff/
+site-packages/
+.eggs/
+.ipynb_checkpoints/
+.nuxt/
+.svelte-kit/
+.parcel-cache/
 __pycache__/
 .venv/
 venv/
@@ -84,6 +101,73 @@ go.sum
 """.split()
 #: IgnoreRules._decide matches the defaults against a name alone: keep each to one component.
 assert not any("/" in p.rstrip("/") for p in DEFAULT_IGNORES)
+
+
+def git_info_exclude(top: str) -> str | None:
+    """The ``info/exclude`` file of the git checkout whose top is ``top``, or None.
+
+    git obeys it beside the ``.gitignore`` files (below them in precedence), and so
+    does ripgrep in a plain checkout.  In a linked worktree or a submodule ``.git``
+    is a file naming the git directory, and a worktree's excludes live in the
+    repository's common directory (``commondir``): git reads them there, ripgrep
+    14 does not look (``ripgrep.build_command`` hands it the file)."""
+    dot_git = os.path.join(top, ".git")
+    if os.path.isdir(dot_git):
+        git_dir = dot_git
+    else:
+        try:
+            with open(dot_git, "rb") as fh:
+                head = fh.read(4096).decode("utf-8", "replace")
+        except OSError:
+            return None
+        if not head.startswith("gitdir:"):
+            return None
+        git_dir = os.path.join(top, head[len("gitdir:"):].strip())
+        try:
+            with open(os.path.join(git_dir, "commondir"), "rb") as fh:
+                git_dir = os.path.join(git_dir, fh.read(4096).decode("utf-8", "replace").strip())
+        except OSError:
+            pass   # a submodule's git directory is its own common directory
+    path = os.path.join(git_dir, "info", "exclude")
+    return path if os.path.isfile(path) else None
+
+
+def git_global_excludes() -> str | None:
+    """The user's global git ignore file, found as git and ripgrep find it:
+    ``core.excludesFile`` in ``$XDG_CONFIG_HOME/git/config`` or ``~/.gitconfig``
+    (the latter wins), else ``$XDG_CONFIG_HOME/git/ignore``; None when there is none."""
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    found: str | None = None
+    for config in (os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")):
+        found = _excludes_file_in(config) or found
+    path = os.path.expanduser(found) if found else os.path.join(xdg, "git", "ignore")
+    return path if os.path.isfile(path) else None
+
+
+def _excludes_file_in(config: str) -> str | None:
+    """``core.excludesFile`` of one git config file (the last one set), or None.
+    Only what that one key needs of git's syntax: sections, quotes, comments."""
+    try:
+        with open(config, "rb") as fh:
+            text = fh.read(MAX_FILE_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return None
+    section, value = "", None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line[1:line.find("]")].strip().lower() if "]" in line else ""
+            line = line[line.find("]") + 1:].strip() if "]" in line else ""
+        if section != "core" or "=" not in line or line[0] in "#;":
+            continue
+        key, _, val = line.partition("=")
+        if key.strip().lower() == "excludesfile":
+            val = val.strip()
+            if val.startswith('"') and val.endswith('"') and len(val) > 1:
+                val = val[1:-1]
+            value = val or None
+    return value
 
 
 def display_name(name: str | bytes) -> str:

@@ -42,7 +42,7 @@ import sys
 import time
 
 from .filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, MAX_FILE_BYTES, display_name,
-                        left_out_note, too_large)
+                        git_info_exclude, left_out_note, too_large)
 from .filetypes import extensions_for, language_for
 from .vocabulary import CodedError
 
@@ -202,6 +202,11 @@ def build_command(rg: str, root: str | os.PathLike[str], pattern: str | None, *,
         cmd += ["--ignore-file", f"/dev/fd/{defaults_fd}"]
     for name in sorted(ALWAYS_SKIP_DIRS):
         cmd += ["-g", f"!{name}"]
+    if os.path.isfile(os.path.join(root, ".git")):
+        # a linked worktree or a submodule: rg does not find its info/exclude
+        exclude = git_info_exclude(os.fspath(root))
+        if exclude:
+            cmd += ["--ignore-file", exclude]
     ragexignore = os.path.join(root, ".ragexignore")
     if os.path.isfile(ragexignore):
         cmd += ["--ignore-file", ragexignore]

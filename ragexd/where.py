@@ -289,14 +289,37 @@ def current_dir() -> str | None:
         return None
 
 
+def git_directory_above(real: str) -> str | None:
+    """The git directory (a bare repository, or a ``.git``) that ``real`` is or
+    lies in, by git's own test of one: ``HEAD``, ``objects/`` and ``refs/``."""
+    here = real
+    while True:
+        if (os.path.isfile(os.path.join(here, "HEAD"))
+                and os.path.isdir(os.path.join(here, "objects"))
+                and os.path.isdir(os.path.join(here, "refs"))):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def forbidden_root(root: str | os.PathLike[str]) -> str | None:
     """What ``root`` is, when indexing it by accident would be harmful: ``/``,
-    the home directory, or one of ragex's own directories (or inside one)."""
+    the home directory, one of ragex's own directories (or inside one), or a git
+    directory with no working tree (a bare repository: its objects are binary, its
+    hooks samples; a search there by mistake indexed git's own files)."""
     real = os.path.realpath(root)
     if real == os.path.sep:
         return "the root directory"
     if real == os.path.realpath(os.path.expanduser("~")):
         return "your home directory"
+    git_dir = git_directory_above(real)
+    if git_dir is not None:
+        return (f"inside the bare git repository {git_dir} (git's own files, no working "
+                "tree: search a checkout of it)" if git_dir != real else
+                "a bare git repository (git's own files, no working tree: search a "
+                "checkout of it)")
     for what, own in (("data", data_dir()), ("state", state_dir()),
                       ("runtime", runtime_dir()), ("configuration", config_dir())):
         mine = os.path.realpath(own)

@@ -174,6 +174,18 @@ def remove_file(path: Path, con: Console) -> bool:
     return True
 
 
+def installed_not_started(con: Console, sentence: str, *, fallback: bool) -> int:
+    """The end of an install that starts nothing now (no service manager here, or
+    ``--no-start``): ``sentence`` says why, and with ``fallback`` what happens until
+    one does.  A dry run has said all there is to say (what would be written)."""
+    if con.dry_run:
+        return EXIT_OK
+    con.out(sentence)
+    if fallback:
+        con.out(fallback_note())
+    return EXIT_OK
+
+
 def fallback_note() -> str:
     try:
         auto = rconfig.load().auto_start

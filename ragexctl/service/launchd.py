@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from .common import (EXIT_ERROR, EXIT_OK, Console, Outcome, fallback_note, ragexd_command,
+from .common import (EXIT_ERROR, EXIT_OK, Console, Outcome, fallback_note,
+                     installed_not_started, ragexd_command,
                      remove_file, run_tool, service_environment, write_atomic)
 from .handover import ondemand_ragexd, stop_ondemand
 
@@ -107,17 +108,12 @@ def launchd_install(args: argparse.Namespace, con: Console) -> int:
         return EXIT_ERROR
     launchctl = _launchctl()
     if launchctl is None:
-        if con.dry_run:
-            return EXIT_OK
-        con.out(f"Wrote {plist}, but `launchctl` is not available here, so no service manager "
-                "will load it until you log in on a Mac.")
-        con.out(fallback_note())
-        return EXIT_OK
+        return installed_not_started(
+            con, f"Wrote {plist}, but `launchctl` is not available here, so no service "
+            "manager will load it until you log in on a Mac.", fallback=True)
     if args.no_start:
-        if con.dry_run:
-            return EXIT_OK
-        con.out(f"Wrote {plist}; launchd loads it at your next login.")
-        return EXIT_OK
+        return installed_not_started(con, f"Wrote {plist}; launchd loads it at your next login.",
+                                     fallback=False)
     domain = f"gui/{os.getuid()}"
     if _launchd_loaded(launchctl).ok:
         # bootstrap refuses an already-loaded label; reload to pick up changes.

@@ -20,7 +20,8 @@ from typing import Sequence
 
 from ragexd import where
 
-from .common import (EXIT_ERROR, EXIT_OK, Console, fallback_note, ragexd_command,
+from .common import (EXIT_ERROR, EXIT_OK, Console,
+                     installed_not_started, ragexd_command,
                      remove_file, run_tool, service_environment, write_atomic)
 from .handover import ondemand_ragexd, stop_ondemand
 
@@ -168,12 +169,9 @@ def systemd_install(args: argparse.Namespace, con: Console) -> int:
         return EXIT_ERROR
 
     if probe.systemctl is None:
-        if con.dry_run:
-            return EXIT_OK
-        con.out(f"ragexd's unit is in {unit}, but systemd is not installed here "
-                f"({probe.reason}), so nothing will start it at login.")
-        con.out(fallback_note())
-        return EXIT_OK
+        return installed_not_started(
+            con, f"ragexd's unit is in {unit}, but systemd is not installed here "
+            f"({probe.reason}), so nothing will start it at login.", fallback=True)
 
     if probe.running:
         con.step("systemctl --user daemon-reload")
@@ -191,24 +189,20 @@ def systemd_install(args: argparse.Namespace, con: Console) -> int:
             con.err(f"error: systemctl --user enable ragexd failed: {res.text}")
             return EXIT_ERROR
 
-    if not probe.running and con.dry_run:
-        con.out(f"(no user service manager is running here: {probe.reason}; "
-                "ragexd would not be started now)")
-        return EXIT_OK
     if not probe.running:
-        con.out(f"Installed and enabled {unit}, but no user service manager (systemd --user) "
-                f"is running here: {probe.reason}. This is normal in containers and CI. "
-                "ragexd was not started; the unit will start it at your next login to a "
-                "session with systemd.")
-        con.out(fallback_note())
-        return EXIT_OK
+        if con.dry_run:
+            con.out(f"(no user service manager is running here: {probe.reason}; "
+                    "ragexd would not be started now)")
+        return installed_not_started(
+            con, f"Installed and enabled {unit}, but no user service manager (systemd --user) "
+            f"is running here: {probe.reason}. This is normal in containers and CI. "
+            "ragexd was not started; the unit will start it at your next login to a "
+            "session with systemd.", fallback=True)
 
     if args.no_start:
-        if con.dry_run:
-            return EXIT_OK
-        con.out(f"Installed and enabled {unit}; ragexd starts at your next login "
-                "(or now: `systemctl --user start ragexd`).")
-        return EXIT_OK
+        return installed_not_started(
+            con, f"Installed and enabled {unit}; ragexd starts at your next login "
+            "(or now: `systemctl --user start ragexd`).", fallback=False)
     main_pid = _systemd_prop(probe, "MainPID")
     stop_ondemand(int(main_pid) if main_pid.isdigit() and main_pid != "0" else None, con)
     active = _systemd_prop(probe, "ActiveState") == "active"

@@ -119,35 +119,54 @@ def bulk_plan() -> tuple[str, int] | None:
     None: the setting is ``auto``, the model is the fp32 graph on the ONNX path (the
     int8 graph and the torch reference have other vectors), openvino is importable
     and the CPU has bf16, and the worker's memory limit (``[daemon] memory_limit``,
-    which the process runtime passes on) has room for the child.  Everywhere else
+    which every runtime passes on) has room for the child.  Everywhere else
     (the Docker image has no openvino) behaviour is onnxruntime's.
 
     The fewest chunks, ``[embedder] bulk_min_chunks`` (500): a child's start (0.5-1 s
     from OpenVINO's cache, ~3 s on a first compile, more under load) costs more than
     OpenVINO saves on a few hundred chunks (~20 ms each, measured on scikit-learn)."""
+    return explain_plan()[0]
+
+
+def explain_plan() -> tuple[tuple[str, int] | None, str]:
+    """``bulk_plan``'s answer and why, in one clause for people: the one place the
+    decision is made, so ``ragexctl doctor`` (which asks it in a child process that
+    has loaded the model, as a worker has) says what a worker here will do."""
     from ..config import ConfigError, load
 
     try:
         cfg = load()   # once: [embedder] runtime, bulk_min_chunks, [daemon] memory_limit
-    except ConfigError:
-        return None    # the in-process load reports it
-    if cfg.embedder_runtime != "auto" or backend_name() != "onnx":
-        return None
+    except ConfigError as exc:
+        return None, f"the configuration cannot be read ({exc})"   # the in-process load reports it
+    if cfg.embedder_runtime != "auto":
+        return None, f"[embedder] runtime = \"{cfg.embedder_runtime}\" is configured"
+    if backend_name() != "onnx":
+        return None, f"RAGEX_EMBEDDER={backend_name()}: the reference model has its own vectors"
     try:
-        if modelfiles.precision() != "fp32":
-            return None
-    except modelfiles.ModelFilesError:
-        return None
-    if not openvino_installed() or not (cpu_has_bf16() or _test_f32()):
-        return None
+        precision = modelfiles.precision()
+    except modelfiles.ModelFilesError as exc:
+        return None, f"the model cannot be used ({exc.problem})"
+    if precision != "fp32":
+        return None, (f"the {precision} graph is configured, whose vectors OpenVINO's bf16 "
+                      "would not match")
+    if not openvino_installed():
+        return None, "openvino is not installed (pip install 'ragex[openvino]' to use it)"
+    if _test_f32():
+        how = f"the test switch {TEST_F32_ENV}=1 runs it in f32"
+    elif cpu_has_bf16():
+        how = "this CPU has AVX-512 BF16 or AMX (OpenVINO runs in bf16)"
+    else:
+        return None, ("this CPU has neither AVX-512 BF16 nor AMX, without which OpenVINO is "
+                      "no faster")
     if cfg.memory_limit > 0:   # set by the runtime that started this worker
         used = proctree.tree_rss(os.getpid()) or 0
         if cfg.memory_limit - used < CHILD_MEMORY:
-            log.info("embedding in this worker: its memory limit (%d MiB) leaves %d MiB "
-                     "above its %d MiB, too little for a %s child", cfg.memory_limit >> 20,
-                     (cfg.memory_limit - used) >> 20, used >> 20, "openvino")
-            return None
-    return "openvino", cfg.embedder_bulk_min_chunks
+            why = (f"the memory limit ({cfg.memory_limit >> 20} MiB) leaves "
+                   f"{(cfg.memory_limit - used) >> 20} MiB above a worker's {used >> 20} MiB, "
+                   f"less than an openvino child needs ({CHILD_MEMORY >> 20} MiB)")
+            log.info("embedding in this worker: %s", why)
+            return None, why
+    return ("openvino", cfg.embedder_bulk_min_chunks), f"openvino is installed and {how}"
 
 
 # -- frames ----------------------------------------------------------------------------

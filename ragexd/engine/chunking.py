@@ -27,6 +27,13 @@ WINDOW_OVERLAP = 10
 BLOCK_MAX_LINES = 40
 MAX_SIGNATURE = 300
 MAX_DOC = 1200
+#: The version of the rules above and below.  Raise it with any change that cuts,
+#: names or places the chunks of an unchanged file differently (a definition's
+#: line, its span, its name): an index records the rules it was chunked with, and
+#: its next full run chunks every file again, so a fix reaches files nobody edits.
+#: Chunks whose text is unchanged keep their vectors; only new texts are embedded.
+#: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
+CHUNK_RULES = "2"
 _COMMENT_LINE = re.compile(r"^\s*(#|//|/\*|\*|--|;)")
 
 
@@ -101,9 +108,11 @@ _ELIXIR_DEFS = {"def": "function", "defp": "function", "defmacro": "function",
                 "defmacrop": "function", "defguard": "function", "defmodule": "module",
                 "defprotocol": "interface", "defimpl": "module"}
 #: Children that come before a definition's own line: annotations, attributes, modifiers.
+#: (C/C++ put ``[[nodiscard]]`` and ``__attribute__((...))`` lines inside the definition.)
 _PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modifiers",
                            "attribute_list", "attribute_item", "attribute", "comment",
-                           "line_comment", "block_comment"})
+                           "line_comment", "block_comment", "attribute_declaration",
+                           "attribute_specifier"})
 #: GNU make's built-in targets: they tune other rules, they do not make anything.
 _MAKE_SPECIAL_TARGETS = frozenset({
     ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
@@ -212,9 +221,10 @@ class _Walker:
                 return c
         return None
 
-    def signature_of(self, node: Any, body: Any | None) -> str:
+    def signature_of(self, node: Any, body: Any | None, lead: Any | None = None) -> str:
         end = body.start_byte if body is not None else node.end_byte
-        sig = self.src[node.start_byte:end].decode("utf-8", "replace")
+        begin = lead.start_byte if lead is not None else node.start_byte
+        sig = self.src[begin:end].decode("utf-8", "replace")
         if body is None:
             sig = sig.split("\n", 1)[0]
         if self.language in ("python", "ruby"):
@@ -351,6 +361,11 @@ class _Walker:
                     qualifier = parts[-2] if len(parts) >= 2 else ""
                     if qualifier in ("exports", "module", "this", "window", "self", "globalThis"):
                         qualifier = ""
+                    own = value.child_by_field_name("name")
+                    if parts in (["module", "exports"], ["exports"]) and own is not None:
+                        # `module.exports = function query(options)`: the module *is*
+                        # `query` (Express's middleware); "exports" names nothing
+                        return value, (self.text(own), "")
                     return value, (parts[-1], qualifier)
         if node.type in ("field_definition", "public_field_definition"):
             value = node.child_by_field_name("value")
@@ -474,6 +489,34 @@ class _Walker:
         tail = self.src[max(node.start_byte, node.end_byte - 256):node.end_byte]
         return node.end_point[0] + 1 - tail.count(b"\n", len(tail.rstrip()))
 
+    def _unreadable_edges(self, node: Any, body: Any | None) -> tuple[Any | None, Any | None]:
+        """Where error recovery glued text the grammar cannot read onto a definition:
+        (the child the definition really starts at, the last child it really ends
+        with), each None when that edge is sound.  The SQL grammar knows no
+        ``CREATE OPERATOR`` or ``BEGIN ATOMIC``: it folds them into the next or the
+        previous ``CREATE FUNCTION`` as ERROR children before its name or after its
+        body, and the chunk then claimed a hundred lines of other statements.  Only
+        those two edges are trimmed: an ERROR between the name and the body is the
+        definition's own broken code and stays in it."""
+        kids = node.children
+        lead = None
+        for i, c in enumerate(kids):
+            if c.type == "ERROR":
+                lead = kids[i + 1] if i + 1 < len(kids) else None
+            elif c.is_named:
+                break
+        tail = None
+        if body is not None:
+            at = next((i for i, c in enumerate(kids) if c.start_byte == body.start_byte
+                       and c.end_byte == body.end_byte and c.type == body.type), None)
+            if at is not None:
+                for c in kids[at + 1:]:
+                    if c.type == "ERROR":
+                        tail = body
+                        break
+                    body = c
+        return lead, tail
+
     def _lines(self, start: int, end: int) -> str:
         return "\n".join(self.lines[start - 1:end])
 
@@ -506,13 +549,18 @@ class _Walker:
         outer = self._outer(node)
         first = self._first_node(outer)
         start, end = first.start_point[0] + 1, self._last_line(outer)
-        sig = self.signature_of(node, body)
+        lead, tail = self._unreadable_edges(node, body)
+        if lead is not None:
+            start = max(start, lead.start_point[0] + 1)
+        if tail is not None:
+            end = min(end, self._last_line(tail))
+        sig = self.signature_of(node, body, lead)
         if node.type == "type_spec":
             sig = f"type {sig} {kind}" if kind in ("struct", "interface") else f"type {sig}"
-        doc = self.doc_of(node, first, body)
+        doc = self.doc_of(node, first, body) if lead is None else ""
         before = len(self.chunks)
         chunk = Chunk(self.path, start, end, kind, name, parent, sig, doc, self.language, "",
-                      line=self.def_line(node))
+                      line=max(start, self.def_line(node)))
         self.chunks.append(chunk)
         inner_kind = kind if kind in L.CONTAINER_KINDS else ("function" if kind in
                                                              L.FUNCTION_KINDS else kind)

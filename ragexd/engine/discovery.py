@@ -1,9 +1,10 @@
 """Which files of a project are worth indexing.
 
-Honours ``.gitignore`` and ``.ragexignore`` at every level (patterns relative to
-the directory holding them, deeper files and ``.ragexignore`` taking precedence,
-exactly like git's own precedence; a project root below a repository's top also
-obeys the ``.gitignore`` files above it) plus defaults nobody wants searched
+Honours ``.gitignore``, ``.ignore``, ``.rgignore`` and ``.ragexignore`` at every
+level (patterns relative to the directory holding them, deeper files and
+``.ragexignore`` taking precedence, exactly like git's own precedence; a project
+root below a repository's top also obeys the ``.gitignore`` files above it, and
+every project git's ``info/exclude`` and global excludes file) plus defaults nobody wants searched
 (VCS metadata, dependency folders, build output, lock files, minified code).
 Matching is ``pathspec``'s GitIgnoreSpec, not a home-made glob engine (a long
 ignore file is prefiltered by one regex of all its patterns: see IgnoreFile).
@@ -32,7 +33,8 @@ from pathlib import Path
 import pathspec
 
 from ..filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, IGNORE_FILES,  # noqa: F401
-                         MAX_FILE_BYTES, display_name, too_large)
+                         MAX_FILE_BYTES, display_name, git_global_excludes, git_info_exclude,
+                         too_large)
 from ..filetypes import language_for
 from ..textcodec import NotText, decode_text
 from .lru import LRU
@@ -231,7 +233,7 @@ class IgnoreRules:
         # The defaults each name one path component (no inner slash), so they are
         # matched against the name alone: no cost that grows with the depth.
         result = self.defaults.decide(name + suffix)
-        for prefix, spec in self._above:   # .gitignore files above the root, outermost first
+        for prefix, spec in self._above:   # git's ignore files outside the root, lowest first
             r = spec.decide(prefix + rel + suffix)
             if r is not None:
                 result = r
@@ -266,30 +268,38 @@ class IgnoreRules:
 
 
 def _ignores_above(root: Path) -> list[tuple[str, IgnoreFile]]:
-    """The ``.gitignore`` files between the repository's root and a project root
-    below it (a ``.ragexroot`` in a monorepo's subdirectory), outermost first, each
-    with the project root's path relative to it: git and ripgrep apply them to the
-    project's files, so the index must too.  Nothing when the root is not inside
-    a git repository or is its top (then git reads nothing above it either)."""
+    """The ignore files that apply to a project from outside it, lowest precedence
+    first, each with the project root's path relative to the directory its patterns
+    are relative to: the user's global git excludes (``core.excludesFile``), the
+    checkout's ``.git/info/exclude``, and the ``.gitignore`` files between the
+    repository's top and a project root below it (a ``.ragexroot`` in a monorepo's
+    subdirectory), outermost first.  git and ripgrep apply all of them to the
+    project's files, so the index must too (it did not read the first two: a file
+    listed there was found by symbol but never by regex).  The checkout's files
+    only inside a git repository, as git reads them."""
     real = Path(os.path.realpath(root))
-    if os.path.exists(real / ".git"):
-        return []
     chain: list[Path] = []
-    for parent in real.parents:
+    for parent in (real, *real.parents):
         chain.append(parent)
         if os.path.exists(parent / ".git"):
             break
     else:
-        return []   # not inside a git repository
+        chain = []   # not inside a git repository
     above: list[tuple[str, IgnoreFile]] = []
-    for parent in reversed(chain):
+    top = chain[-1] if chain else real
+    prefix = "" if top == real else os.path.relpath(real, top).replace(os.sep, "/") + "/"
+    for path in (git_global_excludes(), git_info_exclude(str(top)) if chain else None):
+        spec = read_ignore_file(path) if path else None
+        if spec is not None:
+            above.append((prefix, spec))
+    for parent in reversed(chain[1:]):
         spec = read_ignore_file(str(parent / ".gitignore"))
         if spec is None:
             continue
         above.append((os.path.relpath(real, parent).replace(os.sep, "/") + "/", spec))
     ignored = False
     for prefix, spec in above:
-        r = spec.decide(prefix)
+        r = spec.decide(prefix) if prefix else None
         ignored = r if r is not None else ignored
     # a project made of an ignored directory (a vendored checkout with a .ragexroot)
     # was asked for: index it, as ripgrep searches it from inside

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..filerules import left_out_note
+from ..filetypes import language_for
 from ..paths import dir_size
 from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
@@ -368,15 +369,21 @@ class Engine:
         except (ValueError, TypeError, AttributeError):
             return 0, {}
 
-    def _skipped(self, catalog: Catalog) -> tuple[int, dict[str, str]]:
+    def _skipped(self, catalog: Catalog, keep: Callable[[str], bool] | None = None
+                 ) -> tuple[int, dict[str, str]]:
         """Every file the index leaves out: the walk's, and those catalogued
-        without chunks (binary, minified...): how many, the first SKIPPED_SHOWN."""
+        without chunks (binary, minified...): how many, the first SKIPPED_SHOWN.
+        With ``keep``, only the files it keeps (a search's --path and --lang)."""
         walked, named = self._walk_skipped(catalog)
+        if keep is not None:
+            named.update(catalog.noted_files(-1)[1])   # every one: SQLite's no-limit
+            kept = sorted((p, why) for p, why in named.items() if keep(p))
+            return len(kept), dict(kept[:SKIPPED_SHOWN])
         noted, rows = catalog.noted_files(SKIPPED_SHOWN)
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
 
-    def _left_out_note(self) -> list[str]:
+    def _left_out_note(self, keep: Callable[[str], bool] | None = None) -> list[str]:
         """An empty answer must not read as "it does not exist" when files were left
         out (too large, binary, unreadable...): an agent told "no definition named X"
         stops looking, and X sat in a 1.2 MB generated module.  A regex answer asks
@@ -387,7 +394,7 @@ class Engine:
         if catalog is None:
             return []
         try:
-            count, named = self._skipped(catalog)
+            count, named = self._skipped(catalog, keep)
         except sqlite3.Error:
             return []
         if not count:
@@ -437,16 +444,18 @@ class Engine:
 
     # -- snapshots --------------------------------------------------------------------
 
-    def export_snapshot(self, dest: Path) -> snapshot.Manifest:
-        """Write the index as a snapshot archive at ``dest`` (snapshot.py).  Run it
-        after a complete index: chunks still waiting for a vector go without one
-        (the importer embeds them)."""
+    def export_snapshot(self, dest: Path, fmt: int = snapshot.SNAPSHOT_FORMAT
+                        ) -> snapshot.Manifest:
+        """Write the index as a snapshot archive at ``dest`` (snapshot.py), in
+        ``fmt`` (an older format: ``snapshot.export``).  Run it after a complete
+        index: chunks still waiting for a vector go without one (the importer
+        embeds them)."""
         with self._index_lock:
             catalog, vectors, _ = self._require_open()
             made_with = catalog.get_meta(EMBEDDER_KEY) or embedder_id()
             try:
                 return snapshot.export(self.root, catalog, vectors, Path(dest),
-                                       embedder=made_with)
+                                       embedder=made_with, fmt=fmt)
             except OSError as exc:
                 raise EngineError("index_unwritable",
                                   f"cannot write the snapshot {dest}: "
@@ -537,7 +546,11 @@ class Engine:
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
                 if not outcome.hits and outcome.mode != "regex":   # regex_hits says it
-                    outcome.notes.extend(self._left_out_note())
+                    # only files the search would have read: a `-t go` search for a
+                    # name must not point at a binary .sql file
+                    outcome.notes.extend(self._left_out_note(
+                        (lambda p: match(p) and (not languages or language_for(p) in languages))
+                        if query.path_globs or languages else None))
                 outcome.notes.extend(self._store_notes())
                 failed = "" if self._indexing else self.last_error()
                 if failed:

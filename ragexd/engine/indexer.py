@@ -2,12 +2,16 @@
 
 Change detection is size + mtime_ns first (a stat, no read), then sha256 for
 files whose stat changed (a touched-but-identical file costs a read, never an
-embedding).  Inside a changed file, a chunk whose id (path, span, kind, name,
-content hash) already has a vector keeps it, and a chunk whose id changed only
+embedding), and for every file named by path (a watcher's event says the file
+was written, even when its stat did not move).  Inside a changed file, a chunk
+whose id (path, span, kind, name, content hash) already has a vector keeps it,
+and a chunk whose id changed only
 because it moved (lines inserted above it) takes the stored vector of the old
 chunk that was embedded from the same text (``chunks.tkey``, the hash of
 ``context_text``): editing a large file re-embeds only the chunks whose text
-changed.
+changed.  The same holds when the chunker's rules change (``chunking.CHUNK_RULES``,
+recorded in the catalog): the next full run chunks every file again, unchanged
+or not, and embeds only the texts the new rules made.
 
 A run has two phases:
   1. *catalogue* (this thread, no model): read and chunk every changed file, in
@@ -59,7 +63,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from . import bulk, discovery
 from .catalog import Catalog, FileRow
-from .chunking import Chunk, chunk_file
+from .chunking import CHUNK_RULES, Chunk, chunk_file
 from .embedding import Embedder, context_text, release_memory
 from .eta import WORK_CAP, Backlog, EmbedRate, work
 from .priority import Priorities, classify
@@ -84,6 +88,9 @@ RUN_MARKER = "index_run"
 LAST_INDEXED = "last_indexed"
 #: How many files the running (or interrupted) run will hold once catalogued.
 RUN_FILES = "index_run_files"
+#: The chunking rules (chunking.CHUNK_RULES) the catalogued files were cut by;
+#: written when a full run ends, so an interrupted re-chunking is done again.
+CHUNK_RULES_KEY = "chunk_rules"
 #: How often the embedding thread, waiting for phase 1 to end, checks for a cancel.
 FOLLOW_WAIT = 0.2
 #: Texts per encode call of the embedding thread: between two calls it lets
@@ -146,6 +153,8 @@ class _Pending:
     info: discovery.FileInfo
     old: FileRow | None
     priority: int = 0
+    #: chunk it even if its bytes are the ones catalogued (other chunking rules)
+    rechunk: bool = False
 
 
 @dataclass
@@ -239,9 +248,24 @@ class Indexer:
         summary.skipped.extend(skipped)
 
         todo: list[_Pending] = []
+        rechunk = paths is None and bool(manifest) \
+            and self.catalog.get_meta(CHUNK_RULES_KEY) != CHUNK_RULES
+        if not manifest:
+            # all this index will hold is cut by today's rules, even if this run
+            # is killed: the run that resumes it must not chunk it all again
+            self._write(lambda: self.catalog.set_meta(CHUNK_RULES_KEY, CHUNK_RULES))
+        if rechunk:
+            log.info("the index was chunked by older rules: chunking every file again "
+                     "(vectors of unchanged chunk texts are kept)")
         for f in files:
             old = manifest.get(f.rel)
-            if old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns:
+            if rechunk and old is not None:
+                todo.append(_Pending(f, old, rechunk=True))
+            # A path named (a watcher's event, `ragexctl index PATH`) is compared by
+            # content: a save that kept the size within one mtime tick, or a tool
+            # that keeps the mtime, leaves the stat as it was, not the text.
+            elif (paths is None and old is not None and old.size == f.size
+                    and old.mtime_ns == f.mtime_ns):
                 summary.files_unchanged += 1
             else:
                 todo.append(_Pending(f, old))
@@ -276,6 +300,7 @@ class Indexer:
             def finish() -> None:
                 if paths is None:
                     self.catalog.set_meta(LAST_INDEXED, str(time.time()))
+                    self.catalog.set_meta(CHUNK_RULES_KEY, CHUNK_RULES)
                 self.catalog.set_meta(RUN_FILES, None)
                 self.catalog.set_meta(RUN_MARKER, None)
             self._write(finish)
@@ -425,7 +450,7 @@ class Indexer:
             return None, [], None
         sha = hashlib.sha256(data).hexdigest()
         size, mtime = st.st_size, st.st_mtime_ns
-        if item.old is not None and item.old.sha256 == sha:
+        if item.old is not None and item.old.sha256 == sha and not item.rechunk:
             return None, [], FileRow(info.rel, size, mtime, sha, info.language)
         try:
             text = discovery.decode(data)

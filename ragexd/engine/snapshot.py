@@ -7,9 +7,11 @@ before anything large is read):
 * ``manifest.json``: snapshot format, ragex version, embedder id, the git commit
   the index reflects (and whether the worktree was dirty), every file's content
   hash, the chunk count, the vectors' dimension, when it was made;
-* ``ids.json`` + ``vectors.npy``: every chunk id and its float32 vector, read and
-  written through ``Vectors`` (never chroma's own files: how vectors are kept on
-  disk is ``vectors.py``'s business and may change);
+* ``ids.json`` + ``vectors.npy``: every chunk id and its vector, read and written
+  through ``Vectors`` (never chroma's own files: how vectors are kept on disk is
+  ``vectors.py``'s business and may change).  Float16 since format 2: the values the
+  live store holds (``vectors.as_stored``), so nothing is lost and the archive is
+  about half the size; format 1's float32 is still read;
 * ``catalog.sqlite``: a consistent copy of the catalog made with SQLite's backup
   API (files, chunks with their symbol names, the lexical index), so export runs beside searches.
 
@@ -52,15 +54,18 @@ from .. import __version__
 from .catalog import FORMAT_VERSION as CATALOG_FORMAT
 from .catalog import READABLE_FORMATS, Catalog, schema_of, schema_of_format
 from .types import EngineError
-from .vectors import Vectors
+from .vectors import STORED, Vectors, as_stored
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: The snapshot format this ragex writes and reads; another one is refused.
-SNAPSHOT_FORMAT = 1
+#: The snapshot format this ragex writes.
+SNAPSHOT_FORMAT = 2
+#: Every format it reads, and the dtype its vectors must have: 1 wrote float32, 2
+#: writes the float16 the live store keeps.  Any other format is refused.
+VECTOR_DTYPES = {1: "<f4", 2: STORED}
 KIND = "ragex-snapshot"
 
 MANIFEST = "manifest.json"
@@ -138,12 +143,12 @@ class Manifest:
             raise refused("this is not a ragex snapshot (its manifest does not say "
                           f"\"kind\": \"{KIND}\")")
         fmt = data.get("format")
-        if fmt != SNAPSHOT_FORMAT:
+        if isinstance(fmt, bool) or fmt not in VECTOR_DTYPES:
             newer = isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > SNAPSHOT_FORMAT
-            raise refused(f"the snapshot has format {fmt!r}, this ragex reads format "
-                          f"{SNAPSHOT_FORMAT}" + ("; upgrade ragex to import it" if newer
-                                                  else ""),
-                          snapshot_format=fmt, supported=SNAPSHOT_FORMAT)
+            raise refused(f"the snapshot has format {fmt!r}, this ragex reads formats "
+                          f"{min(VECTOR_DTYPES)} to {SNAPSHOT_FORMAT}"
+                          + ("; upgrade ragex to import it" if newer else ""),
+                          snapshot_format=fmt, supported=sorted(VECTOR_DTYPES))
         embedder = data.get("embedder")
         if embedder != expected_embedder:
             raise refused(f"the snapshot was embedded with {embedder}, this ragex uses "
@@ -207,12 +212,16 @@ def git_state(root: Path) -> tuple[str | None, bool]:
 
 
 def export(root: Path, catalog: Catalog, vectors: Vectors, dest: Path, *,
-           embedder: str) -> Manifest:
+           embedder: str, fmt: int = SNAPSHOT_FORMAT) -> Manifest:
     """Write the index as a snapshot at ``dest`` (atomically: a temporary file
     beside it, renamed over it, so a base directory CI refreshes never holds half
-    an archive).  The caller holds the index lock and has completed the index."""
+    an archive).  The caller holds the index lock and has completed the index.
+    ``fmt``: an older format, for a team whose ragex reads only that one (and for
+    the tests and the benchmark that compare them)."""
     import numpy as np
 
+    if fmt not in VECTOR_DTYPES:
+        raise ValueError(f"no snapshot format {fmt!r}")
     dest = Path(dest)
     work = Path(tempfile.mkdtemp(prefix=".ragex-export-", dir=dest.parent))
     try:
@@ -240,14 +249,17 @@ def export(root: Path, catalog: Catalog, vectors: Vectors, dest: Path, *,
         finally:
             conn.close()
         commit, dirty = git_state(root)
-        manifest = Manifest(format=SNAPSHOT_FORMAT, ragex_version=__version__,
+        manifest = Manifest(format=fmt, ragex_version=__version__,
                             embedder=embedder, catalog_format=CATALOG_FORMAT,
                             created_at=time.time(), commit=commit, dirty=dirty, files=files,
                             chunks=len(ids), dim=int(mat.shape[1]) if mat.ndim == 2 else 0)
         (work / MANIFEST).write_text(json.dumps(manifest.to_json(), sort_keys=True))
         (work / IDS).write_text(json.dumps(ids))
         with open(work / VECTORS, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(mat, dtype=np.float32), allow_pickle=False)
+            # as_stored first: a row the store still keeps as float32 (narrowed after
+            # the next run) gets the float16 the store would give it, never infinity
+            np.save(fh, np.ascontiguousarray(as_stored(mat), dtype=VECTOR_DTYPES[fmt]),
+                    allow_pickle=False)
         partial = work / "archive.tar.gz"
         # level 3: float vectors barely compress, and CI pays the time on every push
         with tarfile.open(partial, "w:gz", compresslevel=3, format=tarfile.PAX_FORMAT) as tar:
@@ -439,11 +451,12 @@ def _load_vectors(into: Path, manifest: Manifest) -> tuple[list[str], "np.ndarra
         mat = np.load(into / VECTORS, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise refused(f"the snapshot's {VECTORS} cannot be read ({exc})") from None
-    if mat.dtype != np.float32 or mat.ndim != 2 or mat.shape[0] != len(ids) \
+    if mat.dtype != np.dtype(VECTOR_DTYPES[manifest.format]) or mat.ndim != 2 or mat.shape[0] != len(ids) \
             or len(ids) != manifest.chunks or (len(ids) and mat.shape[1] != manifest.dim):
         raise refused(f"the snapshot's vectors ({mat.dtype}, shape {mat.shape}) do not match "
                       f"its {len(ids)} ids and the manifest's {manifest.chunks} chunks of "
-                      f"dimension {manifest.dim}")
+                      f"dimension {manifest.dim} in {np.dtype(VECTOR_DTYPES[manifest.format])} "
+                      f"(format {manifest.format})")
     return ids, mat
 
 

@@ -15,7 +15,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..settings import SETTINGS
+
 WORKER_SOCKET_NAME = "worker.sock"
+#: The worker reads the limit it is held to as its own ``[daemon] memory_limit``.
+MEMORY_LIMIT_ENV = next(s.env for s in SETTINGS if s.field == "memory_limit")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,14 @@ class WorkerSpec:
     def endpoint(self) -> str:
         """The endpoint ragexd connects to (host side)."""
         return "ipc://" + str(self.socket_path)
+
+    def limit_env(self) -> dict[str, str]:
+        """The limits the runtime holds this worker to, in the worker's own settings,
+        for every runtime alike: the worker plans a bulk-embedding child
+        (engine/bulk.py) only if the child fits under them, whether ragexd counts its
+        process tree (process runtime) or the kernel's cgroup does (Docker).  Applied
+        last, over ``env``: the limit is the runtime's, not a setting to override."""
+        return {MEMORY_LIMIT_ENV: str(self.memory_limit)}
 
     def config_hash(self, extra: str = "") -> str:
         """Hash of everything that, changed, requires a new worker (Docker adoption)."""

@@ -49,6 +49,7 @@ from ..logfile import note
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as _tail_file
 from ..modelfiles import OFFLINE_ENV
+from ..proctree import tree_rss
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +76,7 @@ LABEL_SOCKET_DIR = "ragex.socket-dir"
 
 #: Bumped when the run flags below change, so adopted containers started with
 #: older flags are replaced rather than kept.
-RUN_FLAGS_REVISION = "1"
+RUN_FLAGS_REVISION = "2"   # 2: the worker's memory limit in its environment
 PIDS_LIMIT = 512
 TMPFS = {"/tmp": "size=64m,mode=1777"}
 WORKER_ENV = {**OFFLINE_ENV, "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache",
@@ -304,6 +305,7 @@ class DockerRuntime(Runtime):
         env = dict(WORKER_ENV)
         env["RAGEX_LOG_LEVEL"] = self.cfg.log_level
         env.update(dict(spec.env))
+        env.update(spec.limit_env())   # the limit below, as the worker's own setting
         labels = {LABEL_MANAGED: "1", LABEL_OWNER: str(self.uid), LABEL_PROJECT: spec.project_id,
                   LABEL_CONFIG: self.config_hash(spec, image_id), LABEL_VERSION: __version__,
                   LABEL_SCOPE: self.scope, LABEL_ROOT: str(spec.root),
@@ -538,17 +540,9 @@ class DockerRuntime(Runtime):
 
     @staticmethod
     def _memory_from_processes(handle: WorkerHandle) -> int | None:
-        """RSS of the container's processes seen from the host (same pid namespace)."""
-        if not handle.pid:
-            return None
-        try:
-            import psutil
-
-            proc = psutil.Process(handle.pid)
-            return int(proc.memory_info().rss + sum(
-                c.memory_info().rss for c in proc.children(recursive=True)))
-        except Exception:  # noqa: BLE001 - psutil.Error, ImportError
-            return None
+        """RSS of the container's processes seen from the host (same pid namespace),
+        summed as the process runtime sums a worker's (``proctree.tree_rss``)."""
+        return tree_rss(handle.pid) if handle.pid else None
 
     def log_tail(self, handle: WorkerHandle, lines: int = 20) -> list[str]:
         got = _tail_file(handle.spec.log_path, lines)

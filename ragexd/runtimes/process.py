@@ -31,7 +31,6 @@ from ..config import format_size
 from ..logfile import note, note_line
 from ..modelfiles import OFFLINE_ENV
 from ..proctree import tree_rss
-from ..settings import SETTINGS
 from ..logfile import rotate as rotate_log
 from ..logfile import tail as tail_file
 from .base import ExitInfo, Runtime, WorkerHandle, WorkerSpec
@@ -45,8 +44,6 @@ PID_FILE = "worker.pid"
 #: A worker log above this size is moved aside (to ``.1``) when the worker starts.
 LOG_TAIL_LINES = 20
 WORKER_MODULE = "ragexd.worker"
-
-_MEMORY_LIMIT_ENV = next(s.env for s in SETTINGS if s.field == "memory_limit")
 
 #: Never forwarded to workers: they describe ragexd's own systemd unit.
 _DROP_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
@@ -119,9 +116,7 @@ class ProcessRuntime(Runtime):
             p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
         env.update(self.extra_env)
         env.update(dict(spec.env))
-        # The limit this runtime holds the worker to, in the worker's own settings:
-        # it plans a bulk-embedding child (engine/bulk.py) only if the child fits.
-        env[_MEMORY_LIMIT_ENV] = str(spec.memory_limit)
+        env.update(spec.limit_env())
         return env
 
     def command(self, spec: WorkerSpec) -> list[str]:

@@ -58,6 +58,24 @@ def test_usage_errors_exit_2(rx_env: PrivateEnv, argv):
     _no_daemon_started(rx_env)
 
 
+@pytest.mark.parametrize("argv, hint", [
+    (["similar", "-dash.py:1"], "-dash.py:1 starts with '-': give it after `--`, "
+                                "e.g. ragexctl similar -- -dash.py:1"),
+    (["similar", "-n", "3", "-x.py:4"], "e.g. ragexctl similar -n 3 -- -x.py:4"),
+    (["search", "--mode", "symbol", "-dash_func"], "if -dash_func is a query or a path, give it "
+                                                   "after `--` (`-- -dash_func`)"),
+    (["search", "x", "--bogus"], None), (["search", "x", "-n", "ten"], None)])
+def test_a_path_or_query_starting_with_dash_is_told_to_go_after_double_dash(
+        rx_env: PrivateEnv, argv: list[str], hint: str | None) -> None:
+    """grep-like output names a file `-dash.py`; `similar -dash.py:1` pasted from it
+    said only "the following arguments are required: PATH:LINE".  Now the usage
+    error says how (`--`), and no hint is made up for a real option's mistake."""
+    r = rx_env.ctl(*argv)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr, r.stderr
+    assert (hint in r.stderr) if hint else ("`--`" not in r.stderr), r.stderr
+    _no_daemon_started(rx_env)
+
+
 def test_query_errors_are_caught_before_any_round_trip(rx_env: PrivateEnv):
     r = rx_env.ctl("search")
     assert r.returncode == 2 and "a query is required" in r.stderr

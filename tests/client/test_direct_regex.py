@@ -207,6 +207,28 @@ def test_ragexignore_beats_a_gitignore_negation_by_falling_back(env: PrivateEnv,
         rules.write_text(before)
 
 
+@pytest.mark.parametrize("holder", [".ignore", ".rgignore"])
+def test_ragexignore_beats_a_ripgrep_ignore_file_negation_by_falling_back(
+        env: PrivateEnv, tree: Path, holder: str) -> None:
+    """.ignore and .rgignore are read by ragex as by ripgrep, below .ragexignore;
+    a negation in one would win in rg over the root's --ignore-file, as a
+    .gitignore's does: the client hands such a search over too."""
+    rules = tree / ".ragexignore"
+    before = rules.read_text()
+    rules.write_text(before + "dotneg_*.txt\n")
+    (tree / holder).write_text("!dotneg_keep.txt\n")
+    (tree / "dotneg_keep.txt").write_text("kept_9c1e: re-included by a negation\n")
+    try:
+        direct, daemon = _both(env, ["--mode", "regex", "kept_9c1e|" + NEEDLE, "-n", "50"],
+                               tree, fallback=True)
+        assert "dotneg_keep.txt" not in direct.stdout and "README.md" in direct.stdout
+        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
+    finally:
+        rules.write_text(before)
+        (tree / holder).unlink()
+        (tree / "dotneg_keep.txt").unlink()
+
+
 def test_a_nested_ragexignore_is_obeyed_by_falling_back(env: PrivateEnv, tree: Path) -> None:
     """ripgrep cannot read a .ragexignore below the root: the client hands the
     search to the worker, whose matcher applies it."""

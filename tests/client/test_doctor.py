@@ -124,3 +124,43 @@ def test_every_grammar_loads_here_and_a_missing_one_is_named_with_its_fix(
     assert line.startswith("--") and f"{len(SPECS) - 1} of {len(SPECS)} load" in line, line
     assert "zig: ImportError: broken for the test" in line
     assert "tree-sitter grammar wheels" in proc.stdout
+
+
+def _embedder_line(env_extra: dict[str, str]) -> dict:
+    env = {"RAGEX_RUNTIME": "process", "RAGEX_EMBEDDER_RUNTIME": "auto",
+           "RAGEX_DAEMON_MEMORY_LIMIT": "2GiB", "RAGEX_TEST_BULK_F32": "", **env_extra}
+    proc = _doctor(env, "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert "embedder" in checks, proc.stdout + proc.stderr
+    return checks["embedder"]
+
+
+def test_doctor_says_a_first_index_goes_to_an_openvino_child_where_the_planner_would_start_one(
+        ) -> None:
+    """The test switch makes a CPU without bf16 plan the child too (as the bulk tests
+    do), so the line is the planner's answer on any machine that has openvino."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed here: no child can be planned")
+    line = _embedder_line({"RAGEX_TEST_BULK_F32": "1"})
+    assert line["ok"] and "OpenVINO child process" in line["detail"], line
+    assert "openvino is installed" in line["detail"] and "RAGEX_TEST_BULK_F32" in line["detail"]
+
+
+def test_doctor_says_a_first_index_stays_on_onnxruntime_and_why() -> None:
+    """The reason is the planner's own (a memory limit with no room for the child, a
+    configured runtime); Docker workers never have openvino.  The CPU's and openvino's
+    reasons: tests/engine/test_bulk_embed.py, in-process."""
+    line = _embedder_line({"RAGEX_TEST_BULK_F32": "1", "RAGEX_DAEMON_MEMORY_LIMIT": "600MiB"})
+    assert line["detail"].startswith("onnxruntime in the worker, for a first index too: the "
+                                     "memory limit (600 MiB)"), line
+    line = _embedder_line({"RAGEX_EMBEDDER_RUNTIME": "onnxruntime"})
+    assert 'onnxruntime in the worker' in line["detail"]
+    assert '[embedder] runtime = "onnxruntime" is configured' in line["detail"], line
+    line = _embedder_line({"RAGEX_RUNTIME": "docker",
+                           "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert line["detail"] == ("onnxruntime in the worker: workers run in Docker, whose "
+                              "image has no openvino"), line

@@ -14,13 +14,31 @@ from ragexd.protocol import ErrorCode, RagexError
     ("src/app.py:42", ("src/app.py", 42)),
     ("src/app.py:42:def main():", ("src/app.py", 42)),   # pasted from grep output
     ("odd:name.py:7", ("odd:name.py", 7)),
+    ("src/app.py:40-57", ("src/app.py", 40)),          # a ranked hit's span, pasted
 ])
 def test_locations_people_type_are_understood(text, want):
     assert parse_location(text) == want
 
 
+@pytest.mark.parametrize("name", ["a:12:b.py", "v1:2:3.py", "12:34.py", "a:1-2:b.py"])
+def test_a_file_whose_name_holds_colon_digits_is_found_from_its_grep_line(tmp_path, name):
+    # grep-like output prints `a:12:b.py:1:def f():`; pasted back, the line must
+    # name that file (was: PATH 'a', line 12, "no such file: a")
+    (tmp_path / name).write_text("def f():\n    pass\n")
+
+    def on_disk(path: str) -> bool:
+        return os.path.lexists(tmp_path / path)
+
+    assert parse_location(f"{name}:1:def f():", on_disk) == (name, 1)
+    assert parse_location(f"{name}:2", on_disk) == (name, 2)
+    # with no such file the first split stands, and a plain path is unchanged
+    assert parse_location("a:12:b.py:1")[0] == "a"
+    assert parse_location("src/app.py:42", on_disk) == ("src/app.py", 42)
+
+
 @pytest.mark.parametrize("text", ["src/app.py", "src/app.py:", "src/app.py:x", ":12",
-                                  "src/app.py:0", "src/app.py:-3", "src/app.py:١٢"])
+                                  "src/app.py:0", "src/app.py:-3", "src/app.py:١٢",
+                                  "src/app.py:4-", "src/app.py:-4-9", "src/app.py:0-9"])
 def test_malformed_locations_are_a_sentence_not_a_traceback(text):
     with pytest.raises(RagexError) as info:
         parse_location(text)

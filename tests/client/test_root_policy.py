@@ -144,6 +144,26 @@ def test_indexing_a_file_in_home_is_refused_before_anything_starts(rx_env: Priva
     assert not rx_env.socket.exists(), "ragexd was started for a refused root"
 
 
+def test_a_bare_repository_is_refused_before_anything_starts(rx_env: PrivateEnv) -> None:
+    """A bare repository has no files to search, only git's own: `ragexctl index`
+    there indexed its packed objects ("binary file" each) and hook samples, and a
+    search from its hooks/ answered from them.  Refused like home, unless asked."""
+    bare = rx_env.base / "shop.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    for argv, cwd in ((("index",), bare), (("search", "--mode", "regex", "exec"), bare / "hooks"),
+                      (("search", "what runs before a commit"), bare / "hooks")):
+        res = rx_env.ctl(*argv, cwd=cwd, timeout=60)
+        assert res.returncode == 2, (argv, res.stdout, res.stderr)
+        assert "bare git repository" in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert not res.stdout.strip(), res.stdout
+    assert not rx_env.socket.exists(), "ragexd was started for a bare repository"
+    # a checkout's own .git directory still means its checkout
+    checkout = rx_env.base / "shop"
+    subprocess.run(["git", "clone", "-q", str(bare), str(checkout)], check=True,
+                   capture_output=True)
+    assert paths.choose_project_root(checkout / ".git").root == checkout.resolve()
+
+
 @pytest.mark.parametrize("argv", [
     ("search", "--project", "", "find me"), ("search", "--mode", "regex", "--project", "", "find"),
     ("index", ""), ("index", "--export", ""), ("import", "", "--project", "."),
@@ -161,6 +181,17 @@ def test_an_empty_path_is_refused_never_read_as_the_current_directory(
     assert "an empty path was given" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not res.stdout.strip(), res.stdout
     assert not rx_env.socket.exists(), "ragexd was started for an empty path"
+
+
+@pytest.mark.parametrize("argv", [("similar", b"caf\xe9.py:1"),
+                                  ("search", "--project", b"/nowhere/caf\xe9", "find me")])
+def test_a_missing_path_that_is_not_utf8_is_named_with_escapes(
+        rx_env: PrivateEnv, argv: tuple[str | bytes, ...]) -> None:
+    """The sentence named the path as Python decoded it: "no such file: caf\udce9.py",
+    a lone surrogate no file name holds, where every other sink shows `\xe9`."""
+    res = rx_env.ctl(*(os.fsdecode(a) for a in argv), cwd=rx_env.base, timeout=60)
+    assert res.returncode == 2, (argv, res.stdout, res.stderr)
+    assert "caf\\xe9" in res.stderr and "udce9" not in res.stderr, res.stderr
 
 
 def test_a_project_whose_path_is_not_utf8_is_refused_in_one_sentence_naming_it(

@@ -125,7 +125,10 @@ def test_switching_runtime_keeps_the_index(rx: Setup) -> None:
     """Same worker code, same on-disk format, same file ownership: a process worker
     serves the index a container built without re-indexing it.  (Last of the tests
     sharing `rx`: it stops the Docker ragexd.)"""
-    worker = rx.client.worker(rx.project)
+    # A worker restarted by the test before has no index figures in ragexd's status
+    # until its first status answer (ragexd asks in the background): wait for them.
+    worker = wait_for(lambda: (lambda w: w if w.get("index") else None)(
+        rx.client.worker(rx.project)), 30, what="the restarted worker's index in status")
     files_before = worker["index"]["files"]
     assert files_before >= 3
     rx.daemon.close()

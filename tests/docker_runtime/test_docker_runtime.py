@@ -118,6 +118,15 @@ def test_worker_in_container_answers_on_the_host_socket(runtime, running) -> Non
     assert any("serving" in line for line in runtime.log_tail(running, 50))
 
 
+def test_without_the_stats_api_a_containers_memory_is_its_processes_rss_seen_from_the_host(
+        runtime, running) -> None:
+    """An engine older than API 1.41 has no one-shot stats: the host's view of the
+    container's process tree (proctree, as for a local worker) answers instead."""
+    assert running.pid
+    rss = runtime._memory_from_processes(running)
+    assert rss is not None and 10 * 1024**2 < rss < running.spec.memory_limit
+
+
 def test_container_is_hardened_and_labelled(runtime, running) -> None:
     spec = running.spec
     info = inspect(running.ident)
@@ -157,6 +166,18 @@ def test_container_is_hardened_and_labelled(runtime, running) -> None:
     described = runtime.describe()
     assert described["runtime"] == "docker" and described["image_id"] == info["Image"]
     assert described["engine"]
+
+
+def test_the_worker_in_a_container_knows_the_memory_limit_docker_holds_it_to(running) -> None:
+    """The bulk-embed planner (engine/bulk.py) reads ``[daemon] memory_limit`` to decide
+    whether a child fits: inside the container it must be the cgroup's limit, as a
+    local worker gets ragexd's, not the 2 GiB default of a worker that was never told."""
+    spec = running.spec
+    assert spec.memory_limit != 2 * 1024**3        # not the default: the test could not fail
+    seen = docker("exec", running.ident, "python", "-c",
+                  "from ragexd.config import load; print(load().memory_limit)").stdout.split()
+    assert seen == [str(spec.memory_limit)]
+    assert int(inspect(running.ident)["HostConfig"]["Memory"]) == spec.memory_limit
 
 
 def test_inside_the_container_only_tmp_and_the_index_are_writable(running) -> None:

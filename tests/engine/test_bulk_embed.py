@@ -439,6 +439,28 @@ def test_auto_keeps_everything_in_the_worker_without_openvino_or_bf16(
     assert bulk.bulk_plan() is None
 
 
+def test_the_plan_says_why_a_first_index_stays_on_onnxruntime_in_a_sentence_doctor_prints(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``explain_plan`` is where ``bulk_plan`` decides, so doctor's line cannot drift
+    from what a worker does."""
+    monkeypatch.setenv("RAGEX_EMBEDDER_RUNTIME", "auto")
+    monkeypatch.setenv("RAGEX_DAEMON_MEMORY_LIMIT", "0")
+    monkeypatch.delenv(bulk.TEST_F32_ENV, raising=False)
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: True)
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": False)
+    plan, why = bulk.explain_plan()
+    assert plan is None and "neither AVX-512 BF16 nor AMX" in why, why
+    monkeypatch.setattr(bulk, "cpu_has_bf16", lambda cpuinfo="": True)
+    plan, why = bulk.explain_plan()
+    assert plan == bulk.bulk_plan() == ("openvino", 500), plan
+    assert why == "openvino is installed and this CPU has AVX-512 BF16 or AMX (OpenVINO runs in bf16)"
+    monkeypatch.setattr(bulk, "openvino_installed", lambda: False)
+    plan, why = bulk.explain_plan()
+    assert plan is None and why.startswith("openvino is not installed"), why
+    monkeypatch.setenv("RAGEX_EMBEDDER_PRECISION", "int8")
+    assert "int8 graph" in bulk.explain_plan()[1]
+
+
 def test_a_run_with_nothing_to_embed_never_plans_a_child(
         auto_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The plan reads the settings, the model files and the CPU: a watcher's save

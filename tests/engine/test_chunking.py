@@ -420,6 +420,58 @@ DEF_LINE_SAMPLES = [
             }
         }
         ''', "load", 2, 4),
+    ("cpp", "a.cpp", '''\
+        [[nodiscard]]
+        [[deprecated(
+            "use g")]]
+        int f(int a) {
+            return a;
+        }
+        ''', "f", 1, 4),
+    ("c", "a.c", '''\
+        __attribute__((noinline))
+        __attribute__((
+            unused))
+        static int f(void) {
+            return 1;
+        }
+        ''', "f", 1, 4),
+    ("rust", "a.rs", '''\
+        impl S {
+            #[inline]
+            #[cfg(all(
+                unix,
+                feature = "x"))]
+            pub fn go(&self) -> i32 {
+                1
+            }
+        }
+        ''', "go", 6, 6),
+    ("scala", "A.scala", '''\
+        class A {
+          @inline
+          @throws[Exception](
+            "x")
+          def f(x: Int): Int = x
+        }
+        ''', "f", 2, 5),
+    ("php", "a.php", '''\
+        <?php
+        class A {
+            #[Route(
+                '/x'
+            )]
+            public function f() {}
+        }
+        ''', "f", 3, 6),
+    ("typescript", "c.ts", '''\
+        @Component({
+          selector: 'app',
+        })
+        export class AppComponent {
+          x = 1;
+        }
+        ''', "AppComponent", 1, 4),
 ]
 
 
@@ -451,6 +503,20 @@ def test_javascript_assigned_functions_are_definitions() -> None:
     assert got == [("method", "use", "app", 4, 7, "Proxy Router#use() to add middleware."),
                    ("function", "parse", "", 8, 10, ""),
                    ("method", "bar", "Foo", 11, 11, "")]
+
+
+def test_a_named_function_exported_whole_is_found_by_its_own_name() -> None:
+    # Express's middleware/query.js: `query` is what a person searches for
+    source = textwrap.dedent('''\
+        module.exports = function query(options) {
+          return options;
+        };
+        ''')
+    other = "exports = function parse(s) {\n  return s;\n};\nmodule.exports = function () {};\n"
+    got = [(c.kind, c.name, c.parent) for c in chunk_file("q.js", source, "javascript")]
+    assert got == [("function", "query", "")]
+    got = [(c.kind, c.name, c.parent) for c in chunk_file("p.js", other, "javascript")]
+    assert got == [("function", "parse", ""), ("function", "exports", "")]
 
 
 # Grammars chunked by the generic definition rule (languages.py), on small real programs.

@@ -67,6 +67,22 @@ def test_defaults(tmp_path: Path) -> None:
     assert rels(tmp_path) == {"src/main.py", ".github/workflows/ci.yml"}
 
 
+def test_dependency_folders_of_every_ecosystem_are_left_out_like_node_modules(
+        tmp_path: Path) -> None:
+    """A Go or PHP `vendor/`, CocoaPods, Bundler, Yarn's cache, Terraform's providers, a
+    `site-packages` copied into the tree: without a .gitignore they were indexed whole
+    (a Go repository's vendor/ holds thousands of files of other people's code), and
+    regex searches read them too (both paths share DEFAULT_IGNORES); a project brings
+    one back with a negation."""
+    deps = ("vendor/github.com/x/y.go", "Pods/Alamofire/a.swift", ".bundle/gems/g.rb",
+            ".yarn/cache/c.js", ".terraform/providers/p.go", "lib/site-packages/m.py",
+            ".eggs/e.py", "nb/.ipynb_checkpoints/n.py", "elm-stuff/e.elm", ".dart_tool/d.dart")
+    make(tmp_path, {**{d: "x = 1\n" for d in deps}, "src/main.py": "m\n"})
+    assert rels(tmp_path) == {"src/main.py"}
+    make(tmp_path, {".ragexignore": "!vendor/\n"})
+    assert "vendor/github.com/x/y.go" in rels(tmp_path)
+
+
 def test_gitignore_can_reinclude_a_default(tmp_path: Path) -> None:
     make(tmp_path, {".gitignore": "!build/\n", "build/gen.py": "g\n"})
     assert "build/gen.py" in rels(tmp_path)
@@ -154,14 +170,14 @@ def test_unreadable_directory_is_skipped_with_reason(tmp_path: Path) -> None:
 def test_an_invalid_ignore_line_is_skipped_like_git_and_the_rest_still_applies(
         tmp_path: Path, bad: str, caplog: pytest.LogCaptureFixture) -> None:
     # a vendored library's .gitignore with a line git itself silently ignores
-    make(tmp_path, {".gitignore": f"{bad}\n*.log\n", "vendor/lib/.gitignore": f"{bad}\n*.tmp\n",
-                    "a.py": "a = 1\n", "a.log": "l\n", "vendor/lib/x.tmp": "t\n",
-                    "vendor/lib/x.py": "x = 1\n"})
+    make(tmp_path, {".gitignore": f"{bad}\n*.log\n", "libs/vendored/.gitignore": f"{bad}\n*.tmp\n",
+                    "a.py": "a = 1\n", "a.log": "l\n", "libs/vendored/x.tmp": "t\n",
+                    "libs/vendored/x.py": "x = 1\n"})
     with caplog.at_level("WARNING"):
         got = rels(tmp_path)
-    assert got == {".gitignore", "a.py", "vendor/lib/.gitignore", "vendor/lib/x.py"}
+    assert got == {".gitignore", "a.py", "libs/vendored/.gitignore", "libs/vendored/x.py"}
     assert any("invalid ignore pattern" in r.getMessage() for r in caplog.records)
-    assert IgnoreRules(tmp_path).is_ignored("vendor/lib/x.tmp")
+    assert IgnoreRules(tmp_path).is_ignored("libs/vendored/x.tmp")
 
 
 def test_names_that_are_not_utf8_are_skipped_with_a_readable_reason(tmp_path: Path) -> None:
@@ -228,6 +244,56 @@ def test_gitignore_files_above_a_project_inside_a_repository_apply_as_git_applie
     assert "a.gen.py" not in rels(repo / "pkg") and "sub/local.py" in rels(repo / "pkg")
     shutil.rmtree(repo / ".git")   # outside any repository nothing above applies
     assert "a.gen.py" in rels(repo / "pkg")
+
+
+def _rg_files(root: Path) -> set[str]:
+    """The files a regex search reads: the one rg command line, run as it is run."""
+    import subprocess
+
+    from ragexd import ripgrep
+
+    cmd = ripgrep.build_command(ripgrep.find_rg(), root, None)
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True).stdout
+    return {name.removeprefix("./") for name in out.split("\0") if name}
+
+
+def test_every_ignore_source_git_and_ripgrep_obey_decides_the_index_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's .git/info/exclude and global excludes file, and ripgrep's .ignore and
+    .rgignore, left files out of every regex search while the index kept them:
+    found by symbol and by meaning, never by regex.  A linked worktree's excludes
+    live in the repository's common directory, where ripgrep does not look.  The
+    index and a regex search now read the same files, and git agrees."""
+    import subprocess
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    make(home, {".config/git/ignore": "global_gone.py\n"})
+    repo = tmp_path / "repo"
+    names = ("kept.py", "global_gone.py", "info_gone.py", "dot_gone.py", "rg_gone.py",
+             "sub/dot_kept.py", "sub/dot_gone.py")
+    make(repo, {**{n: "def f():\n    pass\n" for n in names},
+                ".ignore": "dot_gone.py\n", ".rgignore": "rg_gone.py\n",
+                "sub/.ignore": "!dot_kept.py\n"})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(git[:-2] + ["init", "-q", str(repo)], check=True)
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("info_gone.py\n")
+    want = {"kept.py", "sub/dot_kept.py", ".ignore", ".rgignore", "sub/.ignore"}
+    assert rels(repo) == _rg_files(repo) == want
+    git_kept = subprocess.run(git + ["ls-files", "-o", "--exclude-standard"], env={
+        **os.environ, "HOME": str(home)}, capture_output=True, text=True, check=True).stdout
+    assert {"global_gone.py", "info_gone.py"}.isdisjoint(git_kept.split())
+    # a linked worktree: .git is a file, the excludes are the repository's
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    linked = tmp_path / "linked"
+    subprocess.run(git + ["worktree", "add", "-q", str(linked)], check=True)
+    make(linked, {"info_gone.py": "x = 1\n", "global_gone.py": "x = 1\n"})
+    assert rels(linked) == _rg_files(linked) == want
+    (repo / ".git" / "info" / "exclude").unlink()   # nothing else left it out
+    assert "info_gone.py" in rels(linked) and "info_gone.py" in _rg_files(linked)
 
 
 def test_a_submodule_or_worktree_gitlink_file_is_vcs_metadata_not_text(tmp_path: Path) -> None:

@@ -90,6 +90,29 @@ def test_touch_without_change_costs_no_embedding(project) -> None:
     assert engine._catalog.file("json/encoder.py").mtime_ns == p.stat().st_mtime_ns
 
 
+def test_a_save_that_keeps_size_and_mtime_is_indexed_when_its_path_is_named(project) -> None:
+    """Two saves of the same size within one timestamp tick (or a tool that keeps
+    the mtime: ``cp -p``, ``touch -r``, an archive) leave the stat unchanged.  The
+    watcher still sees the second save and names the file; the index trusted the
+    stat over the event and kept the first save's text for good."""
+    engine, root, _, _ = project
+    path = root / "json" / "racy_mod.py"
+    path.write_text("def racy_first_version():\n    return 1\n")
+    engine.index(paths=["json/racy_mod.py"])
+    st = path.stat()
+    path.write_text("def racy_other_version():\n    return 2\n")   # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))           # same tick
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    s = engine.index(paths=["json/racy_mod.py"])
+    assert s.files_indexed == 1, s
+    assert sym(engine, "racy_other_version")[0].path == "json/racy_mod.py"
+    assert not [h for h in sym(engine, "racy_first_version") if h.name == "racy_first_version"]
+    again = engine.index(paths=["json/racy_mod.py"])   # named again, unchanged: a read only
+    assert (again.files_indexed, again.chunks_embedded, again.files_unchanged) == (0, 0, 1)
+    path.unlink()
+    engine.index(paths=["json/racy_mod.py"])
+
+
 def test_deleted_file_disappears(project) -> None:
     engine, root, _, _ = project
     assert sym(engine, "encode_base64")
@@ -398,5 +421,38 @@ def test_lines_inserted_at_the_top_re_embed_only_the_chunks_whose_text_changed(
                                                                abs=1e-4)
         finally:
             fresh.close()
+    finally:
+        engine.close()
+
+
+def test_an_index_chunked_by_older_rules_is_chunked_again_without_re_embedding(
+        tmp_path: Path) -> None:
+    """A fix to the chunker (here: a C++ definition's line after its [[attributes]])
+    must reach files nobody edits.  An index that says it was cut by older rules,
+    and holds what those rules made, is chunked again by its next full run: the
+    line is the def's, no unchanged text is embedded again, and the run after
+    that finds nothing to do."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "a.cpp").write_text("[[nodiscard]]\n[[deprecated(\n    \"use g\")]]\n"
+                                "int f(int a) {\n    return a;\n}\n")
+    (root / "b.py").write_text("def g(x):\n    return x\n")
+    engine = Engine(root, tmp_path / "idx")
+    try:
+        first = engine.index()
+        assert sym(engine, "f")[0].line == 4
+        # what the old rules left behind: the attribute's line, no rules recorded
+        catalog = engine._catalog
+        with catalog.conn() as conn:
+            conn.execute("UPDATE chunks SET line = 1 WHERE name = 'f'")
+        catalog.set_meta(indexer.CHUNK_RULES_KEY, None)
+        assert sym(engine, "f")[0].line == 1
+        again = engine.index()
+        assert sym(engine, "f")[0].line == 4
+        assert again.files_indexed == 2 and again.chunks_embedded == 0, again
+        cat, vec = ids_of(engine)
+        assert cat == vec and len(cat) == first.chunks_total
+        third = engine.index()
+        assert (third.files_indexed, third.files_unchanged) == (0, 2), third
     finally:
         engine.close()

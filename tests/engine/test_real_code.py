@@ -76,6 +76,11 @@ REAL: dict[str, tuple[str, int, list[Def]]] = {
         ("rule", "", "clean", 24, 24)]),
     "elisp": ("ninja-mode.el", 1, [
         ("function", "", "ninja-syntax-propertize", 48, 48)]),
+    # the grammar reads no CREATE OPERATOR: error recovery folded the four of them
+    # into the next CREATE FUNCTION, which then started at line 36, not 76
+    "sql": ("citext--1.4--1.5.sql", 5, [
+        ("function", "", "citext_pattern_lt", 16, 16),
+        ("function", "", "citext_pattern_cmp", 76, 76)]),
 }
 
 
@@ -276,6 +281,31 @@ def test_each_new_language_defines_with_its_own_constructs(language: str) -> Non
            for c in chunk_file(name, textwrap.dedent(source), language)
            if c.kind not in ("block", "window")]
     assert got == expected
+
+
+def test_a_definition_the_grammar_cannot_finish_never_claims_the_statements_after_it() -> None:
+    # PostgreSQL 15's system_functions.sql, lines 33-43: the grammar knows no
+    # SQL-standard `RETURN expr` body, so lpad's node runs on over rpad as ERROR
+    # children after its last readable part; rpad's lines must stay a block of
+    # their own (searchable by meaning), not lpad's.
+    source = textwrap.dedent('''\
+        CREATE OR REPLACE FUNCTION lpad(text, integer)
+         RETURNS text
+         LANGUAGE sql
+         IMMUTABLE PARALLEL SAFE STRICT COST 1
+        RETURN lpad($1, $2, ' ');
+
+        CREATE OR REPLACE FUNCTION rpad(text, integer)
+         RETURNS text
+         LANGUAGE sql
+         IMMUTABLE PARALLEL SAFE STRICT COST 1
+        RETURN rpad($1, $2, ' ');
+        ''')
+    chunks = chunk_file("f.sql", source, "sql")
+    lpad = next(c for c in chunks if c.name == "lpad")
+    assert (lpad.start, lpad.line) == (1, 1)
+    assert lpad.end <= 5 and "rpad" not in lpad.code and "rpad" not in lpad.signature
+    assert any("FUNCTION rpad" in c.code for c in chunks if c is not lpad)
 
 
 def test_a_doc_comment_before_a_type_annotation_is_the_functions_doc() -> None:

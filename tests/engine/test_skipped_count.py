@@ -90,6 +90,40 @@ def test_an_empty_answer_names_the_left_out_files_that_may_hold_it() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_an_empty_answer_names_only_left_out_files_its_path_and_language_would_read() -> None:
+    """`--path src/*` or `-t go` searches only some files; its empty answer said that a
+    binary .sql file elsewhere "is not searched and may hold it": a pointer an agent
+    follows to a file the search excludes itself.  Now only the files the filters
+    would have read count, as a regex answer (ripgrep) counts them."""
+    from ragexd.engine.types import SearchQuery
+
+    base = Path(tempfile.mkdtemp(prefix="rx-skf-"))
+    root = base / "tree"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "real.py").write_text("def kept_here():\n    return 1\n")
+    (root / "dump.sql").write_bytes(b"\x00\x01SELECT 1;\x00")
+    (root / "src" / "blob.py").write_bytes(b"\x7fELF\x00\x00def hidden():\x00")
+    engine = Engine(root, base / "index")
+
+    def said(**kw: object) -> list[str]:
+        got = engine.search(SearchQuery(text="nowhere_at_all", mode="symbol", limit=5, **kw))
+        assert got.hits == []
+        return [n for n in got.notes if "not searched" in n]
+
+    try:
+        assert engine.index().skipped_total == 2
+        assert said()[0].startswith("2 files of the project are not searched")
+        assert said(languages=("go",)) == []
+        assert said(path_globs=("docs/*",)) == []
+        for kw in ({"languages": ("python",)}, {"path_globs": ("src/*",)}):
+            assert said(**kw) == ["1 file of the project is not searched and may hold it "
+                                  "(src/blob.py: binary file); `ragexctl status` names them"], kw
+        assert said(languages=("sql",), path_globs=("src/*",)) == []
+    finally:
+        engine.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_a_first_index_with_skipped_files_compacts_once_and_leaves_no_wal(
         tmp_path: Path, monkeypatch) -> None:
     """The skipped-files record goes in before the run's compaction: written

@@ -151,6 +151,36 @@ def test_the_imported_index_equals_a_fresh_full_index_of_the_new_commit(world, i
     assert engine.status().state == "ready"
 
 
+def test_the_snapshot_carries_float16_vectors_exactly_as_the_index_keeps_them(
+        world, imported) -> None:
+    """Half the bytes of float32, and nothing rounded on the way: the values are the
+    float16 the live store holds, read back by the importer unchanged."""
+    import numpy as np
+
+    members = dict(members_of(world["archive"]))
+    assert json.loads(members[snapshot.MANIFEST])["format"] == snapshot.SNAPSHOT_FORMAT == 2
+    mat = np.load(io.BytesIO(members[snapshot.VECTORS]), allow_pickle=False)
+    ids = json.loads(members[snapshot.IDS])
+    assert mat.dtype == np.float16 and mat.shape == (len(ids), 384)
+    kept, got = imported[0]._vectors.export_vectors(ids)   # the unchanged files' chunks
+    assert len(kept) > len(ids) // 2
+    at = {cid: k for k, cid in enumerate(ids)}
+    assert np.array_equal(got, mat[[at[c] for c in kept]].astype(np.float32))
+
+
+def test_a_float32_snapshot_from_before_float16_imports_as_the_new_one_does(world) -> None:
+    old = with_vectors(world["archive"], world["base"] / "format-1.tar.gz", "<f4", format=1)
+    engine = Engine(world["laptop"], world["base"] / "format-1-index")
+    try:
+        assert engine.import_snapshot(old).format == 1
+        summary = engine.index()
+        assert summary.files_indexed == 3 and summary.files_removed == 1, summary
+        assert stores(engine) == stores(world["fresh"])
+        assert answers(engine) == answers(world["fresh"])
+    finally:
+        engine.close()
+
+
 def test_an_edit_that_keeps_size_and_mtime_is_still_seen(world) -> None:
     """Checkouts that pin mtimes (reproducible builds, some CI caches) can give an
     edited file the snapshot's size and mtime: only its content hash tells."""
@@ -215,12 +245,25 @@ def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
 
 
 def with_manifest(archive: Path, dest: Path, **changes) -> Path:
+    return with_vectors(archive, dest, None, **changes)
+
+
+def with_vectors(archive: Path, dest: Path, dtype: str | None, **manifest: object) -> Path:
+    """The archive with its vectors.npy written as ``dtype`` (None: as they are) and its
+    manifest changed by ``manifest``: ``format=1`` with ``"<f4"`` is what ragex wrote
+    before float16."""
+    import numpy as np
+
     out = []
     for name, data in members_of(archive):
         if name == snapshot.MANIFEST:
             doc = json.loads(data)
-            doc.update(changes)
+            doc.update(manifest)
             data = json.dumps(doc).encode()
+        elif name == snapshot.VECTORS and dtype is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.load(io.BytesIO(data)).astype(dtype), allow_pickle=False)
+            data = buf.getvalue()
         out.append(regular(name, data))
     return write_tar(dest, out)
 
@@ -319,7 +362,11 @@ HOSTILE = {
     "wrong embedder": (lambda a, d: with_manifest(a, d, embedder="bge-large-fp16"),
                        "embedded with bge-large-fp16, this ragex uses"),
     "future format": (lambda a, d: with_manifest(a, d, format=99),
-                      "format 99, this ragex reads format 1; upgrade ragex"),
+                      "format 99, this ragex reads formats 1 to 2; upgrade ragex"),
+    "float32 vectors in format 2": (lambda a, d: with_vectors(a, d, "<f4"),
+                                    "in float16 (format 2)"),
+    "float16 vectors in format 1": (lambda a, d: with_vectors(a, d, "<f2", format=1),
+                                    "in float32 (format 1)"),
     "extra member": (extra_member, "unexpected 'evil.sh'"),
     "catalog trigger": (catalog_with_trigger, "not a ragex catalog"),
     "catalog columns": (catalog_with_other_columns,

@@ -12,6 +12,7 @@ changing type between the listing and the stat) is raced against the walk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,20 +46,41 @@ def _good(root: Path, rel: str, name: str) -> None:
     _write(root, rel, GOOD.format(name=name))
 
 
+def _project(rx: RagexInstance, name: str) -> Path:
+    """A new project root under the test's base, marked so none above it is chosen."""
+    root = rx.base / name
+    root.mkdir()
+    (root / ".ragexroot").touch()
+    return root
+
+
+@contextlib.contextmanager
+def _locked(*paths: Path) -> Iterator[None]:
+    """``paths`` at mode 000 for the block, readable again after it (so the tree can be
+    removed, whatever the block raised)."""
+    for path in paths:
+        os.chmod(path, 0)
+    try:
+        yield
+    finally:
+        for path in paths:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
 # --- the trees: each returns {path as the summary names it: a word its reason holds} --------
 
 
 def tree_ignore_lines(root: Path) -> dict[str, str]:
     """Invalid lines (git skips them), CRLF, a BOM, and a .gitignore in every directory."""
     _write(root, ".gitignore", "!\n\\\n*.log\r\n/build-out/\n")
-    _write(root, "vendor/lib/.gitignore", "\ufeff!\n*.tmp\n")
+    _write(root, "libs/vendored/.gitignore", "\ufeff!\n*.tmp\n")
     for depth in range(1, 6):
         base = "/".join(f"d{i}" for i in range(depth))
         _write(root, f"{base}/.gitignore", f"!\nskip{depth}.py\n")
         _good(root, f"{base}/kept{depth}.py", f"kept_at_depth_{depth}")
         _good(root, f"{base}/skip{depth}.py", f"ignored_at_depth_{depth}")
-    _good(root, "vendor/lib/lib.py", "vendored_function")
-    _write(root, "vendor/lib/cache.tmp", "tmp")
+    _good(root, "libs/vendored/lib.py", "vendored_function")
+    _write(root, "libs/vendored/cache.tmp", "tmp")
     _write(root, "debug.log", "log")
     _good(root, "build-out/gen.py", "never_indexed")
     return {}
@@ -196,9 +218,7 @@ def _check_reasons(summary: dict[str, Any], expected: dict[str, str]) -> dict[st
 @pytest.mark.parametrize("case", list(TREES))
 def test_every_hostile_tree_indexes_with_exit_0_and_a_reason_for_each_skipped_file(
         rx: RagexInstance, case: str) -> None:
-    root = rx.base / case.replace(" ", "_")
-    root.mkdir()
-    (root / ".ragexroot").touch()
+    root = _project(rx, case.replace(" ", "_"))
     expected = TREES[case](root)
     t0 = time.monotonic()
     res = ragexctl(rx.env, "index", str(root), "--json", timeout=900)
@@ -234,9 +254,7 @@ def test_utf16_and_odd_line_breaks_are_read_on_the_lines_ripgrep_numbers(
     index must too, or one file is found by regex and 'binary' to every other mode.
     A form feed or U+2028 is no line break to ripgrep: the symbol hit's line, its
     snippet and -C lines must be those ripgrep's line number names."""
-    root = rx.base / "utf16"
-    root.mkdir()
-    (root / ".ragexroot").touch()
+    root = _project(rx, "utf16")
     source = ("# settings written by a Windows tool\r\n\r\n"
               "def wide_function(value):\r\n    return value + 1\r\n")
     _write(root, "le.py", source.encode("utf-16"))                  # BOM, little-endian
@@ -268,9 +286,7 @@ def test_control_sequences_in_names_and_lines_are_shown_never_obeyed_by_the_term
     the screen), carriage returns that overwrite what was printed, and bidi
     overrides that reorder a line on screen: at a terminal every mode shows them
     as escapes; --json carries the text untouched."""
-    root = rx.base / "escapes"
-    root.mkdir()
-    (root / ".ragexroot").touch()
+    root = _project(rx, "escapes")
     payload = "\x1b]0;owned\x07\x1b[2J\rhidden\u202eexe.py"
     _write(root, "evil\x1b[31m\u202e.py",
            f"def escape_function(value):\n    banner = '{payload}'\n    return value\n")
@@ -301,9 +317,7 @@ def test_status_counts_and_names_every_file_the_index_leaves_out(rx: RagexInstan
     """A file missing from answers must be explained where people look: `ragexctl
     status` counts what the walk skipped and what was catalogued without chunks
     (binary, minified), names them, and forgets those fixed since."""
-    root = rx.base / "skipped"
-    root.mkdir()
-    (root / ".ragexroot").touch()
+    root = _project(rx, "skipped")
     _good(root, "kept.py", "kept_function")
     _write(root, "huge.py", b"x = 1\n" * (1024 * 1024 // 6 + 10))
     _write(root, "blob.py", b"\x7fELF\x02\x01\x01\0" + bytes(range(256)) * 4)
@@ -352,20 +366,13 @@ def test_permission_denied_subtrees_are_skipped_with_a_reason(rx: RagexInstance)
     """Root reads everything, so the one-shot index runs with root's DAC
     capabilities dropped: then mode 000 means what it means for a user."""
     prefix = _as_a_user()
-    root = rx.base / "permissions"
-    root.mkdir()
-    (root / ".ragexroot").touch()
+    root = _project(rx, "permissions")
     _good(root, "open.py", "readable_function")
     _good(root, "locked_dir/inside.py", "behind_a_locked_dir")
     _good(root, "locked.py", "unreadable_function")
-    os.chmod(root / "locked_dir", 0)
-    os.chmod(root / "locked.py", 0)
-    try:
+    with _locked(root / "locked_dir", root / "locked.py"):
         res = ragexctl(rx.env, "index", str(root), "--json", "--no-daemon", prefix=prefix,
                        timeout=900)
-    finally:
-        os.chmod(root / "locked_dir", 0o755)
-        os.chmod(root / "locked.py", 0o644)
     assert res.returncode == 0, res.stderr[-3000:]
     summary = _summary(res.stdout)
     _check_reasons(summary, {"locked_dir": "cannot read directory", "locked.py": "cannot open"})
@@ -382,22 +389,17 @@ def test_a_valid_regex_in_a_tree_with_a_bad_ignore_line_and_an_unreadable_file_i
     from ragexd import ripgrep
 
     prefix = _as_a_user()
-    root = rx.base / "rg_complaints"
-    root.mkdir()
-    (root / ".ragexroot").touch()
+    root = _project(rx, "rg_complaints")
     _write(root, ".gitignore", "[\n*.log\n")
     _good(root, "open.py", "readable_function")
     _good(root, "locked.py", "unreadable_function")
-    os.chmod(root / "locked.py", 0)
-    try:
+    with _locked(root / "locked.py"):
         found = ragexctl(rx.env, "search", "--mode", "regex", "readable_function",
                          cwd=root, prefix=prefix, timeout=120)
         missing = ragexctl(rx.env, "search", "--mode", "regex", "no_such_thing_anywhere",
                            cwd=root, prefix=prefix, timeout=120)
         broken = ragexctl(rx.env, "search", "--mode", "regex", "(unclosed",
                           cwd=root, prefix=prefix, timeout=120)
-    finally:
-        os.chmod(root / "locked.py", 0o644)
     assert found.returncode == 0 and "open.py:1:" in found.stdout, found.stderr
     assert missing.returncode == 1 and "invalid" not in missing.stderr, missing.stderr
     assert broken.returncode == 2 and "invalid regular expression" in broken.stderr

@@ -230,27 +230,40 @@ def test_bad_arguments_are_clean_tool_errors(live: LiveRagex, proj: Path) -> Non
         ("search_code", {"query": "x", "mode": "telepathic"}, "unknown search mode 'telepathic'"),
         ("search_code", {"query": "x", "limit": 0}, "'limit' must be an integer between 1 and"),
         ("search_code", {"query": "x", "limit": 5000}, "'limit' must be an integer between 1 and"),
-        ("search_code", {"query": "x", "limit": "many"}, "limit"),
+        ("search_code", {"query": "x", "limit": "many"}, "'limit' must be an integer, not 'many'"),
         ("search_code", {"query": "(unclosed", "mode": "regex"}, "invalid_regex"),
         ("search_code", {"query": "x" * 9000}, "too_large"),
-        ("search_code", {}, "query"),
+        ("search_code", {}, "'query' is required"),
         ("find_symbol", {"name": ""}, "the symbol name is empty"),
         ("search_code", {"query": "x", "paths": ["/etc/**"]}, "ragex error"),
+        # wrong JSON types: the tool schema's refusal, in one sentence like the rest
+        # (was four lines of pydantic: type codes and an errors.pydantic.dev URL)
+        ("search_code", {"query": 123}, "'query' must be a string, not 123"),
+        ("find_symbol", {"name": "x", "limit": 1e300}, "'limit' must be an integer"),
+        ("find_symbol", {"name": "x", "detail": "very"}, "'detail' must be true or false"),
+        ("find_similar", {"path": "shapes.py"}, "'line' is required"),
+        ("search_code", {"query": "x", "languages": {"a": 1}}, "'languages' must be"),
     ]
 
-    async def main() -> tuple[list[Any], Any]:
+    async def main() -> tuple[list[Any], Any, Any]:
         async with session(live, proj) as c:
             results = [await c.call_tool(tool, args) for tool, args, _ in bad]
             # the server is still alive and well after all that
             ok = await c.call_tool("find_symbol", {"name": "slugify_title"})
-            return results, ok
+            # one glob as a string, as models send it, is the list of that one glob
+            one = await c.call_tool("find_symbol", {"name": "slugify_title", "paths": "text/*"})
+            return results, ok, one
 
-    results, ok = run(main)
+    results, ok, one = run(main)
     for (tool, args, sentence), result in zip(bad, results):
-        assert result.is_error, (tool, args, text_of(result))
-        assert sentence in text_of(result), (tool, args, text_of(result))
+        text = text_of(result)
+        assert result.is_error, (tool, args, text)
+        assert sentence in text, (tool, args, text)
+        assert text.startswith("ragex error ["), (tool, args, text)
+        assert "pydantic" not in text, (tool, args, text)
     assert [r for r in results[:4] if "ragex error [bad_query]" not in text_of(r)] == []
     assert not ok.is_error and "text/slug.py" in text_of(ok)
+    assert not one.is_error and "text/slug.py" in text_of(one), text_of(one)
 
 
 def test_index_status_and_reindex(live: LiveRagex, proj: Path) -> None:
@@ -386,6 +399,71 @@ def test_stdout_carries_only_the_protocol(live: LiveRagex, proj: Path) -> None:
     assert by_id[3]["result"]["isError"] is True
     assert "the query is empty" in by_id[3]["result"]["content"][0]["text"]
     assert err, "logs are expected on stderr at debug level"
+
+
+def test_every_line_an_agent_sends_is_answered_even_one_that_is_no_message(
+        live: LiveRagex, proj: Path) -> None:
+    """Invalid JSON, a JSON-RPC batch (MCP dropped them; older clients send them) and
+    a request of the wrong shape were dropped by the SDK without a word: the client
+    waited for its own timeout.  Each now gets JSON-RPC's error answer (with the
+    request's id when it has one), and 60 calls sent at once are all answered."""
+    import select
+
+    from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+    proc = subprocess.Popen([sys.executable, "-m", "ragexctl", "mcp", "--project", str(proj)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=live.env)
+    assert proc.stdin and proc.stdout
+
+    def send(raw: bytes) -> None:
+        proc.stdin.write(raw + b"\n")
+        proc.stdin.flush()
+
+    pending = bytearray()   # read from the fd itself: a buffered readline would
+    # hide a second line already read from select
+
+    def answer(within: float = 60) -> dict[str, Any]:
+        while b"\n" not in pending:
+            ready, _, _ = select.select([proc.stdout], [], [], within)
+            assert ready, f"no answer within {within} s"
+            chunk = os.read(proc.stdout.fileno(), 1 << 20)
+            assert chunk, "the server closed stdout"
+            pending.extend(chunk)
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        return json.loads(line)
+
+    def call(i: int, name: str, args: Any) -> bytes:
+        return json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                           "params": {"name": name, "arguments": args}}).encode()
+
+    try:
+        send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}).encode())
+        assert answer()["id"] == 1
+        send(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
+        send(b'{"jsonrpc": "2.0", "id": 2, "method": "tools/list"')   # cut short
+        assert answer() == {"jsonrpc": "2.0", "id": None, "error": {
+            "code": -32700, "message": "the message is not valid JSON"}}
+        send(b'[{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, '
+             b'{"jsonrpc": "2.0", "id": "four", "method": "tools/list"}]')
+        got = [answer(), answer()]
+        assert [(a["id"], a["error"]["code"]) for a in got] == [(3, -32600), ("four", -32600)]
+        assert "batch" in got[0]["error"]["message"]
+        send(b'{"jsonrpc": "2.0", "id": 5, "method": 7}')
+        assert answer()["id"] == 5
+        for i in range(100, 160):   # many at once, some of them refused
+            send(call(i, "find_symbol", {"name": "slugify_title"} if i % 2 else {"name": i}))
+        answers = {a["id"]: a for a in (answer() for _ in range(60))}
+        assert sorted(answers) == list(range(100, 160))
+        assert all("text/slug.py" in answers[i]["result"]["content"][0]["text"]
+                   for i in range(101, 160, 2))
+        assert all(answers[i]["result"]["isError"] for i in range(100, 160, 2))
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_refuses_to_index_the_home_directory(live: LiveRagex) -> None:
