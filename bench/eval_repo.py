@@ -35,7 +35,6 @@ import json
 import os
 import shlex
 import shutil
-import statistics
 import sys
 import time
 from dataclasses import dataclass
