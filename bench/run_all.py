@@ -4,7 +4,7 @@ Each benchmark writes its own section to bench/results/<name>.md (with the
 machine it ran on); this script runs them in turn and concatenates the
 sections, so one benchmark can be re-run alone and the file rebuilt.
 
-    python bench/run_all.py [--only search,docker,mcp,quality,first_index,large,warm,runtimes,team] [--assemble-only]
+    python bench/run_all.py [--only search,docker,mcp,quality,repo-quality,first_index,large,warm,runtimes,team] [--assemble-only]
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ BENCHES = {
     "docker": [sys.executable, str(HERE / "bench_docker.py")],
     "mcp": [sys.executable, str(HERE / "bench_mcp.py")],
     "quality": [sys.executable, str(HERE / "eval_quality.py"), "--loo"],
+    "repo-quality": [sys.executable, str(HERE / "eval_repo.py"), "--write",
+                     "bench/results/repo-quality.md", "--weights", '{"test_prior": 1.0}',
+                     "--weights", '{"class_prior": 1.0}'],
     "large": [sys.executable, str(HERE / "bench_large.py")],
     "warm": [sys.executable, str(HERE / "bench_warm.py")],
     "runtimes": [sys.executable, str(HERE / "bench_runtimes.py")],
     "first_index": [sys.executable, str(HERE / "first_index.py")],
     "team": [sys.executable, str(HERE / "bench_team.py")],
 }
-ORDER = ["search", "regex", "quality", "docker", "mcp", "first_index", "large", "warm", "runtimes",
-         "team"]
+ORDER = ["search", "regex", "quality", "repo-quality", "docker", "mcp", "first_index", "large", "warm",
+         "runtimes", "team"]
 
 
 def assemble() -> None:

@@ -10,6 +10,10 @@ import pytest
 
 from tests.harness import short_tmp
 
+#: real code the tests index, not tests of ours (data/real_repo keeps scikit-learn's own
+#: ``tests/test_*.py`` at their real paths, which pytest would otherwise collect)
+collect_ignore_glob = ["data/*"]
+
 
 @pytest.fixture(scope="session")
 def scratch() -> Iterator[Path]:
