@@ -231,7 +231,11 @@ def test_an_index_of_the_recipe_before_is_re_embedded_once_saying_the_recipe_cha
                           f"mixed)"]
     summary = out[-1]["result"]["summary"]
     assert out[-1]["ok"] and summary["files_indexed"] == 2 and summary["chunks_embedded"] > 0
+    # said again in the summary: on a terminal the progress line is drawn over
+    assert summary["notes"][0] == rebuilding[0].replace(
+        ": rebuilding it once (vectors", ", so it was rebuilt (vectors")
     # once: the next run finds the index made with this recipe and embeds nothing
     again = _index_run(tree, index, _env(tmp_path))
     assert not [m for m in again if m.get("phase") == "rebuilding"]
+    assert not again[-1]["result"]["summary"]["notes"]
     assert again[-1]["ok"] and again[-1]["result"]["summary"]["chunks_embedded"] == 0
