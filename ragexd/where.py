@@ -299,12 +299,12 @@ def git_directory_above(real: str) -> str | None:
     way to keep one worktree a branch, and that checkout was refused)."""
     here = real
     while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return None   # (a checkout whose own files include HEAD, objects/, refs/ too)
         if (os.path.isfile(os.path.join(here, "HEAD"))
                 and os.path.isdir(os.path.join(here, "objects"))
                 and os.path.isdir(os.path.join(here, "refs"))):
             return here
-        if os.path.lexists(os.path.join(here, ".git")):
-            return None
         parent = os.path.dirname(here)
         if parent == here:
             return None

@@ -183,6 +183,11 @@ def test_a_worktree_inside_a_bare_repository_is_its_own_project(dirs: PrivateEnv
     assert paths.choose_project_root(main) == paths.RootChoice(main, "vcs")
     # the bare repository itself is still refused
     assert "bare git repository" in (paths.choose_project_root(bare).refusal or "")
+    # a checkout whose own files look like a git directory is a checkout
+    (main / "objects").mkdir()
+    (main / "refs").mkdir()
+    (main / "HEAD").write_text("ref: refs/heads/main\n")
+    assert paths.choose_project_root(main) == paths.RootChoice(main, "vcs")
 
 
 @pytest.mark.parametrize("argv", [
