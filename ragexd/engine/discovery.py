@@ -192,6 +192,20 @@ def _default_spec() -> IgnoreFile:
     return compile_ignore(DEFAULT_IGNORES, "ragex's default ignores")
 
 
+def default_exclude(rel: str) -> str | None:
+    """The line of ragex's default excludes that leaves ``rel`` out, matched as the
+    walk matches them (one path component at a time), or None.  For a sentence, not
+    the walk: a person told only "ignored" looks in their own .gitignore, never at
+    ragex's list (``vendor/`` among it)."""
+    parts = rel.split("/")
+    for i, part in enumerate(parts):
+        name = part + ("/" if i < len(parts) - 1 else "")
+        if _default_spec().decide(name):
+            return next(line for line in DEFAULT_IGNORES
+                        if compile_ignore([line], line).decide(name))
+    return None
+
+
 class IgnoreRules:
     """Decides whether a path inside the root is ignored, caching each
     directory's ignore files.  Used by the walk and by the regex search, which

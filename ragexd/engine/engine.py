@@ -736,8 +736,12 @@ class Engine:
         if os.path.isdir(full):
             return f"{rel} is a directory; give a file and a line: PATH:LINE"
         if self._rules().is_ignored(rel):
-            return (f"{rel} is ignored (.gitignore, .ragexignore or ragex's defaults), so it "
-                    "is not indexed")
+            default = discovery.default_exclude(rel)
+            if default is not None:
+                return (f"{rel} is left out by ragex's default excludes ({default}), so it is "
+                        f"not indexed; a `!{default}` line in .ragexignore brings it back")
+            return (f"{rel} is ignored (by .gitignore, .ignore, .rgignore, .ragexignore or "
+                    "git's excludes), so it is not indexed")
         checked = discovery.stat_one(self.root, rel, self._rules(), self.max_file_bytes)
         if isinstance(checked, SkippedFile):
             return f"{rel} is not indexed: {checked.reason}"

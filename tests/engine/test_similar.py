@@ -41,6 +41,8 @@ def indexed() -> Iterator[tuple[Path, Engine, int]]:
         "import re\n\n\n" + source.replace("def JSONArray(", "def parse_json_array("))
     (root / ".gitignore").write_text("ignored.py\n")
     (root / "ignored.py").write_text("def hidden():\n    return 1\n")
+    (root / "vendor" / "lib").mkdir(parents=True)
+    (root / "vendor" / "lib" / "dep.go").write_text("package lib\n\nfunc Dep() {}\n")
     (root / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
     (root / "changing.py").write_text("def soon_changed():\n    return 1\n")
     engine = Engine(root, base / "index")
@@ -94,7 +96,10 @@ def test_a_line_between_definitions_compares_the_nearest_chunk_and_says_so(index
 
 @pytest.mark.parametrize("path, line, code, words", [
     ("nowhere.py", 1, "not_found", "there is no file nowhere.py"),
-    ("ignored.py", 1, "not_found", "is ignored"),
+    ("ignored.py", 1, "not_found", "is ignored (by .gitignore, .ignore,"),
+    # a default exclude is named, with the line that brings it back
+    ("vendor/lib/dep.go", 3, "not_found", "default excludes (vendor/), so it is not "
+     "indexed; a `!vendor/` line in .ragexignore brings it back"),
     ("blob.bin", 1, "not_found", "binary"),
     ("json", 1, "not_found", "is a directory"),
     ("json/decoder.py", 100_000, "bad_query", "past the end of json/decoder.py"),
