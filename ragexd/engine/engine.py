@@ -374,11 +374,13 @@ class Engine:
         """Every file the index leaves out: the walk's, and those catalogued
         without chunks (binary, minified...): how many, the first SKIPPED_SHOWN.
         With ``keep``, only the files it keeps (a search's --path and --lang)."""
-        walked, named = self._walk_skipped(catalog)
         if keep is not None:
+            # every one, not the first SKIPPED_SHOWN: the kept ones may sort after them
+            named = self._all_skipped(catalog)[1]
             named.update(catalog.noted_files(-1)[1])   # every one: SQLite's no-limit
             kept = sorted((p, why) for p, why in named.items() if keep(p))
             return len(kept), dict(kept[:SKIPPED_SHOWN])
+        walked, named = self._walk_skipped(catalog)
         noted, rows = catalog.noted_files(SKIPPED_SHOWN)
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
