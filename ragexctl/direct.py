@@ -28,6 +28,9 @@ else returns None and the full CLI serves the search, silently:
 * a ``--path``: ripgrep's globs override ignore rules and a named path is
   searched even when ignored, so ignored files come back that only the
   worker's matcher (pathspec, too heavy for the client) takes out again;
+* a root below its checkout's top with a ``.gitignore`` between them or patterns
+  in the checkout's ``info/exclude``: ripgrep reads no ignore file above the root
+  (``ripgrep.build_command``), the worker applies them;
 * a hit below a nested ``.ragexignore``, or where a ``.gitignore`` negation
   meets the root's ``.ragexignore`` (see ``undecided_by_ripgrep``);
 * a hit ripgrep's light output cannot name exactly (a newline in a path, a
@@ -255,6 +258,10 @@ def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | Non
         # matcher reads a lone exclusion ('!tests/') otherwise than rg does.  The
         # worker's reading is the answer, and the CLI words a path it refuses.
         return None
+    from ragexd.filerules import ignore_files_outside
+
+    if ignore_files_outside(root)[1]:
+        return None   # a .gitignore above the root, in its checkout: the worker reads it
     if _rg_unavailable():
         return None
     return pattern, limit, root, languages, context

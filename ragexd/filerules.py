@@ -132,6 +132,61 @@ def git_info_exclude(top: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def ignore_files_outside(real: str) -> tuple[list[tuple[str, str]], bool]:
+    """The ignore files that apply to the project at ``real`` (a real path) from
+    outside it, lowest precedence first, each as (``real``'s path relative to the
+    directory its patterns are relative to, with a trailing ``/``, or ``""``; the
+    file), and whether ripgrep, which reads no ignore file above the root
+    (``ripgrep.build_command``: ``--no-ignore-parent``), misses some of them.
+
+    git's rules, which the index obeys (``discovery.IgnoreRules``): the user's global
+    excludes (``core.excludesFile``; rg reads it too), the checkout's
+    ``info/exclude``, and the ``.gitignore`` files between the checkout's top and a
+    root below it (a ``.ragexroot`` in a monorepo's subdirectory), outermost first;
+    nothing above the checkout's top.  Only an existing file is listed."""
+    chain: list[str] = []
+    here = real
+    while True:
+        chain.append(here)
+        if os.path.exists(os.path.join(here, ".git")):
+            break
+        parent = os.path.dirname(here)
+        if parent == here:
+            chain = []   # not inside a git repository
+            break
+        here = parent
+    top = chain[-1] if chain else real
+    prefix = "" if top == real else os.path.relpath(real, top).replace(os.sep, "/") + "/"
+    found: list[tuple[str, str]] = []
+    missed = False
+    excludes = git_global_excludes()
+    if excludes:
+        found.append((prefix, excludes))
+    exclude = git_info_exclude(top) if chain else None
+    if exclude:
+        found.append((prefix, exclude))
+        # rg reads the root's own checkout's (build_command hands a linked
+        # worktree's to it), never a checkout's above the root
+        missed = bool(prefix) and _holds_a_pattern(exclude)
+    for parent in reversed(chain[1:]):
+        path = os.path.join(parent, ".gitignore")
+        if os.path.isfile(path):
+            found.append((os.path.relpath(real, parent).replace(os.sep, "/") + "/", path))
+            missed = True
+    return found, missed
+
+
+def _holds_a_pattern(path: str) -> bool:
+    """Whether an ignore file holds any pattern (git's own ``info/exclude`` holds
+    only comments until someone writes one)."""
+    try:
+        with open(path, "rb") as fh:
+            return any(line.strip() and not line.lstrip().startswith(b"#")
+                       for line in fh.read(MAX_FILE_BYTES).splitlines())
+    except OSError:
+        return True
+
+
 def git_global_excludes() -> str | None:
     """The user's global git ignore file, found as git and ripgrep find it:
     ``core.excludesFile`` in ``$XDG_CONFIG_HOME/git/config`` or ``~/.gitconfig``

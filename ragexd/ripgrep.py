@@ -193,7 +193,15 @@ def build_command(rg: str, root: str | os.PathLike[str], pattern: str | None, *,
     newline included, see ``Ambiguous``), or with ``as_json`` rg's JSON messages.
     ``pattern`` None: the files the search would read instead, with rg's debug
     log, which names each one it leaves out for its size (``skipped_for_size``)."""
-    cmd = [rg, "--no-config", "--no-require-git", "--hidden", "--sort", "path",
+    # --no-ignore-parent: rg read every .gitignore, .ignore and .rgignore above the
+    # root, up to /, past the checkout's top (with --no-require-git): a `*` in a home
+    # directory's .gitignore (dotfiles kept in git) hid every file of every project
+    # below it from a regex search, and a ~/.ignore hid files the index kept.  What
+    # applies from outside the root is git's (filerules.ignore_files_outside): a
+    # worker's regex search filters by it (discovery.IgnoreRules), and the direct
+    # path hands a root below its checkout's top to the worker when rg misses some.
+    cmd = [rg, "--no-config", "--no-require-git", "--no-ignore-parent", "--hidden",
+           "--sort", "path",
            "--max-filesize", str(max_filesize), "--max-columns", str(MAX_COLUMNS),
            "--max-columns-preview"]
     cmd += ["--json"] if as_json else ["--no-heading", "--with-filename", "--line-number",

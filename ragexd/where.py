@@ -291,9 +291,16 @@ def current_dir() -> str | None:
 
 def git_directory_above(real: str) -> str | None:
     """The git directory (a bare repository, or a ``.git``) that ``real`` is or
-    lies in, by git's own test of one: ``HEAD``, ``objects/`` and ``refs/``."""
+    lies in, by git's own test of one: ``HEAD``, ``objects/`` and ``refs/``.
+
+    The walk stops at a working tree's top (a directory holding ``.git``): what lies
+    below one is a checkout, even inside a bare repository (``git clone --bare``
+    then ``git worktree add main`` from inside it puts the checkout there, a common
+    way to keep one worktree a branch, and that checkout was refused)."""
     here = real
     while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return None   # (a checkout whose own files include HEAD, objects/, refs/ too)
         if (os.path.isfile(os.path.join(here, "HEAD"))
                 and os.path.isdir(os.path.join(here, "objects"))
                 and os.path.isdir(os.path.join(here, "refs"))):

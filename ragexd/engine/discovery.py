@@ -33,8 +33,7 @@ from pathlib import Path
 import pathspec
 
 from ..filerules import (ALWAYS_SKIP_DIRS, DEFAULT_IGNORES, IGNORE_FILES,  # noqa: F401
-                         MAX_FILE_BYTES, display_name, git_global_excludes, git_info_exclude,
-                         too_large)
+                         MAX_FILE_BYTES, display_name, ignore_files_outside, too_large)
 from ..filetypes import language_for
 from ..textcodec import NotText, decode_text
 from .lru import LRU
@@ -193,6 +192,20 @@ def _default_spec() -> IgnoreFile:
     return compile_ignore(DEFAULT_IGNORES, "ragex's default ignores")
 
 
+def default_exclude(rel: str) -> str | None:
+    """The line of ragex's default excludes that leaves ``rel`` out, matched as the
+    walk matches them (one path component at a time), or None.  For a sentence, not
+    the walk: a person told only "ignored" looks in their own .gitignore, never at
+    ragex's list (``vendor/`` among it)."""
+    parts = rel.split("/")
+    for i, part in enumerate(parts):
+        name = part + ("/" if i < len(parts) - 1 else "")
+        if _default_spec().decide(name):
+            return next(line for line in DEFAULT_IGNORES
+                        if compile_ignore([line], line).decide(name))
+    return None
+
+
 class IgnoreRules:
     """Decides whether a path inside the root is ignored, caching each
     directory's ignore files.  Used by the walk and by the regex search, which
@@ -268,35 +281,18 @@ class IgnoreRules:
 
 
 def _ignores_above(root: Path) -> list[tuple[str, IgnoreFile]]:
-    """The ignore files that apply to a project from outside it, lowest precedence
-    first, each with the project root's path relative to the directory its patterns
-    are relative to: the user's global git excludes (``core.excludesFile``), the
-    checkout's ``.git/info/exclude``, and the ``.gitignore`` files between the
-    repository's top and a project root below it (a ``.ragexroot`` in a monorepo's
-    subdirectory), outermost first.  git and ripgrep apply all of them to the
-    project's files, so the index must too (it did not read the first two: a file
-    listed there was found by symbol but never by regex).  The checkout's files
-    only inside a git repository, as git reads them."""
-    real = Path(os.path.realpath(root))
-    chain: list[Path] = []
-    for parent in (real, *real.parents):
-        chain.append(parent)
-        if os.path.exists(parent / ".git"):
-            break
-    else:
-        chain = []   # not inside a git repository
+    """The ignore files that apply to a project from outside it
+    (``filerules.ignore_files_outside``: git's global and checkout excludes, the
+    ``.gitignore`` files between the checkout's top and the root), compiled, each
+    with the project root's path relative to the directory its patterns are
+    relative to.  git and ripgrep apply them to the project's files, so the index
+    must too (it did not read the excludes: a file listed there was found by symbol
+    but never by regex)."""
     above: list[tuple[str, IgnoreFile]] = []
-    top = chain[-1] if chain else real
-    prefix = "" if top == real else os.path.relpath(real, top).replace(os.sep, "/") + "/"
-    for path in (git_global_excludes(), git_info_exclude(str(top)) if chain else None):
-        spec = read_ignore_file(path) if path else None
+    for prefix, path in ignore_files_outside(os.path.realpath(root))[0]:
+        spec = read_ignore_file(path)
         if spec is not None:
             above.append((prefix, spec))
-    for parent in reversed(chain[1:]):
-        spec = read_ignore_file(str(parent / ".gitignore"))
-        if spec is None:
-            continue
-        above.append((os.path.relpath(real, parent).replace(os.sep, "/") + "/", spec))
     ignored = False
     for prefix, spec in above:
         r = spec.decide(prefix) if prefix else None

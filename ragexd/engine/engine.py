@@ -374,11 +374,13 @@ class Engine:
         """Every file the index leaves out: the walk's, and those catalogued
         without chunks (binary, minified...): how many, the first SKIPPED_SHOWN.
         With ``keep``, only the files it keeps (a search's --path and --lang)."""
-        walked, named = self._walk_skipped(catalog)
         if keep is not None:
+            # every one, not the first SKIPPED_SHOWN: the kept ones may sort after them
+            named = self._all_skipped(catalog)[1]
             named.update(catalog.noted_files(-1)[1])   # every one: SQLite's no-limit
             kept = sorted((p, why) for p, why in named.items() if keep(p))
             return len(kept), dict(kept[:SKIPPED_SHOWN])
+        walked, named = self._walk_skipped(catalog)
         noted, rows = catalog.noted_files(SKIPPED_SHOWN)
         named.update(rows)
         return walked + noted, dict(sorted(named.items())[:SKIPPED_SHOWN])
@@ -545,6 +547,8 @@ class Engine:
         for attempt in range(2):
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
+                if not outcome.hits:
+                    outcome.notes.extend(self._ignored_paths_note(globs))
                 if not outcome.hits and outcome.mode != "regex":   # regex_hits says it
                     # only files the search would have read: a `-t go` search for a
                     # name must not point at a binary .sql file
@@ -728,6 +732,32 @@ class Engine:
         ranked = searcher.similar_ranked(source, vec, limit, languages, match)
         return SearchOutcome(searcher.to_hits(ranked), "similar", self._partial(), notes, cov)
 
+    @staticmethod
+    def _ignored_sentence(rel: str, what: str) -> str:
+        """Why the ignored ``rel`` is not ``what`` (indexed, searched), naming a default
+        exclude and the line that brings it back: a person told only "ignored" looks
+        in their own .gitignore, never at ragex's list (``vendor/`` among it)."""
+        default = discovery.default_exclude(rel)
+        if default is not None:
+            return (f"{rel} is left out by ragex's default excludes ({default}), so it is "
+                    f"not {what}; a `!{default}` line in .ragexignore brings it back")
+        return (f"{rel} is ignored (by .gitignore, .ignore, .rgignore, .ragexignore or "
+                f"git's excludes), so it is not {what}")
+
+    def _ignored_paths_note(self, globs: Sequence[str]) -> list[str]:
+        """An empty answer to a search narrowed to a path the index leaves out
+        (``--path vendor/x.go``) says so: it read as "not there"."""
+        if not globs:
+            return []
+        rules, notes = self._rules(), []
+        for rel in (g.rstrip("/") for g in globs):
+            if rel.startswith("!") or any(ch in rel for ch in "*?[") or rel in ("", "**"):
+                continue
+            full = self.root / rel
+            if os.path.lexists(full) and rules.is_ignored(rel, is_dir=full.is_dir()):
+                notes.append(self._ignored_sentence(rel, "searched"))
+        return notes
+
     def _why_not_indexed(self, rel: str, cov: Coverage) -> str:
         """Why a file has no entry in the catalog, as precisely as can be told."""
         full = self.root / rel
@@ -736,8 +766,7 @@ class Engine:
         if os.path.isdir(full):
             return f"{rel} is a directory; give a file and a line: PATH:LINE"
         if self._rules().is_ignored(rel):
-            return (f"{rel} is ignored (.gitignore, .ragexignore or ragex's defaults), so it "
-                    "is not indexed")
+            return self._ignored_sentence(rel, "indexed")
         checked = discovery.stat_one(self.root, rel, self._rules(), self.max_file_bytes)
         if isinstance(checked, SkippedFile):
             return f"{rel} is not indexed: {checked.reason}"

@@ -261,7 +261,8 @@ class Indexer:
             old = manifest.get(f.rel)
             if rechunk and old is not None:
                 todo.append(_Pending(f, old, rechunk=True))
-            # A path named (a watcher's event, `ragexctl index PATH`) is compared by
+            # A path named (a watcher's event, an INDEX request's paths; `ragexctl
+            # index PATH` names the project, a full scan) is compared by
             # content: a save that kept the size within one mtime tick, or a tool
             # that keeps the mtime, leaves the stat as it was, not the text.
             elif (paths is None and old is not None and old.size == f.size

@@ -362,6 +362,19 @@ def test_what_the_direct_path_hands_to_the_daemon_path(private_dirs: Path,
     assert _plan(argv) is None
 
 
+def test_a_root_below_its_checkouts_top_with_a_gitignore_between_goes_to_the_worker(
+        private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ripgrep reads no ignore file above the root (`--no-ignore-parent`), so the
+    monorepo's .gitignore above a `.ragexroot` subproject is the worker's to apply."""
+    sub = private_dirs / "svc"
+    sub.mkdir()
+    (sub / ".ragexroot").touch()
+    monkeypatch.chdir(sub)
+    assert _plan(["--mode", "regex", "needle"]) is not None
+    (private_dirs / ".gitignore").write_text("/svc/generated/\n")
+    assert _plan(["--mode", "regex", "needle"]) is None
+
+
 @pytest.mark.parametrize("setting", [{"RAGEX_SEARCH_DIRECT_REGEX": "false"},
                                      {"RAGEX_RUNTIME": "docker"}], ids=str)
 def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: pytest.MonkeyPatch,

@@ -164,6 +164,32 @@ def test_a_bare_repository_is_refused_before_anything_starts(rx_env: PrivateEnv)
     assert paths.choose_project_root(checkout / ".git").root == checkout.resolve()
 
 
+def test_a_worktree_inside_a_bare_repository_is_its_own_project(dirs: PrivateEnv) -> None:
+    """`git clone --bare URL shop.git; cd shop.git; git worktree add main` puts a
+    checkout inside the bare repository; it is a project like any checkout, not
+    "inside the bare git repository" (refused until the walk stopped at a `.git`)."""
+    src = dirs.base / "src"
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(src)], check=True)
+    (src / "a.py").write_text("def f():\n    return 1\n")
+    subprocess.run([*git, "-C", str(src), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(src), "commit", "-qm", "one"], check=True)
+    bare = dirs.base / "shop.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(bare)], check=True)
+    subprocess.run([*git, "-C", str(bare), "worktree", "add", "-q", "main"], check=True,
+                   capture_output=True)
+    main = (bare / "main").resolve()
+    assert (main / "a.py").is_file()
+    assert paths.choose_project_root(main) == paths.RootChoice(main, "vcs")
+    # the bare repository itself is still refused
+    assert "bare git repository" in (paths.choose_project_root(bare).refusal or "")
+    # a checkout whose own files look like a git directory is a checkout
+    (main / "objects").mkdir()
+    (main / "refs").mkdir()
+    (main / "HEAD").write_text("ref: refs/heads/main\n")
+    assert paths.choose_project_root(main) == paths.RootChoice(main, "vcs")
+
+
 @pytest.mark.parametrize("argv", [
     ("search", "--project", "", "find me"), ("search", "--mode", "regex", "--project", "", "find"),
     ("index", ""), ("index", "--export", ""), ("import", "", "--project", "."),

@@ -296,6 +296,36 @@ def test_every_ignore_source_git_and_ripgrep_obey_decides_the_index_too(
     assert "info_gone.py" in rels(linked) and "info_gone.py" in _rg_files(linked)
 
 
+def test_no_ignore_file_above_a_checkouts_top_hides_its_files_from_a_regex_search(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dotfiles kept in git at home (`*` in ~/.gitignore) and a ~/.ignore: ripgrep read
+    every ignore file above the root up to / (--no-require-git), so a regex search of a
+    project below found none of its files, while the index (git's rules: nothing above
+    a checkout's top) held them all.  Now rg reads nothing above the root; a root below
+    its checkout's top obeys the .gitignore between them through the index's rules,
+    and the direct path hands such a search to the worker."""
+    import subprocess
+
+    from ragexd.filerules import ignore_files_outside
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    make(home, {".gitignore": "*\n", ".ignore": "dot_gone.py\n"})
+    subprocess.run(["git", "init", "-q", str(home)], check=True)
+    repo = home / "code" / "proj"
+    make(repo, {"a.py": "x = 1\n", "dot_gone.py": "x = 1\n", "sub/.ragexroot": "",
+                "sub/gone.py": "x = 1\n", "sub/kept.py": "x = 1\n",
+                ".gitignore": "/sub/gone.py\n"})
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    every = {"a.py", "dot_gone.py", ".gitignore", "sub/.ragexroot", "sub/kept.py"}
+    assert rels(repo) == _rg_files(repo) == every
+    assert ignore_files_outside(os.path.realpath(repo))[1] is False   # rg reads it all
+    sub = repo / "sub"
+    assert rels(sub) == {".ragexroot", "kept.py"}
+    assert ignore_files_outside(os.path.realpath(sub))[1] is True     # the worker decides
+
+
 def test_a_submodule_or_worktree_gitlink_file_is_vcs_metadata_not_text(tmp_path: Path) -> None:
     make(tmp_path, {"sub/.git": "gitdir: ../.git/modules/sub\n", "sub/code.py": "x = 1\n",
                     "wt/.git": "gitdir: /elsewhere/.git/worktrees/wt\n"})

@@ -41,6 +41,8 @@ def indexed() -> Iterator[tuple[Path, Engine, int]]:
         "import re\n\n\n" + source.replace("def JSONArray(", "def parse_json_array("))
     (root / ".gitignore").write_text("ignored.py\n")
     (root / "ignored.py").write_text("def hidden():\n    return 1\n")
+    (root / "vendor" / "lib").mkdir(parents=True)
+    (root / "vendor" / "lib" / "dep.go").write_text("package lib\n\nfunc Dep() {}\n")
     (root / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
     (root / "changing.py").write_text("def soon_changed():\n    return 1\n")
     engine = Engine(root, base / "index")
@@ -94,7 +96,10 @@ def test_a_line_between_definitions_compares_the_nearest_chunk_and_says_so(index
 
 @pytest.mark.parametrize("path, line, code, words", [
     ("nowhere.py", 1, "not_found", "there is no file nowhere.py"),
-    ("ignored.py", 1, "not_found", "is ignored"),
+    ("ignored.py", 1, "not_found", "is ignored (by .gitignore, .ignore,"),
+    # a default exclude is named, with the line that brings it back
+    ("vendor/lib/dep.go", 3, "not_found", "default excludes (vendor/), so it is not "
+     "indexed; a `!vendor/` line in .ragexignore brings it back"),
     ("blob.bin", 1, "not_found", "binary"),
     ("json", 1, "not_found", "is a directory"),
     ("json/decoder.py", 100_000, "bad_query", "past the end of json/decoder.py"),
@@ -141,3 +146,25 @@ def test_a_file_changed_since_indexing_asks_for_an_index(indexed) -> None:
         engine.similar("changing.py", 1, 5)
     assert info.value.code == "not_found" and info.value.detail["reason"] == "stale"
     assert "ragexctl index" in info.value.message
+
+
+@pytest.mark.parametrize("mode", ["regex", "symbol"])
+def test_an_empty_answer_narrowed_to_an_ignored_path_says_why_it_is_not_searched(
+        indexed, mode: str) -> None:
+    """`--path vendor/lib/dep.go` (a Go dependency, a default exclude since today)
+    answered nothing and said nothing, which reads as "no such code there"."""
+    from ragexd.engine import SearchQuery
+
+    _root, engine, _line = indexed
+
+    def notes(path: str) -> list[str]:
+        got = engine.search(SearchQuery(text="Dep", mode=mode, limit=5, path_globs=(path,)))
+        assert got.hits == []
+        return got.notes
+
+    assert ("vendor/lib/dep.go is left out by ragex's default excludes (vendor/), so it is "
+            "not searched; a `!vendor/` line in .ragexignore brings it back"
+            ) in notes("vendor/lib/dep.go")
+    assert any(n.startswith("vendor/lib is left out") for n in notes("vendor/lib/"))
+    assert any(n.startswith("ignored.py is ignored (by .gitignore") for n in notes("ignored.py"))
+    assert not [n for n in notes("json/decoder.py") if "not searched;" in n or "is ignored" in n]

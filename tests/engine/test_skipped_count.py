@@ -210,3 +210,29 @@ def test_a_failing_skipped_record_still_leaves_the_run_completed(
         assert catalog.get_meta(LAST_INDEXED) is not None
     finally:
         catalog.close()
+
+
+def test_a_left_out_file_past_the_first_shown_still_counts_for_a_narrowed_search(
+        tmp_path: Path) -> None:
+    """The filtered count read the walk's record, which names only the first
+    SKIPPED_SHOWN files: a --path search whose one left-out file sorted after them
+    was told nothing was left out."""
+    from ragexd.engine.types import SearchQuery
+
+    root = tmp_path / "tree"
+    (root / "a").mkdir(parents=True)
+    for i in range(SKIPPED_SHOWN + 5):
+        (root / "a" / f"g{i:04}.py").write_text("x = 1\n" * 40)   # too large here
+    (root / "z").mkdir()
+    (root / "z" / "big.py").write_text("def only_in_big():\n    pass\n" + "#\n" * 200)
+    (root / "z" / "small.py").write_text("def small():\n    pass\n")
+    engine = Engine(root, tmp_path / "index", max_file_bytes=200)
+    try:
+        engine.index()
+        got = engine.search(SearchQuery(text="only_in_big", mode="symbol", limit=5,
+                                        path_globs=("z/*",)))
+        assert [h.name for h in got.hits if h.name == "only_in_big"] == []
+        assert any(n.startswith("1 file of the project is not searched") and "z/big.py" in n
+                   for n in got.notes), got.notes
+    finally:
+        engine.close()
