@@ -89,8 +89,9 @@ def _large_tree(packages: str, runs: int, env: dict[str, str], rg: str) -> list[
     return [f"On a larger copy ({files} files of stdlib: {packages.count(',') + 1} packages), "
             f"direct path only: direct {ms(w['direct'])}, bare `rg -n` {ms(w['rg'])}, "
             f"`python -c pass` {ms(w['pass'])}; target {ms(target)}, the direct path at "
-            f"{w['direct'] / target:.2f}× of it. The start-up cost is fixed, so the gap "
-            "narrows as ripgrep's own share grows.",
+            f"{w['direct'] / target:.2f}× of it (CPU: {ms(c['direct'])} against "
+            f"{ms(c['pass'] + 1.3 * c['rg'])}, {c['direct'] / (c['pass'] + 1.3 * c['rg']):.2f}×). "
+            "The start-up cost is fixed, so the gap narrows as ripgrep's own share grows.",
             f"ripgrep with ragex's command line there: `--sort path` (one thread, as both "
             f"paths run it) {ms(w['sorted'])} wall / {ms(c['sorted'])} CPU, without it (a thread "
             f"a core) {ms(w['parallel'])} / {ms(c['parallel'])}: sorted at "
