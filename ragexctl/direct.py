@@ -172,6 +172,37 @@ def same_files_as_a_worker(settings: dict[str, Any]) -> bool:
     return settings["runtime"] == "process"
 
 
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def index_inside(root: str) -> bool:
+    """Whether the project's index directory lies inside ``root`` (a real path):
+    the worker leaves it out of the search, ripgrep would not.
+
+    The index is ``<projects>/<id>``, the id a hash of the root; hashing loads
+    ``_sha256``, a shared library (~0.2 ms of a search that should cost ~25).
+    Without a symlink among ``<projects>``' entries the index resolves to
+    ``realpath(<projects>)/<id>`` whatever the id, which lies in the root only
+    if ``<projects>`` does or the root is one of its entries: so the hash is
+    taken only then, or when a symlink (or an unreadable directory) leaves it
+    open."""
+    from ragexd import where
+
+    projects = where.projects_dir()
+    real = os.path.realpath(projects)
+    if not _within(real, root) and os.path.dirname(root) != real:
+        try:
+            with os.scandir(projects) as entries:
+                if not any(entry.is_symlink() for entry in entries):
+                    return False
+        except FileNotFoundError:
+            return False   # no index anywhere yet
+        except OSError:
+            pass
+    return _within(os.path.realpath(where.index_dir(where.project_id_for(root))), root)
+
+
 def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | None:
     """(pattern, limit, root, languages, (before, after)) for a search the direct
     path can serve exactly, or None."""
@@ -213,8 +244,7 @@ def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | Non
     root, how, _sentence, refusal = where.choose_root(start, explicit=req.project is not None)
     if refusal or how == "cwd":
         return None
-    index = os.path.realpath(where.index_dir(where.project_id_for(root)))
-    if index == root or index.startswith(root.rstrip(os.sep) + os.sep):
+    if index_inside(root):
         return None   # the worker leaves its own index out of the search
     from ragexd.filetypes import known_languages, normalise_language
 

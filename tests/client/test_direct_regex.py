@@ -470,6 +470,32 @@ def test_an_index_inside_the_project_sends_the_search_to_the_worker(
     assert _plan(["--mode", "regex", "needle"]) is None
 
 
+def test_an_index_linked_into_the_project_sends_the_search_to_the_worker(
+        private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data directory lies outside the project, but this project's index
+    entry is a symlink into it: the index is still inside, however cheaply the
+    client looks (``direct.index_inside`` skips the root's hash when no entry of
+    the projects directory is a symlink)."""
+    from ragexctl import direct
+    from ragexd import where
+
+    projects = Path(where.projects_dir())
+    projects.mkdir(parents=True)
+    (projects / "0123456789abcdef").mkdir()               # another project's index
+    assert _plan(["--mode", "regex", "needle"]) is not None
+    assert not direct.index_inside(str(private_dirs))
+    (private_dirs / ".ragex-index").mkdir()
+    os.symlink(private_dirs / ".ragex-index",
+               projects / where.project_id_for(str(private_dirs)))
+    assert direct.index_inside(str(private_dirs))
+    assert _plan(["--mode", "regex", "needle"]) is None
+    # A project that is itself an index directory: its hash decides, not a prefix.
+    inner = projects / "0123456789abcdef"
+    assert not direct.index_inside(str(inner))
+    os.symlink(inner, projects / where.project_id_for(str(inner)))
+    assert direct.index_inside(str(inner))
+
+
 def test_a_project_without_a_root_marker_goes_to_the_cli(tmp_path: Path,
                                                          private_dirs: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
