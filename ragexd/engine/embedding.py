@@ -4,8 +4,9 @@ What we embed matters more than which small model embeds it: all-MiniLM-L6-v2
 reads 256 word pieces at most and was trained on natural language, so a raw,
 truncated function body spends its budget on punctuation.  Each chunk is
 therefore described by a compact, deterministic context: its kind, its name
-split into words, its class, its signature, its docstring and only the first
-lines of its body (see ``context_text``; the variant was chosen with
+split into words, its class, its signature, its docstring, the first lines of
+its body and, for a long body, its last two lines, where it returns or yields
+what it made (see ``context_text``; the variant was chosen with
 bench/eval_quality.py, see bench/QUALITY.md).
 """
 
@@ -43,8 +44,13 @@ CONTEXT_VERSION = "4"
 BODY_LINES = 12
 ENCODE_BATCH = 16     # small: little padding, low peak memory; 32 measured no faster
 
-#: The context recipe in use; bench/eval_quality.py compares the alternatives.
-CONTEXT_VARIANT = os.environ.get("RAGEX_CONTEXT_VARIANT", "context+path")
+#: The context recipe in use; bench/eval_quality.py compares the alternatives.  Its
+#: name is part of ``embedder_id``, so changing it rebuilds every index once.  The
+#: sixth round (QUALITY.md) replaced ``context+path`` (the first 12 body lines) by
+#: ``head+tail+path`` (the first 6 and the last 2): as good or better on every
+#: corpus set at the shipped weights, for 0.83x the word pieces a first index embeds.
+DEFAULT_VARIANT = "head+tail+path"
+CONTEXT_VARIANT = os.environ.get("RAGEX_CONTEXT_VARIANT", DEFAULT_VARIANT)
 
 
 def embedder_id() -> str:
@@ -67,6 +73,22 @@ def embedder_id() -> str:
     return f"{model}/{CONTEXT_VARIANT}/{CONTEXT_VERSION}"
 
 
+def embedder_change(theirs: str, ours: str) -> str:
+    """What differs between vectors made with embedder id ``theirs`` and this
+    engine's ``ours``, as the end of "... was embedded with ".
+
+    An id is ``model/recipe/version``.  When only the recipe differs (a ragex
+    upgrade that describes code to the model another way), naming two ids that
+    start with the same model would send a person looking for a model change they
+    never made: the words say it is the recipe."""
+    t_model, _, t_recipe = theirs.partition("/")
+    o_model, _, o_recipe = ours.partition("/")
+    if t_model == o_model and t_recipe and o_recipe:
+        return (f"another context recipe, {t_recipe} (this ragex's is {o_recipe}, "
+                f"same model {o_model})")
+    return f"{theirs}, this ragex uses {ours}"
+
+
 def _unavailable(exc: "modelfiles.ModelFilesError") -> EngineError:
     """The one wording of "the model cannot be used", whichever step found it."""
     return EngineError("model_unavailable", f"the embedding model cannot be loaded: {exc}; "
@@ -83,16 +105,19 @@ def _path_words(path: str) -> str:
 
 
 #: Context recipes compared by bench/eval_quality.py: (file words?, body lines, raw
-#: body?, body as words?, decorators kept and the body taken after the whole signature?)
-VARIANTS: dict[str, tuple[bool, int, bool, bool, bool]] = {
-    "context+path": (True, BODY_LINES, False, False, False),   # the default (QUALITY.md)
-    "context": (False, BODY_LINES, False, False, False),       # without the file's name
-    "short": (False, 6, False, False, False),
-    "long": (False, 30, False, False, False),
-    "long+path": (True, 30, False, False, False),
-    "nameraw": (False, 400, True, False, False),
-    "words+path": (True, BODY_LINES, False, True, False),
-    "body+path": (True, BODY_LINES, False, False, True),       # rejected (QUALITY.md)
+#: body?, body as words?, decorators kept and the body taken after the whole signature?,
+#: last body lines added after the first ones?)
+VARIANTS: dict[str, tuple[bool, int, bool, bool, bool, int]] = {
+    "context+path": (True, BODY_LINES, False, False, False, 0),   # the default to round 5
+    "context": (False, BODY_LINES, False, False, False, 0),       # without the file's name
+    "short": (False, 6, False, False, False, 0),
+    "short+path": (True, 6, False, False, False, 0),              # sixth round (QUALITY.md)
+    "head+tail+path": (True, 6, False, False, False, 2),          # the default (QUALITY.md)
+    "long": (False, 30, False, False, False, 0),
+    "long+path": (True, 30, False, False, False, 0),
+    "nameraw": (False, 400, True, False, False, 0),
+    "words+path": (True, BODY_LINES, False, True, False, 0),
+    "body+path": (True, BODY_LINES, False, False, True, 0),       # rejected (QUALITY.md)
 }
 
 
@@ -179,8 +204,8 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     variant = variant or CONTEXT_VARIANT
     if variant == "raw":
         return chunk.code
-    with_path, n_body, raw_body, as_words, whole_sig = VARIANTS.get(variant,
-                                                                   VARIANTS["context+path"])
+    with_path, n_body, raw_body, as_words, whole_sig, n_tail = VARIANTS.get(
+        variant, VARIANTS[DEFAULT_VARIANT])
     lines: list[str] = []
     kind = chunk.kind
     if chunk.name:
@@ -208,7 +233,10 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
         lines.append(_doc_summary(chunk.doc))
     if chunk.members:
         lines.append("members: " + ", ".join(chunk.members[:40]))
-    kept = [ln.strip() for ln in _skip_docstring(body) if ln.strip()][:n_body]
+    every = [ln.strip() for ln in _skip_docstring(body) if ln.strip()]
+    kept = every[:n_body]
+    if n_tail and len(every) > n_body:   # a long body's end: what it returns or yields
+        kept += every[max(n_body, len(every) - n_tail):]
     if as_words:
         kept = [w for w in (_line_words(ln) for ln in kept) if w]
     if kept:

@@ -30,7 +30,7 @@ from ..textcodec import text_lines
 from ..vocabulary import limit_problem, mode_problem
 from . import discovery, snapshot
 from .catalog import Catalog
-from .embedding import DIM, Embedder, embedder_id
+from .embedding import DIM, Embedder, embedder_change, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
 from ..query_shape import shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
@@ -234,6 +234,9 @@ class Engine:
             self._refreshing = refresh
             if paths is not None:
                 self._live_run_done.clear()
+            # why this run re-embeds everything, said again after it: on a terminal the
+            # progress line that said it first is drawn over by the next one
+            rebuilt_because = ""
             try:
                 if not rebuild and self._catalog is not None and self._open_error is None:
                     made_with = self._catalog.get_meta(EMBEDDER_KEY)
@@ -247,8 +250,9 @@ class Engine:
                                 progress(IndexProgress("loading-model",
                                                        message="loading the model"))
                             self.load_model()
-                        why = (f"the index was embedded with {made_with}, this engine uses "
-                               f"{embedder_id()}: rebuilding it (vectors are never mixed)")
+                        rebuilt_because = ("the index was embedded with "
+                                           f"{embedder_change(made_with, embedder_id())}")
+                        why = f"{rebuilt_because}: rebuilding it once (vectors are never mixed)"
                         log.warning("%s", why)
                         if progress is not None:
                             progress(IndexProgress("rebuilding", message=why))
@@ -281,6 +285,9 @@ class Engine:
                         paths=paths, progress=progress, cancel=cancel,
                         chunk_hook=self._fault_hook,
                         record=lambda s: self._remember_skipped(catalog, s, paths))
+                    if rebuilt_because:
+                        summary.notes.insert(0, f"{rebuilt_because}, so it was rebuilt "
+                                                "(vectors are never mixed)")
                     summary.notes.extend(self._store_notes())
                     self._note_failure(None)
                     summary.skipped_total = len(summary.skipped)

@@ -53,6 +53,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable
 from .. import __version__
 from .catalog import FORMAT_VERSION as CATALOG_FORMAT
 from .catalog import READABLE_FORMATS, Catalog, schema_of, schema_of_format
+from .embedding import embedder_change
 from .types import EngineError
 from .vectors import STORED, Vectors, as_stored
 
@@ -151,9 +152,10 @@ class Manifest:
                           snapshot_format=fmt, supported=sorted(VECTOR_DTYPES))
         embedder = data.get("embedder")
         if embedder != expected_embedder:
-            raise refused(f"the snapshot was embedded with {embedder}, this ragex uses "
-                          f"{expected_embedder}; vectors of two models are never mixed, so "
-                          "build the snapshot with the same model (or index locally)",
+            raise refused(f"the snapshot was embedded with "
+                          f"{embedder_change(str(embedder), expected_embedder)}; vectors "
+                          "are never mixed, so build the snapshot with the same ragex and "
+                          "model (or index locally)",
                           snapshot_embedder=str(embedder), embedder=expected_embedder)
         catalog_format = data.get("catalog_format")
         if catalog_format not in READABLE_FORMATS:  # an older one is migrated when opened

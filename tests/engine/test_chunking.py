@@ -680,13 +680,36 @@ def augment_usage_errors(
 
 def test_the_body_recipe_keeps_decorators_and_starts_the_body_after_the_whole_signature(
 ) -> None:
-    from ragexd.engine.embedding import context_text
+    from ragexd.engine.embedding import DEFAULT_VARIANT, context_text
 
     (chunk,) = [c for c in chunk_file("core.py", DECORATED, "python") if c.kind == "function"]
-    default = context_text(chunk, "context+path").splitlines()
+    default = context_text(chunk, DEFAULT_VARIANT).splitlines()
     body = context_text(chunk, "body+path").splitlines()
     # the default recipe (the index's) drops the first line only: the decorator goes,
     # and the rest of the signature is read as body
     assert "@contextmanager" not in default and "def augment_usage_errors(" in default
     assert body[2] == "@contextmanager"
     assert body[4:] == ["try:", "yield", "except BadParameter as e:", "raise"]
+
+
+LONG_BODY = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(14)) + "    return y13\n"
+
+
+def test_the_default_recipe_reads_a_long_bodys_first_six_lines_and_its_last_two() -> None:
+    from ragexd.engine import embedding
+    from ragexd.engine.embedding import context_text
+
+    (long,) = [c for c in chunk_file("m.py", LONG_BODY, "python") if c.kind == "function"]
+    (short,) = [c for c in chunk_file("m.py", "def g(x):\n    y = x\n    return y\n",
+                                      "python") if c.kind == "function"]
+    lines = context_text(long, "head+tail+path").splitlines()
+    assert lines[-8:] == [f"y{i} = x + {i}" for i in range(6)] + ["y13 = x + 13", "return y13"]
+    # it is the index's recipe unless RAGEX_CONTEXT_VARIANT names another
+    assert embedding.DEFAULT_VARIANT == "head+tail+path"
+    assert context_text(long, embedding.DEFAULT_VARIANT) == "\n".join(lines)
+    # the recipe before it read twelve lines from the top and never the return;
+    # RAGEX_CONTEXT_VARIANT=context+path still re-runs it
+    old = context_text(long, "context+path").splitlines()
+    assert "return y13" not in old and old[-12:] == [f"y{i} = x + {i}" for i in range(12)]
+    # a body that fits is read once, not its end a second time
+    assert context_text(short, "head+tail+path") == context_text(short, "context+path")

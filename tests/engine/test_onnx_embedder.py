@@ -191,6 +191,17 @@ def test_broken_model_files_are_a_clear_error_naming_the_fix(tmp_path, damage):
     assert "ragexctl doctor" in reply["error"]["message"]
 
 
+def _index_run(tree: Path, index: Path, env: dict[str, str]) -> list[dict]:
+    """The lines a one-shot worker answers an index request with (a search on an
+    indexed project does not re-index)."""
+    req = Request(Op.INDEX, {}, project=str(tree))
+    proc = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root",
+                           str(tree), "--index-dir", str(index)],
+                          input=json.dumps(req.to_wire()), capture_output=True, text=True,
+                          env=env, timeout=300)
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
 def test_an_index_built_with_another_embedder_is_rebuilt_with_a_message_not_mixed(tmp_path):
     tree = _tree(tmp_path)
     index = tmp_path / "index"
@@ -198,13 +209,33 @@ def test_an_index_built_with_another_embedder_is_rebuilt_with_a_message_not_mixe
     assert lines[-1]["ok"]
     lines, _ = _oneshot(tree, index, _env(tmp_path, RAGEX_EMBEDDER_PRECISION="int8"))
     assert lines[-1]["ok"], lines[-1]
-    # A search on an indexed project does not re-index: ask for an index run.
-    req = Request(Op.INDEX, {}, project=str(tree))
-    proc = subprocess.run([sys.executable, "-m", "ragexd.worker", "oneshot", "--root",
-                           str(tree), "--index-dir", str(index)],
-                          input=json.dumps(req.to_wire()), capture_output=True, text=True,
-                          env=_env(tmp_path, RAGEX_EMBEDDER_PRECISION="int8"), timeout=300)
-    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    out = _index_run(tree, index, _env(tmp_path, RAGEX_EMBEDDER_PRECISION="int8"))
     rebuilding = [m for m in out if m.get("phase") == "rebuilding"]
     assert rebuilding and "never mixed" in rebuilding[0]["message"]
     assert out[-1]["ok"] and out[-1]["result"]["summary"]["files_indexed"] == 2
+
+
+def test_an_index_of_the_recipe_before_is_re_embedded_once_saying_the_recipe_changed(tmp_path):
+    """Upgrading ragex past the sixth round's recipe (``context+path`` -> ``head+tail+path``)
+    re-embeds each index once; the message names the recipe, not a model change."""
+    tree = _tree(tmp_path)
+    index = tmp_path / "index"
+    lines, _ = _oneshot(tree, index, _env(tmp_path, RAGEX_CONTEXT_VARIANT="context+path"))
+    assert lines[-1]["ok"], lines[-1]
+    out = _index_run(tree, index, _env(tmp_path))
+    rebuilding = [m["message"] for m in out if m.get("phase") == "rebuilding"]
+    assert rebuilding == [f"the index was embedded with another context recipe, "
+                          f"context+path/{embedding.CONTEXT_VERSION} (this ragex's is "
+                          f"head+tail+path/{embedding.CONTEXT_VERSION}, same model "
+                          f"{embedding.MODEL_NAME}): rebuilding it once (vectors are never "
+                          f"mixed)"]
+    summary = out[-1]["result"]["summary"]
+    assert out[-1]["ok"] and summary["files_indexed"] == 2 and summary["chunks_embedded"] > 0
+    # said again in the summary: on a terminal the progress line is drawn over
+    assert summary["notes"][0] == rebuilding[0].replace(
+        ": rebuilding it once (vectors", ", so it was rebuilt (vectors")
+    # once: the next run finds the index made with this recipe and embeds nothing
+    again = _index_run(tree, index, _env(tmp_path))
+    assert not [m for m in again if m.get("phase") == "rebuilding"]
+    assert not again[-1]["result"]["summary"]["notes"]
+    assert again[-1]["ok"] and again[-1]["result"]["summary"]["chunks_embedded"] == 0

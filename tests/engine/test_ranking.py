@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, SearchHit, SearchQuery
+from ragexd.engine import embedding
 from ragexd.engine import search as search_mod
 from ragexd.engine.declarations import is_declaration
 from ragexd.engine.namematch import MAX_PREFIX, QuestionWords, stem
@@ -524,3 +525,51 @@ def test_a_query_of_one_8_kb_token_costs_little_memory(overload_engine: Engine) 
 def test_name_match_is_the_share_of_the_name_the_question_says(question: str, name: str,
                                                                parent: str, share: float) -> None:
     assert QuestionWords(question).name_match(name, parent, 0.5) == pytest.approx(share)
+
+
+#: The recipes the sixth round compared (``embedding.VARIANTS``): the one shipped
+#: before it (the first 12 body lines), the same head cut to 6 lines, and the
+#: default since (the first 6 and the last 2).
+RECIPES = ("context+path", "short+path", "head+tail+path")
+
+
+@pytest.fixture(scope="module")
+def recipe_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+    """click's ``_termui_impl.py`` indexed once per recipe.  ``ProgressBar.format_bar``
+    builds its bar in three branches and ends ``bar = "".join(chars)`` /
+    ``return bar``: only a recipe that reads a long body's last lines sees that it
+    returns a string."""
+    engines: dict[str, Engine] = {}
+    try:
+        for variant in RECIPES:
+            root = tmp_path_factory.mktemp(f"recipe-{variant}-tree")
+            (root / "click").mkdir()
+            shutil.copy(CLICK_TERMUI, root / "click" / "_termui_impl.py")
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(embedding, "CONTEXT_VARIANT", variant)
+                engines[variant] = Engine(root, tmp_path_factory.mktemp(f"recipe-{variant}"))
+                engines[variant].index()
+        yield engines
+    finally:
+        for eng in engines.values():
+            eng.close()
+
+
+@pytest.mark.parametrize("question,mode", [
+    ("the bar string of a progress bar", "auto"),
+    ("build the progress bar string from filled and empty characters", "semantic"),
+])
+def test_a_long_functions_last_lines_rank_it_first_when_they_say_what_it_returns(
+        recipe_engines: dict[str, Engine], question: str, mode: str) -> None:
+    def top(variant: str) -> tuple[str | None, str | None]:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(embedding, "CONTEXT_VARIANT", variant)
+            hit = recipe_engines[variant].search(SearchQuery(question, mode=mode, limit=3)).hits[0]
+        return hit.parent, hit.name
+
+    # twelve lines from the top, or six, read the fill/empty characters of the first
+    # branch: the constructor, which sets them, wins ...
+    assert top("context+path") == ("ProgressBar", "__init__")
+    assert top("short+path") == ("ProgressBar", "__init__")
+    # ... the last two lines say a string is joined and returned: format_bar wins
+    assert top("head+tail+path") == ("ProgressBar", "format_bar")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, EngineError, SearchQuery, catalog, snapshot
-from ragexd.engine.embedding import embedder_id
+from ragexd.engine.embedding import CONTEXT_VERSION, MODEL_NAME, embedder_id
 from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
 from ragexd.engine.vectors import VECTORS_FILE
 
@@ -349,6 +349,10 @@ def escaping_catalog_path(archive: Path, dest: Path) -> Path:
     return write_tar(dest, [regular(n, d) for n, d in items])
 
 
+#: The embedder id of a snapshot made by a ragex before the sixth round's recipe
+#: (the first 12 body lines): same model, other vectors.
+OLD_RECIPE = f"{MODEL_NAME}/context+path/{CONTEXT_VERSION}"
+
 HOSTILE = {
     "traversal": (lambda a, d: renamed_first(a, d, "../manifest.json"), "only manifest.json"),
     "absolute path": (lambda a, d: renamed_first(a, d, "/tmp/manifest.json"),
@@ -361,6 +365,9 @@ HOSTILE = {
     "garbage bytes": (garbage, "not a readable ragex snapshot"),
     "wrong embedder": (lambda a, d: with_manifest(a, d, embedder="bge-large-fp16"),
                        "embedded with bge-large-fp16, this ragex uses"),
+    "older ragex's recipe": (lambda a, d: with_manifest(a, d, embedder=OLD_RECIPE),
+                             "embedded with another context recipe, context+path/"
+                             f"{CONTEXT_VERSION} (this ragex's is head+tail+path/"),
     "future format": (lambda a, d: with_manifest(a, d, format=99),
                       "format 99, this ragex reads formats 1 to 2; upgrade ragex"),
     "float32 vectors in format 2": (lambda a, d: with_vectors(a, d, "<f4"),
@@ -547,6 +554,9 @@ def test_a_base_is_imported_only_over_no_index_or_an_older_one(world, imported) 
         other = with_manifest(world["archive"], world["base"] / "other-model.tar.gz",
                               embedder="bge-large-fp16")
         assert empty.base_wanted(other) is None                 # never another model's
+        older = with_manifest(world["archive"], world["base"] / "old-recipe.tar.gz",
+                              embedder=OLD_RECIPE)
+        assert empty.base_wanted(older) is None                 # nor another recipe's
         cut = world["base"] / "cut.tar.gz"
         cut.write_bytes(world["archive"].read_bytes()[:100])
         assert empty.base_wanted(cut) is None                   # nor a broken one

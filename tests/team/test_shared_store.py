@@ -111,6 +111,22 @@ def test_a_second_user_embeds_nothing_the_writer_published_and_gets_the_same_ans
         "a reader must not write to the shared store"
 
 
+def test_a_teammate_on_another_context_recipe_takes_none_of_the_published_vectors(
+        published, users) -> None:
+    """The collection is named after the embedder id, recipe included: a reader still
+    on the recipe before the sixth round's (``context+path``) embeds every chunk
+    itself rather than mixing the writer's ``head+tail+path`` vectors into its index."""
+    server, ci_root, ci_summary = published
+    root = short_tmp() / "project"
+    shutil.copytree(ci_root, root)
+    user = PrivateEnv(**server.store_env("reader", RAGEX_CONTEXT_VARIANT="context+path"))
+    users.append(user)
+    summary, _ = _index(user, root)
+    assert summary["chunks_shared"] == 0, summary
+    assert summary["chunks_embedded"] == ci_summary["chunks_embedded"]
+    assert list(server.collections().values()) == [ci_summary["chunks_embedded"]]
+
+
 def test_a_readers_local_edit_is_the_only_thing_it_embeds(published, users) -> None:
     server, ci_root, ci_summary = published
     root = short_tmp() / "project"
