@@ -149,6 +149,11 @@ class Forwarding:
             # The cached numbers predate the run: the next STATUS must wait for new ones.
             worker.status_at = -1e9
             self._refresh_status(worker, now, force=True)
+        elif pending.request.op is Op.SEARCH:
+            # A search may just have started the project's first index (or a catch-up
+            # run): the cached status predates it, and `status` right after such a
+            # search said "ready".  The next STATUS asks the worker again.
+            worker.status_at = -1e9
 
     def _on_internal_reply(self, proj: Project, worker: Incarnation, kind: str, reply: Reply,
                            now: float, sent_at: float) -> None:

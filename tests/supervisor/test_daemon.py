@@ -21,7 +21,8 @@ import pytest
 from ragexd import paths
 from ragexd.protocol import ErrorCode, Op, Progress, Request, encode
 
-from tests.harness import RagexInstance, index_oneshot, pid_alive, wait_for, write_tree
+from tests.harness import (PrivateEnv, RagexInstance, index_oneshot, pid_alive, wait_for, write_corpus,
+                           write_tree)
 
 QUEUE_SIZE = 8
 HEARTBEAT_TIMEOUT = 5
@@ -362,3 +363,22 @@ def test_sigterm_leaves_no_process_and_no_socket(rx, client):
     wait_for(lambda: not any(pid_alive(p) for p in workers), 5, what="workers gone")
     assert not list((rx.run_dir / "workers").glob("*/worker.sock"))
     print(f"\nSIGTERM to exit with {len(workers)} workers: {took:.2f} s")
+
+
+def test_status_right_after_a_search_that_starts_the_first_index_says_indexing() -> None:
+    """The search that starts a project's first index answers at once; ragexd's cached
+    worker status predates that run, and `status` right after said "ready" (up to a
+    second stale, and a script waiting for "indexing" to end went on at once)."""
+    env = PrivateEnv(TERM="dumb")
+    try:
+        tree = write_corpus(env.base / "proj", files=20, funcs=30)
+        first = env.ctl("search", "--mode", "symbol", "resolve_thumbnail_3_4",
+                        "--project", str(tree), timeout=300)
+        assert first.returncode == 0, first.stderr
+        assert "running in the background" in first.stderr, first.stderr
+        status = env.ctl("status", timeout=60)
+        row = next(line for line in status.stdout.splitlines() if line.startswith(str(tree)))
+        assert " indexing " in row, status.stdout
+        env.ctl("stop", "--all", timeout=60)
+    finally:
+        env.cleanup()
