@@ -327,8 +327,8 @@ def test_a_name_in_the_last_catalogued_file_is_found_before_embedding_gets_going
     base = Path(tempfile.mkdtemp(prefix="rx-prog-"))
     try:
         root = copy_stdlib(base / "tree", "asyncio", "email", "json")
-        (root / "vendor").mkdir()
-        (root / "vendor" / "zz_last.py").write_text(
+        (root / "zzz").mkdir()
+        (root / "zzz" / "zz_last.py").write_text(
             "def zz_final_helper(value):\n    \"\"\"Catalogued after everything.\"\"\"\n"
             "    return value\n")
         monkeypatch.setattr(indexer, "BATCH_FILES", 4)     # many small commits
@@ -352,7 +352,7 @@ def test_a_name_in_the_last_catalogued_file_is_found_before_embedding_gets_going
             run.join(900)
         try:
             assert found is not None, "the run ended before the name was found"
-            assert [h.path for h in found.hits] == ["vendor/zz_last.py"]
+            assert [h.path for h in found.hits] == ["zzz/zz_last.py"]
             cov = found.coverage
             assert cov is not None and cov.catalog_complete and not cov.complete
             assert cov.chunks_embedded <= 8, cov      # a batch stored since, at most
