@@ -190,33 +190,18 @@ def test_an_empty_regex_answer_names_the_files_too_large_to_search_both_ways(
     assert (quiet.returncode, quiet.stderr) == (1, "")
 
 
-def test_ragexignore_beats_a_gitignore_negation_by_falling_back(env: PrivateEnv,
-                                                                tree: Path) -> None:
-    """ragex reads .ragexignore after .gitignore (it wins); ripgrep ranks an
-    --ignore-file below .gitignore, so a `!keep.log` there would win in rg. The
-    client sees the negation on the hit's way and hands the search over."""
-    rules = tree / ".ragexignore"
-    before = rules.read_text()
-    rules.write_text(before + "keep.log\n")
-    try:
-        direct, daemon = _both(env, ["--mode", "regex", "kept_7f3a|" + NEEDLE, "-n", "50"],
-                               tree, fallback=True)
-        assert "keep.log" not in direct.stdout and "README.md" in direct.stdout
-        assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
-    finally:
-        rules.write_text(before)
-
-
-@pytest.mark.parametrize("holder", [".ignore", ".rgignore"])
-def test_ragexignore_beats_a_ripgrep_ignore_file_negation_by_falling_back(
+@pytest.mark.parametrize("holder", [".gitignore", ".ignore", ".rgignore"])
+def test_ragexignore_beats_an_ignore_file_negation_by_falling_back(
         env: PrivateEnv, tree: Path, holder: str) -> None:
-    """.ignore and .rgignore are read by ragex as by ripgrep, below .ragexignore;
-    a negation in one would win in rg over the root's --ignore-file, as a
-    .gitignore's does: the client hands such a search over too."""
-    rules = tree / ".ragexignore"
+    """ragex reads .ragexignore after .gitignore, .ignore and .rgignore (it wins);
+    ripgrep ranks an --ignore-file below all three, so a `!name` negation in one
+    would win in rg over the root's .ragexignore. The client sees the negation on
+    the hit's way and hands the search over."""
+    rules, negations = tree / ".ragexignore", tree / holder
     before = rules.read_text()
+    held = negations.read_text() if negations.exists() else None
     rules.write_text(before + "dotneg_*.txt\n")
-    (tree / holder).write_text("!dotneg_keep.txt\n")
+    negations.write_text((held or "") + "!dotneg_keep.txt\n")
     (tree / "dotneg_keep.txt").write_text("kept_9c1e: re-included by a negation\n")
     try:
         direct, daemon = _both(env, ["--mode", "regex", "kept_9c1e|" + NEEDLE, "-n", "50"],
@@ -225,7 +210,10 @@ def test_ragexignore_beats_a_ripgrep_ignore_file_negation_by_falling_back(
         assert (direct.returncode, direct.stdout) == (daemon.returncode, daemon.stdout)
     finally:
         rules.write_text(before)
-        (tree / holder).unlink()
+        if held is None:
+            negations.unlink()
+        else:
+            negations.write_text(held)
         (tree / "dotneg_keep.txt").unlink()
 
 
