@@ -692,6 +692,49 @@ def test_the_body_recipe_keeps_decorators_and_starts_the_body_after_the_whole_si
     assert body[4:] == ["try:", "yield", "except BadParameter as e:", "raise"]
 
 
+#: scikit-learn's ``compute_class_weight`` (utils/class_weight.py, 1.9.1), its
+#: decorator's argument lines cut short and its docstring out.
+VALIDATED = '''\
+@validate_params(
+    {
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "classes": [np.ndarray],
+    },
+    prefer_skip_nested_validation=True,
+)
+def compute_class_weight(class_weight, *, classes, y, sample_weight=None):
+    from sklearn.preprocessing import LabelEncoder
+
+    xp, _, device_ = get_namespace_and_device(y, classes)
+    unique_y = xp.unique_values(y)
+    return weight
+'''
+
+
+def test_the_definition_recipe_keeps_a_decorators_name_not_its_arguments() -> None:
+    from ragexd.engine.embedding import context_text
+
+    (chunk,) = [c for c in chunk_file("utils/class_weight.py", VALIDATED, "python")
+                if c.kind == "function"]
+    lines = context_text(chunk, "def+head+tail+path").splitlines()
+    assert lines[:3] == ["function compute class weight", "file utils class weight",
+                         "@validate_params"]
+    assert lines[4:] == ["from sklearn.preprocessing import LabelEncoder",
+                         "xp, _, device_ = get_namespace_and_device(y, classes)",
+                         "unique_y = xp.unique_values(y)", "return weight"]
+    # the recipe that keeps the lines before the definition reads a bracket and
+    # two parameter types where the decorator's name says what it is
+    lines = context_text(chunk, "sig+head+tail+path").splitlines()
+    assert lines[2:5] == ["@validate_params(", "{",
+                          '"class_weight": [dict, StrOptions({"balanced"}), None],']
+    # and the recipe before both read the decorator's arguments as the body
+    assert "from sklearn.preprocessing import LabelEncoder" not in context_text(
+        chunk, "head+tail+path")
+    # a context manager's decorator is its own name already
+    (cm,) = [c for c in chunk_file("core.py", DECORATED, "python") if c.kind == "function"]
+    assert context_text(cm, "def+head+tail+path").splitlines()[2] == "@contextmanager"
+
+
 LONG_BODY = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(14)) + "    return y13\n"
 
 
