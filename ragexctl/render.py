@@ -101,9 +101,14 @@ def hit_line(hit: dict[str, Any]) -> tuple[int, str]:
     if hit.get("kind") != "match":
         # A definition's span starts at its decorators; `@property` says nothing, so
         # show the line that names it (and that line's number, to stay grep-true).
+        # A line window (Markdown, text) often starts at a blank line: its first
+        # line with text is shown, at its own number, never words that are not in
+        # the file (was: `README.md:31:window Compatibility`).
         lines = snippet.split("\n")
+        blank = not snippet.strip()   # all blank: nothing to skip to (named below)
         skip = 0
-        while skip < len(lines) - 1 and lines[skip].lstrip().startswith("@"):
+        while skip < len(lines) - 1 and (lines[skip].lstrip().startswith("@")
+                                         or not (blank or lines[skip].strip())):
             skip += 1
         snippet = "\n".join(lines[skip:])
         line += skip

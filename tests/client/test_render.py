@@ -198,6 +198,24 @@ def test_a_decorated_definition_shows_its_def_line_with_that_line_number() -> No
     assert format_hit(match, "a.py", color=False) == "a.py:3:@app.route('/')"
 
 
+def test_a_window_that_starts_blank_shows_its_first_line_of_text_at_that_lines_number(
+        tmp_path) -> None:
+    """A Markdown window starting at a blank line printed `README.md:31:window
+    Compatibility`: words that are not on line 31, nor anywhere in the file."""
+    window = {"path": "README.md", "line": 31, "end_line": 70, "kind": "window",
+              "name": "Compatibility", "text": "\n  \nThe [Rich API] makes it easy\n\nmore"}
+    assert render.format_hit(window, "README.md", color=False) == \
+        "README.md:33:The [Rich API] makes it easy"
+    # context lines are centred on that same line
+    (tmp_path / "README.md").write_text("".join(f"line {n}\n" for n in range(1, 41)))
+    out = render.render_context([window], str(tmp_path), str(tmp_path),
+                                render.Context(1, 1), color=False)
+    assert out == ("README.md-32-line 32\nREADME.md:33:The [Rich API] makes it easy\n"
+                   "README.md-34-line 34\n")
+    assert render.with_context([window], str(tmp_path), render.Context(1, 0))[0]["before"] \
+        == ["line 32"]
+
+
 def test_coverage_line_says_what_is_indexed_and_embedded_and_nothing_when_complete() -> None:
     during = {"files_indexed": 165, "files_total": 849, "chunks_indexed": 3000,
               "chunks_embedded": 1200, "catalog_complete": False, "complete": False,
