@@ -171,8 +171,13 @@ def compile_globs(root: Path, globs: Sequence[str]) -> tuple[list[str], Callable
         raise EngineError(exc.code, exc.message, **exc.detail) from None
     if not cleaned:
         return [], lambda p: True
+    # Only exclusions (`-g '!tests/**'`) mean "everything but these", as ripgrep reads
+    # them; a gitignore spec of negations alone matched no path at all, so every
+    # mode answered nothing.  The matcher alone gains the "**": ripgrep gets the
+    # globs as given (a "**" there would override the ignore rules).
+    lines = cleaned if any(not g.startswith("!") for g in cleaned) else ["**", *cleaned]
     try:
-        spec = pathspec.GitIgnoreSpec.from_lines(cleaned)
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
     except Exception as exc:
         raise EngineError("bad_query", f"invalid path glob: {exc}") from exc
     return cleaned, spec.match_file

@@ -141,6 +141,18 @@ def test_filters(indexed) -> None:
     assert search(engine, "import", mode="regex", languages=("go",)).hits == []
 
 
+@pytest.mark.parametrize("mode,text", [("symbol", "dumps"), ("regex", r"def dumps\("),
+                                       ("hybrid", "serialize an object to JSON"),
+                                       ("semantic", "serialize an object to JSON")])
+def test_a_path_filter_of_exclusions_alone_keeps_every_other_file(indexed, mode, text) -> None:
+    """`-g '!email/**'` is "everything but email/", as ripgrep reads it (README:
+    `!GLOB` excludes); negations alone matched nothing, so every mode found nothing."""
+    engine, _ = indexed
+    out = search(engine, text, mode=mode, path_globs=("!email/**", "!http/**"), limit=20)
+    assert out.hits and all(h.path.startswith("json/") for h in out.hits), out
+    assert any(h.name == "dumps" or "def dumps(" in h.text for h in out.hits)
+
+
 @pytest.mark.parametrize("text,mode,kw,code", [
     ("foo(", "regex", {}, "invalid_regex"),
     ("(?<=look)behind", "regex", {}, "invalid_regex"),
