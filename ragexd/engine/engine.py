@@ -32,10 +32,11 @@ from . import discovery, snapshot
 from .catalog import Catalog
 from .embedding import DIM, Embedder, embedder_change, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
-from ..query_shape import shape
+from ..query_shape import is_code_token, shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
 from .shared_store import SharedStore, StoreConfig
+from .symbols import TIER_SCORES
 from .store import BEING_REPLACED, HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery, SkippedFile)
@@ -614,6 +615,24 @@ class Engine:
         if mode == "auto":
             if shape(text) == "symbol":
                 ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
+                if ranked and ranked[0][1] >= TIER_SCORES["nocase"]:
+                    return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
+                                         notes, cov)
+                # No definition has that name.  A code-like one (DEFAULT_STYLES,
+                # emailRegex) is then a constant or a variable, which the symbol
+                # table does not hold: the lines that use it beat definitions whose
+                # names merely contain it (TestEnablePrefixMatching for
+                # EnablePrefixMatching) and a search by meaning of one word.
+                if is_code_token(text) or (text.isupper() and len(text) > 1):
+                    words, more = searcher.word_hits(text, limit, globs, languages, match)
+                    if words:
+                        return SearchOutcome(words, "regex", False, notes + [
+                            f"no definition named {text}"
+                            + ("" if cov.catalog_complete else f" in {SO_FAR}")
+                            + "; the lines that use it as a word, "
+                            "those that assign it first"
+                            + ("; `--mode symbol` lists definitions with names like it"
+                               if ranked else ""), *more], None)
                 if ranked:
                     return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
                                          notes, cov)

@@ -153,6 +153,10 @@ NOTHING_MEANINGFUL = ("nothing in the index is close to this query in meaning "
 WEIGHTS = Weights()
 #: What ``auto`` uses for natural-language questions (set from the eval; QUALITY.md).
 AUTO_NATURAL = os.environ.get("RAGEX_AUTO_NATURAL", "hybrid")
+#: An identifier a ``\b`` delimits (``word_hits``), and how many of its lines are
+#: read to put the ones that assign it first.
+_PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
+WORD_DEPTH = 200
 
 
 def validate_text(text: str) -> str:
@@ -286,6 +290,28 @@ class Searcher:
         rows = self.catalog.chunks_by_id([i for i, _ in got])
         out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
         return out[:n]
+
+    def word_hits(self, name: str, limit: int, globs: Sequence[str],
+                  languages: Sequence[str], match: Callable[[str], bool]
+                  ) -> tuple[list[SearchHit], list[str]]:
+        """The lines that use ``name`` as a whole word, those that give it a value
+        first (``NAME = …``, ``const NAME: T =``, ``#define NAME``, an enum member
+        alone on its line), else ripgrep's
+        order: auto's answer to an identifier that names no definition, a constant
+        or a variable (``DEFAULT_STYLES``, Go's ``var EnablePrefixMatching``),
+        which the symbol table does not hold and a search by meaning missed.
+        Nothing for a name a word boundary cannot delimit (``$scope``)."""
+        if not _PLAIN_NAME.fullmatch(name):
+            return [], []
+        hits, _ = self.regex_hits(rf"\b{name}\b", max(limit * 5, WORD_DEPTH), globs,
+                                  languages, match, final=False)
+        binds = re.compile(rf"\s*#\s*define\s+{name}\b"
+                           rf"|\s*(?:[\w$]+\s+)*{name}\s*(?::[^=]*)?:?=(?!=)"
+                           # alone on its line: an enum member, a Go const block's entry
+                           rf"|\s*{name}\s*,?\s*(?://.*)?$")
+        hits.sort(key=lambda h: 0 if binds.match(h.text.split("\n", 1)[0]) else 1)
+        notes = [f"showing the first {limit} lines"] if len(hits) > limit else []
+        return hits[:limit], notes
 
     def symbol_ranked(self, text: str, n: int, languages: Sequence[str],
                       match: Callable[[str], bool], *, fuzzy: bool = True

@@ -125,6 +125,23 @@ def test_auto_mode_routes_by_query_shape(indexed) -> None:
     assert out.mode == "hybrid" and out.notes
 
 
+def test_an_identifier_that_names_no_definition_finds_the_line_assigning_it_first(
+        indexed) -> None:
+    """`HTTP_PORT = 80` is a constant, not a definition the symbol table holds: auto
+    said "no symbol by that name" and searched by meaning, which never showed it."""
+    engine, _ = indexed
+    out = search(engine, "HTTP_PORT")
+    assert out.mode == "regex", out
+    assert (out.hits[0].path, out.hits[0].line, out.hits[0].text.strip()) == \
+        ("http/client.py", 92, "HTTP_PORT = 80")
+    # every line uses it as a word (DEFAULT_HTTP_PORT is another name); uses follow
+    assert {(h.path, h.line) for h in out.hits} == {
+        ("http/client.py", 92), ("http/client.py", 803), ("http/cookiejar.py", 55)}
+    assert any("no definition named HTTP_PORT" in n for n in out.notes), out.notes
+    # a definition's name still answers with the definition
+    assert search(engine, "HTTPConnection").mode == "symbol"
+
+
 def test_filters(indexed) -> None:
     engine, _ = indexed
     out = search(engine, "decode a string", mode="hybrid", path_globs=("json/**",), limit=20)
