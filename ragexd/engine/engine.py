@@ -556,7 +556,10 @@ class Engine:
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
                 if not outcome.hits:
-                    outcome.notes.extend(self._ignored_paths_note(globs))
+                    ignored = self._ignored_paths_note(globs)
+                    outcome.notes.extend(ignored)
+                    if not ignored and outcome.mode != "regex":   # ripgrep read live files
+                        self._say_filters_match_nothing(outcome, globs, languages, match)
                 if not outcome.hits and outcome.mode != "regex":   # regex_hits says it
                     # only files the search would have read: a `-t go` search for a
                     # name must not point at a binary .sql file
@@ -769,6 +772,29 @@ class Engine:
                     f"not {what}; a `!{default}` line in .ragexignore brings it back")
         return (f"{rel} is ignored (by .gitignore, .ignore, .rgignore, .ragexignore or "
                 f"git's excludes), so it is not {what}")
+
+    def _say_filters_match_nothing(self, outcome: SearchOutcome, globs: Sequence[str],
+                                   languages: Sequence[str],
+                                   match: Callable[[str], bool]) -> None:
+        """An empty answer whose path or language filters leave no indexed file says
+        so, instead of "it looks like noise" for a good question about a folder that
+        is not there (`--path 'tests/**'`) or a language the project has no file in."""
+        catalog = self._catalog
+        if catalog is None or not (globs or languages):
+            return
+        try:
+            files = catalog.files()
+        except sqlite3.Error:
+            return
+        if any(match(path) and (not languages or row.language in languages)
+               for path, row in files.items()):
+            return
+        said = [f"the path filter {', '.join(globs)}"] if globs else []
+        said += [f"the language filter {', '.join(languages)}"] if languages else []
+        complete = outcome.coverage is None or outcome.coverage.catalog_complete
+        outcome.notes[:] = [n for n in outcome.notes if n != NOTHING_MEANINGFUL]
+        outcome.notes.append(f"no file {'indexed' if complete else 'indexed so far'} matches "
+                             f"{' and '.join(said)}, so nothing was searched")
 
     def _ignored_paths_note(self, globs: Sequence[str]) -> list[str]:
         """An empty answer to a search narrowed to a path the index leaves out

@@ -158,6 +158,25 @@ def test_filters(indexed) -> None:
     assert search(engine, "import", mode="regex", languages=("go",)).hits == []
 
 
+@pytest.mark.parametrize("mode,text", [("hybrid", "decode a string"),
+                                       ("semantic", "decode a string"), ("symbol", "dumps")])
+def test_filters_that_leave_no_indexed_file_say_so_not_that_the_query_is_noise(
+        indexed, mode, text) -> None:
+    """A good question narrowed to a folder the project does not have was told "it
+    looks like noise; try other words", and a symbol search said nothing at all."""
+    engine, _ = indexed
+    out = search(engine, text, mode=mode, path_globs=("tests/**",))
+    assert out.hits == [] and not any("noise" in n for n in out.notes), out.notes
+    assert "no file indexed matches the path filter tests/**, so nothing was searched" \
+        in out.notes, out.notes
+    out = search(engine, text, mode=mode, languages=("go",), path_globs=("json/**",))
+    assert any("matches the path filter json/** and the language filter go" in n
+               for n in out.notes), out.notes
+    # a filter that keeps files but finds nothing in them is not blamed
+    out = search(engine, "zzqx_frobnicate", mode="symbol", path_globs=("json/**",))
+    assert out.hits == [] and not any("filter" in n for n in out.notes), out.notes
+
+
 @pytest.mark.parametrize("mode,text", [("symbol", "dumps"), ("regex", r"def dumps\("),
                                        ("hybrid", "serialize an object to JSON"),
                                        ("semantic", "serialize an object to JSON")])
