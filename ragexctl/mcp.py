@@ -249,7 +249,13 @@ def render_no_definition(name: str, result: dict[str, Any], *, root: str) -> str
     cov = result.get("coverage") or {}
     yet = "" if cov.get("catalog_complete", True) else " yet"
     return "\n".join([f"no definition named {name!r} found{yet} in {root}",
-                      *_note_lines(result)])
+                      *_note_lines(result), VALUES_ARE_NOT_DEFINITIONS])
+
+
+#: find_symbol looks only at definitions; an agent asking it for a constant was
+#: told the name does not exist and stopped looking.
+VALUES_ARE_NOT_DEFINITIONS = ("constants and variables are not definitions: search_code with "
+                              "the name finds the lines that assign and use it")
 
 
 def _note_lines(result: dict[str, Any]) -> list[str]:
