@@ -626,11 +626,12 @@ class Engine:
                 # table does not hold: the lines that use it beat definitions whose
                 # names merely contain it (TestEnablePrefixMatching for
                 # EnablePrefixMatching) and a search by meaning of one word.
-                if is_code_token(text) or (text.isupper() and len(text) > 1):
-                    words, more = searcher.word_hits(text, limit, globs, languages, match)
+                name = text.strip()
+                if is_code_token(name) or (name.isupper() and len(name) > 1):
+                    words, more = searcher.word_hits(name, limit, globs, languages, match)
                     if words:
                         return SearchOutcome(words, "regex", False, notes + [
-                            f"no definition named {text}"
+                            f"no definition named {name}"
                             + ("" if cov.catalog_complete else f" in {SO_FAR}")
                             + "; the lines that use it as a word, "
                             "those that assign it first"

@@ -296,22 +296,26 @@ class Searcher:
                   ) -> tuple[list[SearchHit], list[str]]:
         """The lines that use ``name`` as a whole word, those that give it a value
         first (``NAME = …``, ``const NAME: T =``, ``#define NAME``, an enum member
-        alone on its line), else ripgrep's
-        order: auto's answer to an identifier that names no definition, a constant
-        or a variable (``DEFAULT_STYLES``, Go's ``var EnablePrefixMatching``),
-        which the symbol table does not hold and a search by meaning missed.
-        Nothing for a name a word boundary cannot delimit (``$scope``)."""
+        alone on its line), else in ripgrep's order: auto's answer to an identifier
+        that names no definition, a constant or a variable (``DEFAULT_STYLES``, Go's
+        ``var EnablePrefixMatching``), which the symbol table does not hold and a
+        search by meaning missed.  Nothing for a name a word boundary cannot
+        delimit (``$scope``)."""
         if not _PLAIN_NAME.fullmatch(name):
             return [], []
-        hits, _ = self.regex_hits(rf"\b{name}\b", max(limit * 5, WORD_DEPTH), globs,
-                                  languages, match, final=False)
+        depth = max(limit * 5, WORD_DEPTH)
+        hits, said = self.regex_hits(rf"\b{name}\b", depth, globs, languages, match,
+                                     final=False)
+        said = [n for n in said if not n.startswith("showing the first")]  # counted below
         binds = re.compile(rf"\s*#\s*define\s+{name}\b"
                            rf"|\s*(?:[\w$]+\s+)*{name}\s*(?::[^=]*)?:?=(?!=)"
                            # alone on its line: an enum member, a Go const block's entry
                            rf"|\s*{name}\s*,?\s*(?://.*)?$")
         hits.sort(key=lambda h: 0 if binds.match(h.text.split("\n", 1)[0]) else 1)
-        notes = [f"showing the first {limit} lines"] if len(hits) > limit else []
-        return hits[:limit], notes
+        if len(hits) > limit:
+            said.append(f"{len(hits)}{'+' if len(hits) >= depth else ''} lines use it; "
+                        f"showing {limit}")
+        return hits[:limit], said
 
     def symbol_ranked(self, text: str, n: int, languages: Sequence[str],
                       match: Callable[[str], bool], *, fuzzy: bool = True

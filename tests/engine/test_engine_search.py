@@ -138,6 +138,7 @@ def test_an_identifier_that_names_no_definition_finds_the_line_assigning_it_firs
     assert {(h.path, h.line) for h in out.hits} == {
         ("http/client.py", 92), ("http/client.py", 803), ("http/cookiejar.py", 55)}
     assert any("no definition named HTTP_PORT" in n for n in out.notes), out.notes
+    assert search(engine, "HTTP_PORT", limit=1).notes[-1] == "3 lines use it; showing 1"
     # a definition's name still answers with the definition
     assert search(engine, "HTTPConnection").mode == "symbol"
 
