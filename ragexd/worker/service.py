@@ -750,7 +750,8 @@ def _progress(request_id: str, p: Any) -> Progress:
     """The engine's IndexProgress as the protocol's Progress for one request."""
     return Progress(id=request_id, phase=p.phase, files_done=p.files_done,
                     files_total=p.files_total, chunks_embedded=p.chunks_embedded,
-                    eta_seconds=p.eta_seconds, message=p.message)
+                    eta_seconds=p.eta_seconds, message=p.message,
+                    chunks_total=p.chunks_total)
 
 
 def _set_torch_threads(n: int) -> None:

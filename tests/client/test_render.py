@@ -88,6 +88,20 @@ def test_progress_on_a_tty_redraws_one_line_and_clears_it():
     assert out.getvalue().endswith("\r")
 
 
+def test_an_embedding_bar_follows_the_chunks_not_the_files_all_catalogued_already():
+    """Every file is catalogued before the embedding: a bar of files stood full for
+    the minutes the vectors took, beside an ETA of minutes."""
+    line = render.ProgressRenderer.describe(
+        Progress(id="x", phase="embedding", files_done=47, files_total=47,
+                 chunks_embedded=128, chunks_total=512, eta_seconds=31), bar_width=20)
+    assert line == "embedding [#####---------------] 47/47 files, 128/512 chunks, ETA 31s"
+    # an older worker does not count them: its files, as before
+    line = render.ProgressRenderer.describe(
+        Progress(id="x", phase="embedding", files_done=47, files_total=47,
+                 chunks_embedded=128), bar_width=20)
+    assert line == "embedding [####################] 47/47 files, 128 chunks"
+
+
 def test_progress_off_a_tty_prints_plain_lines_on_phase_change_only():
     out = io.StringIO()
     pr = render.ProgressRenderer(out, tty=False, interval=3600)
