@@ -286,10 +286,17 @@ class Searcher:
             return []
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:64])
         want = n * 3 + 20
-        got = self.catalog.fts_search(expr, want, self.weights.bm25, languages)
-        rows = self.catalog.chunks_by_id([i for i, _ in got])
-        out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
-        return out[:n]
+        while True:
+            # a --path filter is applied to what FTS ranked best in the whole tree:
+            # read further until it has kept enough (as _semantic does), or a folder's
+            # keyword matches were all behind other folders' and hybrid was blind to
+            # them ("value" under json/: 0 of its 21 chunks)
+            got = self.catalog.fts_search(expr, want, self.weights.bm25, languages)
+            rows = self.catalog.chunks_by_id([i for i, _ in got])
+            out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
+            if len(out) >= n or len(got) < want:
+                return out[:n]
+            want *= 4
 
     def word_hits(self, name: str, limit: int, globs: Sequence[str],
                   languages: Sequence[str], match: Callable[[str], bool]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, EngineError, SearchQuery
+from ragexd.engine.search import compile_globs
 from ragexd.ripgrep import find_rg
 
 from tests.harness import copy_stdlib
@@ -141,6 +142,16 @@ def test_an_identifier_that_names_no_definition_finds_the_line_assigning_it_firs
     assert search(engine, "HTTP_PORT", limit=1).notes[-1] == "3 lines use it; showing 1"
     # a definition's name still answers with the definition
     assert search(engine, "HTTPConnection").mode == "symbol"
+
+
+def test_keyword_candidates_are_found_inside_a_path_filter(indexed) -> None:
+    """FTS ranked the whole tree and the filter came after: under json/ the keyword
+    half of hybrid saw 0 of the 21 chunks holding "value" (email's came first)."""
+    engine, root = indexed
+    _globs, inside_json = compile_globs(root, ["json/**"])
+    got = engine._searcher.lexical_ranked("value", 10, (), inside_json)
+    assert len(got) == 10 and all(r.path.startswith("json/") for r, _ in got), got
+    assert len(engine._searcher.lexical_ranked("value", 1000, (), inside_json)) > 10
 
 
 def test_filters(indexed) -> None:
