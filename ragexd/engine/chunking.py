@@ -34,6 +34,17 @@ MAX_DOC = 1200
 #: Chunks whose text is unchanged keep their vectors; only new texts are embedded.
 #: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
 CHUNK_RULES = "2"
+
+
+def chunk_rules_change(theirs: str | None) -> str:
+    """Why a full run chunks every file again, as the start of a sentence: an index
+    cut by rules ``theirs`` (None: from before the rules were recorded).  Said in the
+    run's progress and again in its summary, as an embedder change is
+    (``embedding.embedder_change``): a first run after an upgrade that reads every
+    file, unasked, must say why, or it looks like a bug."""
+    which = f"version {theirs}" if theirs else "unrecorded"
+    return (f"the index was chunked by older rules ({which}; this ragex's are version "
+            f"{CHUNK_RULES})")
 _COMMENT_LINE = re.compile(r"^\s*(#|//|/\*|\*|--|;)")
 
 
