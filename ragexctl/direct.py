@@ -260,7 +260,7 @@ def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | Non
         return None
     from ragexd.filerules import ignore_files_outside
 
-    if ignore_files_outside(root)[1]:
+    if ignore_files_outside(root, global_excludes=False)[1]:
         return None   # a .gitignore above the root, in its checkout: the worker reads it
     if _rg_unavailable():
         return None

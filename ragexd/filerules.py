@@ -132,7 +132,8 @@ def git_info_exclude(top: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def ignore_files_outside(real: str) -> tuple[list[tuple[str, str]], bool]:
+def ignore_files_outside(real: str, *, global_excludes: bool = True
+                         ) -> tuple[list[tuple[str, str]], bool]:
     """The ignore files that apply to the project at ``real`` (a real path) from
     outside it, lowest precedence first, each as (``real``'s path relative to the
     directory its patterns are relative to, with a trailing ``/``, or ``""``; the
@@ -143,7 +144,10 @@ def ignore_files_outside(real: str) -> tuple[list[tuple[str, str]], bool]:
     excludes (``core.excludesFile``; rg reads it too), the checkout's
     ``info/exclude``, and the ``.gitignore`` files between the checkout's top and a
     root below it (a ``.ragexroot`` in a monorepo's subdirectory), outermost first;
-    nothing above the checkout's top.  Only an existing file is listed."""
+    nothing above the checkout's top.  Only an existing file is listed.
+    ``global_excludes=False`` leaves the global file out (the client's direct
+    regex path asks only whether rg misses some, and rg reads that file itself:
+    finding it spawns git)."""
     chain: list[str] = []
     here = real
     while True:
@@ -159,7 +163,7 @@ def ignore_files_outside(real: str) -> tuple[list[tuple[str, str]], bool]:
     prefix = "" if top == real else os.path.relpath(real, top).replace(os.sep, "/") + "/"
     found: list[tuple[str, str]] = []
     missed = False
-    excludes = git_global_excludes()
+    excludes = git_global_excludes() if global_excludes else None
     if excludes:
         found.append((prefix, excludes))
     exclude = git_info_exclude(top) if chain else None
@@ -188,16 +192,78 @@ def _holds_a_pattern(path: str) -> bool:
 
 
 def git_global_excludes() -> str | None:
-    """The user's global git ignore file, found as git and ripgrep find it:
-    ``core.excludesFile`` in ``$XDG_CONFIG_HOME/git/config`` or ``~/.gitconfig``
-    (the latter wins), else ``$XDG_CONFIG_HOME/git/ignore``; None when there is none."""
+    """The user's global git ignore file, found as git finds it: ``core.excludesFile``
+    of the global config (``$GIT_CONFIG_GLOBAL``, or ``$XDG_CONFIG_HOME/git/config``
+    and ``~/.gitconfig``, with their ``include.path`` files), ``~`` expanded, else
+    ``$XDG_CONFIG_HOME/git/ignore``; None when there is no such file.
+
+    git itself is asked (``_excludes_file_from_git``): its config syntax has
+    includes, conditional includes and escapes that a reader of our own would miss
+    (a dotfiles repository often keeps core.excludesFile in an included file).
+    Without git, or when it fails, the two config files are read here
+    (``_excludes_file_in``).  Asked once per config state (``_global_cache``): every
+    IgnoreRules reads it, and a spawn of git costs milliseconds."""
     home = os.path.expanduser("~")
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    found: str | None = None
-    for config in (os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")):
-        found = _excludes_file_in(config) or found
-    path = os.path.expanduser(found) if found else os.path.join(xdg, "git", "ignore")
+    own = os.environ.get("GIT_CONFIG_GLOBAL")
+    configs = [own] if own else [os.path.join(xdg, "git", "config"),
+                                 os.path.join(home, ".gitconfig")]
+    key = (home, xdg, own, tuple(_stamp(c) for c in configs))
+    now = _monotonic()
+    cached = _global_cache.get(key)
+    if cached is not None and now - cached[0] < GLOBAL_EXCLUDES_TTL:
+        found = cached[1]
+    else:
+        found = _excludes_file_from_git()
+        if found is _NO_GIT:
+            found = None
+            for config in configs:   # the later file wins, as in git
+                found = _excludes_file_in(config) or found
+            found = os.path.expanduser(found) if found else None
+        _global_cache.clear()
+        _global_cache[key] = (now, found)
+    path = found if found else os.path.join(xdg, "git", "ignore")
     return path if os.path.isfile(path) else None
+
+
+#: How long a global excludes lookup is trusted while the config files' stats stay
+#: the same (an edit of an *included* file changes none of them).
+GLOBAL_EXCLUDES_TTL = 5.0
+_global_cache: dict[tuple[object, ...], tuple[float, object]] = {}
+_NO_GIT = object()
+
+
+def _monotonic() -> float:
+    import time
+    return time.monotonic()
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _excludes_file_from_git() -> object:
+    """``core.excludesFile`` as ``git config --global`` reads it, includes followed,
+    ``~`` expanded (``--path``): the path, None when it is not set, or ``_NO_GIT``
+    when git is missing, too slow (2 s) or fails on the config."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "config", "--global", "--includes", "--path", "--get",
+                               "core.excludesFile"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=2.0, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return _NO_GIT
+    if done.returncode == 1 and not done.stdout:
+        return None   # not set
+    if done.returncode != 0:
+        return _NO_GIT
+    value = os.fsdecode(done.stdout.rstrip(b"\n").split(b"\n")[-1])
+    return os.path.expanduser(value) if value else None
 
 
 def _excludes_file_in(config: str) -> str | None:
