@@ -111,6 +111,12 @@ def git_info_exclude(top: str) -> str | None:
     is a file naming the git directory, and a worktree's excludes live in the
     repository's common directory (``commondir``): git reads them there, ripgrep
     14 does not look (``ripgrep.build_command`` hands it the file)."""
+    path = _info_exclude_path(top)
+    return path if path and os.path.isfile(path) else None
+
+
+def _info_exclude_path(top: str) -> str | None:
+    """Where the checkout at ``top`` keeps (or would keep) its ``info/exclude``."""
     dot_git = os.path.join(top, ".git")
     if os.path.isdir(dot_git):
         git_dir = dot_git
@@ -128,8 +134,46 @@ def git_info_exclude(top: str) -> str | None:
                 git_dir = os.path.join(git_dir, fh.read(4096).decode("utf-8", "replace").strip())
         except OSError:
             pass   # a submodule's git directory is its own common directory
-    path = os.path.join(git_dir, "info", "exclude")
-    return path if os.path.isfile(path) else None
+    return os.path.normpath(os.path.join(git_dir, "info", "exclude"))
+
+
+def _checkout_chain(real: str) -> list[str]:
+    """``real`` and each directory above it up to its git checkout's top (the last),
+    or [] outside any checkout."""
+    chain: list[str] = []
+    here = real
+    while True:
+        chain.append(here)
+        if os.path.exists(os.path.join(here, ".git")):
+            return chain
+        parent = os.path.dirname(here)
+        if parent == here:
+            return []
+        here = parent
+
+
+def ignore_sources_outside(real: str) -> list[str]:
+    """Every file outside the tree at ``real`` (a real path), or in its git
+    directory, whose edit can change which of its files are ignored, whether it
+    exists yet or not: the files ``ignore_files_outside`` reads (the global excludes
+    file, at its configured place and git's default one; the checkout's
+    ``info/exclude``; each ``.gitignore`` between the checkout's top and the root)
+    and the git config files that name the global one.  The watcher watches them
+    all (``worker/watcher.py``): an edit re-decides the tree, as an edit of a
+    ``.gitignore`` inside it does."""
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    own = os.environ.get("GIT_CONFIG_GLOBAL")
+    sources = [own] if own else [os.path.join(xdg, "git", "config"),
+                                 os.path.join(home, ".gitconfig")]
+    sources += [os.path.join(xdg, "git", "ignore"), global_excludes_place()]
+    chain = _checkout_chain(real)
+    if chain:
+        exclude = _info_exclude_path(chain[-1])
+        if exclude:
+            sources.append(exclude)
+        sources.extend(os.path.join(parent, ".gitignore") for parent in chain[1:])
+    return list(dict.fromkeys(os.path.abspath(p) for p in sources))
 
 
 def ignore_files_outside(real: str, *, global_excludes: bool = True
@@ -148,17 +192,7 @@ def ignore_files_outside(real: str, *, global_excludes: bool = True
     ``global_excludes=False`` leaves the global file out (the client's direct
     regex path asks only whether rg misses some, and rg reads that file itself:
     finding it spawns git)."""
-    chain: list[str] = []
-    here = real
-    while True:
-        chain.append(here)
-        if os.path.exists(os.path.join(here, ".git")):
-            break
-        parent = os.path.dirname(here)
-        if parent == here:
-            chain = []   # not inside a git repository
-            break
-        here = parent
+    chain = _checkout_chain(real)
     top = chain[-1] if chain else real
     prefix = "" if top == real else os.path.relpath(real, top).replace(os.sep, "/") + "/"
     found: list[tuple[str, str]] = []
@@ -203,6 +237,12 @@ def git_global_excludes() -> str | None:
     Without git, or when it fails, the two config files are read here
     (``_excludes_file_in``).  Asked once per config state (``_global_cache``): every
     IgnoreRules reads it, and a spawn of git costs milliseconds."""
+    path = global_excludes_place()
+    return path if os.path.isfile(path) else None
+
+
+def global_excludes_place() -> str:
+    """Where the global excludes file is, or would be (``git_global_excludes``)."""
     home = os.path.expanduser("~")
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     own = os.environ.get("GIT_CONFIG_GLOBAL")
@@ -222,8 +262,7 @@ def git_global_excludes() -> str | None:
             found = os.path.expanduser(found) if found else None
         _global_cache.clear()
         _global_cache[key] = (now, found)
-    path = found if found else os.path.join(xdg, "git", "ignore")
-    return path if os.path.isfile(path) else None
+    return str(found) if found else os.path.join(xdg, "git", "ignore")
 
 
 #: How long a global excludes lookup is trusted while the config files' stats stay
