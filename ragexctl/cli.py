@@ -579,8 +579,23 @@ def cmd_index(app: App) -> int:
             return app.error(ErrorCode.NOT_FOUND.value,
                              f"cannot write {export}: {target.parent} is not a directory")
         return _indexing_request(app, Op.EXPORT, {"file": str(target)}, root)
-    return _indexing_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
-                             root)
+    args: dict[str, Any] = {"rebuild": bool(app.args.rebuild), "paths": None}
+    named = _named_below(app.args.path, root)
+    if named is not None:
+        args["named"] = named
+    return _indexing_request(app, Op.INDEX, args, root)
+
+
+def _named_below(path: str | None, root: Path) -> str | None:
+    """The path a person named below the project root, relative to it (the worker
+    says why when the index leaves it out), or None: no path, or the root."""
+    if not path:
+        return None
+    full = os.path.realpath(os.path.join(_cwd(), os.path.expanduser(path)))
+    base = os.path.realpath(root)
+    if not full.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return os.path.relpath(full, base).replace(os.sep, "/")
 
 
 def cmd_import(app: App) -> int:

@@ -751,6 +751,16 @@ class Engine:
         return (f"{rel} is ignored (by .gitignore, .ignore, .rgignore, .ragexignore or "
                 f"git's excludes), so it is not {what}")
 
+    def refuse_if_left_out(self, rel: str) -> None:
+        """An index asked for by naming ``rel`` (``ragexctl index PATH``), which the
+        index leaves out by its ignore rules: refused with the sentence that says
+        which rule and how to bring it back.  It used to index the project around
+        it and say nothing, so the person looked for their file and never found it."""
+        full = self.root / rel
+        if os.path.lexists(full) and self._rules().is_ignored(rel, is_dir=full.is_dir()):
+            raise EngineError("not_found", self._ignored_sentence(rel, "indexed"), path=rel,
+                              reason="ignored")
+
     def _ignored_paths_note(self, globs: Sequence[str]) -> list[str]:
         """An empty answer to a search narrowed to a path the index leaves out
         (``--path vendor/x.go``) says so: it read as "not there"."""
