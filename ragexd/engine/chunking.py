@@ -33,7 +33,8 @@ MAX_DOC = 1200
 #: its next full run chunks every file again, so a fix reaches files nobody edits.
 #: Chunks whose text is unchanged keep their vectors; only new texts are embedded.
 #: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
-CHUNK_RULES = "2"
+#: 3: PostgreSQL 14 `BEGIN ATOMIC` bodies, Kotlin annotation classes the grammar misreads.
+CHUNK_RULES = "3"
 
 
 def chunk_rules_change(theirs: str | None) -> str:
@@ -124,6 +125,9 @@ _PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modi
                            "attribute_list", "attribute_item", "attribute", "comment",
                            "line_comment", "block_comment", "attribute_declaration",
                            "attribute_specifier"})
+#: Words that may come before ``annotation class`` (``_Walker._kotlin_annotation_class``).
+_KOTLIN_CLASS_MODIFIERS = frozenset({"public", "internal", "private", "protected", "expect",
+                                     "actual"})
 #: GNU make's built-in targets: they tune other rules, they do not make anything.
 _MAKE_SPECIAL_TARGETS = frozenset({
     ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
@@ -322,6 +326,14 @@ class _Walker:
                     if emitted:
                         names.append(emitted)
                     continue
+            if kind is None and self.language == "kotlin" and t == "prefix_expression" \
+                    and node.type != "prefix_expression":
+                named = self._kotlin_annotation_class(child)
+                if named is not None:
+                    emitted = self.emit(child, "class", parent, parent_kind, named=(named, ""))
+                    if emitted:
+                        names.append(emitted)
+                    continue
             if kind is None and self.language == "elixir" and t == "call":
                 emitted = self._elixir_def(child, parent, parent_kind)
                 if emitted is not None:
@@ -423,6 +435,24 @@ class _Walker:
         if target.type == "list_lit" and target.named_children:  # (defstruct (point ...))
             target = target.named_children[0]
         return kind, (self.text(target).lstrip(":#"), "")
+
+    def _kotlin_annotation_class(self, node: Any) -> str | None:
+        """The name of an ``annotation class`` the Kotlin grammar misreads as an
+        expression, or None.  After an annotation with arguments on its line
+        (``@Target(AnnotationTarget.FIELD) annotation class Q``), a class without a
+        constructor is parsed as annotations applied to the infix expression
+        ``annotation class Q``: the class had no chunk, no symbol, nothing to find
+        by name.  Its annotations stay in the span, as a well-read class's do."""
+        while node.type == "prefix_expression" and node.named_children:
+            node = node.named_children[-1]
+        if node.type != "infix_expression":
+            return None
+        words = [self.text(c) for c in node.named_children]
+        if len(words) < 3 or any(c.type != "simple_identifier" for c in node.named_children) \
+                or words[-3:-1] != ["annotation", "class"] \
+                or not set(words[:-3]) <= _KOTLIN_CLASS_MODIFIERS:
+            return None
+        return words[-1]
 
     def _elixir_def(self, node: Any, parent: str, parent_kind: str) -> str | None:
         """Chunk ``def``/``defp``/``defmodule``... calls; None when ``node`` is another call."""
@@ -589,12 +619,34 @@ class _Walker:
         return name
 
 
+#: A PostgreSQL 14 SQL-standard function body, ``BEGIN ATOMIC stmt; ... END``: its
+#: closing END is the first one right after a statement's ``;`` (a CASE's END is
+#: inside a statement).  An empty body (``BEGIN ATOMIC END``) has none.
+_ATOMIC_BODY = re.compile(rb"\bBEGIN(\s+)ATOMIC\b((?:.*?;)?\s*)END\b", re.IGNORECASE | re.DOTALL)
+
+
+def _quote_atomic_bodies(src: bytes) -> bytes:
+    """``src`` with each ``BEGIN ATOMIC ... END`` body turned into a dollar-quoted one
+    of the same length (``AS $r$ ... $r$``), for the parser only: the SQL grammar
+    knows no BEGIN ATOMIC, so it ran the function on past its END and read every
+    later CREATE FUNCTION or PROCEDURE of the file as error recovery inside it, with
+    no chunk and no name of its own.  Byte offsets and lines stay the same, and the
+    chunks' text is read from the file's own lines."""
+    def quoted(m: re.Match[bytes]) -> bytes:
+        head = b"AS" + m.group(1) + b"$r$"
+        head += b" " * (len(b"BEGIN") + len(m.group(1)) + len(b"ATOMIC") - len(head))
+        return head + m.group(2) + b"$r$"
+    return _ATOMIC_BODY.sub(quoted, src)
+
+
 def _chunk_tree(path: str, text: str, lines: list[str], language: str,
                 spec: L.LangSpec) -> list[Chunk]:
     parser = L.parser_for(language)
     if parser is None:
         return []
     src = text.encode("utf-8", "surrogatepass")
+    if language == "sql":
+        src = _quote_atomic_bodies(src)
     tree = parser.parse(src)
     walker = _Walker(path, src, lines, language, spec)
     walker.walk(tree.root_node, "", "")
