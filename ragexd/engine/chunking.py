@@ -83,6 +83,10 @@ def chunk_file(path: str, text: str, language: str) -> list[Chunk]:
     if not lines:
         return []
     chunks: list[Chunk] = []
+    if language == "jupyter":
+        cells = _chunk_notebook(path, text)
+        if cells is not None:
+            return cells
     spec = L.SPECS.get(language)
     if spec is not None:
         try:
@@ -99,6 +103,26 @@ def chunk_file(path: str, text: str, language: str) -> list[Chunk]:
     for c in chunks:
         unique.setdefault(c.id, c)
     return list(unique.values())
+
+
+def _chunk_notebook(path: str, text: str) -> list[Chunk] | None:
+    """A notebook's chunks: each cell's source chunked by its language, its lines
+    moved to the lines of the ``.ipynb`` its source strings are written on
+    (``notebooks.py``); None when it is no notebook that can be read."""
+    from .notebooks import NOTEBOOK, cells
+
+    found = cells(text)
+    if found is None:
+        return None
+    out: dict[str, Chunk] = {}
+    for cell in found:
+        def at(n: int, cell_lines: list[int] = cell.lines) -> int:
+            return cell_lines[max(1, min(n, len(cell_lines))) - 1]
+        for c in chunk_file(path, cell.text, cell.language):
+            c.start, c.end, c.line = at(c.start), at(c.end), at(c.line) if c.line else 0
+            c.language = NOTEBOOK
+            out.setdefault(c.id, c)
+    return sorted(out.values(), key=lambda c: (c.start, -c.end, c.kind))
 
 
 # --- tree-sitter ------------------------------------------------------------------

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from . import bulk, discovery
+from . import bulk, discovery, notebooks
 from .catalog import Catalog, FileRow
 from .chunking import CHUNK_RULES, Chunk, chunk_file, chunk_rules_change
 from .embedding import Embedder, context_text, release_memory
@@ -462,7 +462,8 @@ class Indexer:
         except discovery.Unreadable as exc:
             summary.skipped.append(SkippedFile(info.rel, exc.reason))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, exc.reason), [], None
-        generated = discovery.looks_generated(text)
+        generated = discovery.looks_generated(
+            notebooks.code_text(text) if info.language == notebooks.NOTEBOOK else text)
         if generated is not None:
             summary.skipped.append(SkippedFile(info.rel, generated))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, generated), [], None
