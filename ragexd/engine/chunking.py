@@ -33,7 +33,8 @@ MAX_DOC = 1200
 #: its next full run chunks every file again, so a fix reaches files nobody edits.
 #: Chunks whose text is unchanged keep their vectors; only new texts are embedded.
 #: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
-#: 3: PostgreSQL 14 `BEGIN ATOMIC` bodies, Kotlin annotation classes the grammar misreads.
+#: 3: PostgreSQL 14 `BEGIN ATOMIC` bodies, Kotlin annotation classes the grammar misreads,
+#:    Jupyter notebooks by their cells.
 CHUNK_RULES = "3"
 
 
