@@ -198,17 +198,25 @@ class TreeWatcher:
         except Exception:  # noqa: BLE001 - the tree's own watch matters more
             log.debug("cannot list the ignore files outside %s", self.root, exc_info=True)
             return
-        self._sources = frozenset(sources)
         root = os.path.realpath(self.root)
-        wanted = set()
+        wanted, triggers = set(), set(sources)
         for path in sources:
             folder = os.path.dirname(path)
+            # a folder not made yet (~/.config/git before the first global ignore
+            # file): the nearest one that exists is watched, and the making of the
+            # next one down re-scans, which watches it from then on
+            while not os.path.isdir(folder):
+                triggers.add(folder)
+                if os.path.dirname(folder) == folder:
+                    break
+                folder = os.path.dirname(folder)
             inside = os.path.relpath(folder, root)
             if inside == "." or not (inside.startswith("..") or any(
                     p in NOISE_DIRS or p in ALWAYS_SKIP_DIRS for p in inside.split(os.sep))):
                 continue   # the tree's own watch sees it
             if os.path.isdir(folder):
                 wanted.add(folder)
+        self._sources = frozenset(triggers)
         for folder in set(self._source_watches) - wanted:
             try:
                 self._observer.unschedule(self._source_watches.pop(folder))

@@ -176,8 +176,7 @@ def test_an_edit_of_any_ignore_file_outside_the_tree_rescans_it(
     saw none of them (.git is noise, the others are outside): the index kept (or
     missed) files until a full run.  Each edit now re-scans the tree."""
     home = tmp_path / "home"
-    (home / ".config" / "git").mkdir(parents=True)
-    (home / "dots").mkdir()
+    (home / "dots").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
@@ -192,20 +191,24 @@ def test_an_edit_of_any_ignore_file_outside_the_tree_rescans_it(
     assert w.start()
     try:
         time.sleep(0.2)
-        edits = [repo / ".git" / "info" / "exclude", home / ".config" / "git" / "ignore",
-                 repo / ".gitignore"]
-        for n, path in enumerate(edits, 1):
+        for n, path in enumerate([repo / ".git" / "info" / "exclude", repo / ".gitignore"], 1):
             path.write_text("src/a.py\n")
             assert rec.wait(n)[n - 1] is None, (path, rec.batches)
+        # the global file's folder, made after the watch began, is watched once made
+        (home / ".config" / "git").mkdir(parents=True)
+        assert rec.wait(3)[2] is None
+        time.sleep(0.3)
+        (home / ".config" / "git" / "ignore").write_text("src/a.py\n")
+        assert rec.wait(4)[3] is None
         # a config that names another excludes file: that one is watched from the next scan
         (home / ".gitconfig").write_text("[core]\n\texcludesFile = ~/dots/ignore\n")
-        assert rec.wait(4)[3] is None
+        assert rec.wait(5)[4] is None
         time.sleep(0.3)
         (home / "dots" / "ignore").write_text("*.py\n")
-        assert rec.wait(5)[4] is None
+        assert rec.wait(6)[5] is None
         (home / "dots" / "other").write_text("not an ignore file\n")
         (repo / "unrelated.txt").write_text("outside the root\n")
-        assert rec.quiet(1.0)[5:] == []
+        assert rec.quiet(1.0)[6:] == []
     finally:
         w.stop()
 
