@@ -88,12 +88,18 @@ def cells(text: str) -> list[Cell] | None:
 
 
 def code_text(text: str) -> str:
-    """What a notebook holds that is read into chunks (its cells' sources), for the
-    checks that judge a file by its text (``discovery.looks_generated``): a base64
-    image in an output is one line of 500,000 characters, and must not make a
-    notebook "generated"."""
+    """The lines of a notebook a hit can print: those its cells' sources are written
+    on, as they stand in the file, for the checks that judge a file by its text
+    (``discovery.looks_generated``).  A base64 image in an output is one line of
+    500,000 characters that no hit points at, and must not make a notebook
+    "generated"; a notebook written on one line still is, since every hit would
+    print all of it."""
     found = cells(text)
-    return text if found is None else "\n".join(c.text for c in found)
+    if found is None:
+        return text
+    lines = text.split("\n")
+    held = sorted({n for c in found for n in c.lines})
+    return "\n".join(lines[n - 1] for n in held if n <= len(lines))
 
 
 def _pairs(node: Any, src: bytes) -> dict[str, Any]:

@@ -82,3 +82,17 @@ def test_a_notebook_with_an_image_output_is_indexed_and_found_where_regex_finds_
         assert engine._catalog.file("broken.ipynb") is not None
     finally:
         engine.close()
+
+
+def test_a_notebook_written_on_one_line_is_still_generated_since_a_hit_would_print_it_all(
+        tmp_path: Path) -> None:
+    """Only the lines a hit can print (those holding the cells' sources) decide
+    whether a notebook looks generated: an indented one with a 400 kB image output
+    is code, the same notebook minified to one line is not."""
+    from ragexd.engine import discovery, notebooks
+
+    indented = notebook()
+    assert discovery.looks_generated(indented) is not None           # the raw JSON is
+    assert discovery.looks_generated(notebooks.code_text(indented)) is None
+    one_line = indented.replace("\n", "")
+    assert discovery.looks_generated(notebooks.code_text(one_line)) is not None
