@@ -744,6 +744,10 @@ class Engine:
         """Why the ignored ``rel`` is not ``what`` (indexed, searched), naming a default
         exclude and the line that brings it back: a person told only "ignored" looks
         in their own .gitignore, never at ragex's list (``vendor/`` among it)."""
+        vcs = next((part for part in rel.split("/") if part in discovery.ALWAYS_SKIP_DIRS), None)
+        if vcs is not None:   # `.git/config` is nobody's ignore rule: naming them misled
+            return (f"{rel} is inside {vcs}/, the version control system's own folder, so it "
+                    f"is never {what}")
         default = discovery.default_exclude(rel)
         if default is not None:
             return (f"{rel} is left out by ragex's default excludes ({default}), so it is "
