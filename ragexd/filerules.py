@@ -241,6 +241,29 @@ def git_global_excludes() -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def global_excludes_beyond_rg() -> bool:
+    """Whether git may read a global excludes file that ripgrep does not find: rg
+    reads ``core.excludesFile`` from ``$XDG_CONFIG_HOME/git/config`` and
+    ``~/.gitconfig`` itself, but follows neither ``$GIT_CONFIG_GLOBAL`` nor an
+    ``include``/``includeIf`` section (checked with rg 14: both listed a file the
+    excludes named).  The client's direct regex path then hands the search to the
+    worker, whose rules ask git.  Cheap (two small reads, no spawn): it runs on
+    every direct search."""
+    if os.environ.get("GIT_CONFIG_GLOBAL"):
+        return True
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    for config in (os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")):
+        try:
+            with open(config, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES)
+        except OSError:
+            continue
+        if any(line.lstrip().lower().startswith(b"[include") for line in data.splitlines()):
+            return True
+    return False
+
+
 def global_excludes_place() -> str:
     """Where the global excludes file is, or would be (``git_global_excludes``)."""
     home = os.path.expanduser("~")
