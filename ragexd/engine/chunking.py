@@ -35,7 +35,9 @@ MAX_DOC = 1200
 #: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
 #: 3: PostgreSQL 14 `BEGIN ATOMIC` bodies, Kotlin annotation classes the grammar misreads,
 #:    Jupyter notebooks by their cells.
-CHUNK_RULES = "3"
+#: 4: a JavaScript function named by a chain of assignments (`res.set = res.header =
+#:    function header`).
+CHUNK_RULES = "4"
 
 
 def chunk_rules_change(theirs: str | None) -> str:
@@ -402,6 +404,13 @@ class _Walker:
             if assign.type == "assignment_expression":
                 left = assign.child_by_field_name("left")
                 value = assign.child_by_field_name("right")
+                # `res.set = res.header = function header(field, val)` (Express): a
+                # chain gives one function several names; the one beside it (its
+                # own name, as a rule) names the chunk, whose text holds the others.
+                # It was no definition at all, its body cut into 40-line blocks.
+                while value is not None and value.type == "assignment_expression":
+                    left = value.child_by_field_name("left")
+                    value = value.child_by_field_name("right")
                 if left is not None and value is not None and value.type in _FUNC_VALUE_TYPES \
                         and left.type in ("member_expression", "identifier"):
                     parts = [p for p in self.text(left).replace("?.", ".").split(".")

@@ -543,9 +543,7 @@ class Indexer:
             if plan is not None and pending >= plan[1]:
                 live.bulk = bulk.start(plan[0])
                 if live.bulk is not None:   # its load (up to LOAD_TIMEOUT) says nothing
-                    emit(IndexProgress("embedding", live.files_done, live.files_todo,
-                                       summary.chunks_embedded + summary.chunks_shared,
-                                       self.eta(), f"starting the {plan[0]} child process"))
+                    emit(self._embedding(summary, f"starting the {plan[0]} child process"))
             self._embed_batches(summary, emit, cancel, stop, chunk_hook, loaded)
         finally:
             child, live.bulk = live.bulk, None
@@ -602,9 +600,7 @@ class Indexer:
             live.backlog.embedded(len(ids), done)
             summary.chunks_embedded += computed
             summary.chunks_shared += len(ids) - computed
-            emit(IndexProgress("embedding", live.files_done, live.files_todo,
-                               summary.chunks_embedded + summary.chunks_shared, self.eta(),
-                               batch[-1].path))
+            emit(self._embedding(summary, batch[-1].path))
 
     def _vectors_for(self, texts: list[str], summary: IndexSummary,
                      halted: Callable[[], bool]) -> tuple["np.ndarray", int] | None:
@@ -661,6 +657,18 @@ class Indexer:
             self.gate.let_queries_pass()
             parts.append(encode(texts[i:i + size]))
         return np.vstack(parts)
+
+    def _embedding(self, summary: IndexSummary, message: str) -> IndexProgress:
+        """An embedding step's progress: this run's chunks embedded (or taken from
+        the shared store) out of those done and still pending."""
+        live = self.live
+        done = summary.chunks_embedded + summary.chunks_shared
+        try:
+            left = self.catalog.pending_count()
+        except Exception:  # noqa: BLE001 - a count is not worth a failure
+            left = -1
+        return IndexProgress("embedding", live.files_done, live.files_todo, done, self.eta(),
+                             message, chunks_total=done + left if left >= 0 else 0)
 
     def eta(self) -> float | None:
         """Seconds until every chunk has its vector, from this run's recent

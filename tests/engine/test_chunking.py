@@ -505,6 +505,26 @@ def test_javascript_assigned_functions_are_definitions() -> None:
                    ("method", "bar", "Foo", 11, 11, "")]
 
 
+def test_a_function_given_several_names_by_a_chain_is_one_definition() -> None:
+    """Express's `res.set = res.header = function header(...)` was no definition:
+    its body was cut into blocks and neither name was a symbol."""
+    source = textwrap.dedent('''\
+        res.set =
+        res.header = function header(field, val) {
+          return this;
+        };
+        exports = module.exports = function createApplication() {
+          return app;
+        };
+        a = b = 3;
+        ''')
+    got = [(c.kind, c.name, c.parent, c.start, c.end)
+           for c in chunk_file("response.js", source, "javascript") if c.kind != "block"]
+    assert got == [("method", "header", "res", 1, 4),
+                   ("function", "createApplication", "", 5, 7)]
+    assert "res.set =" in chunk_file("response.js", source, "javascript")[0].code
+
+
 def test_a_named_function_exported_whole_is_found_by_its_own_name() -> None:
     # Express's middleware/query.js: `query` is what a person searches for
     source = textwrap.dedent('''\

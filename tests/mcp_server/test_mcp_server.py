@@ -551,5 +551,7 @@ def test_find_symbol_during_first_index_never_claims_the_name_is_absent() -> Non
     assert text.count("still being built") == 1, text
     done = dict(during, notes=[], coverage=dict(during["coverage"], files_indexed=849,
                                                 catalog_complete=True, complete=True))
-    assert render_no_definition("nope", done, root="/p") == \
-        "no definition named 'nope' found in /p"
+    assert render_no_definition("nope", done, root="/p") == (
+        "no definition named 'nope' found in /p\n"
+        "constants and variables are not definitions: search_code with the name finds the "
+        "lines that assign and use it")
