@@ -917,12 +917,19 @@ def _main(argv: list[str]) -> int:
 
 def _guarded_plugin(name: str, argv: list[str]) -> int:
     """A plugin's run, ended as every command ends on Ctrl-C or a closed reader
-    (``ragexctl doctor | head -3`` printed a BrokenPipeError traceback, exit 1)."""
+    (``ragexctl doctor | head -3`` printed a BrokenPipeError traceback, exit 1),
+    also when an async plugin's task group wraps the closed pipe in a group."""
     try:
         return run_plugin(name, argv)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        return reader_gone()
+    except BaseExceptionGroup as group:
+        # the MCP server's task group wraps the closed pipe: `ragexctl mcp | head -c1`
+        # printed an ExceptionGroup traceback.  Anything else in the group is a bug.
+        if group.split(BrokenPipeError)[1] is not None:
+            raise
         return reader_gone()
 
 
