@@ -555,5 +555,6 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
 
             logging.getLogger(__name__).warning("rg reported: %s", cleaned)
     if capped:
-        notes.append(f"showing the first {limit} matches")
+        notes.append("showing the first match" if limit == 1
+                     else f"showing the first {limit} matches")
     return matches, notes

@@ -67,6 +67,8 @@ def test_the_cap_stops_rg_and_says_so_and_accept_is_asked_once_a_file(tree: Path
     assert [(m.path, m.line) for m in matches] == [("a.py", 1), ("a.py", 3), ("latin1.txt", 1)]
     assert notes == ["showing the first 3 matches"]
     assert asked == ["a.py", "colon:name.py", "latin1.txt", "min.js"]   # the one past the cap
+    one, notes = ripgrep.search(tree, "needle", limit=1, alone=True)
+    assert len(one) == 1 and notes == ["showing the first match"]   # not "first 1 matches"
 
 
 def test_exactly_limit_matches_carry_no_cap_note(tree: Path) -> None:
