@@ -41,8 +41,8 @@ from ragexd.textcodec import printable, printable_lines
 
 from . import __version__
 from .location import project_relative
-from .render import (answer_notes, file_of, format_coverage, format_duration, format_summary,
-                     read_lines, skipped_total)
+from .render import (ProgressRenderer, answer_notes, file_of, format_coverage, format_duration,
+                     format_summary, read_lines, skipped_total)
 from .session import INDEX_SILENCE_TIMEOUT, ONESHOT_TIMEOUT, Session
 
 log = logging.getLogger("ragex.mcp")
@@ -249,7 +249,13 @@ def render_no_definition(name: str, result: dict[str, Any], *, root: str) -> str
     cov = result.get("coverage") or {}
     yet = "" if cov.get("catalog_complete", True) else " yet"
     return "\n".join([f"no definition named {name!r} found{yet} in {root}",
-                      *_note_lines(result)])
+                      *_note_lines(result), VALUES_ARE_NOT_DEFINITIONS])
+
+
+#: find_symbol looks only at definitions; an agent asking it for a constant was
+#: told the name does not exist and stopped looking.
+VALUES_ARE_NOT_DEFINITIONS = ("constants and variables are not definitions: search_code with "
+                              "the name finds the lines that assign and use it")
 
 
 def _note_lines(result: dict[str, Any]) -> list[str]:
@@ -548,11 +554,14 @@ def build_server(backend: Backend) -> Any:
             if now - last[0] < 0.5 and p.phase != "done":
                 return
             last[0] = now
-            total = float(p.files_total) if p.files_total else None
-            message = (f"indexing: {p.phase} {p.files_done}/{p.files_total} files"
-                       + (f", ~{p.eta_seconds:.0f} s left" if p.eta_seconds else ""))
+            # embedding: the chunks, as the CLI's bar (the files are all catalogued)
+            done, of = ((p.chunks_embedded, p.chunks_total)
+                        if p.phase == "embedding" and p.chunks_total
+                        else (p.files_done, p.files_total))
+            message = "indexing: " + ProgressRenderer.describe(p)
             try:
-                anyio.from_thread.run(ctx.report_progress, float(p.files_done), total, message)
+                anyio.from_thread.run(ctx.report_progress, float(done),
+                                      float(of) if of else None, message)
             except Exception:  # noqa: BLE001 - progress is a courtesy
                 pass
 

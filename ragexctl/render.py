@@ -101,9 +101,14 @@ def hit_line(hit: dict[str, Any]) -> tuple[int, str]:
     if hit.get("kind") != "match":
         # A definition's span starts at its decorators; `@property` says nothing, so
         # show the line that names it (and that line's number, to stay grep-true).
+        # A line window (Markdown, text) often starts at a blank line: its first
+        # line with text is shown, at its own number, never words that are not in
+        # the file (was: `README.md:31:window Compatibility`).
         lines = snippet.split("\n")
+        blank = not snippet.strip()   # all blank: nothing to skip to (named below)
         skip = 0
-        while skip < len(lines) - 1 and lines[skip].lstrip().startswith("@"):
+        while skip < len(lines) - 1 and (lines[skip].lstrip().startswith("@")
+                                         or not (blank or lines[skip].strip())):
             skip += 1
         snippet = "\n".join(lines[skip:])
         line += skip
@@ -551,20 +556,26 @@ class ProgressRenderer:
 
     @staticmethod
     def describe(p: Any, bar_width: int = 0) -> str:
-        """``embedding [#####---] 120/480 files, 1530 chunks, ETA 42s`` (ASCII only:
-        stderr may not be UTF-8)."""
+        """``cataloguing [#####---] 120/480 files``, ``embedding [##------] 480/480 files,
+        1530/6120 chunks, ETA 42s`` (ASCII only: stderr may not be UTF-8)."""
         phase = getattr(p, "phase", "") or "working"
         done = int(getattr(p, "files_done", 0) or 0)
         total = int(getattr(p, "files_total", 0) or 0)
+        chunks = int(getattr(p, "chunks_embedded", 0) or 0)
+        # While embedding, every file is catalogued: a bar of files stayed full for
+        # the minutes the vectors take, so it follows the chunks when they are counted.
+        of = int(getattr(p, "chunks_total", 0) or 0) if phase == "embedding" else 0
         head = phase
-        if bar_width and total:
-            filled = int(bar_width * min(done, total) / total)
+        bar_done, bar_total = (chunks, of) if of else (done, total)
+        if bar_width and bar_total:
+            filled = int(bar_width * min(bar_done, bar_total) / bar_total)
             head += " [" + "#" * filled + "-" * (bar_width - filled) + "]"
         details = []
         if total:
             details.append(f"{done}/{total} files")
-        chunks = int(getattr(p, "chunks_embedded", 0) or 0)
-        if chunks:
+        if of:
+            details.append(f"{chunks}/{of} chunks")
+        elif chunks:
             details.append(f"{chunks} chunks")
         eta = getattr(p, "eta_seconds", None)
         if eta is not None and phase not in ("done", "scanning"):

@@ -444,6 +444,15 @@ def _json_bytes(obj: dict[str, str]) -> bytes:
     return obj["text"].encode("utf-8", "surrogateescape")
 
 
+def shown_line(text: str) -> str:
+    """A matched line as a hit shows it: at most MAX_LINE_CHARS characters, and a
+    cut one ends in "…", so a minified line's hit does not pass for the whole line
+    (a search for a piece past the cut seemed to match nothing on it)."""
+    if len(text) <= MAX_LINE_CHARS:
+        return text
+    return text[:MAX_LINE_CHARS - 1] + "\u2026"
+
+
 def _take(lines: list[bytes], parse: Callable[[bytes, list[str]], Any], matches: list[RgMatch],
           notes: list[str], limit: int, accept: Callable[[str], bool] | None,
           verdicts: dict[bytes, bool]) -> bool:
@@ -469,7 +478,7 @@ def _take(lines: list[bytes], parse: Callable[[bytes, list[str]], Any], matches:
         # A path that is not UTF-8 is shown with \xNN escapes, exactly as the index
         # summary names it, never mangled into U+FFFD; a line's text is just read.
         matches.append(RgMatch(display_name(raw_path), number,
-                               text.decode("utf-8", "replace").rstrip("\r\n")[:MAX_LINE_CHARS]))
+                               shown_line(text.decode("utf-8", "replace").rstrip("\r\n"))))
         if len(matches) > limit:   # one more than shown: there is more to see
             matches.pop()
             return True
@@ -546,5 +555,6 @@ def search(root: str | os.PathLike[str], pattern: str, *, limit: int, globs: Seq
 
             logging.getLogger(__name__).warning("rg reported: %s", cleaned)
     if capped:
-        notes.append(f"showing the first {limit} matches")
+        notes.append("showing the first match" if limit == 1
+                     else f"showing the first {limit} matches")
     return matches, notes

@@ -32,10 +32,11 @@ from . import discovery, snapshot
 from .catalog import Catalog
 from .embedding import DIM, Embedder, embedder_change, embedder_id
 from .indexer import LAST_INDEXED, RUN_FILES, RUN_MARKER, Indexer, LiveRun, QueryGate
-from ..query_shape import shape
+from ..query_shape import is_code_token, shape
 from .search import (AUTO_NATURAL, NOTHING_MEANINGFUL, Searcher, compile_globs,
                      normalise_languages, validate_text)
 from .shared_store import SharedStore, StoreConfig
+from .symbols import TIER_SCORES
 from .store import BEING_REPLACED, HEAVY_IMPORTS, REBUILD_HINT, is_unwritable
 from .types import (Coverage, EngineError, IndexProgress, IndexStatus, IndexSummary,
                     SearchOutcome, SearchQuery, SkippedFile)
@@ -555,7 +556,10 @@ class Engine:
             try:
                 outcome = self._search(text, query.mode, query.limit, globs, match, languages)
                 if not outcome.hits:
-                    outcome.notes.extend(self._ignored_paths_note(globs))
+                    ignored = self._ignored_paths_note(globs)
+                    outcome.notes.extend(ignored)
+                    if not ignored and outcome.mode != "regex":   # ripgrep read live files
+                        self._say_filters_match_nothing(outcome, globs, languages, match)
                 if not outcome.hits and outcome.mode != "regex":   # regex_hits says it
                     # only files the search would have read: a `-t go` search for a
                     # name must not point at a binary .sql file
@@ -614,6 +618,25 @@ class Engine:
         if mode == "auto":
             if shape(text) == "symbol":
                 ranked = searcher.symbol_ranked(text, limit, languages, match, fuzzy=False)
+                if ranked and ranked[0][1] >= TIER_SCORES["nocase"]:
+                    return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
+                                         notes, cov)
+                # No definition has that name.  A code-like one (DEFAULT_STYLES,
+                # emailRegex) is then a constant or a variable, which the symbol
+                # table does not hold: the lines that use it beat definitions whose
+                # names merely contain it (TestEnablePrefixMatching for
+                # EnablePrefixMatching) and a search by meaning of one word.
+                name = text.strip()
+                if is_code_token(name) or (name.isupper() and len(name) > 1):
+                    words, more = searcher.word_hits(name, limit, globs, languages, match)
+                    if words:
+                        return SearchOutcome(words, "regex", False, notes + [
+                            f"no definition named {name}"
+                            + ("" if cov.catalog_complete else f" in {SO_FAR}")
+                            + "; the lines that use it as a word, "
+                            "those that assign it first"
+                            + ("; `--mode symbol` lists definitions with names like it"
+                               if ranked else ""), *more], None)
                 if ranked:
                     return SearchOutcome(searcher.to_hits(ranked), "symbol", symbol_partial,
                                          notes, cov)
@@ -744,12 +767,49 @@ class Engine:
         """Why the ignored ``rel`` is not ``what`` (indexed, searched), naming a default
         exclude and the line that brings it back: a person told only "ignored" looks
         in their own .gitignore, never at ragex's list (``vendor/`` among it)."""
+        vcs = next((part for part in rel.split("/") if part in discovery.ALWAYS_SKIP_DIRS), None)
+        if vcs is not None:   # `.git/config` is nobody's ignore rule: naming them misled
+            return (f"{rel} is inside {vcs}/, the version control system's own folder, so it "
+                    f"is never {what}")
         default = discovery.default_exclude(rel)
         if default is not None:
             return (f"{rel} is left out by ragex's default excludes ({default}), so it is "
                     f"not {what}; a `!{default}` line in .ragexignore brings it back")
         return (f"{rel} is ignored (by .gitignore, .ignore, .rgignore, .ragexignore or "
                 f"git's excludes), so it is not {what}")
+
+    def _say_filters_match_nothing(self, outcome: SearchOutcome, globs: Sequence[str],
+                                   languages: Sequence[str],
+                                   match: Callable[[str], bool]) -> None:
+        """An empty answer whose path or language filters leave no indexed file says
+        so, instead of "it looks like noise" for a good question about a folder that
+        is not there (`--path 'tests/**'`) or a language the project has no file in."""
+        catalog = self._catalog
+        if catalog is None or not (globs or languages):
+            return
+        try:
+            files = catalog.files()
+        except sqlite3.Error:
+            return
+        if any(match(path) and (not languages or row.language in languages)
+               for path, row in files.items()):
+            return
+        said = [f"the path filter {', '.join(globs)}"] if globs else []
+        said += [f"the language filter {', '.join(languages)}"] if languages else []
+        complete = outcome.coverage is None or outcome.coverage.catalog_complete
+        outcome.notes[:] = [n for n in outcome.notes if n != NOTHING_MEANINGFUL]
+        outcome.notes.append(f"no file {'indexed' if complete else 'indexed so far'} matches "
+                             f"{' and '.join(said)}, so nothing was searched")
+
+    def refuse_if_left_out(self, rel: str) -> None:
+        """An index asked for by naming ``rel`` (``ragexctl index PATH``), which the
+        index leaves out by its ignore rules: refused with the sentence that says
+        which rule and how to bring it back.  It used to index the project around
+        it and say nothing, so the person looked for their file and never found it."""
+        full = self.root / rel
+        if os.path.lexists(full) and self._rules().is_ignored(rel, is_dir=full.is_dir()):
+            raise EngineError("not_found", self._ignored_sentence(rel, "indexed"), path=rel,
+                              reason="ignored")
 
     def _ignored_paths_note(self, globs: Sequence[str]) -> list[str]:
         """An empty answer to a search narrowed to a path the index leaves out

@@ -61,9 +61,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from . import bulk, discovery
+from . import bulk, discovery, notebooks
 from .catalog import Catalog, FileRow
-from .chunking import CHUNK_RULES, Chunk, chunk_file
+from .chunking import CHUNK_RULES, Chunk, chunk_file, chunk_rules_change
 from .embedding import Embedder, context_text, release_memory
 from .eta import WORK_CAP, Backlog, EmbedRate, work
 from .priority import Priorities, classify
@@ -248,15 +248,19 @@ class Indexer:
         summary.skipped.extend(skipped)
 
         todo: list[_Pending] = []
-        rechunk = paths is None and bool(manifest) \
-            and self.catalog.get_meta(CHUNK_RULES_KEY) != CHUNK_RULES
+        cut_by = self.catalog.get_meta(CHUNK_RULES_KEY)
+        rechunk = paths is None and bool(manifest) and cut_by != CHUNK_RULES
         if not manifest:
             # all this index will hold is cut by today's rules, even if this run
             # is killed: the run that resumes it must not chunk it all again
             self._write(lambda: self.catalog.set_meta(CHUNK_RULES_KEY, CHUNK_RULES))
         if rechunk:
-            log.info("the index was chunked by older rules: chunking every file again "
-                     "(vectors of unchanged chunk texts are kept)")
+            why = chunk_rules_change(cut_by)
+            log.info("%s: chunking every file again", why)
+            emit(IndexProgress("rechunking", message=f"{why}: chunking every file again once "
+                               "(only chunk texts the new rules made are embedded)"))
+            summary.notes.append(f"{why}, so every file was chunked again (only chunk texts "
+                                 "the new rules made were embedded)")
         for f in files:
             old = manifest.get(f.rel)
             if rechunk and old is not None:
@@ -458,7 +462,8 @@ class Indexer:
         except discovery.Unreadable as exc:
             summary.skipped.append(SkippedFile(info.rel, exc.reason))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, exc.reason), [], None
-        generated = discovery.looks_generated(text)
+        generated = discovery.looks_generated(
+            notebooks.code_text(text) if info.language == notebooks.NOTEBOOK else text)
         if generated is not None:
             summary.skipped.append(SkippedFile(info.rel, generated))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, generated), [], None
@@ -538,9 +543,7 @@ class Indexer:
             if plan is not None and pending >= plan[1]:
                 live.bulk = bulk.start(plan[0])
                 if live.bulk is not None:   # its load (up to LOAD_TIMEOUT) says nothing
-                    emit(IndexProgress("embedding", live.files_done, live.files_todo,
-                                       summary.chunks_embedded + summary.chunks_shared,
-                                       self.eta(), f"starting the {plan[0]} child process"))
+                    emit(self._embedding(summary, f"starting the {plan[0]} child process"))
             self._embed_batches(summary, emit, cancel, stop, chunk_hook, loaded)
         finally:
             child, live.bulk = live.bulk, None
@@ -597,9 +600,7 @@ class Indexer:
             live.backlog.embedded(len(ids), done)
             summary.chunks_embedded += computed
             summary.chunks_shared += len(ids) - computed
-            emit(IndexProgress("embedding", live.files_done, live.files_todo,
-                               summary.chunks_embedded + summary.chunks_shared, self.eta(),
-                               batch[-1].path))
+            emit(self._embedding(summary, batch[-1].path))
 
     def _vectors_for(self, texts: list[str], summary: IndexSummary,
                      halted: Callable[[], bool]) -> tuple["np.ndarray", int] | None:
@@ -656,6 +657,18 @@ class Indexer:
             self.gate.let_queries_pass()
             parts.append(encode(texts[i:i + size]))
         return np.vstack(parts)
+
+    def _embedding(self, summary: IndexSummary, message: str) -> IndexProgress:
+        """An embedding step's progress: this run's chunks embedded (or taken from
+        the shared store) out of those done and still pending."""
+        live = self.live
+        done = summary.chunks_embedded + summary.chunks_shared
+        try:
+            left = self.catalog.pending_count()
+        except Exception:  # noqa: BLE001 - a count is not worth a failure
+            left = -1
+        return IndexProgress("embedding", live.files_done, live.files_todo, done, self.eta(),
+                             message, chunks_total=done + left if left >= 0 else 0)
 
     def eta(self) -> float | None:
         """Seconds until every chunk has its vector, from this run's recent

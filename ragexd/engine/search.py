@@ -153,6 +153,10 @@ NOTHING_MEANINGFUL = ("nothing in the index is close to this query in meaning "
 WEIGHTS = Weights()
 #: What ``auto`` uses for natural-language questions (set from the eval; QUALITY.md).
 AUTO_NATURAL = os.environ.get("RAGEX_AUTO_NATURAL", "hybrid")
+#: An identifier a ``\b`` delimits (``word_hits``), and how many of its lines are
+#: read to put the ones that assign it first.
+_PLAIN_NAME = re.compile(r"[A-Za-z_]\w*")
+WORD_DEPTH = 200
 
 
 def validate_text(text: str) -> str:
@@ -171,8 +175,13 @@ def compile_globs(root: Path, globs: Sequence[str]) -> tuple[list[str], Callable
         raise EngineError(exc.code, exc.message, **exc.detail) from None
     if not cleaned:
         return [], lambda p: True
+    # Only exclusions (`-g '!tests/**'`) mean "everything but these", as ripgrep reads
+    # them; a gitignore spec of negations alone matched no path at all, so every
+    # mode answered nothing.  The matcher alone gains the "**": ripgrep gets the
+    # globs as given (a "**" there would override the ignore rules).
+    lines = cleaned if any(not g.startswith("!") for g in cleaned) else ["**", *cleaned]
     try:
-        spec = pathspec.GitIgnoreSpec.from_lines(cleaned)
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
     except Exception as exc:
         raise EngineError("bad_query", f"invalid path glob: {exc}") from exc
     return cleaned, spec.match_file
@@ -277,10 +286,43 @@ class Searcher:
             return []
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:64])
         want = n * 3 + 20
-        got = self.catalog.fts_search(expr, want, self.weights.bm25, languages)
-        rows = self.catalog.chunks_by_id([i for i, _ in got])
-        out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
-        return out[:n]
+        while True:
+            # a --path filter is applied to what FTS ranked best in the whole tree:
+            # read further until it has kept enough (as _semantic does), or a folder's
+            # keyword matches were all behind other folders' and hybrid was blind to
+            # them ("value" under json/: 0 of its 21 chunks)
+            got = self.catalog.fts_search(expr, want, self.weights.bm25, languages)
+            rows = self.catalog.chunks_by_id([i for i, _ in got])
+            out = [(rows[i], s) for i, s in got if i in rows and match(rows[i].path)]
+            if len(out) >= n or len(got) < want:
+                return out[:n]
+            want *= 4
+
+    def word_hits(self, name: str, limit: int, globs: Sequence[str],
+                  languages: Sequence[str], match: Callable[[str], bool]
+                  ) -> tuple[list[SearchHit], list[str]]:
+        """The lines that use ``name`` as a whole word, those that give it a value
+        first (``NAME = …``, ``const NAME: T =``, ``#define NAME``, an enum member
+        alone on its line), else in ripgrep's order: auto's answer to an identifier
+        that names no definition, a constant or a variable (``DEFAULT_STYLES``, Go's
+        ``var EnablePrefixMatching``), which the symbol table does not hold and a
+        search by meaning missed.  Nothing for a name a word boundary cannot
+        delimit (``$scope``)."""
+        if not _PLAIN_NAME.fullmatch(name):
+            return [], []
+        depth = max(limit * 5, WORD_DEPTH)
+        hits, said = self.regex_hits(rf"\b{name}\b", depth, globs, languages, match,
+                                     final=False)
+        said = [n for n in said if not n.startswith("showing the first")]  # counted below
+        binds = re.compile(rf"\s*#\s*define\s+{name}\b"
+                           rf"|\s*(?:[\w$]+\s+)*{name}\s*(?::[^=]*)?:?=(?!=)"
+                           # alone on its line: an enum member, a Go const block's entry
+                           rf"|\s*{name}\s*,?\s*(?://.*)?$")
+        hits.sort(key=lambda h: 0 if binds.match(h.text.split("\n", 1)[0]) else 1)
+        if len(hits) > limit:
+            said.append(f"{len(hits)}{'+' if len(hits) >= depth else ''} lines use it; "
+                        f"showing {limit}")
+        return hits[:limit], said
 
     def symbol_ranked(self, text: str, n: int, languages: Sequence[str],
                       match: Callable[[str], bool], *, fuzzy: bool = True

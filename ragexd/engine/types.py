@@ -90,6 +90,9 @@ class IndexProgress:
     chunks_embedded: int = 0
     eta_seconds: float | None = None
     message: str = ""
+    #: while embedding: this run's chunks to embed, done and left (0: not counted),
+    #: so a progress bar can follow the embedding rather than stay full of files
+    chunks_total: int = 0
 
 
 @dataclass

@@ -166,6 +166,7 @@ class Progress:
     chunks_embedded: int = 0
     eta_seconds: float | None = None
     message: str = ""
+    chunks_total: int = 0      # while embedding: the run's chunks to embed (0: unknown)
 
     def to_wire(self) -> dict[str, Any]:
         data = asdict(self)

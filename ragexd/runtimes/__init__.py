@@ -63,4 +63,9 @@ def select_runtime(cfg: "Config") -> tuple[Runtime, str]:
     runtime, problem = _docker(cfg)
     if runtime is not None:
         return runtime, "runtime = auto: the Docker engine answers and the worker image is present"
-    return ProcessRuntime(cfg), f"runtime = auto fell back to local processes: {problem}"
+    # Said by `ragexctl status` for as long as this ragexd runs: when the choice was
+    # made, and how to make it again (Docker started later was taken for "not
+    # running" now, beside `doctor` saying it answers).
+    return ProcessRuntime(cfg), (f"runtime = auto fell back to local processes when ragexd "
+                                 f"started: {problem}; `ragexctl stop --all` lets the next "
+                                 "ragexd choose again")

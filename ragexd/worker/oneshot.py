@@ -89,7 +89,7 @@ def run_oneshot(root: Path, index_dir: Path, raw: str, out: IO[str] = sys.stdout
     # when this process exits; the next search or `ragexctl index` resumes it.
     alive = _KeepAlive(out, request.id)
     progress = alive.progress
-    service = WorkerService(root, index_dir, base=base)
+    service = WorkerService(root, index_dir, base=base, oneshot=True)
     # (a regex search never waits: ripgrep needs no index, locked or not)
     needs_index = request.op is not Op.SEARCH or request.args_as(SearchArgs).mode != "regex"
     service.open_engine(lock_wait=LOCK_WAIT if needs_index else 0.0)

@@ -84,6 +84,23 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
 
 
+def _may_let_go(pid: int | None) -> bool:
+    """Whether the index lock's holder may be a one-shot worker that answered and
+    is stopping (worth waiting for): False only for a process known to be
+    something else, a serving worker above all.  A holder in a container records
+    a pid of its own namespace, never a one-shot's (those run here)."""
+    import psutil
+
+    if pid is None:
+        return True   # its pid is not written yet
+    try:
+        return "oneshot" in psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return True   # gone: the kernel drops its lock in a moment
+    except psutil.Error:
+        return True   # cannot tell: wait, as before
+
+
 class WorkerService:
     """One project's engine plus the bookkeeping the protocol needs.
 
@@ -94,8 +111,11 @@ class WorkerService:
 
     def __init__(self, root: Path, index_dir: Path, project_id: str = "", *,
                  watch: bool = False, background_first_index: bool = True,
-                 base: Path | None = None) -> None:
+                 base: Path | None = None, oneshot: bool = False) -> None:
         self.root = root
+        #: a ``--no-daemon`` request's process: what to tell its user when a
+        #: ragexd worker owns the index differs from what a second ragexd hears
+        self.oneshot = oneshot
         #: ``[index] base``: a snapshot file, or a directory of them CI refreshes
         self.base = base
         self.watch = watch
@@ -155,17 +175,25 @@ class WorkerService:
                 try:
                     lock.acquire()
                     break
-                except AlreadyRunning:
-                    if time.monotonic() >= end:
+                except AlreadyRunning as exc:
+                    # only a one-shot on its way out is worth waiting for: a worker
+                    # that serves the project keeps the lock for good (was: a
+                    # `--no-daemon` search beside a running worker said "working"
+                    # for 60 s, then blamed "a second ragexd")
+                    if time.monotonic() >= end or not _may_let_go(exc.pid):
                         raise
                     time.sleep(0.1)
         except AlreadyRunning as exc:
             who = f"pid {exc.pid}" if exc.pid else "another process"
+            kill = f"`kill {exc.pid or '<pid>'}`"
             raise RagexError(
                 ErrorCode.INDEX_LOCKED,
-                f"the index {self.index_dir} is in use by another ragex worker ({who}), "
-                "probably started by a second ragexd; stop that one (`ragexctl stop` in its "
-                f"environment, or `kill {exc.pid or '<pid>'}`) and try again",
+                f"the index {self.index_dir} is in use by another ragex worker ({who}); "
+                + ("run the command without --no-daemon to ask the running worker, or "
+                   f"stop it first (`ragexctl stop {self.root}`, or {kill})"
+                   if self.oneshot else
+                   "probably started by a second ragexd; stop that one (`ragexctl stop` in "
+                   f"its environment, or {kill}) and try again"),
                 holder_pid=exc.pid) from None
         except OSError as exc:
             # A read-only or full index directory: nothing can write it anyway, and
@@ -676,6 +704,11 @@ class WorkerService:
         try:
             self.cancel_index.clear()
             engine = self.engine(timeout=120)
+            if args.named is not None:
+                try:
+                    engine.refuse_if_left_out(args.named)
+                except Exception as exc:  # noqa: BLE001
+                    raise _to_ragex_error(exc) from None
             throttle = ProgressThrottle()
 
             def on_progress(p: Any) -> None:
@@ -722,7 +755,8 @@ def _progress(request_id: str, p: Any) -> Progress:
     """The engine's IndexProgress as the protocol's Progress for one request."""
     return Progress(id=request_id, phase=p.phase, files_done=p.files_done,
                     files_total=p.files_total, chunks_embedded=p.chunks_embedded,
-                    eta_seconds=p.eta_seconds, message=p.message)
+                    eta_seconds=p.eta_seconds, message=p.message,
+                    chunks_total=p.chunks_total)
 
 
 def _set_torch_threads(n: int) -> None:

@@ -133,3 +133,29 @@ def test_a_first_search_answers_within_its_deadline_and_says_what_it_covers(tmp_
                  what="the one-shot workers to stop their index and exit")
     finally:
         env.cleanup()
+
+
+def test_no_daemon_beside_a_running_worker_says_at_once_how_to_search(tmp_path):
+    """The project's worker (started by ragexd) owns its index for good: a one-shot
+    waited 60 s for it to let go, printing "working", then blamed "a second
+    ragexd".  Now it is refused at once, with the two ways out."""
+    import time
+
+    env = PrivateEnv(RAGEX_WATCH="0")
+    try:
+        tree = make_tree(env.base / "proj")
+        r = env.ctl("search", "--mode", "symbol", "retry_upload", cwd=tree)
+        assert r.returncode == 0, r.stderr        # ragexd and the worker now run
+        t0 = time.monotonic()
+        r = env.ctl("search", "--no-daemon", "--mode", "symbol", "retry_upload", cwd=tree)
+        took = time.monotonic() - t0
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        assert "without --no-daemon to ask the running worker" in r.stderr
+        assert f"ragexctl stop {os.path.realpath(tree)}" in r.stderr
+        assert "second ragexd" not in r.stderr and "working" not in r.stderr
+        assert took < 30, f"refused only after {took:.0f} s"
+        # the worker's answer is untouched
+        r = env.ctl("search", "--mode", "symbol", "retry_upload", cwd=tree)
+        assert r.returncode == 0 and "shop/upload.py" in r.stdout, r.stderr
+    finally:
+        env.cleanup()

@@ -88,6 +88,20 @@ def test_progress_on_a_tty_redraws_one_line_and_clears_it():
     assert out.getvalue().endswith("\r")
 
 
+def test_an_embedding_bar_follows_the_chunks_not_the_files_all_catalogued_already():
+    """Every file is catalogued before the embedding: a bar of files stood full for
+    the minutes the vectors took, beside an ETA of minutes."""
+    line = render.ProgressRenderer.describe(
+        Progress(id="x", phase="embedding", files_done=47, files_total=47,
+                 chunks_embedded=128, chunks_total=512, eta_seconds=31), bar_width=20)
+    assert line == "embedding [#####---------------] 47/47 files, 128/512 chunks, ETA 31s"
+    # an older worker does not count them: its files, as before
+    line = render.ProgressRenderer.describe(
+        Progress(id="x", phase="embedding", files_done=47, files_total=47,
+                 chunks_embedded=128), bar_width=20)
+    assert line == "embedding [####################] 47/47 files, 128 chunks"
+
+
 def test_progress_off_a_tty_prints_plain_lines_on_phase_change_only():
     out = io.StringIO()
     pr = render.ProgressRenderer(out, tty=False, interval=3600)
@@ -196,6 +210,24 @@ def test_a_decorated_definition_shows_its_def_line_with_that_line_number() -> No
     assert format_hit(hit, "a.py", color=False) == "a.py:12:    def size(self):"
     match = {"path": "a.py", "line": 3, "kind": "match", "name": "", "text": "@app.route('/')"}
     assert format_hit(match, "a.py", color=False) == "a.py:3:@app.route('/')"
+
+
+def test_a_window_that_starts_blank_shows_its_first_line_of_text_at_that_lines_number(
+        tmp_path) -> None:
+    """A Markdown window starting at a blank line printed `README.md:31:window
+    Compatibility`: words that are not on line 31, nor anywhere in the file."""
+    window = {"path": "README.md", "line": 31, "end_line": 70, "kind": "window",
+              "name": "Compatibility", "text": "\n  \nThe [Rich API] makes it easy\n\nmore"}
+    assert render.format_hit(window, "README.md", color=False) == \
+        "README.md:33:The [Rich API] makes it easy"
+    # context lines are centred on that same line
+    (tmp_path / "README.md").write_text("".join(f"line {n}\n" for n in range(1, 41)))
+    out = render.render_context([window], str(tmp_path), str(tmp_path),
+                                render.Context(1, 1), color=False)
+    assert out == ("README.md-32-line 32\nREADME.md:33:The [Rich API] makes it easy\n"
+                   "README.md-34-line 34\n")
+    assert render.with_context([window], str(tmp_path), render.Context(1, 0))[0]["before"] \
+        == ["line 32"]
 
 
 def test_coverage_line_says_what_is_indexed_and_embedded_and_nothing_when_complete() -> None:

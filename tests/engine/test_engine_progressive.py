@@ -376,3 +376,24 @@ def test_a_name_in_a_late_catalogued_file_is_found_before_embedding_gets_going(
             engine.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_index_run_counts_the_chunks_it_has_to_embed(tmp_path: Path) -> None:
+    """Every embedding step says how many chunks the run embeds in all (the
+    progress bar follows them: a bar of files, all catalogued by then, stood
+    full for the minutes the vectors took), and the last has them all done."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    for i in range(6):
+        (root / f"m{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x + {j}\n\n\n"
+                                               for j in range(20)))
+    seen: list[IndexProgress] = []
+    engine = Engine(root, tmp_path / "idx")
+    try:
+        engine.index(progress=seen.append)
+    finally:
+        engine.close()
+    steps = [p for p in seen if p.phase == "embedding"]
+    assert steps and all(p.chunks_total >= p.chunks_embedded for p in steps), steps
+    assert {p.chunks_total for p in steps} == {120}, steps
+    assert steps[-1].chunks_embedded == 120

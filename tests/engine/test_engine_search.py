@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, EngineError, SearchQuery
+from ragexd.engine.search import compile_globs
 from ragexd.ripgrep import find_rg
 
 from tests.harness import copy_stdlib
@@ -125,6 +126,34 @@ def test_auto_mode_routes_by_query_shape(indexed) -> None:
     assert out.mode == "hybrid" and out.notes
 
 
+def test_an_identifier_that_names_no_definition_finds_the_line_assigning_it_first(
+        indexed) -> None:
+    """`HTTP_PORT = 80` is a constant, not a definition the symbol table holds: auto
+    said "no symbol by that name" and searched by meaning, which never showed it."""
+    engine, _ = indexed
+    out = search(engine, "HTTP_PORT")
+    assert out.mode == "regex", out
+    assert (out.hits[0].path, out.hits[0].line, out.hits[0].text.strip()) == \
+        ("http/client.py", 92, "HTTP_PORT = 80")
+    # every line uses it as a word (DEFAULT_HTTP_PORT is another name); uses follow
+    assert {(h.path, h.line) for h in out.hits} == {
+        ("http/client.py", 92), ("http/client.py", 803), ("http/cookiejar.py", 55)}
+    assert any("no definition named HTTP_PORT" in n for n in out.notes), out.notes
+    assert search(engine, "HTTP_PORT", limit=1).notes[-1] == "3 lines use it; showing 1"
+    # a definition's name still answers with the definition
+    assert search(engine, "HTTPConnection").mode == "symbol"
+
+
+def test_keyword_candidates_are_found_inside_a_path_filter(indexed) -> None:
+    """FTS ranked the whole tree and the filter came after: under json/ the keyword
+    half of hybrid saw 0 of the 21 chunks holding "value" (email's came first)."""
+    engine, root = indexed
+    _globs, inside_json = compile_globs(root, ["json/**"])
+    got = engine._searcher.lexical_ranked("value", 10, (), inside_json)
+    assert len(got) == 10 and all(r.path.startswith("json/") for r, _ in got), got
+    assert len(engine._searcher.lexical_ranked("value", 1000, (), inside_json)) > 10
+
+
 def test_filters(indexed) -> None:
     engine, _ = indexed
     out = search(engine, "decode a string", mode="hybrid", path_globs=("json/**",), limit=20)
@@ -139,6 +168,37 @@ def test_filters(indexed) -> None:
     assert out.hits and out.hits[0].language == "python"
     assert search(engine, "dumps", mode="symbol", languages=("rust",)).hits == []
     assert search(engine, "import", mode="regex", languages=("go",)).hits == []
+
+
+@pytest.mark.parametrize("mode,text", [("hybrid", "decode a string"),
+                                       ("semantic", "decode a string"), ("symbol", "dumps")])
+def test_filters_that_leave_no_indexed_file_say_so_not_that_the_query_is_noise(
+        indexed, mode, text) -> None:
+    """A good question narrowed to a folder the project does not have was told "it
+    looks like noise; try other words", and a symbol search said nothing at all."""
+    engine, _ = indexed
+    out = search(engine, text, mode=mode, path_globs=("tests/**",))
+    assert out.hits == [] and not any("noise" in n for n in out.notes), out.notes
+    assert "no file indexed matches the path filter tests/**, so nothing was searched" \
+        in out.notes, out.notes
+    out = search(engine, text, mode=mode, languages=("go",), path_globs=("json/**",))
+    assert any("matches the path filter json/** and the language filter go" in n
+               for n in out.notes), out.notes
+    # a filter that keeps files but finds nothing in them is not blamed
+    out = search(engine, "zzqx_frobnicate", mode="symbol", path_globs=("json/**",))
+    assert out.hits == [] and not any("filter" in n for n in out.notes), out.notes
+
+
+@pytest.mark.parametrize("mode,text", [("symbol", "dumps"), ("regex", r"def dumps\("),
+                                       ("hybrid", "serialize an object to JSON"),
+                                       ("semantic", "serialize an object to JSON")])
+def test_a_path_filter_of_exclusions_alone_keeps_every_other_file(indexed, mode, text) -> None:
+    """`-g '!email/**'` is "everything but email/", as ripgrep reads it (README:
+    `!GLOB` excludes); negations alone matched nothing, so every mode found nothing."""
+    engine, _ = indexed
+    out = search(engine, text, mode=mode, path_globs=("!email/**", "!http/**"), limit=20)
+    assert out.hits and all(h.path.startswith("json/") for h in out.hits), out
+    assert any(h.name == "dumps" or "def dumps(" in h.text for h in out.hits)
 
 
 @pytest.mark.parametrize("text,mode,kw,code", [

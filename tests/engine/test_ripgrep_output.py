@@ -47,8 +47,11 @@ def test_both_ways_of_starting_rg_read_the_same_matches(tree: Path) -> None:
     assert got[("colon:name.py", 1)] == "needle: int = 1"
     assert got[("odd\\xff name.py", 1)] == "needle = 1"   # named as the index names it
     assert got[("latin1.txt", 1)] == "caf\ufffd needle"
-    # A minified line: rg cuts it at 2000 bytes, the hit shows its first 400 characters.
-    assert got[("min.js", 1)] == ("var a='" + "é" * 3000)[:ripgrep.MAX_LINE_CHARS]
+    # A minified line: rg cuts it at 2000 bytes, the hit shows its first 400
+    # characters, the last of them "…" to say it is cut; a short line has none.
+    assert got[("min.js", 1)] == ("var a='" + "é" * 3000)[:ripgrep.MAX_LINE_CHARS - 1] + "…"
+    assert len(got[("min.js", 1)]) == ripgrep.MAX_LINE_CHARS
+    assert not got[("a.py", 3)].endswith("…")
     assert "skipped.py" not in {m.path for m in matches}   # the root's anchored rule held
     assert "bin.dat" not in {m.path for m in matches}      # binary: skipped while walking
     assert [m.path for m in matches] == sorted(m.path for m in matches)
@@ -64,6 +67,8 @@ def test_the_cap_stops_rg_and_says_so_and_accept_is_asked_once_a_file(tree: Path
     assert [(m.path, m.line) for m in matches] == [("a.py", 1), ("a.py", 3), ("latin1.txt", 1)]
     assert notes == ["showing the first 3 matches"]
     assert asked == ["a.py", "colon:name.py", "latin1.txt", "min.js"]   # the one past the cap
+    one, notes = ripgrep.search(tree, "needle", limit=1, alone=True)
+    assert len(one) == 1 and notes == ["showing the first match"]   # not "first 1 matches"
 
 
 def test_exactly_limit_matches_carry_no_cap_note(tree: Path) -> None:

@@ -466,6 +466,44 @@ def test_every_line_an_agent_sends_is_answered_even_one_that_is_no_message(
         proc.wait()
 
 
+def test_a_reader_that_closes_the_servers_output_ends_it_quietly(
+        live: LiveRagex, proj: Path) -> None:
+    """`ragexctl mcp | head -c1`: the SDK's writer met the closed pipe inside its task
+    group, and the ExceptionGroup reached the person as a traceback (exit 1).  A
+    closed reader ends ``mcp`` as it ends every command: quietly, exit 0."""
+    from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "ragexctl", "mcp", "--project", str(proj)],
+                            stdin=subprocess.PIPE, stdout=write_end, stderr=subprocess.PIPE,
+                            env=live.env)
+    os.close(write_end)
+    assert proc.stdin and proc.stderr
+    try:
+        proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}) + "\n").encode())
+        proc.stdin.flush()
+        assert os.read(read_end, 1), "the server wrote nothing"
+        os.close(read_end)   # the reader is satisfied: head -c1
+        read_end = -1
+        for i in range(2, 6):   # answers now meet a closed pipe
+            proc.stdin.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/list"})
+                              + "\n").encode())
+            proc.stdin.flush()
+        proc.stdin.close()
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err[-3000:]
+    assert proc.returncode == 0, err[-3000:]
+
+
 def test_refuses_to_index_the_home_directory(live: LiveRagex) -> None:
     home = Path(tempfile.mkdtemp(prefix="rx-home-", dir="/tmp"))
     env = {**live.env, "HOME": str(home)}
@@ -551,5 +589,7 @@ def test_find_symbol_during_first_index_never_claims_the_name_is_absent() -> Non
     assert text.count("still being built") == 1, text
     done = dict(during, notes=[], coverage=dict(during["coverage"], files_indexed=849,
                                                 catalog_complete=True, complete=True))
-    assert render_no_definition("nope", done, root="/p") == \
-        "no definition named 'nope' found in /p"
+    assert render_no_definition("nope", done, root="/p") == (
+        "no definition named 'nope' found in /p\n"
+        "constants and variables are not definitions: search_code with the name finds the "
+        "lines that assign and use it")

@@ -325,6 +325,15 @@ def test_select_runtime_process_and_auto():
         assert "fell back" in reason
 
 
+def test_auto_without_docker_says_the_choice_was_made_when_ragexd_started(monkeypatch):
+    """`status` repeats the reason for ragexd's life: "the Docker engine is not
+    running" read as now, beside `doctor` saying it answers once it had started."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    runtime, reason = select_runtime(Config(runtime="auto"))
+    assert runtime.name == "process"
+    assert "when ragexd started" in reason and "`ragexctl stop --all`" in reason, reason
+
+
 def test_select_runtime_docker_unusable_is_an_error(monkeypatch):
     # Point docker-py at nothing so the probe fails fast, whatever this machine has.
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
