@@ -338,12 +338,18 @@ def test_burst_of_500_files_is_one_batch(live: LiveRagex, proj: Path) -> None:
 
 
 def test_status_reports_pending_then_settles(live: LiveRagex, proj: Path) -> None:
-    write(proj / "pending_probe.py", "def pending_probe():\n    return 1\n")
-    # within the debounce window (>= 0.3 s, then the re-index) the change shows as
-    # pending work; inotify delivery itself takes a moment, so look a few times
+    """A save shows as pending work, or as the re-index it starts, then settles.
+    The file holds 150 functions, so that re-index embeds for a second or more: a
+    one-function file left a window of the 0.3 s debounce and a re-index of a few
+    milliseconds, which a status call slowed by shared cores could miss (and a
+    first call that came before inotify's delivery had 0.25 s to look again)."""
+    write(proj / "pending_probe.py", "def pending_probe():\n    return 1\n" + "".join(
+        f"\n\ndef pending_probe_helper_{i}(value):\n"
+        f"    \"\"\"Probe helper {i}: scale the value.\"\"\"\n    return value * {i}\n"
+        for i in range(150)))
     status, _ = poll(lambda: (lambda s: s if (s["index"]["pending_files"] >= 1
                                               or s["indexing"]) else None)(
-        live.worker_status(proj)), 0.25, 0.01)
+        live.worker_status(proj)), HARD_DEADLINE, 0.01)
     status = live.wait_settled(proj)
     assert status["index"]["pending_files"] == 0 and status["index"]["state"] == "ready"
     assert status["watch"] is True
