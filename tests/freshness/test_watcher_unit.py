@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ class Recorder:
             self.cond.notify_all()
             return True
 
-    def wait_refused(self, accepts, timeout: float = 10.0) -> list[str] | None:
+    def wait_refused(self, accepts: Callable[[list[str] | None], bool],
+                     timeout: float = 10.0) -> list[str] | None:
         """The first refused batch that ``accepts`` takes (the watcher offered it
         while "an index was running")."""
         deadline = time.monotonic() + timeout
