@@ -324,7 +324,8 @@ def test_burst_of_500_files_is_one_batch(live: LiveRagex, proj: Path) -> None:
     # after max_delay of events that do not stop.  Written within max_delay with no
     # pause of a debounce (as on a quiet machine), the burst is one batch; CI, sharing
     # its cores, wrote it more slowly and got [(315, 0), (185, 0)], as designed.
-    allowed = 1 + int(written / MAX_DELAY) + pauses
+    # (inotify's delivery may lag the writes: the watcher sees them over a little more)
+    allowed = 1 + int((written + DEBOUNCE) / MAX_DELAY) + pauses
     assert sum(changed for changed, _ in runs) == 500 and not any(r for _, r in runs), runs
     assert len(runs) <= allowed, (f"{len(runs)} batches for 500 files written in "
                                   f"{written:.2f} s with {pauses} pauses (at most {allowed})"
