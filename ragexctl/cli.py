@@ -26,7 +26,7 @@ from ragexd.protocol.args import problem_error
 from ragexd.vocabulary import MAX_CONTEXT_LINES
 
 from . import __version__, location, render
-from .entry import fast_exit
+from .entry import fast_exit, reader_gone
 from .render import current_dir as _cwd
 from .session import ONESHOT_TIMEOUT as ONESHOT_SEARCH_TIMEOUT
 from .session import (INDEX_SILENCE_TIMEOUT, QUICK_TIMEOUT, STOP_TIMEOUT, Session, quiet,
@@ -579,8 +579,23 @@ def cmd_index(app: App) -> int:
             return app.error(ErrorCode.NOT_FOUND.value,
                              f"cannot write {export}: {target.parent} is not a directory")
         return _indexing_request(app, Op.EXPORT, {"file": str(target)}, root)
-    return _indexing_request(app, Op.INDEX, {"rebuild": bool(app.args.rebuild), "paths": None},
-                             root)
+    args: dict[str, Any] = {"rebuild": bool(app.args.rebuild), "paths": None}
+    named = _named_below(app.args.path, root)
+    if named is not None:
+        args["named"] = named
+    return _indexing_request(app, Op.INDEX, args, root)
+
+
+def _named_below(path: str | None, root: Path) -> str | None:
+    """The path a person named below the project root, relative to it (the worker
+    says why when the index leaves it out), or None: no path, or the root."""
+    if not path:
+        return None
+    full = os.path.realpath(os.path.join(_cwd(), os.path.expanduser(path)))
+    base = os.path.realpath(root)
+    if not full.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return os.path.relpath(full, base).replace(os.sep, "/")
 
 
 def cmd_import(app: App) -> int:
@@ -860,10 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     context) costs ~10 ms, a tenth of a warm search, for nothing.  With
     ``argv`` (tests, other Python code) it just returns the exit code."""
     if argv is None and sys.argv[1:2] and sys.argv[1] in PLUGINS:
-        try:
-            return run_plugin(sys.argv[1], sys.argv[2:])  # long-lived: a normal exit
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
+        return _guarded_plugin(sys.argv[1], sys.argv[2:])  # long-lived: a normal exit
     code = _main(list(sys.argv[1:] if argv is None else argv))
     if argv is None:
         fast_exit(code)
@@ -873,10 +885,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     render.tolerate_unencodable_output()
     if argv and argv[0] in PLUGINS:
-        try:
-            return run_plugin(argv[0], argv[1:])
-        except KeyboardInterrupt:
-            return EXIT_INTERRUPTED
+        return _guarded_plugin(argv[0], argv[1:])
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = build_parser(only).parse_args(_preprocess(argv))
     app = App(args, sys.stdout, sys.stderr)
@@ -900,16 +909,21 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # `ragexctl search x | head -1`: the reader is satisfied; exit quietly, as rg does.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
-        return EXIT_OK
+        return reader_gone()
     finally:
         if app._session is not None:
             app._session.close()
+
+
+def _guarded_plugin(name: str, argv: list[str]) -> int:
+    """A plugin's run, ended as every command ends on Ctrl-C or a closed reader
+    (``ragexctl doctor | head -3`` printed a BrokenPipeError traceback, exit 1)."""
+    try:
+        return run_plugin(name, argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return reader_gone()
 
 
 if __name__ == "__main__":

@@ -258,10 +258,12 @@ def plan(req: Request) -> tuple[str, int, str, list[str], tuple[int, int]] | Non
         # matcher reads a lone exclusion ('!tests/') otherwise than rg does.  The
         # worker's reading is the answer, and the CLI words a path it refuses.
         return None
-    from ragexd.filerules import ignore_files_outside
+    from ragexd.filerules import global_excludes_beyond_rg, ignore_files_outside
 
-    if ignore_files_outside(root)[1]:
+    if ignore_files_outside(root, global_excludes=False)[1]:
         return None   # a .gitignore above the root, in its checkout: the worker reads it
+    if global_excludes_beyond_rg():
+        return None   # git's global excludes, found where rg does not look
     if _rg_unavailable():
         return None
     return pattern, limit, root, languages, context

@@ -47,12 +47,19 @@ def _direct(argv: list[str]) -> int | None:
     except KeyboardInterrupt:
         return exitcodes.INTERRUPTED
     except BrokenPipeError:
-        # `ragexctl search x | head -1`: the reader is satisfied; exit quietly, as rg does.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except OSError:
-            pass
-        return exitcodes.OK
+        return reader_gone()
+
+
+def reader_gone() -> int:
+    """The exit of any command whose reader closed its output (``ragexctl search x |
+    head -1``, ``ragexctl doctor | head -3``): the reader is satisfied, so exit 0
+    quietly, as rg does.  stdout becomes /dev/null first, or the interpreter's own
+    flush at exit would print a BrokenPipeError it ignores."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def fast_exit(code: int) -> None:

@@ -111,6 +111,12 @@ def git_info_exclude(top: str) -> str | None:
     is a file naming the git directory, and a worktree's excludes live in the
     repository's common directory (``commondir``): git reads them there, ripgrep
     14 does not look (``ripgrep.build_command`` hands it the file)."""
+    path = _info_exclude_path(top)
+    return path if path and os.path.isfile(path) else None
+
+
+def _info_exclude_path(top: str) -> str | None:
+    """Where the checkout at ``top`` keeps (or would keep) its ``info/exclude``."""
     dot_git = os.path.join(top, ".git")
     if os.path.isdir(dot_git):
         git_dir = dot_git
@@ -128,11 +134,50 @@ def git_info_exclude(top: str) -> str | None:
                 git_dir = os.path.join(git_dir, fh.read(4096).decode("utf-8", "replace").strip())
         except OSError:
             pass   # a submodule's git directory is its own common directory
-    path = os.path.join(git_dir, "info", "exclude")
-    return path if os.path.isfile(path) else None
+    return os.path.normpath(os.path.join(git_dir, "info", "exclude"))
 
 
-def ignore_files_outside(real: str) -> tuple[list[tuple[str, str]], bool]:
+def _checkout_chain(real: str) -> list[str]:
+    """``real`` and each directory above it up to its git checkout's top (the last),
+    or [] outside any checkout."""
+    chain: list[str] = []
+    here = real
+    while True:
+        chain.append(here)
+        if os.path.exists(os.path.join(here, ".git")):
+            return chain
+        parent = os.path.dirname(here)
+        if parent == here:
+            return []
+        here = parent
+
+
+def ignore_sources_outside(real: str) -> list[str]:
+    """Every file outside the tree at ``real`` (a real path), or in its git
+    directory, whose edit can change which of its files are ignored, whether it
+    exists yet or not: the files ``ignore_files_outside`` reads (the global excludes
+    file, at its configured place and git's default one; the checkout's
+    ``info/exclude``; each ``.gitignore`` between the checkout's top and the root)
+    and the git config files that name the global one.  The watcher watches them
+    all (``worker/watcher.py``): an edit re-decides the tree, as an edit of a
+    ``.gitignore`` inside it does."""
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    own = os.environ.get("GIT_CONFIG_GLOBAL")
+    sources = [own] if own else [os.path.join(xdg, "git", "config"),
+                                 os.path.join(home, ".gitconfig")]
+    sources += [os.path.join(xdg, "git", "ignore"), global_excludes_place()]
+    chain = _checkout_chain(real)
+    if chain:
+        exclude = _info_exclude_path(chain[-1])
+        if exclude:
+            sources.append(exclude)
+        sources.extend(os.path.join(parent, ".gitignore") for parent in chain[1:])
+    return list(dict.fromkeys(os.path.abspath(p) for p in sources))
+
+
+def ignore_files_outside(real: str, *, global_excludes: bool = True
+                         ) -> tuple[list[tuple[str, str]], bool]:
     """The ignore files that apply to the project at ``real`` (a real path) from
     outside it, lowest precedence first, each as (``real``'s path relative to the
     directory its patterns are relative to, with a trailing ``/``, or ``""``; the
@@ -143,23 +188,16 @@ def ignore_files_outside(real: str) -> tuple[list[tuple[str, str]], bool]:
     excludes (``core.excludesFile``; rg reads it too), the checkout's
     ``info/exclude``, and the ``.gitignore`` files between the checkout's top and a
     root below it (a ``.ragexroot`` in a monorepo's subdirectory), outermost first;
-    nothing above the checkout's top.  Only an existing file is listed."""
-    chain: list[str] = []
-    here = real
-    while True:
-        chain.append(here)
-        if os.path.exists(os.path.join(here, ".git")):
-            break
-        parent = os.path.dirname(here)
-        if parent == here:
-            chain = []   # not inside a git repository
-            break
-        here = parent
+    nothing above the checkout's top.  Only an existing file is listed.
+    ``global_excludes=False`` leaves the global file out (the client's direct
+    regex path asks only whether rg misses some, and rg reads that file itself:
+    finding it spawns git)."""
+    chain = _checkout_chain(real)
     top = chain[-1] if chain else real
     prefix = "" if top == real else os.path.relpath(real, top).replace(os.sep, "/") + "/"
     found: list[tuple[str, str]] = []
     missed = False
-    excludes = git_global_excludes()
+    excludes = git_global_excludes() if global_excludes else None
     if excludes:
         found.append((prefix, excludes))
     exclude = git_info_exclude(top) if chain else None
@@ -188,16 +226,106 @@ def _holds_a_pattern(path: str) -> bool:
 
 
 def git_global_excludes() -> str | None:
-    """The user's global git ignore file, found as git and ripgrep find it:
-    ``core.excludesFile`` in ``$XDG_CONFIG_HOME/git/config`` or ``~/.gitconfig``
-    (the latter wins), else ``$XDG_CONFIG_HOME/git/ignore``; None when there is none."""
+    """The user's global git ignore file, found as git finds it: ``core.excludesFile``
+    of the global config (``$GIT_CONFIG_GLOBAL``, or ``$XDG_CONFIG_HOME/git/config``
+    and ``~/.gitconfig``, with their ``include.path`` files), ``~`` expanded, else
+    ``$XDG_CONFIG_HOME/git/ignore``; None when there is no such file.
+
+    git itself is asked (``_excludes_file_from_git``): its config syntax has
+    includes, conditional includes and escapes that a reader of our own would miss
+    (a dotfiles repository often keeps core.excludesFile in an included file).
+    Without git, or when it fails, the two config files are read here
+    (``_excludes_file_in``).  Asked once per config state (``_global_cache``): every
+    IgnoreRules reads it, and a spawn of git costs milliseconds."""
+    path = global_excludes_place()
+    return path if os.path.isfile(path) else None
+
+
+def global_excludes_beyond_rg() -> bool:
+    """Whether git may read a global excludes file that ripgrep does not find: rg
+    reads ``core.excludesFile`` from ``$XDG_CONFIG_HOME/git/config`` and
+    ``~/.gitconfig`` itself, but follows neither ``$GIT_CONFIG_GLOBAL`` nor an
+    ``include``/``includeIf`` section (checked with rg 14: both listed a file the
+    excludes named).  The client's direct regex path then hands the search to the
+    worker, whose rules ask git.  Cheap (two small reads, no spawn): it runs on
+    every direct search."""
+    if os.environ.get("GIT_CONFIG_GLOBAL"):
+        return True
     home = os.path.expanduser("~")
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    found: str | None = None
     for config in (os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")):
-        found = _excludes_file_in(config) or found
-    path = os.path.expanduser(found) if found else os.path.join(xdg, "git", "ignore")
-    return path if os.path.isfile(path) else None
+        try:
+            with open(config, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES)
+        except OSError:
+            continue
+        if any(line.lstrip().lower().startswith(b"[include") for line in data.splitlines()):
+            return True
+    return False
+
+
+def global_excludes_place() -> str:
+    """Where the global excludes file is, or would be (``git_global_excludes``)."""
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    own = os.environ.get("GIT_CONFIG_GLOBAL")
+    configs = [own] if own else [os.path.join(xdg, "git", "config"),
+                                 os.path.join(home, ".gitconfig")]
+    key = (home, xdg, own, tuple(_stamp(c) for c in configs))
+    now = _monotonic()
+    cached = _global_cache.get(key)
+    if cached is not None and now - cached[0] < GLOBAL_EXCLUDES_TTL:
+        found = cached[1]
+    else:
+        found = _excludes_file_from_git()
+        if found is _NO_GIT:
+            found = None
+            for config in configs:   # the later file wins, as in git
+                found = _excludes_file_in(config) or found
+            found = os.path.expanduser(found) if found else None
+        _global_cache.clear()
+        _global_cache[key] = (now, found)
+    return str(found) if found else os.path.join(xdg, "git", "ignore")
+
+
+#: How long a global excludes lookup is trusted while the config files' stats stay
+#: the same (an edit of an *included* file changes none of them).
+GLOBAL_EXCLUDES_TTL = 5.0
+_global_cache: dict[tuple[object, ...], tuple[float, object]] = {}
+_NO_GIT = object()
+
+
+def _monotonic() -> float:
+    import time
+    return time.monotonic()
+
+
+def _stamp(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _excludes_file_from_git() -> object:
+    """``core.excludesFile`` as ``git config --global`` reads it, includes followed,
+    ``~`` expanded (``--path``): the path, None when it is not set, or ``_NO_GIT``
+    when git is missing, too slow (2 s) or fails on the config."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "config", "--global", "--includes", "--path", "--get",
+                               "core.excludesFile"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=2.0, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return _NO_GIT
+    if done.returncode == 1 and not done.stdout:
+        return None   # not set
+    if done.returncode != 0:
+        return _NO_GIT
+    value = os.fsdecode(done.stdout.rstrip(b"\n").split(b"\n")[-1])
+    return os.path.expanduser(value) if value else None
 
 
 def _excludes_file_in(config: str) -> str | None:

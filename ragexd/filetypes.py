@@ -38,6 +38,7 @@ EXTENSIONS: dict[str, str] = {
     ".zig": "zig", ".m": "objc", ".r": "r", ".elm": "elm",
     ".f90": "fortran", ".f95": "fortran", ".f03": "fortran", ".f08": "fortran",
     ".f": "fortran_fixed", ".for": "fortran_fixed", ".f77": "fortran_fixed",
+    ".ipynb": "jupyter",
     ".lisp": "commonlisp", ".lsp": "commonlisp", ".asd": "commonlisp", ".mk": "make",
 }
 FILENAMES: dict[str, str] = {
@@ -53,7 +54,7 @@ ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "golang": "go
            "terraform": "hcl", "ex": "elixir", "jl": "julia", "pl": "perl", "erl": "erlang",
            "objective-c": "objc", "objectivec": "objc", "lisp": "commonlisp",
            "common-lisp": "commonlisp", "f90": "fortran", "f77": "fortran_fixed",
-           "makefile": "make"}
+           "makefile": "make", "ipynb": "jupyter", "notebook": "jupyter"}
 
 
 def language_for(path: str) -> str:

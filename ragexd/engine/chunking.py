@@ -33,7 +33,20 @@ MAX_DOC = 1200
 #: its next full run chunks every file again, so a fix reaches files nobody edits.
 #: Chunks whose text is unchanged keep their vectors; only new texts are embedded.
 #: 2: C/C++ attribute lines, SQL error recovery, `module.exports = function name`.
-CHUNK_RULES = "2"
+#: 3: PostgreSQL 14 `BEGIN ATOMIC` bodies, Kotlin annotation classes the grammar misreads,
+#:    Jupyter notebooks by their cells.
+CHUNK_RULES = "3"
+
+
+def chunk_rules_change(theirs: str | None) -> str:
+    """Why a full run chunks every file again, as the start of a sentence: an index
+    cut by rules ``theirs`` (None: from before the rules were recorded).  Said in the
+    run's progress and again in its summary, as an embedder change is
+    (``embedding.embedder_change``): a first run after an upgrade that reads every
+    file, unasked, must say why, or it looks like a bug."""
+    which = f"version {theirs}" if theirs else "unrecorded"
+    return (f"the index was chunked by older rules ({which}; this ragex's are version "
+            f"{CHUNK_RULES})")
 _COMMENT_LINE = re.compile(r"^\s*(#|//|/\*|\*|--|;)")
 
 
@@ -71,6 +84,10 @@ def chunk_file(path: str, text: str, language: str) -> list[Chunk]:
     if not lines:
         return []
     chunks: list[Chunk] = []
+    if language == "jupyter":
+        cells = _chunk_notebook(path, text)
+        if cells is not None:
+            return cells
     spec = L.SPECS.get(language)
     if spec is not None:
         try:
@@ -87,6 +104,26 @@ def chunk_file(path: str, text: str, language: str) -> list[Chunk]:
     for c in chunks:
         unique.setdefault(c.id, c)
     return list(unique.values())
+
+
+def _chunk_notebook(path: str, text: str) -> list[Chunk] | None:
+    """A notebook's chunks: each cell's source chunked by its language, its lines
+    moved to the lines of the ``.ipynb`` its source strings are written on
+    (``notebooks.py``); None when it is no notebook that can be read."""
+    from .notebooks import NOTEBOOK, cells
+
+    found = cells(text)
+    if found is None:
+        return None
+    out: dict[str, Chunk] = {}
+    for cell in found:
+        def at(n: int, cell_lines: list[int] = cell.lines) -> int:
+            return cell_lines[max(1, min(n, len(cell_lines))) - 1]
+        for c in chunk_file(path, cell.text, cell.language):
+            c.start, c.end, c.line = at(c.start), at(c.end), at(c.line) if c.line else 0
+            c.language = NOTEBOOK
+            out.setdefault(c.id, c)
+    return sorted(out.values(), key=lambda c: (c.start, -c.end, c.kind))
 
 
 # --- tree-sitter ------------------------------------------------------------------
@@ -113,6 +150,9 @@ _PREFIX_TYPES = frozenset({"decorator", "annotation", "marker_annotation", "modi
                            "attribute_list", "attribute_item", "attribute", "comment",
                            "line_comment", "block_comment", "attribute_declaration",
                            "attribute_specifier"})
+#: Words that may come before ``annotation class`` (``_Walker._kotlin_annotation_class``).
+_KOTLIN_CLASS_MODIFIERS = frozenset({"public", "internal", "private", "protected", "expect",
+                                     "actual"})
 #: GNU make's built-in targets: they tune other rules, they do not make anything.
 _MAKE_SPECIAL_TARGETS = frozenset({
     ".PHONY", ".SUFFIXES", ".DEFAULT", ".PRECIOUS", ".INTERMEDIATE", ".NOTINTERMEDIATE",
@@ -311,6 +351,14 @@ class _Walker:
                     if emitted:
                         names.append(emitted)
                     continue
+            if kind is None and self.language == "kotlin" and t == "prefix_expression" \
+                    and node.type != "prefix_expression":
+                named = self._kotlin_annotation_class(child)
+                if named is not None:
+                    emitted = self.emit(child, "class", parent, parent_kind, named=(named, ""))
+                    if emitted:
+                        names.append(emitted)
+                    continue
             if kind is None and self.language == "elixir" and t == "call":
                 emitted = self._elixir_def(child, parent, parent_kind)
                 if emitted is not None:
@@ -412,6 +460,24 @@ class _Walker:
         if target.type == "list_lit" and target.named_children:  # (defstruct (point ...))
             target = target.named_children[0]
         return kind, (self.text(target).lstrip(":#"), "")
+
+    def _kotlin_annotation_class(self, node: Any) -> str | None:
+        """The name of an ``annotation class`` the Kotlin grammar misreads as an
+        expression, or None.  After an annotation with arguments on its line
+        (``@Target(AnnotationTarget.FIELD) annotation class Q``), a class without a
+        constructor is parsed as annotations applied to the infix expression
+        ``annotation class Q``: the class had no chunk, no symbol, nothing to find
+        by name.  Its annotations stay in the span, as a well-read class's do."""
+        while node.type == "prefix_expression" and node.named_children:
+            node = node.named_children[-1]
+        if node.type != "infix_expression":
+            return None
+        words = [self.text(c) for c in node.named_children]
+        if len(words) < 3 or any(c.type != "simple_identifier" for c in node.named_children) \
+                or words[-3:-1] != ["annotation", "class"] \
+                or not set(words[:-3]) <= _KOTLIN_CLASS_MODIFIERS:
+            return None
+        return words[-1]
 
     def _elixir_def(self, node: Any, parent: str, parent_kind: str) -> str | None:
         """Chunk ``def``/``defp``/``defmodule``... calls; None when ``node`` is another call."""
@@ -578,12 +644,34 @@ class _Walker:
         return name
 
 
+#: A PostgreSQL 14 SQL-standard function body, ``BEGIN ATOMIC stmt; ... END``: its
+#: closing END is the first one right after a statement's ``;`` (a CASE's END is
+#: inside a statement).  An empty body (``BEGIN ATOMIC END``) has none.
+_ATOMIC_BODY = re.compile(rb"\bBEGIN(\s+)ATOMIC\b((?:.*?;)?\s*)END\b", re.IGNORECASE | re.DOTALL)
+
+
+def _quote_atomic_bodies(src: bytes) -> bytes:
+    """``src`` with each ``BEGIN ATOMIC ... END`` body turned into a dollar-quoted one
+    of the same length (``AS $r$ ... $r$``), for the parser only: the SQL grammar
+    knows no BEGIN ATOMIC, so it ran the function on past its END and read every
+    later CREATE FUNCTION or PROCEDURE of the file as error recovery inside it, with
+    no chunk and no name of its own.  Byte offsets and lines stay the same, and the
+    chunks' text is read from the file's own lines."""
+    def quoted(m: re.Match[bytes]) -> bytes:
+        head = b"AS" + m.group(1) + b"$r$"
+        head += b" " * (len(b"BEGIN") + len(m.group(1)) + len(b"ATOMIC") - len(head))
+        return head + m.group(2) + b"$r$"
+    return _ATOMIC_BODY.sub(quoted, src)
+
+
 def _chunk_tree(path: str, text: str, lines: list[str], language: str,
                 spec: L.LangSpec) -> list[Chunk]:
     parser = L.parser_for(language)
     if parser is None:
         return []
     src = text.encode("utf-8", "surrogatepass")
+    if language == "sql":
+        src = _quote_atomic_bodies(src)
     tree = parser.parse(src)
     walker = _Walker(path, src, lines, language, spec)
     walker.walk(tree.root_node, "", "")

@@ -744,12 +744,26 @@ class Engine:
         """Why the ignored ``rel`` is not ``what`` (indexed, searched), naming a default
         exclude and the line that brings it back: a person told only "ignored" looks
         in their own .gitignore, never at ragex's list (``vendor/`` among it)."""
+        vcs = next((part for part in rel.split("/") if part in discovery.ALWAYS_SKIP_DIRS), None)
+        if vcs is not None:   # `.git/config` is nobody's ignore rule: naming them misled
+            return (f"{rel} is inside {vcs}/, the version control system's own folder, so it "
+                    f"is never {what}")
         default = discovery.default_exclude(rel)
         if default is not None:
             return (f"{rel} is left out by ragex's default excludes ({default}), so it is "
                     f"not {what}; a `!{default}` line in .ragexignore brings it back")
         return (f"{rel} is ignored (by .gitignore, .ignore, .rgignore, .ragexignore or "
                 f"git's excludes), so it is not {what}")
+
+    def refuse_if_left_out(self, rel: str) -> None:
+        """An index asked for by naming ``rel`` (``ragexctl index PATH``), which the
+        index leaves out by its ignore rules: refused with the sentence that says
+        which rule and how to bring it back.  It used to index the project around
+        it and say nothing, so the person looked for their file and never found it."""
+        full = self.root / rel
+        if os.path.lexists(full) and self._rules().is_ignored(rel, is_dir=full.is_dir()):
+            raise EngineError("not_found", self._ignored_sentence(rel, "indexed"), path=rel,
+                              reason="ignored")
 
     def _ignored_paths_note(self, globs: Sequence[str]) -> list[str]:
         """An empty answer to a search narrowed to a path the index leaves out

@@ -61,9 +61,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from . import bulk, discovery
+from . import bulk, discovery, notebooks
 from .catalog import Catalog, FileRow
-from .chunking import CHUNK_RULES, Chunk, chunk_file
+from .chunking import CHUNK_RULES, Chunk, chunk_file, chunk_rules_change
 from .embedding import Embedder, context_text, release_memory
 from .eta import WORK_CAP, Backlog, EmbedRate, work
 from .priority import Priorities, classify
@@ -248,15 +248,19 @@ class Indexer:
         summary.skipped.extend(skipped)
 
         todo: list[_Pending] = []
-        rechunk = paths is None and bool(manifest) \
-            and self.catalog.get_meta(CHUNK_RULES_KEY) != CHUNK_RULES
+        cut_by = self.catalog.get_meta(CHUNK_RULES_KEY)
+        rechunk = paths is None and bool(manifest) and cut_by != CHUNK_RULES
         if not manifest:
             # all this index will hold is cut by today's rules, even if this run
             # is killed: the run that resumes it must not chunk it all again
             self._write(lambda: self.catalog.set_meta(CHUNK_RULES_KEY, CHUNK_RULES))
         if rechunk:
-            log.info("the index was chunked by older rules: chunking every file again "
-                     "(vectors of unchanged chunk texts are kept)")
+            why = chunk_rules_change(cut_by)
+            log.info("%s: chunking every file again", why)
+            emit(IndexProgress("rechunking", message=f"{why}: chunking every file again once "
+                               "(only chunk texts the new rules made are embedded)"))
+            summary.notes.append(f"{why}, so every file was chunked again (only chunk texts "
+                                 "the new rules made were embedded)")
         for f in files:
             old = manifest.get(f.rel)
             if rechunk and old is not None:
@@ -458,7 +462,8 @@ class Indexer:
         except discovery.Unreadable as exc:
             summary.skipped.append(SkippedFile(info.rel, exc.reason))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, exc.reason), [], None
-        generated = discovery.looks_generated(text)
+        generated = discovery.looks_generated(
+            notebooks.code_text(text) if info.language == notebooks.NOTEBOOK else text)
         if generated is not None:
             summary.skipped.append(SkippedFile(info.rel, generated))
             return FileRow(info.rel, size, mtime, sha, info.language, 0, generated), [], None

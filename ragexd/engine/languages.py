@@ -276,6 +276,21 @@ def grammar_problems() -> dict[str, str]:
             for name, spec in SPECS.items() if parser_for(name) is None}
 
 
+def grammar_parser(grammar: str) -> Any | None:
+    """A parser for a grammar of the wheel that no language is chunked by as such
+    (JSON, for the positions of a notebook's cells: ``notebooks.py``), or None."""
+    with _parsers_lock:
+        if grammar not in _parsers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    _parsers[grammar] = _wheel_parser(grammar)
+                except Exception as exc:  # noqa: BLE001 - missing: the caller degrades
+                    log.info("no %s grammar (%s)", grammar, exc)
+                    _parsers[grammar] = None
+        return _parsers[grammar]
+
+
 def _wheel_parser(grammar: str) -> Any:
     from tree_sitter_languages import get_parser
     return get_parser(grammar)
@@ -316,6 +331,14 @@ DISPLAY: dict[str, str] = {
     "markdown": "Markdown", "rst": "reStructuredText", "text": "plain text", "toml": "TOML",
     "yaml": "YAML", "json": "JSON", "ini": "INI", "html": "HTML", "css": "CSS", "xml": "XML",
     "proto": "Protocol Buffers", "vim": "Vim script", "docker": "Dockerfile", "cmake": "CMake",
+    "jupyter": "Jupyter notebooks",
+}
+
+#: Files of cells rather than of one language (``notebooks.py``): definition-aware
+#: through their cells' languages, with no LangSpec of their own.
+CELL_FILES: dict[str, str] = {
+    "jupyter": "each code cell by its kernel's language (Python), markdown cells as prose, "
+               "on the `.ipynb`'s own lines; outputs are never read",
 }
 
 #: Grammars of ``tree_sitter_languages`` that no LangSpec uses, and why: they describe
@@ -350,15 +373,16 @@ def languages_block() -> str:
         names += [f for f, n in FILENAMES.items() if n == lang]
         return " ".join(f"`{n}`" for n in names)
 
-    aware = sorted(SPECS, key=lambda n: DISPLAY[n].lower())
-    windows = sorted((n for n in known_languages() if n not in SPECS),
+    aware = sorted([*SPECS, *CELL_FILES], key=lambda n: DISPLAY[n].lower())
+    windows = sorted((n for n in known_languages() if n not in SPECS and n not in CELL_FILES),
                      key=lambda n: DISPLAY[n].lower())
     lines = ["Definition-aware chunks (tree-sitter: one chunk per function, method, class, "
              "type or module; methods know their class; `--mode symbol` finds them; "
              "extensions match in any case):", ""]
     for n in aware:
         extra = f" — from the `{SPECS[n].module.replace('_', '-')}` wheel (`[engine]` extra; " \
-                "line windows without it)" if SPECS[n].module else ""
+                "line windows without it)" if n in SPECS and SPECS[n].module else \
+            (f": {CELL_FILES[n]}" if n in CELL_FILES else "")
         lines.append(f"- {DISPLAY[n]} ({files(n)}){extra}")
     lines += ["", "Line windows (40 lines, 10 overlapping) for everything else, including "
               + ", ".join(f"{DISPLAY[n]} ({files(n)})" for n in windows) + ".", ""]

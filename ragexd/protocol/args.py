@@ -150,13 +150,24 @@ class IndexArgs(OpArgs):
     rebuild: bool = False
     #: Paths relative to the root to re-index; None means the whole tree.
     paths: list[str] | None = None
+    #: The path below the root a person named (``ragexctl index PATH``), relative to
+    #: the root: when the index leaves it out, the request is refused saying why,
+    #: where it used to index the project around it without a word.
+    named: str | None = None
 
     @classmethod
     def _decode(cls, data: dict[str, Any]) -> "IndexArgs":
-        paths = data.get("paths")
+        paths, named = data.get("paths"), data.get("named")
+        if named is not None:
+            if not isinstance(named, str) or not named or named.startswith("/") \
+                    or ".." in named.split("/"):
+                raise field_error("named", "'named' must be a path inside the project, "
+                                  "relative to its root")
+            check_text("named", named)
         return cls(rebuild=_flag("rebuild", data.get("rebuild", False)),
                    paths=None if paths is None else _strings("paths", paths,
-                                                             ErrorCode.BAD_REQUEST))
+                                                             ErrorCode.BAD_REQUEST),
+                   named=named)
 
 
 @dataclass

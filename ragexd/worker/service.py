@@ -676,6 +676,11 @@ class WorkerService:
         try:
             self.cancel_index.clear()
             engine = self.engine(timeout=120)
+            if args.named is not None:
+                try:
+                    engine.refuse_if_left_out(args.named)
+                except Exception as exc:  # noqa: BLE001
+                    raise _to_ragex_error(exc) from None
             throttle = ProgressThrottle()
 
             def on_progress(p: Any) -> None:

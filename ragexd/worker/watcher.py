@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..filerules import IGNORE_FILES
+from ..filerules import ALWAYS_SKIP_DIRS, IGNORE_FILES, ignore_sources_outside
 
 log = logging.getLogger("ragex.worker.watch")
 
@@ -67,6 +67,11 @@ class TreeWatcher:
         self._observer = None
         self._thread: threading.Thread | None = None
         self._rules: Any = None  # discovery.IgnoreRules, built on first need
+        #: The ignore files outside the tree or in its .git (``filerules.
+        #: ignore_sources_outside``), and the directory watches that see them.
+        self._sources: frozenset[str] = frozenset()
+        self._source_watches: dict[str, Any] = {}
+        self._handler: Any = None
 
     # --- state ---------------------------------------------------------------------
 
@@ -82,22 +87,29 @@ class TreeWatcher:
         directory vanished (moved out of the tree: inotify names only the
         directory, not the files the index holds under it) or an ignore file
         changed — so the next flush re-scans the whole tree (a stat per file;
-        only changed files are re-embedded).
+        only changed files are re-embedded).  An ignore file outside the tree or
+        in its ``.git`` (``self._sources``: ``info/exclude``, the global excludes
+        file, a ``.gitignore`` above the root) is one too.
         """
-        try:
-            rel = os.path.relpath(abs_path, self.root)
-        except ValueError:
-            return
-        if rel.startswith("..") or rel == ".":
-            return
-        if self._exclude and (abs_path + os.sep).startswith(self._exclude):
-            return
-        parts = rel.split(os.sep)
-        if any(p in NOISE_DIRS for p in parts):
-            return
-        if parts[-1] in IGNORE_FILE_NAMES:
+        parts: list[str] = []
+        if abs_path in self._sources:
             full_scan = True
-            self._rules = None  # directories created from now on are judged by the new rules
+            self._rules = None
+        else:
+            try:
+                rel = os.path.relpath(abs_path, self.root)
+            except ValueError:
+                return
+            if rel.startswith("..") or rel == ".":
+                return
+            if self._exclude and (abs_path + os.sep).startswith(self._exclude):
+                return
+            parts = rel.split(os.sep)
+            if any(p in NOISE_DIRS for p in parts):
+                return
+            if parts[-1] in IGNORE_FILE_NAMES:
+                full_scan = True
+                self._rules = None  # directories created from now on are judged by the new rules
         now = time.monotonic()
         with self._lock:
             if not self._pending and not self._overflow:
@@ -157,7 +169,8 @@ class TreeWatcher:
 
         try:
             observer = _pruned_observer(self._skip_dir) or Observer()
-            observer.schedule(Handler(), str(self.root), recursive=True)
+            self._handler = Handler()
+            observer.schedule(self._handler, str(self.root), recursive=True)
             observer.daemon = True
             observer.start()
         except OSError as exc:
@@ -165,10 +178,57 @@ class TreeWatcher:
             log.warning("cannot watch %s (%s): live re-indexing is off", self.root, exc)
             return False
         self._observer = observer
+        self._watch_sources()
         self._thread = threading.Thread(target=self._flusher, name="watch-flush", daemon=True)
         self._thread.start()
         log.info("watching %s for changes", self.root)
         return True
+
+    def _watch_sources(self) -> None:
+        """Watch the directories of the ignore files that live outside the tree or
+        in its ``.git`` (which the tree's watch prunes): an edit of
+        ``.git/info/exclude`` or of the global excludes file changes which files
+        are ignored as much as a ``.gitignore`` does, and was seen only by the
+        next full run.  Called again before each re-scan, since a changed git
+        config can name another excludes file."""
+        if self._observer is None:
+            return
+        try:
+            sources = ignore_sources_outside(os.path.realpath(self.root))
+        except Exception:  # noqa: BLE001 - the tree's own watch matters more
+            log.debug("cannot list the ignore files outside %s", self.root, exc_info=True)
+            return
+        root = os.path.realpath(self.root)
+        wanted, triggers = set(), set(sources)
+        for path in sources:
+            folder = os.path.dirname(path)
+            # a folder not made yet (~/.config/git before the first global ignore
+            # file): the nearest one that exists is watched, and the making of the
+            # next one down re-scans, which watches it from then on
+            while not os.path.isdir(folder):
+                triggers.add(folder)
+                if os.path.dirname(folder) == folder:
+                    break
+                folder = os.path.dirname(folder)
+            inside = os.path.relpath(folder, root)
+            if inside == "." or not (inside.startswith("..") or any(
+                    p in NOISE_DIRS or p in ALWAYS_SKIP_DIRS for p in inside.split(os.sep))):
+                continue   # the tree's own watch sees it
+            if os.path.isdir(folder):
+                wanted.add(folder)
+        self._sources = frozenset(triggers)
+        for folder in set(self._source_watches) - wanted:
+            try:
+                self._observer.unschedule(self._source_watches.pop(folder))
+            except (KeyError, OSError):
+                pass
+        for folder in sorted(wanted - set(self._source_watches)):
+            try:
+                self._source_watches[folder] = self._observer.schedule(
+                    self._handler, folder, recursive=False)
+            except OSError as exc:
+                log.warning("cannot watch %s (%s): an edit of an ignore file there is "
+                            "obeyed at the next full index", folder, exc)
 
     def _skip_dir(self, abs_path: bytes) -> bool:
         """Whether a directory is not worth a watch: ignored by the project's
@@ -222,6 +282,8 @@ class TreeWatcher:
                 if wait >= 0:
                     time.sleep(max(0.01, wait))
                     continue
+                if batch is None:
+                    self._watch_sources()
                 if not self._run(batch):
                     with self._lock:  # an index is running: keep the batch, retry soon
                         if batch is None:

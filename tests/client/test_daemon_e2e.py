@@ -184,6 +184,35 @@ def test_index_is_incremental_and_reports_a_summary(live):
     assert r.stdout.startswith("shop/tax.py:1:def vat_amount")
 
 
+def test_index_of_an_ignored_path_says_why_in_one_sentence_and_exits_2(live):
+    """`ragexctl index PATH` names the project by PATH: naming an ignored file, or
+    one under an ignored or default-excluded directory, indexed the project around
+    it, exit 0, without a word about the file.  It is refused now, saying which
+    rule leaves it out (and how to bring a default exclude back); a path the index
+    keeps indexes as before."""
+    env, tree = live
+    (tree / ".gitignore").write_text("scratch/\n")
+    (tree / "scratch").mkdir()
+    (tree / "scratch" / "try.py").write_text("def trial():\n    pass\n")
+    (tree / "vendor" / "lib").mkdir(parents=True)
+    (tree / "vendor" / "lib" / "dep.go").write_text("package lib\n")
+    try:
+        r = env.ctl("index", str(tree / "scratch" / "try.py"))
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert "scratch/try.py is ignored (by .gitignore" in r.stderr, r.stderr
+        assert "so it is not indexed" in r.stderr and "Traceback" not in r.stderr
+        r = env.ctl("index", "vendor/lib", cwd=tree)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert ("vendor/lib is left out by ragex's default excludes (vendor/), so it is not "
+                "indexed; a `!vendor/` line in .ragexignore brings it back") in r.stderr
+        r = env.ctl("index", str(tree / "shop" / "tax.py"))
+        assert r.returncode == 0 and r.stdout.startswith("indexed "), r.stderr
+    finally:
+        shutil.rmtree(tree / "scratch")
+        shutil.rmtree(tree / "vendor")
+        (tree / ".gitignore").unlink()
+
+
 def test_similar_finds_the_look_alike_and_refuses_bad_locations(live):
     env, tree = live
     (tree / "shop" / "billing.py").write_text(

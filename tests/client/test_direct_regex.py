@@ -363,6 +363,27 @@ def test_a_root_below_its_checkouts_top_with_a_gitignore_between_goes_to_the_wor
     assert _plan(["--mode", "regex", "needle"]) is None
 
 
+def test_a_global_excludes_file_rg_cannot_find_sends_the_search_to_the_worker(
+        private_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rg finds core.excludesFile in ~/.gitconfig, but not through include.path nor
+    in $GIT_CONFIG_GLOBAL's file: a direct search listed files git (and the index)
+    leave out.  Those configurations go to the worker, whose rules ask git."""
+    home = private_dirs.parent / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    (home / "excludes").write_text("a.py\n")
+    (home / ".gitconfig").write_text(f"[core]\n\texcludesFile = {home}/excludes\n")
+    assert _plan(["--mode", "regex", "needle"]) is not None   # rg reads this one itself
+    (home / "dots.cfg").write_text(f"[core]\n\texcludesFile = {home}/excludes\n")
+    (home / ".gitconfig").write_text(f"[include]\n\tpath = {home}/dots.cfg\n")
+    assert _plan(["--mode", "regex", "needle"]) is None
+    (home / ".gitconfig").unlink()
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "dots.cfg"))
+    assert _plan(["--mode", "regex", "needle"]) is None
+
+
 @pytest.mark.parametrize("setting", [{"RAGEX_SEARCH_DIRECT_REGEX": "false"},
                                      {"RAGEX_RUNTIME": "docker"}], ids=str)
 def test_settings_that_force_the_daemon_path(private_dirs: Path, monkeypatch: pytest.MonkeyPatch,

@@ -164,3 +164,22 @@ def test_doctor_says_a_first_index_stays_on_onnxruntime_and_why() -> None:
                            "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert line["detail"] == ("onnxruntime in the worker: workers run in Docker, whose "
                               "image has no openvino"), line
+
+
+def test_doctor_into_a_pipe_its_reader_closed_ends_quietly() -> None:
+    """`ragexctl doctor | head -1`: the plugins (doctor, service, mcp) did not end as
+    every other command does when its reader is gone: a BrokenPipeError
+    traceback, exit 1."""
+    base = Path(tempfile.mkdtemp(prefix="rx-doc-"))
+    env = dict(os.environ, RAGEX_DATA_DIR=str(base / "data"), RAGEX_STATE_DIR=str(base / "state"),
+               RAGEX_CONFIG_DIR=str(base / "config"), RAGEX_RUNTIME_DIR=str(base / "run"),
+               RAGEX_RUNTIME="process")
+    read_end, write_end = os.pipe()
+    os.close(read_end)   # the reader is gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ragexctl", "doctor"], env=env,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr

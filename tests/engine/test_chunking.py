@@ -713,3 +713,60 @@ def test_the_default_recipe_reads_a_long_bodys_first_six_lines_and_its_last_two(
     assert "return y13" not in old and old[-12:] == [f"y{i} = x + {i}" for i in range(12)]
     # a body that fits is read once, not its end a second time
     assert context_text(short, "head+tail+path") == context_text(short, "context+path")
+
+
+def test_postgres_14_begin_atomic_bodies_end_their_function_and_the_next_are_named() -> None:
+    """The SQL grammar knows no PostgreSQL 14 ``BEGIN ATOMIC ... END`` body: it ran
+    the function on past its END, and every later CREATE FUNCTION or PROCEDURE of
+    the file became error recovery inside it, with no chunk and no name.  Each is
+    now its own definition on its own lines, a CASE's END inside a body does not
+    end it, and the chunk keeps the file's own text."""
+    text = textwrap.dedent('''\
+        CREATE FUNCTION add_one(a integer) RETURNS integer
+        LANGUAGE SQL
+        BEGIN ATOMIC
+          SELECT CASE WHEN a > 0 THEN a + 1 ELSE 0 END;
+        END;
+
+        CREATE OR REPLACE FUNCTION audit_insert(n text)
+        RETURNS void
+        LANGUAGE sql
+        begin   atomic
+          INSERT INTO t VALUES (1);
+          INSERT INTO t VALUES (2);
+        end;
+
+        CREATE PROCEDURE do_it(x int)
+        LANGUAGE SQL
+        BEGIN ATOMIC
+        END;
+
+        CREATE FUNCTION plain(a int) RETURNS int AS $$ SELECT a $$ LANGUAGE sql;
+        ''')
+    got = [(c.kind, c.name, c.start, c.end, c.line) for c in chunk_file("f.sql", text, "sql")
+           if c.kind == "function"]
+    assert got == [("function", "add_one", 1, 5, 1), ("function", "audit_insert", 7, 13, 7),
+                   ("function", "do_it", 15, 18, 15), ("function", "plain", 20, 20, 20)]
+    add_one = next(c for c in chunk_file("f.sql", text, "sql") if c.name == "add_one")
+    assert "BEGIN ATOMIC" in add_one.code and "$r$" not in add_one.code
+
+
+def test_a_kotlin_annotation_class_after_an_inline_annotation_is_named_on_its_line() -> None:
+    """After an annotation with arguments on its line, the Kotlin grammar reads
+    ``annotation class Q`` (no constructor) as an expression: the class had no
+    chunk and no symbol.  It is a class now, its annotations in its span."""
+    text = textwrap.dedent('''\
+        package x
+
+        @Target(AnnotationTarget.FIELD) @Retention(AnnotationRetention.SOURCE) annotation class Q
+        fun after() = 1
+        object Holder {
+            @Target(AnnotationTarget.CLASS)
+            @Repeatable internal annotation class Tag
+            val v = a infix b
+        }
+        ''')
+    got = [(c.kind, c.name, c.parent, c.start, c.end, c.line)
+           for c in chunk_file("a.kt", text, "kotlin") if c.kind not in ("block", "window")]
+    assert got == [("class", "Q", "", 3, 3, 3), ("function", "after", "", 4, 4, 4),
+                   ("object", "Holder", "", 5, 9, 5), ("class", "Tag", "Holder", 6, 7, 7)]

@@ -296,6 +296,44 @@ def test_every_ignore_source_git_and_ripgrep_obey_decides_the_index_too(
     assert "info_gone.py" in rels(linked) and "info_gone.py" in _rg_files(linked)
 
 
+def test_the_global_excludes_file_is_the_one_git_reads_through_includes_and_git_config_global(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """core.excludesFile was parsed from ~/.gitconfig and $XDG_CONFIG_HOME/git/config
+    by hand: one kept in a dotfiles repository and pulled in with include.path, or a
+    config named by $GIT_CONFIG_GLOBAL, was never read, so the index kept files git
+    ignores.  git is asked now (``~`` expanded), and its own listing agrees."""
+    import subprocess
+
+    from ragexd import filerules
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    make(home, {".gitconfig": "[include]\n\tpath = ~/dotfiles/git.inc\n",
+                "dotfiles/git.inc": "[core]\n\texcludesFile = ~/dotfiles/ignore\n",
+                "dotfiles/ignore": "included_gone.py\n",
+                "other.gitconfig": "[core]\n\texcludesfile = ~/other.ignore\n",
+                "other.ignore": "other_gone.py\n"})
+    repo = tmp_path / "repo"
+    make(repo, {n: "x = 1\n" for n in ("kept.py", "included_gone.py", "other_gone.py")})
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+
+    def git_kept() -> set[str]:
+        return set(subprocess.run(["git", "-C", str(repo), "ls-files", "-o",
+                                   "--exclude-standard"], capture_output=True, text=True,
+                                  check=True).stdout.split())
+
+    filerules._global_cache.clear()
+    assert rels(repo) == git_kept() == {"kept.py", "other_gone.py"}
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "other.gitconfig"))
+    assert rels(repo) == git_kept() == {"kept.py", "included_gone.py"}
+    # without git, the config files are still read as before
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    filerules._global_cache.clear()
+    assert filerules.git_global_excludes() == str(home / "other.ignore")
+
+
 def test_no_ignore_file_above_a_checkouts_top_hides_its_files_from_a_regex_search(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Dotfiles kept in git at home (`*` in ~/.gitignore) and a ~/.ignore: ripgrep read

@@ -456,3 +456,30 @@ def test_an_index_chunked_by_older_rules_is_chunked_again_without_re_embedding(
         assert (third.files_indexed, third.files_unchanged) == (0, 2), third
     finally:
         engine.close()
+
+
+def test_a_run_that_chunks_every_file_again_says_why_once_in_progress_and_summary(
+        tmp_path: Path) -> None:
+    """A first full run after an upgrade of the chunker reads every file, unasked:
+    like an embedder change, it says why in its progress and again in its summary
+    (the progress line is drawn over on a terminal), and the run after says
+    nothing."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "b.py").write_text("def g(x):\n    return x\n")
+    engine = Engine(root, tmp_path / "idx")
+    try:
+        engine.index()
+        engine._catalog.set_meta(indexer.CHUNK_RULES_KEY, "1")
+        seen: list = []
+        again = engine.index(progress=seen.append)
+        said = [p.message for p in seen if p.phase == "rechunking"]
+        assert len(said) == 1 and "older rules (version 1; this ragex's are version " \
+            f"{indexer.CHUNK_RULES})" in said[0], [p.phase for p in seen]
+        assert [n for n in again.notes if "chunked by older rules (version 1" in n], again.notes
+        seen.clear()
+        third = engine.index(progress=seen.append)
+        assert not [p for p in seen if p.phase == "rechunking"]
+        assert not [n for n in third.notes if "older rules" in n], third.notes
+    finally:
+        engine.close()

@@ -34,6 +34,7 @@ def indexed() -> Iterator[tuple[Path, Engine, int]]:
     base = short_tmp("rx-sim-")
     root = copy_stdlib(base / "tree", "json")
     (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]\n\tbare = false\n")
     source, line = _function_source(root / "json" / "decoder.py", "JSONArray")
     # the twin: pasted into another module and renamed, as duplicated code is
     (root / "vendored").mkdir()
@@ -100,6 +101,9 @@ def test_a_line_between_definitions_compares_the_nearest_chunk_and_says_so(index
     # a default exclude is named, with the line that brings it back
     ("vendor/lib/dep.go", 3, "not_found", "default excludes (vendor/), so it is not "
      "indexed; a `!vendor/` line in .ragexignore brings it back"),
+    # git's own folder is not an ignore rule of anyone's
+    (".git/config", 1, "not_found", ".git/config is inside .git/, the version control "
+     "system's own folder, so it is never indexed"),
     ("blob.bin", 1, "not_found", "binary"),
     ("json", 1, "not_found", "is a directory"),
     ("json/decoder.py", 100_000, "bad_query", "past the end of json/decoder.py"),

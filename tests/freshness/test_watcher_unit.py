@@ -190,6 +190,55 @@ def test_ignore_file_edits_rescan_the_tree(tree: Path, watch) -> None:
     assert rec.wait(1) == [None]
     (tree / "src" / ".ragexignore").write_text("*.tmp\n")
     assert rec.wait(2)[1] is None
+    (tree / ".ignore").write_text("*.log\n")          # ripgrep's, which the index obeys
+    assert rec.wait(3)[2] is None
+    (tree / "src" / ".rgignore").write_text("*.bak\n")
+    assert rec.wait(4)[3] is None
+
+
+def test_an_edit_of_any_ignore_file_outside_the_tree_rescans_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """.git/info/exclude, the global excludes file (git's default place, or the one
+    core.excludesFile names) and a .gitignore above a root below its checkout's
+    top decide the index as much as a .gitignore inside the tree, but the watcher
+    saw none of them (.git is noise, the others are outside): the index kept (or
+    missed) files until a full run.  Each edit now re-scans the tree."""
+    home = tmp_path / "home"
+    (home / "dots").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    repo = Path(os.path.realpath(tmp_path)) / "repo"
+    (repo / ".git" / "info").mkdir(parents=True)
+    root = repo / "pkg"
+    (root / "src").mkdir(parents=True)
+    (root / ".ragexroot").write_text("")
+    (root / "src" / "a.py").write_text("a = 1\n")
+    rec = Recorder()
+    w = TreeWatcher(root, rec)
+    assert w.start()
+    try:
+        time.sleep(0.2)
+        for n, path in enumerate([repo / ".git" / "info" / "exclude", repo / ".gitignore"], 1):
+            path.write_text("src/a.py\n")
+            assert rec.wait(n)[n - 1] is None, (path, rec.batches)
+        # the global file's folder, made after the watch began, is watched once made
+        (home / ".config" / "git").mkdir(parents=True)
+        assert rec.wait(3)[2] is None
+        time.sleep(0.3)
+        (home / ".config" / "git" / "ignore").write_text("src/a.py\n")
+        assert rec.wait(4)[3] is None
+        # a config that names another excludes file: that one is watched from the next scan
+        (home / ".gitconfig").write_text("[core]\n\texcludesFile = ~/dots/ignore\n")
+        assert rec.wait(5)[4] is None
+        time.sleep(0.3)
+        (home / "dots" / "ignore").write_text("*.py\n")
+        assert rec.wait(6)[5] is None
+        (home / "dots" / "other").write_text("not an ignore file\n")
+        (repo / "unrelated.txt").write_text("outside the root\n")
+        assert rec.quiet(1.0)[6:] == []
+    finally:
+        w.stop()
 
 
 def test_noise_and_excluded_directories_are_ignored(tree: Path, watch) -> None:
@@ -258,12 +307,15 @@ def test_ignored_directories_are_never_watched(tree: Path, watch) -> None:
     before = _inotify_watches()
     w, rec = watch()
     watches = _inotify_watches() - before
+    # (besides the directories of the ignore files outside the tree: git's global one)
+    watches -= len(w._source_watches)
     assert watches <= 3, f"{watches} watches for a tree of 2 real directories"
     # a directory created later is judged by the same rules...
     (tree / "generated" / "new").mkdir()
     (tree / "src" / "pkg").mkdir()
     (tree / "src" / "pkg" / "m.py").write_text("m = 1\n")
     batches = rec.wait(1)
-    assert _inotify_watches() - before == watches + 1, "only src/pkg gained a watch"
+    assert _inotify_watches() - before - len(w._source_watches) == watches + 1, \
+        "only src/pkg gained a watch"
     # ... and what it holds is still seen
     assert ["src/pkg/m.py"] in batches or any(b and "src/pkg/m.py" in b for b in batches)
