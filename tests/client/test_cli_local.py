@@ -16,7 +16,7 @@ import pytest
 
 from ragexctl import cli
 
-from tests.harness import PrivateEnv
+from tests.harness import PrivateEnv, StreamLines, wait_for
 from tests.harness.runners import as_at_a_terminal
 
 
@@ -214,26 +214,45 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
     proc = subprocess.Popen([sys.executable, "-m", "ragexctl", "logs", "-f", "-n", "1"],
                             env=rx_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=str(rx_env.base), preexec_fn=as_at_a_terminal)
+    out = StreamLines(proc.stdout)
     try:
-        # The last line comes first, then -f follows: wait for it rather than guess
-        # how long a loaded machine takes to start the client.
-        first = proc.stdout.readline()
-        time.sleep(0.5)
+        # The last line comes first, then -f follows from the end of the file: each
+        # step waits for the client to get there (fixed sleeps of 0.5, 1 and 1.5 s
+        # were a guess at a loaded machine's pace: a line appended before -f had
+        # opened the file, or a rotation seen after the Ctrl-C, went missing).
+        out.wait_for("old", timeout=60)
+        wait_for(lambda: _reads_at_end(proc.pid, log), 60, 0.02, what="-f to follow the log")
         with open(log, "a") as fh:
             fh.write("new 1\nnew 2\n")
-        time.sleep(1.0)
+        out.wait_for("new 2", timeout=60)
         # Rotation: the file is replaced; -f follows the new one.
         log.rename(logs / "ragexd.log.1")
         log.write_text("rotated\n")
-        time.sleep(1.5)
+        out.wait_for("rotated", timeout=60)
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=10)
-        out = first + rest
+        proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert out == "old\nnew 1\nnew 2\nrotated\n"
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert out.until_closed(10) == "old\nnew 1\nnew 2\nrotated\n"
+
+
+def _reads_at_end(pid: int, path: Path) -> bool:
+    """Has process ``pid`` opened ``path`` and gone to its end (where ``tail -F``
+    starts)?  Read from /proc: the descriptor's target and its offset."""
+    size = path.stat().st_size
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != os.path.realpath(path):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                pos = next(int(line.split()[1]) for line in info if line.startswith("pos:"))
+        except (OSError, StopIteration):
+            continue
+        if pos == size:
+            return True
+    return False
 
 
 def test_missing_plugin_is_a_clear_message(capsys):
