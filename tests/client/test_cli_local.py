@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from ragexctl import cli
+from ragexd import logfile
 
-from tests.harness import PrivateEnv, StreamLines, wait_for
+from tests.harness import PrivateEnv, StreamLines
 from tests.harness.runners import as_at_a_terminal
 
 
@@ -216,12 +217,11 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
                             text=True, cwd=str(rx_env.base), preexec_fn=as_at_a_terminal)
     out = StreamLines(proc.stdout)
     try:
-        # The last line comes first, then -f follows from the end of the file: each
-        # step waits for the client to get there (fixed sleeps of 0.5, 1 and 1.5 s
-        # were a guess at a loaded machine's pace: a line appended before -f had
-        # opened the file, or a rotation seen after the Ctrl-C, went missing).
+        # The last line comes first, read from the file -f follows: a line appended
+        # as soon as it shows is followed (when the tail and the following were two
+        # reads, a line written between them was lost).  Each step waits for the
+        # client to get there (fixed sleeps were a guess at a loaded machine's pace).
         out.wait_for("old", timeout=60)
-        wait_for(lambda: _reads_at_end(proc.pid, log), 60, 0.02, what="-f to follow the log")
         with open(log, "a") as fh:
             fh.write("new 1\nnew 2\n")
         out.wait_for("new 2", timeout=60)
@@ -238,21 +238,24 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
     assert out.until_closed(10) == "old\nnew 1\nnew 2\nrotated\n"
 
 
-def _reads_at_end(pid: int, path: Path) -> bool:
-    """Has process ``pid`` opened ``path`` and gone to its end (where ``tail -F``
-    starts)?  Read from /proc: the descriptor's target and its offset."""
-    size = path.stat().st_size
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != os.path.realpath(path):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
-                pos = next(int(line.split()[1]) for line in info if line.startswith("pos:"))
-        except (OSError, StopIteration):
-            continue
-        if pos == size:
-            return True
-    return False
+def test_a_line_written_while_the_tail_is_shown_is_followed(tmp_path: Path) -> None:
+    """``logs -f``: the tail and the following are one read of one open file, so a
+    line the log gains at the moment its tail is shown comes next, not lost."""
+    log = tmp_path / "w.log"
+    log.write_text("one\ntwo\nthree\n")
+    got: list[str] = []
+
+    def write(text: str) -> None:
+        got.append(text)
+        if len(got) == 1:   # the tail is out: the worker writes its next line now
+            with open(log, "a") as fh:
+                fh.write("four\n")
+        elif "four" in "".join(got):
+            raise KeyboardInterrupt   # how a person stops following
+
+    with pytest.raises(KeyboardInterrupt):
+        logfile.follow(log, write, poll=0.01, lines=2)
+    assert "".join(got) == "two\nthree\nfour\n"
 
 
 def test_missing_plugin_is_a_clear_message(capsys):
