@@ -791,15 +791,16 @@ def cmd_logs(app: App) -> int:
     else:
         path = _log_path(target)
         lines = logfile.tail(path, lines_wanted)
-    if lines:
-        # log lines quote roots and file names, which may hold escape sequences
-        app.write("".join(render.printable(line.rstrip("\n")) + "\n" for line in lines))
-    if args.follow:
+    if args.follow:   # the tail is read again with the following: no line falls between
         try:
-            logfile.follow(path, lambda text: app.write(render.printable_lines(text)))
+            logfile.follow(path, lambda text: app.write(render.printable_lines(text)),
+                           lines=lines_wanted)
         except KeyboardInterrupt:
             pass  # how one stops following: not an interruption of anything
         return EXIT_OK
+    if lines:
+        # log lines quote roots and file names, which may hold escape sequences
+        app.write("".join(render.printable(line.rstrip("\n")) + "\n" for line in lines))
     if not lines and not path.exists():
         app.note(f"no log yet at {path}")
         return EXIT_NONE

@@ -69,12 +69,14 @@ def _docker_socket() -> str | None:
 
 
 def check_config() -> tuple[Check, rconfig.Config | None]:
+    unknown = settings.unknown_keys()
     try:
         cfg = rconfig.load()
     except rconfig.ConfigError as exc:
-        return Check("config", False, str(exc), "fix the setting named above"), None
+        # a typo beside a bad value is said now too, not after the value is fixed
+        typos = f"; also {'; '.join(unknown)}: not a setting, ignored" if unknown else ""
+        return Check("config", False, f"{exc}{typos}", "fix the settings named above"), None
     where = ", ".join(cfg.source) or "defaults"
-    unknown = settings.unknown_keys()
     if unknown:
         return Check("config", False, f"{', '.join(cfg.source[:1]) or 'config.toml'}: "
                      f"{'; '.join(unknown)}: not a setting, ignored",

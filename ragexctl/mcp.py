@@ -439,10 +439,17 @@ def unreadable_answers(exc: Exception) -> list[tuple[Any, int, str]]:
 class AnsweringReader:
     """The stdio transport's read stream, which answers what it cannot read
     (``unreadable_answers``) on the transport's own write stream, in order with
-    every other answer, and passes the rest on."""
+    every other answer, and passes the rest on.
+
+    It also holds the end of its input back until every request it passed on
+    has been answered (``AnsweredWriter`` tells it) or cancelled: the SDK ends
+    the session, cancelling the calls still running, as soon as stdin closes,
+    so ``printf '…requests…' | ragexctl mcp`` lost the answers of the slower
+    ones.  Bounded by the longest deadline of a call."""
 
     def __init__(self, inner: Any, write: Any) -> None:
         self._inner, self._write = inner, write
+        self.unanswered: set[Any] = set()   # ids of requests passed on, not yet answered
 
     @property
     def last_context(self) -> Any:   # the dispatcher's per-message contextvars
@@ -469,12 +476,25 @@ class AnsweringReader:
             raise
 
     async def receive(self) -> Any:
+        import anyio
         from mcp.shared.message import SessionMessage
-        from mcp_types import ErrorData, JSONRPCError
+        from mcp_types import ErrorData, JSONRPCError, JSONRPCNotification, JSONRPCRequest
 
         while True:
-            item = await self._inner.receive()
+            try:
+                item = await self._inner.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                with anyio.move_on_after(SEARCH_TIMEOUT):
+                    while self.unanswered:   # the answers still owed go out first
+                        await anyio.sleep(0.05)
+                raise
             if not isinstance(item, Exception):
+                message = getattr(item, "message", None)
+                if isinstance(message, JSONRPCRequest):
+                    self.unanswered.add(message.id)
+                elif isinstance(message, JSONRPCNotification) \
+                        and message.method == "notifications/cancelled":
+                    self.unanswered.discard((message.params or {}).get("requestId"))
                 return item
             log.info("answered a message the transport could not read: %s",
                      str(item).splitlines()[0][:200])
@@ -487,6 +507,32 @@ class AnsweringReader:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class AnsweredWriter:
+    """The stdio transport's write stream, which tells ``reader`` each request
+    answered (a response or an error with its id)."""
+
+    def __init__(self, inner: Any, reader: AnsweringReader) -> None:
+        self._inner, self._reader = inner, reader
+
+    def __getattr__(self, name: str) -> Any:   # everything but send is the stream's own
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> "AnsweredWriter":
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
+
+    async def send(self, item: Any) -> None:
+        from mcp_types import JSONRPCError, JSONRPCResponse
+
+        await self._inner.send(item)
+        message = getattr(item, "message", None)
+        if isinstance(message, (JSONRPCResponse, JSONRPCError)):
+            self._reader.unanswered.discard(message.id)
 
 
 def build_server(backend: Backend) -> Any:
@@ -517,12 +563,14 @@ def build_server(backend: Backend) -> Any:
                 raise
 
         async def run_stdio_async(self) -> None:
-            """The SDK's stdio serving, with a read stream that answers every line."""
+            """The SDK's stdio serving, with a read stream that answers every line
+            and ends only once every request read is answered."""
             from mcp.server.stdio import stdio_server
 
             async with stdio_server() as (read_stream, write_stream):
+                reader = AnsweringReader(read_stream, write_stream)
                 await self._lowlevel_server.run(
-                    AnsweringReader(read_stream, write_stream), write_stream,
+                    reader, AnsweredWriter(write_stream, reader),
                     self._lowlevel_server.create_initialization_options())
 
     server = Server(name=SERVER_NAME, version=__version__, instructions=INSTRUCTIONS,

@@ -39,12 +39,15 @@ def tail(path: Path, lines: int = 50, *, offset: int = 0, skip_blank: bool = Fal
 
 
 def tail_of(fh: BinaryIO, lines: int, *, offset: int = 0, skip_blank: bool = False,
-            max_bytes: int = TAIL_MAX_BYTES) -> list[str]:
-    """``tail`` of an open binary file (a temporary file has no path)."""
+            max_bytes: int = TAIL_MAX_BYTES, end: int | None = None) -> list[str]:
+    """``tail`` of an open binary file (a temporary file has no path), ending at
+    byte ``end`` (default: the file's end now)."""
     if lines <= 0:
         return []
-    fh.seek(0, os.SEEK_END)
-    size = fh.tell()
+    if end is None:
+        fh.seek(0, os.SEEK_END)
+        end = fh.tell()
+    size = end
     block = 8192
     data = b""
     pos = size
@@ -91,9 +94,13 @@ def rotate(path: Path, max_bytes: int = ROTATE_BYTES) -> None:
         pass
 
 
-def follow(path: Path, write: Callable[[str], None], poll: float = 0.25) -> None:
-    """``tail -F``: pass on what is appended to ``path``, reopening it after a
-    rotation (and reading the new file from its start), until KeyboardInterrupt."""
+def follow(path: Path, write: Callable[[str], None], poll: float = 0.25, *,
+           lines: int = 0) -> None:
+    """``tail -n LINES -F``: write the last ``lines`` lines of ``path``, then pass on
+    what is appended to it, reopening it after a rotation (and reading the new
+    file from its start), until KeyboardInterrupt.  The tail and the following
+    share one open file and one end offset: a line written between showing the
+    tail and starting to follow was lost when they were two reads."""
     fh: BinaryIO | None = None
     ino = None
     started = False   # after the first open, a file that (re)appears is read from its start
@@ -104,7 +111,11 @@ def follow(path: Path, write: Callable[[str], None], poll: float = 0.25) -> None
                     fh = open(path, "rb")
                     ino = os.fstat(fh.fileno()).st_ino
                     if not started:
-                        fh.seek(0, os.SEEK_END)
+                        end = fh.seek(0, os.SEEK_END)
+                        shown = tail_of(fh, lines, end=end)
+                        if shown:
+                            write("".join(line + "\n" for line in shown))
+                        fh.seek(end)
                     started = True
                 except OSError:
                     started = True   # no file yet: whatever appears is all new

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from ragexctl import cli
+from ragexd import logfile
 
-from tests.harness import PrivateEnv
+from tests.harness import PrivateEnv, StreamLines
 from tests.harness.runners import as_at_a_terminal
 
 
@@ -214,26 +215,47 @@ def test_logs_follow_prints_appended_lines_until_ctrl_c(rx_env: PrivateEnv):
     proc = subprocess.Popen([sys.executable, "-m", "ragexctl", "logs", "-f", "-n", "1"],
                             env=rx_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=str(rx_env.base), preexec_fn=as_at_a_terminal)
+    out = StreamLines(proc.stdout)
     try:
-        # The last line comes first, then -f follows: wait for it rather than guess
-        # how long a loaded machine takes to start the client.
-        first = proc.stdout.readline()
-        time.sleep(0.5)
+        # The last line comes first, read from the file -f follows: a line appended
+        # as soon as it shows is followed (when the tail and the following were two
+        # reads, a line written between them was lost).  Each step waits for the
+        # client to get there (fixed sleeps were a guess at a loaded machine's pace).
+        out.wait_for("old", timeout=60)
         with open(log, "a") as fh:
             fh.write("new 1\nnew 2\n")
-        time.sleep(1.0)
+        out.wait_for("new 2", timeout=60)
         # Rotation: the file is replaced; -f follows the new one.
         log.rename(logs / "ragexd.log.1")
         log.write_text("rotated\n")
-        time.sleep(1.5)
+        out.wait_for("rotated", timeout=60)
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=10)
-        out = first + rest
+        proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert out == "old\nnew 1\nnew 2\nrotated\n"
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert out.until_closed(10) == "old\nnew 1\nnew 2\nrotated\n"
+
+
+def test_a_line_written_while_the_tail_is_shown_is_followed(tmp_path: Path) -> None:
+    """``logs -f``: the tail and the following are one read of one open file, so a
+    line the log gains at the moment its tail is shown comes next, not lost."""
+    log = tmp_path / "w.log"
+    log.write_text("one\ntwo\nthree\n")
+    got: list[str] = []
+
+    def write(text: str) -> None:
+        got.append(text)
+        if len(got) == 1:   # the tail is out: the worker writes its next line now
+            with open(log, "a") as fh:
+                fh.write("four\n")
+        elif "four" in "".join(got):
+            raise KeyboardInterrupt   # how a person stops following
+
+    with pytest.raises(KeyboardInterrupt):
+        logfile.follow(log, write, poll=0.01, lines=2)
+    assert "".join(got) == "two\nthree\nfour\n"
 
 
 def test_missing_plugin_is_a_clear_message(capsys):

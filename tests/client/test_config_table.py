@@ -110,6 +110,13 @@ def test_doctor_names_config_keys_no_setting_reads_with_the_one_meant(
                  "[deamon] (did you mean [daemon]?)"):
         assert said in check["detail"], check
     assert "queue_size" not in check["detail"], check
+    # a bad value beside a typo: both said at once (the typo used to wait for the fix)
+    (rx_env.config / "config.toml").write_text(
+        '[daemon]\nidle_timeout = "forever"\nqueue_sise = 8\n')
+    r = rx_env.ctl("doctor", "--json")
+    check = next(c for c in json.loads(r.stdout) if c["name"] == "config")
+    assert not check["ok"] and "'forever'" in check["detail"], check
+    assert "[daemon] queue_sise (did you mean [daemon] queue_size?)" in check["detail"], check
     (rx_env.config / "config.toml").write_text('[daemon]\nidle_timeout = "5m"\n')
     r = rx_env.ctl("doctor", "--json")
     check = next(c for c in json.loads(r.stdout) if c["name"] == "config")

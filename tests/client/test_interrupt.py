@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
-from tests.harness import PrivateEnv, copy_stdlib, ragexctl_popen, wait_for
+from tests.harness import PrivateEnv, StreamLines, copy_stdlib, ragexctl_popen, wait_for
+
+#: a progress line of the index a search waits for (stderr is a pipe: plain lines)
+PROGRESS = "ragexctl: "
 
 
 def _state(env: PrivateEnv) -> dict:
@@ -25,18 +27,19 @@ def _state(env: PrivateEnv) -> dict:
 def _interrupt_first_search(env: PrivateEnv, tree: Path, *extra: str) -> tuple[int, str]:
     proc = ragexctl_popen(env.env, "search", "--project", str(tree), *extra,
                           "where is the message parsed into headers")
+    err = StreamLines(proc.stderr)
     try:
         # The worker is up and its first index has got going (the search is attached
         # to it and receiving its progress): now the user presses Ctrl-C.
         wait_for(lambda: _state(env).get("state") == "indexing", timeout=120,
                  what="the first index to start")
-        time.sleep(1.5)
+        err.wait_for(PROGRESS, timeout=120, what="the search to relay the index's progress")
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=90)
+        proc.wait(90)
+        return proc.returncode, err.until_closed(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.returncode, err
 
 
 def test_ctrl_c_of_a_search_stops_the_first_index_it_started_and_index_resumes_it() -> None:
@@ -85,7 +88,11 @@ def test_ctrl_c_of_a_search_leaves_a_first_index_another_client_asked_for() -> N
             wait_for(lambda: _state(env).get("state") == "indexing", timeout=120,
                      what="the first index to start")
             index = ragexctl_popen(env.env, "index", str(tree))
-            time.sleep(5)   # its request reaches the worker (a client starts in ~0.5 s)
+            index_err = StreamLines(index.stderr)
+            # Its request has reached ragexd once the worker relays the running index's
+            # progress to it (was: five seconds' sleep, which a loaded machine's client
+            # start-up can exceed, and the Ctrl-C then rightly stopped the index).
+            index_err.wait_for("waiting for the index already running", timeout=120)
             search.send_signal(signal.SIGINT)
             _, err = search.communicate(timeout=90)
         finally:
@@ -93,8 +100,9 @@ def test_ctrl_c_of_a_search_leaves_a_first_index_another_client_asked_for() -> N
                 search.kill()
         assert search.returncode == 130, err
         assert "goes on: another client asked for this project's index" in err, err
-        out, err = index.communicate(timeout=900)
-        assert index.returncode == 0, err
+        assert index.stdout is not None
+        out = index.stdout.read()
+        assert index.wait(900) == 0, index_err.until_closed(30)
         assert out.startswith("indexed "), out
     finally:
         if index is not None and index.poll() is None:

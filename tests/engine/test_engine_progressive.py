@@ -326,7 +326,11 @@ def test_a_name_in_a_late_catalogued_file_is_found_before_embedding_gets_going(
     nothing is embedded, and when the catalogue is complete at most one batch is.
     (Encoding beside phase 1 took its CPU: on scikit-learn phase 1 ran 2.5-3x
     longer, for 2 % of the vectors.)  The two moments are polled separately: a
-    search can see the late file's rows before the run marks the catalogue done."""
+    search can see the late file's rows before the run marks the catalogue done.
+    The embedder is held at its first report (one batch stored, or its child
+    starting), so "at most one batch" does not depend on how soon a poll on a
+    loaded machine comes round: that embedding waited for the catalogue is the
+    order of the reports, which the hold does not change."""
     base = Path(tempfile.mkdtemp(prefix="rx-prog-"))
     try:
         root = copy_stdlib(base / "tree", "asyncio", "email", "json")
@@ -340,18 +344,24 @@ def test_a_name_in_a_late_catalogued_file_is_found_before_embedding_gets_going(
         engine.load_model()   # ready to embed from the first commit on
         stop = threading.Event()
         phases: list[str] = []
-        run = threading.Thread(target=lambda: engine.index(
-            cancel=stop, progress=lambda p: phases.append(p.phase)))
+
+        def progress(p: IndexProgress) -> None:
+            phases.append(p.phase)
+            if p.phase == "embedding":
+                stop.wait(300)   # hold the embedder until the test has seen both moments
+
+        run = threading.Thread(target=lambda: engine.index(cancel=stop, progress=progress))
         run.start()
         found = None
         catalogued = None
+        deadline = time.monotonic() + 600   # a run held by a bug must not hang the suite
         try:
-            while run.is_alive() and found is None:
+            while run.is_alive() and found is None and time.monotonic() < deadline:
                 out = engine.search(SearchQuery("zz_final_helper", mode="symbol"))
                 if out.hits:
                     found = out
                 time.sleep(0.02)
-            while run.is_alive() and catalogued is None:
+            while run.is_alive() and catalogued is None and time.monotonic() < deadline:
                 out = engine.search(SearchQuery("zz_final_helper", mode="symbol"))
                 if out.coverage is not None and out.coverage.catalog_complete:
                     catalogued = out.coverage

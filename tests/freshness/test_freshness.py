@@ -14,6 +14,7 @@ that shows it; the figures are printed at the end (``pytest -s``).
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 
 from ragexd.protocol import Op
+from ragexd.worker.watcher import TreeWatcher
 from tests.harness import make_project, poll, short_tmp, write
 from tests.harness.live import LiveRagex, live_ragex
 
@@ -36,6 +38,10 @@ SYMBOL_TARGET = 1.0
 SEMANTIC_TARGET = 2.0
 
 LATENCY: dict[str, list[float]] = {"regex": [], "symbol": [], "semantic": []}
+#: The watcher's quiet period before it flushes a batch, and its flush of events
+#: that never stop (its defaults, the worker's).
+DEBOUNCE: float = inspect.signature(TreeWatcher).parameters["debounce"].default
+MAX_DELAY: float = inspect.signature(TreeWatcher).parameters["max_delay"].default
 
 
 @pytest.fixture(scope="module")
@@ -292,12 +298,16 @@ def test_burst_of_500_files_is_one_batch(live: LiveRagex, proj: Path) -> None:
     log_path = Path(workers[0]["log_path"])
     offset = log_path.stat().st_size
     t0 = time.monotonic()
+    closed = []
     for i in range(500):
         (proj / "burst").mkdir(exist_ok=True)
         with open(proj / "burst" / f"mod_{i:03d}.py", "w") as fh:
             fh.write(f'def burst_helper_{i:03d}(x):\n    """Burst helper number {i}."""\n'
                      f'    return x + {i}\n')
+        closed.append(time.monotonic())
     t_written = time.monotonic()
+    written = t_written - t0
+    pauses = sum(1 for a, b in zip(closed, closed[1:]) if b - a >= DEBOUNCE)
     # the change is visible as pending work (or already being indexed) at once
     status = live.worker_status(proj)
     assert status["index"]["pending_files"] > 0 or status["indexing"], status
@@ -310,9 +320,18 @@ def test_burst_of_500_files_is_one_batch(live: LiveRagex, proj: Path) -> None:
     text = log_path.read_text(errors="replace")[offset:]
     runs = [(int(a), int(b)) for a, b in
             re.findall(r"re-indexed (\d+) changed and (\d+) removed files", text)]
-    assert runs == [(500, 0)], f"expected one batch of 500 files, got {runs}\n{text[-2000:]}"
-    print(f"\nburst: 500 files written in {t_written - t0:.2f} s, all searchable "
-          f"{waited:.1f} s later, in {len(runs)} batch")
+    # Batched by time, not by file: the watcher flushes after a quiet debounce or
+    # after max_delay of events that do not stop.  Written within max_delay with no
+    # pause of a debounce (as on a quiet machine), the burst is one batch; CI, sharing
+    # its cores, wrote it more slowly and got [(315, 0), (185, 0)], as designed.
+    # (inotify's delivery may lag the writes: the watcher sees them over a little more)
+    allowed = 1 + int((written + DEBOUNCE) / MAX_DELAY) + pauses
+    assert sum(changed for changed, _ in runs) == 500 and not any(r for _, r in runs), runs
+    assert len(runs) <= allowed, (f"{len(runs)} batches for 500 files written in "
+                                  f"{written:.2f} s with {pauses} pauses (at most {allowed})"
+                                  f"\n{text[-2000:]}")
+    print(f"\nburst: 500 files written in {written:.2f} s ({pauses} pauses), all searchable "
+          f"{waited:.1f} s later, in {len(runs)} batch(es)")
     # clean up as one batch too, and nothing of it remains
     shutil.rmtree(proj / "burst")
     poll(lambda: live.worker_status(proj)["index"]["files"] == before, 60.0, 0.2)
@@ -320,12 +339,18 @@ def test_burst_of_500_files_is_one_batch(live: LiveRagex, proj: Path) -> None:
 
 
 def test_status_reports_pending_then_settles(live: LiveRagex, proj: Path) -> None:
-    write(proj / "pending_probe.py", "def pending_probe():\n    return 1\n")
-    # within the debounce window (>= 0.3 s, then the re-index) the change shows as
-    # pending work; inotify delivery itself takes a moment, so look a few times
+    """A save shows as pending work, or as the re-index it starts, then settles.
+    The file holds 150 functions, so that re-index embeds for a second or more: a
+    one-function file left a window of the 0.3 s debounce and a re-index of a few
+    milliseconds, which a status call slowed by shared cores could miss (and a
+    first call that came before inotify's delivery had 0.25 s to look again)."""
+    write(proj / "pending_probe.py", "def pending_probe():\n    return 1\n" + "".join(
+        f"\n\ndef pending_probe_helper_{i}(value):\n"
+        f"    \"\"\"Probe helper {i}: scale the value.\"\"\"\n    return value * {i}\n"
+        for i in range(150)))
     status, _ = poll(lambda: (lambda s: s if (s["index"]["pending_files"] >= 1
                                               or s["indexing"]) else None)(
-        live.worker_status(proj)), 0.25, 0.01)
+        live.worker_status(proj)), HARD_DEADLINE, 0.01)
     status = live.wait_settled(proj)
     assert status["index"]["pending_files"] == 0 and status["index"]["state"] == "ready"
     assert status["watch"] is True

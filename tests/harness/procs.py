@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import psutil
 
@@ -37,6 +38,66 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1
              what: str = "condition") -> Any:
     """``poll`` when only the value matters."""
     return poll(predicate, timeout, interval, what)[0]
+
+
+class StreamLines:
+    """A child's text stream (its stdout or stderr pipe) read on a thread as it
+    comes, so a test can act at the moment the child *says* it reached a state
+    (its request is queued, its file is followed) instead of sleeping for a time
+    a loaded machine may exceed, and still assert on everything it wrote.  The
+    stream is this reader's alone: use ``text`` or ``until_closed``, not
+    ``Popen.communicate``, for what it carried."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        assert stream is not None, "the child's stream must be a pipe"
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        try:
+            for line in stream:
+                with self._cond:
+                    self._lines.append(line)
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+
+    def text(self) -> str:
+        """Everything read so far."""
+        with self._cond:
+            return "".join(self._lines)
+
+    def wait_for(self, wanted: str | Callable[[str], bool], timeout: float,
+                 what: str | None = None) -> str:
+        """The first line holding ``wanted`` (or that ``wanted`` accepts); raises
+        AssertionError, with what was read, when the time runs out or the stream
+        ends without one."""
+        accepts = wanted if callable(wanted) else (lambda line: wanted in line)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self._lines[seen:]:
+                    if accepts(line):
+                        return line
+                seen = len(self._lines)
+                left = deadline - time.monotonic()
+                if self._closed or left <= 0:
+                    why = "the stream ended" if self._closed else f"timed out after {timeout:g} s"
+                    raise AssertionError(f"{why} waiting for {what or repr(wanted)}; "
+                                         f"read: {''.join(self._lines)[-3000:]!r}")
+                self._cond.wait(left)
+
+    def until_closed(self, timeout: float) -> str:
+        """Everything, once the child closed the stream (it exited)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the stream is still open after {timeout:g} s"
+        return self.text()
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,5 +1,6 @@
 """The harness holds its own promises: a private environment reaches nothing
-outside its directory, and a failing test shows the log of its ragexd."""
+outside its directory, a failing test shows the log of its ragexd, and a wait for
+a child's line returns when the line comes (not after a guessed time)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, PrivateEnv, RagexInstance, pids_in_env
+from tests.harness import REPO, PrivateEnv, RagexInstance, StreamLines, pids_in_env
 
 
 def test_a_private_env_keeps_every_path_under_its_base_and_drops_outside_links(
@@ -77,3 +78,27 @@ def test_a_failing_test_shows_the_log_of_its_ragexd(tmp_path: Path) -> None:
     section = out.stdout.split("ragexd log (", 1)
     assert len(section) == 2, out.stdout[-3000:]
     assert "ragexd" in section[1] and "listening" in section[1].lower(), section[1][:3000]
+
+
+def test_stream_lines_returns_at_the_line_waited_for_and_keeps_the_whole_output() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "print('starting', flush=True); sys.stdin.readline()\n"
+         "print('ready now', flush=True); print('done', flush=True)"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    out = StreamLines(child.stdout)
+    try:
+        assert out.wait_for("starting", timeout=60) == "starting\n"
+        with pytest.raises(AssertionError, match="timed out after 0.2 s"):
+            out.wait_for("ready", timeout=0.2)   # not said yet: the child waits for us
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert out.wait_for(lambda line: line.startswith("ready"), timeout=60) == "ready now\n"
+        assert child.wait(60) == 0
+        assert out.until_closed(10) == "starting\nready now\ndone\n"
+        with pytest.raises(AssertionError, match="the stream ended"):
+            out.wait_for("never said", timeout=60)
+    finally:
+        child.kill()
+        child.wait()

@@ -466,6 +466,32 @@ def test_every_line_an_agent_sends_is_answered_even_one_that_is_no_message(
         proc.wait()
 
 
+def test_requests_sent_with_stdin_closed_at_once_are_all_answered(
+        live: LiveRagex, proj: Path) -> None:
+    """`printf '…requests…' | ragexctl mcp`: the SDK ended the session the moment
+    stdin closed, cancelling the calls still running, so only the fastest were
+    answered (3 of 9 here).  Every request read is answered before the server ends."""
+    from mcp_types.version import LATEST_HANDSHAKE_VERSION
+
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}},
+             {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    lines += [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
+        "name": "search_code",
+        "arguments": {"query": "compute the tax of an invoice" if i % 2 else "slugify_title"}}}
+              for i in range(2, 10)]
+    proc = subprocess.run([sys.executable, "-m", "ragexctl", "mcp", "--project", str(proj)],
+                          input="".join(json.dumps(m) + "\n" for m in lines).encode(),
+                          capture_output=True, env=live.env, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    answers = {m["id"]: m for m in map(json.loads, proc.stdout.decode().splitlines())
+               if "id" in m}
+    assert sorted(answers) == list(range(1, 10)), proc.stderr.decode()[-2000:]
+    assert "billing.py" in answers[3]["result"]["content"][0]["text"]
+    assert "text/slug.py" in answers[2]["result"]["content"][0]["text"]
+
+
 def test_a_reader_that_closes_the_servers_output_ends_it_quietly(
         live: LiveRagex, proj: Path) -> None:
     """`ragexctl mcp | head -c1`: the SDK's writer met the closed pipe inside its task

@@ -90,40 +90,44 @@ def test_warm_search_from_a_fresh_client_process(rx, proj):
 
     The ≤ 100 ms target is for imports + connect + search on an otherwise idle
     machine; the hard assertion is on connect + search (what ragexd and the
-    worker control), the imports get a looser guard because they only measure
-    how busy the machine is.
+    worker control).  The imports are guarded by the CPU they cost: their wall
+    time measures how busy the machine is (CI, sharing its cores, took 0.27 s of
+    wall time for 0.05 s of CPU, and the guard of 0.25 s of wall time failed).
     """
     code = (
         "import sys, time\n"
-        "t0 = time.perf_counter()\n"
+        "t0, c0 = time.perf_counter(), time.process_time()\n"
         "import zmq\n"
         "from ragexd.protocol import Op, Request, decode, encode\n"
-        "t1 = time.perf_counter()\n"
+        "t1, c1 = time.perf_counter(), time.process_time()\n"
         "ctx = zmq.Context(); s = ctx.socket(zmq.DEALER); s.connect(sys.argv[1])\n"
         "s.send_multipart(encode(Request(Op.SEARCH, project=sys.argv[2], "
         "args={'query': 'connect to a tcp server', 'mode': 'semantic', 'limit': 5})))\n"
         "r = decode(s.recv_multipart()); assert r.ok, r.error\n"
         "t2 = time.perf_counter()\n"
-        "print(r.result['hits'][0]['path'], t1 - t0, t2 - t1, r.result['took_ms'] / 1000)\n")
-    totals, imports, searches, engine = [], [], [], []
+        "print(r.result['hits'][0]['path'], t1 - t0, c1 - c0, t2 - t1, "
+        "r.result['took_ms'] / 1000)\n")
+    totals, imports, import_cpu, searches, engine = [], [], [], [], []
     for _ in range(9):
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", code, rx.endpoint, str(proj)],
                              capture_output=True, text=True, env=rx.env, timeout=60)
         totals.append(time.perf_counter() - t0)
         assert out.returncode == 0, out.stderr
-        path, imp, search, took = out.stdout.split()
+        path, imp, imp_cpu, search, took = out.stdout.split()
         assert path == "network.py"
         imports.append(float(imp))
+        import_cpu.append(float(imp_cpu))
         searches.append(float(search))
         engine.append(float(took))
     med = statistics.median
-    print(f"\nfresh client process p50: imports {med(imports) * 1000:.1f} ms + connect+search "
+    print(f"\nfresh client process p50: imports {med(imports) * 1000:.1f} ms "
+          f"({med(import_cpu) * 1000:.1f} ms CPU) + connect+search "
           f"{med(searches) * 1000:.1f} ms (engine {med(engine) * 1000:.1f} ms) = "
           f"{(med(imports) + med(searches)) * 1000:.1f} ms; with interpreter start "
           f"{med(totals) * 1000:.0f} ms")
     assert med(searches) < 0.1
-    assert med(imports) + med(searches) < 0.25
+    assert med(import_cpu) < 0.1   # 0.05 s today; importing numpy alone adds 0.08 s
 
 
 def test_status_and_ping_answer_fast_while_a_worker_indexes(rx, client):
