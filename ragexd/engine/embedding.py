@@ -49,7 +49,12 @@ ENCODE_BATCH = 16     # small: little padding, low peak memory; 32 measured no f
 #: sixth round (QUALITY.md) replaced ``context+path`` (the first 12 body lines) by
 #: ``head+tail+path`` (the first 6 and the last 2): as good or better on every
 #: corpus set at the shipped weights, for 0.83x the word pieces a first index embeds.
-DEFAULT_VARIANT = "head+tail+path"
+#: The seventh round read those lines after the whole signature, decorators kept
+#: (``sig+head+tail+path``): a multi-line signature had filled the six lines with
+#: parameters and a decorated function had lost its decorator (``@contextmanager``)
+#: and read its ``def`` line twice; held out +0.010 (click +0.021), for 1.05x the
+#: word pieces.
+DEFAULT_VARIANT = "sig+head+tail+path"
 CONTEXT_VARIANT = os.environ.get("RAGEX_CONTEXT_VARIANT", DEFAULT_VARIANT)
 
 
@@ -105,19 +110,23 @@ def _path_words(path: str) -> str:
 
 
 #: Context recipes compared by bench/eval_quality.py: (file words?, body lines, raw
-#: body?, body as words?, decorators kept and the body taken after the whole signature?,
-#: last body lines added after the first ones?)
-VARIANTS: dict[str, tuple[bool, int, bool, bool, bool, int]] = {
-    "context+path": (True, BODY_LINES, False, False, False, 0),   # the default to round 5
-    "context": (False, BODY_LINES, False, False, False, 0),       # without the file's name
-    "short": (False, 6, False, False, False, 0),
-    "short+path": (True, 6, False, False, False, 0),              # sixth round (QUALITY.md)
-    "head+tail+path": (True, 6, False, False, False, 2),          # the default (QUALITY.md)
-    "long": (False, 30, False, False, False, 0),
-    "long+path": (True, 30, False, False, False, 0),
-    "nameraw": (False, 400, True, False, False, 0),
-    "words+path": (True, BODY_LINES, False, True, False, 0),
-    "body+path": (True, BODY_LINES, False, False, True, 0),       # rejected (QUALITY.md)
+#: body?, body as words?, the body taken after the whole signature with the lines
+#: before the definition kept as "lines" or decorator "names" (``_split_definition``;
+#: "" = only the definition's first line dropped), last body lines added after the
+#: first ones)
+VARIANTS: dict[str, tuple[bool, int, bool, bool, str, int]] = {
+    "context+path": (True, BODY_LINES, False, False, "", 0),   # the default to round 5
+    "context": (False, BODY_LINES, False, False, "", 0),       # without the file's name
+    "short": (False, 6, False, False, "", 0),
+    "short+path": (True, 6, False, False, "", 0),              # sixth round (QUALITY.md)
+    "head+tail+path": (True, 6, False, False, "", 2),          # the default to round 6
+    "long": (False, 30, False, False, "", 0),
+    "long+path": (True, 30, False, False, "", 0),
+    "nameraw": (False, 400, True, False, "", 0),
+    "words+path": (True, BODY_LINES, False, True, "", 0),
+    "body+path": (True, BODY_LINES, False, False, "lines", 0),    # rejected (QUALITY.md)
+    "sig+head+tail+path": (True, 6, False, False, "lines", 2),    # the default (QUALITY.md)
+    "def+head+tail+path": (True, 6, False, False, "names", 2),    # rejected (QUALITY.md)
 }
 
 
@@ -159,9 +168,12 @@ PRELUDE_LINES = 3
 MAX_SIGNATURE_LINES = 40
 _STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""")
 _COMMENT = re.compile(r"(?:^|\s)(?:#|//).*$")
+#: What follows a decorator's name: its arguments.
+_DECORATOR_ARGS = re.compile(r"\(.*$")
 
 
-def _split_definition(code: list[str], def_at: int) -> tuple[list[str], list[str]]:
+def _split_definition(code: list[str], def_at: int, prelude_kind: str = "lines"
+                      ) -> tuple[list[str], list[str]]:
     """A definition's lines as (its decorators/attributes, its body lines).
 
     The signature is in the context already (``chunk.signature``), but it may span
@@ -171,9 +183,23 @@ def _split_definition(code: list[str], def_at: int) -> tuple[list[str], list[str
     the decorators (``@contextmanager``, ``@property``), which say what kind of thing
     the function is.  The signature ends at the first line where the brackets
     opened since the definition's line are closed again (strings left out); if they
-    never are, within MAX_SIGNATURE_LINES, only the definition's line is dropped."""
+    never are, within MAX_SIGNATURE_LINES, only the definition's line is dropped.
+
+    ``prelude_kind`` "lines" (the default recipe's) keeps the first PRELUDE_LINES
+    lines before the definition as they are; "names" keeps each decorator's name
+    alone, and a one-line attribute (``#[test]``) whole.  Of scikit-learn's
+    twenty-line ``@validate_params({...})`` "lines" keeps a bracket and two
+    parameter types; "names" looked cleaner and lost more on its questions (the
+    parameters' names are words of what the function is about: seventh round,
+    bench/QUALITY.md)."""
     def_at = max(0, min(def_at, len(code) - 1)) if code else 0
-    prelude = [ln.strip() for ln in code[:def_at] if ln.strip()][:PRELUDE_LINES]
+    if prelude_kind == "names":
+        prelude = [_DECORATOR_ARGS.sub("", ln) if ln.startswith("@") else ln
+                   for ln in (raw.strip() for raw in code[:def_at])
+                   if ln.startswith("@") or (ln.startswith("#[") and ln.endswith("]"))
+                   ][:PRELUDE_LINES]
+    else:
+        prelude = [ln.strip() for ln in code[:def_at] if ln.strip()][:PRELUDE_LINES]
     depth = 0
     for i, line in enumerate(code[def_at:def_at + MAX_SIGNATURE_LINES]):
         text = _COMMENT.sub("", _STRING.sub("", line))
@@ -223,7 +249,8 @@ def context_text(chunk: "Chunk", variant: str | None = None) -> str:
     body = chunk.code.splitlines()
     prelude: list[str] = []
     if whole_sig and chunk.kind not in ("block", "window"):
-        prelude, body = _split_definition(body, chunk.line - chunk.start if chunk.line else 0)
+        prelude, body = _split_definition(body, chunk.line - chunk.start if chunk.line else 0,
+                                          whole_sig)
     elif chunk.kind not in ("block", "window"):
         body = body[1:]  # the signature line is already there
     lines.extend(prelude)

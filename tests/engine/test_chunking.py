@@ -703,13 +703,59 @@ def test_the_body_recipe_keeps_decorators_and_starts_the_body_after_the_whole_si
     from ragexd.engine.embedding import DEFAULT_VARIANT, context_text
 
     (chunk,) = [c for c in chunk_file("core.py", DECORATED, "python") if c.kind == "function"]
-    default = context_text(chunk, DEFAULT_VARIANT).splitlines()
+    before = context_text(chunk, "head+tail+path").splitlines()
     body = context_text(chunk, "body+path").splitlines()
-    # the default recipe (the index's) drops the first line only: the decorator goes,
+    # the recipe to the sixth round drops the first line only: the decorator goes,
     # and the rest of the signature is read as body
-    assert "@contextmanager" not in default and "def augment_usage_errors(" in default
+    assert "@contextmanager" not in before and "def augment_usage_errors(" in before
     assert body[2] == "@contextmanager"
     assert body[4:] == ["try:", "yield", "except BadParameter as e:", "raise"]
+    # the default since the seventh round reads it the same way, six lines and two
+    assert context_text(chunk, DEFAULT_VARIANT) == context_text(chunk, "sig+head+tail+path")
+    assert context_text(chunk, DEFAULT_VARIANT).splitlines()[2:] == body[2:]
+
+
+#: scikit-learn's ``compute_class_weight`` (utils/class_weight.py, 1.9.1), its
+#: decorator's argument lines cut short and its docstring out.
+VALIDATED = '''\
+@validate_params(
+    {
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "classes": [np.ndarray],
+    },
+    prefer_skip_nested_validation=True,
+)
+def compute_class_weight(class_weight, *, classes, y, sample_weight=None):
+    from sklearn.preprocessing import LabelEncoder
+
+    xp, _, device_ = get_namespace_and_device(y, classes)
+    unique_y = xp.unique_values(y)
+    return weight
+'''
+
+
+def test_a_long_decorator_is_kept_as_its_first_lines_or_as_its_name_alone() -> None:
+    from ragexd.engine.embedding import context_text
+
+    (chunk,) = [c for c in chunk_file("utils/class_weight.py", VALIDATED, "python")
+                if c.kind == "function"]
+    lines = context_text(chunk, "def+head+tail+path").splitlines()
+    assert lines[:3] == ["function compute class weight", "file utils class weight",
+                         "@validate_params"]
+    assert lines[4:] == ["from sklearn.preprocessing import LabelEncoder",
+                         "xp, _, device_ = get_namespace_and_device(y, classes)",
+                         "unique_y = xp.unique_values(y)", "return weight"]
+    # the recipe that keeps the lines before the definition reads a bracket and
+    # two parameter types where the decorator's name says what it is
+    lines = context_text(chunk, "sig+head+tail+path").splitlines()
+    assert lines[2:5] == ["@validate_params(", "{",
+                          '"class_weight": [dict, StrOptions({"balanced"}), None],']
+    # and the recipe before both read the decorator's arguments as the body
+    assert "from sklearn.preprocessing import LabelEncoder" not in context_text(
+        chunk, "head+tail+path")
+    # a context manager's decorator is its own name already
+    (cm,) = [c for c in chunk_file("core.py", DECORATED, "python") if c.kind == "function"]
+    assert context_text(cm, "def+head+tail+path").splitlines()[2] == "@contextmanager"
 
 
 LONG_BODY = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(14)) + "    return y13\n"
@@ -724,8 +770,9 @@ def test_the_default_recipe_reads_a_long_bodys_first_six_lines_and_its_last_two(
                                       "python") if c.kind == "function"]
     lines = context_text(long, "head+tail+path").splitlines()
     assert lines[-8:] == [f"y{i} = x + {i}" for i in range(6)] + ["y13 = x + 13", "return y13"]
-    # it is the index's recipe unless RAGEX_CONTEXT_VARIANT names another
-    assert embedding.DEFAULT_VARIANT == "head+tail+path"
+    # the index's recipe unless RAGEX_CONTEXT_VARIANT names another: the same lines,
+    # after the whole signature (one line here)
+    assert embedding.DEFAULT_VARIANT == "sig+head+tail+path"
     assert context_text(long, embedding.DEFAULT_VARIANT) == "\n".join(lines)
     # the recipe before it read twelve lines from the top and never the return;
     # RAGEX_CONTEXT_VARIANT=context+path still re-runs it

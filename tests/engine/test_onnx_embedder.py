@@ -216,8 +216,9 @@ def test_an_index_built_with_another_embedder_is_rebuilt_with_a_message_not_mixe
 
 
 def test_an_index_of_the_recipe_before_is_re_embedded_once_saying_the_recipe_changed(tmp_path):
-    """Upgrading ragex past the sixth round's recipe (``context+path`` -> ``head+tail+path``)
-    re-embeds each index once; the message names the recipe, not a model change."""
+    """Upgrading ragex past a recipe change (``context+path``, the recipe to the fifth
+    round, -> the default) re-embeds each index once; the message names the recipe,
+    not a model change."""
     tree = _tree(tmp_path)
     index = tmp_path / "index"
     lines, _ = _oneshot(tree, index, _env(tmp_path, RAGEX_CONTEXT_VARIANT="context+path"))
@@ -226,7 +227,7 @@ def test_an_index_of_the_recipe_before_is_re_embedded_once_saying_the_recipe_cha
     rebuilding = [m["message"] for m in out if m.get("phase") == "rebuilding"]
     assert rebuilding == [f"the index was embedded with another context recipe, "
                           f"context+path/{embedding.CONTEXT_VERSION} (this ragex's is "
-                          f"head+tail+path/{embedding.CONTEXT_VERSION}, same model "
+                          f"{embedding.DEFAULT_VARIANT}/{embedding.CONTEXT_VERSION}, same model "
                           f"{embedding.MODEL_NAME}): rebuilding it once (vectors are never "
                           f"mixed)"]
     summary = out[-1]["result"]["summary"]

@@ -528,9 +528,10 @@ def test_name_match_is_the_share_of_the_name_the_question_says(question: str, na
 
 
 #: The recipes the sixth round compared (``embedding.VARIANTS``): the one shipped
-#: before it (the first 12 body lines), the same head cut to 6 lines, and the
-#: default since (the first 6 and the last 2).
-RECIPES = ("context+path", "short+path", "head+tail+path")
+#: before it (the first 12 body lines), the same head cut to 6 lines, and its
+#: choice (the first 6 and the last 2); and the seventh round's, the default: the
+#: same lines after the whole signature, the decorators kept.
+RECIPES = ("context+path", "short+path", "head+tail+path", "sig+head+tail+path")
 
 
 @pytest.fixture(scope="module")
@@ -573,3 +574,23 @@ def test_a_long_functions_last_lines_rank_it_first_when_they_say_what_it_returns
     assert top("short+path") == ("ProgressBar", "__init__")
     # ... the last two lines say a string is joined and returned: format_bar wins
     assert top("head+tail+path") == ("ProgressBar", "format_bar")
+    assert top("sig+head+tail+path") == ("ProgressBar", "format_bar")
+
+
+def test_a_context_managers_decorator_is_read_with_its_body(
+        recipe_engines: dict[str, Engine]) -> None:
+    """``raw_terminal`` (no docstring) is ``@contextlib.contextmanager`` over a body
+    that yields.  The recipe to the sixth round dropped the chunk's first line,
+    which is the decorator, and read the ``def`` line again as the body's first: a
+    helper that turns a key into an exception came first."""
+    question = "context manager for reading single key presses from the terminal"
+
+    def top(variant: str) -> str:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(embedding, "CONTEXT_VARIANT", variant)
+            query = SearchQuery(question, mode="semantic", limit=3)
+            return recipe_engines[variant].search(query).hits[0].name
+
+    assert top("head+tail+path") == "_translate_ch_to_exc"
+    assert top("sig+head+tail+path") == "raw_terminal"
+    assert embedding.DEFAULT_VARIANT == "sig+head+tail+path"

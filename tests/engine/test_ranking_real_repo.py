@@ -30,11 +30,12 @@ def sklearn_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
 
 def test_a_user_question_finds_sklearns_implementation_above_the_tests_repeating_its_words(
         sklearn_engine: Engine) -> None:
-    # (the first question asked here, "weights to balance classes in an imbalanced
-    # dataset", finds the function even without the prior since the context recipe
-    # reads a long function's last lines: they return the class weights)
-    query = SearchQuery("balanced weights for unbalanced labels", mode="auto", limit=3)
-    # the tests say "balanced", "weight" and "labels" more often than the code
+    # (the questions asked here before, "weights to balance classes in an imbalanced
+    # dataset" and "balanced weights for unbalanced labels", find the function even
+    # without the prior since the context recipe reads a long function's last lines,
+    # which return the class weights, and its body after the whole signature)
+    query = SearchQuery("balanced class weights", mode="auto", limit=3)
+    # the tests say "balanced", "class" and "weight" more often than the code
     # does: without the test prior one of them is the first hit ...
     without = search_without(sklearn_engine, "test_prior", query)
     assert without[0].path == "sklearn/utils/tests/test_class_weight.py"

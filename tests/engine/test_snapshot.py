@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ragexd.engine import Engine, EngineError, SearchQuery, catalog, snapshot
-from ragexd.engine.embedding import CONTEXT_VERSION, MODEL_NAME, embedder_id
+from ragexd.engine.embedding import CONTEXT_VERSION, DEFAULT_VARIANT, MODEL_NAME, embedder_id
 from ragexd.engine.engine import CATALOG_FILE, CHROMA_DIR, is_store_entry
 from ragexd.engine.vectors import VECTORS_FILE
 
@@ -367,7 +367,7 @@ HOSTILE = {
                        "embedded with bge-large-fp16, this ragex uses"),
     "older ragex's recipe": (lambda a, d: with_manifest(a, d, embedder=OLD_RECIPE),
                              "embedded with another context recipe, context+path/"
-                             f"{CONTEXT_VERSION} (this ragex's is head+tail+path/"),
+                             f"{CONTEXT_VERSION} (this ragex's is {DEFAULT_VARIANT}/"),
     "future format": (lambda a, d: with_manifest(a, d, format=99),
                       "format 99, this ragex reads formats 1 to 2; upgrade ragex"),
     "float32 vectors in format 2": (lambda a, d: with_vectors(a, d, "<f4"),

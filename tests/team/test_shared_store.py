@@ -115,7 +115,7 @@ def test_a_teammate_on_another_context_recipe_takes_none_of_the_published_vector
         published, users) -> None:
     """The collection is named after the embedder id, recipe included: a reader still
     on the recipe before the sixth round's (``context+path``) embeds every chunk
-    itself rather than mixing the writer's ``head+tail+path`` vectors into its index."""
+    itself rather than mixing the writer's vectors (the default recipe's) into its index."""
     server, ci_root, ci_summary = published
     root = short_tmp() / "project"
     shutil.copytree(ci_root, root)
