@@ -161,12 +161,8 @@ def ignore_sources_outside(real: str) -> list[str]:
     and the git config files that name the global one.  The watcher watches them
     all (``worker/watcher.py``): an edit re-decides the tree, as an edit of a
     ``.gitignore`` inside it does."""
-    home = os.path.expanduser("~")
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    own = os.environ.get("GIT_CONFIG_GLOBAL")
-    sources = [own] if own else [os.path.join(xdg, "git", "config"),
-                                 os.path.join(home, ".gitconfig")]
-    sources += [os.path.join(xdg, "git", "ignore"), global_excludes_place()]
+    xdg, configs = _global_configs()
+    sources = configs + [os.path.join(xdg, "git", "ignore"), global_excludes_place()]
     chain = _checkout_chain(real)
     if chain:
         exclude = _info_exclude_path(chain[-1])
@@ -251,9 +247,7 @@ def global_excludes_beyond_rg() -> bool:
     every direct search."""
     if os.environ.get("GIT_CONFIG_GLOBAL"):
         return True
-    home = os.path.expanduser("~")
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    for config in (os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")):
+    for config in _global_configs()[1]:
         try:
             with open(config, "rb") as fh:
                 data = fh.read(MAX_FILE_BYTES)
@@ -266,12 +260,8 @@ def global_excludes_beyond_rg() -> bool:
 
 def global_excludes_place() -> str:
     """Where the global excludes file is, or would be (``git_global_excludes``)."""
-    home = os.path.expanduser("~")
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    own = os.environ.get("GIT_CONFIG_GLOBAL")
-    configs = [own] if own else [os.path.join(xdg, "git", "config"),
-                                 os.path.join(home, ".gitconfig")]
-    key = (home, xdg, own, tuple(_stamp(c) for c in configs))
+    xdg, configs = _global_configs()
+    key = (xdg, tuple(configs), tuple(_stamp(c) for c in configs))
     now = _monotonic()
     cached = _global_cache.get(key)
     if cached is not None and now - cached[0] < GLOBAL_EXCLUDES_TTL:
@@ -286,6 +276,17 @@ def global_excludes_place() -> str:
         _global_cache.clear()
         _global_cache[key] = (now, found)
     return str(found) if found else os.path.join(xdg, "git", "ignore")
+
+
+def _global_configs() -> tuple[str, list[str]]:
+    """``$XDG_CONFIG_HOME`` (or ``~/.config``) and the global git config files, in
+    the order git reads them (the later wins): ``$GIT_CONFIG_GLOBAL`` alone when
+    set, else ``$XDG_CONFIG_HOME/git/config`` then ``~/.gitconfig``."""
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    own = os.environ.get("GIT_CONFIG_GLOBAL")
+    return xdg, ([own] if own else [os.path.join(xdg, "git", "config"),
+                                    os.path.join(home, ".gitconfig")])
 
 
 #: How long a global excludes lookup is trusted while the config files' stats stay
